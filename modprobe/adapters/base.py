@@ -1,0 +1,256 @@
+"""The adapter contract: a declarative description of one model family.
+
+An adapter says where a family keeps its parts (decoder layers, final norm, unembedding,
+attention module), which config fields hold its modality token ids, and how to turn a
+:class:`Prompt` into model inputs with the processor's chat template. Everything else in
+modprobe (capture, analyses, fine-tuning) talks to models only through an adapter.
+
+Adding a family is one new file with one :class:`Adapter` instance (see
+``docs/models.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from modprobe.spans import ModalitySpans
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL.Image import Image
+
+#: The three conditions of a modality-conflict study (SCIENCE.md section 1).
+Condition = Literal["vision", "text", "multi"]
+CONDITIONS: tuple[Condition, ...] = ("vision", "text", "multi")
+
+
+class AdapterError(ValueError):
+    """A model cannot be adapted, or an input does not fit the model's family."""
+
+
+@dataclass
+class Prompt:
+    """One model input: an optional image, an optional textual context, and a question.
+
+    The three study conditions are ``Prompt(question, image=img)`` (vision-only),
+    ``Prompt(question, context=text)`` (text-only) and both (conflict / multi).
+
+    Attributes:
+        question: The question, e.g. ``"What color is the circle? Please use one word..."``.
+        context: Textual description placed between the image and the question.
+        images: Images shown before the text (most studies use exactly one).
+    """
+
+    question: str
+    context: str | None = None
+    images: list[Image] = field(default_factory=list)
+
+    @classmethod
+    def for_condition(
+        cls, condition: Condition, question: str, context: str | None, image: Image | None
+    ) -> Prompt:
+        """Build the prompt of one study condition from an item's parts."""
+        if condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")
+        if condition in ("vision", "multi") and image is None:
+            raise ValueError(f"the {condition!r} condition needs an image")
+        if condition in ("text", "multi") and not context:
+            raise ValueError(f"the {condition!r} condition needs a textual context")
+        return cls(
+            question=question,
+            context=context if condition != "vision" else None,
+            images=[image] if condition != "text" else [],
+        )
+
+    @property
+    def text(self) -> str:
+        """The text part: context (if any) then question, on separate lines."""
+        return f"{self.context}\n{self.question}" if self.context else self.question
+
+
+def get_submodule(root: Any, path: str) -> Any:
+    """Follow a dotted attribute path (``"model.language_model.layers"``) from ``root``.
+
+    Works on a torch module and on an nnsight envoy alike.
+    """
+    obj = root
+    for part in path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AdapterError(
+                f"{type(root).__name__} has no submodule {path!r} (stopped at {part!r}); "
+                "the adapter's paths do not match this model"
+            ) from None
+    return obj
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Where a model family keeps its parts and how its inputs are laid out.
+
+    Attributes:
+        family: Short name, e.g. ``"llava"``.
+        model_types: ``config.model_type`` values this adapter handles.
+        layers: Dotted path from the model to its list of decoder layers.
+        final_norm: Dotted path to the final norm applied before the unembedding.
+        unembed: Dotted path to the unembedding (``lm_head``).
+        attention: Attribute name of the attention module inside a decoder layer.
+        text_config: Attribute of the config holding the language model's config.
+        image_token: Config attribute holding the image placeholder token id.
+        video_token: Config attribute holding the video placeholder token id, if any.
+        audio_token: Config attribute holding the audio placeholder token id, if any.
+        chat_template: Whether prompts are built with the processor's chat template
+            (``False``: the processor inserts the image tokens itself, as InstructBLIP's does).
+        mixed_batches: Whether one batch may mix prompts with and without images.
+        extra_inputs: Processor outputs that the forward pass needs beyond ``input_ids``,
+            ``attention_mask`` and pixel values (Qwen-VL's ``mm_token_type_ids``).
+    """
+
+    family: str
+    model_types: tuple[str, ...]
+    layers: str = "model.language_model.layers"
+    final_norm: str = "model.language_model.norm"
+    unembed: str = "lm_head"
+    attention: str = "self_attn"
+    text_config: str = "text_config"
+    image_token: str = "image_token_id"
+    video_token: str | None = None
+    audio_token: str | None = None
+    chat_template: bool = True
+    mixed_batches: bool = True
+    extra_inputs: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------- model parts
+    def decoder_layers(self, model: Any) -> Any:
+        """The decoder layers (a ModuleList, or its envoy when given an nnsight model)."""
+        return get_submodule(model, self.layers)
+
+    def num_layers(self, model: Any) -> int:
+        return len(get_submodule(_unwrap(model), self.layers))
+
+    def norm(self, model: Any) -> Any:
+        return get_submodule(model, self.final_norm)
+
+    def lm_head(self, model: Any) -> Any:
+        return get_submodule(model, self.unembed)
+
+    def attention_module(self, model: Any, layer: int) -> Any:
+        return getattr(self.decoder_layers(model)[layer], self.attention)
+
+    def language_config(self, config: Any) -> Any:
+        return getattr(config, self.text_config, None) or config
+
+    # ----------------------------------------------------------------- tokens
+    def token_ids(self, config: Any) -> dict[str, int]:
+        """Placeholder token id of each non-text modality the config defines."""
+        out: dict[str, int] = {}
+        for name, attr in (("image", self.image_token), ("video", self.video_token),
+                           ("audio", self.audio_token)):
+            if attr is None:
+                continue
+            value = getattr(config, attr, None)
+            if value is not None:
+                out[name] = int(value)
+        if "image" not in out:
+            raise AdapterError(
+                f"the {self.family} config has no {self.image_token!r}: modprobe cannot tell "
+                "image tokens from text tokens in this model"
+            )
+        return out
+
+    def spans(self, config: Any, input_ids: torch.Tensor,
+              attention_mask: torch.Tensor | None = None) -> ModalitySpans:
+        """Modality of every token of a (padded) batch.
+
+        A token is image/video/audio when it equals that modality's placeholder id and is
+        attended; padding is where ``attention_mask`` is 0; everything else is text (the
+        Qwen-VL ``<|vision_start|>``/``<|vision_end|>`` wrappers included).
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        masks = {name: input_ids == tid for name, tid in self.token_ids(config).items()}
+        return ModalitySpans.from_masks(attention_mask, **masks)
+
+    # ----------------------------------------------------------------- prompts
+    def messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        """Chat messages (transformers' multimodal format) for one prompt."""
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in prompt.images]
+        content.append({"type": "text", "text": prompt.text})
+        return [{"role": "user", "content": content}]
+
+    def prompt_text(self, processor: Any, prompt: Prompt) -> str:
+        """The prompt string the processor tokenizes, placeholders included."""
+        if not self.chat_template:
+            return prompt.text
+        template = getattr(processor, "chat_template", None) or getattr(
+            getattr(processor, "tokenizer", None), "chat_template", None)
+        if not template:
+            raise AdapterError(
+                f"the {self.family} processor has no chat template; save one with the "
+                "processor (processor.chat_template = ...) or pass a processor that has it"
+            )
+        return processor.apply_chat_template(
+            self.messages(prompt), add_generation_prompt=True, tokenize=False)
+
+    def encode(self, processor: Any, prompts: list[Prompt], padding_side: str = "left",
+               device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Tokenize a batch of prompts into model inputs (padded, with pixel values).
+
+        Raises:
+            AdapterError: if the batch mixes prompts with and without images where the family
+                cannot, or a prompt's text holds a different number of image placeholders
+                than it has images.
+        """
+        if not prompts:
+            raise ValueError("encode() needs at least one prompt")
+        with_images = [bool(p.images) for p in prompts]
+        if not self.mixed_batches and len(set(with_images)) > 1:
+            raise AdapterError(
+                f"{self.family} cannot batch prompts with and without images together; "
+                "encode each condition in its own batch"
+            )
+        texts = [self.prompt_text(processor, p) for p in prompts]
+        self._check_placeholders(processor, prompts, texts)
+        images = [img for p in prompts for img in p.images]
+        tokenizer = getattr(processor, "tokenizer", processor)
+        old_side = tokenizer.padding_side
+        tokenizer.padding_side = padding_side
+        try:
+            kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+            if images:
+                kwargs["images"] = images
+            batch = processor(**kwargs)
+        finally:
+            tokenizer.padding_side = old_side
+        out = dict(batch)
+        if device is not None:
+            out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+        return out
+
+    def _check_placeholders(self, processor: Any, prompts: list[Prompt], texts: list[str]) -> None:
+        if not self.chat_template:
+            return
+        image_token = getattr(processor, "image_token", None)
+        if image_token is None:
+            return
+        for i, (prompt, text) in enumerate(zip(prompts, texts)):
+            found = text.count(image_token)
+            if found != len(prompt.images):
+                raise AdapterError(
+                    f"prompt {i} has {len(prompt.images)} image(s) but its text holds {found} "
+                    f"image placeholder(s) {image_token!r}; give one image per placeholder "
+                    "(and do not write placeholders into the question or context yourself)"
+                )
+
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The subset of a processor batch the forward pass takes."""
+        return {k: v for k, v in batch.items() if k not in ("token_type_ids",)
+                or k in self.extra_inputs}
+
+
+def _unwrap(model: Any) -> Any:
+    """The torch module behind an nnsight wrapper (or the module itself)."""
+    return getattr(model, "_model", model)

@@ -1,0 +1,63 @@
+"""Small array helpers shared by the analysis modules (no torch import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def to_numpy(values: Any, dtype: Any = np.float64) -> np.ndarray:
+    """Convert a numpy array, torch tensor, pandas object or sequence to numpy.
+
+    Torch tensors are detached and moved to the CPU without importing torch here: a
+    tensor is recognised by its ``detach`` method.
+
+    Args:
+        values: Array-like input of any shape.
+        dtype: Target dtype, or ``None`` to keep the input's.
+
+    Returns:
+        A numpy array with the same shape.
+    """
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().cpu()
+        if dtype is not None and str(values.dtype) in ("torch.bfloat16", "torch.float16"):
+            values = values.float()
+        values = values.numpy()
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    return np.asarray(values, dtype=dtype)
+
+
+def normalize_answer(value: Any) -> Any:
+    """Canonical form of an answer or token for equality tests.
+
+    Strings are stripped and case-folded (``" Red"`` == ``"red"``: tokenizers emit a
+    leading space, models capitalise); integers (token ids) are kept; missing values
+    (``None``, NaN, ``pd.NA``) become ``None`` so they never equal a real answer.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip().casefold()
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a core dependency
+        pass
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def normalize_answers(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """`normalize_answer` applied to every element of a 1-D sequence."""
+    if hasattr(values, "tolist") and not isinstance(values, list):
+        values = values.tolist()
+    return [normalize_answer(v) for v in values]

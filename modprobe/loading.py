@@ -1,0 +1,197 @@
+"""Load a multimodal model, its processor and its adapter, wrapped for nnsight.
+
+```python
+import modprobe
+lm = modprobe.load("llava")                 # alias of llava-hf/llava-1.5-7b-hf
+lm = modprobe.load("/models/tiny-llava")    # a local folder works the same way
+batch = lm.encode([modprobe.Prompt("What color is the circle?", images=[img])])
+print(lm.spans(batch).describe(0))
+```
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modprobe.adapters import Adapter, Prompt, adapter_for
+from modprobe.spans import ModalitySpans
+
+#: Short names for the checkpoints the papers study (hub ids; need network or a cache).
+ALIASES: dict[str, str] = {
+    "llava": "llava-hf/llava-1.5-7b-hf",
+    "llava-next": "llava-hf/llava-v1.6-mistral-7b-hf",
+    "qwen2-vl": "Qwen/Qwen2-VL-7B-Instruct",
+    "qwen2.5-vl": "Qwen/Qwen2.5-VL-7B-Instruct",
+    "instructblip": "Salesforce/instructblip-vicuna-7b",
+}
+
+#: Aliases that resolve to a folder shipped inside modprobe (filled in by modules that
+#: ship one, e.g. the bundled model organism).
+LOCAL_ALIASES: dict[str, Path] = {}
+
+_DTYPES = {
+    "auto": "auto",
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The requested model is neither a known alias, a local folder, nor reachable."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for modprobe: the nnsight wrapper, its processor and adapter.
+
+    Attributes:
+        model: The nnsight wrapper (``model.trace(**batch)`` runs an intervention).
+        processor: The transformers processor (tokenizer + image processor).
+        adapter: Where this family keeps its parts and how its prompts are built.
+        name: What the user asked for (alias, hub id or folder).
+        source: The resolved hub id or local folder.
+    """
+
+    model: Any
+    processor: Any
+    adapter: Adapter
+    name: str
+    source: str
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The underlying torch model."""
+        return getattr(self.model, "_model", self.model)
+
+    @property
+    def config(self) -> Any:
+        return self.module.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def encode(self, prompts: list[Prompt], padding_side: str = "left") -> dict[str, torch.Tensor]:
+        """Tokenize prompts with the family's chat template, on the model's device."""
+        return self.adapter.encode(self.processor, prompts, padding_side=padding_side,
+                                   device=self.device)
+
+    def spans(self, batch: dict[str, torch.Tensor]) -> ModalitySpans:
+        """Modality spans of an encoded batch."""
+        return self.adapter.spans(self.config, batch["input_ids"], batch.get("attention_mask"))
+
+
+def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
+    """Turn an alias, hub id or folder into what ``from_pretrained`` takes.
+
+    Raises:
+        ModelNotFoundError: for a path-like name whose folder does not exist, or a bare
+            name that is no known alias (the message lists the aliases).
+    """
+    name = os.fspath(name_or_path)
+    if name in LOCAL_ALIASES:
+        return str(LOCAL_ALIASES[name])
+    if name in ALIASES:
+        return ALIASES[name]
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{name!r} is a folder but holds no config.json; point to a folder written by "
+                "save_pretrained (e.g. by `python -m modprobe.testing tiny llava --out DIR`)")
+        return str(path)
+    # A hub id is exactly "org/name"; anything else with a slash, or starting like a
+    # path, is a folder the user expected to exist.
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+    if looks_like_path or path.exists():
+        raise ModelNotFoundError(
+            f"local model folder {name!r} does not exist; check the path, or create a test "
+            "model there with `python -m modprobe.testing tiny llava --out DIR`")
+    if "/" not in name:
+        known = sorted([*ALIASES, *LOCAL_ALIASES])
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ModelNotFoundError(
+            f"unknown model alias {name!r}.{hint} Known aliases: {', '.join(known)}. "
+            "Or pass a hub id (org/name) or a local folder.")
+    return name
+
+
+def load(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype = "auto",
+    attn_implementation: str = "sdpa",
+    trust_remote_code: bool = False,
+    local_files_only: bool | None = None,
+) -> LoadedModel:
+    """Load a model by alias, hub id or local folder, wrapped for nnsight.
+
+    Args:
+        name_or_path: An alias (``llava``, ``llava-next``, ``qwen2-vl``, ``qwen2.5-vl``,
+            ``instructblip``), a hub id, or a folder written by ``save_pretrained``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when available.
+        dtype: ``"auto"`` (the checkpoint's), ``"float32"``, ``"bfloat16"``, ``"float16"``
+            or a torch dtype.
+        attn_implementation: Attention kernel; modprobe's capture works under the default
+            ``"sdpa"`` (no need for ``"eager"``).
+        trust_remote_code: Run code shipped with the checkpoint. Off unless you ask.
+        local_files_only: Never touch the network (default: only for local folders).
+
+    Returns:
+        The :class:`LoadedModel`.
+
+    Raises:
+        ModelNotFoundError: unknown alias, missing folder, or weights neither cached nor
+            downloadable.
+        AdapterError: the model is not an image-text-to-text model modprobe can adapt.
+    """
+    from nnsight import NNsight
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    source = resolve_source(name_or_path)
+    is_local = Path(source).is_dir()
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
+        dtype = _DTYPES[dtype]
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    offline = is_local if local_files_only is None else local_files_only
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    try:
+        processor = AutoProcessor.from_pretrained(source, **kwargs)
+        module = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
+    except OSError as err:
+        if is_local:
+            raise ModelNotFoundError(f"could not load the model in folder {source!r}: {err}") from err
+        raise ModelNotFoundError(
+            f"could not load {source!r}: its weights are not in the local cache and the hub "
+            "could not be reached (or the id is wrong). Download it where you have network, "
+            "or pass a local folder: modprobe.load('/path/to/model'). "
+            f"(transformers said: {str(err).splitlines()[0]})") from err
+    except ValueError as err:
+        if "Unrecognized configuration class" in str(err) or "image-text-to-text" in str(err):
+            from modprobe.adapters import AdapterError
+            raise AdapterError(
+                f"{source!r} is not an image-text-to-text model transformers can load with "
+                f"AutoModelForImageTextToText: {str(err).splitlines()[0]}") from err
+        raise
+    module.to(device).eval()
+    adapter = adapter_for(module)
+    adapter.token_ids(module.config)  # fail early when there is no image token
+    return LoadedModel(model=NNsight(module), processor=processor, adapter=adapter,
+                       name=os.fspath(name_or_path), source=source)
