@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from modprobe.adapters import Adapter, Prompt, adapter_for
+from modprobe.adapters import Adapter, AdapterError, Prompt, adapter_for
 from modprobe.spans import ModalitySpans
 
 #: Short names for the checkpoints the papers study (hub ids; need network or a cache).
@@ -68,7 +68,7 @@ class LoadedModel:
     @property
     def module(self) -> torch.nn.Module:
         """The underlying torch model."""
-        return getattr(self.model, "_model", self.model)
+        return getattr(self.model, "_module", self.model)
 
     @property
     def config(self) -> Any:
@@ -128,6 +128,53 @@ def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
     return name
 
 
+def image_only_processor_class(processor_class: type) -> type:
+    """A subclass of a multimodal processor class that needs no video processor.
+
+    Qwen-VL processors take a video processor, and transformers builds video processors
+    only with torchvision installed. modprobe studies images, so without torchvision it
+    loads (and the tiny-model builder creates) the processor without that part; the
+    subclass keeps the original class name, so what it saves loads anywhere.
+    """
+
+    class ImageOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return [a for a in super().get_attributes() if a != "video_processor"]
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("video_processor", None)
+            super().__init__(*args, **kwargs)
+            self.video_processor = None
+
+    ImageOnlyProcessor.__name__ = processor_class.__name__
+    ImageOnlyProcessor.__qualname__ = processor_class.__qualname__
+    return ImageOnlyProcessor
+
+
+def load_processor(source: str, **kwargs: Any) -> Any:
+    """``AutoProcessor.from_pretrained``, falling back to an image-only processor.
+
+    The fallback applies when torchvision is missing and the family's processor wants a
+    video processor (Qwen-VL): the image processor (PIL backend), tokenizer and chat
+    template load as usual.
+    """
+    from transformers import AutoConfig, AutoProcessor
+    from transformers.utils import is_torchvision_available
+
+    try:
+        return AutoProcessor.from_pretrained(source, **kwargs)
+    except OSError as err:
+        if is_torchvision_available() or "video processor" not in str(err):
+            raise
+    import transformers
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
+    processor_class = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
+    return image_only_processor_class(processor_class).from_pretrained(source, **kwargs)
+
+
 def load(
     name_or_path: str | os.PathLike[str],
     *,
@@ -159,7 +206,7 @@ def load(
         AdapterError: the model is not an image-text-to-text model modprobe can adapt.
     """
     from nnsight import NNsight
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
@@ -170,28 +217,37 @@ def load(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     offline = is_local if local_files_only is None else local_files_only
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+    kwargs: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code),
+                              "local_files_only": offline}
     try:
-        processor = AutoProcessor.from_pretrained(source, **kwargs)
         module = AutoModelForImageTextToText.from_pretrained(
             source, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
+        processor = load_processor(source, **kwargs)
     except OSError as err:
         if is_local:
-            raise ModelNotFoundError(f"could not load the model in folder {source!r}: {err}") from err
+            raise ModelNotFoundError(
+                f"could not load the model in folder {source!r}: {_first_line(err)}") from err
         raise ModelNotFoundError(
-            f"could not load {source!r}: its weights are not in the local cache and the hub "
-            "could not be reached (or the id is wrong). Download it where you have network, "
-            "or pass a local folder: modprobe.load('/path/to/model'). "
-            f"(transformers said: {str(err).splitlines()[0]})") from err
+            f"could not load {source!r}: its files are not in the local Hugging Face cache "
+            "and the hub could not be reached (offline, HF_HUB_OFFLINE=1, or a wrong id). "
+            "Download it where you have network, or pass a local folder: "
+            f"modprobe.load('/path/to/model'). (transformers said: {_first_line(err)})"
+        ) from err
     except ValueError as err:
-        if "Unrecognized configuration class" in str(err) or "image-text-to-text" in str(err):
-            from modprobe.adapters import AdapterError
+        message = str(err)
+        if "Unrecognized configuration class" in message or "AutoModelForImageTextToText" in message:
             raise AdapterError(
-                f"{source!r} is not an image-text-to-text model transformers can load with "
-                f"AutoModelForImageTextToText: {str(err).splitlines()[0]}") from err
+                f"{source!r} is not an image-text-to-text model (AutoModelForImageTextToText "
+                f"cannot load it), so modprobe has no image tokens to study: {_first_line(err)}"
+            ) from err
         raise
     module.to(device).eval()
     adapter = adapter_for(module)
     adapter.token_ids(module.config)  # fail early when there is no image token
     return LoadedModel(model=NNsight(module), processor=processor, adapter=adapter,
                        name=os.fspath(name_or_path), source=source)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -34,7 +34,7 @@ def adapter_for(model: torch.nn.Module) -> Adapter:
     Raises:
         AdapterError: if the model is not a supported family and cannot be adapted generically.
     """
-    model = getattr(model, "_model", model)
+    model = getattr(model, "_module", model)
     model_type = getattr(model.config, "model_type", None)
     for adapter in ADAPTERS.values():
         if model_type in adapter.model_types:

@@ -253,4 +253,4 @@ class Adapter:
 
 def _unwrap(model: Any) -> Any:
     """The torch module behind an nnsight wrapper (or the module itself)."""
-    return getattr(model, "_model", model)
+    return getattr(model, "_module", model)

@@ -72,8 +72,8 @@ def entropy(
         s = np.take(s, np.asarray(candidates, dtype=np.int64), axis=axis)
     log_p = log_softmax(s, axis=axis)
     p = np.exp(log_p)
-    # 0 * log 0 is 0 by continuity; np.where avoids the nan of 0 * -inf.
-    terms = np.where(p > 0, p * log_p, 0.0)
+    # 0 * log 0 is 0 by continuity: zero the -inf log-probabilities before multiplying.
+    terms = p * np.where(p > 0, log_p, 0.0)
     return np.maximum(-np.sum(terms, axis=axis), 0.0)
 
 

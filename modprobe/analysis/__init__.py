@@ -1,0 +1,154 @@
+"""Section-1 analyses on plain tables: uncertainty, following, the law, oscillation.
+
+No model code here: everything takes numpy arrays, torch tensors (converted) or pandas
+tables, so it serves modprobe's captures and predictions from any model alike.
+Definitions: SCIENCE.md section 1. Walk-through with figures: docs/analyses.md.
+
+Public API
+----------
+High level (used by ``python -m modprobe.following`` and the study runner)::
+
+    analyze_following(table, axis="rel", entropy_floor=0.0, filter_correct=False,
+                      conflict_group="conflict", n_bootstrap=1000, confidence=0.95,
+                      bins=10, seed=0, split=True, isotonic_band=True) -> FollowingReport
+        FollowingReport.models[name] -> ModelFollowing(rates, axis, items, law, split, ...)
+        FollowingReport.summary_lines() / .laws
+    oscillation_report(counts, x, balance_point, groups=None, region_group="conflict",
+                       radius=0.5, n_bootstrap=2000, confidence=0.95, seed=0)
+        -> OscillationReport(per_item, by_region, by_group, ambiguous_minus_clear, ...)
+
+Tables (`modprobe.analysis.table`)::
+
+    read_table(path) -> DataFrame;  validate_table(frame) -> DataFrame  (raise TableError)
+
+Uncertainty (`modprobe.analysis.uncertainty`)::
+
+    entropy(scores, axis=-1, candidates=None) -> ndarray           # logits or log-probs
+    uncertainty_axis(h_text, h_vision, axis="rel"|"abs", entropy_floor=0.0) -> UncertaintyAxis
+    relative_uncertainty(h_text, h_vision, entropy_floor=0.0) -> UncertaintyAxis
+    absolute_uncertainty(h_text, h_vision, entropy_floor=0.0) -> UncertaintyAxis
+    saturation_share(dh_rel, threshold=1.5) -> float
+
+Following (`modprobe.analysis.following`)::
+
+    classify_following(y_text, y_vision, y_multi) -> ndarray of "text"|"vision"|"other"|"no_conflict"
+    following_rates(labels, correct_text=None, correct_vision=None, filter_correct=False,
+                    confidence=0.95) -> FollowingRates
+    wilson_interval(successes, trials, confidence=0.95) -> (low, high)
+
+The law (`modprobe.analysis.law`)::
+
+    fit_law(x, followed_text, n_bootstrap=1000, confidence=0.95, bins=10, ...) -> Law
+    balance_point(x, followed_text, n_bootstrap=1000, confidence=0.95, seed=0) -> BalancePoint
+    split_by_entropy(h_text, h_vision, x, followed_text, **fit_law_kwargs) -> EntropySplit
+    fit_logistic(x, followed_text) -> LogisticFit;  fit_logistic_batch(x, y, init=None)
+    fit_isotonic(x, followed_text, weights=None) -> IsotonicFit
+    binned_following_rate(x, followed_text, bins=10, strategy="quantile") -> DataFrame
+
+Oscillation (`modprobe.analysis.oscillation`)::
+
+    layer_states(layer_top1, y_text, y_vision) -> list["T"|"V"|"O"]
+    states_from_logits(logit_text, logit_vision, logit_other_max=None) -> list[str]
+    count_switches(states) -> int
+    oscillation_counts(layer_top1, y_text, y_vision) -> ndarray (NaN: not a conflict)
+    assign_regions(x, balance_point, radius=0.5) -> ndarray
+    logit_difference(lens_logits, text_ids, vision_ids) -> ndarray (layers items)
+    logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix
+
+Plots (`modprobe.analysis.plots`; imported lazily, each returns a Figure, ``path=`` saves)::
+
+    plot_following_curve(laws, ...), plot_uncertainty_distribution(values, ...),
+    plot_oscillation(reports, ...), plot_logit_difference(matrix, ...),
+    plot_attention_mass(frame, ...), save_figure(fig, path)
+
+Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables) and
+``python -m modprobe.analysis.calibration`` (balance-point interval coverage).
+"""
+
+from __future__ import annotations
+
+from modprobe.analysis.following import (
+    FollowingRates,
+    classify_following,
+    following_rates,
+    wilson_interval,
+)
+from modprobe.analysis.law import (
+    BalancePoint,
+    EntropySplit,
+    IsotonicFit,
+    Law,
+    LogisticFit,
+    MonotonicityTest,
+    balance_point,
+    binned_following_rate,
+    fit_isotonic,
+    fit_law,
+    fit_logistic,
+    fit_logistic_batch,
+    split_by_entropy,
+)
+from modprobe.analysis.oscillation import (
+    LogitDifferenceMatrix,
+    OscillationReport,
+    assign_regions,
+    count_switches,
+    layer_states,
+    logit_difference,
+    logit_difference_matrix,
+    oscillation_counts,
+    oscillation_report,
+    states_from_logits,
+)
+from modprobe.analysis.report import FollowingReport, ModelFollowing, analyze_following
+from modprobe.analysis.table import TableError, read_table, validate_table
+from modprobe.analysis.uncertainty import (
+    UncertaintyAxis,
+    absolute_uncertainty,
+    entropy,
+    relative_uncertainty,
+    saturation_share,
+    uncertainty_axis,
+)
+
+__all__ = [
+    "BalancePoint",
+    "EntropySplit",
+    "FollowingRates",
+    "FollowingReport",
+    "IsotonicFit",
+    "Law",
+    "LogisticFit",
+    "LogitDifferenceMatrix",
+    "ModelFollowing",
+    "MonotonicityTest",
+    "OscillationReport",
+    "TableError",
+    "UncertaintyAxis",
+    "absolute_uncertainty",
+    "analyze_following",
+    "assign_regions",
+    "balance_point",
+    "binned_following_rate",
+    "classify_following",
+    "count_switches",
+    "entropy",
+    "fit_isotonic",
+    "fit_law",
+    "fit_logistic",
+    "fit_logistic_batch",
+    "following_rates",
+    "layer_states",
+    "logit_difference",
+    "logit_difference_matrix",
+    "oscillation_counts",
+    "oscillation_report",
+    "read_table",
+    "relative_uncertainty",
+    "saturation_share",
+    "split_by_entropy",
+    "states_from_logits",
+    "uncertainty_axis",
+    "validate_table",
+    "wilson_interval",
+]

@@ -1,0 +1,167 @@
+"""Coverage of the balance-point interval on data with a planted law.
+
+SCIENCE.md section 1, "Balance point": the bootstrap interval should cover the true
+balance point at its nominal rate. This module simulates many datasets from a known
+logistic law (`modprobe.analysis.simulate.simulate_law`), computes the interval on each
+and reports how often it covers the planted value. Run it as
+
+    python -m modprobe.analysis.calibration --datasets 400 --items 500 --bootstrap 400
+
+(the output of that command is pasted in docs/analyses.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from modprobe.analysis.following import wilson_interval
+from modprobe.analysis.law import balance_point
+from modprobe.analysis.simulate import simulate_law
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """Outcome of a coverage study.
+
+    Attributes:
+        n_datasets: Simulated datasets.
+        n_items: Items per dataset.
+        n_bootstrap: Bootstrap replicates per interval.
+        true_balance_point: Planted ``x*``.
+        slope: Planted slope.
+        coverage: Share of intervals that contain ``x*``.
+        coverage_ci: Wilson 95% interval of that share.
+        miss_low: Share of intervals entirely above ``x*`` (true value below them).
+        miss_high: Share of intervals entirely below ``x*``.
+        mean_width: Mean interval width.
+        bias: Mean of estimate - ``x*``.
+        rmse: Root mean squared error of the estimate.
+        n_not_crossing: Datasets whose fit did not cross 0.5 in range (count as misses).
+        seconds: Wall time.
+    """
+
+    n_datasets: int
+    n_items: int
+    n_bootstrap: int
+    true_balance_point: float
+    slope: float
+    coverage: float
+    coverage_ci: tuple[float, float]
+    miss_low: float
+    miss_high: float
+    mean_width: float
+    bias: float
+    rmse: float
+    n_not_crossing: int
+    seconds: float
+
+    def summary(self) -> str:
+        """A multi-line human-readable report."""
+        return "\n".join(
+            [
+                f"planted balance point {self.true_balance_point:+.3f}, slope {self.slope:+.2f}; "
+                f"{self.n_datasets} datasets x {self.n_items} items, "
+                f"{self.n_bootstrap} bootstrap replicates each",
+                f"coverage of the 95% interval: {self.coverage:.3f} "
+                f"(Wilson 95% [{self.coverage_ci[0]:.3f}, {self.coverage_ci[1]:.3f}]); "
+                f"true value below interval {self.miss_low:.3f}, above {self.miss_high:.3f}",
+                f"estimate bias {self.bias:+.4f}, rmse {self.rmse:.4f}, "
+                f"mean interval width {self.mean_width:.4f}, "
+                f"not crossing: {self.n_not_crossing}",
+                f"wall time {self.seconds:.1f} s",
+            ]
+        )
+
+
+def coverage_study(
+    n_datasets: int = 200,
+    n_items: int = 500,
+    n_bootstrap: int = 400,
+    true_balance_point: float = -0.3,
+    slope: float = -4.0,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> CoverageResult:
+    """Simulate datasets from a planted law and measure interval coverage.
+
+    For each dataset ``d``: ``(x, y) ~ simulate_law(n_items, x*, slope)``, then
+    `balance_point` with ``n_bootstrap`` replicates; coverage is
+    ``mean_d 1[ci_low_d <= x* <= ci_high_d]`` (SCIENCE.md section 1, "Balance point").
+
+    Args:
+        n_datasets: Number of simulated datasets.
+        n_items: Items per dataset.
+        n_bootstrap: Bootstrap replicates per interval.
+        true_balance_point: Planted ``x*``.
+        slope: Planted slope ``b``.
+        confidence: Nominal interval level.
+        seed: Master seed.
+
+    Returns:
+        `CoverageResult`.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    estimates = np.full(n_datasets, np.nan)
+    lows = np.full(n_datasets, np.nan)
+    highs = np.full(n_datasets, np.nan)
+    for d in range(n_datasets):
+        x, y = simulate_law(n_items, true_balance_point, slope, rng)
+        bp = balance_point(x, y, n_bootstrap=n_bootstrap, confidence=confidence,
+                           seed=int(rng.integers(2**31)))
+        estimates[d], lows[d], highs[d] = bp.value, bp.ci_low, bp.ci_high
+    crossing = np.isfinite(estimates)
+    covered = crossing & (lows <= true_balance_point) & (highs >= true_balance_point)
+    n_covered = int(covered.sum())
+    err = estimates[crossing] - true_balance_point
+    return CoverageResult(
+        n_datasets=n_datasets,
+        n_items=n_items,
+        n_bootstrap=n_bootstrap,
+        true_balance_point=true_balance_point,
+        slope=slope,
+        coverage=n_covered / n_datasets,
+        coverage_ci=wilson_interval(n_covered, n_datasets),
+        miss_low=float(np.mean(crossing & (lows > true_balance_point))),
+        miss_high=float(np.mean(crossing & (highs < true_balance_point))),
+        mean_width=float(np.mean(highs[crossing] - lows[crossing])),
+        bias=float(np.mean(err)),
+        rmse=float(np.sqrt(np.mean(err**2))),
+        n_not_crossing=int((~crossing).sum()),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m modprobe.analysis.calibration [--datasets N] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.analysis.calibration",
+        description="Coverage of the balance-point bootstrap interval on planted data.",
+    )
+    parser.add_argument("--datasets", type=int, default=200)
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--bootstrap", type=int, default=400)
+    parser.add_argument("--balance-point", type=float, default=-0.3)
+    parser.add_argument("--slope", type=float, default=-4.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    result = coverage_study(
+        n_datasets=args.datasets,
+        n_items=args.items,
+        n_bootstrap=args.bootstrap,
+        true_balance_point=args.balance_point,
+        slope=args.slope,
+        seed=args.seed,
+    )
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Layer-wise oscillation between the text and the vision answer (logit lens).
+
+SCIENCE.md section 1, "Oscillation" and "Heatmap". At every layer the logit lens gives
+a top-1 token at the answer position; it is mapped to a *state*: ``T`` (Y_t's token),
+``V`` (Y_v's token) or ``O`` (other). The oscillation count of an item is the number of
+switches between T and V with 'other' ignored in between: ``V O T`` counts 1,
+``T V T`` counts 2, ``O O O`` counts 0, a single layer counts 0.
+
+**Ties** (our rule). When per-layer *logits* are given instead of top-1 tokens
+(`states_from_logits`), a layer is ``T`` only if Y_t's logit is strictly larger than
+Y_v's and than every other token's, ``V`` likewise; any tie for the top spot makes the
+layer ``O``. An undecided layer therefore, like 'other', neither creates nor breaks a
+switch: ``T (tie) V`` counts 1, ``T (tie) T`` counts 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.analysis._arrays import normalize_answer, to_numpy
+from modprobe.analysis.law import BalancePoint
+
+STATE_TEXT = "T"
+STATE_VISION = "V"
+STATE_OTHER = "O"
+AMBIGUOUS = "ambiguous"
+CLEAR = "clear"
+UNASSIGNED = "unassigned"
+
+
+def layer_states(layer_top1: Sequence[Any] | np.ndarray, y_text: Any, y_vision: Any) -> list[str]:
+    """Map one item's per-layer top-1 tokens to ``T`` / ``V`` / ``O`` states.
+
+    SCIENCE.md section 1, "Oscillation": a layer is ``T`` when its top-1 equals Y_t's
+    token, ``V`` when it equals Y_v's, ``O`` otherwise (tokens compared after
+    `normalize_answer`, so ``" Red"`` matches ``"red"``; ids match ids).
+
+    Args:
+        layer_top1: ``layers`` top-1 tokens (ids or strings).
+        y_text: The text-only answer (same kind as the tokens).
+        y_vision: The vision-only answer.
+
+    Returns:
+        ``layers`` list of states.
+
+    Raises:
+        ValueError: When Y_t == Y_v (not a conflict: T and V cannot be told apart).
+    """
+    t, v = normalize_answer(y_text), normalize_answer(y_vision)
+    if t is None or v is None or t == v:
+        raise ValueError(f"not a conflict item: Y_t={y_text!r}, Y_v={y_vision!r}")
+    states = []
+    for token in list(layer_top1):
+        tok = normalize_answer(token)
+        states.append(STATE_TEXT if tok == t else STATE_VISION if tok == v else STATE_OTHER)
+    return states
+
+
+def states_from_logits(
+    logit_text: Any, logit_vision: Any, logit_other_max: Any | None = None
+) -> list[str]:
+    """Per-layer states from lens logits, with the tie rule of this module.
+
+    ``T`` where ``l_t > max(l_v, l_o)``, ``V`` where ``l_v > max(l_t, l_o)``, ``O``
+    otherwise, including every tie for the top (SCIENCE.md section 1, "Oscillation";
+    the tie rule is ours).
+
+    Args:
+        logit_text: ``layers`` lens logit of Y_t's token.
+        logit_vision: ``layers`` lens logit of Y_v's token.
+        logit_other_max: ``layers`` largest lens logit over all other tokens; None when
+            only the two answers are compared (then a layer is never ``O`` unless tied).
+
+    Returns:
+        ``layers`` list of states.
+    """
+    lt = to_numpy(logit_text).reshape(-1)
+    lv = to_numpy(logit_vision).reshape(-1)
+    lo = np.full_like(lt, -np.inf) if logit_other_max is None else to_numpy(logit_other_max)
+    lo = lo.reshape(-1)
+    text = (lt > lv) & (lt > lo)
+    vision = (lv > lt) & (lv > lo)
+    return [STATE_TEXT if a else STATE_VISION if b else STATE_OTHER for a, b in zip(text, vision)]
+
+
+def count_switches(states: Sequence[str]) -> int:
+    """Number of T<->V switches, 'other' (and tied) layers ignored in between.
+
+    ``count = #{k : s'_k != s'_{k+1}}`` where ``s'`` is the state sequence with every
+    ``O`` removed (SCIENCE.md section 1, "Oscillation"). ``V O T`` -> 1, ``T V T`` -> 2,
+    all ``O`` or a single layer -> 0.
+
+    Args:
+        states: ``layers`` states from `layer_states` or `states_from_logits`.
+
+    Returns:
+        The switch count.
+    """
+    decided = [s for s in states if s in (STATE_TEXT, STATE_VISION)]
+    return sum(a != b for a, b in zip(decided, decided[1:]))
+
+
+def oscillation_counts(
+    layer_top1: Sequence[Sequence[Any]] | np.ndarray,
+    y_text: Sequence[Any] | np.ndarray,
+    y_vision: Sequence[Any] | np.ndarray,
+) -> np.ndarray:
+    """Per-item switch counts from per-layer top-1 tokens.
+
+    `count_switches` of `layer_states` for every item (SCIENCE.md section 1,
+    "Oscillation"). Items with Y_t == Y_v are not conflicts: their count is NaN (flagged,
+    never counted as 0).
+
+    Args:
+        layer_top1: ``items layers`` top-1 tokens (a 2-D array or a list of per-item
+            sequences; items may have different layer counts).
+        y_text: ``items`` text-only answers.
+        y_vision: ``items`` vision-only answers.
+
+    Returns:
+        ``items`` float array of counts, NaN for non-conflict items.
+    """
+    rows = list(layer_top1)
+    yt, yv = list(y_text), list(y_vision)
+    if not len(rows) == len(yt) == len(yv):
+        raise ValueError(f"{len(rows)} token rows but {len(yt)} Y_t and {len(yv)} Y_v")
+    counts = np.full(len(rows), np.nan)
+    for i, (row, t, v) in enumerate(zip(rows, yt, yv)):
+        nt, nv = normalize_answer(t), normalize_answer(v)
+        if nt is None or nv is None or nt == nv:
+            continue
+        counts[i] = count_switches(layer_states(row, t, v))
+    return counts
+
+
+def assign_regions(x: Any, balance_point: float, radius: float = 0.5) -> np.ndarray:
+    """``ambiguous`` where ``|x - balance point| <= radius``, else ``clear``.
+
+    SCIENCE.md section 1, "Regions" (radius 0.5 on the dH_rel axis). NaN x gives
+    ``unassigned``.
+
+    Args:
+        x: ``items`` axis values.
+        balance_point: The balance point.
+        radius: Half-width of the ambiguous region.
+
+    Returns:
+        ``items`` object array of region names.
+    """
+    xv = to_numpy(x).reshape(-1)
+    regions = np.where(np.abs(xv - balance_point) <= radius, AMBIGUOUS, CLEAR).astype(object)
+    regions[~np.isfinite(xv)] = UNASSIGNED
+    return regions
+
+
+def bootstrap_mean_interval(
+    values: Any, n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap interval of the mean, ``(mean, low, high)``.
+
+    All ``n_bootstrap`` resample means are computed at once from a ``replicates items``
+    index array. NaN values are dropped; an empty input gives NaNs.
+    """
+    v = to_numpy(values).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (float("nan"),) * 3
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(v.mean()), float(low), float(high)
+
+
+@dataclass(frozen=True)
+class OscillationReport:
+    """Oscillation counts summarised by region and by group (SCIENCE.md section 1).
+
+    Attributes:
+        per_item: One row per item: ``x, group, region, count`` (count NaN for
+            non-conflicts, region ``unassigned`` outside the region group).
+        by_region: ``region, n, mean, ci_low, ci_high`` for ambiguous and clear items
+            (empty when no balance point is available).
+        by_group: ``group, n, mean, ci_low, ci_high`` for every group.
+        ambiguous_minus_clear: ``(difference, ci_low, ci_high)`` of the mean counts.
+        balance_point: The centre of the ambiguous region (NaN when unavailable).
+        radius: Half-width of the ambiguous region.
+        n_no_conflict: Items left out because Y_t == Y_v.
+        note: Why regions are missing, if they are.
+    """
+
+    per_item: pd.DataFrame
+    by_region: pd.DataFrame
+    by_group: pd.DataFrame
+    ambiguous_minus_clear: tuple[float, float, float]
+    balance_point: float
+    radius: float
+    n_no_conflict: int
+    note: str | None
+
+    def summary_lines(self) -> list[str]:
+        """Lines such as ``oscillation ambiguous: 1.43 [1.21, 1.66] (n=120)``."""
+        lines = [
+            f"oscillation {row.region}: {row.mean:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+            f" (n={row.n})"
+            for row in self.by_region.itertuples()
+        ]
+        d = self.ambiguous_minus_clear
+        if np.isfinite(d[0]):
+            lines.append(f"oscillation ambiguous - clear: {d[0]:.2f} [{d[1]:.2f}, {d[2]:.2f}]")
+        lines += [
+            f"oscillation group {row.group}: {row.mean:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
+            f" (n={row.n})"
+            for row in self.by_group.itertuples()
+        ]
+        if self.note:
+            lines.append(f"oscillation note: {self.note}")
+        return lines
+
+
+def _summaries(
+    frame: pd.DataFrame, key: str, n_bootstrap: int, confidence: float, seed: int
+) -> pd.DataFrame:
+    rows = []
+    for name, part in frame.groupby(key, sort=True):
+        counts = part["count"].to_numpy(dtype=np.float64)
+        counts = counts[np.isfinite(counts)]
+        mean, low, high = bootstrap_mean_interval(counts, n_bootstrap, confidence, seed)
+        rows.append({key: name, "n": int(counts.size), "mean": mean, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high"])
+
+
+def oscillation_report(
+    counts: Any,
+    x: Any,
+    balance_point: float | BalancePoint | None,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    region_group: str | None = "conflict",
+    radius: float = 0.5,
+    n_bootstrap: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> OscillationReport:
+    """Mean oscillation by region (ambiguous vs clear) and by group, with intervals.
+
+    SCIENCE.md section 1, "Regions" and "Oscillation": regions are assigned to items of
+    ``region_group`` (all items when ``groups`` is None) with
+    ``|x - balance point| <= radius``; every group (e.g. the irrelevant-conflict
+    controls) also gets its mean. Means carry percentile-bootstrap intervals; the
+    ambiguous - clear difference resamples both regions independently.
+
+    Args:
+        counts: ``items`` switch counts (`oscillation_counts`; NaN = not a conflict).
+        x: ``items`` uncertainty-axis values (dH_rel by default in the study).
+        balance_point: A number, a `BalancePoint` (its value when it crosses), or None.
+        groups: ``items`` group names (e.g. ``conflict``, ``text_irrelevant``).
+        region_group: The group whose items get regions; None for all items.
+        radius: Half-width of the ambiguous region.
+        n_bootstrap: Bootstrap replicates per interval.
+        confidence: Interval level.
+        seed: Seed of the resampling.
+
+    Returns:
+        `OscillationReport`.
+    """
+    c = to_numpy(counts).reshape(-1)
+    xv = to_numpy(x).reshape(-1)
+    if c.size != xv.size:
+        raise ValueError(f"{c.size} counts but {xv.size} x values")
+    g = np.array(["all"] * c.size, dtype=object) if groups is None else np.asarray(
+        list(groups), dtype=object
+    )
+    note = None
+    if isinstance(balance_point, BalancePoint):
+        if not balance_point.crosses:
+            note = f"no balance point, regions not assigned: {balance_point.reason}"
+        centre = balance_point.value
+    elif balance_point is None:
+        note = "no balance point given, regions not assigned"
+        centre = float("nan")
+    else:
+        centre = float(balance_point)
+    in_region_group = np.ones(c.size, bool) if groups is None or region_group is None else (
+        g == region_group
+    )
+    regions = np.full(c.size, UNASSIGNED, dtype=object)
+    if np.isfinite(centre):
+        regions[in_region_group] = assign_regions(xv[in_region_group], centre, radius)
+    per_item = pd.DataFrame({"x": xv, "group": g, "region": regions, "count": c})
+    assigned = per_item[per_item["region"] != UNASSIGNED]
+    by_region = _summaries(assigned, "region", n_bootstrap, confidence, seed)
+    by_group = _summaries(per_item, "group", n_bootstrap, confidence, seed)
+    diff = (float("nan"),) * 3
+    amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
+    clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
+    if amb.size and clr.size:
+        rng = np.random.default_rng(seed)
+        boot = (
+            amb[rng.integers(0, amb.size, (n_bootstrap, amb.size))].mean(axis=1)
+            - clr[rng.integers(0, clr.size, (n_bootstrap, clr.size))].mean(axis=1)
+        )
+        alpha = 1.0 - confidence
+        lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+        diff = (float(amb.mean() - clr.mean()), float(lo), float(hi))
+    return OscillationReport(
+        per_item=per_item,
+        by_region=by_region,
+        by_group=by_group,
+        ambiguous_minus_clear=diff,
+        balance_point=centre,
+        radius=radius,
+        n_no_conflict=int(np.sum(~np.isfinite(c))),
+        note=note,
+    )
+
+
+@dataclass(frozen=True)
+class LogitDifferenceMatrix:
+    """Per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis (SCIENCE.md s. 1).
+
+    Attributes:
+        values: ``layers items`` differences, columns sorted by ascending x.
+        x: ``items`` sorted axis values.
+        order: ``items`` original column index of each sorted column.
+    """
+
+    values: np.ndarray
+    x: np.ndarray
+    order: np.ndarray
+
+
+def logit_difference(lens_logits: Any, text_ids: Any, vision_ids: Any) -> np.ndarray:
+    """``layers items`` matrix ``logit(Y_t) - logit(Y_v)`` from full lens logits.
+
+    SCIENCE.md section 1, "Heatmap": ``D[l, i] = z_{i,l}[t_i] - z_{i,l}[v_i]`` where
+    ``z_{i,l}`` is the logit-lens output of item ``i`` at layer ``l``.
+
+    Args:
+        lens_logits: ``items layers vocab`` lens logits (numpy or torch).
+        text_ids: ``items`` token id of Y_t.
+        vision_ids: ``items`` token id of Y_v.
+
+    Returns:
+        ``layers items`` float array.
+    """
+    z = to_numpy(lens_logits)
+    t = to_numpy(text_ids, dtype=np.int64).reshape(-1)
+    v = to_numpy(vision_ids, dtype=np.int64).reshape(-1)
+    items = np.arange(z.shape[0])
+    diff = z[items, :, t] - z[items, :, v]  # items layers
+    return diff.T
+
+
+def logit_difference_matrix(logit_diff: Any, x: Any) -> LogitDifferenceMatrix:
+    """Order the ``layers items`` logit-difference matrix by the uncertainty axis.
+
+    SCIENCE.md section 1, "Heatmap": rows (here: columns, one per item) ordered by
+    dH_rel. Items with a NaN x (degenerate) are dropped.
+
+    Args:
+        logit_diff: ``layers items`` ``logit(Y_t) - logit(Y_v)``.
+        x: ``items`` axis values.
+
+    Returns:
+        `LogitDifferenceMatrix`.
+    """
+    d = to_numpy(logit_diff)
+    xv = to_numpy(x).reshape(-1)
+    if d.ndim != 2 or d.shape[1] != xv.size:
+        raise ValueError(f"logit_diff must be layers x items with {xv.size} items, got {d.shape}")
+    finite = np.flatnonzero(np.isfinite(xv))
+    order = finite[np.argsort(xv[finite], kind="stable")]
+    return LogitDifferenceMatrix(values=d[:, order], x=xv[order], order=order)

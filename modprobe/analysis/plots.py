@@ -1,0 +1,360 @@
+"""Figures for the section-1 analyses (matplotlib Agg, seaborn styling).
+
+Every function builds a fresh `matplotlib.figure.Figure` without pyplot (so nothing
+global changes and no display is needed: the figure renders with the Agg canvas),
+returns it, and saves it when ``path`` is given: a ``.png`` or ``.pdf`` suffix picks the
+format, no suffix writes both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from modprobe.analysis.law import Law
+from modprobe.analysis.oscillation import AMBIGUOUS, CLEAR, LogitDifferenceMatrix, OscillationReport
+
+#: Span order of every modality axis in modprobe (matches ``modprobe.spans.SPAN_NAMES``).
+SPAN_ORDER: tuple[str, ...] = ("image", "video", "audio", "text")
+
+PathLike = str | Path
+
+
+def _new_figure(width: float, height: float, style: str = "whitegrid") -> tuple[Figure, Any]:
+    """A constrained-layout Agg figure whose axes get a seaborn style."""
+    with sns.axes_style(style):
+        fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    return fig, ax
+
+
+def save_figure(fig: Figure, path: PathLike | Sequence[PathLike] | None) -> list[Path]:
+    """Save ``fig`` as PNG and/or PDF.
+
+    Args:
+        fig: The figure.
+        path: A path with suffix ``.png``/``.pdf``; a path without suffix (both formats
+            are written); a sequence of paths; or None (nothing is written).
+
+    Returns:
+        The files written.
+    """
+    if path is None:
+        return []
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    written = []
+    for p in paths:
+        targets = [p] if p.suffix.lower() in (".png", ".pdf") else [
+            p.with_name(p.name + ".png"), p.with_name(p.name + ".pdf")
+        ]
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(target, dpi=150)
+            written.append(target)
+    return written
+
+
+def _as_mapping(laws: Law | Mapping[str, Law]) -> Mapping[str, Law]:
+    return {"": laws} if isinstance(laws, Law) else laws
+
+
+def plot_following_curve(
+    laws: Law | Mapping[str, Law],
+    show_bins: bool = True,
+    show_isotonic: bool = False,
+    show_band: bool = True,
+    title: str | None = None,
+    x_label: str | None = None,
+    path: PathLike | Sequence[PathLike] | None = None,
+) -> Figure:
+    """P(text-following) against the uncertainty axis, one curve per model.
+
+    SCIENCE.md section 1, "The law" and "Balance point": the logistic fit with its
+    bootstrap band, binned rates with Wilson intervals, optionally the isotonic fit,
+    and the balance point marked at P = 0.5 with its interval (a horizontal error bar);
+    a model whose curve does not cross 0.5 gets "(no crossing)" in the legend.
+
+    Args:
+        laws: One `Law` or model name -> `Law` (overlaid).
+        show_bins: Draw the binned rates.
+        show_isotonic: Draw the isotonic fit (dashed) and its band if bootstrapped.
+        show_band: Draw the logistic bootstrap band.
+        title: Figure title.
+        x_label: Axis label (default: the first law's ``x_label``).
+        path: Where to save (see `save_figure`).
+
+    Returns:
+        The figure.
+    """
+    mapping = _as_mapping(laws)
+    fig, ax = _new_figure(6.4, 4.2)
+    palette = sns.color_palette("colorblind", max(len(mapping), 1))
+    ax.axhline(0.5, color="0.55", lw=0.8, ls=":")
+    first = next(iter(mapping.values()), None)
+    if first is not None and first.x_label == "dH_rel":
+        ax.axvline(0.0, color="0.55", lw=0.8, ls=":")
+    for color, (name, law) in zip(palette, mapping.items()):
+        bp = law.balance_point
+        label = name or "logistic fit"
+        if bp.crosses:
+            label += f" (x*={bp.value:.2f})"
+        else:
+            label += " (no crossing)"
+        if show_band:
+            ax.fill_between(law.grid, *law.logistic_band, color=color, alpha=0.18, lw=0)
+        ax.plot(law.grid, law.logistic_curve, color=color, lw=2, label=label)
+        if show_isotonic:
+            ax.plot(law.grid, law.isotonic_curve, color=color, lw=1.3, ls="--")
+            if law.isotonic_band is not None and not show_band:
+                ax.fill_between(law.grid, *law.isotonic_band, color=color, alpha=0.12, lw=0)
+        if show_bins and len(law.binned):
+            b = law.binned
+            ax.errorbar(
+                b["x_mean"], b["rate"],
+                yerr=[b["rate"] - b["ci_low"], b["ci_high"] - b["rate"]],
+                fmt="o", ms=4, color=color, ecolor=color, elinewidth=1, capsize=2, alpha=0.85,
+            )
+        if bp.crosses:
+            ax.errorbar(
+                [bp.value], [0.5],
+                xerr=[[bp.value - bp.ci_low], [bp.ci_high - bp.value]],
+                fmt="D", ms=7, color=color, mec="black", mew=0.8, ecolor=color,
+                elinewidth=2.2, capsize=4, zorder=5,
+            )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("P(text-following)")
+    axis_label = x_label or (first.x_label if first is not None else "x")
+    ax.set_xlabel(r"$\Delta H_{rel}$" if axis_label == "dH_rel" else axis_label)
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=True, fontsize=8, loc="best")
+    save_figure(fig, path)
+    return fig
+
+
+def plot_uncertainty_distribution(
+    values: Mapping[str, Any] | pd.DataFrame,
+    x_label: str = r"$\Delta H_{rel}$",
+    bins: int = 40,
+    title: str | None = None,
+    path: PathLike | Sequence[PathLike] | None = None,
+) -> Figure:
+    """Distribution of the uncertainty axis per model (step histograms, density scale).
+
+    SCIENCE.md section 1, "Relative uncertainty": shows where items lie on
+    ``[-2, 2]`` and how much of the mass saturates at the ends.
+
+    Args:
+        values: Model name -> ``items`` axis values, or a frame with columns ``x`` and
+            ``model``. NaN (degenerate) values are dropped.
+        x_label: Axis label.
+        bins: Histogram bins.
+        title: Figure title.
+        path: Where to save.
+
+    Returns:
+        The figure.
+    """
+    if isinstance(values, pd.DataFrame):
+        frame = values[["x", "model"]] if "model" in values else values[["x"]].assign(model="")
+    else:
+        frame = pd.concat(
+            [pd.DataFrame({"x": np.asarray(v, float).ravel(), "model": k}) for k, v in values.items()],
+            ignore_index=True,
+        )
+    frame = frame[np.isfinite(frame["x"].to_numpy(float))]
+    fig, ax = _new_figure(6.4, 3.6)
+    n_models = frame["model"].nunique()
+    sns.histplot(
+        data=frame, x="x", hue="model" if n_models > 1 else None, bins=bins, stat="density",
+        common_norm=False, element="step", fill=True, alpha=0.25, ax=ax,
+        palette="colorblind" if n_models > 1 else None,
+    )
+    ax.set_xlabel(x_label)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_oscillation(
+    reports: OscillationReport | Mapping[str, OscillationReport],
+    include_groups: Sequence[str] | None = None,
+    title: str | None = None,
+    path: PathLike | Sequence[PathLike] | None = None,
+) -> Figure:
+    """Mean oscillation count by region (and control group), with intervals.
+
+    SCIENCE.md section 1, "Oscillation" and "Regions": one point per category
+    (ambiguous, clear, then the listed groups) with its bootstrap interval; models are
+    offset side by side.
+
+    Args:
+        reports: One `OscillationReport` or model name -> report.
+        include_groups: Groups to show beside the regions (e.g. ``["text_irrelevant"]``);
+            default: every group except ``conflict`` (whose items are the regions).
+        title: Figure title.
+        path: Where to save.
+
+    Returns:
+        The figure.
+    """
+    mapping = {"": reports} if isinstance(reports, OscillationReport) else dict(reports)
+    rows = []
+    for model, rep in mapping.items():
+        for r in rep.by_region.itertuples():
+            rows.append((model, str(r.region), r.n, r.mean, r.ci_low, r.ci_high))
+        groups = include_groups
+        if groups is None:
+            groups = [g for g in rep.by_group["group"] if g not in ("conflict", "all")]
+        for r in rep.by_group.itertuples():
+            if r.group in groups:
+                rows.append((model, f"{r.group}\n(control)", r.n, r.mean, r.ci_low, r.ci_high))
+    frame = pd.DataFrame(rows, columns=["model", "category", "n", "mean", "ci_low", "ci_high"])
+    order = [c for c in (AMBIGUOUS, CLEAR) if c in set(frame["category"])]
+    order += [c for c in dict.fromkeys(frame["category"]) if c not in order]
+    fig, ax = _new_figure(max(4.0, 1.5 + 1.3 * len(order)), 3.8)
+    palette = sns.color_palette("colorblind", max(len(mapping), 1))
+    width = 0.6 / max(len(mapping), 1)
+    for m, (model, color) in enumerate(zip(mapping, palette)):
+        part = frame[frame["model"] == model].set_index("category").reindex(order)
+        pos = np.arange(len(order)) + (m - (len(mapping) - 1) / 2) * width
+        ax.errorbar(
+            pos, part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+            fmt="o", ms=7, capsize=4, color=color, label=model or None,
+        )
+        for p, (mean, n) in zip(pos, zip(part["mean"], part["n"])):
+            if np.isfinite(mean):
+                ax.annotate(f"n={int(n)}", (p, mean), textcoords="offset points", xytext=(8, -3),
+                            fontsize=7, color="0.3")
+    ax.set_xticks(np.arange(len(order)), order)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("mean T/V switches per item")
+    if len(mapping) > 1 or next(iter(mapping)):
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_logit_difference(
+    matrix: LogitDifferenceMatrix,
+    balance_point: float | None = None,
+    x_label: str = r"$\Delta H_{rel}$ (items sorted)",
+    n_ticks: int = 7,
+    title: str | None = None,
+    path: PathLike | Sequence[PathLike] | None = None,
+) -> Figure:
+    """Heatmap of per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis.
+
+    SCIENCE.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
+    items sorted by dH_rel on the x axis (ticks show dH_rel values), a diverging colour
+    scale centred at 0 (red: the text answer leads; blue: the vision answer leads),
+    clipped at the 99th percentile of ``|difference|``; the balance point, if given,
+    is a vertical line.
+
+    Args:
+        matrix: `LogitDifferenceMatrix` (``layers items``, sorted).
+        balance_point: Axis value to mark.
+        x_label: X axis label.
+        n_ticks: Number of x ticks.
+        title: Figure title.
+        path: Where to save.
+
+    Returns:
+        The figure.
+    """
+    values = matrix.values
+    fig, ax = _new_figure(7.0, 4.2, style="white")
+    finite = values[np.isfinite(values)]
+    vmax = float(np.quantile(np.abs(finite), 0.99)) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    image = ax.imshow(
+        values, aspect="auto", origin="lower", cmap="RdBu_r",
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax), interpolation="nearest",
+    )
+    cbar = fig.colorbar(image, ax=ax, pad=0.01)
+    cbar.set_label(r"logit($Y_t$) $-$ logit($Y_v$)")
+    n_items = values.shape[1]
+    if n_items:
+        ticks = np.unique(np.linspace(0, n_items - 1, n_ticks).round().astype(int))
+        ax.set_xticks(ticks, [f"{matrix.x[t]:.2f}" for t in ticks])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("layer")
+    if balance_point is not None and np.isfinite(balance_point) and n_items:
+        pos = np.searchsorted(matrix.x, balance_point) - 0.5
+        ax.axvline(pos, color="black", lw=1.2, ls="--", label=f"balance point {balance_point:.2f}")
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_attention_mass(
+    frame: pd.DataFrame,
+    title: str | None = None,
+    path: PathLike | Sequence[PathLike] | None = None,
+) -> Figure:
+    """Attention mass received by each modality span, per layer.
+
+    SCIENCE.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
+    panel per ``model`` (if present); colour = span (image, video, audio, text, in
+    that order), line style = ``condition`` (if present). Several rows per
+    (model, condition, layer, span), e.g. heads or items, are averaged with a 95%
+    bootstrap interval.
+
+    Args:
+        frame: Tidy frame with columns ``layer, span, mass`` and optional ``model``,
+            ``condition``.
+        title: Figure title.
+        path: Where to save.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: On missing columns or unknown spans.
+    """
+    missing = {"layer", "span", "mass"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"attention frame lacks column(s) {sorted(missing)}")
+    unknown = set(frame["span"]) - set(SPAN_ORDER)
+    if unknown:
+        raise ValueError(f"unknown span(s) {sorted(unknown)}; spans are {', '.join(SPAN_ORDER)}")
+    models = list(dict.fromkeys(frame["model"])) if "model" in frame else [None]
+    spans = [s for s in SPAN_ORDER if s in set(frame["span"])]
+    palette = dict(zip(SPAN_ORDER, sns.color_palette("colorblind", len(SPAN_ORDER))))
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(4.2 * len(models) + 0.8, 3.8), layout="constrained", dpi=110)
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]
+    for ax, model in zip(axes, models):
+        part = frame if model is None else frame[frame["model"] == model]
+        sns.lineplot(
+            data=part, x="layer", y="mass", hue="span", hue_order=spans, palette=palette,
+            style="condition" if "condition" in part else None, errorbar=("ci", 95),
+            n_boot=200, seed=0, marker="o", markersize=3.5, ax=ax,
+            legend=ax is axes[-1],
+        )
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("attention mass")
+        if model is not None:
+            ax.set_title(str(model))
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+    return fig

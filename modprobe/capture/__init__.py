@@ -1,0 +1,153 @@
+"""The capture engine: logit lens and attention mass at the answer position, in one trace.
+
+```python
+import modprobe
+from modprobe.capture import capture
+
+lm = modprobe.load("llava")
+cap = capture(lm, [modprobe.Prompt("What color is the circle?", images=[img])],
+              candidates=["red", "blue"], top_k=5)
+cap.lens_candidate_logits      # batch layer cand
+cap.attention_mass             # batch layer head span (span: image, video, audio, text)
+frames = cap.to_frames()       # tidy tables: frames.lens, frames.attention, frames.final
+```
+
+``capture(..., grad=True)`` runs the same reads with autograd on, so a training loss can
+use the attention mass and lens logits. See ``docs/capture.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from modprobe.adapters.base import Prompt
+from modprobe.capture.attention import (
+    allowed_keys,
+    answer_attention_rows,
+    attention_rows_to_mass,
+    gather_positions,
+)
+from modprobe.capture.candidates import Candidate, CandidateError, Candidates, resolve_candidates
+from modprobe.capture.lens import entropy, lens_logits, summarize
+from modprobe.capture.result import Capture, CaptureFrames
+from modprobe.capture.trace import CaptureTraceError, run_trace
+from modprobe.spans import ModalitySpans
+
+
+def _query_positions(spans: ModalitySpans, positions: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
+    """`batch` query positions: the answer positions, or the given ones after checks."""
+    answer = spans.answer_positions()
+    if positions is None:
+        return answer
+    pos = torch.as_tensor(positions, dtype=torch.long, device=spans.codes.device).reshape(-1)
+    if pos.shape[0] != spans.batch_size:
+        raise ValueError(f"positions has {pos.shape[0]} entries for a batch of {spans.batch_size} rows")
+    if bool(((pos < 0) | (pos >= spans.seq_len)).any()):
+        raise ValueError(f"positions {pos.tolist()} fall outside the sequence (length {spans.seq_len})")
+    rows = torch.arange(spans.batch_size, device=pos.device)
+    if bool((spans.codes[rows, pos] < 0).any()):
+        raise ValueError(f"positions {pos.tolist()} include a padding token")
+    return pos
+
+
+def capture(
+    loaded: Any,
+    prompts_or_batch: Sequence[Prompt] | Mapping[str, Any],
+    *,
+    candidates: Sequence[Candidate] | None = None,
+    top_k: int = 5,
+    positions: Sequence[int] | torch.Tensor | None = None,
+    grad: bool = False,
+    lens: bool = True,
+    attention: bool = True,
+    keep_lens_logits: bool = False,
+) -> Capture:
+    """Logit lens and attention mass of every decoder layer, at the answer position.
+
+    One nnsight trace over the padded batch; the model runs as loaded (SDPA). See
+    :class:`Capture` for the fields and their shapes.
+
+    Args:
+        loaded: A :class:`modprobe.LoadedModel` (from :func:`modprobe.load`).
+        prompts_or_batch: Prompts (encoded with ``loaded.encode``, left padded) or an
+            already encoded batch (the processor's dict).
+        candidates: Candidate answers: token ids, or strings whose first token (tokenized
+            without special tokens) is used.
+        top_k: How many most probable tokens to keep per layer.
+        positions: One query position per row instead of the answer position (the last
+            prompt token); must not be padding.
+        grad: Keep autograd on: every float tensor of the result is attached to the
+            graph, so a loss on attention mass or lens logits trains the model.
+        lens: Capture the logit lens (``lens_*`` fields).
+        attention: Capture the attention mass (``attention_mass``).
+        keep_lens_logits: Also return the `batch layer vocab` lens logits.
+
+    Returns:
+        The :class:`Capture`.
+
+    Raises:
+        CandidateError: a candidate is unknown, or two candidates share a first token.
+        CaptureTraceError: the model's attention modules are not shaped as expected.
+    """
+    if isinstance(prompts_or_batch, Mapping):
+        batch = dict(prompts_or_batch)
+    else:
+        batch = loaded.encode(list(prompts_or_batch))
+    spans = loaded.spans(batch)
+    query = _query_positions(spans, positions)
+    norm = loaded.adapter.norm(loaded.module)
+    unembed = loaded.adapter.lm_head(loaded.module)
+    vocab_size = int(unembed.weight.shape[0])
+    cands = resolve_candidates(candidates, loaded.tokenizer, vocab_size)
+
+    with torch.enable_grad() if grad else torch.no_grad():
+        raw = run_trace(loaded, batch, spans, query, lens=lens, attention=attention)
+        final = summarize(raw.final_logits, cands.ids, top_k)
+        lens_fields: dict[str, torch.Tensor | None] = {}
+        if raw.hidden is not None:
+            logits = lens_logits(raw.hidden, norm, unembed)
+            stats = summarize(logits, cands.ids, top_k)
+            lens_fields = {
+                "lens_entropy": stats.entropy,
+                "lens_topk_ids": stats.topk_ids,
+                "lens_topk_probs": stats.topk_probs,
+                "lens_candidate_logits": stats.candidate_logits,
+                "lens_candidate_probs": stats.candidate_probs,
+                "lens_logits": logits.float() if keep_lens_logits else None,
+            }
+    return Capture(
+        spans=spans,
+        answer_positions=query,
+        candidates=cands,
+        final_logits=raw.final_logits.float(),
+        final_entropy=final.entropy,
+        final_topk_ids=final.topk_ids,
+        final_topk_probs=final.topk_probs,
+        final_candidate_logits=final.candidate_logits,
+        final_candidate_probs=final.candidate_probs,
+        attention_mass=raw.attention_mass,
+        tokenizer=loaded.tokenizer,
+        **lens_fields,
+    )
+
+
+__all__ = [
+    "Candidate",
+    "CandidateError",
+    "Candidates",
+    "Capture",
+    "CaptureFrames",
+    "CaptureTraceError",
+    "allowed_keys",
+    "answer_attention_rows",
+    "attention_rows_to_mass",
+    "capture",
+    "entropy",
+    "gather_positions",
+    "lens_logits",
+    "resolve_candidates",
+    "summarize",
+]

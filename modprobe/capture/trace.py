@@ -1,0 +1,166 @@
+"""The nnsight part: one trace that reads what the capture needs, layer by layer.
+
+For every decoder layer, in execution order, the trace body reads
+
+1. the inputs of the attention kernel call inside the layer's attention module
+   (``envoy.source.attention_interface_1``: the ``attention_interface(self, query,
+   key, value, attention_mask, scaling=..., ...)`` call every supported family makes),
+   and turns them at once into `batch head span` mass (:mod:`.attention`);
+2. the layer's output (the residual stream), keeping only the answer position
+   (`batch hidden`).
+
+Then it reads the model's final logits at the answer position. The model runs
+unchanged (SDPA); nothing is written back. Under ``grad=True`` the same reads happen
+with autograd on, so every returned float tensor is attached to the model's graph.
+
+nnsight parses the body of a ``with model.trace(...)`` block from its source file, which
+is why this lives in a module and not in a string or a notebook cell.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modprobe.capture.attention import answer_attention_rows, attention_rows_to_mass, gather_positions
+from modprobe.spans import ModalitySpans
+
+_ATTENTION_CALL = re.compile(r"attention_interface_(\d+)$")
+
+
+class CaptureTraceError(RuntimeError):
+    """The model's forward does not have the structure the capture reads."""
+
+
+@dataclass
+class TraceOutput:
+    """What one trace reads, before any vocabulary projection.
+
+    Attributes:
+        hidden: `batch layer hidden` output of each decoder layer at the query position
+            (None when the lens was not requested).
+        final_logits: `batch vocab` the model's own logits at the query position.
+        attention_mass: `batch layer head span` (None when attention was not requested).
+    """
+
+    hidden: torch.Tensor | None
+    final_logits: torch.Tensor
+    attention_mass: torch.Tensor | None
+
+
+def attention_call_name(attention_envoy: Any) -> str:
+    """Name of the attention-kernel call among a module's ``.source`` operations.
+
+    ``attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(...)`` is
+    ``attention_interface_0`` (the binding) and the call is the last
+    ``attention_interface_N`` (``attention_interface_1`` in every supported family).
+
+    Raises:
+        CaptureTraceError: when the forward has no such call.
+    """
+    names = [n for n in attention_envoy.source.names if _ATTENTION_CALL.match(n)]
+    if len(names) < 2:
+        raise CaptureTraceError(
+            f"the attention module {type(attention_envoy._module).__name__} does not call "
+            "transformers' `attention_interface(self, query, key, value, mask, ...)`; modprobe "
+            "reads the post-rotary query and keys from that call. Operations found: "
+            f"{', '.join(attention_envoy.source.names)}")
+    return max(names, key=lambda n: int(_ATTENTION_CALL.match(n).group(1)))  # type: ignore[union-attr]
+
+
+def _last_logits_only(module: torch.nn.Module, inputs: dict[str, Any], positions: torch.Tensor) -> bool:
+    """Whether the forward can compute logits for the last position only.
+
+    Every query position is the last one under left padding, so ``logits_to_keep=1``
+    saves a `batch seq vocab` tensor (600 MB per row for Qwen at 1,000 tokens).
+    """
+    seq = inputs["input_ids"].shape[1]
+    if "logits_to_keep" in inputs or not bool((positions == seq - 1).all()):
+        return False
+    return "logits_to_keep" in inspect.signature(module.forward).parameters
+
+
+def _layer_mass(
+    attention_envoy: Any, call: str, positions: torch.Tensor, one_hot: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """`batch head span` mass of one layer, read from its attention kernel call."""
+    args, kwargs = getattr(attention_envoy.source, call).inputs
+    module = attention_envoy._module
+    query, key = args[1], args[2]
+    mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
+    if mask is not None and not isinstance(mask, torch.Tensor):
+        raise CaptureTraceError(
+            f"the attention mask is a {type(mask).__name__}, not a tensor; load the model "
+            "with attn_implementation='sdpa' or 'eager'")
+    scaling = kwargs.get("scaling")
+    if scaling is None:
+        scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
+    window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    probs = answer_attention_rows(
+        query, key, positions, float(scaling), mask,
+        attention_mask=attention_mask, sliding_window=window)
+    return attention_rows_to_mass(probs, one_hot)
+
+
+def run_trace(
+    loaded: Any,
+    inputs: dict[str, Any],
+    spans: ModalitySpans,
+    positions: torch.Tensor,
+    *,
+    lens: bool = True,
+    attention: bool = True,
+) -> TraceOutput:
+    """Run one nnsight trace over a batch and read hidden states, mass and logits.
+
+    Grad mode is the caller's: run under ``torch.no_grad()`` for analysis, under
+    ``torch.enable_grad()`` for a training loss.
+
+    Args:
+        loaded: A :class:`modprobe.loading.LoadedModel`.
+        inputs: The model's forward kwargs (a processor batch).
+        spans: The batch's modality spans.
+        positions: `batch` query position of each row.
+        lens: Read each layer's residual stream at ``positions``.
+        attention: Recompute each layer's attention rows at ``positions``.
+    """
+    model, adapter = loaded.model, loaded.adapter
+    module = loaded.module
+    n_layers = adapter.num_layers(module)
+    attn_envoys = [adapter.attention_module(model, i) for i in range(n_layers)] if attention else []
+    calls = [attention_call_name(e) for e in attn_envoys]
+    layer_envoys = adapter.decoder_layers(model)
+    device = loaded.device
+    positions = positions.to(device)
+    one_hot = spans.one_hot(torch.float32).to(device)
+    attention_mask = inputs.get("attention_mask")
+    kwargs = dict(adapter.model_inputs(inputs))
+    kwargs.setdefault("use_cache", False)  # no KV cache: this is one forward pass
+    if _last_logits_only(module, kwargs, positions):
+        kwargs["logits_to_keep"] = 1
+        logit_positions = torch.zeros_like(positions)
+    else:
+        logit_positions = positions
+
+    masses: list[torch.Tensor] = []
+    hidden: list[torch.Tensor] = []
+    with model.trace(**kwargs):
+        for i in range(n_layers):
+            if attention:
+                masses.append(_layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask).save())
+            if lens:
+                out = layer_envoys[i].output
+                # transformers 5 decoder layers return a tensor; older ones a tuple.
+                out = out[0] if isinstance(out, tuple) else out
+                hidden.append(gather_positions(out, positions, dim=1).save())
+        final = gather_positions(model.output.logits, logit_positions, dim=1).save()
+    return TraceOutput(
+        hidden=torch.stack(hidden, dim=1) if lens else None,
+        final_logits=final,
+        attention_mass=torch.stack(masses, dim=1) if attention else None,
+    )

@@ -1,0 +1,246 @@
+"""The item schema of a conflict dataset and its validator.
+
+One JSON object per line of ``items.jsonl`` (see ``docs/data.md``). The validator checks
+every line and reports every problem at once, each with its line number and field, in
+one :class:`DatasetError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+#: The kinds of item (SCIENCE.md section 1: conflicts and the two irrelevance controls).
+GROUPS: tuple[str, ...] = ("conflict", "text_irrelevant", "image_irrelevant")
+
+#: Required fields and the JSON type each must have.
+REQUIRED_FIELDS: dict[str, type] = {
+    "id": str,
+    "group": str,
+    "task": str,
+    "image": str,
+    "question": str,
+    "context": str,
+    "answer_vision": str,
+    "answer_text": str,
+    "d_v": int,
+    "d_t": int,
+    "shape": str,
+}
+
+#: Optional fields the toolkit understands; checked when present, other fields pass through.
+OPTIONAL_FIELDS: dict[str, type] = {
+    "n_distractors": int,
+    "occlusion_rate": float,
+    "target_fraction": float,
+    "answer_text_options": list,
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list"}
+
+#: How many errors the message lists before summarising (all are in ``DatasetError.errors``).
+MAX_LISTED_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in a dataset file.
+
+    Attributes:
+        file: File name relative to the dataset folder (``"items.jsonl"``).
+        line: 1-based line number (0 when the problem is about the whole file).
+        field: The offending field, or ``None`` when the whole line is at fault.
+        message: What is wrong and, where it helps, what to do.
+    """
+
+    file: str
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}" if self.line else self.file
+        if self.field is not None:
+            where += f", field {self.field!r}"
+        return f"{where}: {self.message}"
+
+
+class DatasetError(ValueError):
+    """A dataset folder does not follow the schema; ``errors`` lists every problem."""
+
+    def __init__(self, root: Path | str, errors: list[FieldError]) -> None:
+        self.root = Path(root)
+        self.errors = list(errors)
+        listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED_ERRORS])
+        more = len(self.errors) - MAX_LISTED_ERRORS
+        tail = f"\n  ... and {more} more (see DatasetError.errors)" if more > 0 else ""
+        plural = "s" if len(self.errors) != 1 else ""
+        super().__init__(
+            f"dataset {self.root} has {len(self.errors)} error{plural} "
+            f"(schema: docs/data.md):\n{listed}{tail}"
+        )
+
+
+@dataclass
+class Item:
+    """One dataset item: an image, a description and a question, with both answers.
+
+    Attributes:
+        id: Unique id within the dataset.
+        group: ``"conflict"``, ``"text_irrelevant"`` or ``"image_irrelevant"``.
+        task: What is asked, e.g. ``"color"``.
+        image: Image path relative to the dataset folder (POSIX separators).
+        question: The full question, answer-format instruction included.
+        context: The textual description.
+        answer_vision: The answer the image supports.
+        answer_text: The answer the description states.
+        d_v: Visual difficulty tier.
+        d_t: Textual difficulty tier.
+        shape: The shape the question asks about.
+        extra: Every other field of the line, in file order (generator metadata).
+    """
+
+    id: str
+    group: str
+    task: str
+    image: str
+    question: str
+    context: str
+    answer_vision: str
+    answer_text: str
+    d_v: int
+    d_t: int
+    shape: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object of this item: required fields first, then ``extra``."""
+        record: dict[str, Any] = {name: getattr(self, name) for name in REQUIRED_FIELDS}
+        record.update(self.extra)
+        return record
+
+    def to_json(self) -> str:
+        """One line of ``items.jsonl`` (no trailing newline)."""
+        return json.dumps(self.to_record(), ensure_ascii=False)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Item:
+        """Build an item from an already validated JSON object."""
+        known = {name: record[name] for name in REQUIRED_FIELDS}
+        extra = {k: v for k, v in record.items() if k not in REQUIRED_FIELDS}
+        return cls(**known, extra=extra)
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    # bool is an int subclass in Python but never a valid tier or count here.
+    if isinstance(value, bool):
+        return False
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def check_record(record: Any, line: int, root: Path | None, file: str = "items.jsonl",
+                 ) -> list[FieldError]:
+    """All schema problems of one parsed line (duplicate ids are checked by the caller).
+
+    Args:
+        record: The parsed JSON value of the line.
+        line: Its 1-based line number, for the messages.
+        root: The dataset folder, to check that the image exists (``None``: skip that check).
+        file: File name used in the messages.
+    """
+    def error(name: str | None, message: str) -> FieldError:
+        return FieldError(file, line, name, message)
+
+    if not isinstance(record, dict):
+        return [error(None, f"expected a JSON object, got {_describe(record)}")]
+    errors: list[FieldError] = []
+    for name, expected in {**REQUIRED_FIELDS, **OPTIONAL_FIELDS}.items():
+        if name not in record:
+            if name in REQUIRED_FIELDS:
+                errors.append(error(name, "missing"))
+            continue
+        value = record[name]
+        if not _type_ok(value, expected):
+            errors.append(error(name, f"expected {_TYPE_NAMES[expected]}, "
+                                      f"got {_describe(value)}"))
+        elif expected is str and name != "context" and not value.strip():
+            errors.append(error(name, "empty"))
+    ok = {name for name in record if not any(e.field == name for e in errors)}
+
+    if "context" in ok and not record["context"].strip():
+        errors.append(error("context", "empty; the text and multi conditions need a description"))
+    if "group" in ok and record["group"] not in GROUPS:
+        errors.append(error("group", f"unknown value {record['group']!r}; use one of "
+                                     f"{', '.join(GROUPS)}"))
+    for name in ("d_v", "d_t", "n_distractors"):
+        if name in ok and record[name] < 0:
+            errors.append(error(name, f"must be >= 0, got {record[name]}"))
+    for name in ("occlusion_rate", "target_fraction"):
+        if name in ok and not 0.0 <= record[name] <= 1.0:
+            errors.append(error(name, f"must lie in [0, 1], got {record[name]}"))
+    if "answer_text_options" in ok and not all(
+            isinstance(v, str) and v for v in record["answer_text_options"]):
+        errors.append(error("answer_text_options", "must be a list of non-empty strings"))
+    if {"group", "answer_vision", "answer_text"} <= ok and record["group"] == "conflict" \
+            and record["answer_vision"].strip().lower() == record["answer_text"].strip().lower():
+        errors.append(error("answer_text", f"equals answer_vision ({record['answer_text']!r}) "
+                                           "in a conflict item; a conflict needs two different "
+                                           "answers"))
+    if "image" in ok:
+        problem = _image_problem(record["image"], root)
+        if problem:
+            errors.append(error("image", problem))
+    return errors
+
+
+def _image_problem(image: str, root: Path | None) -> str | None:
+    """Why the image path is unusable, or ``None`` when it is fine."""
+    pure = PurePosixPath(image.replace("\\", "/"))
+    if pure.is_absolute() or image[1:2] == ":":
+        return f"must be relative to the dataset folder, got absolute path {image!r}"
+    if ".." in pure.parts:
+        return f"must stay inside the dataset folder, got {image!r}"
+    if root is not None and not (root / pure).is_file():
+        return f"file {image!r} not found in {root}"
+    return None
+
+
+def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
+                ) -> tuple[list[Item], list[FieldError]]:
+    """Parse and validate the lines of an ``items.jsonl`` text.
+
+    Returns:
+        The valid items and the problems of every line (blank lines are skipped).
+    """
+    items: list[Item] = []
+    errors: list[FieldError] = []
+    first_line_of_id: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(FieldError(file, number, None, f"not valid JSON ({exc.msg} at "
+                                                          f"column {exc.colno})"))
+            continue
+        line_errors = check_record(record, number, root, file)
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            first = first_line_of_id.setdefault(record["id"], number)
+            if first != number:
+                line_errors.append(FieldError(file, number, "id", f"duplicate id "
+                                              f"{record['id']!r} (first on line {first})"))
+        errors.extend(line_errors)
+        if not line_errors:
+            items.append(Item.from_record(record))
+    return items, errors

@@ -1,0 +1,112 @@
+"""Bring your own predictions: the section-1 analysis of any model's outputs.
+
+    python -m modprobe.following TABLE [--out DIR] [--filter-correct] [--axis rel|abs]
+        [--entropy-floor F] [--bootstrap N] [--seed S] [--group G] [--confidence C]
+
+TABLE is a CSV or Parquet file with columns ``h_text, h_vision, y_text, y_vision,
+y_multi`` (optional ``model, group, correct_text, correct_vision``; see
+`modprobe.analysis.table`). Works for closed API models too: the entropies can come
+from returned log-probabilities (`modprobe.analysis.entropy`). For every model it
+prints TFR, the monotonicity test, the median-entropy split, and as its last line
+``balance_point=<x> ci=[<lo>, <hi>]`` (or ``balance_point=none (<reason>)``). With
+``--out`` it writes ``following_curve.png``, ``following_split.png``,
+``uncertainty_distribution.png`` and ``summary.txt``. Invalid tables exit with code 2
+and a message naming the column and row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from modprobe.analysis.report import FollowingReport, analyze_following
+from modprobe.analysis.table import TableError, read_table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.following",
+        description="Modality-following analysis (TFR, law, balance point) of a prediction table.",
+    )
+    parser.add_argument("table", help="CSV or Parquet file with h_text, h_vision, y_text, "
+                        "y_vision, y_multi (optional model, group, correct_text, correct_vision)")
+    parser.add_argument("--out", type=Path, default=None, help="directory for figures")
+    parser.add_argument("--filter-correct", action="store_true",
+                        help="keep only items whose text-only and vision-only answers are correct")
+    parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
+                        help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)")
+    parser.add_argument("--entropy-floor", type=float, default=0.0,
+                        help="floor (nats) applied to both entropies before the axis")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--group", default="conflict",
+                        help="with a group column, the group to analyse (default: conflict)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    return parser
+
+
+def write_figures(report: FollowingReport, out: Path) -> list[Path]:
+    """Write the CLI's figures for ``report`` into ``out``; returns the files."""
+    # Imported here: plotting is only needed when --out is given.
+    from modprobe.analysis.plots import plot_following_curve, plot_uncertainty_distribution
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    laws = report.laws
+    x_label = r"$\Delta H_{rel}$" if report.axis == "rel" else r"$H_t - H_v$ (nats)"
+    if report.entropy_floor > 0:
+        x_label += f", entropy floor {report.entropy_floor:g}"
+    if laws:
+        fig = plot_following_curve(laws, x_label=x_label, title="Modality following")
+        written += [out / "following_curve.png"]
+        fig.savefig(written[-1], dpi=150)
+    halves = {}
+    for name, m in report.models.items():
+        if m.split is not None:
+            halves[f"{name} low entropy"] = m.split.low
+            halves[f"{name} high entropy"] = m.split.high
+    if halves:
+        fig = plot_following_curve(halves, x_label=x_label,
+                                   title="Median split of total entropy $H_t + H_v$")
+        written += [out / "following_split.png"]
+        fig.savefig(written[-1], dpi=150)
+    fig = plot_uncertainty_distribution(
+        {name: m.items.loc[m.items["label"] != "no_conflict", "x"] for name, m in report.models.items()},
+        x_label=x_label,
+    )
+    written += [out / "uncertainty_distribution.png"]
+    fig.savefig(written[-1], dpi=150)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
+    args = _parser().parse_args(argv)
+    try:
+        table = read_table(args.table)
+        report = analyze_following(
+            table,
+            axis=args.axis,
+            entropy_floor=args.entropy_floor,
+            filter_correct=args.filter_correct,
+            conflict_group=args.group,
+            n_bootstrap=args.bootstrap,
+            confidence=args.confidence,
+            seed=args.seed,
+        )
+    except (TableError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    lines = report.summary_lines()
+    if args.out is not None:
+        files = write_figures(report, args.out)
+        (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
+        print(f"figures: {', '.join(str(f) for f in files)}", file=sys.stderr)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``python -m modprobe.layers``: run a modality-following study and write its run folder.
+
+Examples::
+
+    python -m modprobe.layers --model organism --out runs/organism     # CPU, ~minutes
+    python -m modprobe.layers --model llava --data data/colors --out runs/llava --batch-size 16
+    python -m modprobe.layers --model llava --data data/colors --out runs/llava --resume
+
+Without ``--data`` a color-conflict dataset is generated into ``RUN/data`` (the lowres
+variant for the bundled organism, the paper's variant otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ORGANISM = "organism"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.layers",
+        description="Capture logit lens and attention mass of a multimodal model on a conflict "
+                    "dataset under vision-only, text-only and conflict prompts, then analyse "
+                    "modality following (TFR, balance point, oscillation) and draw the figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", default=ORGANISM,
+                        help="alias (organism, llava, llava-next, qwen2-vl, qwen2.5-vl, "
+                             "instructblip), hub id, or local folder")
+    parser.add_argument("--data", default=None,
+                        help="dataset folder (python -m modprobe.data colors --out DIR); "
+                             "default: generate one into RUN/data")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
+    parser.add_argument("--groups", type=int, default=None,
+                        help="groups to generate when --data is not given "
+                             "(default: 12 for the organism, 4 otherwise)")
+    parser.add_argument("--batch-size", type=int, default=8, help="items per batch")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N items")
+    parser.add_argument("--candidates", default=None,
+                        help="comma-separated candidate answers (default: every answer in the data)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--top-k", type=int, default=5, help="top tokens kept per layer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data generation and bootstrap")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out (same options)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
+    args = build_parser().parse_args(argv)
+    from modprobe.adapters import AdapterError
+    from modprobe.data import DatasetError
+    from modprobe.loading import ModelNotFoundError
+    from modprobe.study import StudyConfig, StudyError, run_study
+
+    out = Path(args.out or Path("runs") / Path(str(args.model)).name.replace("/", "_"))
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise StudyError(f"--limit must be at least 1, got {args.limit}")
+        config = StudyConfig(
+            model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
+            limit=args.limit,
+            candidates=[c.strip() for c in args.candidates.split(",")] if args.candidates else None,
+            device=args.device, dtype=args.dtype, top_k=args.top_k, seed=args.seed,
+            n_bootstrap=args.bootstrap, resume=args.resume, figures=not args.no_figures,
+            groups=args.groups)
+        result = run_study(config, progress=not args.quiet)
+    except (StudyError, DatasetError, ModelNotFoundError, AdapterError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
+              f"plus --resume (run folder: {out})", file=sys.stderr)
+        return 130
+    print()
+    for line in result.summary_lines():
+        print(line)
+    print(f"\nrun folder: {result.out}")
+    for path in result.figures:
+        print(f"figure: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

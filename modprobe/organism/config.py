@@ -1,0 +1,69 @@
+"""The organism's architecture and training recipe, as one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OrganismConfig:
+    """Everything that decides the trained organism, besides the data generator's code.
+
+    The defaults are the recipe of the shipped checkpoint (``docs/organism.md``).
+
+    Attributes:
+        seed: Seeds torch (weights, dropout-free training noise) and the data order.
+        steps: Optimizer steps.
+        batch_size: Training examples per step (unimodal and agreeing, mixed).
+        learning_rate: Peak AdamW learning rate (after linear warm-up, cosine decay to 10%).
+        warmup_steps: Steps of linear warm-up.
+        weight_decay: AdamW weight decay.
+        grad_clip: Max global gradient norm.
+        image_size: Side of the square input image in pixels.
+        patch_size: CLIP patch side; ``(image_size / patch_size) ** 2`` image tokens.
+        vision_width: CLIP tower hidden size.
+        vision_layers: CLIP tower depth.
+        vision_heads: CLIP attention heads.
+        text_width: Llama hidden size.
+        text_layers: Llama depth.
+        text_heads: Llama attention heads.
+        mlp_ratio: MLP hidden size as a multiple of the width (both towers).
+        max_positions: Llama position budget (prompt + image tokens).
+        eval_every: Evaluate the held-out probe sets every this many steps.
+        probe_items: Items per held-out probe set.
+        probe_seed: Seed of the held-out probe sets (disjoint from the training stream).
+        threads: torch CPU threads (the recipe is timed with 2).
+        vis_tiers: Visual tiers ``lv`` of the lowres generator trained on (None: all).
+        text_tiers: Text tiers ``lt`` trained on (None: all).
+        condition_weights: Share of vision-only, text-only and agreeing multi examples.
+    """
+
+    seed: int = 0
+    steps: int = 3000
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_steps: int = 150
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    image_size: int = 32
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 3
+    vision_heads: int = 4
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    mlp_ratio: int = 4
+    max_positions: int = 128
+    eval_every: int = 100
+    probe_items: int = 96
+    probe_seed: int = 10_000
+    threads: int = 2
+    vis_tiers: tuple[int, ...] | None = None
+    text_tiers: tuple[int, ...] | None = None
+    condition_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (saved beside the checkpoint as ``organism_config.json``)."""
+        return asdict(self)

@@ -1,0 +1,180 @@
+"""Turn a run's tables into the section-1 statistics, the summary and the figures.
+
+Everything here reads the tidy tables the runner wrote (``items.csv``, ``layers.csv``,
+``attention_mass.npy``), so a finished run can be re-analysed without the model::
+
+    from modprobe.study.report import analyse_folder
+    summary, figures = analyse_folder("runs/organism")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.io import read_npy, write_csv, write_json
+from modprobe.spans import SPAN_NAMES
+
+FIGURES = "figures"
+
+
+def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
+    """The run's items in the table format of ``python -m modprobe.following``."""
+    columns = ["h_text", "h_vision", "y_text", "y_vision", "y_multi", "group",
+               "correct_text", "correct_vision"]
+    table = items[columns].copy()
+    table.insert(0, "model", model_name)
+    return table
+
+
+def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
+                              condition: str = "multi") -> np.ndarray:
+    """Per layer ``logit(Y_t) - logit(Y_v)`` of the lens, `layer item`.
+
+    Y_t and Y_v are the model's own text-only and vision-only answers. Their lens logits
+    are known when they are among the candidate answers scored at every layer; for an
+    item whose answer is not a candidate (or with Y_t == Y_v) the column is NaN.
+    """
+    part = layers[layers["condition"] == condition]
+    num_layers = int(part["layer"].max()) + 1
+    out = np.full((num_layers, len(items)), np.nan)
+    by_id = {key: frame.sort_values("layer") for key, frame in part.groupby("id", sort=False)}
+    for j, row in enumerate(items.itertuples()):
+        t, v = f"logit_{row.y_text}", f"logit_{row.y_vision}"
+        frame = by_id.get(row.id)
+        if frame is None or row.y_text == row.y_vision or t not in frame or v not in frame:
+            continue
+        out[:, j] = frame[t].to_numpy(float) - frame[v].to_numpy(float)
+    return out
+
+
+def layer_top1(items: pd.DataFrame, layers: pd.DataFrame, condition: str = "multi") -> list[list[str]]:
+    """Per item, the lens top-1 token of every layer (ordered by layer)."""
+    part = layers[layers["condition"] == condition].sort_values(["id", "layer"])
+    tokens = part.groupby("id", sort=False)["top1_token"].apply(
+        lambda s: [str(t) for t in s]).to_dict()
+    return [tokens.get(i, []) for i in items["id"]]
+
+
+def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.ndarray,
+                config: Any, model_name: str, num_layers: int) -> tuple[dict[str, Any], list[Path]]:
+    """Compute the statistics of a run, write ``summary.json``/``oscillation.csv``, draw figures.
+
+    Args:
+        out: The run folder.
+        items: ``items.csv`` as a frame.
+        layers: ``layers.csv`` as a frame.
+        mass: `item condition layer head span` attention mass.
+        config: The run's :class:`~modprobe.study.StudyConfig` (bootstrap, seed, figures).
+        model_name: Name used in tables and legends.
+        num_layers: Decoder layers of the model.
+
+    Returns:
+        The summary (its ``lines`` are what the CLI prints) and the figure paths.
+    """
+    from modprobe.analysis import analyze_following, oscillation_report
+    from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_counts
+    from modprobe.analysis.table import TableError
+    from modprobe.analysis.uncertainty import uncertainty_axis
+
+    table = following_table(items, model_name)
+    lines: list[str] = []
+    summary: dict[str, Any] = {"model": model_name, "n_items": int(len(items)),
+                               "num_layers": num_layers}
+    report = None
+    law = None
+    try:
+        report = analyze_following(table, n_bootstrap=config.n_bootstrap, seed=config.seed)
+        following = report.models[model_name]
+        law = following.law
+        lines += following.summary_lines()
+        rates = following.rates
+        summary.update({"tfr": rates.tfr, "tfr_ci": list(rates.tfr_ci), "vfr": rates.vfr,
+                        "n_text": rates.n_text, "n_vision": rates.n_vision,
+                        "n_other": rates.n_other, "n_no_conflict": rates.n_no_conflict})
+        if law is not None:
+            bp = law.balance_point
+            summary["balance_point"] = {"value": bp.value, "ci": [bp.ci_low, bp.ci_high],
+                                        "crosses": bp.crosses, "summary": bp.summary()}
+    except (TableError, ValueError) as err:
+        lines.append(f"following: not analysed ({err})")
+        summary["following_error"] = str(err)
+
+    x = np.asarray(uncertainty_axis(items["h_text"], items["h_vision"]).values, dtype=float)
+    counts = oscillation_counts(layer_top1(items, layers), items["y_text"].tolist(),
+                                items["y_vision"].tolist())
+    osc = oscillation_report(counts, x, law.balance_point if law is not None else None,
+                             groups=items["group"].tolist(), n_bootstrap=config.n_bootstrap,
+                             seed=config.seed)
+    lines += osc.summary_lines()
+    per_item = osc.per_item.copy()
+    per_item.insert(0, "id", items["id"].to_numpy())
+    write_csv(out / "oscillation.csv", per_item)
+    summary["oscillation"] = {
+        "by_region": osc.by_region.to_dict(orient="records"),
+        "by_group": osc.by_group.to_dict(orient="records"),
+        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear)}
+    summary["lines"] = lines
+    write_json(out / "summary.json", summary)
+
+    figures: list[Path] = []
+    if config.figures:
+        figures = _draw(out / FIGURES, report, model_name, items, layers, mass, x, osc,
+                        law, logit_difference_matrix)
+    return summary, figures
+
+
+def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
+          layers: pd.DataFrame, mass: np.ndarray, x: np.ndarray, osc: Any, law: Any,
+          logit_difference_matrix: Any) -> list[Path]:
+    from modprobe.analysis import plots
+    from modprobe.study.runner import attention_table
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if report is not None and report.laws:
+        written += plots.save_figure(plots.plot_following_curve(
+            report.laws, title=f"Modality following: {model_name}"), folder / "following_curve.png")
+    conflict = (items["group"] == "conflict").to_numpy()
+    finite = np.isfinite(x) & conflict
+    if finite.any():
+        written += plots.save_figure(plots.plot_uncertainty_distribution(
+            {model_name: x[finite]}, title="Relative uncertainty of conflict items"),
+            folder / "uncertainty_distribution.png")
+    written += plots.save_figure(plots.plot_oscillation(
+        osc, title=f"Lens oscillation between Y_t and Y_v: {model_name}"),
+        folder / "oscillation.png")
+    diff = logit_difference_per_item(items, layers)
+    keep = conflict & np.isfinite(x) & np.isfinite(diff).all(axis=0)
+    if keep.any():
+        matrix = logit_difference_matrix(diff[:, keep], x[keep])
+        bp = law.balance_point.value if law is not None and law.balance_point.crosses else None
+        written += plots.save_figure(plots.plot_logit_difference(
+            matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
+            folder / "logit_difference.png")
+    frame = attention_table(mass, items["id"].tolist())
+    present = [s for s in SPAN_NAMES if frame.loc[frame["span"] == s, "mass"].sum() > 0]
+    frame = frame[frame["span"].isin(present)]
+    written += plots.save_figure(plots.plot_attention_mass(
+        frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),
+        folder / "attention_mass.png")
+    return written
+
+
+def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
+                   figures: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed)."""
+    import json
+    from types import SimpleNamespace
+
+    run = Path(run)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    items = pd.read_csv(run / "items.csv", keep_default_na=False, na_values=[""])
+    layers = pd.read_csv(run / "layers.csv", keep_default_na=False, na_values=[""])
+    mass = read_npy(run / "attention_mass.npy")
+    config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    return analyse_run(run, items, layers, mass, config, manifest["options"]["model"],
+                       int(mass.shape[2]))

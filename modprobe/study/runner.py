@@ -1,0 +1,306 @@
+"""The modality-following study: capture every item under three conditions, then analyse.
+
+For every item of a conflict dataset the model runs vision-only (image + question),
+text-only (description + question) and multi (image + description + question), in
+batches, with one capture each (logit lens + attention mass, ``modprobe.capture``). The
+results go to a run folder, chunk by chunk, each file written atomically; an interrupted
+run resumes from the last finished chunk and ends with the same tables as a run that was
+never interrupted. ``python -m modprobe.layers`` is the command-line face of this module.
+
+Run folder::
+
+    RUN/manifest.json          model, data, seed, versions, options
+    RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
+    RUN/items.csv              one row per item (answers, entropies, correctness)
+    RUN/layers.csv             one row per item x condition x layer (lens)
+    RUN/attention_mass.npy     `item condition layer head span` float32
+    RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
+    RUN/oscillation.csv        one row per item: x, group, region, switch count
+    RUN/summary.json           TFR, balance point and interval, oscillation by region
+    RUN/figures/*.png          following curve, dH_rel histogram, oscillation by region,
+                               logit-difference heatmap, attention mass by layer
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modprobe.adapters import CONDITIONS, Prompt
+from modprobe.io import read_npy, write_csv, write_json, write_npy
+from modprobe.spans import SPAN_NAMES
+
+MANIFEST = "manifest.json"
+CHUNKS = "chunks"
+#: Options that change the numbers: a resumed run must use the same values.
+_RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
+                "seed")
+
+
+class StudyError(RuntimeError):
+    """A study cannot start or resume (the message says what to do)."""
+
+
+@dataclass
+class StudyConfig:
+    """Options of one study run (written to the manifest).
+
+    Attributes:
+        model: Alias, hub id or folder of the model.
+        data: Dataset folder (``modprobe.data`` schema); None: generate a color-conflict
+            dataset into ``out/data`` (lowres variant for the organism, paper otherwise).
+        out: Run folder.
+        batch_size: Items per chunk; each chunk runs three batches (one per condition).
+        limit: Only the first ``limit`` items (None: all).
+        candidates: Candidate answers scored at every layer (None: every answer in the data).
+        device: Torch device (None: CUDA when available).
+        dtype: Model dtype (``auto``, ``float32``, ``bfloat16``, ``float16``).
+        top_k: Top tokens kept per layer.
+        seed: Seed of the bootstrap in the analysis.
+        n_bootstrap: Bootstrap replicates for intervals.
+        resume: Continue an interrupted run in ``out``.
+        figures: Write the figures.
+        groups: Groups to generate when ``data`` is None (default 12 organism, 4 others).
+    """
+
+    model: str
+    data: str | None
+    out: str
+    batch_size: int = 8
+    limit: int | None = None
+    candidates: list[str] | None = None
+    device: str | None = None
+    dtype: str = "auto"
+    top_k: int = 5
+    seed: int = 0
+    n_bootstrap: int = 1000
+    resume: bool = False
+    figures: bool = True
+    groups: int | None = None
+
+
+@dataclass
+class StudyResult:
+    """What a finished run produced (also on disk in the run folder).
+
+    Attributes:
+        out: The run folder.
+        items: One row per item.
+        layers: One row per item x condition x layer.
+        attention_mass: `item condition layer head span`.
+        summary: The printed summary as a dict (also ``summary.json``).
+        figures: Paths of the written figures.
+    """
+
+    out: Path
+    items: pd.DataFrame
+    layers: pd.DataFrame
+    attention_mass: np.ndarray
+    summary: dict[str, Any]
+    figures: list[Path] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        return list(self.summary.get("lines", []))
+
+
+def _versions() -> dict[str, str]:
+    import nnsight
+    import transformers
+
+    import modprobe
+
+    return {"modprobe": modprobe.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "nnsight": nnsight.__version__,
+            "python": platform.python_version()}
+
+
+def _prepare_out(config: StudyConfig) -> dict[str, Any]:
+    """Create the run folder, or check that a resumed one matches ``config``."""
+    out = Path(config.out)
+    manifest_path = out / MANIFEST
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+    if out.exists() and any(out.iterdir()):
+        if not config.resume:
+            raise StudyError(
+                f"run folder {out} already exists and is not empty; pass --resume to continue "
+                "that run, or choose another --out (modprobe never overwrites a run)")
+        if not manifest_path.is_file():
+            raise StudyError(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        before = manifest.get("options", {})
+        changed = [k for k in _RESUME_KEYS if before.get(k) != options.get(k)]
+        if changed:
+            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in changed)
+            raise StudyError(f"cannot resume {out} with different options ({diffs}); "
+                             "use the original options or a new --out")
+        return manifest
+    if config.resume and not manifest_path.is_file():
+        raise StudyError(f"nothing to resume: {out} holds no run; drop --resume to start one")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"options": options, "versions": _versions(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def _generate_data(config: StudyConfig, out: Path) -> Path:
+    """Generate the default dataset into ``out/data`` (kept on resume: same seed, same bytes)."""
+    from modprobe.data import generate_colors
+
+    data = out / "data"
+    if not (data / "items.jsonl").is_file():
+        organism = config.model == "organism"
+        generate_colors(data, groups=config.groups or (12 if organism else 4), seed=config.seed,
+                        variant="lowres" if organism else "paper", overwrite=True)
+    return data
+
+
+def _answer(token: str) -> str:
+    """A decoded answer token normalised for comparison (``" Red."`` -> ``"red"``)."""
+    return token.strip().strip(".,!?;:\"'").lower()
+
+
+def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
+    """Entropy (nats) of the softmax restricted to the candidate answers (`... cand`)."""
+    from modprobe.analysis.uncertainty import entropy
+
+    return np.asarray(entropy(logits.double().numpy(), axis=-1))
+
+
+def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
+               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Capture one chunk of items under the three conditions."""
+    from modprobe.capture import capture
+
+    parts = [dataset.prompts(item) for item in items]
+    item_rows: list[dict[str, Any]] = [
+        {"id": it.id, "group": it.group, "d_v": it.d_v, "d_t": it.d_t, "shape": it.shape,
+         "answer_vision": it.answer_vision, "answer_text": it.answer_text} for it in items]
+    layer_frames: list[pd.DataFrame] = []
+    masses: list[np.ndarray] = []
+    for condition in CONDITIONS:
+        prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
+        cap = capture(loaded, prompts, candidates=candidates, top_k=top_k).cpu()
+        tokens = [loaded.tokenizer.decode([int(t)]) for t in cap.final_topk_ids[:, 0]]
+        cand_entropy = _candidate_entropy(cap.final_candidate_logits)
+        short = {"vision": "vision", "text": "text", "multi": "multi"}[condition]
+        for i, row in enumerate(item_rows):
+            row[f"y_{short}"] = _answer(tokens[i])
+            row[f"h_{short}"] = float(cap.final_entropy[i])
+            row[f"hc_{short}"] = float(cand_entropy[i])
+            row[f"p_{short}"] = float(cap.final_topk_probs[i, 0])
+        lens = cap.to_frames().lens
+        lens.insert(0, "condition", condition)
+        lens.insert(0, "id", [items[r].id for r in lens["row"]])
+        layer_frames.append(lens.drop(columns=["row"]))
+        masses.append(cap.attention_mass.numpy().astype(np.float32))
+    items_frame = pd.DataFrame(item_rows)
+    items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
+    items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
+    return items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1)
+
+
+def run_study(config: StudyConfig, progress: bool = True,
+              on_chunk: Callable[[int], None] | None = None) -> StudyResult:
+    """Run (or resume) a study and write its run folder.
+
+    Args:
+        config: The options.
+        progress: Show a tqdm bar with items per second.
+        on_chunk: Called with the chunk index after each chunk is written (for tests and
+            notebooks that watch a run).
+
+    Returns:
+        The :class:`StudyResult`.
+
+    Raises:
+        StudyError: the run folder exists (without ``resume``) or does not match.
+        DatasetError: the dataset does not validate.
+    """
+    from tqdm.auto import tqdm
+
+    from modprobe.data import load_dataset
+    from modprobe.loading import load
+
+    if config.batch_size < 1:
+        raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
+    manifest = _prepare_out(config)
+    out = Path(config.out)
+    data = Path(config.data) if config.data is not None else _generate_data(config, out)
+    dataset = load_dataset(data)
+    items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
+    if not items:
+        raise StudyError(f"no items to run in {data}")
+    candidates = config.candidates or sorted(
+        {a for it in items for a in (it.answer_vision, it.answer_text)})
+    loaded = load(config.model, device=config.device, dtype=config.dtype)
+    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
+                     "n_items": len(items), "data_folder": str(data), "candidates": candidates,
+                     "span_names": list(SPAN_NAMES),
+                     "conditions": list(CONDITIONS)})
+    write_json(out / MANIFEST, manifest)
+
+    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
+    done = {i for i in range(len(chunks)) if (out / CHUNKS / f"{i:05d}" / "items.csv").is_file()}
+    bar = tqdm(total=len(items), unit="item", desc="modprobe.layers", disable=not progress,
+               initial=sum(len(chunks[i]) for i in done))
+    for index, chunk in enumerate(chunks):
+        if index in done:
+            continue
+        items_frame, layers_frame, mass = _run_chunk(loaded, dataset, chunk, candidates,
+                                                     config.top_k)
+        folder = out / CHUNKS / f"{index:05d}"
+        write_npy(folder / "attention_mass.npy", mass)
+        write_csv(folder / "layers.csv", layers_frame)
+        write_csv(folder / "items.csv", items_frame)  # last: its presence marks the chunk done
+        bar.update(len(chunk))
+        if on_chunk is not None:
+            on_chunk(index)
+    bar.close()
+
+    folders = [out / CHUNKS / f"{i:05d}" for i in range(len(chunks))]
+    items_frame = pd.concat([pd.read_csv(f / "items.csv", keep_default_na=False,
+                                         na_values=[""]) for f in folders], ignore_index=True)
+    layers_frame = pd.concat([pd.read_csv(f / "layers.csv", keep_default_na=False,
+                                          na_values=[""]) for f in folders], ignore_index=True)
+    mass = np.concatenate([read_npy(f / "attention_mass.npy") for f in folders], axis=0)
+    write_csv(out / "items.csv", items_frame)
+    write_csv(out / "layers.csv", layers_frame)
+    write_npy(out / "attention_mass.npy", mass)
+    write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
+
+    from modprobe.study.report import analyse_run
+
+    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
+                                   model_name=config.model, num_layers=mass.shape[2])
+    manifest.update({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_json(out / MANIFEST, manifest)
+    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
+                       summary=summary, figures=figures)
+
+
+def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
+    """Head-averaged attention mass as a tidy table.
+
+    Args:
+        mass: `item condition layer head span`.
+        ids: Item ids, `item`.
+
+    Returns:
+        Columns ``id, condition, layer, span, mass`` (mean over heads).
+    """
+    mean = mass.mean(axis=3)  # item condition layer span
+    n, c, layer_count, s = mean.shape
+    index = pd.MultiIndex.from_product(
+        [list(ids), list(CONDITIONS), range(layer_count), list(SPAN_NAMES)],
+        names=["id", "condition", "layer", "span"])
+    return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()

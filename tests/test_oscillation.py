@@ -1,0 +1,128 @@
+"""Oscillation counting, regions and the logit-difference matrix (SCIENCE.md s. 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modprobe.analysis.law import BalancePoint
+from modprobe.analysis.oscillation import (
+    AMBIGUOUS,
+    CLEAR,
+    UNASSIGNED,
+    assign_regions,
+    count_switches,
+    layer_states,
+    logit_difference,
+    logit_difference_matrix,
+    oscillation_counts,
+    oscillation_report,
+    states_from_logits,
+)
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ("VOT", 1),  # the paper's example: 'other' in between is ignored
+        ("TVT", 2),
+        ("TTVV", 1),
+        ("TTOT", 0),  # leaving for 'other' and coming back is no switch
+        ("VOOTOV", 2),
+        ("OOOO", 0),  # all other
+        ("T", 0),  # single layer
+        ("O", 0),
+        ("", 0),
+        ("OVOOOO", 0),
+        ("TVTVTV", 5),
+    ],
+)
+def test_switch_counts_by_hand(states: str, expected: int) -> None:
+    assert count_switches(list(states)) == expected
+
+
+def test_layer_states_from_token_strings_and_ids() -> None:
+    top1 = ["the", " Red", "blue", "BLUE ", ",", "red"]
+    assert layer_states(top1, "red", "blue") == ["O", "T", "V", "V", "O", "T"]
+    assert layer_states([5, 7, 9, 7], 7, 9) == ["O", "T", "V", "T"]
+    with pytest.raises(ValueError, match="not a conflict"):
+        layer_states(["red"], "red", " Red")
+
+
+def test_tie_rule_makes_a_tied_layer_undecided() -> None:
+    lt = np.array([2.0, 1.0, 0.0, 3.0, 5.0])
+    lv = np.array([1.0, 1.0, 0.0, 2.0, 1.0])
+    lo = np.array([0.0, 0.0, 0.5, 3.0, 0.0])
+    # layer 1: T and V tie at the top; layer 2: other wins; layer 3: T ties with other.
+    assert states_from_logits(lt, lv, lo) == ["T", "O", "O", "O", "T"]
+    # T (tie) V counts one switch; T (tie) T counts none.
+    assert count_switches(states_from_logits([2.0, 1.0, 0.0], [1.0, 1.0, 3.0])) == 1
+    assert count_switches(states_from_logits([2.0, 1.0, 3.0], [1.0, 1.0, 0.0])) == 0
+
+
+def test_counts_for_items_with_ragged_layers_and_non_conflicts() -> None:
+    counts = oscillation_counts(
+        [["red", "blue", "red"], ["x", "blue"], ["red", "blue"], ["red"]],
+        ["red", "red", "red", "blue"],
+        ["blue", "blue", "red", "blue"],
+    )
+    assert counts[:2].tolist() == [2.0, 0.0]
+    assert np.isnan(counts[2]) and np.isnan(counts[3])  # Y_t == Y_v: flagged, not 0
+
+
+def test_counts_from_a_2d_array() -> None:
+    tokens = np.array([[1, 2, 1, 2], [3, 3, 1, 1]])
+    np.testing.assert_array_equal(oscillation_counts(tokens, [1, 1], [2, 3]), [3.0, 1.0])
+
+
+def test_region_boundary_is_inclusive() -> None:
+    regions = assign_regions([-0.3, 0.2, 0.7, 0.71, np.nan], balance_point=0.2, radius=0.5)
+    assert regions.tolist() == [AMBIGUOUS, AMBIGUOUS, AMBIGUOUS, CLEAR, UNASSIGNED]
+
+
+def test_report_means_by_region_and_group() -> None:
+    x = np.array([0.0, 0.1, -0.2, 1.5, -1.5, 1.9, 0.0, 0.0, 0.3])
+    counts = np.array([2, 1, 3, 0, 1, 0, 1, np.nan, 4], dtype=float)
+    groups = ["conflict"] * 6 + ["text_irrelevant"] * 2 + ["conflict"]
+    report = oscillation_report(counts, x, balance_point=0.0, groups=groups, n_bootstrap=500)
+    by_region = report.by_region.set_index("region")
+    assert by_region.loc[AMBIGUOUS, "n"] == 4 and by_region.loc[AMBIGUOUS, "mean"] == 2.5
+    assert by_region.loc[CLEAR, "n"] == 3 and by_region.loc[CLEAR, "mean"] == pytest.approx(1 / 3)
+    amb = by_region.loc[AMBIGUOUS]
+    assert amb["ci_low"] <= amb["mean"] <= amb["ci_high"] and amb["ci_low"] < amb["ci_high"]
+    by_group = report.by_group.set_index("group")
+    assert by_group.loc["text_irrelevant", "n"] == 1  # the NaN (non-conflict) is left out
+    assert by_group.loc["text_irrelevant", "mean"] == 1.0
+    assert report.n_no_conflict == 1
+    assert report.per_item.loc[6, "region"] == UNASSIGNED  # controls get no region
+    diff, lo, hi = report.ambiguous_minus_clear
+    assert diff == pytest.approx(2.5 - 1 / 3) and lo < diff < hi
+    assert any(line.startswith("oscillation ambiguous: 2.50") for line in report.summary_lines())
+
+
+def test_report_without_a_crossing_balance_point_explains_itself() -> None:
+    bp = BalancePoint(float("nan"), float("nan"), float("nan"), False, "text", "stays above",
+                      3.0, (-1.0, 1.0), 0.0, 0.95, 10)
+    report = oscillation_report([1.0, 0.0], [0.1, 0.2], balance_point=bp)
+    assert report.by_region.empty
+    assert "stays above" in report.note
+    assert report.by_group["mean"].tolist() == [0.5]
+
+
+def test_logit_difference_from_lens_logits() -> None:
+    logits = np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5)  # items layers vocab
+    logits[1, :, 4] = -1.0
+    diff = logit_difference(logits, text_ids=[1, 4], vision_ids=[3, 0])
+    assert diff.shape == (3, 2)  # layers items
+    np.testing.assert_allclose(diff[:, 0], -2.0)
+    np.testing.assert_allclose(diff[:, 1], -1.0 - logits[1, :, 0])
+
+
+def test_logit_difference_matrix_orders_items_and_drops_degenerate() -> None:
+    d = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
+    m = logit_difference_matrix(d, [0.5, -1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(m.order, [1, 3, 0])
+    np.testing.assert_array_equal(m.x, [-1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(m.values, [[2.0, 4.0, 1.0], [6.0, 8.0, 5.0]])
+    with pytest.raises(ValueError):
+        logit_difference_matrix(d, [0.0, 1.0])
