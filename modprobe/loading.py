@@ -138,14 +138,14 @@ def image_only_processor_class(processor_class: type) -> type:
     """
 
     class ImageOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
+        # The parent's __init__ (kept: transformers reads the sub-processors off its
+        # signature) passes video_processor=None on; without the attribute listed, the
+        # processor neither checks, saves nor loads it.
+        video_processor = None
+
         @classmethod
         def get_attributes(cls) -> list[str]:
             return [a for a in super().get_attributes() if a != "video_processor"]
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.pop("video_processor", None)
-            super().__init__(*args, **kwargs)
-            self.video_processor = None
 
     ImageOnlyProcessor.__name__ = processor_class.__name__
     ImageOnlyProcessor.__qualname__ = processor_class.__qualname__

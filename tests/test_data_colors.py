@@ -70,8 +70,9 @@ def test_target_area_decreases_with_the_tier(scenes):
 
 
 def _pixel_colors(image: Image.Image) -> set[tuple[int, int, int]]:
-    arr = np.asarray(image).reshape(-1, 3)
-    return {tuple(int(v) for v in row) for row in np.unique(arr, axis=0)}
+    arr = np.asarray(image).reshape(-1, 3).astype(np.int64)
+    packed = np.unique((arr[:, 0] << 16) | (arr[:, 1] << 8) | arr[:, 2])
+    return {(int(v) >> 16, (int(v) >> 8) & 255, int(v) & 255) for v in packed}
 
 
 def test_colors_in_the_image(scenes):
@@ -101,8 +102,7 @@ def test_group_plan_reserves_absent_shapes():
 
 
 def test_color_pairs_are_balanced():
-    pairs = [(p.color_vision, p.color_text) for p in map(lambda g: colors.plan_group(1, g),
-                                                         range(30))]
+    pairs = [(p.color_vision, p.color_text) for p in (colors.plan_group(1, g) for g in range(30))]
     assert sorted(pairs) == sorted(colors.COLOR_PAIRS)
 
 

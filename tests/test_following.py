@@ -134,7 +134,7 @@ def test_analyze_following_rejects_absent_group_and_bad_options() -> None:
 def test_saturation_warning_appears_for_saturated_models() -> None:
     from modprobe.analysis.simulate import simulate_saturated_table
 
-    table = simulate_saturated_table(600, seed=7, share_saturated=0.8)
+    table = simulate_saturated_table(600, seed=7, share_saturated=0.95)
     lines = analyze_following(table, n_bootstrap=50, split=False).summary_lines()
     assert any(line.startswith("warning: saturation") for line in lines)
     calm = analyze_following(simulate_following_table(600, seed=7), n_bootstrap=50, split=False)

@@ -231,18 +231,27 @@ class Adapter:
         return out
 
     def _check_placeholders(self, processor: Any, prompts: list[Prompt], texts: list[str]) -> None:
-        if not self.chat_template:
-            return
+        """Fail clearly when a prompt's images and image placeholders do not pair up.
+
+        With a chat template, the template writes one placeholder per image, so a mismatch
+        means the question or context holds placeholders of its own. Without one
+        (InstructBLIP), the processor inserts the query tokens for the single image itself.
+        """
         image_token = getattr(processor, "image_token", None)
-        if image_token is None:
-            return
+        image_token = getattr(image_token, "content", image_token)  # AddedToken -> str
         for i, (prompt, text) in enumerate(zip(prompts, texts)):
-            found = text.count(image_token)
-            if found != len(prompt.images):
+            found = text.count(image_token) if image_token else 0
+            if self.chat_template and image_token and found != len(prompt.images):
                 raise AdapterError(
                     f"prompt {i} has {len(prompt.images)} image(s) but its text holds {found} "
                     f"image placeholder(s) {image_token!r}; give one image per placeholder "
                     "(and do not write placeholders into the question or context yourself)"
+                )
+            if not self.chat_template and (len(prompt.images) > 1 or found):
+                raise AdapterError(
+                    f"prompt {i} has {len(prompt.images)} image(s) and {found} image "
+                    f"placeholder(s) in its text; {self.family} takes at most one image per "
+                    "prompt and inserts its image tokens itself (write no placeholders)"
                 )
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:

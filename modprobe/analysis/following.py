@@ -84,7 +84,7 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     denom = 1 + z**2 / trials
     center = (p + z**2 / (2 * trials)) / denom
     half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denom
-    return (float(max(0.0, center - half)), float(min(1.0, center + half)))
+    return (float(min(max(0.0, center - half), p)), float(max(min(1.0, center + half), p)))
 
 
 def wilson_intervals(
@@ -99,8 +99,9 @@ def wilson_intervals(
         denom = 1 + z**2 / n
         center = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    low = np.where(n > 0, np.maximum(0.0, center - half), np.nan)
-    high = np.where(n > 0, np.minimum(1.0, center + half), np.nan)
+        # Rounding can leave the estimate a hair outside at k = 0 or k = n.
+        low = np.where(n > 0, np.minimum(np.maximum(0.0, center - half), p), np.nan)
+        high = np.where(n > 0, np.maximum(np.minimum(1.0, center + half), p), np.nan)
     return low, high
 
 

@@ -63,6 +63,13 @@ def save_figure(fig: Figure, path: PathLike | Sequence[PathLike] | None) -> list
     return written
 
 
+def _error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
+    """``2 n`` error-bar lengths; clipped at 0 because a percentile-bootstrap interval
+    need not contain the point estimate."""
+    c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
+    return np.maximum(np.stack([c - lo, hi - c]), 0.0)
+
+
 def _as_mapping(laws: Law | Mapping[str, Law]) -> Mapping[str, Law]:
     return {"": laws} if isinstance(laws, Law) else laws
 
@@ -120,13 +127,13 @@ def plot_following_curve(
             b = law.binned
             ax.errorbar(
                 b["x_mean"], b["rate"],
-                yerr=[b["rate"] - b["ci_low"], b["ci_high"] - b["rate"]],
+                yerr=_error_bars(b["rate"], b["ci_low"], b["ci_high"]),
                 fmt="o", ms=4, color=color, ecolor=color, elinewidth=1, capsize=2, alpha=0.85,
             )
         if bp.crosses:
             ax.errorbar(
                 [bp.value], [0.5],
-                xerr=[[bp.value - bp.ci_low], [bp.ci_high - bp.value]],
+                xerr=_error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
                 fmt="D", ms=7, color=color, mec="black", mew=0.8, ecolor=color,
                 elinewidth=2.2, capsize=4, zorder=5,
             )
@@ -229,7 +236,7 @@ def plot_oscillation(
         part = frame[frame["model"] == model].set_index("category").reindex(order)
         pos = np.arange(len(order)) + (m - (len(mapping) - 1) / 2) * width
         ax.errorbar(
-            pos, part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+            pos, part["mean"], yerr=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
             fmt="o", ms=7, capsize=4, color=color, label=model or None,
         )
         for p, (mean, n) in zip(pos, zip(part["mean"], part["n"])):

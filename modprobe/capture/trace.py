@@ -26,7 +26,11 @@ from typing import Any
 
 import torch
 
-from modprobe.capture.attention import answer_attention_rows, attention_rows_to_mass, gather_positions
+from modprobe.capture.attention import (
+    answer_attention_rows,
+    attention_rows_to_mass,
+    gather_positions,
+)
 from modprobe.spans import ModalitySpans
 
 _ATTENTION_CALL = re.compile(r"attention_interface_(\d+)$")
@@ -84,6 +88,41 @@ def _last_logits_only(module: torch.nn.Module, inputs: dict[str, Any], positions
     return "logits_to_keep" in inspect.signature(module.forward).parameters
 
 
+def generation_position_ids(module: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor | None:
+    """`batch seq` position ids as ``generate()`` builds them: the attention mask's cumsum.
+
+    A plain forward numbers positions 0..seq-1 whatever the padding, while generation
+    numbers real tokens only. The capture follows generation, so a row gives the same
+    numbers batched and alone: under left padding RoPE is shift invariant anyway, but
+    InstructBLIP's processor puts its query tokens *before* the padding, and there the two
+    numberings change the distances between image and text. Models with multimodal
+    rotary positions (Qwen-VL's ``get_rope_index``) already build them from the mask, so
+    they get None (no override), as does a batch that brings its own ``position_ids``.
+    """
+    mask = inputs.get("attention_mask")
+    if mask is None or "position_ids" in inputs:
+        return None
+    inner = getattr(module, "model", None)
+    if hasattr(module, "get_rope_index") or hasattr(inner, "get_rope_index"):
+        return None
+    position_ids = mask.long().cumsum(-1) - 1
+    return position_ids.masked_fill(mask == 0, 0)
+
+
+def forward_kwargs(loaded: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the capture's forward pass for a processor batch.
+
+    The adapter's model inputs, no KV cache (one forward pass, nothing to keep), and
+    generation-style position ids (:func:`generation_position_ids`).
+    """
+    kwargs = dict(loaded.adapter.model_inputs(batch))
+    kwargs.setdefault("use_cache", False)
+    position_ids = generation_position_ids(loaded.module, kwargs)
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
+    return kwargs
+
+
 def _layer_mass(
     attention_envoy: Any, call: str, positions: torch.Tensor, one_hot: torch.Tensor,
     attention_mask: torch.Tensor | None,
@@ -139,8 +178,7 @@ def run_trace(
     positions = positions.to(device)
     one_hot = spans.one_hot(torch.float32).to(device)
     attention_mask = inputs.get("attention_mask")
-    kwargs = dict(adapter.model_inputs(inputs))
-    kwargs.setdefault("use_cache", False)  # no KV cache: this is one forward pass
+    kwargs = forward_kwargs(loaded, inputs)
     if _last_logits_only(module, kwargs, positions):
         kwargs["logits_to_keep"] = 1
         logit_positions = torch.zeros_like(positions)

@@ -57,7 +57,7 @@ class OrganismConfig:
     mlp_ratio: int = 4
     max_positions: int = 128
     eval_every: int = 100
-    probe_items: int = 96
+    probe_items: int = 64
     probe_seed: int = 10_000
     threads: int = 2
     vis_tiers: tuple[int, ...] | None = None

@@ -233,10 +233,15 @@ def run_study(config: StudyConfig, progress: bool = True,
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
+    from modprobe.loading import resolve_source
+
+    # Check what the user gave before creating anything: a typo must not leave a run folder.
+    resolve_source(config.model)
+    dataset = load_dataset(config.data) if config.data is not None else None
     manifest = _prepare_out(config)
     out = Path(config.out)
     data = Path(config.data) if config.data is not None else _generate_data(config, out)
-    dataset = load_dataset(data)
+    dataset = dataset or load_dataset(data)
     items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
     if not items:
         raise StudyError(f"no items to run in {data}")

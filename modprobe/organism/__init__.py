@@ -1,0 +1,25 @@
+"""The bundled model organism: a tiny LLaVA trained here on the low-resolution color task.
+
+No pretrained multimodal model can be downloaded everywhere modprobe runs, so it ships
+its own: a ~1.7M-parameter ``LlavaForConditionalGeneration`` (CLIP tower + Llama) trained
+by ``python -m modprobe.organism train`` on vision-only, text-only and agreeing
+image+text items, never on conflicts. See ``docs/organism.md``.
+
+```python
+import modprobe
+lm = modprobe.load("organism")      # the shipped checkpoint, offline, in a second
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modprobe.loading import LOCAL_ALIASES
+
+#: Folder of the shipped checkpoint (``save_pretrained`` of model and processor).
+CHECKPOINT_DIR: Path = Path(__file__).resolve().parent / "checkpoint"
+
+LOCAL_ALIASES["organism"] = CHECKPOINT_DIR
+
+__all__ = ["CHECKPOINT_DIR"]

@@ -1,0 +1,53 @@
+"""``python -m modprobe.organism train --out DIR [--seed S] [--steps N]``: train the organism."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from modprobe.organism.config import OrganismConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = OrganismConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.organism",
+        description="Train the bundled model organism (a tiny LLaVA on the lowres color task).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train from scratch and save_pretrained to --out")
+    train.add_argument("--out", required=True, help="folder to write (model, processor, log)")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--steps", type=int, default=defaults.steps)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--threads", type=int, default=defaults.threads,
+                       help="torch CPU threads (results are deterministic per seed and thread count)")
+    train.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    train.add_argument("--quiet", action="store_true", help="do not print the log rows")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m modprobe.organism``."""
+    args = _parser().parse_args(argv)
+    from modprobe.organism.train import save, train
+
+    config = dataclasses.replace(
+        OrganismConfig(), seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every)
+
+    def show(row: dict[str, float]) -> None:
+        cells = " ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in row.items())
+        print(cells, flush=True)
+
+    run = train(config, progress=None if args.quiet else show)
+    out = save(run, config, args.out)
+    print(f"trained {config.steps} steps in {run.seconds:.0f} s "
+          f"({run.steps_per_second:.2f} steps/s, {config.threads} threads); saved to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The capture engine on tiny models of every family: exactness invariants.
+
+Each family's tiny model is loaded twice from one folder, under SDPA (what the capture
+runs on) and eager (whose ``output_attentions`` is the reference), and both copies get
+the same sharpened q/k projections so that attention rows are peaked (see
+:func:`modprobe.capture.reference.sharpen_attention`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import modprobe
+from modprobe.capture import CandidateError, Capture, capture
+from modprobe.capture.reference import eager_reference, sharpen_attention
+from modprobe.capture.trace import forward_kwargs
+from modprobe.spans import SPAN_NAMES
+from modprobe.testing import COLOR_WORDS, FAMILIES, build_tiny
+
+TOL = 1e-5
+_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def _image(seed: int, size: tuple[int, int]) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def _prompts() -> list[modprobe.Prompt]:
+    """Two prompts of different lengths and image sizes, so the batch is padded."""
+    return [
+        modprobe.Prompt("What color is the circle ? Please answer with one word .",
+                        context="The circle is red .", images=[_image(0, (32, 32))]),
+        modprobe.Prompt("What color is it ?", images=[_image(1, (64, 32))]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return {}
+
+
+def _loaded(family: str, attn: str, folders: dict[str, Any], tmp: pytest.TempPathFactory) -> Any:
+    if family not in folders:
+        folders[family] = build_tiny(family, tmp.mktemp(family), seed=0)
+    key = (family, attn)
+    if key not in _CACHE:
+        lm = modprobe.load(folders[family], dtype="float32", device="cpu", attn_implementation=attn)
+        _CACHE[key] = sharpen_attention(lm)
+    return _CACHE[key]
+
+
+@pytest.fixture(params=FAMILIES)
+def pair(request: pytest.FixtureRequest, folders: dict[str, Any],
+         tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """(SDPA model, eager model) of one family, same weights, sharpened attention."""
+    return (_loaded(request.param, "sdpa", folders, tmp_path_factory),
+            _loaded(request.param, "eager", folders, tmp_path_factory))
+
+
+def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def test_lens_last_layer_equals_final_logits(pair: tuple[Any, Any]) -> None:
+    lm, _ = pair
+    batch = lm.encode(_prompts())
+    cap = capture(lm, batch, keep_lens_logits=True)
+    assert cap.lens_logits is not None
+    assert _maxdiff(cap.lens_logits[:, -1], cap.final_logits) <= TOL
+    # the trace reads the model without changing it: same logits as a plain forward
+    with torch.no_grad():
+        plain = lm.module(**forward_kwargs(lm, batch)).logits
+    rows = torch.arange(2)
+    assert _maxdiff(plain[rows, cap.answer_positions], cap.final_logits) <= TOL
+    assert torch.allclose(cap.lens_entropy[:, -1], cap.final_entropy, atol=TOL)
+
+
+def test_attention_mass_matches_eager(pair: tuple[Any, Any]) -> None:
+    lm, eager = pair
+    batch = lm.encode(_prompts())
+    cap = capture(lm, batch, keep_lens_logits=True)
+    with torch.no_grad():
+        ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
+    mass = cap.attention_mass
+    assert mass is not None and mass.shape == ref.attention_mass.shape
+    assert _maxdiff(mass, ref.attention_mass) <= TOL
+    assert _maxdiff(mass.sum(-1), torch.ones(mass.shape[:-1])) <= TOL
+    # the lens matches transformers' hidden states (final norm on all but the last)
+    assert _maxdiff(cap.lens_logits, ref.lens_logits) <= TOL
+    # discriminating: mass is far from "proportional to the number of tokens"
+    counts = cap.spans.one_hot().sum(1)
+    share = counts / counts.sum(-1, keepdim=True)
+    assert float((mass - share[:, None, None]).abs().max()) > 0.05
+
+
+def test_left_padded_batch_equals_rows_alone(pair: tuple[Any, Any]) -> None:
+    lm, _ = pair
+    prompts = _prompts()
+    batch = lm.encode(prompts)
+    assert bool((batch["attention_mask"] == 0).any()), "the batch should need padding"
+    cands = list(COLOR_WORDS[:3])
+    together = capture(lm, batch, candidates=cands)
+    for i, prompt in enumerate(prompts):
+        alone = capture(lm, [prompt], candidates=cands)
+        for name in ("final_logits", "lens_entropy", "lens_candidate_logits", "attention_mass"):
+            diff = _maxdiff(getattr(together, name)[i], getattr(alone, name)[0])
+            assert diff <= TOL, f"row {i} {name} differs by {diff:.2e} when batched"
+
+
+def test_two_rows_seven_candidates(pair: tuple[Any, Any]) -> None:
+    lm, _ = pair
+    cands: list[int | str] = [*COLOR_WORDS, lm.tokenizer.convert_tokens_to_ids("circle")]
+    cap = capture(lm, _prompts(), candidates=cands, top_k=4)
+    n_layers = lm.adapter.num_layers(lm.module)
+    heads = lm.adapter.language_config(lm.config).num_attention_heads
+    assert isinstance(cap, Capture)
+    assert cap.lens_candidate_logits.shape == (2, n_layers, 7)
+    assert cap.lens_candidate_probs.shape == (2, n_layers, 7)
+    assert cap.lens_topk_ids.shape == cap.lens_topk_probs.shape == (2, n_layers, 4)
+    assert cap.lens_entropy.shape == (2, n_layers)
+    assert cap.final_candidate_logits.shape == (2, 7)
+    assert cap.attention_mass.shape == (2, n_layers, heads, len(SPAN_NAMES))
+    assert cap.candidates.labels[:6] == COLOR_WORDS
+    assert len(set(cap.candidates.ids)) == 7
+    # probabilities are full-vocabulary ones: the candidates' share is below one
+    assert float(cap.lens_candidate_probs.sum(-1).max()) < 1
+    frames = cap.to_frames()
+    assert len(frames.lens) == 2 * n_layers
+    assert {"row", "layer", "entropy", "top1_id", "top1_token", "top1_prob",
+            "logit_red", "prob_red", "logit_#%d" % cands[-1]} <= set(frames.lens.columns)
+    assert len(frames.attention) == 2 * n_layers * heads * len(SPAN_NAMES)
+    sums = frames.attention.groupby(["row", "layer", "head"], observed=True)["mass"].sum()
+    assert np.allclose(sums.to_numpy(), 1, atol=TOL)
+    assert list(frames.final["position"]) == cap.answer_positions.tolist()
+    # image mass is positive (every prompt has an image) and video/audio are absent
+    assert float(cap.attention_mass[..., 0].min()) > 0
+    assert float(cap.attention_mass[..., 1:3].abs().max()) == 0
+
+
+def test_candidate_collision_names_both(pair: tuple[Any, Any]) -> None:
+    lm, _ = pair
+    if lm.adapter.family != "llava":
+        pytest.skip("tokenizer-level check; one family is enough")
+    with pytest.raises(CandidateError, match=r"'red' and 'red circle'"):
+        capture(lm, _prompts(), candidates=["red", "blue", "red circle"])
+
+
+def test_other_query_positions(pair: tuple[Any, Any]) -> None:
+    lm, eager = pair
+    if lm.adapter.family != "qwen2_vl":
+        pytest.skip("one family is enough")
+    batch = lm.encode(_prompts())
+    spans = lm.spans(batch)
+    pos = spans.answer_positions() - 2
+    cap = capture(lm, batch, positions=pos, keep_lens_logits=True)
+    with torch.no_grad():
+        ref = eager_reference(eager, batch, spans, pos)
+    assert _maxdiff(cap.attention_mass, ref.attention_mass) <= TOL
+    assert _maxdiff(cap.lens_logits, ref.lens_logits) <= TOL
+    assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL
+    with pytest.raises(ValueError, match="padding"):
+        capture(lm, batch, positions=[0, 0])

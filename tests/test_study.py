@@ -1,0 +1,145 @@
+"""The study runner: end to end on tiny models, resumable, never overwriting a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modprobe.data import generate_colors
+from modprobe.io import read_npy
+from modprobe.layers import main
+from modprobe.study import StudyConfig, StudyError, run_study
+from modprobe.testing import FAMILIES, build_tiny
+
+FIGURES = {"following_curve.png", "uncertainty_distribution.png", "oscillation.png",
+           "attention_mass.png"}
+
+
+@pytest.fixture(scope="module")
+def lowres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    generate_colors(root, groups=1, seed=3, variant="lowres")
+    return root
+
+
+@pytest.fixture(scope="module")
+def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny("llava", tmp_path_factory.mktemp("llava"), seed=0)
+
+
+def _config(model: Path, data: Path, out: Path, **kw: object) -> StudyConfig:
+    options = {"batch_size": 4, "limit": 12, "n_bootstrap": 50, "figures": False}
+    options.update(kw)
+    return StudyConfig(model=str(model), data=str(data), out=str(out), **options)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Path) -> None:
+    model = build_tiny(family, tmp_path / "model", seed=1)
+    result = run_study(_config(model, lowres_data, tmp_path / "run", limit=6, batch_size=3),
+                       progress=False)
+    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    assert len(items) == 6
+    for column in ("y_vision", "y_text", "y_multi", "h_vision", "h_text", "h_multi"):
+        assert items[column].notna().all(), column
+    assert (items[["h_vision", "h_text", "h_multi"]] >= 0).all().all()
+    mass = read_npy(tmp_path / "run" / "attention_mass.npy")
+    assert mass.shape[:2] == (6, 3)
+    np.testing.assert_allclose(mass.sum(axis=-1), 1.0, atol=1e-4)
+    # vision-only and multi prompts give the image some attention; text-only gives it none
+    assert (mass[:, 1, ..., 0] == 0).all()
+    assert (mass[:, 0, ..., 0] > 0).all() and (mass[:, 2, ..., 0] > 0).all()
+    layers = pd.read_csv(tmp_path / "run" / "layers.csv")
+    assert len(layers) == 6 * 3 * mass.shape[2]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["family"] == family
+    assert result.summary["n_items"] == 6
+
+
+def test_figures_and_summary(llava_dir: Path, lowres_data: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--model", str(llava_dir), "--data", str(lowres_data), "--out",
+                 str(tmp_path / "run"), "--limit", "12", "--bootstrap", "50", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "TFR=" in printed and "balance_point=" in printed and "oscillation" in printed
+    written = {p.name for p in (tmp_path / "run" / "figures").iterdir()}
+    assert FIGURES <= written
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["lines"] and "tfr" in summary
+
+
+def test_existing_run_is_never_overwritten(llava_dir: Path, lowres_data: Path,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code = main(["--model", str(llava_dir), "--data", str(lowres_data), "--out", str(out),
+                 "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--resume" in err
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_resume_refuses_changed_options(llava_dir: Path, lowres_data: Path, tmp_path: Path) -> None:
+    run_study(_config(llava_dir, lowres_data, tmp_path / "run", limit=4), progress=False)
+    with pytest.raises(StudyError, match="different options.*limit"):
+        run_study(_config(llava_dir, lowres_data, tmp_path / "run", limit=8, resume=True),
+                  progress=False)
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "lava", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown model alias 'lava'" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "items.jsonl").write_text('{"id": 1}\n')
+    assert main(["--model", "llava", "--data", str(tmp_path / "bad"), "--out",
+                 str(tmp_path / "r2")]) == 2
+    assert "line 1" in capsys.readouterr().err
+
+
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "modprobe.layers", *args, "--quiet",
+                             "--no-figures"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def test_killed_run_resumes_to_identical_tables(llava_dir: Path, lowres_data: Path,
+                                               tmp_path: Path) -> None:
+    args = ["--model", str(llava_dir), "--data", str(lowres_data), "--limit", "12",
+            "--batch-size", "2", "--bootstrap", "50"]
+    # the reference: one uninterrupted run
+    reference = tmp_path / "reference"
+    assert main([*args, "--out", str(reference), "--quiet", "--no-figures"]) == 0
+
+    # a run killed (SIGKILL: no cleanup at all) after its first chunks are on disk
+    out = tmp_path / "killed"
+    proc = _start([*args, "--out", str(out)])
+    deadline = time.time() + 120
+    while not (out / "chunks" / "00001" / "items.csv").exists():
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.time() < deadline, "the run wrote no chunk in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    finished = sorted(p.name for p in (out / "chunks").iterdir()
+                      if (p / "items.csv").exists())
+    assert len(finished) < 6
+
+    assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
+    for table in ("items.csv", "layers.csv", "attention.csv", "oscillation.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+    np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
+                                  read_npy(reference / "attention_mass.npy"))
