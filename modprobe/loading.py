@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,12 @@ def load(
     module.to(device).eval()
     adapter = adapter_for(module)
     adapter.token_ids(module.config)  # fail early when there is no image token
-    return LoadedModel(model=NNsight(module), processor=processor, adapter=adapter,
+    with warnings.catch_warnings():
+        # BERT-style Q-Formers (InstructBLIP) have submodules named `output`; nnsight
+        # renames them and warns once per module, which says nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r".*submodule named 'output'", category=UserWarning)
+        wrapped = NNsight(module)
+    return LoadedModel(model=wrapped, processor=processor, adapter=adapter,
                        name=os.fspath(name_or_path), source=source)
 
 

@@ -204,10 +204,18 @@ def boot_bridge(
         # boot() normalises the tokenizer in place (padding side, BOS handling).
         tokenizer = copy.deepcopy(model.tokenizer)
         param = next(module.parameters())
-        with _processor_from(model.processor):
-            return TransformerBridge.boot_transformers(
-                model.source, hf_model=module, tokenizer=tokenizer,
-                device=param.device, dtype=param.dtype)
+        try:
+            with _processor_from(model.processor):
+                return TransformerBridge.boot_transformers(
+                    model.source, hf_model=module, tokenizer=tokenizer,
+                    device=param.device, dtype=param.dtype)
+        except ValueError as err:
+            if "supported architecture" not in str(err):
+                raise
+            raise ValueError(
+                f"transformer-lens has no bridge for {type(model.module).__name__} (modprobe "
+                f"family {model.adapter.family!r}); the cross-check covers "
+                f"{', '.join(TL_FAMILIES)}") from None
 
 
 def _model_kwargs(bridge: TransformerBridge, batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,8 +224,9 @@ def _model_kwargs(bridge: TransformerBridge, batch: Mapping[str, Any]) -> dict[s
     transformers' LLaVA-style forward numbers positions ``0..seq-1`` on every row, left
     padding included, while the bridge renumbers left-padded rows from the attention
     mask. modprobe measures the transformers forward, so the cross-check pins the same
-    positions (mRoPE families derive theirs inside the model and are left alone, as the
-    bridge itself does).
+    positions. (Under plain RoPE a whole-row shift cancels out, so this only matters for
+    position schemes that are not purely relative; mRoPE families derive their positions
+    inside the model and are left alone, as the bridge itself does.)
     """
     kwargs = {k: v for k, v in batch.items() if k not in ("input_ids", "token_type_ids")}
     derives_positions = getattr(bridge, "_accepts_derived_position_ids", lambda: False)()

@@ -144,6 +144,13 @@ def test_quantile_bins_merge_tied_edges() -> None:
     assert len(bins) < 10 and bins["n"].sum() == 100
 
 
+def test_quantile_bins_fall_back_to_equal_width_under_a_point_mass() -> None:
+    x = np.r_[np.zeros(90), np.linspace(-1, 1, 10)]  # floored saturated items all at 0
+    bins = binned_following_rate(x, np.zeros(100, bool), bins=10)
+    np.testing.assert_allclose(bins["x_low"], np.linspace(-1, 0.8, 10), atol=1e-12)
+    assert bins["n"].tolist() == [1, 1, 1, 1, 1, 91, 1, 1, 1, 1]
+
+
 def test_too_few_items_raise() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         fit_law([0.1, np.nan, 0.2], [True, False, True])

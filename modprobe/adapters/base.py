@@ -107,6 +107,10 @@ class Adapter:
         mixed_batches: Whether one batch may mix prompts with and without images.
         extra_inputs: Processor outputs that the forward pass needs beyond ``input_ids``,
             ``attention_mask`` and pixel values (Qwen-VL's ``mm_token_type_ids``).
+        requires_pixel_values: Whether the forward pass fails without ``pixel_values``
+            (InstructBLIP). A batch without images then gets all-zero pixel values; with no
+            image placeholder in ``input_ids`` the vision output is scattered nowhere, so
+            the language model still sees only text.
     """
 
     family: str
@@ -122,6 +126,7 @@ class Adapter:
     chat_template: bool = True
     mixed_batches: bool = True
     extra_inputs: tuple[str, ...] = ()
+    requires_pixel_values: bool = False
 
     # ----------------------------------------------------------------- model parts
     def decoder_layers(self, model: Any) -> Any:
@@ -206,6 +211,8 @@ class Adapter:
         """
         if not prompts:
             raise ValueError("encode() needs at least one prompt")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         with_images = [bool(p.images) for p in prompts]
         if not self.mixed_batches and len(set(with_images)) > 1:
             raise AdapterError(
@@ -226,6 +233,8 @@ class Adapter:
         finally:
             tokenizer.padding_side = old_side
         out = dict(batch)
+        if not images and self.requires_pixel_values:
+            out["pixel_values"] = _blank_pixel_values(processor, len(prompts))
         if device is not None:
             out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
         return out
@@ -263,3 +272,12 @@ class Adapter:
 def _unwrap(model: Any) -> Any:
     """The torch module behind an nnsight wrapper (or the module itself)."""
     return getattr(model, "_module", model)
+
+
+def _blank_pixel_values(processor: Any, batch_size: int) -> torch.Tensor:
+    """All-zero pixel values shaped as the processor's for ``batch_size`` images."""
+    from PIL import Image
+
+    blank = Image.new("RGB", (32, 32))
+    pixels = processor.image_processor([blank] * batch_size, return_tensors="pt")["pixel_values"]
+    return torch.zeros_like(pixels)

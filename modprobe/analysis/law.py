@@ -244,7 +244,9 @@ def binned_following_rate(
     ``rate_k = #text in bin k / #decided in bin k`` (SCIENCE.md section 1, "The law":
     the paper's plotted quantity). Quantile bins (the default) hold equal numbers of
     items, which matters when saturation piles items up at dH_rel = +-2; tied quantile
-    edges are merged, so fewer bins may come back.
+    edges are merged, so fewer bins may come back, and when ties leave fewer than half
+    the requested bins (a point mass, e.g. floored saturated items all at 0) equal-width
+    bins are used instead. Empty bins are dropped.
 
     Args:
         x: ``items`` finite axis values.
@@ -263,6 +265,10 @@ def binned_following_rate(
     if isinstance(bins, (int, np.integer)):
         if strategy == "quantile":
             edges = np.unique(np.quantile(xv, np.linspace(0, 1, int(bins) + 1)))
+            if edges.size - 1 < int(bins) / 2:
+                # A point mass (e.g. floored saturated items all at 0) swallows most
+                # quantiles; equal-width bins then still show the shape of the rest.
+                edges = np.linspace(xv.min(), xv.max(), int(bins) + 1)
         elif strategy == "uniform":
             edges = np.linspace(xv.min(), xv.max(), int(bins) + 1)
         else:
