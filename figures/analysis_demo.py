@@ -34,8 +34,7 @@ from modprobe.analysis.plots import (
 )
 from modprobe.analysis.simulate import simulate_following_table, simulate_saturated_table
 
-PLANTED = {"model A (planted x*=-0.60)": -0.6, "model B (planted -0.20)": -0.2,
-           "model C (planted +0.15)": 0.15}
+PLANTED = {"A, planted -0.60": -0.6, "B, planted -0.20": -0.2, "C, planted +0.15": 0.15}
 
 
 def simulate_lens(
@@ -82,10 +81,7 @@ def main() -> None:
     print("\n".join(report.summary_lines()), "\n")
     plot_following_curve(report.laws, title="Text-following against relative uncertainty",
                          path=out / "following_curve_models.png")
-    plot_uncertainty_distribution(
-        {name: m.items["x"] for name, m in report.models.items()},
-        title=r"$\Delta H_{rel}$ per model", path=out / "uncertainty_distribution.png",
-    )
+
     name_a = next(iter(PLANTED))
     plot_following_curve({name_a: report.models[name_a].law}, show_isotonic=True,
                          title="Logistic fit (band) vs isotonic fit (dashed)",
@@ -95,7 +91,7 @@ def main() -> None:
     split_table = simulate_following_table(4000, balance_point=-0.8, slope=-3.5, seed=10,
                                            entropy_shrink=1.5, model="split demo")
     split = analyze_following(split_table, **boot).models["split demo"].split
-    plot_following_curve({f"low entropy (H_t+H_v <= {split.median_total:.2f})": split.low,
+    plot_following_curve({f"low entropy, $H_t+H_v \\leq$ {split.median_total:.2f}": split.low,
                           "high entropy": split.high},
                          title="Median split of total entropy", path=out / "entropy_split.png")
 
@@ -103,7 +99,8 @@ def main() -> None:
     sat = simulate_saturated_table(3000, seed=20, share_saturated=0.85)
     raw = analyze_following(sat, **boot).models["saturated"]
     floored = analyze_following(sat, entropy_floor=0.05, **boot).models["saturated"]
-    absolute = analyze_following(sat, axis="abs", **boot).models["saturated"]
+    # Equal-width bins: on the absolute axis most items sit in a narrow pile at 0.
+    absolute = analyze_following(sat, axis="abs", bin_strategy="uniform", **boot).models["saturated"]
     for label, m in (("raw dH_rel", raw), ("floor 0.05", floored), ("abs", absolute)):
         print(f"[saturated, {label}] saturation={m.saturation:.2f}; "
               f"{m.law.monotonicity.summary()}; {m.law.balance_point.summary()}")
@@ -113,6 +110,10 @@ def main() -> None:
     plot_following_curve(absolute.law, x_label="$H_t - H_v$ (nats)",
                          title="Saturated model: absolute axis",
                          path=out / "saturation_abs.png")
+    plot_uncertainty_distribution(
+        {name_a: report.models[name_a].items["x"], "saturated model": raw.items["x"]},
+        title=r"$\Delta H_{rel}$ per model", path=out / "uncertainty_distribution.png",
+    )
     plot_uncertainty_distribution({"raw": raw.items["x"], "entropy floor 0.05": floored.items["x"]},
                                   title="Saturated model: where items land",
                                   path=out / "saturation_distribution.png")
@@ -129,8 +130,9 @@ def main() -> None:
               for i in range(len(items))]
     n_control = 400
     x_control = rng.uniform(-1.8, 1.8, n_control)
-    ct, cv, co = simulate_lens(x_control + 3.0, rng.random(n_control) < 0.5, 0.0, n_layers, rng,
-                               noise=0.6)
+    # Controls: the text names another shape, so the text answer is a weak rival.
+    ct, cv, co = simulate_lens(x_control, rng.random(n_control) < 0.2, 0.0, n_layers, rng,
+                               noise=0.5)
     counts += [count_switches(states_from_logits(ct[:, i], cv[:, i], co[:, i]))
                for i in range(n_control)]
     osc = oscillation_report(
@@ -142,7 +144,7 @@ def main() -> None:
                      path=out / "oscillation_by_region.png")
     matrix = logit_difference_matrix(lt - lv, items["x"])
     plot_logit_difference(matrix, balance_point=bp.value,
-                          title=f"{name_a}: logit($Y_t$) - logit($Y_v$) by layer",
+                          title=f"model {name_a}: logit($Y_t$) - logit($Y_v$) by layer",
                           path=out / "logit_difference_heatmap.png")
 
     # 5. Attention mass per modality span (tidy frame: layer, span, mass, model, condition).

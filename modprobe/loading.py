@@ -243,7 +243,7 @@ def load(
             ) from err
         raise
     module.to(device).eval()
-    adapter = adapter_for(module)
+    adapter = adapter_for(module, processor)
     adapter.token_ids(module.config)  # fail early when there is no image token
     with warnings.catch_warnings():
         # BERT-style Q-Formers (InstructBLIP) have submodules named `output`; nnsight

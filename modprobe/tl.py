@@ -189,33 +189,34 @@ def boot_bridge(
         ValueError: if transformer-lens has no adapter for the model's architecture
             (Qwen2-VL and InstructBLIP in transformer-lens 4.3).
     """
-    with no_runtime_installs():
-        if not isinstance(model, LoadedModel):
-            kwargs: dict[str, Any] = {"device": device}
-            if dtype is not None:
-                kwargs["dtype"] = dtype
-            return TransformerBridge.boot_transformers(os.fspath(model), **kwargs)
+    try:
+        with no_runtime_installs():
+            if not isinstance(model, LoadedModel):
+                kwargs: dict[str, Any] = {"device": device}
+                if dtype is not None:
+                    kwargs["dtype"] = dtype
+                return TransformerBridge.boot_transformers(os.fspath(model), **kwargs)
 
-        module = copy.deepcopy(model.module) if copy_module else model.module
-        # The multimodal adapters pin "eager" in their config, and boot() then leaves a
-        # pre-loaded model's attention kernel alone: under SDPA the pattern hooks of
-        # HF-native attention (Qwen2.5-VL) would never fire.
-        module.set_attn_implementation("eager")
-        # boot() normalises the tokenizer in place (padding side, BOS handling).
-        tokenizer = copy.deepcopy(model.tokenizer)
-        param = next(module.parameters())
-        try:
+            module = copy.deepcopy(model.module) if copy_module else model.module
+            # The multimodal adapters pin "eager" in their config, and boot() then leaves
+            # a pre-loaded model's attention kernel alone: under SDPA the pattern hooks of
+            # HF-native attention (Qwen2.5-VL) would never fire.
+            module.set_attn_implementation("eager")
+            # boot() normalises the tokenizer in place (padding side, BOS handling).
+            tokenizer = copy.deepcopy(model.tokenizer)
+            param = next(module.parameters())
             with _processor_from(model.processor):
                 return TransformerBridge.boot_transformers(
                     model.source, hf_model=module, tokenizer=tokenizer,
                     device=param.device, dtype=param.dtype)
-        except ValueError as err:
-            if "supported architecture" not in str(err):
-                raise
-            raise ValueError(
-                f"transformer-lens has no bridge for {type(model.module).__name__} (modprobe "
-                f"family {model.adapter.family!r}); the cross-check covers "
-                f"{', '.join(TL_FAMILIES)}") from None
+    except ValueError as err:
+        if "supported architecture" not in str(err):
+            raise
+        what = (f"{type(model.module).__name__} (modprobe family {model.adapter.family!r})"
+                if isinstance(model, LoadedModel) else repr(os.fspath(model)))
+        raise ValueError(
+            f"transformer-lens has no bridge for {what}; the cross-check covers "
+            f"{', '.join(TL_FAMILIES)}") from None
 
 
 def _model_kwargs(bridge: TransformerBridge, batch: Mapping[str, Any]) -> dict[str, Any]:

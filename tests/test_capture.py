@@ -20,10 +20,9 @@ from modprobe.capture import CandidateError, Capture, capture
 from modprobe.capture.reference import eager_reference, sharpen_attention
 from modprobe.capture.trace import forward_kwargs
 from modprobe.spans import SPAN_NAMES
-from modprobe.testing import COLOR_WORDS, FAMILIES, build_tiny
+from modprobe.testing import COLOR_WORDS
 
 TOL = 1e-5
-_CACHE: dict[tuple[str, str], Any] = {}
 
 
 def _image(seed: int, size: tuple[int, int]) -> Image.Image:
@@ -41,26 +40,20 @@ def _prompts() -> list[modprobe.Prompt]:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def pairs() -> dict[str, tuple[Any, Any]]:
+    """This module's own model copies (the shared ``tiny_model`` ones must stay unmodified)."""
     return {}
 
 
-def _loaded(family: str, attn: str, folders: dict[str, Any], tmp: pytest.TempPathFactory) -> Any:
-    if family not in folders:
-        folders[family] = build_tiny(family, tmp.mktemp(family), seed=0)
-    key = (family, attn)
-    if key not in _CACHE:
-        lm = modprobe.load(folders[family], dtype="float32", device="cpu", attn_implementation=attn)
-        _CACHE[key] = sharpen_attention(lm)
-    return _CACHE[key]
-
-
-@pytest.fixture(params=FAMILIES)
-def pair(request: pytest.FixtureRequest, folders: dict[str, Any],
-         tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+@pytest.fixture
+def pair(family: str, tiny_dir: Any, pairs: dict[str, tuple[Any, Any]]) -> tuple[Any, Any]:
     """(SDPA model, eager model) of one family, same weights, sharpened attention."""
-    return (_loaded(request.param, "sdpa", folders, tmp_path_factory),
-            _loaded(request.param, "eager", folders, tmp_path_factory))
+    if family not in pairs:
+        pairs[family] = tuple(  # type: ignore[assignment]
+            sharpen_attention(modprobe.load(tiny_dir(family), dtype="float32", device="cpu",
+                                            attn_implementation=impl))
+            for impl in ("sdpa", "eager"))
+    return pairs[family]
 
 
 def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -6,6 +6,8 @@ falls back to :func:`generic_adapter` for other image-text-to-text models.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from modprobe.adapters.base import (
@@ -28,8 +30,12 @@ ADAPTERS: dict[str, Adapter] = {
 }
 
 
-def adapter_for(model: torch.nn.Module) -> Adapter:
+def adapter_for(model: torch.nn.Module, processor: Any | None = None) -> Adapter:
     """The adapter of a loaded model: by ``config.model_type``, else a generic one.
+
+    Args:
+        model: The torch model or its nnsight wrapper.
+        processor: Its processor; helps the generic adapter tell how prompts are built.
 
     Raises:
         AdapterError: if the model is not a supported family and cannot be adapted generically.
@@ -39,7 +45,7 @@ def adapter_for(model: torch.nn.Module) -> Adapter:
     for adapter in ADAPTERS.values():
         if model_type in adapter.model_types:
             return adapter
-    return generic_adapter(model)
+    return generic_adapter(model, processor)
 
 
 __all__ = [

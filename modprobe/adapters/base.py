@@ -232,7 +232,7 @@ class Adapter:
             batch = processor(**kwargs)
         finally:
             tokenizer.padding_side = old_side
-        out = dict(batch)
+        out = _right_pad_qformer(dict(batch))
         if not images and self.requires_pixel_values:
             out["pixel_values"] = _blank_pixel_values(processor, len(prompts))
         if device is not None:
@@ -267,6 +267,25 @@ class Adapter:
         """The subset of a processor batch the forward pass takes."""
         return {k: v for k, v in batch.items() if k not in ("token_type_ids",)
                 or k in self.extra_inputs}
+
+
+def _right_pad_qformer(batch: dict[str, Any]) -> dict[str, Any]:
+    """Move InstructBLIP's Q-Former text padding to the right.
+
+    The processor pads the Q-Former's text with the language tokenizer's padding side
+    (left here), but the Q-Former is BERT-like with absolute position embeddings: left
+    padding shifts its text positions and changes the image features of every padded row
+    (a row batched would not give what it gives alone). Right padding leaves them intact.
+    """
+    mask = batch.get("qformer_attention_mask")
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+        return batch
+    ids = batch["qformer_input_ids"]
+    # stable sort puts real tokens (key 0) first, in order, and padding (key 1) after
+    order = torch.sort((mask == 0).long(), dim=1, stable=True).indices
+    batch["qformer_input_ids"] = ids.gather(1, order)
+    batch["qformer_attention_mask"] = mask.gather(1, order)
+    return batch
 
 
 def _unwrap(model: Any) -> Any:

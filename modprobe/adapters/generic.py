@@ -8,6 +8,7 @@ known; this one exists so that a new checkpoint works before someone writes one.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -18,13 +19,20 @@ _VISION_HINTS = ("vision", "visual", "image_encoder", "qformer", "audio", "multi
 _IMAGE_TOKEN_ATTRS = ("image_token_id", "image_token_index")
 
 
-def generic_adapter(model: torch.nn.Module) -> Adapter:
+def generic_adapter(model: torch.nn.Module, processor: Any | None = None) -> Adapter:
     """Build an :class:`Adapter` for ``model`` by inspecting its module tree and config.
+
+    Args:
+        model: The torch model (or its nnsight wrapper).
+        processor: Its processor, if known. A processor without a chat template is taken
+            to insert the image tokens itself (as InstructBLIP's does): prompts are then
+            plain text and a batch cannot mix rows with and without images.
 
     Raises:
         AdapterError: if the config has no image token id, or no decoder layers, final norm
             or unembedding can be found.
     """
+    model = getattr(model, "_module", model)
     config = model.config
     model_type = getattr(config, "model_type", type(model).__name__)
     image_attr = next((a for a in _IMAGE_TOKEN_ATTRS if getattr(config, a, None) is not None), None)
@@ -57,6 +65,10 @@ def generic_adapter(model: torch.nn.Module) -> Adapter:
     attention = next((n for n in ("self_attn", "attention", "attn") if hasattr(first, n)), None)
     if attention is None:
         raise AdapterError(f"cannot adapt {type(model).__name__}: no attention module in layer 0")
+    templated = processor is None or bool(
+        getattr(processor, "chat_template", None)
+        or getattr(getattr(processor, "tokenizer", None), "chat_template", None))
+    pixels = inspect.signature(model.forward).parameters.get("pixel_values")
     return Adapter(
         family=f"generic:{model_type}",
         model_types=(model_type,),
@@ -68,6 +80,9 @@ def generic_adapter(model: torch.nn.Module) -> Adapter:
         video_token="video_token_id" if getattr(config, "video_token_id", None) is not None else None,
         audio_token="audio_token_id" if getattr(config, "audio_token_id", None) is not None else None,
         extra_inputs=("mm_token_type_ids",),
+        chat_template=templated,
+        mixed_batches=templated,
+        requires_pixel_values=pixels is not None and pixels.default is inspect.Parameter.empty,
     )
 
 

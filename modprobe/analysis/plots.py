@@ -151,7 +151,7 @@ def plot_following_curve(
 def plot_uncertainty_distribution(
     values: Mapping[str, Any] | pd.DataFrame,
     x_label: str = r"$\Delta H_{rel}$",
-    bins: int = 40,
+    bins: int = 30,
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
 ) -> Figure:
@@ -183,7 +183,7 @@ def plot_uncertainty_distribution(
     n_models = frame["model"].nunique()
     sns.histplot(
         data=frame, x="x", hue="model" if n_models > 1 else None, bins=bins, stat="density",
-        common_norm=False, element="step", fill=True, alpha=0.25, ax=ax,
+        common_norm=False, element="step", fill=False, linewidth=1.6, ax=ax,
         palette="colorblind" if n_models > 1 else None,
     )
     ax.set_xlabel(x_label)

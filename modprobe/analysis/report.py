@@ -204,6 +204,7 @@ def analyze_following(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     bins: int = 10,
+    bin_strategy: Literal["quantile", "uniform"] = "quantile",
     seed: int = 0,
     split: bool = True,
     isotonic_band: bool = True,
@@ -226,7 +227,8 @@ def analyze_following(
             (None: all rows). Ignored when the table has no ``group`` column.
         n_bootstrap: Bootstrap replicates.
         confidence: Interval level.
-        bins: Number of quantile bins for the displayed rates.
+        bins: Number of bins for the displayed rates.
+        bin_strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal width) bins.
         seed: Bootstrap seed.
         split: Also fit the median-entropy halves.
         isotonic_band: Bootstrap the isotonic curve too.
@@ -257,6 +259,7 @@ def analyze_following(
         "n_bootstrap": n_bootstrap,
         "confidence": confidence,
         "bins": bins,
+        "bin_strategy": bin_strategy,
         "seed": seed,
         "isotonic_band": isotonic_band,
     }

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,11 @@ class TrainingRun:
     Attributes:
         model: The trained model (eval mode).
         processor: Its processor.
-        log: One row per evaluation: step, loss, seconds, then ``acc/<probe set>``.
-        seconds: Wall time of the optimizer steps (evaluation excluded).
+        log: One row per evaluation: step, loss, wall and CPU seconds, then
+            ``acc/<probe set>``.
+        seconds: Wall time of the training steps (data, forward, backward; evaluation
+            excluded).
+        cpu_seconds: CPU time of the same, all threads together.
         steps_per_second: ``steps / seconds``.
     """
 
@@ -62,6 +66,7 @@ class TrainingRun:
     processor: object
     log: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     steps_per_second: float = 0.0
 
 
@@ -137,6 +142,25 @@ def _learning_rate(config: OrganismConfig, step: int) -> float:
     return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+@contextmanager
+def _reproducible(config: OrganismConfig) -> Iterator[None]:
+    """Seeded, deterministic, ``config.threads``-threaded torch; global state restored after."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        # Deterministic kernels make "same seed -> identical weights" hold on CPU (for a
+        # given thread count: a different split can change float summation order).
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
 def train(config: OrganismConfig,
           progress: Callable[[dict[str, float]], None] | None = None) -> TrainingRun:
     """Train an organism from scratch, deterministically from ``config.seed``.
@@ -148,10 +172,12 @@ def train(config: OrganismConfig,
     Returns:
         The trained model, its processor, the log and the timing.
     """
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    # Deterministic kernels make "same seed -> identical weights" hold on CPU.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    with _reproducible(config):
+        return _train(config, progress)
+
+
+def _train(config: OrganismConfig,
+           progress: Callable[[dict[str, float]], None] | None) -> TrainingRun:
     processor = sources.build_processor(config)
     model = build_model(config, processor)
     probe_sets = sources.probe_sets(config)
@@ -159,9 +185,9 @@ def train(config: OrganismConfig,
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay, betas=(0.9, 0.98))
     run = TrainingRun(model=model, processor=processor)
-    running_loss, seen, train_seconds = 0.0, 0, 0.0
+    running_loss, seen, wall, cpu = 0.0, 0, 0.0, 0.0
     for step in range(1, config.steps + 1):
-        started = time.perf_counter()
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         chunk = next(stream)
         batch = ADAPTER.encode(processor, [it.prompt for it in chunk])
@@ -173,12 +199,15 @@ def train(config: OrganismConfig,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        train_seconds += time.perf_counter() - started
+        wall += time.perf_counter() - wall_start
+        cpu += time.process_time() - cpu_start
         running_loss += loss.item()
         seen += 1
         if step % config.eval_every == 0 or step == config.steps:
+            # Wall time depends on what else the machine runs; CPU time (all threads
+            # together) is the better measure of the work on a shared machine.
             row: dict[str, float] = {"step": step, "loss": running_loss / seen,
-                                     "seconds": round(train_seconds, 2)}
+                                     "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
             for name, items in probe_sets.items():
                 row[f"acc/{name}"] = probe(model, processor, items).accuracy
             run.log.append(row)
@@ -186,8 +215,8 @@ def train(config: OrganismConfig,
             if progress is not None:
                 progress(row)
     model.eval()
-    run.seconds = train_seconds
-    run.steps_per_second = config.steps / max(train_seconds, 1e-9)
+    run.seconds, run.cpu_seconds = wall, cpu
+    run.steps_per_second = config.steps / max(wall, 1e-9)
     return run
 
 
@@ -199,13 +228,14 @@ def save(run: TrainingRun, config: OrganismConfig, out: str | Path) -> Path:
     run.processor.save_pretrained(out)  # type: ignore[attr-defined]
     write_log(run.log, out / "training_log.csv")
     meta = {**config.to_dict(), "train_seconds": round(run.seconds, 1),
+            "train_cpu_seconds": round(run.cpu_seconds, 1),
             "steps_per_second": round(run.steps_per_second, 3)}
     (out / "organism_config.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
 
 def write_log(rows: Sequence[dict[str, float]], path: Path) -> None:
-    """The training log as CSV (step, loss, seconds, one accuracy column per probe set)."""
+    """The training log as CSV (step, loss, times, one accuracy column per probe set)."""
     if not rows:
         return
     with path.open("w", newline="") as handle:
