@@ -30,19 +30,36 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m modprobe.following",
         description="Modality-following analysis (TFR, law, balance point) of a prediction table.",
     )
-    parser.add_argument("table", help="CSV or Parquet file with h_text, h_vision, y_text, "
-                        "y_vision, y_multi (optional model, group, correct_text, correct_vision)")
+    parser.add_argument(
+        "table",
+        help="CSV or Parquet file with h_text, h_vision, y_text, "
+        "y_vision, y_multi (optional model, group, correct_text, correct_vision)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="directory for figures")
-    parser.add_argument("--filter-correct", action="store_true",
-                        help="keep only items whose text-only and vision-only answers are correct")
-    parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
-                        help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)")
-    parser.add_argument("--entropy-floor", type=float, default=0.0,
-                        help="floor (nats) applied to both entropies before the axis")
+    parser.add_argument(
+        "--filter-correct",
+        action="store_true",
+        help="keep only items whose text-only and vision-only answers are correct",
+    )
+    parser.add_argument(
+        "--axis",
+        choices=("rel", "abs"),
+        default="rel",
+        help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)",
+    )
+    parser.add_argument(
+        "--entropy-floor",
+        type=float,
+        default=0.0,
+        help="floor (nats) applied to both entropies before the axis",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--group", default="conflict",
-                        help="with a group column, the group to analyse (default: conflict)")
+    parser.add_argument(
+        "--group",
+        default="conflict",
+        help="with a group column, the group to analyse (default: conflict)",
+    )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level")
     return parser
 
@@ -68,12 +85,16 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
             halves[f"{name} low entropy"] = m.split.low
             halves[f"{name} high entropy"] = m.split.high
     if halves:
-        fig = plot_following_curve(halves, x_label=x_label,
-                                   title="Median split of total entropy $H_t + H_v$")
+        fig = plot_following_curve(
+            halves, x_label=x_label, title="Median split of total entropy $H_t + H_v$"
+        )
         written += [out / "following_split.png"]
         fig.savefig(written[-1], dpi=150)
     fig = plot_uncertainty_distribution(
-        {name: m.items.loc[m.items["label"] != "no_conflict", "x"] for name, m in report.models.items()},
+        {
+            name: m.items.loc[m.items["label"] != "no_conflict", "x"]
+            for name, m in report.models.items()
+        },
         x_label=x_label,
     )
     written += [out / "uncertainty_distribution.png"]

@@ -33,8 +33,11 @@ def _image(seed: int, size: tuple[int, int]) -> Image.Image:
 def _prompts() -> list[modprobe.Prompt]:
     """Two prompts of different lengths and image sizes, so the batch is padded."""
     return [
-        modprobe.Prompt("What color is the circle ? Please answer with one word .",
-                        context="The circle is red .", images=[_image(0, (32, 32))]),
+        modprobe.Prompt(
+            "What color is the circle ? Please answer with one word .",
+            context="The circle is red .",
+            images=[_image(0, (32, 32))],
+        ),
         modprobe.Prompt("What color is it ?", images=[_image(1, (64, 32))]),
     ]
 
@@ -50,9 +53,13 @@ def pair(family: str, tiny_dir: Any, pairs: dict[str, tuple[Any, Any]]) -> tuple
     """(SDPA model, eager model) of one family, same weights, sharpened attention."""
     if family not in pairs:
         pairs[family] = tuple(  # type: ignore[assignment]
-            sharpen_attention(modprobe.load(tiny_dir(family), dtype="float32", device="cpu",
-                                            attn_implementation=impl))
-            for impl in ("sdpa", "eager"))
+            sharpen_attention(
+                modprobe.load(
+                    tiny_dir(family), dtype="float32", device="cpu", attn_implementation=impl
+                )
+            )
+            for impl in ("sdpa", "eager")
+        )
     return pairs[family]
 
 
@@ -125,8 +132,17 @@ def test_two_rows_seven_candidates(pair: tuple[Any, Any]) -> None:
     assert float(cap.lens_candidate_probs.sum(-1).max()) < 1
     frames = cap.to_frames()
     assert len(frames.lens) == 2 * n_layers
-    assert {"row", "layer", "entropy", "top1_id", "top1_token", "top1_prob",
-            "logit_red", "prob_red", "logit_#%d" % cands[-1]} <= set(frames.lens.columns)
+    assert {
+        "row",
+        "layer",
+        "entropy",
+        "top1_id",
+        "top1_token",
+        "top1_prob",
+        "logit_red",
+        "prob_red",
+        f"logit_#{cands[-1]}",
+    } <= set(frames.lens.columns)
     assert len(frames.attention) == 2 * n_layers * heads * len(SPAN_NAMES)
     sums = frames.attention.groupby(["row", "layer", "head"], observed=True)["mass"].sum()
     assert np.allclose(sums.to_numpy(), 1, atol=TOL)
@@ -159,3 +175,30 @@ def test_other_query_positions(pair: tuple[Any, Any]) -> None:
     assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL
     with pytest.raises(ValueError, match="padding"):
         capture(lm, batch, positions=[0, 0])
+
+
+def test_sliding_window_layers(tmp_path: Any) -> None:
+    """Qwen2 sliding-window layers (``layer_types``): the window is honoured, as in eager."""
+    from modprobe.testing import tiny_config, tiny_model, tiny_processor, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer("qwen2_vl")
+    config = tiny_config("qwen2_vl", tokenizer)
+    text = config.text_config
+    text.use_sliding_window, text.sliding_window = True, 8
+    text.layer_types = ["full_attention", "sliding_attention", "sliding_attention"]
+    tiny_model("qwen2_vl", config).save_pretrained(tmp_path)
+    tiny_processor("qwen2_vl", tokenizer).save_pretrained(tmp_path)
+    lm, eager = (
+        sharpen_attention(
+            modprobe.load(tmp_path, dtype="float32", device="cpu", attn_implementation=impl)
+        )
+        for impl in ("sdpa", "eager")
+    )
+    batch = lm.encode(_prompts())
+    cap = capture(lm, batch)
+    with torch.no_grad():
+        ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
+    assert _maxdiff(cap.attention_mass, ref.attention_mass) <= TOL
+    # the image lies more than 8 tokens before the answer: only the full layer sees it
+    assert float(cap.attention_mass[:, 0, :, 0].min()) > 0
+    assert float(cap.attention_mass[:, 1:, :, 0].abs().max()) == 0

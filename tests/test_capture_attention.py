@@ -25,8 +25,10 @@ from modprobe.spans import SPAN_NAMES, ModalitySpans
 B, H, KV, S, D = 3, 4, 2, 9, 8
 
 
-def _full_attention(q: torch.Tensor, k: torch.Tensor, keep: torch.Tensor, scaling: float) -> torch.Tensor:
-    """`batch head seq seq` softmax(QK^T * s + mask), keys repeated per group like HF's repeat_kv."""
+def _full_attention(
+    q: torch.Tensor, k: torch.Tensor, keep: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """`batch head seq seq` softmax(QK^T * s + mask), keys repeated per group (HF repeat_kv)."""
     k_rep = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scores = q @ k_rep.transpose(-1, -2) * scaling
     scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
@@ -72,7 +74,9 @@ def test_rows_match_full_attention(qk: tuple, mask_kind: str, window: int | None
         mask = torch.zeros(keep.shape, dtype=q.dtype).masked_fill(~keep, torch.finfo(q.dtype).min)
     else:
         mask = None
-    rows = answer_attention_rows(q, k, pos, 0.3, mask, attention_mask=attention_mask, sliding_window=window)
+    rows = answer_attention_rows(
+        q, k, pos, 0.3, mask, attention_mask=attention_mask, sliding_window=window
+    )
     assert rows.shape == (B, H, S)
     assert torch.allclose(rows.double(), expected, atol=1e-6)
     # padding and future keys get nothing
@@ -91,14 +95,20 @@ def test_mask_with_broadcast_batch(qk: tuple) -> None:
 
 
 def test_allowed_keys_window_and_padding() -> None:
-    keep = allowed_keys(torch.tensor([4, 4]), 6, torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1]]), sliding_window=3)
-    assert keep.tolist() == [[False, False, True, True, True, False], [False, False, True, True, True, False]]
+    keep = allowed_keys(
+        torch.tensor([4, 4]), 6, torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1]]), sliding_window=3
+    )
+    assert keep.tolist() == [
+        [False, False, True, True, True, False],
+        [False, False, True, True, True, False],
+    ]
 
 
 def test_mass_sums_to_one_and_matches_loop(qk: tuple) -> None:
     q, k, attention_mask = qk
-    codes = torch.tensor([[0, 0, 0, 3, 3, 1, 1, 3, 3], [-1, -1, -1, 0, 0, 3, 2, 3, 3],
-                          [-1, 3, 0, 0, 0, 0, 3, 3, 3]])
+    codes = torch.tensor(
+        [[0, 0, 0, 3, 3, 1, 1, 3, 3], [-1, -1, -1, 0, 0, 3, 2, 3, 3], [-1, 3, 0, 0, 0, 0, 3, 3, 3]]
+    )
     spans = ModalitySpans(codes)
     pos = _positions(attention_mask)
     rows = answer_attention_rows(q, k, pos, 0.3, None, attention_mask=attention_mask)
@@ -132,7 +142,9 @@ def test_gradients_match_full_attention(qk: tuple) -> None:
         if use_rows:
             rows = answer_attention_rows(q_, k_, pos, 0.3, None, attention_mask=attention_mask)
         else:
-            rows = _full_attention(q_, k_, _keep_matrix(attention_mask), 0.3)[torch.arange(B), :, pos]
+            rows = _full_attention(q_, k_, _keep_matrix(attention_mask), 0.3)[
+                torch.arange(B), :, pos
+            ]
         (attention_rows_to_mass(rows, spans) * weights).sum().backward()
         return q_.grad, k_.grad  # type: ignore[return-value]
 

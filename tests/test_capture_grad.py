@@ -28,8 +28,11 @@ def _image(seed: int, size: tuple[int, int]) -> Image.Image:
 
 def _prompts() -> list[modprobe.Prompt]:
     return [
-        modprobe.Prompt("What color is the circle ?", context="The circle is red .",
-                        images=[_image(0, (32, 32))]),
+        modprobe.Prompt(
+            "What color is the circle ?",
+            context="The circle is red .",
+            images=[_image(0, (32, 32))],
+        ),
         modprobe.Prompt("What color is it ?", images=[_image(1, (64, 32))]),
     ]
 
@@ -45,9 +48,13 @@ def pair(family: str, tiny_dir: Any, pairs: dict[str, tuple[Any, Any]]) -> tuple
     """(SDPA model, eager model) of one family, same weights, sharpened attention."""
     if family not in pairs:
         pairs[family] = tuple(  # type: ignore[assignment]
-            sharpen_attention(modprobe.load(tiny_dir(family), dtype="float32", device="cpu",
-                                            attn_implementation=impl))
-            for impl in ("sdpa", "eager"))
+            sharpen_attention(
+                modprobe.load(
+                    tiny_dir(family), dtype="float32", device="cpu", attn_implementation=impl
+                )
+            )
+            for impl in ("sdpa", "eager")
+        )
     return pairs[family]
 
 
@@ -71,18 +78,22 @@ def test_gradients_match_eager(pair: tuple[Any, Any]) -> None:
 
     cap = capture(lm, batch, candidates=cands, grad=True)
     assert cap.attention_mass.requires_grad and cap.lens_candidate_logits.requires_grad
-    grads = torch.autograd.grad(_scalar(cap.attention_mass, cap.lens_candidate_logits), q_weights(lm))
+    grads = torch.autograd.grad(
+        _scalar(cap.attention_mass, cap.lens_candidate_logits), q_weights(lm)
+    )
 
     ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
     ids = torch.tensor(cap.candidates.ids)
     ref_scalar = _scalar(ref.attention_mass, ref.lens_logits[..., ids])
     ref_grads = torch.autograd.grad(ref_scalar, q_weights(eager))
 
-    for layer, g, r in zip(layers, grads, ref_grads):
+    for layer, g, r in zip(layers, grads, ref_grads, strict=True):
         scale = float(r.abs().max())
         assert scale > 1e-3, f"layer {layer}: the reference gradient vanishes"
         diff = float((g - r).abs().max())
-        assert diff <= 1e-5 * max(1.0, scale), f"layer {layer}: grad differs by {diff:.2e} (scale {scale:.2e})"
+        assert diff <= 1e-5 * max(1.0, scale), (
+            f"layer {layer}: grad differs by {diff:.2e} (scale {scale:.2e})"
+        )
 
 
 def test_no_grad_by_default(pair: tuple[Any, Any]) -> None:

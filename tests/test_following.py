@@ -43,8 +43,12 @@ def test_classification_rejects_mismatched_lengths() -> None:
 @pytest.mark.parametrize(
     ("k", "n", "low", "high"),
     # Roots of (k/n - p)^2 = z^2 p (1 - p) / n, the Wilson interval's definition.
-    [(5, 10, 0.236593, 0.763407), (0, 10, 0.0, 0.277533), (10, 10, 0.722467, 1.0),
-     (81, 263, 0.255289, 0.366210)],
+    [
+        (5, 10, 0.236593, 0.763407),
+        (0, 10, 0.0, 0.277533),
+        (10, 10, 0.722467, 1.0),
+        (81, 263, 0.255289, 0.366210),
+    ],
 )
 def test_wilson_interval_reference_values(k: int, n: int, low: float, high: float) -> None:
     lo, hi = wilson_interval(k, n)
@@ -104,8 +108,9 @@ def test_analyze_following_per_model_with_groups() -> None:
 def test_analyze_following_excludes_degenerate_and_filtered_items_from_the_law() -> None:
     table = simulate_following_table(400, seed=4, share_incorrect=0.2)
     table.loc[:9, ["h_text", "h_vision"]] = 0.0
-    report = analyze_following(table, filter_correct=True, n_bootstrap=50, split=False,
-                               isotonic_band=False)
+    report = analyze_following(
+        table, filter_correct=True, n_bootstrap=50, split=False, isotonic_band=False
+    )
     m = report.models["simulated"]
     assert m.items["degenerate"].sum() == 10
     wrong = ~(table["correct_text"] & table["correct_vision"])

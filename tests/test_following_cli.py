@@ -53,8 +53,12 @@ def test_cli_prints_a_balance_point_block_per_model_and_writes_figures(
         assert low <= value <= high
         values.append(value)
     assert values[0] == pytest.approx(-0.4, abs=0.12) and values[1] == pytest.approx(0.3, abs=0.12)
-    for name in ("following_curve.png", "following_split.png", "uncertainty_distribution.png",
-                 "summary.txt"):
+    for name in (
+        "following_curve.png",
+        "following_split.png",
+        "uncertainty_distribution.png",
+        "summary.txt",
+    ):
         assert (out / name).stat().st_size > 0
 
 
@@ -62,8 +66,18 @@ def test_cli_reads_parquet_and_honours_axis_floor_and_filter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _two_models(tmp_path, ".parquet")
-    argv = [str(path), "--axis", "abs", "--entropy-floor", "0.05", "--filter-correct",
-            "--bootstrap", "50", "--seed", "3"]
+    argv = [
+        str(path),
+        "--axis",
+        "abs",
+        "--entropy-floor",
+        "0.05",
+        "--filter-correct",
+        "--bootstrap",
+        "50",
+        "--seed",
+        "3",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "axis=abs (H_t - H_v (nats), entropy floor 0.05)" in text
@@ -83,14 +97,22 @@ def test_cli_reports_when_the_curve_does_not_cross(
     ("mutate", "message"),
     [
         (lambda t: t.drop(columns="y_multi"), "missing required column(s) 'y_multi'"),
-        (lambda t: t.assign(h_text=t["h_text"].astype(object).where(t.index != 7, "abc")),
-         "column 'h_text', row 7: entropy is not a finite number ('abc')"),
-        (lambda t: t.assign(h_vision=t["h_vision"].where(t.index != 3, -0.5)),
-         "column 'h_vision', row 3: entropy is negative"),
-        (lambda t: t.assign(h_vision=t["h_vision"].where(t.index != 5, np.nan)),
-         "column 'h_vision', row 5: entropy is missing (NaN)"),
-        (lambda t: t.assign(correct_text=["maybe"] + [True] * (len(t) - 1)),
-         "column 'correct_text', row 0: expected a boolean"),
+        (
+            lambda t: t.assign(h_text=t["h_text"].astype(object).where(t.index != 7, "abc")),
+            "column 'h_text', row 7: entropy is not a finite number ('abc')",
+        ),
+        (
+            lambda t: t.assign(h_vision=t["h_vision"].where(t.index != 3, -0.5)),
+            "column 'h_vision', row 3: entropy is negative",
+        ),
+        (
+            lambda t: t.assign(h_vision=t["h_vision"].where(t.index != 5, np.nan)),
+            "column 'h_vision', row 5: entropy is missing (NaN)",
+        ),
+        (
+            lambda t: t.assign(correct_text=["maybe"] + [True] * (len(t) - 1)),
+            "column 'correct_text', row 0: expected a boolean",
+        ),
     ],
 )
 def test_invalid_tables_exit_2_naming_column_and_row(
@@ -120,8 +142,13 @@ def test_filter_without_correctness_columns_and_missing_files_exit_2(
 def test_module_entry_point_exits_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     simulate_following_table(10, seed=0).drop(columns="h_text").to_csv(path, index=False)
-    proc = subprocess.run([sys.executable, "-m", "modprobe.following", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modprobe.following", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "missing required column(s) 'h_text'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -141,7 +168,8 @@ def test_validate_table_normalises_types_and_errors_carry_location() -> None:
 
 def test_read_table_keeps_numeric_looking_answers_as_strings(tmp_path: Path) -> None:
     path = tmp_path / "ids.csv"
-    pd.DataFrame({"h_text": [0.1], "h_vision": [0.2], "y_text": ["007"], "y_vision": ["7"],
-                  "y_multi": ["7"]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"h_text": [0.1], "h_vision": [0.2], "y_text": ["007"], "y_vision": ["7"], "y_multi": ["7"]}
+    ).to_csv(path, index=False)
     table = read_table(path)
     assert table.loc[0, "y_text"] == "007"  # not parsed to 7, so Y_t != Y_v stays true

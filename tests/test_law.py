@@ -114,8 +114,9 @@ def test_monotonicity_is_not_claimed_for_increasing_or_flat_data() -> None:
     up = fit_law(x, y, n_bootstrap=200, isotonic_band=False).monotonicity
     assert not up.decreasing and up.spearman_rho > 0.9
     rng = np.random.default_rng(8)
-    flat = fit_law(rng.uniform(-2, 2, 1500), rng.random(1500) < 0.5, n_bootstrap=200,
-                   isotonic_band=False).monotonicity
+    flat = fit_law(
+        rng.uniform(-2, 2, 1500), rng.random(1500) < 0.5, n_bootstrap=200, isotonic_band=False
+    ).monotonicity
     assert not flat.decreasing and flat.slope_ci[0] < 0 < flat.slope_ci[1]
 
 
@@ -157,12 +158,14 @@ def test_too_few_items_raise() -> None:
 
 
 def test_entropy_split_moves_the_balance_point_toward_zero_in_the_high_half() -> None:
-    table = simulate_following_table(6000, balance_point=-0.8, seed=9, share_other=0.0,
-                                     entropy_shrink=1.5)
+    table = simulate_following_table(
+        6000, balance_point=-0.8, seed=9, share_other=0.0, entropy_shrink=1.5
+    )
     x = relative_uncertainty(table["h_text"], table["h_vision"]).values
     followed = (table["y_multi"] == table["y_text"]).to_numpy()
-    split = split_by_entropy(table["h_text"], table["h_vision"], x, followed,
-                             n_bootstrap=200, isotonic_band=False)
+    split = split_by_entropy(
+        table["h_text"], table["h_vision"], x, followed, n_bootstrap=200, isotonic_band=False
+    )
     total = table["h_text"] + table["h_vision"]
     assert split.median_total == pytest.approx(float(np.median(total)))
     assert split.low.n + split.high.n == 6000

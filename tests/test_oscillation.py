@@ -101,8 +101,19 @@ def test_report_means_by_region_and_group() -> None:
 
 
 def test_report_without_a_crossing_balance_point_explains_itself() -> None:
-    bp = BalancePoint(float("nan"), float("nan"), float("nan"), False, "text", "stays above",
-                      3.0, (-1.0, 1.0), 0.0, 0.95, 10)
+    bp = BalancePoint(
+        float("nan"),
+        float("nan"),
+        float("nan"),
+        False,
+        "text",
+        "stays above",
+        3.0,
+        (-1.0, 1.0),
+        0.0,
+        0.95,
+        10,
+    )
     report = oscillation_report([1.0, 0.0], [0.1, 0.2], balance_point=bp)
     assert report.by_region.empty
     assert "stays above" in report.note

@@ -93,21 +93,16 @@ def test_tiny_folders_hold_model_and_processor(family, tiny_dir) -> None:
         assert (folder / "qformer_tokenizer" / "tokenizer.json").is_file()
 
 
-def test_tiny_forward_is_fast_and_shaped(family, tiny_model, images) -> None:
-    import time
-
+def test_tiny_forward_is_shaped(family, tiny_model, images) -> None:
     from modprobe import Prompt
 
     lm = tiny_model(family)
     batch = lm.encode([Prompt("What color is the circle?", images=[images["red_square"]])])
     inputs = lm.adapter.model_inputs(batch)
     with torch.no_grad():
-        lm.module(**inputs)  # warm up
-        start = time.perf_counter()
         logits = lm.module(**inputs).logits
-        elapsed = time.perf_counter() - start
     assert logits.shape == (*batch["input_ids"].shape, lm.config.text_config.vocab_size)
-    assert elapsed < 1.0, f"a tiny forward pass took {elapsed:.2f}s"
+    assert torch.isfinite(logits).all()
 
 
 def test_build_llava_processor_token_count(images) -> None:

@@ -134,18 +134,23 @@ class Adapter:
         return get_submodule(model, self.layers)
 
     def num_layers(self, model: Any) -> int:
+        """Number of decoder layers of the language model."""
         return len(get_submodule(_unwrap(model), self.layers))
 
     def norm(self, model: Any) -> Any:
+        """The final norm applied to the residual stream before the unembedding."""
         return get_submodule(model, self.final_norm)
 
     def lm_head(self, model: Any) -> Any:
+        """The unembedding (hidden state -> vocabulary logits)."""
         return get_submodule(model, self.unembed)
 
     def attention_module(self, model: Any, layer: int) -> Any:
+        """The attention module of decoder layer ``layer``."""
         return getattr(self.decoder_layers(model)[layer], self.attention)
 
     def language_config(self, config: Any) -> Any:
+        """The language model's config (heads, kv heads, head_dim, layer types...)."""
         return getattr(config, self.text_config, None) or config
 
     # ----------------------------------------------------------------- tokens

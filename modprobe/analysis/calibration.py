@@ -65,15 +65,21 @@ class CoverageResult:
         """A multi-line human-readable report."""
         return "\n".join(
             [
-                f"planted balance point {self.true_balance_point:+.3f}, slope {self.slope:+.2f}; "
-                f"{self.n_datasets} datasets x {self.n_items} items, "
-                f"{self.n_bootstrap} bootstrap replicates each",
-                f"coverage of the 95% interval: {self.coverage:.3f} "
-                f"(Wilson 95% [{self.coverage_ci[0]:.3f}, {self.coverage_ci[1]:.3f}]); "
-                f"true value below interval {self.miss_low:.3f}, above {self.miss_high:.3f}",
-                f"estimate bias {self.bias:+.4f}, rmse {self.rmse:.4f}, "
-                f"mean interval width {self.mean_width:.4f}, "
-                f"not crossing: {self.n_not_crossing}",
+                (
+                    f"planted balance point {self.true_balance_point:+.3f}, "
+                    f"slope {self.slope:+.2f}; {self.n_datasets} datasets x {self.n_items} "
+                    f"items, {self.n_bootstrap} bootstrap replicates each"
+                ),
+                (
+                    f"coverage of the 95% interval: {self.coverage:.3f} "
+                    f"(Wilson 95% [{self.coverage_ci[0]:.3f}, {self.coverage_ci[1]:.3f}]); "
+                    f"true value below interval {self.miss_low:.3f}, above {self.miss_high:.3f}"
+                ),
+                (
+                    f"estimate bias {self.bias:+.4f}, rmse {self.rmse:.4f}, "
+                    f"mean interval width {self.mean_width:.4f}, "
+                    f"not crossing: {self.n_not_crossing}"
+                ),
                 f"wall time {self.seconds:.1f} s",
             ]
         )
@@ -113,8 +119,9 @@ def coverage_study(
     highs = np.full(n_datasets, np.nan)
     for d in range(n_datasets):
         x, y = simulate_law(n_items, true_balance_point, slope, rng)
-        bp = balance_point(x, y, n_bootstrap=n_bootstrap, confidence=confidence,
-                           seed=int(rng.integers(2**31)))
+        bp = balance_point(
+            x, y, n_bootstrap=n_bootstrap, confidence=confidence, seed=int(rng.integers(2**31))
+        )
         estimates[d], lows[d], highs[d] = bp.value, bp.ci_low, bp.ci_high
     crossing = np.isfinite(estimates)
     covered = crossing & (lows <= true_balance_point) & (highs >= true_balance_point)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def count_switches(states: Sequence[str]) -> int:
         The switch count.
     """
     decided = [s for s in states if s in (STATE_TEXT, STATE_VISION)]
-    return sum(a != b for a, b in zip(decided, decided[1:]))
+    return sum(a != b for a, b in pairwise(decided))
 
 
 def oscillation_counts(
@@ -231,7 +232,9 @@ def _summaries(
         counts = part["count"].to_numpy(dtype=np.float64)
         counts = counts[np.isfinite(counts)]
         mean, low, high = bootstrap_mean_interval(counts, n_bootstrap, confidence, seed)
-        rows.append({key: name, "n": int(counts.size), "mean": mean, "ci_low": low, "ci_high": high})
+        rows.append(
+            {key: name, "n": int(counts.size), "mean": mean, "ci_low": low, "ci_high": high}
+        )
     return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high"])
 
 
@@ -272,8 +275,10 @@ def oscillation_report(
     xv = to_numpy(x).reshape(-1)
     if c.size != xv.size:
         raise ValueError(f"{c.size} counts but {xv.size} x values")
-    g = np.array(["all"] * c.size, dtype=object) if groups is None else np.asarray(
-        list(groups), dtype=object
+    g = (
+        np.array(["all"] * c.size, dtype=object)
+        if groups is None
+        else np.asarray(list(groups), dtype=object)
     )
     note = None
     if isinstance(balance_point, BalancePoint):
@@ -285,8 +290,8 @@ def oscillation_report(
         centre = float("nan")
     else:
         centre = float(balance_point)
-    in_region_group = np.ones(c.size, bool) if groups is None or region_group is None else (
-        g == region_group
+    in_region_group = (
+        np.ones(c.size, bool) if groups is None or region_group is None else (g == region_group)
     )
     regions = np.full(c.size, UNASSIGNED, dtype=object)
     if np.isfinite(centre):
@@ -300,10 +305,9 @@ def oscillation_report(
     clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
     if amb.size and clr.size:
         rng = np.random.default_rng(seed)
-        boot = (
-            amb[rng.integers(0, amb.size, (n_bootstrap, amb.size))].mean(axis=1)
-            - clr[rng.integers(0, clr.size, (n_bootstrap, clr.size))].mean(axis=1)
-        )
+        boot = amb[rng.integers(0, amb.size, (n_bootstrap, amb.size))].mean(axis=1) - clr[
+            rng.integers(0, clr.size, (n_bootstrap, clr.size))
+        ].mean(axis=1)
         alpha = 1.0 - confidence
         lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
         diff = (float(amb.mean() - clr.mean()), float(lo), float(hi))

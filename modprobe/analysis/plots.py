@@ -53,9 +53,11 @@ def save_figure(fig: Figure, path: PathLike | Sequence[PathLike] | None) -> list
     paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
     written = []
     for p in paths:
-        targets = [p] if p.suffix.lower() in (".png", ".pdf") else [
-            p.with_name(p.name + ".png"), p.with_name(p.name + ".pdf")
-        ]
+        targets = (
+            [p]
+            if p.suffix.lower() in (".png", ".pdf")
+            else [p.with_name(p.name + ".png"), p.with_name(p.name + ".pdf")]
+        )
         for target in targets:
             target.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(target, dpi=150)
@@ -126,16 +128,31 @@ def plot_following_curve(
         if show_bins and len(law.binned):
             b = law.binned
             ax.errorbar(
-                b["x_mean"], b["rate"],
+                b["x_mean"],
+                b["rate"],
                 yerr=_error_bars(b["rate"], b["ci_low"], b["ci_high"]),
-                fmt="o", ms=4, color=color, ecolor=color, elinewidth=1, capsize=2, alpha=0.85,
+                fmt="o",
+                ms=4,
+                color=color,
+                ecolor=color,
+                elinewidth=1,
+                capsize=2,
+                alpha=0.85,
             )
         if bp.crosses:
             ax.errorbar(
-                [bp.value], [0.5],
+                [bp.value],
+                [0.5],
                 xerr=_error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
-                fmt="D", ms=7, color=color, mec="black", mew=0.8, ecolor=color,
-                elinewidth=2.2, capsize=4, zorder=5,
+                fmt="D",
+                ms=7,
+                color=color,
+                mec="black",
+                mew=0.8,
+                ecolor=color,
+                elinewidth=2.2,
+                capsize=4,
+                zorder=5,
             )
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("P(text-following)")
@@ -175,15 +192,26 @@ def plot_uncertainty_distribution(
         frame = values[["x", "model"]] if "model" in values else values[["x"]].assign(model="")
     else:
         frame = pd.concat(
-            [pd.DataFrame({"x": np.asarray(v, float).ravel(), "model": k}) for k, v in values.items()],
+            [
+                pd.DataFrame({"x": np.asarray(v, float).ravel(), "model": k})
+                for k, v in values.items()
+            ],
             ignore_index=True,
         )
     frame = frame[np.isfinite(frame["x"].to_numpy(float))]
     fig, ax = _new_figure(6.4, 3.6)
     n_models = frame["model"].nunique()
     sns.histplot(
-        data=frame, x="x", hue="model" if n_models > 1 else None, bins=bins, stat="density",
-        common_norm=False, element="step", fill=False, linewidth=1.6, ax=ax,
+        data=frame,
+        x="x",
+        hue="model" if n_models > 1 else None,
+        bins=bins,
+        stat="density",
+        common_norm=False,
+        element="step",
+        fill=False,
+        linewidth=1.6,
+        ax=ax,
         palette="colorblind" if n_models > 1 else None,
     )
     ax.set_xlabel(x_label)
@@ -236,13 +264,25 @@ def plot_oscillation(
         part = frame[frame["model"] == model].set_index("category").reindex(order)
         pos = np.arange(len(order)) + (m - (len(mapping) - 1) / 2) * width
         ax.errorbar(
-            pos, part["mean"], yerr=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
-            fmt="o", ms=7, capsize=4, color=color, label=model or None,
+            pos,
+            part["mean"],
+            yerr=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
+            fmt="o",
+            ms=7,
+            capsize=4,
+            color=color,
+            label=model or None,
         )
         for p, (mean, n) in zip(pos, zip(part["mean"], part["n"])):
             if np.isfinite(mean):
-                ax.annotate(f"n={int(n)}", (p, mean), textcoords="offset points", xytext=(8, -3),
-                            fontsize=7, color="0.3")
+                ax.annotate(
+                    f"n={int(n)}",
+                    (p, mean),
+                    textcoords="offset points",
+                    xytext=(8, -3),
+                    fontsize=7,
+                    color="0.3",
+                )
     ax.set_xticks(np.arange(len(order)), order)
     ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set_ylim(bottom=0)
@@ -288,8 +328,12 @@ def plot_logit_difference(
     vmax = float(np.quantile(np.abs(finite), 0.99)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
     image = ax.imshow(
-        values, aspect="auto", origin="lower", cmap="RdBu_r",
-        norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax), interpolation="nearest",
+        values,
+        aspect="auto",
+        origin="lower",
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax),
+        interpolation="nearest",
     )
     cbar = fig.colorbar(image, ax=ax, pad=0.01)
     cbar.set_label(r"logit($Y_t$) $-$ logit($Y_v$)")
@@ -350,9 +394,19 @@ def plot_attention_mass(
     for ax, model in zip(axes, models):
         part = frame if model is None else frame[frame["model"] == model]
         sns.lineplot(
-            data=part, x="layer", y="mass", hue="span", hue_order=spans, palette=palette,
-            style="condition" if "condition" in part else None, errorbar=("ci", 95),
-            n_boot=200, seed=0, marker="o", markersize=3.5, ax=ax,
+            data=part,
+            x="layer",
+            y="mass",
+            hue="span",
+            hue_order=spans,
+            palette=palette,
+            style="condition" if "condition" in part else None,
+            errorbar=("ci", 95),
+            n_boot=200,
+            seed=0,
+            marker="o",
+            markersize=3.5,
+            ax=ax,
             legend=ax is axes[-1],
         )
         ax.set_ylim(bottom=0)

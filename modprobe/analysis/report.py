@@ -73,12 +73,16 @@ class ModelFollowing:
         axis_name = "dH_rel" if self.axis.axis == "rel" else "H_t - H_v (nats)"
         lines = [
             f"model={self.model}",
-            f"items={len(self.items)} conflicts={len(self.items) - r.n_no_conflict} "
-            f"text={r.n_text} vision={r.n_vision} other={r.n_other} "
-            f"no_conflict={r.n_no_conflict} filtered_incorrect={r.n_filtered} "
-            f"degenerate={int(self.items['degenerate'].sum())}",
-            f"TFR={r.tfr:.3f} ci=[{r.tfr_ci[0]:.3f}, {r.tfr_ci[1]:.3f}] "
-            f"VFR={r.vfr:.3f} ci=[{r.vfr_ci[0]:.3f}, {r.vfr_ci[1]:.3f}] (n={r.n_decided})",
+            (
+                f"items={len(self.items)} conflicts={len(self.items) - r.n_no_conflict} "
+                f"text={r.n_text} vision={r.n_vision} other={r.n_other} "
+                f"no_conflict={r.n_no_conflict} filtered_incorrect={r.n_filtered} "
+                f"degenerate={int(self.items['degenerate'].sum())}"
+            ),
+            (
+                f"TFR={r.tfr:.3f} ci=[{r.tfr_ci[0]:.3f}, {r.tfr_ci[1]:.3f}] "
+                f"VFR={r.vfr:.3f} ci=[{r.vfr_ci[0]:.3f}, {r.vfr_ci[1]:.3f}] (n={r.n_decided})"
+            ),
             f"axis={self.axis.axis} ({axis_name}, entropy floor {self.axis.entropy_floor:g})",
         ]
         if np.isfinite(self.saturation) and self.saturation > SATURATION_WARNING:
@@ -146,10 +150,11 @@ def _analyze_model(
     law_kwargs: dict[str, Any],
 ) -> ModelFollowing:
     labels = classify_following(items["y_text"], items["y_vision"], items["y_multi"])
-    correct_text = items["correct_text"] if "correct_text" in items else None
-    correct_vision = items["correct_vision"] if "correct_vision" in items else None
-    rates = following_rates(labels, correct_text, correct_vision, filter_correct,
-                            law_kwargs["confidence"])
+    correct_text = items.get("correct_text")
+    correct_vision = items.get("correct_vision")
+    rates = following_rates(
+        labels, correct_text, correct_vision, filter_correct, law_kwargs["confidence"]
+    )
     ax = uncertainty_axis(items["h_text"], items["h_vision"], axis, entropy_floor)
     decided = np.isin(labels, [TEXT, VISION])
     in_law = decided & ~ax.degenerate
@@ -265,8 +270,13 @@ def analyze_following(
     }
     models = {
         str(name): _analyze_model(
-            str(name), part.reset_index(drop=True), axis, entropy_floor, filter_correct,
-            split, law_kwargs,
+            str(name),
+            part.reset_index(drop=True),
+            axis,
+            entropy_floor,
+            filter_correct,
+            split,
+            law_kwargs,
         )
         for name, part in items.groupby("model", sort=False)
     }

@@ -68,7 +68,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".csv":
             frame = pd.read_csv(p, dtype={c: str for c in ("y_text", "y_vision", "y_multi")})
         elif suffix == ".tsv":
-            frame = pd.read_csv(p, sep="\t", dtype={c: str for c in ("y_text", "y_vision", "y_multi")})
+            frame = pd.read_csv(
+                p, sep="\t", dtype={c: str for c in ("y_text", "y_vision", "y_multi")}
+            )
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
         else:
@@ -77,7 +79,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
     except ImportError as err:
         raise TableError(f"cannot read {p.name}: {err} (install pyarrow for parquet)") from None
-    except Exception as err:  # parser errors carry their own line information
+    except (ValueError, OSError, pd.errors.ParserError) as err:  # carry line information
         raise TableError(f"cannot read {p}: {err}") from None
     return validate_table(frame)
 

@@ -103,9 +103,7 @@ class UncertaintyAxis:
         return int(self.degenerate.sum())
 
 
-def relative_uncertainty(
-    h_text: Any, h_vision: Any, entropy_floor: float = 0.0
-) -> UncertaintyAxis:
+def relative_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0) -> UncertaintyAxis:
     """Relative uncertainty ``dH_rel = 2 (H_t - H_v) / (H_t + H_v)``.
 
     SCIENCE.md section 1, "Relative uncertainty": in [-2, 2], negative when the model is

@@ -37,16 +37,22 @@ from modprobe.capture.trace import CaptureTraceError, run_trace
 from modprobe.spans import ModalitySpans
 
 
-def _query_positions(spans: ModalitySpans, positions: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
+def _query_positions(
+    spans: ModalitySpans, positions: Sequence[int] | torch.Tensor | None
+) -> torch.Tensor:
     """`batch` query positions: the answer positions, or the given ones after checks."""
     answer = spans.answer_positions()
     if positions is None:
         return answer
     pos = torch.as_tensor(positions, dtype=torch.long, device=spans.codes.device).reshape(-1)
     if pos.shape[0] != spans.batch_size:
-        raise ValueError(f"positions has {pos.shape[0]} entries for a batch of {spans.batch_size} rows")
+        raise ValueError(
+            f"positions has {pos.shape[0]} entries for a batch of {spans.batch_size} rows"
+        )
     if bool(((pos < 0) | (pos >= spans.seq_len)).any()):
-        raise ValueError(f"positions {pos.tolist()} fall outside the sequence (length {spans.seq_len})")
+        raise ValueError(
+            f"positions {pos.tolist()} fall outside the sequence (length {spans.seq_len})"
+        )
     rows = torch.arange(spans.batch_size, device=pos.device)
     if bool((spans.codes[rows, pos] < 0).any()):
         raise ValueError(f"positions {pos.tolist()} include a padding token")

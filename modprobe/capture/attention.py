@@ -128,14 +128,18 @@ def answer_attention_rows(
     return torch.softmax(scores, dim=-1)
 
 
-def span_one_hot(spans: ModalitySpans | torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def span_one_hot(
+    spans: ModalitySpans | torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """`batch seq span` indicator from spans (or pass an indicator through)."""
     if isinstance(spans, ModalitySpans):
         return spans.one_hot(dtype)
     return spans.to(dtype)
 
 
-def attention_rows_to_mass(probs: torch.Tensor, spans: ModalitySpans | torch.Tensor) -> torch.Tensor:
+def attention_rows_to_mass(
+    probs: torch.Tensor, spans: ModalitySpans | torch.Tensor
+) -> torch.Tensor:
     """Reduce attention rows to the mass each modality span receives.
 
     Args:

@@ -73,7 +73,9 @@ def resolve_candidates(
     for cand in candidates or ():
         if isinstance(cand, str):
             if tokenizer is None:
-                raise CandidateError(f"candidate {cand!r} is a string but no tokenizer is available")
+                raise CandidateError(
+                    f"candidate {cand!r} is a string but no tokenizer is available"
+                )
             tokens = tokenizer(cand, add_special_tokens=False)["input_ids"]
             if not tokens:
                 raise CandidateError(f"candidate {cand!r} tokenizes to no token")
@@ -83,16 +85,19 @@ def resolve_candidates(
         else:
             raise CandidateError(f"candidate {cand!r} is neither a token id nor a string")
         if not 0 <= tid < vocab_size:
-            raise CandidateError(f"candidate {cand!r} is token id {tid}, outside the vocabulary (size {vocab_size})")
+            raise CandidateError(
+                f"candidate {cand!r} is token id {tid}, outside the vocabulary (size {vocab_size})"
+            )
         if tid in owner:
             first = owner[tid]
             raise CandidateError(
                 f"candidates {first!r} and {cand!r} both resolve to token id {tid} "
                 f"({decode_token(tokenizer, tid)!r}, the first token of each); their logits "
-                "would be the same column. Pass distinct answers or explicit token ids.")
+                "would be the same column. Pass distinct answers or explicit token ids."
+            )
         owner[tid] = cand
         ids.append(tid)
         labels.append(_label(cand))
     return Candidates(
-        ids=tuple(ids), labels=tuple(labels),
-        tokens=tuple(decode_token(tokenizer, i) for i in ids))
+        ids=tuple(ids), labels=tuple(labels), tokens=tuple(decode_token(tokenizer, i) for i in ids)
+    )

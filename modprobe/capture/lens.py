@@ -64,7 +64,9 @@ class DistributionStats:
     candidate_probs: torch.Tensor
 
 
-def summarize(logits: torch.Tensor, candidate_ids: tuple[int, ...], top_k: int) -> DistributionStats:
+def summarize(
+    logits: torch.Tensor, candidate_ids: tuple[int, ...], top_k: int
+) -> DistributionStats:
     """Entropy, top-k and candidate columns of `... vocab` logits (float32 outputs).
 
     Differentiable in ``logits`` (except the integer ``topk_ids``).

@@ -65,8 +65,10 @@ def eager_reference(
     out = module(**inputs, output_attentions=True, output_hidden_states=True)
     lm_out = _language_outputs(out)
     rows = torch.arange(positions.shape[0], device=positions.device)
-    mass = torch.stack([attention_rows_to_mass(a[rows, :, positions].float(), spans)
-                        for a in lm_out.attentions], dim=1)
+    mass = torch.stack(
+        [attention_rows_to_mass(a[rows, :, positions].float(), spans) for a in lm_out.attentions],
+        dim=1,
+    )
     hidden = [gather_positions(h, positions, dim=1) for h in lm_out.hidden_states[1:]]
     norm, head = adapter.norm(module), adapter.lm_head(module)
     lens = torch.stack([head(norm(h)) for h in hidden[:-1]] + [head(hidden[-1])], dim=1)

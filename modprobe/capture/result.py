@@ -112,7 +112,7 @@ class Capture:
 
     # ------------------------------------------------------------------ tables
     def to_frames(self) -> CaptureFrames:
-        """Tidy pandas tables: ``lens``, ``attention`` and ``final`` (see :class:`CaptureFrames`)."""
+        """Tidy pandas tables ``lens``, ``attention``, ``final`` (see :class:`CaptureFrames`)."""
         import numpy as np
         import pandas as pd
 
@@ -139,17 +139,25 @@ class Capture:
                 lens[f"prob_{label}"] = cap.lens_candidate_probs[..., j].reshape(-1).numpy()
             lens_df = pd.DataFrame(lens)
         else:
-            lens_df = pd.DataFrame(columns=["row", "layer", "entropy", "top1_id", "top1_token", "top1_prob"])
+            lens_df = pd.DataFrame(
+                columns=["row", "layer", "entropy", "top1_id", "top1_token", "top1_prob"]
+            )
 
         # attention: batch x layer x head x span rows
         if cap.attention_mass is not None:
             b, n_layers, heads, n_spans = cap.attention_mass.shape
             grid = np.indices((b, n_layers, heads, n_spans)).reshape(4, -1)
-            attention_df = pd.DataFrame({
-                "row": grid[0], "layer": grid[1], "head": grid[2],
-                "span": pd.Categorical(np.asarray(SPAN_NAMES)[grid[3]], categories=list(SPAN_NAMES)),
-                "mass": cap.attention_mass.reshape(-1).numpy(),
-            })
+            attention_df = pd.DataFrame(
+                {
+                    "row": grid[0],
+                    "layer": grid[1],
+                    "head": grid[2],
+                    "span": pd.Categorical(
+                        np.asarray(SPAN_NAMES)[grid[3]], categories=list(SPAN_NAMES)
+                    ),
+                    "mass": cap.attention_mass.reshape(-1).numpy(),
+                }
+            )
         else:
             attention_df = pd.DataFrame(columns=["row", "layer", "head", "span", "mass"])
 

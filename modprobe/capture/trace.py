@@ -72,11 +72,14 @@ def attention_call_name(attention_envoy: Any) -> str:
             f"the attention module {type(attention_envoy._module).__name__} does not call "
             "transformers' `attention_interface(self, query, key, value, mask, ...)`; modprobe "
             "reads the post-rotary query and keys from that call. Operations found: "
-            f"{', '.join(attention_envoy.source.names)}")
+            f"{', '.join(attention_envoy.source.names)}"
+        )
     return max(names, key=lambda n: int(_ATTENTION_CALL.match(n).group(1)))  # type: ignore[union-attr]
 
 
-def _last_logits_only(module: torch.nn.Module, inputs: dict[str, Any], positions: torch.Tensor) -> bool:
+def _last_logits_only(
+    module: torch.nn.Module, inputs: dict[str, Any], positions: torch.Tensor
+) -> bool:
     """Whether the forward can compute logits for the last position only.
 
     Every query position is the last one under left padding, so ``logits_to_keep=1``
@@ -124,7 +127,10 @@ def forward_kwargs(loaded: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _layer_mass(
-    attention_envoy: Any, call: str, positions: torch.Tensor, one_hot: torch.Tensor,
+    attention_envoy: Any,
+    call: str,
+    positions: torch.Tensor,
+    one_hot: torch.Tensor,
     attention_mask: torch.Tensor | None,
 ) -> torch.Tensor:
     """`batch head span` mass of one layer, read from its attention kernel call."""
@@ -135,14 +141,21 @@ def _layer_mass(
     if mask is not None and not isinstance(mask, torch.Tensor):
         raise CaptureTraceError(
             f"the attention mask is a {type(mask).__name__}, not a tensor; load the model "
-            "with attn_implementation='sdpa' or 'eager'")
+            "with attn_implementation='sdpa' or 'eager'"
+        )
     scaling = kwargs.get("scaling")
     if scaling is None:
         scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
     window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
     probs = answer_attention_rows(
-        query, key, positions, float(scaling), mask,
-        attention_mask=attention_mask, sliding_window=window)
+        query,
+        key,
+        positions,
+        float(scaling),
+        mask,
+        attention_mask=attention_mask,
+        sliding_window=window,
+    )
     return attention_rows_to_mass(probs, one_hot)
 
 
@@ -190,7 +203,9 @@ def run_trace(
     with model.trace(**kwargs):
         for i in range(n_layers):
             if attention:
-                masses.append(_layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask).save())
+                masses.append(
+                    _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask).save()
+                )
             if lens:
                 out = layer_envoys[i].output
                 # transformers 5 decoder layers return a tensor; older ones a tuple.
