@@ -152,18 +152,16 @@ def test_two_rows_seven_candidates(pair: tuple[Any, Any]) -> None:
     assert float(cap.attention_mass[..., 1:3].abs().max()) == 0
 
 
+@pytest.mark.parametrize("family", ["llava"])  # one family is enough
 def test_candidate_collision_names_both(pair: tuple[Any, Any]) -> None:
     lm, _ = pair
-    if lm.adapter.family != "llava":
-        pytest.skip("tokenizer-level check; one family is enough")
     with pytest.raises(CandidateError, match=r"'red' and 'red circle'"):
         capture(lm, _prompts(), candidates=["red", "blue", "red circle"])
 
 
+@pytest.mark.parametrize("family", ["qwen2_vl"])  # one family is enough
 def test_other_query_positions(pair: tuple[Any, Any]) -> None:
     lm, eager = pair
-    if lm.adapter.family != "qwen2_vl":
-        pytest.skip("one family is enough")
     batch = lm.encode(_prompts())
     spans = lm.spans(batch)
     pos = spans.answer_positions() - 2
@@ -202,3 +200,15 @@ def test_sliding_window_layers(tmp_path: Any) -> None:
     # the image lies more than 8 tokens before the answer: only the full layer sees it
     assert float(cap.attention_mass[:, 0, :, 0].min()) > 0
     assert float(cap.attention_mass[:, 1:, :, 0].abs().max()) == 0
+
+
+@pytest.mark.parametrize("family", ["llava_next"])  # one family is enough
+def test_halves_can_be_skipped(pair: tuple[Any, Any]) -> None:
+    lm, _ = pair
+    full = capture(lm, _prompts(), candidates=["red"])
+    no_attn = capture(lm, _prompts(), candidates=["red"], attention=False)
+    no_lens = capture(lm, _prompts(), candidates=["red"], lens=False)
+    assert no_attn.attention_mass is None and no_lens.lens_entropy is None
+    assert _maxdiff(no_attn.lens_candidate_logits, full.lens_candidate_logits) <= TOL
+    assert _maxdiff(no_lens.attention_mass, full.attention_mass) <= TOL
+    assert len(no_lens.to_frames().lens) == 0 and len(no_attn.to_frames().attention) == 0

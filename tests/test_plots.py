@@ -100,3 +100,13 @@ def test_attention_mass_rejects_bad_frames() -> None:
 def test_save_figure_without_path_writes_nothing() -> None:
     fig = plot_following_curve(_law(0.0, 3))
     assert save_figure(fig, None) == []
+
+
+def test_attention_mass_without_model_or_condition_averages_rows() -> None:
+    frame = pd.DataFrame(
+        {"layer": [0, 0, 1, 1], "span": ["image"] * 4, "mass": [0.2, 0.4, 0.5, 0.7]}
+    )
+    fig = plot_attention_mass(frame)
+    assert len(fig.axes) == 1
+    line = fig.axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), [0.3, 0.6])

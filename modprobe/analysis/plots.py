@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from modprobe.analysis.law import Law
 from modprobe.analysis.oscillation import AMBIGUOUS, CLEAR, LogitDifferenceMatrix, OscillationReport
@@ -363,8 +364,9 @@ def plot_attention_mass(
     SCIENCE.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
     panel per ``model`` (if present); colour = span (image, video, audio, text, in
     that order), line style = ``condition`` (if present). Several rows per
-    (model, condition, layer, span), e.g. heads or items, are averaged with a 95%
-    bootstrap interval.
+    (model, condition, layer, span), e.g. heads or items, are averaged; the shaded band
+    is the normal 95% interval ``mean +- 1.96 SE`` (computed by one groupby, so frames
+    with millions of rows plot quickly).
 
     Args:
         frame: Tidy frame with columns ``layer, span, mass`` and optional ``model``,
@@ -384,37 +386,56 @@ def plot_attention_mass(
     unknown = set(frame["span"]) - set(SPAN_ORDER)
     if unknown:
         raise ValueError(f"unknown span(s) {sorted(unknown)}; spans are {', '.join(SPAN_ORDER)}")
-    models = list(dict.fromkeys(frame["model"])) if "model" in frame else [None]
-    spans = [s for s in SPAN_ORDER if s in set(frame["span"])]
-    palette = dict(zip(SPAN_ORDER, sns.color_palette("colorblind", len(SPAN_ORDER))))
+    data = frame.assign(
+        model=frame.get("model", ""),
+        condition=frame.get("condition", ""),
+    )
+    stats_frame = (
+        data.groupby(["model", "condition", "span", "layer"], sort=False)["mass"]
+        .agg(["mean", "sem", "count"])
+        .reset_index()
+    )
+    stats_frame["sem"] = stats_frame["sem"].fillna(0.0)
+    models = list(dict.fromkeys(data["model"]))
+    conditions = list(dict.fromkeys(data["condition"]))
+    spans = [s for s in SPAN_ORDER if s in set(data["span"])]
+    colors = dict(zip(SPAN_ORDER, sns.color_palette("colorblind", len(SPAN_ORDER))))
+    styles = dict(zip(conditions, ["-", "--", ":", "-."] * (len(conditions) // 4 + 1)))
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(4.2 * len(models) + 0.8, 3.8), layout="constrained", dpi=110)
+        fig = Figure(figsize=(4.2 * len(models) + 1.2, 3.8), layout="constrained", dpi=110)
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]
     for ax, model in zip(axes, models):
-        part = frame if model is None else frame[frame["model"] == model]
-        sns.lineplot(
-            data=part,
-            x="layer",
-            y="mass",
-            hue="span",
-            hue_order=spans,
-            palette=palette,
-            style="condition" if "condition" in part else None,
-            errorbar=("ci", 95),
-            n_boot=200,
-            seed=0,
-            marker="o",
-            markersize=3.5,
-            ax=ax,
-            legend=ax is axes[-1],
-        )
+        for (condition, span), part in stats_frame[stats_frame["model"] == model].groupby(
+            ["condition", "span"], sort=False
+        ):
+            part = part.sort_values("layer")
+            mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
+            ax.fill_between(
+                part["layer"], mean - half, mean + half, color=colors[span], alpha=0.18, lw=0
+            )
+            ax.plot(
+                part["layer"],
+                mean,
+                color=colors[span],
+                ls=styles[condition],
+                marker="o",
+                ms=3,
+                lw=1.6,
+            )
         ax.set_ylim(bottom=0)
+        ax.set_xlabel("layer")
         ax.set_ylabel("attention mass")
-        if model is not None:
+        if model:
             ax.set_title(str(model))
-    if axes[-1].get_legend() is not None:
-        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    handles = [Line2D([], [], color=colors[s], lw=2, label=s) for s in spans]
+    if len(conditions) > 1 or conditions[0]:
+        handles += [
+            Line2D([], [], color="0.3", ls=styles[c], lw=1.6, label=str(c)) for c in conditions
+        ]
+    axes[-1].legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False
+    )
     if title:
         fig.suptitle(title)
     save_figure(fig, path)

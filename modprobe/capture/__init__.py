@@ -114,7 +114,7 @@ def capture(
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
-            logits = lens_logits(raw.hidden, norm, unembed)
+            logits = lens_logits(raw.hidden.to(unembed.weight.device), norm, unembed)
             stats = summarize(logits, cands.ids, top_k)
             lens_fields = {
                 "lens_entropy": stats.entropy,

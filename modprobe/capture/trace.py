@@ -138,10 +138,14 @@ def _layer_mass(
     module = attention_envoy._module
     query, key = args[1], args[2]
     mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
-    if mask is not None and not isinstance(mask, torch.Tensor):
+    if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dim() != 4):
+        kind = (
+            type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"{mask.dim()}-D tensor"
+        )
         raise CaptureTraceError(
-            f"the attention mask is a {type(mask).__name__}, not a tensor; load the model "
-            "with attn_implementation='sdpa' or 'eager'"
+            f"the attention kernel got a {kind} mask, not a 4-D one; modprobe recomputes "
+            "attention rows from it. Load the model with attn_implementation='sdpa' (the "
+            "default) or 'eager'."
         )
     scaling = kwargs.get("scaling")
     if scaling is None:
@@ -203,14 +207,14 @@ def run_trace(
     with model.trace(**kwargs):
         for i in range(n_layers):
             if attention:
-                masses.append(
-                    _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask).save()
-                )
+                mass = _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask)
+                # .to(device): layers may sit on different GPUs (device_map="auto")
+                masses.append(mass.to(device).save())
             if lens:
                 out = layer_envoys[i].output
                 # transformers 5 decoder layers return a tensor; older ones a tuple.
                 out = out[0] if isinstance(out, tuple) else out
-                hidden.append(gather_positions(out, positions, dim=1).save())
+                hidden.append(gather_positions(out, positions, dim=1).to(device).save())
         final = gather_positions(model.output.logits, logit_positions, dim=1).save()
     return TraceOutput(
         hidden=torch.stack(hidden, dim=1) if lens else None,

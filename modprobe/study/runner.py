@@ -190,11 +190,14 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
         cap = capture(loaded, prompts, candidates=candidates, top_k=top_k).cpu()
-        tokens = [loaded.tokenizer.decode([int(t)]) for t in cap.final_topk_ids[:, 0]]
+        top1 = [int(t) for t in cap.final_topk_ids[:, 0]]
+        # An answer that normalises to nothing (punctuation, padding) keeps its token id,
+        # so it still differs from every real answer and survives a CSV round trip.
+        tokens = [_answer(loaded.tokenizer.decode([t])) or f"<id:{t}>" for t in top1]
         cand_entropy = _candidate_entropy(cap.final_candidate_logits)
         short = {"vision": "vision", "text": "text", "multi": "multi"}[condition]
         for i, row in enumerate(item_rows):
-            row[f"y_{short}"] = _answer(tokens[i])
+            row[f"y_{short}"] = tokens[i]
             row[f"h_{short}"] = float(cap.final_entropy[i])
             row[f"hc_{short}"] = float(cand_entropy[i])
             row[f"p_{short}"] = float(cap.final_topk_probs[i, 0])

@@ -1,0 +1,73 @@
+"""``python -m modprobe.bench capture [options]``: the capture benchmark's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modprobe.bench.variants import VARIANTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.bench",
+        description="Benchmarks of modprobe (see docs/performance.md).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "capture",
+        help="capture vs bare forward vs naive eager route vs transformer-lens",
+        description=(
+            "Median time and peak memory growth of a bare SDPA forward, modprobe's capture "
+            "(lens + attention mass, all layers and heads), the naive eager route "
+            "(output_attentions + output_hidden_states) and transformer-lens run_with_cache, "
+            "on a model with LLaVA-1.5-7B's attention geometry. The last line is "
+            "'capture/bare time=X mem=Y; naive/capture time=Z mem=W'."))
+    bench.add_argument("--tokens", type=int, default=640,
+                       help="tokens per row (640: LLaVA-1.5 with 576 image tokens; "
+                            "2900: LLaVA-NeXT)")
+    bench.add_argument("--batch", type=int, default=1, help="rows per batch")
+    bench.add_argument("--layers", type=int, default=32, help="decoder layers")
+    bench.add_argument("--heads", type=int, default=32, help="attention heads per layer")
+    bench.add_argument("--hidden", type=int, default=256,
+                       help="residual width (head width = hidden / heads)")
+    bench.add_argument("--intermediate", type=int, default=512, help="MLP width")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed runs per child process, after one warm-up run")
+    bench.add_argument("--rounds", type=int, default=2,
+                       help="child processes per variant, in alternating order")
+    bench.add_argument("--variants", default=",".join(VARIANTS),
+                       help=f"comma-separated subset of {','.join(VARIANTS)}")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    bench.add_argument("--mem-limit-gb", type=float, default=16.0,
+                       help="address-space cap of each child process (CPU only); lowered to "
+                            "what the machine has free minus 2 GB")
+    bench.add_argument("--inline", action="store_true",
+                       help="run every variant in this process, uncapped (quick checks only)")
+    bench.add_argument("--timeout-s", type=float, default=3600.0,
+                       help="wall-clock limit of one child process")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench
+    from modprobe.bench.geometry import BenchGeometry
+
+    try:
+        geometry = BenchGeometry(layers=args.layers, heads=args.heads, hidden=args.hidden,
+                                 intermediate=args.intermediate, tokens=args.tokens,
+                                 batch=args.batch)
+        options = CaptureBenchOptions(
+            geometry=geometry, repeats=args.repeats, rounds=args.rounds,
+            variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+            device=args.device, mem_limit_gb=args.mem_limit_gb,
+            isolation="inline" if args.inline else "process", timeout_s=args.timeout_s)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_capture_bench(options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""``python -m modprobe.bench capture``: what the capture costs, next to its alternatives.
+
+The benchmark builds a model with LLaVA-1.5-7B's attention geometry
+(:mod:`modprobe.bench.geometry`), then measures the variants of
+:mod:`modprobe.bench.variants` (bare forward, capture, naive eager route, transformer-lens)
+each in a fresh child process (:mod:`modprobe.bench.child`) under an address-space cap, so
+that a variant running out of memory fails cleanly in its child. Rounds alternate the
+order of the variants, so that load from other processes on a shared machine falls on all
+of them alike. Time is the median of all timed runs of a variant (warm-up excluded);
+memory is the largest peak growth any of its children saw (:mod:`modprobe.bench.measure`).
+
+The last printed line is ``capture/bare time=X mem=Y; naive/capture time=Z mem=W``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from modprobe.bench.child import ChildResult, ChildSpec
+from modprobe.bench.geometry import BenchGeometry
+from modprobe.bench.variants import VARIANTS
+
+#: Targets of the capture's overhead and of its saving over the naive route.
+TARGET_CAPTURE_OVER_BARE_TIME = 1.15
+TARGET_CAPTURE_OVER_BARE_MEMORY = 1.2
+TARGET_NAIVE_OVER_CAPTURE_MEMORY = 5.0
+#: Memory left to the rest of the machine when the requested cap exceeds what is free.
+MEMORY_RESERVE_BYTES = 2 * 1024**3
+GIB = 1024**3
+MIB = 1024**2
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class CaptureBenchOptions:
+    """How to run the benchmark.
+
+    Attributes:
+        geometry: Model and batch shape.
+        repeats: Timed runs per child process, after one warm-up run.
+        rounds: Child processes per variant; each round runs every variant once, in an
+            order rotated by one from the previous round.
+        variants: Which of :data:`VARIANTS` to run.
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:1"``...).
+        mem_limit_gb: Address-space cap of each child (CPU only). Lowered to what the
+            machine has available minus :data:`MEMORY_RESERVE_BYTES`.
+        isolation: ``"process"`` (a child per variant and round, capped) or ``"inline"``
+            (everything in this process, uncapped: for quick checks and tests only;
+            memory numbers are indicative, and variants whose attention maps alone would
+            exceed the cap are skipped).
+        timeout_s: Wall-clock limit of one child.
+    """
+
+    geometry: BenchGeometry = field(default_factory=BenchGeometry)
+    repeats: int = 3
+    rounds: int = 2
+    variants: tuple[str, ...] = VARIANTS
+    device: str = "cpu"
+    mem_limit_gb: float = 16.0
+    isolation: str = "process"
+    timeout_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {unknown}; use some of {', '.join(VARIANTS)}")
+        if self.isolation not in ("process", "inline"):
+            raise ValueError(f"isolation must be 'process' or 'inline', not {self.isolation!r}")
+        if self.repeats < 1 or self.rounds < 1:
+            raise ValueError("repeats and rounds must be at least 1")
+
+
+@dataclass
+class VariantSummary:
+    """All children of one variant, summarised.
+
+    Attributes:
+        name: Variant name.
+        status: ``"ok"`` or the first non-ok status (``"oom"``, ``"skipped"``, ``"error"``,
+            ``"crashed"``).
+        times_s: Every timed run of every child.
+        peak_growth_bytes: The largest peak growth of its children.
+        peak_was_reset: Whether every child could reset the loading peak first.
+        reason: Why it did not run (for a non-ok status).
+    """
+
+    name: str
+    status: str = "ok"
+    times_s: list[float] = field(default_factory=list)
+    peak_growth_bytes: int = 0
+    peak_was_reset: bool = True
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and bool(self.times_s)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    def add(self, result: ChildResult) -> None:
+        """Fold one child's result in (a non-ok result ends the variant)."""
+        if result.status != "ok":
+            self.status, self.reason = result.status, result.reason
+            return
+        self.times_s.extend(result.times_s)
+        self.peak_growth_bytes = max(self.peak_growth_bytes, result.peak_growth_bytes)
+        self.peak_was_reset &= result.peak_was_reset
+
+
+@dataclass
+class Ratio:
+    """One variant's median time and peak growth over another's (None where either failed)."""
+
+    time: float | None
+    memory: float | None
+
+    def describe(self, unavailable: str) -> str:
+        time = f"{self.time:.2f}" if self.time is not None else unavailable
+        memory = f"{self.memory:.2f}" if self.memory is not None else unavailable
+        return f"time={time} mem={memory}"
+
+
+@dataclass
+class CaptureBenchReport:
+    """The benchmark's results.
+
+    Attributes:
+        options: What was run.
+        summaries: Variant name -> summary, in run order.
+        mem_limit_bytes: The cap each child ran under (None: uncapped).
+    """
+
+    options: CaptureBenchOptions
+    summaries: dict[str, VariantSummary]
+    mem_limit_bytes: int | None
+
+    def ratio(self, numerator: str, denominator: str) -> Ratio:
+        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
+        if top is None or bottom is None or not top.ok or not bottom.ok:
+            return Ratio(None, None)
+        memory = (top.peak_growth_bytes / bottom.peak_growth_bytes
+                  if bottom.peak_growth_bytes else None)
+        return Ratio(top.median_s / bottom.median_s, memory)
+
+    def status_text(self, summary: VariantSummary) -> str:
+        """``ok``, ``OOM at 16.0 GB``, ``skipped: ...``, ``error: ...``."""
+        if summary.status == "oom":
+            return f"OOM at {self.limit_text()}"
+        if summary.status == "ok":
+            return "ok" if summary.peak_was_reset else "ok (loading peak not reset)"
+        return f"{summary.status}: {summary.reason.splitlines()[0] if summary.reason else ''}"
+
+    def limit_text(self) -> str:
+        if self.mem_limit_bytes is None:
+            return "the device's memory" if self.options.device.startswith("cuda") else "no cap"
+        return f"{self.mem_limit_bytes / GIB:.1f} GB"
+
+    def table(self) -> str:
+        """Markdown table: status, median and range of times, peak memory growth."""
+        lines = ["| variant | status | median time (s) | min-max (s) | runs | peak growth (MiB) |",
+                 "|---|---|---:|---:|---:|---:|"]
+        for summary in self.summaries.values():
+            if summary.ok:
+                times = summary.times_s
+                cells = (f"{summary.median_s:.3f}", f"{min(times):.3f}-{max(times):.3f}",
+                         str(len(times)), f"{summary.peak_growth_bytes / MIB:.0f}")
+            else:
+                cells = ("-", "-", "0", "-")
+            lines.append(f"| {summary.name} | {self.status_text(summary)} | {' | '.join(cells)} |")
+        return "\n".join(lines)
+
+    def naive_unavailable(self) -> str:
+        naive = self.summaries.get("naive")
+        if naive is not None and naive.status == "oom":
+            return f"OOM at {self.limit_text()}"
+        return "n/a"
+
+    def last_line(self) -> str:
+        """``capture/bare time=X mem=Y; naive/capture time=Z mem=W``."""
+        return (f"capture/bare {self.ratio('capture', 'bare').describe('n/a')}; "
+                f"naive/capture {self.ratio('naive', 'capture').describe(self.naive_unavailable())}")
+
+    def verdicts(self) -> list[str]:
+        """One line per target: met, missed, or not measured."""
+        over_bare = self.ratio("capture", "bare")
+        naive = self.ratio("naive", "capture")
+        naive_oom = self.summaries.get("naive", VariantSummary("naive")).status == "oom"
+        checks = [
+            ("capture/bare time", over_bare.time, TARGET_CAPTURE_OVER_BARE_TIME, "<="),
+            ("capture/bare memory", over_bare.memory, TARGET_CAPTURE_OVER_BARE_MEMORY, "<="),
+            ("naive/capture memory", naive.memory, TARGET_NAIVE_OVER_CAPTURE_MEMORY, ">="),
+        ]
+        lines = []
+        for label, value, target, sense in checks:
+            if value is None:
+                verdict = ("met (naive ran out of memory)" if naive_oom and label.startswith("naive")
+                           else "not measured")
+            else:
+                met = value <= target if sense == "<=" else value >= target
+                verdict = f"{value:.2f} {'met' if met else 'MISSED'}"
+            lines.append(f"target {label} {sense} {target}: {verdict}")
+        return lines
+
+
+def effective_memory_limit(requested_gb: float, device: str) -> int | None:
+    """The children's address-space cap: the request, lowered to what the machine can spare."""
+    if device.startswith("cuda"):
+        return None
+    limit = int(requested_gb * GIB)
+    available = _mem_available_bytes()
+    if available is not None:
+        limit = min(limit, max(available - MEMORY_RESERVE_BYTES, GIB))
+    return limit
+
+
+def _mem_available_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def machine_description(device: str) -> str:
+    """CPU count, load average and torch build, for the report's header."""
+    import torch
+
+    parts = [f"{platform.machine()} {os.cpu_count()} CPUs", f"torch {torch.__version__}",
+             f"{torch.get_num_threads()} torch threads"]
+    if hasattr(os, "getloadavg"):
+        parts.append("load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    if device.startswith("cuda") and torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(device))
+    return ", ".join(parts)
+
+
+def round_order(variants: tuple[str, ...], round_index: int) -> list[str]:
+    """The variants of one round, rotated by ``round_index`` so each leads once in turn."""
+    shift = round_index % len(variants)
+    return [*variants[shift:], *variants[:shift]]
+
+
+def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
+    """Run one variant in a fresh ``python -m modprobe.bench.child`` process."""
+    spec_path = Path(spec.result_path).with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(asdict(spec)))
+    Path(spec.result_path).unlink(missing_ok=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "modprobe.bench.child", str(spec_path)],
+                              check=False, capture_output=True, text=True, timeout=timeout_s,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        return ChildResult(spec.variant, "error", reason=f"timed out after {timeout_s:.0f} s")
+    result_path = Path(spec.result_path)
+    if done.returncode == 0 and result_path.is_file():
+        return ChildResult(**json.loads(result_path.read_text()))
+    tail = (done.stderr or "").strip().splitlines()[-5:]
+    if done.returncode < 0:
+        # An allocation failure in C code that does not check malloc ends in a signal.
+        why = f"killed by signal {-done.returncode}"
+        if spec.mem_limit_bytes is not None:
+            why += f" under a {spec.mem_limit_bytes / GIB:.1f} GB cap (likely out of memory)"
+        return ChildResult(spec.variant, "crashed", reason=why)
+    return ChildResult(spec.variant, "error",
+                       reason=f"exit status {done.returncode}: {' | '.join(tail)}")
+
+
+def run_inline(variant: str, folder: Path, options: CaptureBenchOptions,
+               limit_bytes: int | None) -> ChildResult:
+    """Run one variant in this process (no cap: refuse what would not fit under it)."""
+    from modprobe.bench.child import is_out_of_memory
+    from modprobe.bench.measure import measure_variant
+    from modprobe.bench.variants import VariantSkipped, prepare_variant
+
+    geometry = options.geometry
+    if variant in ("naive", "tl") and limit_bytes is not None:
+        maps = 4 * geometry.batch * geometry.layers * geometry.heads * geometry.tokens**2
+        if maps > limit_bytes:
+            return ChildResult(variant, "skipped", reason=(
+                f"its attention maps alone need {maps / GIB:.1f} GB, over the "
+                f"{limit_bytes / GIB:.1f} GB cap, and inline runs are not capped"))
+    try:
+        prepared = prepare_variant(variant, folder, geometry, options.device)
+        measured = measure_variant(prepared, options.repeats, options.device)
+    except VariantSkipped as err:
+        return ChildResult(variant, "skipped", reason=str(err))
+    except Exception as err:
+        if is_out_of_memory(err):
+            return ChildResult(variant, "oom", reason=str(err).splitlines()[0])
+        raise
+    finally:
+        gc.collect()
+    return ChildResult(variant, "ok", times_s=measured.times_s,
+                       peak_growth_bytes=measured.peak_growth_bytes,
+                       baseline_bytes=measured.baseline_bytes,
+                       peak_was_reset=measured.peak_was_reset)
+
+
+def describe_result(result: ChildResult, round_index: int, rounds: int) -> str:
+    """One progress line for a finished child."""
+    head = f"[round {round_index + 1}/{rounds}] {result.variant}: {result.status}"
+    if result.status == "ok":
+        return (f"{head}, median {statistics.median(result.times_s):.3f} s over "
+                f"{len(result.times_s)} runs, peak growth {result.peak_growth_bytes / MIB:.0f} MiB "
+                f"(baseline RSS {result.baseline_bytes / MIB:.0f} MiB)")
+    return f"{head} ({result.reason.splitlines()[0] if result.reason else 'no reason given'})"
+
+
+def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> CaptureBenchReport:
+    """Build the benchmark model, run every variant, print the report and return it.
+
+    Args:
+        options: What to run.
+        out: Where lines go (``print`` by default); the last one is the ratios line.
+    """
+    from modprobe.bench.geometry import build_bench_model
+
+    limit = effective_memory_limit(options.mem_limit_gb, options.device)
+    out(f"model: {options.geometry.describe()}")
+    out(f"device: {options.device}; machine: {machine_description(options.device)}")
+    cap = "none (CUDA)" if limit is None else f"{limit / GIB:.1f} GB address space per child"
+    if limit is not None and limit < int(options.mem_limit_gb * GIB):
+        cap += f" (lowered from {options.mem_limit_gb:g} GB to leave the machine room)"
+    out(f"isolation: {options.isolation}; memory cap: {cap}; "
+        f"{options.rounds} rounds x {options.repeats} timed runs after a warm-up")
+
+    summaries = {name: VariantSummary(name) for name in options.variants}
+    with tempfile.TemporaryDirectory(prefix="modprobe-bench-") as tmp:
+        folder = build_bench_model(options.geometry, Path(tmp) / "model")
+        gc.collect()
+        for round_index in range(options.rounds):
+            for variant in round_order(options.variants, round_index):
+                summary = summaries[variant]
+                if summary.status != "ok":
+                    continue  # it ran out of memory, was skipped or failed: once is enough
+                if options.isolation == "inline":
+                    result = run_inline(variant, folder, options, limit)
+                else:
+                    spec = ChildSpec(
+                        variant=variant, folder=str(folder), geometry=asdict(options.geometry),
+                        repeats=options.repeats, device=options.device, mem_limit_bytes=limit,
+                        result_path=str(Path(tmp) / f"{variant}-{round_index}.json"))
+                    result = run_in_child(spec, options.timeout_s)
+                out(describe_result(result, round_index, options.rounds))
+                summary.add(result)
+
+    report = CaptureBenchReport(options=options, summaries=summaries, mem_limit_bytes=limit)
+    out("")
+    out(report.table())
+    out("")
+    for line in report.verdicts():
+        out(line)
+    out(report.last_line())
+    return report

@@ -1,0 +1,99 @@
+"""Timing and peak-memory measurement of one prepared variant, inside its own process.
+
+Peak memory on CPU is invisible to ``tracemalloc`` (torch allocates outside Python's
+allocator), so it is measured as growth of the process's peak resident set size:
+``ru_maxrss`` after the runs minus ``ru_maxrss`` after loading the model and building
+the inputs, before the first run. Loading has its own, often higher, peak; so on Linux
+the peak is first reset to the current RSS (``echo 5 > /proc/self/clear_refs``), which
+makes the baseline the resident size of the loaded process. On CUDA it is
+``torch.cuda.max_memory_allocated`` growth over ``memory_allocated`` at the same point.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from modprobe.bench.variants import PreparedVariant
+
+_CLEAR_REFS = "/proc/self/clear_refs"
+#: ``clear_refs`` code that resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0).
+_RESET_PEAK_RSS = "5"
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS to its current RSS; False where the OS does not allow it."""
+    try:
+        with open(_CLEAR_REFS, "w") as handle:
+            handle.write(_RESET_PEAK_RSS)
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class VariantMeasurement:
+    """What one process measured for one variant.
+
+    Attributes:
+        times_s: Wall time of each timed run (the warm-up excluded).
+        peak_growth_bytes: Peak memory during warm-up and runs minus the memory before them.
+        baseline_bytes: The memory before them (RSS of the loaded process, or CUDA allocated).
+        peak_was_reset: Whether the loading peak was cleared first (CPU); if not, the
+            growth is understated by however much loading peaked above the baseline.
+    """
+
+    times_s: list[float] = field(default_factory=list)
+    peak_growth_bytes: int = 0
+    baseline_bytes: int = 0
+    peak_was_reset: bool = True
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> VariantMeasurement:
+    """One warm-up run, then ``repeats`` timed runs; peak memory over all of them.
+
+    The warm-up counts for memory (it is the first run after loading) but not for time
+    (it pays one-off costs: nnsight's source parsing, allocator growth, lazy imports).
+    """
+    gc.collect()
+    on_cuda = device.startswith("cuda")
+    if on_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+        was_reset = True
+    else:
+        was_reset = reset_peak_rss()
+        baseline = peak_rss_bytes()
+    result = VariantMeasurement(baseline_bytes=baseline, peak_was_reset=was_reset)
+
+    prepared.run()
+    _synchronize(device)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        output = prepared.run()
+        _synchronize(device)
+        result.times_s.append(time.perf_counter() - start)
+        del output
+    peak = torch.cuda.max_memory_allocated() if on_cuda else peak_rss_bytes()
+    result.peak_growth_bytes = max(0, peak - baseline)
+    return result
