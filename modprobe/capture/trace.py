@@ -108,6 +108,9 @@ def generation_position_ids(module: torch.nn.Module, inputs: dict[str, Any]) -> 
     inner = getattr(module, "model", None)
     if hasattr(module, "get_rope_index") or hasattr(inner, "get_rope_index"):
         return None
+    params = inspect.signature(module.forward).parameters.values()
+    if not any(p.name == "position_ids" or p.kind is p.VAR_KEYWORD for p in params):
+        return None
     position_ids = mask.long().cumsum(-1) - 1
     return position_ids.masked_fill(mask == 0, 0)
 
