@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from modprobe.analysis.law import Law
 from modprobe.analysis.oscillation import AMBIGUOUS, CLEAR, LogitDifferenceMatrix, OscillationReport
@@ -251,10 +252,14 @@ def plot_oscillation(
             rows.append((model, str(r.region), r.n, r.mean, r.ci_low, r.ci_high))
         groups = include_groups
         if groups is None:
-            groups = [g for g in rep.by_group["group"] if g not in ("conflict", "all")]
+            # Conflict items appear as the two regions; without a balance point there
+            # are no regions, so show them as one group rather than not at all.
+            hide = ("conflict", "all") if len(rep.by_region) else ("all",)
+            groups = [g for g in rep.by_group["group"] if g not in hide]
         for r in rep.by_group.itertuples():
             if r.group in groups:
-                rows.append((model, f"{r.group}\n(control)", r.n, r.mean, r.ci_low, r.ci_high))
+                label = f"{r.group}\n(all items)" if r.group == "conflict" else f"{r.group}\n(control)"
+                rows.append((model, label, r.n, r.mean, r.ci_low, r.ci_high))
     frame = pd.DataFrame(rows, columns=["model", "category", "n", "mean", "ci_low", "ci_high"])
     order = [c for c in (AMBIGUOUS, CLEAR) if c in set(frame["category"])]
     order += [c for c in dict.fromkeys(frame["category"]) if c not in order]
@@ -424,6 +429,7 @@ def plot_attention_mass(
                 lw=1.6,
             )
         ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")
         ax.set_ylabel("attention mass")
         if model:

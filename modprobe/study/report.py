@@ -122,9 +122,14 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
 
     figures: list[Path] = []
     if config.figures:
-        figures = _draw(out / FIGURES, report, model_name, items, layers, mass, x, osc,
-                        law, logit_difference_matrix)
+        figures = _draw(out / FIGURES, report, _short_name(model_name), items, layers, mass, x,
+                        osc, law, logit_difference_matrix)
     return summary, figures
+
+
+def _short_name(model: str) -> str:
+    """A model name short enough for a figure title: a folder's or hub id's last part."""
+    return Path(model).name or model
 
 
 def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
@@ -137,7 +142,8 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     written: list[Path] = []
     if report is not None and report.laws:
         written += plots.save_figure(plots.plot_following_curve(
-            report.laws, title=f"Modality following: {model_name}"), folder / "following_curve.png")
+            {model_name: law for law in report.laws.values()},
+            title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict
     if finite.any():
@@ -145,7 +151,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
             {model_name: x[finite]}, title="Relative uncertainty of conflict items"),
             folder / "uncertainty_distribution.png")
     written += plots.save_figure(plots.plot_oscillation(
-        osc, title=f"Lens oscillation between Y_t and Y_v: {model_name}"),
+        osc, title=f"Lens oscillation, T/V switches: {model_name}"),
         folder / "oscillation.png")
     diff = logit_difference_per_item(items, layers)
     keep = conflict & np.isfinite(x) & np.isfinite(diff).all(axis=0)
