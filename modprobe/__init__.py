@@ -31,7 +31,8 @@ _LAZY = {
     "ModalitySpans": "modprobe.spans",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["ADAPTERS", "ALIASES", "SPAN_NAMES", "Adapter", "AdapterError", "LoadedModel",
+           "ModalitySpans", "ModelNotFoundError", "Prompt", "adapter_for", "load"]
 
 
 def __getattr__(name: str) -> Any:

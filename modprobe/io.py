@@ -13,10 +13,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 
 @contextmanager
@@ -37,11 +39,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
                  mode: str = "w") -> None:
     """Open a temporary file, let ``write`` fill it, then move it to ``path``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path``, atomically."""
+    atomic_write(path, lambda f: f.write(data), mode="wb")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -85,3 +85,27 @@ def images() -> dict[str, Image.Image]:
         "green_tall": Image.new("RGB", (32, 64), (20, 200, 20)),
         "purple_big": Image.new("RGB", (64, 64), (140, 20, 160)),
     }
+
+
+
+@pytest.fixture(scope="session")
+def sdpa_eager_pair(tiny_dir: Callable[..., Path]) -> Callable[[str], tuple[object, object]]:
+    """Factory: ``(SDPA model, eager model)`` of one family, same weights, sharpened attention.
+
+    These are their own copies (``sharpen_attention`` edits weights), so the shared
+    ``tiny_model`` ones stay unmodified. Built once per family per session.
+    """
+    import modprobe
+    from modprobe.capture.reference import sharpen_attention
+
+    cache: dict[str, tuple[object, object]] = {}
+
+    def make(family: str) -> tuple[object, object]:
+        if family not in cache:
+            cache[family] = tuple(  # type: ignore[assignment]
+                sharpen_attention(modprobe.load(tiny_dir(family), dtype="float32", device="cpu",
+                                                attn_implementation=impl))
+                for impl in ("sdpa", "eager"))
+        return cache[family]
+
+    return make

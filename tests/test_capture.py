@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import modprobe
 from modprobe.capture import CandidateError, Capture, capture
@@ -21,13 +20,10 @@ from modprobe.capture.reference import eager_reference, sharpen_attention
 from modprobe.capture.trace import forward_kwargs
 from modprobe.spans import SPAN_NAMES
 from modprobe.testing import COLOR_WORDS
+from modprobe.testing.images import noise_image
 
 TOL = 1e-5
 
-
-def _image(seed: int, size: tuple[int, int]) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
 
 
 def _prompts() -> list[modprobe.Prompt]:
@@ -36,31 +32,16 @@ def _prompts() -> list[modprobe.Prompt]:
         modprobe.Prompt(
             "What color is the circle ? Please answer with one word .",
             context="The circle is red .",
-            images=[_image(0, (32, 32))],
+            images=[noise_image(0, (32, 32))],
         ),
-        modprobe.Prompt("What color is it ?", images=[_image(1, (64, 32))]),
+        modprobe.Prompt("What color is it ?", images=[noise_image(1, (64, 32))]),
     ]
 
 
-@pytest.fixture(scope="module")
-def pairs() -> dict[str, tuple[Any, Any]]:
-    """This module's own model copies (the shared ``tiny_model`` ones must stay unmodified)."""
-    return {}
-
-
 @pytest.fixture
-def pair(family: str, tiny_dir: Any, pairs: dict[str, tuple[Any, Any]]) -> tuple[Any, Any]:
+def pair(family: str, sdpa_eager_pair: Any) -> tuple[Any, Any]:
     """(SDPA model, eager model) of one family, same weights, sharpened attention."""
-    if family not in pairs:
-        pairs[family] = tuple(  # type: ignore[assignment]
-            sharpen_attention(
-                modprobe.load(
-                    tiny_dir(family), dtype="float32", device="cpu", attn_implementation=impl
-                )
-            )
-            for impl in ("sdpa", "eager")
-        )
-    return pairs[family]
+    return sdpa_eager_pair(family)
 
 
 def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from modprobe.data.render import write_atomic
 from modprobe.data.schema import DatasetError, FieldError, Item, parse_items
+from modprobe.io import write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -157,6 +157,6 @@ def write_dataset(root: str | Path, items: Iterable[Item], info: dict[str, Any])
         counts[item.group] = counts.get(item.group, 0) + 1
     info = {**info, "n_items": len(items), "n_items_by_group": counts}
     # dataset.json first, items.jsonl last: items.jsonl is the commit point readers check.
-    write_atomic(root / INFO_FILE, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
-    write_atomic(root / ITEMS_FILE, lines.encode("utf-8"))
+    write_bytes(root / INFO_FILE, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
+    write_bytes(root / ITEMS_FILE, lines.encode("utf-8"))
     return root / ITEMS_FILE

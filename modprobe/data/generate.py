@@ -10,8 +10,9 @@ from PIL import Image
 
 from modprobe.data import colors, lowres
 from modprobe.data.dataset import ITEMS_FILE, write_dataset
-from modprobe.data.render import png_bytes, write_atomic
+from modprobe.data.render import png_bytes
 from modprobe.data.schema import GROUPS, Item
+from modprobe.io import write_bytes
 
 #: Bumped whenever the same arguments would produce different bytes.
 GENERATOR_VERSION = "1"
@@ -82,7 +83,7 @@ def generate_colors(out: str | Path, groups: int, seed: int, variant: str = "pap
     for index in indices:
         images, group_items = group_fn(seed, index, vis, txt, list(kinds))
         for relative, image in images:
-            write_atomic(out / relative, png_bytes(image))
+            write_bytes(out / relative, png_bytes(image))
         n_images += len(images)
         items.extend(group_items)
     info = {

@@ -82,7 +82,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
 
     table = following_table(items, model_name)
     lines: list[str] = []
-    summary: dict[str, Any] = {"model": model_name, "n_items": int(len(items)),
+    summary: dict[str, Any] = {"model": model_name, "n_items": len(items),
                                "num_layers": num_layers}
     report = None
     law = None
@@ -142,7 +142,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     written: list[Path] = []
     if report is not None and report.laws:
         written += plots.save_figure(plots.plot_following_curve(
-            {model_name: law for law in report.laws.values()},
+            {model_name: next(iter(report.laws.values()))},
             title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict

@@ -307,7 +307,7 @@ def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
         Columns ``id, condition, layer, span, mass`` (mean over heads).
     """
     mean = mass.mean(axis=3)  # item condition layer span
-    n, c, layer_count, s = mean.shape
+    layer_count = mean.shape[2]
     index = pd.MultiIndex.from_product(
         [list(ids), list(CONDITIONS), range(layer_count), list(SPAN_NAMES)],
         names=["id", "condition", "layer", "span"])
