@@ -34,7 +34,9 @@ ALIASES: dict[str, str] = {
 
 #: Aliases that resolve to a folder shipped inside modprobe (filled in by modules that
 #: ship one, e.g. the bundled model organism).
-LOCAL_ALIASES: dict[str, Path] = {}
+LOCAL_ALIASES: dict[str, Path] = {
+    "organism": Path(__file__).resolve().parent / "organism" / "checkpoint",
+}
 
 _DTYPES = {
     "auto": "auto",

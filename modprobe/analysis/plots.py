@@ -349,6 +349,7 @@ def plot_logit_difference(
         ax.set_xticks(ticks, [f"{matrix.x[t]:.2f}" for t in ticks])
     ax.set_xlabel(x_label)
     ax.set_ylabel("layer")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if balance_point is not None and np.isfinite(balance_point) and n_items:
         pos = np.searchsorted(matrix.x, balance_point) - 0.5
         ax.axvline(pos, color="black", lw=1.2, ls="--", label=f"balance point {balance_point:.2f}")

@@ -5,12 +5,17 @@ allocator), so it is measured as growth of the process's peak resident set size:
 ``ru_maxrss`` after the runs minus ``ru_maxrss`` after loading the model and building
 the inputs, before the first run. Loading has its own, often higher, peak; so on Linux
 the peak is first reset to the current RSS (``echo 5 > /proc/self/clear_refs``), which
-makes the baseline the resident size of the loaded process. On CUDA it is
+makes the baseline the resident size of the loaded process. Before that, garbage is
+collected and glibc is asked to return freed heap pages (``malloc_trim(0)``): otherwise
+a run could reuse memory that loading freed but the process kept, and its growth would
+read too low (by up to the loading temporaries' size, the same for every variant). On CUDA it is
 ``torch.cuda.max_memory_allocated`` growth over ``memory_allocated`` at the same point.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import resource
 import statistics
@@ -33,6 +38,24 @@ def reset_peak_rss() -> bool:
             handle.write(_RESET_PEAK_RSS)
     except OSError:
         return False
+    return True
+
+
+def release_free_memory() -> bool:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``).
+
+    Returns:
+        Whether ``malloc_trim`` was available (glibc only).
+    """
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
     return True
 
 
@@ -74,7 +97,7 @@ def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> Var
     The warm-up counts for memory (it is the first run after loading) but not for time
     (it pays one-off costs: nnsight's source parsing, allocator growth, lazy imports).
     """
-    gc.collect()
+    release_free_memory()
     on_cuda = device.startswith("cuda")
     if on_cuda:
         torch.cuda.synchronize()

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from modprobe.loading import LOCAL_ALIASES
 
-#: Folder of the shipped checkpoint (``save_pretrained`` of model and processor).
-CHECKPOINT_DIR: Path = Path(__file__).resolve().parent / "checkpoint"
-
-LOCAL_ALIASES["organism"] = CHECKPOINT_DIR
+#: Folder of the shipped checkpoint (``save_pretrained`` of model and processor); the
+#: ``organism`` alias of :func:`modprobe.load` points here.
+CHECKPOINT_DIR: Path = LOCAL_ALIASES["organism"]
 
 __all__ = ["CHECKPOINT_DIR"]

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = train(config, progress=None if args.quiet else show)
     out = save(run, config, args.out)
-    print(f"trained {config.steps} steps in {run.seconds:.0f} s "
+    print(f"trained {config.steps} steps in {run.seconds:.0f} s wall, {run.cpu_seconds:.0f} s CPU "
           f"({run.steps_per_second:.2f} steps/s, {config.threads} threads); saved to {out}")
     return 0
 

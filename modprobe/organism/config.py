@@ -40,9 +40,9 @@ class OrganismConfig:
     """
 
     seed: int = 0
-    steps: int = 3000
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    steps: int = 1500
+    batch_size: int = 48
+    learning_rate: float = 3e-3
     warmup_steps: int = 150
     weight_decay: float = 0.01
     grad_clip: float = 1.0

@@ -19,6 +19,8 @@ from modprobe.io import read_npy, write_csv, write_json
 from modprobe.spans import SPAN_NAMES
 
 FIGURES = "figures"
+PROMPT_LABELS = {"vision": "image + question", "text": "text + question",
+                 "multi": "image + text + question"}
 
 
 def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
@@ -164,6 +166,8 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     frame = attention_table(mass, items["id"].tolist())
     present = [s for s in SPAN_NAMES if frame.loc[frame["span"] == s, "mass"].sum() > 0]
     frame = frame[frame["span"].isin(present)]
+    # Condition names would read like span names in the legend ("text" twice).
+    frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
     written += plots.save_figure(plots.plot_attention_mass(
         frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),
         folder / "attention_mass.png")
