@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=5, help="top tokens kept per layer")
     parser.add_argument("--seed", type=int, default=0, help="seed of data generation and bootstrap")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
+                        help="uncertainty axis: rel = dH_rel = 2(H_t-H_v)/(H_t+H_v), abs = H_t-H_v")
+    parser.add_argument("--entropy-floor", type=float, default=0.0,
+                        help="floor on entropies (nats) before the axis; tames saturated dH_rel")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same options)")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -72,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             candidates=[c.strip() for c in args.candidates.split(",")] if args.candidates else None,
             device=args.device, dtype=args.dtype, top_k=args.top_k, seed=args.seed,
             n_bootstrap=args.bootstrap, resume=args.resume, figures=not args.no_figures,
-            groups=args.groups)
+            groups=args.groups, axis=args.axis, entropy_floor=args.entropy_floor)
         result = run_study(config, progress=not args.quiet)
     except (StudyError, DatasetError, ModelNotFoundError, AdapterError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

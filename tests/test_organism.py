@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,17 @@ def test_training_is_deterministic_from_its_seed() -> None:
     first, again, other = _tiny_run(0), _tiny_run(0), _tiny_run(1)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_cli_trains_and_saves_a_loadable_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.organism.__main__ import main
+
+    out = tmp_path / "organism"
+    assert main(["train", "--out", str(out), "--steps", "2", "--batch-size", "2",
+                 "--eval-every", "1", "--probe-items", "1", "--quiet"]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    with (out / "training_log.csv").open() as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["1", "2"]
+    loaded = modprobe.load(out, device="cpu")
+    assert loaded.adapter.family == "llava"

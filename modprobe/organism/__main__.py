@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=defaults.threads,
                        help="torch CPU threads (results are deterministic per seed and thread count)")
     train.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    train.add_argument("--probe-items", type=int, default=defaults.probe_items,
+                       help="items per held-out probe set")
     train.add_argument("--quiet", action="store_true", help="do not print the log rows")
     return parser
 
@@ -36,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     config = dataclasses.replace(
         OrganismConfig(), seed=args.seed, steps=args.steps, batch_size=args.batch_size,
-        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every)
+        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every,
+        probe_items=args.probe_items)
 
     def show(row: dict[str, float]) -> None:
         cells = " ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in row.items())

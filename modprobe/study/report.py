@@ -89,7 +89,8 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     report = None
     law = None
     try:
-        report = analyze_following(table, n_bootstrap=config.n_bootstrap, seed=config.seed)
+        report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
+                                   n_bootstrap=config.n_bootstrap, seed=config.seed)
         following = report.models[model_name]
         law = following.law
         lines += following.summary_lines()
@@ -105,7 +106,8 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         lines.append(f"following: not analysed ({err})")
         summary["following_error"] = str(err)
 
-    x = np.asarray(uncertainty_axis(items["h_text"], items["h_vision"]).values, dtype=float)
+    x = np.asarray(uncertainty_axis(items["h_text"], items["h_vision"], axis=config.axis,
+                                    entropy_floor=config.entropy_floor).values, dtype=float)
     counts = oscillation_counts(layer_top1(items, layers), items["y_text"].tolist(),
                                 items["y_vision"].tolist())
     osc = oscillation_report(counts, x, law.balance_point if law is not None else None,
@@ -175,7 +177,8 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
 
 
 def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
-                   figures: bool = True) -> tuple[dict[str, Any], list[Path]]:
+                   figures: bool = True, axis: str = "rel",
+                   entropy_floor: float = 0.0) -> tuple[dict[str, Any], list[Path]]:
     """Re-analyse a finished run folder from its tables (no model needed)."""
     import json
     from types import SimpleNamespace
@@ -185,6 +188,7 @@ def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
     items = pd.read_csv(run / "items.csv", keep_default_na=False, na_values=[""])
     layers = pd.read_csv(run / "layers.csv", keep_default_na=False, na_values=[""])
     mass = read_npy(run / "attention_mass.npy")
-    config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures, axis=axis,
+                             entropy_floor=entropy_floor)
     return analyse_run(run, items, layers, mass, config, manifest["options"]["model"],
                        int(mass.shape[2]))

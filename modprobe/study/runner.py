@@ -70,6 +70,9 @@ class StudyConfig:
         resume: Continue an interrupted run in ``out``.
         figures: Write the figures.
         groups: Groups to generate when ``data`` is None (default 12 organism, 4 others).
+        axis: Uncertainty axis of the analysis: ``rel`` (dH_rel) or ``abs`` (H_t - H_v).
+        entropy_floor: Floor on entropies before the axis is computed (nats); tames
+            saturated dH_rel values of very confident models (docs/analyses.md).
     """
 
     model: str
@@ -86,6 +89,8 @@ class StudyConfig:
     resume: bool = False
     figures: bool = True
     groups: int | None = None
+    axis: str = "rel"
+    entropy_floor: float = 0.0
 
 
 @dataclass
