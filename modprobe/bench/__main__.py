@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "what the machine has free minus 2 GB")
     bench.add_argument("--inline", action="store_true",
                        help="run every variant in this process, uncapped (quick checks only)")
+    bench.add_argument("--no-paired", action="store_true",
+                       help="skip the paired bare/capture timing child (capture/bare time is "
+                            "then the ratio of the separate children's medians)")
     bench.add_argument("--timeout-s", type=float, default=3600.0,
                        help="wall-clock limit of one child process")
     return parser
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             geometry=geometry, repeats=args.repeats, rounds=args.rounds,
             variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
             device=args.device, mem_limit_gb=args.mem_limit_gb,
-            isolation="inline" if args.inline else "process", timeout_s=args.timeout_s)
+            isolation="inline" if args.inline else "process", timeout_s=args.timeout_s,
+            paired=not args.no_paired)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

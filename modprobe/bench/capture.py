@@ -60,6 +60,10 @@ class CaptureBenchOptions:
             memory numbers are indicative, and variants whose attention maps alone would
             exceed the cap are skipped).
         timeout_s: Wall-clock limit of one child.
+        paired: Also time ``bare`` and ``capture`` run by run, alternating, in one extra
+            child per round; ``capture/bare time`` is then the median of those paired
+            ratios (steadier than a ratio of medians taken minutes apart on a loaded
+            machine).
     """
 
     geometry: BenchGeometry = field(default_factory=BenchGeometry)
@@ -70,6 +74,7 @@ class CaptureBenchOptions:
     mem_limit_gb: float = 16.0
     isolation: str = "process"
     timeout_s: float = 3600.0
+    paired: bool = True
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -146,14 +151,24 @@ class CaptureBenchReport:
     options: CaptureBenchOptions
     summaries: dict[str, VariantSummary]
     mem_limit_bytes: int | None
+    paired_times_s: dict[str, list[float]] = field(default_factory=dict)
+
+    def paired_ratios(self, numerator: str, denominator: str) -> list[float]:
+        """Time ratios of runs made next to each other in the paired-timing children."""
+        top = self.paired_times_s.get(numerator, [])
+        bottom = self.paired_times_s.get(denominator, [])
+        return [a / b for a, b in zip(top, bottom)]
 
     def ratio(self, numerator: str, denominator: str) -> Ratio:
+        """Median-time and peak-growth ratios (time from paired runs where there are some)."""
         top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
         if top is None or bottom is None or not top.ok or not bottom.ok:
             return Ratio(None, None)
         memory = (top.peak_growth_bytes / bottom.peak_growth_bytes
                   if bottom.peak_growth_bytes else None)
-        return Ratio(top.median_s / bottom.median_s, memory)
+        paired = self.paired_ratios(numerator, denominator)
+        time = statistics.median(paired) if paired else top.median_s / bottom.median_s
+        return Ratio(time, memory)
 
     def status_text(self, summary: VariantSummary) -> str:
         """``ok``, ``OOM at 16.0 GB``, ``skipped: ...``, ``error: ...``."""
@@ -180,7 +195,24 @@ class CaptureBenchReport:
             else:
                 cells = ("-", "-", "0", "-")
             lines.append(f"| {summary.name} | {self.status_text(summary)} | {' | '.join(cells)} |")
+        paired = self.paired_ratios("capture", "bare")
+        if paired:
+            medians = {name: statistics.median(t) for name, t in self.paired_times_s.items()}
+            lines.append("")
+            lines.append(
+                f"paired timing (bare and capture alternating run by run in one process, "
+                f"{len(paired)} pairs): bare median {medians['bare']:.3f} s, capture median "
+                f"{medians['capture']:.3f} s, capture/bare per pair median "
+                f"{statistics.median(paired):.2f} (min {min(paired):.2f}, max {max(paired):.2f}); "
+                f"ratio of the separate children's medians "
+                f"{self._ratio_of_medians('capture', 'bare')}")
         return "\n".join(lines)
+
+    def _ratio_of_medians(self, numerator: str, denominator: str) -> str:
+        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
+        if top is None or bottom is None or not top.ok or not bottom.ok:
+            return "n/a"
+        return f"{top.median_s / bottom.median_s:.2f}"
 
     def naive_unavailable(self) -> str:
         naive = self.summaries.get("naive")
@@ -312,9 +344,44 @@ def run_inline(variant: str, folder: Path, options: CaptureBenchOptions,
                        peak_was_reset=measured.peak_was_reset)
 
 
+#: The variants the paired-timing child alternates.
+PAIRED_VARIANTS: tuple[str, ...] = ("bare", "capture")
+
+
+def pair_ready(options: CaptureBenchOptions, summaries: dict[str, VariantSummary]) -> bool:
+    """Whether to run a paired-timing child: asked for, and both variants run fine alone."""
+    return options.paired and all(
+        name in summaries and summaries[name].status == "ok" for name in PAIRED_VARIANTS)
+
+
+def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int | None,
+             round_index: int) -> ChildResult:
+    """Time bare and capture alternating run by run in one process."""
+    label = "+".join(PAIRED_VARIANTS)
+    if options.isolation == "inline":
+        from modprobe.bench.measure import measure_paired
+        from modprobe.bench.variants import prepare_variant
+
+        prepared = [prepare_variant(name, folder, options.geometry, options.device)
+                    for name in PAIRED_VARIANTS]
+        times = measure_paired(prepared, options.repeats, options.device)
+        del prepared
+        gc.collect()
+        return ChildResult(label, "ok", paired_times_s=times)
+    spec = ChildSpec(variant=label, folder=str(folder), geometry=asdict(options.geometry),
+                     repeats=options.repeats, device=options.device, mem_limit_bytes=limit,
+                     result_path=str(tmp / f"paired-{round_index}.json"),
+                     paired=list(PAIRED_VARIANTS))
+    return run_in_child(spec, options.timeout_s)
+
+
 def describe_result(result: ChildResult, round_index: int, rounds: int) -> str:
     """One progress line for a finished child."""
     head = f"[round {round_index + 1}/{rounds}] {result.variant}: {result.status}"
+    if result.status == "ok" and result.paired_times_s:
+        medians = ", ".join(f"{name} median {statistics.median(times):.3f} s"
+                            for name, times in result.paired_times_s.items())
+        return f"{head}, paired runs: {medians}"
     if result.status == "ok":
         return (f"{head}, median {statistics.median(result.times_s):.3f} s over "
                 f"{len(result.times_s)} runs, peak growth {result.peak_growth_bytes / MIB:.0f} MiB "
@@ -341,6 +408,7 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
         f"{options.rounds} rounds x {options.repeats} timed runs after a warm-up")
 
     summaries = {name: VariantSummary(name) for name in options.variants}
+    paired_times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="modprobe-bench-") as tmp:
         folder = build_bench_model(options.geometry, Path(tmp) / "model")
         gc.collect()
@@ -359,8 +427,14 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
                     result = run_in_child(spec, options.timeout_s)
                 out(describe_result(result, round_index, options.rounds))
                 summary.add(result)
+            if pair_ready(options, summaries):
+                pair = run_pair(folder, Path(tmp), options, limit, round_index)
+                out(describe_result(pair, round_index, options.rounds))
+                for name, times in pair.paired_times_s.items():
+                    paired_times.setdefault(name, []).extend(times)
 
-    report = CaptureBenchReport(options=options, summaries=summaries, mem_limit_bytes=limit)
+    report = CaptureBenchReport(options=options, summaries=summaries, mem_limit_bytes=limit,
+                                paired_times_s=paired_times)
     out("")
     out(report.table())
     out("")

@@ -39,6 +39,8 @@ class ChildSpec:
         device: ``"cpu"`` or a CUDA device.
         mem_limit_bytes: Address-space cap (CPU only; None: no cap).
         result_path: Where the JSON :class:`ChildResult` goes.
+        paired: When not empty, time these variants run by run in this one process
+            (:func:`modprobe.bench.measure.measure_paired`) instead of measuring ``variant``.
     """
 
     variant: str
@@ -48,6 +50,7 @@ class ChildSpec:
     device: str
     mem_limit_bytes: int | None
     result_path: str
+    paired: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ChildResult:
         baseline_bytes: Memory of the loaded process before the runs.
         peak_was_reset: Whether the loading peak was cleared before measuring.
         reason: Why it was skipped, ran out of memory or failed.
+        paired_times_s: Variant -> timed runs, for a paired-timing child.
     """
 
     variant: str
@@ -71,6 +75,7 @@ class ChildResult:
     baseline_bytes: int = 0
     peak_was_reset: bool = True
     reason: str = ""
+    paired_times_s: dict[str, list[float]] = field(default_factory=dict)
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -98,10 +103,15 @@ def run_child(spec: ChildSpec) -> ChildResult:
         cap_address_space(spec.mem_limit_bytes)
     try:
         from modprobe.bench.geometry import BenchGeometry
-        from modprobe.bench.measure import measure_variant
+        from modprobe.bench.measure import measure_paired, measure_variant
         from modprobe.bench.variants import VariantSkipped, prepare_variant
 
         geometry = BenchGeometry(**spec.geometry)
+        if spec.paired:
+            prepared_list = [prepare_variant(name, spec.folder, geometry, spec.device)
+                             for name in spec.paired]
+            times = measure_paired(prepared_list, spec.repeats, spec.device)
+            return ChildResult(spec.variant, "ok", paired_times_s=times)
         try:
             prepared = prepare_variant(spec.variant, spec.folder, geometry, spec.device)
         except VariantSkipped as err:

@@ -120,3 +120,28 @@ def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> Var
     peak = torch.cuda.max_memory_allocated() if on_cuda else peak_rss_bytes()
     result.peak_growth_bytes = max(0, peak - baseline)
     return result
+
+
+def measure_paired(prepared: list[PreparedVariant], repeats: int, device: str) -> dict[str, list[float]]:
+    """Time several variants run by run, alternating, in one process (no memory reading).
+
+    Machine load that changes over seconds falls on neighbouring runs of every variant
+    alike, so ratios of paired runs are far steadier than ratios of separate processes'
+    medians on a shared machine. Each repetition rotates the order by one.
+
+    Returns:
+        Variant name -> wall time of each of its ``repeats`` timed runs.
+    """
+    for variant in prepared:
+        variant.run()
+    _synchronize(device)
+    times: dict[str, list[float]] = {variant.name: [] for variant in prepared}
+    for repetition in range(repeats):
+        shift = repetition % len(prepared)
+        for variant in [*prepared[shift:], *prepared[:shift]]:
+            start = time.perf_counter()
+            output = variant.run()
+            _synchronize(device)
+            times[variant.name].append(time.perf_counter() - start)
+            del output
+    return times
