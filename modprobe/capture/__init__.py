@@ -31,7 +31,7 @@ from modprobe.capture.attention import (
     gather_positions,
 )
 from modprobe.capture.candidates import Candidate, CandidateError, Candidates, resolve_candidates
-from modprobe.capture.lens import entropy, lens_logits, summarize
+from modprobe.capture.lens import entropy, lens_logits, lens_statistics, summarize
 from modprobe.capture.result import Capture, CaptureFrames
 from modprobe.capture.trace import CaptureTraceError, run_trace
 from modprobe.spans import ModalitySpans
@@ -114,15 +114,15 @@ def capture(
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
-            logits = lens_logits(raw.hidden.to(unembed.weight.device), norm, unembed)
-            stats = summarize(logits, cands.ids, top_k)
+            stats, kept = lens_statistics(raw.hidden.to(unembed.weight.device), norm, unembed,
+                                          cands.ids, top_k, keep_logits=keep_lens_logits)
             lens_fields = {
                 "lens_entropy": stats.entropy,
                 "lens_topk_ids": stats.topk_ids,
                 "lens_topk_probs": stats.topk_probs,
                 "lens_candidate_logits": stats.candidate_logits,
                 "lens_candidate_probs": stats.candidate_probs,
-                "lens_logits": logits.float() if keep_lens_logits else None,
+                "lens_logits": kept,
             }
     return Capture(
         spans=spans,
@@ -154,6 +154,7 @@ __all__ = [
     "entropy",
     "gather_positions",
     "lens_logits",
+    "lens_statistics",
     "resolve_candidates",
     "summarize",
 ]

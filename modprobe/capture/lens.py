@@ -8,7 +8,7 @@ The trace keeps only the answer position's hidden state of every decoder layer
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -85,3 +85,42 @@ def summarize(
         candidate_logits=logits.index_select(-1, cand),
         candidate_probs=probs.index_select(-1, cand),
     )
+
+
+def lens_statistics(
+    hidden: torch.Tensor,
+    norm: Callable[[torch.Tensor], torch.Tensor],
+    unembed: Callable[[torch.Tensor], torch.Tensor],
+    candidate_ids: tuple[int, ...],
+    top_k: int,
+    keep_logits: bool = False,
+) -> tuple[DistributionStats, torch.Tensor | None]:
+    """`summarize` of the lens of every layer, one layer at a time.
+
+    Projecting all layers at once holds several `batch layer vocab` float32 tensors at
+    the same time (logits, log-probabilities, probabilities); for a small-width model
+    that doubles the forward pass's peak memory. Layer by layer, only one layer's
+    `batch vocab` tensors are alive at once.
+
+    Args:
+        hidden: `batch layer hidden` un-normalised residual stream at the answer position.
+        norm: The model's final norm.
+        unembed: The model's unembedding.
+        candidate_ids: Candidate token ids (`cand` axis order).
+        top_k: Top tokens to keep.
+        keep_logits: Also return the `batch layer vocab` logits (float32).
+
+    Returns:
+        `DistributionStats` with a `layer` axis after `batch`, and the logits or None.
+    """
+    per_layer = []
+    kept = []
+    for layer in range(hidden.shape[1]):
+        logits = lens_logits(hidden[:, layer], norm, unembed)
+        per_layer.append(summarize(logits, candidate_ids, top_k))
+        if keep_logits:
+            kept.append(logits.float())
+    stats = DistributionStats(**{
+        f.name: torch.stack([getattr(s, f.name) for s in per_layer], dim=1)
+        for f in fields(DistributionStats)})
+    return stats, torch.stack(kept, dim=1) if keep_logits else None
