@@ -95,7 +95,8 @@ class VariantSummary:
         status: ``"ok"`` or the first non-ok status (``"oom"``, ``"skipped"``, ``"error"``,
             ``"crashed"``).
         times_s: Every timed run of every child.
-        peak_growth_bytes: The largest peak growth of its children.
+        peak_growth_bytes: The largest peak growth of its children's timed runs.
+        first_run_growth_bytes: The largest growth of its children's warm-up runs.
         peak_was_reset: Whether every child could reset the loading peak first.
         reason: Why it did not run (for a non-ok status).
     """
@@ -104,6 +105,7 @@ class VariantSummary:
     status: str = "ok"
     times_s: list[float] = field(default_factory=list)
     peak_growth_bytes: int = 0
+    first_run_growth_bytes: int = 0
     peak_was_reset: bool = True
     reason: str = ""
 
@@ -122,6 +124,8 @@ class VariantSummary:
             return
         self.times_s.extend(result.times_s)
         self.peak_growth_bytes = max(self.peak_growth_bytes, result.peak_growth_bytes)
+        self.first_run_growth_bytes = max(self.first_run_growth_bytes,
+                                          result.first_run_growth_bytes)
         self.peak_was_reset &= result.peak_was_reset
 
 
@@ -185,15 +189,17 @@ class CaptureBenchReport:
 
     def table(self) -> str:
         """Markdown table: status, median and range of times, peak memory growth."""
-        lines = ["| variant | status | median time (s) | min-max (s) | runs | peak growth (MiB) |",
-                 "|---|---|---:|---:|---:|---:|"]
+        lines = [("| variant | status | median time (s) | min-max (s) | runs | peak growth (MiB) "
+                 "| first-run growth (MiB) |"),
+                 "|---|---|---:|---:|---:|---:|---:|"]
         for summary in self.summaries.values():
             if summary.ok:
                 times = summary.times_s
                 cells = (f"{summary.median_s:.3f}", f"{min(times):.3f}-{max(times):.3f}",
-                         str(len(times)), f"{summary.peak_growth_bytes / MIB:.0f}")
+                         str(len(times)), f"{summary.peak_growth_bytes / MIB:.0f}",
+                         f"{summary.first_run_growth_bytes / MIB:.0f}")
             else:
-                cells = ("-", "-", "0", "-")
+                cells = ("-", "-", "0", "-", "-")
             lines.append(f"| {summary.name} | {self.status_text(summary)} | {' | '.join(cells)} |")
         paired = self.paired_ratios("capture", "bare")
         if paired:
@@ -345,6 +351,7 @@ def run_inline(variant: str, folder: Path, options: CaptureBenchOptions,
         gc.collect()
     return ChildResult(variant, "ok", times_s=measured.times_s,
                        peak_growth_bytes=measured.peak_growth_bytes,
+                       first_run_growth_bytes=measured.first_run_growth_bytes,
                        baseline_bytes=measured.baseline_bytes,
                        peak_was_reset=measured.peak_was_reset)
 

@@ -61,7 +61,8 @@ class ChildResult:
         variant: Variant name.
         status: ``"ok"``, ``"oom"``, ``"skipped"`` or ``"error"``.
         times_s: Timed runs (status ``"ok"``).
-        peak_growth_bytes: Peak memory growth (status ``"ok"``).
+        peak_growth_bytes: Peak memory growth of the timed runs (status ``"ok"``).
+        first_run_growth_bytes: Peak memory growth of the warm-up run.
         baseline_bytes: Memory of the loaded process before the runs.
         peak_was_reset: Whether the loading peak was cleared before measuring.
         reason: Why it was skipped, ran out of memory or failed.
@@ -72,6 +73,7 @@ class ChildResult:
     status: str
     times_s: list[float] = field(default_factory=list)
     peak_growth_bytes: int = 0
+    first_run_growth_bytes: int = 0
     baseline_bytes: int = 0
     peak_was_reset: bool = True
     reason: str = ""
@@ -124,6 +126,7 @@ def run_child(spec: ChildSpec) -> ChildResult:
                            reason=f"{type(err).__name__}: {_first_line(err)}\n{traceback.format_exc()}")
     return ChildResult(spec.variant, "ok", times_s=measured.times_s,
                        peak_growth_bytes=measured.peak_growth_bytes,
+                       first_run_growth_bytes=measured.first_run_growth_bytes,
                        baseline_bytes=measured.baseline_bytes,
                        peak_was_reset=measured.peak_was_reset)
 

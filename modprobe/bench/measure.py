@@ -70,7 +70,10 @@ class VariantMeasurement:
 
     Attributes:
         times_s: Wall time of each timed run (the warm-up excluded).
-        peak_growth_bytes: Peak memory during warm-up and runs minus the memory before them.
+        peak_growth_bytes: Peak memory during the timed runs minus the memory before them
+            (measured after the warm-up: what each run needs).
+        first_run_growth_bytes: Peak growth of the warm-up, the first run after loading,
+            which also pays one-off costs that stay (nnsight's instrumented code, caches).
         baseline_bytes: The memory before them (RSS of the loaded process, or CUDA allocated).
         peak_was_reset: Whether the loading peak was cleared first (CPU); if not, the
             growth is understated by however much loading peaked above the baseline.
@@ -78,6 +81,7 @@ class VariantMeasurement:
 
     times_s: list[float] = field(default_factory=list)
     peak_growth_bytes: int = 0
+    first_run_growth_bytes: int = 0
     baseline_bytes: int = 0
     peak_was_reset: bool = True
 
@@ -92,10 +96,12 @@ def _synchronize(device: str) -> None:
 
 
 def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> VariantMeasurement:
-    """One warm-up run, then ``repeats`` timed runs; peak memory over all of them.
+    """One warm-up run, then ``repeats`` timed runs.
 
-    The warm-up counts for memory (it is the first run after loading) but not for time
-    (it pays one-off costs: nnsight's source parsing, allocator growth, lazy imports).
+    The warm-up pays one-off costs (nnsight's source parsing, allocator growth, lazy
+    imports); its growth is reported apart. Time and peak memory are those of the
+    timed runs: the peak is reset after the warm-up, as ``reset_peak_memory_stats``
+    would be on CUDA, so the figure is what a run needs, not what loading left behind.
     """
     release_free_memory()
     on_cuda = device.startswith("cuda")
@@ -111,6 +117,16 @@ def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> Var
 
     prepared.run()
     _synchronize(device)
+    first = torch.cuda.max_memory_allocated() if on_cuda else peak_rss_bytes()
+    result.first_run_growth_bytes = max(0, first - baseline)
+    release_free_memory()
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        result.peak_was_reset &= reset_peak_rss()
+        baseline = peak_rss_bytes()
+    result.baseline_bytes = baseline
     for _ in range(repeats):
         start = time.perf_counter()
         output = prepared.run()
