@@ -300,10 +300,12 @@ def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
     Path(spec.result_path).unlink(missing_ok=True)
     # glibc keeps freed blocks below its mmap threshold in the heap, so a child's peak RSS
     # then depends on fragmentation, not on what the variant keeps alive (runs of the same
-    # variant varied 14-37 MiB). A fixed threshold returns every block >= 128 KiB to the
+    # variant varied 14-37 MiB). A fixed threshold returns every block >= 64 KiB to the
     # OS on free, so peak RSS growth tracks live tensor bytes, as max_memory_allocated
-    # does on CUDA. Every variant runs under the same setting.
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "131072"}
+    # does on CUDA. 64 KiB, not 128: a vocabulary row of LLaVA's lens (32064 float32 =
+    # 125 KiB) falls just under 128 KiB and fragmented the heap by ~8 MiB per capture.
+    # Every variant runs under the same setting.
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "65536"}
     try:
         done = subprocess.run([sys.executable, "-m", "modprobe.bench.child", str(spec_path)],
                               check=False, capture_output=True, text=True, timeout=timeout_s,
