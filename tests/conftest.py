@@ -109,3 +109,9 @@ def sdpa_eager_pair(tiny_dir: Callable[..., Path]) -> Callable[[str], tuple[obje
         return cache[family]
 
     return make
+
+
+@pytest.fixture
+def pair(family: str, sdpa_eager_pair: Callable[[str], tuple[object, object]]) -> tuple[object, object]:
+    """``(SDPA model, eager model)`` of the parametrized ``family`` (see ``sdpa_eager_pair``)."""
+    return sdpa_eager_pair(family)

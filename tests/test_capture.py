@@ -38,10 +38,6 @@ def _prompts() -> list[modprobe.Prompt]:
     ]
 
 
-@pytest.fixture
-def pair(family: str, sdpa_eager_pair: Any) -> tuple[Any, Any]:
-    """(SDPA model, eager model) of one family, same weights, sharpened attention."""
-    return sdpa_eager_pair(family)
 
 
 def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:

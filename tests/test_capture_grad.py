@@ -31,10 +31,6 @@ def _prompts() -> list[modprobe.Prompt]:
     ]
 
 
-@pytest.fixture
-def pair(family: str, sdpa_eager_pair: Any) -> tuple[Any, Any]:
-    """(SDPA model, eager model) of one family, same weights, sharpened attention."""
-    return sdpa_eager_pair(family)
 
 
 def _scalar(mass: torch.Tensor, cand_logits: torch.Tensor) -> torch.Tensor:
