@@ -156,12 +156,21 @@ class CaptureBenchReport:
     summaries: dict[str, VariantSummary]
     mem_limit_bytes: int | None
     paired_times_s: dict[str, list[float]] = field(default_factory=dict)
+    paired_growth_bytes: dict[str, list[int]] = field(default_factory=dict)
 
     def paired_ratios(self, numerator: str, denominator: str) -> list[float]:
         """Time ratios of runs made next to each other in the paired-timing children."""
         top = self.paired_times_s.get(numerator, [])
         bottom = self.paired_times_s.get(denominator, [])
         return [a / b for a, b in zip(top, bottom)]
+
+    def paired_memory_ratio(self, numerator: str, denominator: str) -> float | None:
+        """Median peak growth of one variant's paired runs over the other's (None: none)."""
+        top = self.paired_growth_bytes.get(numerator, [])
+        bottom = self.paired_growth_bytes.get(denominator, [])
+        if not top or not bottom or not statistics.median(bottom):
+            return None
+        return statistics.median(top) / statistics.median(bottom)
 
     def ratio(self, numerator: str, denominator: str) -> Ratio:
         """Median-time and peak-growth ratios (time from paired runs where there are some)."""
@@ -172,7 +181,8 @@ class CaptureBenchReport:
                   if bottom.peak_growth_bytes else None)
         paired = self.paired_ratios(numerator, denominator)
         time = statistics.median(paired) if paired else top.median_s / bottom.median_s
-        return Ratio(time, memory)
+        paired_memory = self.paired_memory_ratio(numerator, denominator)
+        return Ratio(time, paired_memory if paired_memory is not None else memory)
 
     def status_text(self, summary: VariantSummary) -> str:
         """``ok``, ``OOM at 16.0 GB``, ``skipped: ...``, ``error: ...``."""
@@ -212,7 +222,21 @@ class CaptureBenchReport:
                 f"{statistics.median(paired):.2f} (min {min(paired):.2f}, max {max(paired):.2f}); "
                 f"ratio of the separate children's medians "
                 f"{self._ratio_of_medians('capture', 'bare')}")
+            growth = {name: statistics.median(g) / MIB for name, g in self.paired_growth_bytes.items()}
+            memory = self.paired_memory_ratio("capture", "bare")
+            if memory is not None:
+                lines.append(
+                    f"paired memory (peak reset before every run, same process): bare median "
+                    f"growth {growth['bare']:.1f} MiB, capture {growth['capture']:.1f} MiB, "
+                    f"capture/bare {memory:.2f}; separate children "
+                    f"{self._memory_of_children('capture', 'bare')}")
         return "\n".join(lines)
+
+    def _memory_of_children(self, numerator: str, denominator: str) -> str:
+        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
+        if top is None or bottom is None or not bottom.peak_growth_bytes:
+            return "n/a"
+        return f"{top.peak_growth_bytes / bottom.peak_growth_bytes:.2f}"
 
     def _ratio_of_medians(self, numerator: str, denominator: str) -> str:
         top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
@@ -378,10 +402,10 @@ def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int |
 
         prepared = [prepare_variant(name, folder, options.geometry, options.device)
                     for name in PAIRED_VARIANTS]
-        times = measure_paired(prepared, options.repeats, options.device)
+        times, growths = measure_paired(prepared, options.repeats, options.device)
         del prepared
         gc.collect()
-        return ChildResult(label, "ok", paired_times_s=times)
+        return ChildResult(label, "ok", paired_times_s=times, paired_growth_bytes=growths)
     spec = ChildSpec(variant=label, folder=str(folder), geometry=asdict(options.geometry),
                      repeats=options.repeats, device=options.device, mem_limit_bytes=limit,
                      result_path=str(tmp / f"paired-{round_index}.json"),
@@ -423,6 +447,7 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
 
     summaries = {name: VariantSummary(name) for name in options.variants}
     paired_times: dict[str, list[float]] = {}
+    paired_growth: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory(prefix="modprobe-bench-") as tmp:
         folder = build_bench_model(options.geometry, Path(tmp) / "model")
         gc.collect()
@@ -446,9 +471,11 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
                 out(describe_result(pair, round_index, options.rounds))
                 for name, times in pair.paired_times_s.items():
                     paired_times.setdefault(name, []).extend(times)
+                for name, growths in pair.paired_growth_bytes.items():
+                    paired_growth.setdefault(name, []).extend(growths)
 
     report = CaptureBenchReport(options=options, summaries=summaries, mem_limit_bytes=limit,
-                                paired_times_s=paired_times)
+                                paired_times_s=paired_times, paired_growth_bytes=paired_growth)
     out("")
     out(report.table())
     out("")

@@ -67,6 +67,7 @@ class ChildResult:
         peak_was_reset: Whether the loading peak was cleared before measuring.
         reason: Why it was skipped, ran out of memory or failed.
         paired_times_s: Variant -> timed runs, for a paired-timing child.
+        paired_growth_bytes: Variant -> peak growth of each of those runs.
     """
 
     variant: str
@@ -78,6 +79,7 @@ class ChildResult:
     peak_was_reset: bool = True
     reason: str = ""
     paired_times_s: dict[str, list[float]] = field(default_factory=dict)
+    paired_growth_bytes: dict[str, list[int]] = field(default_factory=dict)
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -112,8 +114,9 @@ def run_child(spec: ChildSpec) -> ChildResult:
         if spec.paired:
             prepared_list = [prepare_variant(name, spec.folder, geometry, spec.device)
                              for name in spec.paired]
-            times = measure_paired(prepared_list, spec.repeats, spec.device)
-            return ChildResult(spec.variant, "ok", paired_times_s=times)
+            times, growths = measure_paired(prepared_list, spec.repeats, spec.device)
+            return ChildResult(spec.variant, "ok", paired_times_s=times,
+                               paired_growth_bytes=growths)
         try:
             prepared = prepare_variant(spec.variant, spec.folder, geometry, spec.device)
         except VariantSkipped as err:

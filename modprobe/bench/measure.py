@@ -138,26 +138,41 @@ def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> Var
     return result
 
 
-def measure_paired(prepared: list[PreparedVariant], repeats: int, device: str) -> dict[str, list[float]]:
-    """Time several variants run by run, alternating, in one process (no memory reading).
+def measure_paired(prepared: list[PreparedVariant], repeats: int, device: str
+                   ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Time and measure several variants run by run, alternating, in one process.
 
     Machine load that changes over seconds falls on neighbouring runs of every variant
     alike, so ratios of paired runs are far steadier than ratios of separate processes'
-    medians on a shared machine. Each repetition rotates the order by one.
+    medians on a shared machine. Each repetition rotates the order by one. Before every
+    run the peak is reset (CPU: ``release_free_memory`` + ``clear_refs``; CUDA:
+    ``reset_peak_memory_stats``), so each run's peak growth is its own, read in the same
+    process as its neighbour's: separate processes differ by a MiB or two on their own.
 
     Returns:
-        Variant name -> wall time of each of its ``repeats`` timed runs.
+        Variant name -> wall time of each timed run, and -> peak growth (bytes) of each.
     """
     for variant in prepared:
         variant.run()
     _synchronize(device)
     times: dict[str, list[float]] = {variant.name: [] for variant in prepared}
+    growths: dict[str, list[int]] = {variant.name: [] for variant in prepared}
+    on_cuda = device.startswith("cuda")
     for repetition in range(repeats):
         shift = repetition % len(prepared)
         for variant in [*prepared[shift:], *prepared[:shift]]:
+            release_free_memory()
+            if on_cuda:
+                torch.cuda.reset_peak_memory_stats()
+                baseline = torch.cuda.memory_allocated()
+            else:
+                reset_peak_rss()
+                baseline = peak_rss_bytes()
             start = time.perf_counter()
             output = variant.run()
             _synchronize(device)
             times[variant.name].append(time.perf_counter() - start)
+            peak = torch.cuda.max_memory_allocated() if on_cuda else peak_rss_bytes()
+            growths[variant.name].append(max(0, peak - baseline))
             del output
-    return times
+    return times, growths
