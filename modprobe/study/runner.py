@@ -200,12 +200,11 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         # so it still differs from every real answer and survives a CSV round trip.
         tokens = [_answer(loaded.tokenizer.decode([t])) or f"<id:{t}>" for t in top1]
         cand_entropy = _candidate_entropy(cap.final_candidate_logits)
-        short = {"vision": "vision", "text": "text", "multi": "multi"}[condition]
         for i, row in enumerate(item_rows):
-            row[f"y_{short}"] = tokens[i]
-            row[f"h_{short}"] = float(cap.final_entropy[i])
-            row[f"hc_{short}"] = float(cand_entropy[i])
-            row[f"p_{short}"] = float(cap.final_topk_probs[i, 0])
+            row[f"y_{condition}"] = tokens[i]
+            row[f"h_{condition}"] = float(cap.final_entropy[i])
+            row[f"hc_{condition}"] = float(cand_entropy[i])
+            row[f"p_{condition}"] = float(cap.final_topk_probs[i, 0])
         lens = cap.to_frames().lens
         lens.insert(0, "condition", condition)
         lens.insert(0, "id", [items[r].id for r in lens["row"]])
