@@ -195,17 +195,19 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
         cap = capture(loaded, prompts, candidates=candidates, top_k=top_k).cpu()
-        top1 = [int(t) for t in cap.final_topk_ids[:, 0]]
+        frames = cap.to_frames()  # decodes every token once, with the capture's decoder
+        final = frames.final
         # An answer that normalises to nothing (punctuation, padding) keeps its token id,
         # so it still differs from every real answer and survives a CSV round trip.
-        tokens = [_answer(loaded.tokenizer.decode([t])) or f"<id:{t}>" for t in top1]
+        answers = [_answer(token) or f"<id:{tid}>"
+                   for token, tid in zip(final["top1_token"], final["top1_id"])]
         cand_entropy = _candidate_entropy(cap.final_candidate_logits)
         for i, row in enumerate(item_rows):
-            row[f"y_{condition}"] = tokens[i]
-            row[f"h_{condition}"] = float(cap.final_entropy[i])
+            row[f"y_{condition}"] = answers[i]
+            row[f"h_{condition}"] = float(final["entropy"].iloc[i])
             row[f"hc_{condition}"] = float(cand_entropy[i])
-            row[f"p_{condition}"] = float(cap.final_topk_probs[i, 0])
-        lens = cap.to_frames().lens
+            row[f"p_{condition}"] = float(final["top1_prob"].iloc[i])
+        lens = frames.lens
         lens.insert(0, "condition", condition)
         lens.insert(0, "id", [items[r].id for r in lens["row"]])
         layer_frames.append(lens.drop(columns=["row"]))
