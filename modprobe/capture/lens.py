@@ -69,12 +69,14 @@ def summarize(
 ) -> DistributionStats:
     """Entropy, top-k and candidate columns of `... vocab` logits (float32 outputs).
 
-    Differentiable in ``logits`` (except the integer ``topk_ids``).
+    Differentiable in ``logits`` (except the integer ``topk_ids``). Holds two `... vocab`
+    temporaries besides ``logits`` (log-probabilities and probabilities): the entropy is
+    a dot product, not an elementwise product that would need a third.
     """
     logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
-    ent = -(probs * logp).sum(dim=-1)
+    ent = -torch.linalg.vecdot(probs, logp)
     k = min(top_k, logits.shape[-1])
     topk_probs, topk_ids = probs.topk(k, dim=-1)
     cand = torch.tensor(candidate_ids, dtype=torch.long, device=logits.device)
@@ -87,6 +89,25 @@ def summarize(
     )
 
 
+#: Upper bound on the float32 lens logits projected at once (bytes), see `lens_statistics`.
+LENS_CHUNK_BYTES = 2 * 2**20
+
+
+def layers_per_chunk(batch: int, layers: int, vocab: int, budget: int = LENS_CHUNK_BYTES) -> int:
+    """How many layers `lens_statistics` projects in one matrix product.
+
+    As many as keep ``batch x chunk x vocab`` float32 logits within ``budget`` bytes, and
+    at least one. One layer at a time multiplies a `batch hidden` slice by the whole
+    unembedding matrix once per layer: for a small batch that reads the matrix (32 MB for
+    a 32k vocabulary at width 256, 500 MB for LLaVA-7B in bf16) ``layer`` times and is
+    bound by memory bandwidth (0.09 s of 0.77 s per capture in the benchmark). Stacking
+    layers turns the reads into one matrix product per chunk, while the budget keeps the
+    `vocab`-sized temporaries well under what the forward pass itself allocates.
+    """
+    rows = max(1, budget // (4 * vocab))
+    return max(1, min(layers, rows // max(batch, 1)))
+
+
 def lens_statistics(
     hidden: torch.Tensor,
     norm: Callable[[torch.Tensor], torch.Tensor],
@@ -94,13 +115,16 @@ def lens_statistics(
     candidate_ids: tuple[int, ...],
     top_k: int,
     keep_logits: bool = False,
+    vocab_size: int | None = None,
+    chunk_bytes: int = LENS_CHUNK_BYTES,
 ) -> tuple[DistributionStats, torch.Tensor | None]:
-    """`summarize` of the lens of every layer, one layer at a time.
+    """`summarize` of the lens of every layer, a bounded chunk of layers at a time.
 
     Projecting all layers at once holds several `batch layer vocab` float32 tensors at
     the same time (logits, log-probabilities, probabilities); for a small-width model
-    that doubles the forward pass's peak memory. Layer by layer, only one layer's
-    `batch vocab` tensors are alive at once.
+    that doubles the forward pass's peak memory, while one layer at a time is slow
+    (see `layers_per_chunk`). Chunks of layers whose logits fit `LENS_CHUNK_BYTES` get
+    both: one matrix product per chunk, a few MiB of temporaries.
 
     Args:
         hidden: `batch layer hidden` un-normalised residual stream at the answer position.
@@ -109,18 +133,26 @@ def lens_statistics(
         candidate_ids: Candidate token ids (`cand` axis order).
         top_k: Top tokens to keep.
         keep_logits: Also return the `batch layer vocab` logits (float32).
+        vocab_size: Size of the unembedding's output (to size the chunks); None reads it
+            from ``unembed.weight`` and falls back to one layer per chunk.
+        chunk_bytes: Budget of one chunk's float32 logits (see `layers_per_chunk`).
 
     Returns:
         `DistributionStats` with a `layer` axis after `batch`, and the logits or None.
     """
-    per_layer = []
+    batch, layers = hidden.shape[0], hidden.shape[1]
+    if vocab_size is None:
+        weight = getattr(unembed, "weight", None)
+        vocab_size = int(weight.shape[0]) if isinstance(weight, torch.Tensor) else None
+    chunk = layers_per_chunk(batch, layers, vocab_size, chunk_bytes) if vocab_size else 1
+    per_chunk = []
     kept = []
-    for layer in range(hidden.shape[1]):
-        logits = lens_logits(hidden[:, layer], norm, unembed)
-        per_layer.append(summarize(logits, candidate_ids, top_k))
+    for start in range(0, layers, chunk):
+        logits = lens_logits(hidden[:, start:start + chunk], norm, unembed)
+        per_chunk.append(summarize(logits, candidate_ids, top_k))
         if keep_logits:
             kept.append(logits.float())
     stats = DistributionStats(**{
-        f.name: torch.stack([getattr(s, f.name) for s in per_layer], dim=1)
+        f.name: torch.cat([getattr(s, f.name) for s in per_chunk], dim=1)
         for f in fields(DistributionStats)})
-    return stats, torch.stack(kept, dim=1) if keep_logits else None
+    return stats, torch.cat(kept, dim=1) if keep_logits else None
