@@ -23,7 +23,7 @@ LAST_LINE = re.compile(
 
 def test_tiny_geometry_prints_the_ratios_line(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["capture", "--layers", "2", "--heads", "4", "--hidden", "32", "--tokens", "40",
-                 "--repeats", "1", "--rounds", "1", "--variants", "bare,capture,naive",
+                 "--repeats", "1", "--rounds", "1", "--pairs", "2", "--variants", "bare,capture,naive",
                  "--inline"])
     assert code == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-paired", action="store_true",
                        help="skip the paired bare/capture timing child (capture/bare time is "
                             "then the ratio of the separate children's medians)")
+    bench.add_argument("--pairs", type=int, default=8,
+                       help="alternating bare/capture pairs per paired-timing child")
     bench.add_argument("--timeout-s", type=float, default=3600.0,
                        help="wall-clock limit of one child process")
     return parser
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
             device=args.device, mem_limit_gb=args.mem_limit_gb,
             isolation="inline" if args.inline else "process", timeout_s=args.timeout_s,
-            paired=not args.no_paired)
+            paired=not args.no_paired, pairs=args.pairs)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

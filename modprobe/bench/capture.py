@@ -64,6 +64,9 @@ class CaptureBenchOptions:
             child per round; ``capture/bare time`` is then the median of those paired
             ratios (steadier than a ratio of medians taken minutes apart on a loaded
             machine).
+        pairs: Timed bare/capture pairs of each paired child (after one warm-up each).
+            Pairs are cheap next to the children's loading, and single pairs on a shared
+            machine scatter by +-20%, so they get more runs than ``repeats``.
     """
 
     geometry: BenchGeometry = field(default_factory=BenchGeometry)
@@ -75,6 +78,7 @@ class CaptureBenchOptions:
     isolation: str = "process"
     timeout_s: float = 3600.0
     paired: bool = True
+    pairs: int = 8
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -82,8 +86,8 @@ class CaptureBenchOptions:
             raise ValueError(f"unknown variant(s) {unknown}; use some of {', '.join(VARIANTS)}")
         if self.isolation not in ("process", "inline"):
             raise ValueError(f"isolation must be 'process' or 'inline', not {self.isolation!r}")
-        if self.repeats < 1 or self.rounds < 1:
-            raise ValueError("repeats and rounds must be at least 1")
+        if self.repeats < 1 or self.rounds < 1 or self.pairs < 1:
+            raise ValueError("repeats, rounds and pairs must be at least 1")
 
 
 @dataclass
@@ -402,12 +406,12 @@ def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int |
 
         prepared = [prepare_variant(name, folder, options.geometry, options.device)
                     for name in PAIRED_VARIANTS]
-        times, growths = measure_paired(prepared, options.repeats, options.device)
+        times, growths = measure_paired(prepared, options.pairs, options.device)
         del prepared
         gc.collect()
         return ChildResult(label, "ok", paired_times_s=times, paired_growth_bytes=growths)
     spec = ChildSpec(variant=label, folder=str(folder), geometry=asdict(options.geometry),
-                     repeats=options.repeats, device=options.device, mem_limit_bytes=limit,
+                     repeats=options.pairs, device=options.device, mem_limit_bytes=limit,
                      result_path=str(tmp / f"paired-{round_index}.json"),
                      paired=list(PAIRED_VARIANTS))
     return run_in_child(spec, options.timeout_s)
@@ -443,7 +447,8 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
     if limit is not None and limit < int(options.mem_limit_gb * GIB):
         cap += f" (lowered from {options.mem_limit_gb:g} GB to leave the machine room)"
     out(f"isolation: {options.isolation}; memory cap: {cap}; "
-        f"{options.rounds} rounds x {options.repeats} timed runs after a warm-up")
+        f"{options.rounds} rounds x {options.repeats} timed runs after a warm-up"
+        + (f", plus {options.pairs} paired bare/capture runs per round" if options.paired else ""))
 
     summaries = {name: VariantSummary(name) for name in options.variants}
     paired_times: dict[str, list[float]] = {}
