@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with a group column, the group to analyse (default: conflict)",
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="COLUMN",
+        help="column of cluster labels: bootstrap whole clusters of correlated items (e.g. "
+        "items generated from one scene) instead of single items",
+    )
     return parser
 
 
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_bootstrap=args.bootstrap,
             confidence=args.confidence,
             seed=args.seed,
+            cluster=args.cluster,
         )
     except (TableError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

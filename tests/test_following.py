@@ -144,3 +144,31 @@ def test_saturation_warning_appears_for_saturated_models() -> None:
     assert any(line.startswith("warning: saturation") for line in lines)
     calm = analyze_following(simulate_following_table(600, seed=7), n_bootstrap=50, split=False)
     assert not any("saturation" in line for line in calm.summary_lines())
+
+
+def test_analyze_following_bootstraps_clusters_of_a_cluster_column() -> None:
+    table = simulate_following_table(400, seed=3)
+    table["cluster"] = [f"g{i % 8}" for i in range(len(table))]
+    by_item = analyze_following(table, n_bootstrap=200).models["simulated"]
+    by_cluster = analyze_following(table, n_bootstrap=200, cluster="cluster").models["simulated"]
+    assert by_item.law.n_clusters is None and by_cluster.law.n_clusters == 8
+    assert by_cluster.law.balance_point.value == by_item.law.balance_point.value
+    lines = by_cluster.summary_lines()
+    assert any(line.startswith("bootstrap over 8 clusters of items (column 'cluster')")
+               and "rough" in line for line in lines)
+    assert lines[-1].startswith("balance_point=")
+    assert by_cluster.split is not None and by_cluster.split.low.n_clusters == 8
+
+
+def test_analyze_following_cluster_column_errors_and_single_cluster_fallback() -> None:
+    table = simulate_following_table(200, seed=4)
+    with pytest.raises(TableError, match="no column 'cluster'"):
+        analyze_following(table, cluster="cluster")
+    table["cluster"] = "g0"
+    table.loc[5, "cluster"] = None
+    with pytest.raises(TableError, match=r"1 row\(s\) have no 'cluster' label"):
+        analyze_following(table, cluster="cluster")
+    table["cluster"] = "g0"
+    model = analyze_following(table, n_bootstrap=50, cluster="cluster").models["simulated"]
+    assert model.law is not None and model.law.n_clusters is None
+    assert "span 1 cluster(s)" in (model.note or "")

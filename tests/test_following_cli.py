@@ -173,3 +173,15 @@ def test_read_table_keeps_numeric_looking_answers_as_strings(tmp_path: Path) -> 
     ).to_csv(path, index=False)
     table = read_table(path)
     assert table.loc[0, "y_text"] == "007"  # not parsed to 7, so Y_t != Y_v stays true
+
+
+def test_cli_cluster_bootstrap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = simulate_following_table(300, seed=2)
+    table["scene"] = [f"s{i % 12}" for i in range(len(table))]
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    assert main([str(path), "--bootstrap", "100", "--cluster", "scene"]) == 0
+    out = capsys.readouterr().out
+    assert "bootstrap over 12 clusters of items (column 'scene')" in out
+    assert main([str(path), "--cluster", "image"]) == 2
+    assert "no column 'image'" in capsys.readouterr().err

@@ -49,6 +49,7 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
                        progress=False)
     items = pd.read_csv(tmp_path / "run" / "items.csv")
     assert len(items) == 6
+    assert (items["cluster"] == "g0000").all()  # the generator's group, for the bootstrap
     for column in ("y_vision", "y_text", "y_multi", "h_vision", "h_text", "h_multi"):
         assert items[column].notna().all(), column
     assert (items[["h_vision", "h_text", "h_multi"]] >= 0).all().all()
@@ -143,3 +144,13 @@ def test_killed_run_resumes_to_identical_tables(llava_dir: Path, lowres_data: Pa
         pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
     np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
                                   read_npy(reference / "attention_mass.npy"))
+
+
+def test_cluster_column_is_used_only_when_every_item_has_a_label() -> None:
+    from modprobe.study.report import cluster_column
+
+    assert cluster_column(pd.DataFrame({"id": ["a", "b"]})) == (None, None)
+    assert cluster_column(pd.DataFrame({"cluster": [None, None]})) == (None, None)
+    assert cluster_column(pd.DataFrame({"cluster": ["g0", "g1"]})) == ("cluster", None)
+    column, why = cluster_column(pd.DataFrame({"cluster": ["g0", None, "g1"]}))
+    assert column is None and "1 of 3 items have no cluster label" in why

@@ -38,10 +38,14 @@ Following (`modprobe.analysis.following`)::
 
 The law (`modprobe.analysis.law`)::
 
-    fit_law(x, followed_text, n_bootstrap=1000, confidence=0.95, bins=10, ...) -> Law
-    balance_point(x, followed_text, n_bootstrap=1000, confidence=0.95, seed=0) -> BalancePoint
-    split_by_entropy(h_text, h_vision, x, followed_text, **fit_law_kwargs) -> EntropySplit
-    fit_logistic(x, followed_text) -> LogisticFit;  fit_logistic_batch(x, y, init=None)
+    fit_law(x, followed_text, n_bootstrap=1000, confidence=0.95, bins=10, ...,
+            clusters=None) -> Law
+    balance_point(x, followed_text, n_bootstrap=1000, confidence=0.95, seed=0,
+                  clusters=None) -> BalancePoint
+    split_by_entropy(h_text, h_vision, x, followed_text, clusters=None,
+                     **fit_law_kwargs) -> EntropySplit
+    fit_logistic(x, followed_text) -> LogisticFit
+    fit_logistic_batch(x, y, init=None, weights=None)
     fit_isotonic(x, followed_text, weights=None) -> IsotonicFit
     binned_following_rate(x, followed_text, bins=10, strategy="quantile") -> DataFrame
 
@@ -61,8 +65,13 @@ Plots (`modprobe.analysis.plots`; imported lazily, each returns a Figure, ``path
     plot_oscillation(reports, ...), plot_logit_difference(matrix, ...),
     plot_attention_mass(frame, ...), save_figure(fig, path)
 
-Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables) and
-``python -m modprobe.analysis.calibration`` (balance-point interval coverage).
+``clusters`` (labels per item) makes the bootstrap resample whole clusters of correlated
+items instead of single items; ``analyze_following(table, cluster=COLUMN)`` passes a
+table column.
+
+Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables,
+``simulate_clustered_law``) and ``python -m modprobe.analysis.calibration``
+(balance-point interval coverage; ``--clusters N --unit cluster`` for clustered data).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import numpy as np
 
 from modprobe.analysis.following import wilson_interval
 from modprobe.analysis.law import balance_point
-from modprobe.analysis.simulate import simulate_law
+from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ class CoverageResult:
     rmse: float
     n_not_crossing: int
     seconds: float
+    n_clusters: int | None = None
+    cluster_sd: float = 0.0
+    unit: str = "item"
 
     def summary(self) -> str:
         """A multi-line human-readable report."""
@@ -69,6 +72,8 @@ class CoverageResult:
                     f"planted balance point {self.true_balance_point:+.3f}, "
                     f"slope {self.slope:+.2f}; {self.n_datasets} datasets x {self.n_items} "
                     f"items, {self.n_bootstrap} bootstrap replicates each"
+                    + (f"; {self.n_clusters} clusters (logit shift sd {self.cluster_sd:g}), "
+                       f"bootstrap over {self.unit}s" if self.n_clusters else "")
                 ),
                 (
                     f"coverage of the 95% interval: {self.coverage:.3f} "
@@ -93,12 +98,17 @@ def coverage_study(
     slope: float = -4.0,
     confidence: float = 0.95,
     seed: int = 0,
+    n_clusters: int | None = None,
+    cluster_sd: float = 0.0,
+    unit: str = "item",
 ) -> CoverageResult:
     """Simulate datasets from a planted law and measure interval coverage.
 
     For each dataset ``d``: ``(x, y) ~ simulate_law(n_items, x*, slope)``, then
     `balance_point` with ``n_bootstrap`` replicates; coverage is
     ``mean_d 1[ci_low_d <= x* <= ci_high_d]`` (SCIENCE.md section 1, "Balance point").
+    With ``n_clusters``, datasets come from `simulate_clustered_law` (``n_items`` split
+    evenly over the clusters) and ``unit`` says what the bootstrap resamples.
 
     Args:
         n_datasets: Number of simulated datasets.
@@ -108,19 +118,32 @@ def coverage_study(
         slope: Planted slope ``b``.
         confidence: Nominal interval level.
         seed: Master seed.
+        n_clusters: Clusters per dataset (None: independent items).
+        cluster_sd: Standard deviation of the clusters' logit shifts.
+        unit: ``"item"`` or ``"cluster"`` (the latter needs ``n_clusters``).
 
     Returns:
         `CoverageResult`.
     """
+    if unit not in ("item", "cluster"):
+        raise ValueError(f"unit must be 'item' or 'cluster', not {unit!r}")
+    if unit == "cluster" and not n_clusters:
+        raise ValueError("unit='cluster' needs n_clusters")
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     estimates = np.full(n_datasets, np.nan)
     lows = np.full(n_datasets, np.nan)
     highs = np.full(n_datasets, np.nan)
     for d in range(n_datasets):
-        x, y = simulate_law(n_items, true_balance_point, slope, rng)
+        labels = None
+        if n_clusters:
+            x, y, labels = simulate_clustered_law(n_clusters, n_items // n_clusters,
+                                                  true_balance_point, slope, cluster_sd, rng)
+        else:
+            x, y = simulate_law(n_items, true_balance_point, slope, rng)
         bp = balance_point(
-            x, y, n_bootstrap=n_bootstrap, confidence=confidence, seed=int(rng.integers(2**31))
+            x, y, n_bootstrap=n_bootstrap, confidence=confidence, seed=int(rng.integers(2**31)),
+            clusters=labels if unit == "cluster" else None,
         )
         estimates[d], lows[d], highs[d] = bp.value, bp.ci_low, bp.ci_high
     crossing = np.isfinite(estimates)
@@ -129,7 +152,7 @@ def coverage_study(
     err = estimates[crossing] - true_balance_point
     return CoverageResult(
         n_datasets=n_datasets,
-        n_items=n_items,
+        n_items=int(x.size),
         n_bootstrap=n_bootstrap,
         true_balance_point=true_balance_point,
         slope=slope,
@@ -142,6 +165,9 @@ def coverage_study(
         rmse=float(np.sqrt(np.mean(err**2))),
         n_not_crossing=int((~crossing).sum()),
         seconds=time.perf_counter() - start,
+        n_clusters=n_clusters,
+        cluster_sd=cluster_sd,
+        unit=unit,
     )
 
 
@@ -157,7 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--balance-point", type=float, default=-0.3)
     parser.add_argument("--slope", type=float, default=-4.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clusters", type=int, default=None,
+                        help="clusters per dataset (items share a logit shift within one)")
+    parser.add_argument("--cluster-sd", type=float, default=1.0,
+                        help="standard deviation of the clusters' logit shifts")
+    parser.add_argument("--unit", choices=("item", "cluster"), default="item",
+                        help="what the bootstrap resamples")
     args = parser.parse_args(argv)
+    if args.unit == "cluster" and not args.clusters:
+        parser.error("--unit cluster needs --clusters")
     result = coverage_study(
         n_datasets=args.datasets,
         n_items=args.items,
@@ -165,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         true_balance_point=args.balance_point,
         slope=args.slope,
         seed=args.seed,
+        n_clusters=args.clusters,
+        cluster_sd=args.cluster_sd if args.clusters else 0.0,
+        unit=args.unit,
     )
     print(result.summary())
     return 0

@@ -8,10 +8,14 @@ nothing about which modality wins) as
 * an isotonic (monotone non-increasing) regression, and
 * a logistic model ``P(text | x) = sigmoid(a + b x)`` fitted by maximum likelihood,
 
-with a nonparametric bootstrap (items resampled with replacement) giving confidence
-bands, an interval for the slope ``b`` (the monotonicity test) and an interval for the
-balance point ``x* = -a / b`` where the fitted probability crosses 0.5. All bootstrap
-logistic fits run at once: a batched Newton (IRLS) solver on ``replicates items`` arrays.
+with a nonparametric bootstrap giving confidence bands, an interval for the slope ``b``
+(the monotonicity test) and an interval for the balance point ``x* = -a / b`` where the
+fitted probability crosses 0.5. The bootstrap resamples items with replacement, or, given
+``clusters``, whole clusters of items whose outcomes are correlated (items generated from
+one scene, one image or one template): resampling their items one by one treats them as
+independent and gives intervals that are too narrow. All bootstrap logistic fits run at
+once: a batched Newton (IRLS) solver on ``replicates items`` arrays, with each item
+weighted by how many times the replicate drew it.
 """
 
 from __future__ import annotations
@@ -59,12 +63,15 @@ class LogisticFit:
         return expit(self.intercept + self.slope * to_numpy(x))
 
 
-def _log_likelihood(coef: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``replicates`` Bernoulli log-likelihoods of ``coef`` (``replicates 2``)."""
+def _log_likelihood(
+    coef: np.ndarray, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """``replicates`` (weighted) Bernoulli log-likelihoods of ``coef`` (``replicates 2``)."""
     eta = coef[:, :1] + coef[:, 1:] * x
     # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|): stable and cheaper than logaddexp.
     softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
-    return np.sum(y * eta - softplus, axis=1)
+    terms = y * eta - softplus
+    return np.sum(terms if weights is None else weights * terms, axis=1)
 
 
 def fit_logistic_batch(
@@ -73,11 +80,14 @@ def fit_logistic_batch(
     init: np.ndarray | None = None,
     max_iter: int = 100,
     tol: float = 1e-8,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Fit many one-feature logistic regressions at once by damped Newton (IRLS).
 
-    Each replicate ``r`` maximises ``l(a, b) = sum_i y_ri eta_ri - log(1 + e^eta_ri)``
-    with ``eta = a + b x``. The Newton step solves the 2x2 system
+    Each replicate ``r`` maximises
+    ``l(a, b) = sum_i w_ri (y_ri eta_ri - log(1 + e^eta_ri))`` with ``eta = a + b x``
+    (``w = 1`` without ``weights``; a bootstrap replicate weights each item by how many
+    times it was drawn, 0 for items left out). The Newton step solves the 2x2 system
     ``H d = g`` with ``g = sum (y - p) [1, x]`` and ``H = sum p (1 - p) [1, x][1, x]^T``
     in closed form; a step that lowers the likelihood is halved (the log-likelihood is
     concave, so this always terminates). Only unconverged replicates are updated.
@@ -89,6 +99,8 @@ def fit_logistic_batch(
         init: ``replicates 2`` starting ``(a, b)``; zeros by default.
         max_iter: Newton iteration cap.
         tol: Convergence threshold on the largest coefficient change.
+        weights: ``replicates items`` non-negative item weights (x and y may then be
+            ``1 items`` and broadcast).
 
     Returns:
         ``(coef, converged, n_iter)``: ``replicates 2`` estimates, ``replicates`` bools,
@@ -96,20 +108,28 @@ def fit_logistic_batch(
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if weights is not None:
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        shape = np.broadcast_shapes(x.shape, y.shape, weights.shape)
+        x, y, weights = (np.broadcast_to(a, shape) for a in (x, y, weights))
     n_rep = x.shape[0]
     coef = np.zeros((n_rep, 2)) if init is None else np.array(init, dtype=np.float64)
     converged = np.zeros(n_rep, dtype=bool)
     active = np.arange(n_rep)
-    ll = _log_likelihood(coef, x, y)
+    ll = _log_likelihood(coef, x, y, weights)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         if active.size == n_rep:  # avoid copying the data while nothing has converged
-            xa, ya, ca, ll_old = x, y, coef.copy(), ll
+            xa, ya, ca, ll_old, wa = x, y, coef.copy(), ll, weights
         else:
             xa, ya, ca, ll_old = x[active], y[active], coef[active], ll[active]
+            wa = None if weights is None else weights[active]
         p = expit(ca[:, :1] + ca[:, 1:] * xa)
         w = p * (1.0 - p)
         resid = ya - p
+        if wa is not None:
+            w = w * wa
+            resid = resid * wa
         g0 = resid.sum(axis=1)
         g1 = (resid * xa).sum(axis=1)
         h00 = w.sum(axis=1)
@@ -126,7 +146,7 @@ def fit_logistic_batch(
         step = np.where(np.isfinite(step), step, 0.0)
         scale = np.ones(active.size)
         for _ in range(30):
-            ll_new = _log_likelihood(ca + scale[:, None] * step, xa, ya)
+            ll_new = _log_likelihood(ca + scale[:, None] * step, xa, ya, wa)
             worse = ll_new < ll_old - 1e-12 * np.abs(ll_old)
             if not worse.any():
                 break
@@ -141,23 +161,27 @@ def fit_logistic_batch(
             break
     # Under (quasi-)complete separation the MLE is at infinity: Newton only stops because
     # the fitted probabilities round to 0 and 1, so such fits are never "converged".
-    converged &= ~_separated(x, y)
+    converged &= ~_separated(x, y, None if weights is None else weights > 0)
     return coef, converged, n_iter
 
 
-def _separated(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _separated(x: np.ndarray, y: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     """``replicates`` bools: the outcomes are (quasi-)completely separated by x.
 
     In one dimension that means the x ranges of the two outcomes do not overlap
     (touching at one point counts: quasi-complete separation). Replicates with a single
-    outcome are not flagged here (their flat fit is handled by the caller).
+    outcome are not flagged here (their flat fit is handled by the caller). ``present``
+    (``replicates items`` bools) leaves out items of weight 0.
     """
     pos = y > 0.5
-    has_both = pos.any(axis=1) & (~pos).any(axis=1)
+    neg = ~pos
+    if present is not None:
+        pos, neg = pos & present, neg & present
+    has_both = pos.any(axis=1) & neg.any(axis=1)
     max1 = np.where(pos, x, -np.inf).max(axis=1)
     min1 = np.where(pos, x, np.inf).min(axis=1)
-    max0 = np.where(~pos, x, -np.inf).max(axis=1)
-    min0 = np.where(~pos, x, np.inf).min(axis=1)
+    max0 = np.where(neg, x, -np.inf).max(axis=1)
+    min0 = np.where(neg, x, np.inf).min(axis=1)
     return has_both & ((max1 <= min0) | (max0 <= min1))
 
 
@@ -397,6 +421,7 @@ class Law:
         bootstrap_coef: ``replicates 2`` bootstrap ``(a, b)`` (for further analyses).
         confidence: Interval level.
         seed: Bootstrap seed.
+        n_clusters: Clusters the bootstrap resampled (None: it resampled items).
     """
 
     x_label: str
@@ -415,6 +440,7 @@ class Law:
     bootstrap_coef: np.ndarray = field(repr=False)
     confidence: float = 0.95
     seed: int = 0
+    n_clusters: int | None = None
 
 
 # --------------------------------------------------------------------------- fitting
@@ -434,21 +460,62 @@ def _constant_outcome_coef(n: int, n_text: int) -> np.ndarray:
     return np.array([[np.log((n_text + 0.5) / (n - n_text + 0.5)), 0.0]])
 
 
+def cluster_codes(clusters: Any, n: int) -> np.ndarray:
+    """``items`` integer codes 0..G-1 of cluster labels (any hashable values).
+
+    Raises:
+        ValueError: when the labels do not match the items, or one is missing.
+    """
+    labels = pd.Series(np.asarray(clusters, dtype=object).reshape(-1))
+    if labels.size != n:
+        raise ValueError(f"clusters has {labels.size} labels for {n} items")
+    if labels.isna().any():
+        raise ValueError(f"{int(labels.isna().sum())} items have no cluster label; give every "
+                         "item one (its own id, for an item that shares nothing)")
+    codes, _ = pd.factorize(labels)
+    return codes.astype(np.int64)
+
+
 def _bootstrap_logistic(
-    x: np.ndarray, y: np.ndarray, coef0: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+    x: np.ndarray,
+    y: np.ndarray,
+    coef0: np.ndarray,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resample items and refit: ``(replicates 2 coef, replicates items indices)``."""
-    idx = rng.integers(0, x.size, size=(n_bootstrap, x.size))
-    xb, yb = x[idx], y[idx]
+    """Resample and refit: ``(replicates 2 coef, replicates items counts)``.
+
+    Without ``codes`` items are drawn with replacement; with ``codes`` (`cluster_codes`)
+    as many clusters as there are are drawn with replacement and each drawn cluster
+    brings all its items. ``counts[r, i]`` is how many times replicate ``r`` holds item
+    ``i``.
+    """
+    n = x.size
     init = np.repeat(coef0.reshape(1, 2), n_bootstrap, axis=0)
-    coef, _, _ = fit_logistic_batch(xb, yb, init=init)
+    rows = np.arange(n_bootstrap)[:, None]
+    if codes is None:
+        idx = rng.integers(0, n, size=(n_bootstrap, n))
+        counts = np.zeros((n_bootstrap, n))
+        np.add.at(counts, (np.broadcast_to(rows, idx.shape), idx), 1.0)
+        yb = y[idx]
+        coef, _, _ = fit_logistic_batch(x[idx], yb, init=init)
+        k, total = yb.sum(axis=1), np.full(n_bootstrap, float(n))
+    else:
+        n_clusters = int(codes.max()) + 1
+        draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
+        per_cluster = np.zeros((n_bootstrap, n_clusters))
+        np.add.at(per_cluster, (np.broadcast_to(rows, draws.shape), draws), 1.0)
+        counts = per_cluster[:, codes]
+        coef, _, _ = fit_logistic_batch(x.reshape(1, -1), y.reshape(1, -1), init=init,
+                                        weights=counts)
+        k, total = counts @ y, counts.sum(axis=1)
     # Replicates with one outcome only have no finite MLE: give them the flat fit.
-    k = yb.sum(axis=1)
-    flat = (k == 0) | (k == x.size)
+    flat = (k == 0) | (k == total)
     if flat.any():
-        coef[flat, 0] = np.log((k[flat] + 0.5) / (x.size - k[flat] + 0.5))
+        coef[flat, 0] = np.log((k[flat] + 0.5) / (total[flat] - k[flat] + 0.5))
         coef[flat, 1] = 0.0
-    return coef, idx
+    return coef, counts
 
 
 def _balance_point(
@@ -501,16 +568,24 @@ def _balance_point(
     )
 
 
-def _clean_xy(x: Any, followed_text: Any) -> tuple[np.ndarray, np.ndarray]:
+def _clean_xy(
+    x: Any, followed_text: Any, clusters: Any | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Finite-x items as float arrays, and their cluster codes (None without clusters)."""
     xv = to_numpy(x).reshape(-1)
     yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
     if xv.size != yv.size:
         raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
+    codes = None if clusters is None else cluster_codes(clusters, xv.size)
     keep = np.isfinite(xv)
     xv, yv = xv[keep], yv[keep]
     if xv.size < 3:
         raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
-    return xv, yv
+    if codes is not None:
+        codes, _ = pd.factorize(codes[keep])  # renumber: dropped items may empty a cluster
+        if codes.max() < 1:
+            raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
+    return xv, yv, codes
 
 
 def _fit_full(xv: np.ndarray, yv: np.ndarray) -> LogisticFit:
@@ -527,12 +602,14 @@ def balance_point(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    clusters: Any | None = None,
 ) -> BalancePoint:
     """Balance point ``x* = -a / b`` of the logistic law, with a bootstrap interval.
 
     SCIENCE.md section 1, "Balance point": the x at which the fitted
     ``P(text | x) = sigmoid(a + b x)`` equals 0.5. The interval is the percentile
-    interval of ``-a_r / b_r`` over ``n_bootstrap`` item resamples ``r``. When the fitted
+    interval of ``-a_r / b_r`` over ``n_bootstrap`` resamples ``r`` of the items (or of
+    the ``clusters``: see the module docstring). When the fitted
     curve does not cross 0.5 inside ``[min x, max x]``, no number is reported:
     ``crosses`` is False and ``direction``/``reason`` say on which side it stays.
     The same computation runs inside `fit_law`, which also returns the curves.
@@ -543,15 +620,16 @@ def balance_point(
         n_bootstrap: Bootstrap replicates.
         confidence: Interval level.
         seed: Seed of the resampling.
+        clusters: ``items`` cluster labels: resample whole clusters instead of items.
 
     Returns:
         `BalancePoint`.
     """
-    xv, yv = _clean_xy(x, followed_text)
+    xv, yv, codes = _clean_xy(x, followed_text, clusters)
     fit = _fit_full(xv, yv)
     coef = np.array([fit.intercept, fit.slope])
     rng = np.random.default_rng(seed)
-    boot, _ = _bootstrap_logistic(xv, yv, coef, n_bootstrap, rng)
+    boot, _ = _bootstrap_logistic(xv, yv, coef, n_bootstrap, rng, codes)
     return _balance_point(coef, boot, (float(xv.min()), float(xv.max())), confidence)
 
 
@@ -566,6 +644,7 @@ def fit_law(
     grid_size: int = 101,
     isotonic_band: bool = True,
     x_label: str = "dH_rel",
+    clusters: Any | None = None,
 ) -> Law:
     """Fit the modality-following law with bootstrap bands and its balance point.
 
@@ -587,6 +666,8 @@ def fit_law(
         grid_size: Points of the curve grid over the observed range.
         isotonic_band: Also bootstrap the isotonic fit (one scipy call per replicate).
         x_label: Axis name carried into plots.
+        clusters: ``items`` cluster labels: the bootstrap resamples whole clusters
+            (items whose outcomes are correlated) instead of single items.
 
     Returns:
         `Law`.
@@ -594,11 +675,11 @@ def fit_law(
     Raises:
         ValueError: With fewer than 3 usable items.
     """
-    xv, yv = _clean_xy(x, followed_text)
+    xv, yv, codes = _clean_xy(x, followed_text, clusters)
     fit = _fit_full(xv, yv)
     coef = np.array([fit.intercept, fit.slope])
     rng = np.random.default_rng(seed)
-    boot, idx = _bootstrap_logistic(xv, yv, coef, n_bootstrap, rng)
+    boot, counts = _bootstrap_logistic(xv, yv, coef, n_bootstrap, rng, codes)
     x_range = (float(xv.min()), float(xv.max()))
     grid = np.linspace(x_range[0], x_range[1], grid_size)
     alpha = 1.0 - confidence
@@ -610,8 +691,7 @@ def fit_law(
     if isotonic_band:
         iso_curves = np.empty((n_bootstrap, grid.size))
         for r in range(n_bootstrap):
-            counts = np.bincount(idx[r], minlength=xv.size)
-            iso_curves[r] = fit_isotonic(xv, yv, weights=counts).predict(grid)
+            iso_curves[r] = fit_isotonic(xv, yv, weights=counts[r]).predict(grid)
         iso_q = np.quantile(iso_curves, q, axis=0)
         iso_band = (iso_q[0], iso_q[1])
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence)
@@ -646,6 +726,7 @@ def fit_law(
         bootstrap_coef=boot,
         confidence=confidence,
         seed=seed,
+        n_clusters=None if codes is None else int(codes.max()) + 1,
     )
 
 
@@ -669,6 +750,7 @@ def split_by_entropy(
     h_vision: Any,
     x: Any,
     followed_text: Any,
+    clusters: Any | None = None,
     **law_kwargs: Any,
 ) -> EntropySplit:
     """Fit the law separately below and above the median total entropy.
@@ -683,6 +765,7 @@ def split_by_entropy(
         h_vision: ``items`` H_v.
         x: ``items`` axis values.
         followed_text: ``items`` bools.
+        clusters: ``items`` cluster labels for a cluster bootstrap (see `fit_law`).
         **law_kwargs: Passed to `fit_law`.
 
     Returns:
@@ -693,8 +776,11 @@ def split_by_entropy(
     yv = to_numpy(followed_text, dtype=bool).reshape(-1)
     median = float(np.median(total))
     low = total <= median
+    labels = None if clusters is None else np.asarray(clusters, dtype=object).reshape(-1)
     return EntropySplit(
         median_total=median,
-        low=fit_law(xv[low], yv[low], **law_kwargs),
-        high=fit_law(xv[~low], yv[~low], **law_kwargs),
+        low=fit_law(xv[low], yv[low], clusters=None if labels is None else labels[low],
+                    **law_kwargs),
+        high=fit_law(xv[~low], yv[~low], clusters=None if labels is None else labels[~low],
+                     **law_kwargs),
     )

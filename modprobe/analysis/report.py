@@ -36,6 +36,8 @@ from modprobe.analysis.uncertainty import (
 DEFAULT_MODEL = "model"
 #: Share of items with |dH_rel| > 1.5 above which the report warns of saturation.
 SATURATION_WARNING = 0.5
+#: Below this many clusters the report says that cluster-bootstrap intervals are rough.
+FEW_CLUSTERS = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ModelFollowing:
         split: `EntropySplit`, or None (too few items, or split off).
         saturation: Share of conflict items with ``|dH_rel| > 1.5`` (unfloored).
         note: Why ``law`` or ``split`` is missing, if they are.
+        cluster: Column whose labels the bootstrap resampled (None: single items).
     """
 
     model: str
@@ -63,6 +66,7 @@ class ModelFollowing:
     split: EntropySplit | None
     saturation: float
     note: str | None
+    cluster: str | None = None
 
     def summary_lines(self) -> list[str]:
         """Report lines; the last one is ``balance_point=<x> ci=[<lo>, <hi>]``.
@@ -89,6 +93,13 @@ class ModelFollowing:
             lines.append(
                 f"warning: saturation: {self.saturation:.0%} of conflict items have "
                 "|dH_rel| > 1.5; consider --entropy-floor or --axis abs"
+            )
+        if self.law is not None and self.law.n_clusters is not None:
+            few = self.law.n_clusters < FEW_CLUSTERS
+            lines.append(
+                f"bootstrap over {self.law.n_clusters} clusters of items (column "
+                f"{self.cluster!r}), not over single items"
+                + ("; with so few clusters the intervals are rough" if few else "")
             )
         if self.law is not None:
             lines.append(self.law.monotonicity.summary())
@@ -148,6 +159,7 @@ def _analyze_model(
     filter_correct: bool,
     split: bool,
     law_kwargs: dict[str, Any],
+    cluster: str | None = None,
 ) -> ModelFollowing:
     labels = classify_following(items["y_text"], items["y_vision"], items["y_multi"])
     correct_text = items.get("correct_text")
@@ -172,8 +184,16 @@ def _analyze_model(
     notes = []
     x_label = "dH_rel" if axis == "rel" else "H_t - H_v"
     followed = labels == TEXT
+    clusters = None if cluster is None else items[cluster].to_numpy(dtype=object)[in_law]
+    if clusters is not None and pd.unique(clusters).size < 2:
+        notes.append(
+            f"the law's items span {pd.unique(clusters).size} cluster(s) of {cluster!r}; the "
+            "bootstrap resamples single items instead (intervals too narrow if they correlate)"
+        )
+        clusters = None
     try:
-        law = fit_law(ax.values[in_law], followed[in_law], x_label=x_label, **law_kwargs)
+        law = fit_law(ax.values[in_law], followed[in_law], x_label=x_label, clusters=clusters,
+                      **law_kwargs)
     except ValueError as err:
         notes.append(f"law not fitted: {err}")
     if law is not None and split:
@@ -183,6 +203,7 @@ def _analyze_model(
                 items["h_vision"].to_numpy()[in_law],
                 ax.values[in_law],
                 followed[in_law],
+                clusters=clusters,
                 x_label=x_label,
                 **law_kwargs,
             )
@@ -197,6 +218,7 @@ def _analyze_model(
         split=split_result,
         saturation=saturation,
         note="; ".join(notes) or None,
+        cluster=cluster,
     )
 
 
@@ -213,6 +235,7 @@ def analyze_following(
     seed: int = 0,
     split: bool = True,
     isotonic_band: bool = True,
+    cluster: str | None = None,
 ) -> FollowingReport:
     """Every section-1 statistic of a prediction table, per model.
 
@@ -237,6 +260,10 @@ def analyze_following(
         seed: Bootstrap seed.
         split: Also fit the median-entropy halves.
         isotonic_band: Bootstrap the isotonic curve too.
+        cluster: A column of cluster labels: the bootstrap then resamples whole clusters
+            of items whose outcomes are correlated (e.g. the generated dataset's groups,
+            which share shape and colors) instead of single items, whose intervals
+            would be too narrow (docs/analyses.md, "Clustered items").
 
     Returns:
         `FollowingReport`.
@@ -258,6 +285,19 @@ def analyze_following(
                 "--group to analyse another group)",
                 "group",
             )
+    if cluster is not None:
+        if cluster not in items.columns:
+            raise TableError(
+                f"no column {cluster!r} for the cluster bootstrap; the table has "
+                f"{', '.join(map(str, items.columns))}",
+                cluster,
+            )
+        if items[cluster].isna().any():
+            raise TableError(
+                f"{int(items[cluster].isna().sum())} row(s) have no {cluster!r} label; label "
+                "every row (an item that shares nothing with others is a cluster of its own)",
+                cluster,
+            )
     if "model" not in items.columns:
         items = items.assign(model=DEFAULT_MODEL)
     law_kwargs = {
@@ -277,6 +317,7 @@ def analyze_following(
             filter_correct,
             split,
             law_kwargs,
+            cluster,
         )
         for name, part in items.groupby("model", sort=False)
     }

@@ -44,6 +44,43 @@ def simulate_law(
     return x, followed
 
 
+
+def simulate_clustered_law(
+    n_clusters: int,
+    items_per_cluster: int,
+    balance_point: float,
+    slope: float,
+    cluster_sd: float,
+    rng: np.random.Generator,
+    x_range: tuple[float, float] = (-1.8, 1.8),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw clustered ``(x, followed_text, cluster)``: items of a cluster share a shift.
+
+    Items generated together (one scene, one color pair, one template) share more than
+    their x: cluster ``c`` draws ``u_c ~ Normal(0, cluster_sd)`` once, and its items
+    follow the text with ``P = sigmoid(slope (x - x*) + u_c)``. Because ``u`` is symmetric
+    about 0, the population's ``P(text | x)`` still equals 0.5 exactly at ``x*``, which
+    stays the balance point to recover; but outcomes within a cluster are correlated, so
+    a bootstrap over items understates the uncertainty and one over clusters does not.
+
+    Args:
+        n_clusters: Number of clusters.
+        items_per_cluster: Decided items per cluster.
+        balance_point: Planted ``x*``.
+        slope: Planted ``b``.
+        cluster_sd: Standard deviation of the clusters' logit shifts (0: independent).
+        rng: Random generator.
+        x_range: Range of the uniform x distribution.
+
+    Returns:
+        ``items`` float x, ``items`` bool outcomes and ``items`` int cluster labels.
+    """
+    clusters = np.repeat(np.arange(n_clusters), items_per_cluster)
+    shift = rng.normal(0.0, cluster_sd, n_clusters)[clusters]
+    x = rng.uniform(x_range[0], x_range[1], clusters.size)
+    followed = rng.random(clusters.size) < expit(slope * (x - balance_point) + shift)
+    return x, followed, clusters
+
 def simulate_following_table(
     n_items: int,
     balance_point: float = -0.3,

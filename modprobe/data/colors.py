@@ -225,7 +225,7 @@ def group_items(seed: int, index: int, vis_tiers: list[int], text_tiers: list[in
                     "image_irrelevant": (plan.absent_shape, plan.absent_shape),
                 }[kind]
                 extra = {
-                    "variant": "paper", "group_index": index,
+                    "variant": "paper", "group_index": index, "cluster": f"g{index:04d}",
                     "drawn_shape": plan.shape, "text_shape": described,
                     **({"hop_shape": plan.hop_shape} if d_t == 1 else {}),
                     **({"world_object": plan.world_object} if d_t == 2 else {}),

@@ -15,7 +15,7 @@ from modprobe.data.schema import GROUPS, Item
 from modprobe.io import write_bytes
 
 #: Bumped whenever the same arguments would produce different bytes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 VARIANTS: tuple[str, ...] = ("paper", "lowres")
 
 GroupFn = Callable[[int, int, list[int], list[int], list[str]],

@@ -541,5 +541,6 @@ def group_items(seed: int, index: int, vis_tiers: list[int], text_tiers: list[in
                     image=path, question=item.question, context=item.context,
                     answer_vision=item.answer_vision, answer_text=item.answer_text,
                     d_v=lv, d_t=lt, shape=item.shape,
-                    extra={"variant": "lowres", "group_index": index, **item.metadata()}))
+                    extra={"variant": "lowres", "group_index": index,
+                           "cluster": f"g{index:04d}", **item.metadata()}))
     return images, items

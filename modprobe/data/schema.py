@@ -36,6 +36,7 @@ OPTIONAL_FIELDS: dict[str, type] = {
     "occlusion_rate": float,
     "target_fraction": float,
     "answer_text_options": list,
+    "cluster": str,
 }
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", list: "a list"}

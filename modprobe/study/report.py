@@ -24,12 +24,33 @@ PROMPT_LABELS = {"vision": "image + question", "text": "text + question",
 
 
 def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    """The run's items in the table format of ``python -m modprobe.following``."""
+    """The run's items in the table format of ``python -m modprobe.following``.
+
+    The ``cluster`` column comes along when the run has one (datasets that label their
+    items' clusters, as the generator does).
+    """
     columns = ["h_text", "h_vision", "y_text", "y_vision", "y_multi", "group",
                "correct_text", "correct_vision"]
+    if "cluster" in items.columns:
+        columns.append("cluster")
     table = items[columns].copy()
     table.insert(0, "model", model_name)
     return table
+
+
+def cluster_column(items: pd.DataFrame) -> tuple[str | None, str | None]:
+    """``("cluster", None)`` when every item has a cluster label, else ``(None, why)``.
+
+    The law's bootstrap resamples clusters when the dataset labels them (the generated
+    dataset does: one cluster per group of shape and colors), single items otherwise.
+    """
+    if "cluster" not in items.columns or items["cluster"].isna().all():
+        return None, None
+    missing = int(items["cluster"].isna().sum())
+    if missing:
+        return None, (f"{missing} of {len(items)} items have no cluster label, so the "
+                      "bootstrap resamples single items")
+    return "cluster", None
 
 
 def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
@@ -88,9 +109,13 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
                                "num_layers": num_layers}
     report = None
     law = None
+    cluster, cluster_note = cluster_column(items)
+    if cluster_note:
+        lines.append(f"note: {cluster_note}")
     try:
         report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
-                                   n_bootstrap=config.n_bootstrap, seed=config.seed)
+                                   n_bootstrap=config.n_bootstrap, seed=config.seed,
+                                   cluster=cluster)
         following = report.models[model_name]
         law = following.law
         lines += following.summary_lines()

@@ -189,7 +189,8 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     parts = [dataset.prompts(item) for item in items]
     item_rows: list[dict[str, Any]] = [
         {"id": it.id, "group": it.group, "d_v": it.d_v, "d_t": it.d_t, "shape": it.shape,
-         "answer_vision": it.answer_vision, "answer_text": it.answer_text} for it in items]
+         "answer_vision": it.answer_vision, "answer_text": it.answer_text,
+         "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
     masses: list[np.ndarray] = []
     for condition in CONDITIONS:
