@@ -172,3 +172,16 @@ def test_analyze_following_cluster_column_errors_and_single_cluster_fallback() -
     model = analyze_following(table, n_bootstrap=50, cluster="cluster").models["simulated"]
     assert model.law is not None and model.law.n_clusters is None
     assert "span 1 cluster(s)" in (model.note or "")
+
+
+def test_normalize_answer_is_the_one_normaliser() -> None:
+    from modprobe.analysis import normalize_answer
+
+    assert normalize_answer(" Red.") == normalize_answer("red") == "red"
+    assert normalize_answer('"Blue"!') == "blue"
+    assert normalize_answer(".") == "."  # punctuation only: kept, not an empty answer
+    assert normalize_answer("  ") == ""
+    assert normalize_answer(None) is None and normalize_answer(float("nan")) is None
+    assert normalize_answer(np.int64(7)) == 7
+    # Y_m "Red." follows the text answer "red".
+    assert classify_following(["red"], ["blue"], ["Red."]).tolist() == ["text"]

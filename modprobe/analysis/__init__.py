@@ -31,6 +31,8 @@ Uncertainty (`modprobe.analysis.uncertainty`)::
 
 Following (`modprobe.analysis.following`)::
 
+    normalize_answer(value) -> comparable answer (" Red." -> "red"; the one normaliser)
+
     classify_following(y_text, y_vision, y_multi) -> ndarray of "text"|"vision"|"other"|"no_conflict"
     following_rates(labels, correct_text=None, correct_vision=None, filter_correct=False,
                     confidence=0.95) -> FollowingRates
@@ -76,6 +78,7 @@ Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables,
 
 from __future__ import annotations
 
+from modprobe.analysis._arrays import normalize_answer
 from modprobe.analysis.following import (
     FollowingRates,
     classify_following,
@@ -150,6 +153,7 @@ __all__ = [
     "layer_states",
     "logit_difference",
     "logit_difference_matrix",
+    "normalize_answer",
     "oscillation_counts",
     "oscillation_report",
     "read_table",

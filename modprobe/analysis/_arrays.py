@@ -31,17 +31,26 @@ def to_numpy(values: Any, dtype: Any = np.float64) -> np.ndarray:
     return np.asarray(values, dtype=dtype)
 
 
+#: Punctuation stripped from both ends of an answer (``"Red."`` answers ``red``).
+ANSWER_PUNCTUATION = ".,!?;:\"'"
+
+
 def normalize_answer(value: Any) -> Any:
     """Canonical form of an answer or token for equality tests.
 
-    Strings are stripped and case-folded (``" Red"`` == ``"red"``: tokenizers emit a
-    leading space, models capitalise); integers (token ids) are kept; missing values
-    (``None``, NaN, ``pd.NA``) become ``None`` so they never equal a real answer.
+    The one normaliser of answers in modprobe: the study runner writes its answers with
+    it, and following, oscillation and the analyses compare with it. Strings are
+    stripped of whitespace and of `ANSWER_PUNCTUATION` at both ends and case-folded
+    (``" Red."`` == ``"red"``: tokenizers emit a leading space, models capitalise and
+    end sentences); a string that is punctuation only keeps it (``"."`` stays ``"."``,
+    so it is not mistaken for an empty answer). Integers (token ids) are kept; missing
+    values (``None``, NaN, ``pd.NA``) become ``None`` so they never equal a real answer.
     """
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip().casefold()
+        folded = value.strip().casefold()
+        return folded.strip(ANSWER_PUNCTUATION).strip() or folded
     if isinstance(value, (float, np.floating)) and np.isnan(value):
         return None
     try:

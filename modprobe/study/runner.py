@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
+from modprobe.analysis import normalize_answer
 from modprobe.io import read_npy, write_csv, write_json, write_npy
 from modprobe.spans import SPAN_NAMES
 
@@ -169,11 +170,6 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
     return data
 
 
-def _answer(token: str) -> str:
-    """A decoded answer token normalised for comparison (``" Red."`` -> ``"red"``)."""
-    return token.strip().strip(".,!?;:\"'").lower()
-
-
 def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     """Entropy (nats) of the softmax restricted to the candidate answers (`... cand`)."""
     from modprobe.analysis.uncertainty import entropy
@@ -198,9 +194,9 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         cap = capture(loaded, prompts, candidates=candidates, top_k=top_k).cpu()
         frames = cap.to_frames()  # decodes every token once, with the capture's decoder
         final = frames.final
-        # An answer that normalises to nothing (punctuation, padding) keeps its token id,
-        # so it still differs from every real answer and survives a CSV round trip.
-        answers = [_answer(token) or f"<id:{tid}>"
+        # An answer that normalises to nothing (a whitespace or empty token) keeps its
+        # token id, so it still differs from every real answer and survives a CSV round trip.
+        answers = [normalize_answer(token) or f"<id:{tid}>"
                    for token, tid in zip(final["top1_token"], final["top1_id"])]
         cand_entropy = _candidate_entropy(cap.final_candidate_logits)
         for i, row in enumerate(item_rows):
