@@ -476,6 +476,27 @@ def cluster_codes(clusters: Any, n: int) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def cluster_resample_weights(
+    codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``replicates items`` multiplicities of a cluster bootstrap.
+
+    Each replicate draws as many clusters as there are, with replacement; an item counts
+    as many times as its cluster was drawn (0 when it was not).
+
+    Args:
+        codes: ``items`` cluster codes 0..G-1 (`cluster_codes`).
+        n_bootstrap: Replicates.
+        rng: Random generator.
+    """
+    n_clusters = int(codes.max()) + 1
+    draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
+    per_cluster = np.zeros((n_bootstrap, n_clusters))
+    rows = np.broadcast_to(np.arange(n_bootstrap)[:, None], draws.shape)
+    np.add.at(per_cluster, (rows, draws), 1.0)
+    return per_cluster[:, codes]
+
+
 def _bootstrap_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -502,11 +523,7 @@ def _bootstrap_logistic(
         coef, _, _ = fit_logistic_batch(x[idx], yb, init=init)
         k, total = yb.sum(axis=1), np.full(n_bootstrap, float(n))
     else:
-        n_clusters = int(codes.max()) + 1
-        draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
-        per_cluster = np.zeros((n_bootstrap, n_clusters))
-        np.add.at(per_cluster, (np.broadcast_to(rows, draws.shape), draws), 1.0)
-        counts = per_cluster[:, codes]
+        counts = cluster_resample_weights(codes, n_bootstrap, rng)
         coef, _, _ = fit_logistic_batch(x.reshape(1, -1), y.reshape(1, -1), init=init,
                                         weights=counts)
         k, total = counts @ y, counts.sum(axis=1)

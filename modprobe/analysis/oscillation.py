@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
-from modprobe.analysis.law import BalancePoint
+from modprobe.analysis.law import BalancePoint, cluster_codes, cluster_resample_weights
 
 STATE_TEXT = "T"
 STATE_VISION = "V"
@@ -193,6 +193,7 @@ class OscillationReport:
         radius: Half-width of the ambiguous region.
         n_no_conflict: Items left out because Y_t == Y_v.
         note: Why regions are missing, if they are.
+        n_clusters: Clusters the intervals resampled (None: single items).
     """
 
     per_item: pd.DataFrame
@@ -203,6 +204,7 @@ class OscillationReport:
     radius: float
     n_no_conflict: int
     note: str | None
+    n_clusters: int | None = None
 
     def summary_lines(self) -> list[str]:
         """Lines such as ``oscillation ambiguous: 1.43 [1.21, 1.66] (n=120)``."""
@@ -219,19 +221,56 @@ class OscillationReport:
             f" (n={row.n})"
             for row in self.by_group.itertuples()
         ]
+        if self.n_clusters is not None:
+            lines.append(f"oscillation intervals: bootstrap over {self.n_clusters} clusters")
         if self.note:
             lines.append(f"oscillation note: {self.note}")
         return lines
 
 
+def _weighted_means(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``replicates`` means of ``counts`` (NaN dropped) under bootstrap multiplicities.
+
+    A replicate that drew none of the items has no mean (NaN).
+    """
+    finite = np.isfinite(counts)
+    w = weights[:, finite]
+    total = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ counts[finite]) / total
+
+
+def _percentiles(means: np.ndarray, confidence: float) -> tuple[float, float]:
+    means = means[np.isfinite(means)]
+    if means.size == 0:
+        return float("nan"), float("nan")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
 def _summaries(
-    frame: pd.DataFrame, key: str, n_bootstrap: int, confidence: float, seed: int
+    frame: pd.DataFrame,
+    key: str,
+    n_bootstrap: int,
+    confidence: float,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """Mean and interval per value of ``key``; ``weights`` (`replicates items`, indexed
+    by the frame's index) switch to a cluster bootstrap."""
     rows = []
     for name, part in frame.groupby(key, sort=True):
         counts = part["count"].to_numpy(dtype=np.float64)
-        counts = counts[np.isfinite(counts)]
-        mean, low, high = bootstrap_mean_interval(counts, n_bootstrap, confidence, seed)
+        if weights is None:
+            counts = counts[np.isfinite(counts)]
+            mean, low, high = bootstrap_mean_interval(counts, n_bootstrap, confidence, seed)
+        else:
+            finite = counts[np.isfinite(counts)]
+            mean = float(finite.mean()) if finite.size else float("nan")
+            low, high = _percentiles(
+                _weighted_means(counts, weights[:, part.index.to_numpy()]), confidence)
+            counts = finite
         rows.append(
             {key: name, "n": int(counts.size), "mean": mean, "ci_low": low, "ci_high": high}
         )
@@ -248,6 +287,7 @@ def oscillation_report(
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[Any] | np.ndarray | None = None,
 ) -> OscillationReport:
     """Mean oscillation by region (ambiguous vs clear) and by group, with intervals.
 
@@ -255,7 +295,9 @@ def oscillation_report(
     ``region_group`` (all items when ``groups`` is None) with
     ``|x - balance point| <= radius``; every group (e.g. the irrelevant-conflict
     controls) also gets its mean. Means carry percentile-bootstrap intervals; the
-    ambiguous - clear difference resamples both regions independently.
+    ambiguous - clear difference resamples both regions independently. With
+    ``clusters`` every interval resamples whole clusters instead (the same draws for
+    all regions and groups, since one cluster's items fall in several of them).
 
     Args:
         counts: ``items`` switch counts (`oscillation_counts`; NaN = not a conflict).
@@ -267,6 +309,8 @@ def oscillation_report(
         n_bootstrap: Bootstrap replicates per interval.
         confidence: Interval level.
         seed: Seed of the resampling.
+        clusters: ``items`` cluster labels (items made together, whose counts
+            correlate): resample clusters instead of items.
 
     Returns:
         `OscillationReport`.
@@ -297,13 +341,26 @@ def oscillation_report(
     if np.isfinite(centre):
         regions[in_region_group] = assign_regions(xv[in_region_group], centre, radius)
     per_item = pd.DataFrame({"x": xv, "group": g, "region": regions, "count": c})
+    weights = None
+    n_clusters = None
+    if clusters is not None:
+        codes = cluster_codes(clusters, c.size)
+        n_clusters = int(codes.max()) + 1
+        weights = cluster_resample_weights(codes, n_bootstrap, np.random.default_rng(seed))
     assigned = per_item[per_item["region"] != UNASSIGNED]
-    by_region = _summaries(assigned, "region", n_bootstrap, confidence, seed)
-    by_group = _summaries(per_item, "group", n_bootstrap, confidence, seed)
+    by_region = _summaries(assigned, "region", n_bootstrap, confidence, seed, weights)
+    by_group = _summaries(per_item, "group", n_bootstrap, confidence, seed, weights)
     diff = (float("nan"),) * 3
     amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
     clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
-    if amb.size and clr.size:
+    if amb.size and clr.size and weights is not None:
+        counts_of = {region: np.where(per_item["region"].to_numpy() == region, c, np.nan)
+                     for region in (AMBIGUOUS, CLEAR)}
+        boot = (_weighted_means(counts_of[AMBIGUOUS], weights)
+                - _weighted_means(counts_of[CLEAR], weights))
+        lo, hi = _percentiles(boot, confidence)
+        diff = (float(amb.mean() - clr.mean()), lo, hi)
+    elif amb.size and clr.size:
         rng = np.random.default_rng(seed)
         boot = amb[rng.integers(0, amb.size, (n_bootstrap, amb.size))].mean(axis=1) - clr[
             rng.integers(0, clr.size, (n_bootstrap, clr.size))
@@ -320,6 +377,7 @@ def oscillation_report(
         radius=radius,
         n_no_conflict=int(np.sum(~np.isfinite(c))),
         note=note,
+        n_clusters=n_clusters,
     )
 
 

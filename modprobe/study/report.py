@@ -137,7 +137,8 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
                                 items["y_vision"].tolist())
     osc = oscillation_report(counts, x, law.balance_point if law is not None else None,
                              groups=items["group"].tolist(), n_bootstrap=config.n_bootstrap,
-                             seed=config.seed)
+                             seed=config.seed,
+                             clusters=items[cluster].tolist() if cluster else None)
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
