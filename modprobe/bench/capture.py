@@ -431,6 +431,30 @@ def describe_result(result: ChildResult, round_index: int, rounds: int) -> str:
     return f"{head} ({result.reason.splitlines()[0] if result.reason else 'no reason given'})"
 
 
+def build_model(options: CaptureBenchOptions, folder: Path) -> Path:
+    """Write the benchmark model into ``folder``, in a child process unless inline.
+
+    Children that load a model written by a process that is still alive read their
+    peak RSS wrongly: at hidden 1024 every separate child reported a growth of 0 MiB
+    (the same children read 35 MiB once the writer had exited), so the parent never
+    writes the model itself. It also never holds the weights while children run.
+    """
+    from modprobe.bench.geometry import build_bench_model
+
+    if options.isolation == "inline":
+        build_bench_model(options.geometry, folder)
+        gc.collect()
+        return folder
+    done = subprocess.run(
+        [sys.executable, "-m", "modprobe.bench.geometry", str(folder),
+         json.dumps(asdict(options.geometry))],
+        check=False, capture_output=True, text=True, timeout=options.timeout_s)
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or "").strip().splitlines()[-5:])
+        raise RuntimeError(f"building the benchmark model failed ({done.returncode}): {tail}")
+    return folder
+
+
 def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> CaptureBenchReport:
     """Build the benchmark model, run every variant, print the report and return it.
 
@@ -438,8 +462,6 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
         options: What to run.
         out: Where lines go (``print`` by default); the last one is the ratios line.
     """
-    from modprobe.bench.geometry import build_bench_model
-
     limit = effective_memory_limit(options.mem_limit_gb, options.device)
     out(f"model: {options.geometry.describe()}")
     out(f"device: {options.device}; machine: {machine_description(options.device)}")
@@ -454,8 +476,7 @@ def run_capture_bench(options: CaptureBenchOptions, out: Printer = print) -> Cap
     paired_times: dict[str, list[float]] = {}
     paired_growth: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory(prefix="modprobe-bench-") as tmp:
-        folder = build_bench_model(options.geometry, Path(tmp) / "model")
-        gc.collect()
+        folder = build_model(options, Path(tmp) / "model")
         for round_index in range(options.rounds):
             for variant in round_order(options.variants, round_index):
                 summary = summaries[variant]

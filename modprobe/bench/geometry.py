@@ -172,3 +172,23 @@ def bench_batch(loaded: Any, geometry: BenchGeometry) -> dict[str, torch.Tensor]
 def candidate_ids(loaded: Any) -> list[int]:
     """Token ids of :data:`CANDIDATE_WORDS` in the benchmark tokenizer."""
     return [int(i) for i in loaded.tokenizer.convert_tokens_to_ids(list(CANDIDATE_WORDS))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m modprobe.bench.geometry OUT_DIR GEOMETRY_JSON``: write the model.
+
+    The benchmark runs this in a child process (:func:`modprobe.bench.capture.build_model`).
+    """
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m modprobe.bench.geometry OUT_DIR GEOMETRY_JSON", file=sys.stderr)
+        return 2
+    build_bench_model(BenchGeometry(**json.loads(args[1])), args[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
