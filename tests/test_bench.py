@@ -53,3 +53,15 @@ def test_rounds_rotate_and_oom_is_recognised() -> None:
     assert round_order(("a", "b", "c"), 1) == ["b", "c", "a"]
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 GB"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_model_is_built_in_a_child_process(tmp_path) -> None:
+    import modprobe
+    from modprobe.bench.capture import build_model
+    from modprobe.bench.geometry import main as geometry_main
+
+    geometry = BenchGeometry(layers=2, heads=4, hidden=32, tokens=40)
+    folder = build_model(CaptureBenchOptions(geometry=geometry), tmp_path / "model")
+    loaded = modprobe.load(folder, dtype="float32")
+    assert loaded.adapter.num_layers(loaded.module) == 2
+    assert geometry_main(["only-one-argument"]) == 2
