@@ -185,3 +185,32 @@ def test_normalize_answer_is_the_one_normaliser() -> None:
     assert normalize_answer(np.int64(7)) == 7
     # Y_m "Red." follows the text answer "red".
     assert classify_following(["red"], ["blue"], ["Red."]).tolist() == ["text"]
+
+
+def test_cluster_interval_of_tfr_covers_a_planted_rate_where_wilson_does_not() -> None:
+    # 12 clusters of 40 conflict items; cluster c follows the text with
+    # P = sigmoid(-0.8 + u_c), u_c ~ Normal(0, 1): the population's TFR is E[P].
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    truth = float(np.sum(weights / np.sqrt(2 * np.pi) / (1 + np.exp(0.8 - nodes))))
+    rng = np.random.default_rng(0)
+    codes = np.repeat(np.arange(12), 40)
+    covered = {"wilson": 0, "cluster": 0}
+    for d in range(200):
+        p = 1 / (1 + np.exp(0.8 - rng.normal(0, 1, 12)[codes]))
+        labels = np.where(rng.random(codes.size) < p, "text", "vision")
+        for unit, clusters in (("wilson", None), ("cluster", codes)):
+            rates = following_rates(labels, clusters=clusters, n_bootstrap=400, seed=d)
+            covered[unit] += rates.tfr_ci[0] <= truth <= rates.tfr_ci[1]
+    assert covered["cluster"] / 200 >= 0.85, covered
+    assert covered["wilson"] / 200 <= 0.7, covered
+
+
+def test_tfr_keeps_wilson_with_one_cluster_and_counts_only_decided_items() -> None:
+    labels = np.array(["text", "vision", "other", "no_conflict"] * 10, dtype=object)
+    one = following_rates(labels, clusters=["g0"] * 40)
+    assert one.n_clusters is None and one.tfr_ci == following_rates(labels).tfr_ci
+    clusters = [f"g{i % 5}" for i in range(40)]
+    rates = following_rates(labels, clusters=clusters, n_bootstrap=200)
+    assert rates.n_clusters == 5 and rates.tfr == 0.5
+    assert rates.tfr_ci[0] <= 0.5 <= rates.tfr_ci[1]
+    assert rates.vfr_ci == pytest.approx((1 - rates.tfr_ci[1], 1 - rates.tfr_ci[0]))

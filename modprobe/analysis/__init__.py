@@ -35,7 +35,8 @@ Following (`modprobe.analysis.following`)::
 
     classify_following(y_text, y_vision, y_multi) -> ndarray of "text"|"vision"|"other"|"no_conflict"
     following_rates(labels, correct_text=None, correct_vision=None, filter_correct=False,
-                    confidence=0.95) -> FollowingRates
+                    confidence=0.95, clusters=None, n_bootstrap=1000, seed=0)
+                    -> FollowingRates
     wilson_interval(successes, trials, confidence=0.95) -> (low, high)
 
 The law (`modprobe.analysis.law`)::

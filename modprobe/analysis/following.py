@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from modprobe.analysis._arrays import normalize_answers, to_numpy
+from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
 
 TEXT = "text"
 VISION = "vision"
@@ -116,11 +117,13 @@ class FollowingRates:
         n_no_conflict: Items with Y_t == Y_v (flagged, excluded).
         n_filtered: Conflict items dropped by the correctness filter.
         tfr: ``n_text / (n_text + n_vision)`` (NaN when the denominator is 0).
-        tfr_ci: Wilson interval of TFR.
+        tfr_ci: Interval of TFR: Wilson, or a cluster bootstrap (``n_clusters``).
         vfr: ``1 - tfr``.
-        vfr_ci: Wilson interval of VFR.
+        vfr_ci: Interval of VFR.
         confidence: Interval level.
         filter_correct: Whether only items with both unimodal answers correct were kept.
+        n_clusters: Clusters the interval resampled (None: the Wilson interval, which
+            treats items as independent).
     """
 
     n_text: int
@@ -134,6 +137,7 @@ class FollowingRates:
     vfr_ci: tuple[float, float]
     confidence: float
     filter_correct: bool
+    n_clusters: int | None = None
 
     @property
     def n_decided(self) -> int:
@@ -169,13 +173,19 @@ def following_rates(
     correct_vision: Sequence[Any] | np.ndarray | None = None,
     filter_correct: bool = False,
     confidence: float = 0.95,
+    clusters: Sequence[Any] | np.ndarray | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> FollowingRates:
-    """Macro TFR and VFR with Wilson intervals.
+    """Macro TFR and VFR with Wilson (or cluster-bootstrap) intervals.
 
     ``TFR = #text / (#text + #vision)``, ``VFR = 1 - TFR`` over conflict items
     (SCIENCE.md section 1, "Macro ratios"); 'other' and non-conflict items are counted
     but excluded. With ``filter_correct`` only items whose text-only and vision-only
-    answers are both correct are kept, as in the paper's macro analysis.
+    answers are both correct are kept, as in the paper's macro analysis. The Wilson
+    interval treats items as independent; given ``clusters`` (items made together,
+    whose outcomes correlate) the interval is the percentile interval of
+    ``#text / #decided`` over ``n_bootstrap`` resamples of whole clusters.
 
     Args:
         labels: ``items`` labels from `classify_following`.
@@ -183,6 +193,9 @@ def following_rates(
         correct_vision: ``items`` bools, Y_v correct (needed for the filter).
         filter_correct: Apply the paper's filter.
         confidence: Interval level.
+        clusters: ``items`` cluster labels for a cluster-bootstrap interval.
+        n_bootstrap: Replicates of that bootstrap.
+        seed: Its seed.
 
     Returns:
         `FollowingRates`.
@@ -201,6 +214,18 @@ def following_rates(
     decided = n_text + n_vision
     tfr = n_text / decided if decided else float("nan")
     tfr_ci = wilson_interval(n_text, decided, confidence)
+    n_clusters = None
+    in_ratio = keep & np.isin(lab, [TEXT, VISION])
+    codes = None if clusters is None else cluster_codes(clusters, lab.size)[in_ratio]
+    # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
+    if codes is not None and np.unique(codes).size >= 2:
+        codes = np.unique(codes, return_inverse=True)[1]
+        n_clusters = int(codes.max()) + 1
+        weights = cluster_resample_weights(codes, n_bootstrap, np.random.default_rng(seed))
+        boot = (weights @ (lab[in_ratio] == TEXT).astype(float)) / weights.sum(axis=1)
+        alpha = 1.0 - confidence
+        low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+        tfr_ci = (float(low), float(high))
     return FollowingRates(
         n_text=n_text,
         n_vision=n_vision,
@@ -213,4 +238,5 @@ def following_rates(
         vfr_ci=(1 - tfr_ci[1], 1 - tfr_ci[0]),
         confidence=confidence,
         filter_correct=filter_correct,
+        n_clusters=n_clusters,
     )

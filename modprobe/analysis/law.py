@@ -32,6 +32,7 @@ from scipy.special import expit
 
 from modprobe.analysis._arrays import to_numpy
 from modprobe.analysis.following import wilson_intervals
+from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
 
 BinStrategy = Literal["quantile", "uniform"]
 
@@ -458,43 +459,6 @@ def _constant_outcome_coef(n: int, n_text: int) -> np.ndarray:
     """A flat fit for data with one outcome only (the MLE is at +-infinity)."""
     # Smoothed log-odds keep the flat curve on the right side of 0.5 and finite.
     return np.array([[np.log((n_text + 0.5) / (n - n_text + 0.5)), 0.0]])
-
-
-def cluster_codes(clusters: Any, n: int) -> np.ndarray:
-    """``items`` integer codes 0..G-1 of cluster labels (any hashable values).
-
-    Raises:
-        ValueError: when the labels do not match the items, or one is missing.
-    """
-    labels = pd.Series(np.asarray(clusters, dtype=object).reshape(-1))
-    if labels.size != n:
-        raise ValueError(f"clusters has {labels.size} labels for {n} items")
-    if labels.isna().any():
-        raise ValueError(f"{int(labels.isna().sum())} items have no cluster label; give every "
-                         "item one (its own id, for an item that shares nothing)")
-    codes, _ = pd.factorize(labels)
-    return codes.astype(np.int64)
-
-
-def cluster_resample_weights(
-    codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``replicates items`` multiplicities of a cluster bootstrap.
-
-    Each replicate draws as many clusters as there are, with replacement; an item counts
-    as many times as its cluster was drawn (0 when it was not).
-
-    Args:
-        codes: ``items`` cluster codes 0..G-1 (`cluster_codes`).
-        n_bootstrap: Replicates.
-        rng: Random generator.
-    """
-    n_clusters = int(codes.max()) + 1
-    draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
-    per_cluster = np.zeros((n_bootstrap, n_clusters))
-    rows = np.broadcast_to(np.arange(n_bootstrap)[:, None], draws.shape)
-    np.add.at(per_cluster, (rows, draws), 1.0)
-    return per_cluster[:, codes]
 
 
 def _bootstrap_logistic(

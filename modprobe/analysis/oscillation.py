@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
-from modprobe.analysis.law import BalancePoint, cluster_codes, cluster_resample_weights
+from modprobe.analysis.law import BalancePoint
+from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
 
 STATE_TEXT = "T"
 STATE_VISION = "V"

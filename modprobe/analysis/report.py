@@ -83,6 +83,16 @@ class ModelFollowing:
                 f"no_conflict={r.n_no_conflict} filtered_incorrect={r.n_filtered} "
                 f"degenerate={int(self.items['degenerate'].sum())}"
             ),
+        ]
+        n_clusters = (self.law.n_clusters if self.law is not None else None) or r.n_clusters
+        if n_clusters is not None:
+            few = n_clusters < FEW_CLUSTERS
+            lines.append(
+                f"bootstrap over {n_clusters} clusters of items (column "
+                f"{self.cluster!r}), not over single items"
+                + ("; with so few clusters the intervals are rough" if few else "")
+            )
+        lines += [
             (
                 f"TFR={r.tfr:.3f} ci=[{r.tfr_ci[0]:.3f}, {r.tfr_ci[1]:.3f}] "
                 f"VFR={r.vfr:.3f} ci=[{r.vfr_ci[0]:.3f}, {r.vfr_ci[1]:.3f}] (n={r.n_decided})"
@@ -93,13 +103,6 @@ class ModelFollowing:
             lines.append(
                 f"warning: saturation: {self.saturation:.0%} of conflict items have "
                 "|dH_rel| > 1.5; consider --entropy-floor or --axis abs"
-            )
-        if self.law is not None and self.law.n_clusters is not None:
-            few = self.law.n_clusters < FEW_CLUSTERS
-            lines.append(
-                f"bootstrap over {self.law.n_clusters} clusters of items (column "
-                f"{self.cluster!r}), not over single items"
-                + ("; with so few clusters the intervals are rough" if few else "")
             )
         if self.law is not None:
             lines.append(self.law.monotonicity.summary())
@@ -165,7 +168,9 @@ def _analyze_model(
     correct_text = items.get("correct_text")
     correct_vision = items.get("correct_vision")
     rates = following_rates(
-        labels, correct_text, correct_vision, filter_correct, law_kwargs["confidence"]
+        labels, correct_text, correct_vision, filter_correct, law_kwargs["confidence"],
+        clusters=None if cluster is None else items[cluster].to_numpy(dtype=object),
+        n_bootstrap=law_kwargs["n_bootstrap"], seed=law_kwargs["seed"],
     )
     ax = uncertainty_axis(items["h_text"], items["h_vision"], axis, entropy_floor)
     decided = np.isin(labels, [TEXT, VISION])

@@ -1,0 +1,53 @@
+"""Cluster bootstrap: resampling whole clusters of correlated items.
+
+Items made together (one scene, one image, one template) share more than the variables
+an analysis models, so their outcomes correlate. A bootstrap that resamples single items
+treats them as independent and its intervals come out too narrow. These helpers turn
+cluster labels into the item multiplicities of a cluster bootstrap, which the law
+(`modprobe.analysis.law`), the following rates (`modprobe.analysis.following`) and the
+oscillation summaries (`modprobe.analysis.oscillation`) share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def cluster_codes(clusters: Any, n: int) -> np.ndarray:
+    """``items`` integer codes 0..G-1 of cluster labels (any hashable values).
+
+    Raises:
+        ValueError: when the labels do not match the items, or one is missing.
+    """
+    labels = pd.Series(np.asarray(clusters, dtype=object).reshape(-1))
+    if labels.size != n:
+        raise ValueError(f"clusters has {labels.size} labels for {n} items")
+    if labels.isna().any():
+        raise ValueError(f"{int(labels.isna().sum())} items have no cluster label; give every "
+                         "item one (its own id, for an item that shares nothing)")
+    codes, _ = pd.factorize(labels)
+    return codes.astype(np.int64)
+
+
+def cluster_resample_weights(
+    codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``replicates items`` multiplicities of a cluster bootstrap.
+
+    Each replicate draws as many clusters as there are, with replacement; an item counts
+    as many times as its cluster was drawn (0 when it was not).
+
+    Args:
+        codes: ``items`` cluster codes 0..G-1 (`cluster_codes`).
+        n_bootstrap: Replicates.
+        rng: Random generator.
+    """
+    n_clusters = int(codes.max()) + 1
+    draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
+    per_cluster = np.zeros((n_bootstrap, n_clusters))
+    rows = np.broadcast_to(np.arange(n_bootstrap)[:, None], draws.shape)
+    np.add.at(per_cluster, (rows, draws), 1.0)
+    return per_cluster[:, codes]
