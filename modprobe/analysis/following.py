@@ -16,7 +16,11 @@ import numpy as np
 from scipy import stats
 
 from modprobe.analysis._arrays import normalize_answers, to_numpy
-from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
+from modprobe.analysis.resample import (
+    cluster_codes,
+    cluster_resample_weights,
+    percentile_interval,
+)
 
 TEXT = "text"
 VISION = "vision"
@@ -216,16 +220,13 @@ def following_rates(
     tfr_ci = wilson_interval(n_text, decided, confidence)
     n_clusters = None
     in_ratio = keep & np.isin(lab, [TEXT, VISION])
-    codes = None if clusters is None else cluster_codes(clusters, lab.size)[in_ratio]
+    codes = None if clusters is None else cluster_codes(clusters, lab.size, in_ratio)
     # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
-    if codes is not None and np.unique(codes).size >= 2:
-        codes = np.unique(codes, return_inverse=True)[1]
+    if codes is not None and codes.size and codes.max() >= 1:
         n_clusters = int(codes.max()) + 1
         weights = cluster_resample_weights(codes, n_bootstrap, np.random.default_rng(seed))
         boot = (weights @ (lab[in_ratio] == TEXT).astype(float)) / weights.sum(axis=1)
-        alpha = 1.0 - confidence
-        low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-        tfr_ci = (float(low), float(high))
+        tfr_ci = percentile_interval(boot, confidence)
     return FollowingRates(
         n_text=n_text,
         n_vision=n_vision,

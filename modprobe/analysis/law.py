@@ -557,15 +557,13 @@ def _clean_xy(
     yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
     if xv.size != yv.size:
         raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
-    codes = None if clusters is None else cluster_codes(clusters, xv.size)
     keep = np.isfinite(xv)
+    codes = None if clusters is None else cluster_codes(clusters, xv.size, keep)
     xv, yv = xv[keep], yv[keep]
     if xv.size < 3:
         raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
-    if codes is not None:
-        codes, _ = pd.factorize(codes[keep])  # renumber: dropped items may empty a cluster
-        if codes.max() < 1:
-            raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
+    if codes is not None and codes.max() < 1:
+        raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
     return xv, yv, codes
 
 

@@ -25,7 +25,11 @@ import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
 from modprobe.analysis.law import BalancePoint
-from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
+from modprobe.analysis.resample import (
+    cluster_codes,
+    cluster_resample_weights,
+    percentile_interval,
+)
 
 STATE_TEXT = "T"
 STATE_VISION = "V"
@@ -241,15 +245,6 @@ def _weighted_means(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return (w @ counts[finite]) / total
 
 
-def _percentiles(means: np.ndarray, confidence: float) -> tuple[float, float]:
-    means = means[np.isfinite(means)]
-    if means.size == 0:
-        return float("nan"), float("nan")
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
 def _summaries(
     frame: pd.DataFrame,
     key: str,
@@ -269,7 +264,7 @@ def _summaries(
         else:
             finite = counts[np.isfinite(counts)]
             mean = float(finite.mean()) if finite.size else float("nan")
-            low, high = _percentiles(
+            low, high = percentile_interval(
                 _weighted_means(counts, weights[:, part.index.to_numpy()]), confidence)
             counts = finite
         rows.append(
@@ -359,7 +354,7 @@ def oscillation_report(
                      for region in (AMBIGUOUS, CLEAR)}
         boot = (_weighted_means(counts_of[AMBIGUOUS], weights)
                 - _weighted_means(counts_of[CLEAR], weights))
-        lo, hi = _percentiles(boot, confidence)
+        lo, hi = percentile_interval(boot, confidence)
         diff = (float(amb.mean() - clr.mean()), lo, hi)
     elif amb.size and clr.size:
         rng = np.random.default_rng(seed)

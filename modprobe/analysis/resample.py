@@ -16,8 +16,14 @@ import numpy as np
 import pandas as pd
 
 
-def cluster_codes(clusters: Any, n: int) -> np.ndarray:
+def cluster_codes(clusters: Any, n: int, keep: np.ndarray | None = None) -> np.ndarray:
     """``items`` integer codes 0..G-1 of cluster labels (any hashable values).
+
+    Args:
+        clusters: ``items`` labels, one per item (checked against ``n``).
+        n: Number of items.
+        keep: ``items`` bools: return the codes of these items only, renumbered
+            0..G'-1 over the clusters they span (leaving items out may empty a cluster).
 
     Raises:
         ValueError: when the labels do not match the items, or one is missing.
@@ -28,8 +34,21 @@ def cluster_codes(clusters: Any, n: int) -> np.ndarray:
     if labels.isna().any():
         raise ValueError(f"{int(labels.isna().sum())} items have no cluster label; give every "
                          "item one (its own id, for an item that shares nothing)")
+    if keep is not None:
+        labels = labels[np.asarray(keep, dtype=bool)]
     codes, _ = pd.factorize(labels)
     return codes.astype(np.int64)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap ``values``; non-finite replicates (e.g. a mean
+    over a replicate that drew none of the items) are left out; NaNs when none is left."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
 def cluster_resample_weights(
