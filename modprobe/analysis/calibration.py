@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modprobe.analysis.following import wilson_interval
+from modprobe.stats import wilson_interval
 from modprobe.analysis.law import balance_point
 from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
 

@@ -16,10 +16,11 @@ import numpy as np
 from scipy import stats
 
 from modprobe.analysis._arrays import normalize_answers, to_numpy
-from modprobe.analysis.resample import (
+from modprobe.stats import (
     cluster_codes,
     cluster_resample_weights,
     percentile_interval,
+    wilson_interval,
 )
 
 TEXT = "text"
@@ -64,50 +65,6 @@ def classify_following(
         else:
             labels[i] = OTHER
     return labels
-
-
-def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion.
-
-    ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = k/n`` and
-    ``z`` the two-sided normal quantile (used for TFR, SCIENCE.md section 1, "Macro
-    ratios", and for binned rates). Unlike the Wald interval it stays inside [0, 1]
-    and is not degenerate at ``k = 0`` or ``k = n``.
-
-    Args:
-        successes: k.
-        trials: n (``(nan, nan)`` when 0).
-        confidence: Coverage level.
-
-    Returns:
-        ``(low, high)``.
-    """
-    if trials <= 0:
-        return (float("nan"), float("nan"))
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / trials
-    denom = 1 + z**2 / trials
-    center = (p + z**2 / (2 * trials)) / denom
-    half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denom
-    return (float(min(max(0.0, center - half), p)), float(max(min(1.0, center + half), p)))
-
-
-def wilson_intervals(
-    successes: np.ndarray, trials: np.ndarray, confidence: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised `wilson_interval` over ``bins`` arrays of k and n (NaN where n = 0)."""
-    k = to_numpy(successes)
-    n = to_numpy(trials)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denom = 1 + z**2 / n
-        center = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-        # Rounding can leave the estimate a hair outside at k = 0 or k = n.
-        low = np.where(n > 0, np.minimum(np.maximum(0.0, center - half), p), np.nan)
-        high = np.where(n > 0, np.maximum(np.minimum(1.0, center + half), p), np.nan)
-    return low, high
 
 
 @dataclass(frozen=True)

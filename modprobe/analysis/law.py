@@ -31,8 +31,7 @@ from scipy.optimize import isotonic_regression
 from scipy.special import expit
 
 from modprobe.analysis._arrays import to_numpy
-from modprobe.analysis.following import wilson_intervals
-from modprobe.analysis.resample import cluster_codes, cluster_resample_weights
+from modprobe.stats import cluster_codes, cluster_resample_weights, wilson_intervals
 
 BinStrategy = Literal["quantile", "uniform"]
 

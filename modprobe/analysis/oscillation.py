@@ -25,7 +25,7 @@ import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
 from modprobe.analysis.law import BalancePoint
-from modprobe.analysis.resample import (
+from modprobe.stats import (
     cluster_codes,
     cluster_resample_weights,
     percentile_interval,

@@ -4,8 +4,9 @@ Items made together (one scene, one image, one template) share more than the var
 an analysis models, so their outcomes correlate. A bootstrap that resamples single items
 treats them as independent and its intervals come out too narrow. These helpers turn
 cluster labels into the item multiplicities of a cluster bootstrap, which the law
-(`modprobe.analysis.law`), the following rates (`modprobe.analysis.following`) and the
-oscillation summaries (`modprobe.analysis.oscillation`) share.
+(`modprobe.analysis.law`), the following rates (`modprobe.analysis.following`), the
+oscillation summaries (`modprobe.analysis.oscillation`) and every interval of
+`modprobe.stats.intervals` share.
 """
 
 from __future__ import annotations
@@ -38,17 +39,6 @@ def cluster_codes(clusters: Any, n: int, keep: np.ndarray | None = None) -> np.n
         labels = labels[np.asarray(keep, dtype=bool)]
     codes, _ = pd.factorize(labels)
     return codes.astype(np.int64)
-
-
-def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``values``; non-finite replicates (e.g. a mean
-    over a replicate that drew none of the items) are left out; NaNs when none is left."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    alpha = 1.0 - confidence
-    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
 
 
 def cluster_resample_weights(
