@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from modprobe.analysis._arrays import normalize_answers, to_numpy
 from modprobe.stats import (

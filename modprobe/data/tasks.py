@@ -127,13 +127,14 @@ class TaskItem:
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ answers
-    def read(self, answer: Any) -> str:
+    def read(self, answer: Any, aliases: Mapping[str, int] | None = None) -> str:
         """The category of a model's answer: the option it names (its text) for multiple
-        choice, else the normalised answer; :data:`UNREADABLE` when none can be read."""
+        choice, else the normalised answer; :data:`UNREADABLE` when none can be read.
+        ``aliases`` as in :func:`read_choice` (multiple choice only)."""
         from modprobe.analysis import normalize_answer
 
         if self.format == "choice":
-            index = read_choice(answer, self.options or [])
+            index = read_choice(answer, self.options or [], aliases)
             return UNREADABLE if index is None else self.options[index]  # type: ignore[index]
         text = normalize_answer(answer)
         return text if isinstance(text, str) and text else UNREADABLE
