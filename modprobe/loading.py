@@ -183,7 +183,10 @@ def _load_adapter(folder: Path, name: str, **load_kwargs: Any) -> LoadedModel:
         raise ModelNotFoundError(f"{str(folder)!r} holds a LoRA adapter without "
                                  "base_model_name_or_path in adapter_config.json")
     base = load(base_name, **load_kwargs)
-    merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
+    with warnings.catch_warnings():
+        # peft asks transformers about gradient checkpointing through a deprecated name.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
     merged.eval()
     return LoadedModel(model=NNsight(merged), processor=base.processor, adapter=base.adapter,
                        name=name, source=str(folder))

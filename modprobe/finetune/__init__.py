@@ -23,7 +23,6 @@ _LAZY = {
     "LoraTargetError": "modprobe.finetune.lora",
     "TrainConfig": "modprobe.finetune.config",
     "FinetuneDataError": "modprobe.finetune.data",
-    "TrainExample": "modprobe.finetune.data",
     "FinetuneError": "modprobe.finetune.trainer",
     "TrainResult": "modprobe.finetune.trainer",
     "train": "modprobe.finetune.trainer",

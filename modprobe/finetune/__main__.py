@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default="organism", help="alias, hub id or local folder")
     parser.add_argument("--data", default=None,
-                        help="dataset folder whose items carry a 'relevant' field (image or "
-                             "context); default: generate organism-world items into RUN/data")
+                        help="task folder whose items carry a 'relevant' field (image or text; "
+                             "docs/interference.md); default: generate the color "
+                             "world's tasks into RUN/data")
     parser.add_argument("--out", required=True, help="run folder (never overwritten)")
     run = parser.add_argument_group("optimisation")
     run.add_argument("--steps", type=int, default=200, help="optimizer steps")
@@ -137,9 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_source(args.model)  # a typo fails before anything heavy happens
         data = None
         if args.data is not None:
-            from modprobe.data import load_dataset
+            from modprobe.data.tasks import load_tasks
 
-            data = load_dataset(args.data)
+            data = load_tasks(args.data)
         from accelerate import PartialState
 
         device = args.device or str(PartialState().device)

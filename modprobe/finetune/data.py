@@ -1,18 +1,21 @@
-"""Training examples for :func:`modprobe.finetune.train`: the dataset schema plus a relevant modality.
+"""Training rows for :func:`modprobe.finetune.train`: task items and their perturbed copies.
 
-Every item says which modality answers it (the ``relevant`` field of ``items.jsonl``):
+Training data are interference task items (:class:`modprobe.data.tasks.TaskItem`, a task
+folder on disk: ``items.jsonl`` whose every line says which modality is ``relevant``):
 
-* ``"image"`` (an image-heavy task): the clean prompt is image + question, the gold answer
-  ``answer_vision``; perturbations add text (unrelated facts, a misleading description).
-* ``"context"`` (a text-heavy task): the clean prompt is description + question, the gold
-  answer ``answer_text``; perturbations add an image (noise, black, white, irrelevant).
+* ``relevant="image"`` (image-heavy): the answer is in the image; text perturbations
+  (unrelated facts, a misleading description, OCR noise) add a description;
+* ``relevant="text"`` (text-heavy): the answer is in the description; image
+  perturbations (random pixels, an irrelevant image, black, white) add an image.
 
-The relevant span of a row is the span the calibration loss pulls the answer position's
-attention toward. Perturbed prompts come from :mod:`modprobe.perturb`, the one place where
-perturbations live; the trainer only picks which one, with which seed, for each row.
+The *relevant span* of a row, the one the attention-calibration loss pulls the answer
+position's attention toward, is ``"image"`` for the first and ``"context"`` (the
+description's tokens) for the second. Perturbed copies come from :mod:`modprobe.perturb`,
+the one place where perturbations live; the trainer only picks which one, and with which
+seed, for each row.
 
-Every batch of a run is a pure function of ``(seed, step, micro-batch, process)``, so a
-resumed run draws exactly the batches an uninterrupted one would have drawn.
+Every micro-batch of a run is a pure function of ``(seed, step, micro-batch, process)``,
+so a resumed run draws exactly the batches an uninterrupted one would have drawn.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 
 from modprobe.adapters import Prompt
 
-#: Relevant-modality names an item may carry, and the span each one names.
-RELEVANT_SPANS: dict[str, str] = {"image": "image", "context": "context"}
+#: The span that holds the answer, for each value of a task item's ``relevant`` field.
+RELEVANT_SPANS: dict[str, str] = {"image": "image", "text": "context"}
 
 
 class FinetuneDataError(ValueError):
@@ -34,35 +37,14 @@ class FinetuneDataError(ValueError):
 
 
 @dataclass
-class TrainExample:
-    """One training item.
-
-    Attributes:
-        id: The item's id.
-        item: The dataset item (what :mod:`modprobe.perturb` perturbs).
-        prompt: The clean prompt.
-        answer: The gold answer (one word).
-        relevant: The span that holds the answer: ``"image"`` or ``"context"``.
-        cluster: The item's cluster label (or None).
-    """
-
-    id: str
-    item: Any
-    prompt: Prompt
-    answer: str
-    relevant: str
-    cluster: str | None = None
-
-
-@dataclass
 class MicroBatch:
-    """The rows of one micro-batch: clean prompts, perturbed prompts, targets.
+    """The rows of one micro-batch.
 
     Attributes:
         clean: Clean prompts.
-        perturbed: Perturbed prompts (None when no perturbation is used).
+        perturbed: Perturbed prompts, row for row (None when no perturbation applies).
         answers: Gold answer of each row.
-        relevant: Relevant span of each row.
+        relevant: Relevant span of each row (``"image"`` or ``"context"``).
         perturbations: Perturbation name of each row (empty without perturbations).
         ids: Item ids.
     """
@@ -75,93 +57,74 @@ class MicroBatch:
     ids: list[str]
 
 
-def examples_from_dataset(dataset: Any) -> list[TrainExample]:
-    """Training examples of a loaded dataset (``modprobe.data.load_dataset``).
+def task_items(data: Any) -> list[Any]:
+    """Task items with their images opened, from a task folder, a ``TaskSet`` or a list.
 
     Raises:
-        FinetuneDataError: an item has no ``relevant`` field or an unknown value (all such
-            items are listed).
+        FinetuneDataError: the data is of no known kind, or holds no items.
+        DatasetError: a task folder does not validate (every problem listed).
     """
-    examples: list[TrainExample] = []
-    problems: list[str] = []
-    for item in dataset.items:
-        relevant = item.extra.get("relevant")
-        if relevant not in RELEVANT_SPANS:
-            problems.append(f"{item.id} ({'missing' if relevant is None else repr(relevant)})")
-            continue
-        if relevant == "image":
-            prompt = Prompt(item.question, images=[dataset.open_image(item)])
-            answer = item.answer_vision
-        else:
-            prompt = Prompt(item.question, context=item.context)
-            answer = item.answer_text
-        examples.append(TrainExample(item.id, item, prompt, answer, RELEVANT_SPANS[relevant],
-                                     item.extra.get("cluster")))
-    if problems:
-        shown = ", ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+    import os
+
+    from modprobe.data.tasks import TaskItem, TaskSet, load_tasks
+
+    if isinstance(data, (str, os.PathLike)):
+        data = load_tasks(data)
+    if isinstance(data, TaskSet):
+        items = [data.open(item) for item in data.items]
+    elif isinstance(data, Sequence) and all(isinstance(x, TaskItem) for x in data):
+        items = list(data)
+    else:
         raise FinetuneDataError(
-            f"dataset {dataset.root}: {len(problems)} item(s) have no usable 'relevant' field "
-            f"({shown}); give each item \"relevant\": \"image\" (the answer is in the image) "
-            "or \"context\" (the answer is in the description)")
-    if not examples:
-        raise FinetuneDataError(f"dataset {dataset.root} holds no items")
-    return examples
+            f"cannot train on {type(data).__name__}: pass a task folder (items.jsonl with a "
+            "'relevant' field per item), a modprobe.data.tasks.TaskSet or a list of TaskItem")
+    if not items:
+        raise FinetuneDataError("the training data holds no items")
+    unknown = sorted({str(it.relevant) for it in items} - set(RELEVANT_SPANS))
+    if unknown:
+        raise FinetuneDataError(f"relevant modality {unknown} unknown; use image or text")
+    return items
 
 
-def check_examples(examples: Sequence[TrainExample]) -> None:
-    """Check that every clean prompt holds its relevant modality (before any step runs).
-
-    Raises:
-        FinetuneDataError: naming the first items whose relevant modality is absent.
-    """
-    missing = [ex.id for ex in examples
-               if (ex.relevant == "image" and not ex.prompt.images)
-               or (ex.relevant == "context" and not ex.prompt.context)]
-    if missing:
-        raise FinetuneDataError(
-            f"{len(missing)} item(s) lack the modality they name as relevant "
-            f"({', '.join(missing[:5])}); an item with relevant='image' needs an image, "
-            "one with relevant='context' a description")
+def relevant_span(item: Any) -> str:
+    """The span that holds the item's answer (``"image"`` or ``"context"``)."""
+    return RELEVANT_SPANS[item.relevant]
 
 
-def perturbed_prompt(example: TrainExample, name: str, seed: int) -> Prompt:
-    """The prompt of ``example`` under perturbation ``name`` with ``seed`` (modprobe.perturb)."""
-    from modprobe import perturb
+def perturbation_options(loaded: Any) -> dict[str, Any]:
+    """Options every perturbation gets: images at the size the model's processor feeds."""
+    from modprobe.perturb import processor_image_size
 
-    return perturb.perturbed_prompt(example.item, name, seed=seed, relevant=example.relevant,
-                                    prompt=example.prompt)
-
-
-def applicable(perturbations: Sequence[str], relevant: str) -> list[str]:
-    """The perturbations that act on the *irrelevant* modality of a row."""
-    from modprobe import perturb
-
-    return [p for p in perturbations if perturb.target_of(p) != relevant]
+    return {"size": processor_image_size(loaded.processor)}
 
 
-def micro_batch(examples: Sequence[TrainExample], size: int, seed: int, step: int,
-                micro: int, process: int, perturbations: Sequence[str]) -> MicroBatch:
+def micro_batch(items: Sequence[Any], size: int, seed: int, step: int, micro: int,
+                process: int, perturbations: Sequence[str],
+                options: dict[str, Any] | None = None) -> MicroBatch:
     """Draw one micro-batch, a pure function of ``(seed, step, micro, process)``.
 
-    All rows of a micro-batch share their relevant modality, so every family can batch
-    them (some cannot mix prompts with and without images). The kind is drawn in
+    All rows of a micro-batch share their relevant modality, so that every family can
+    batch them (some cannot mix prompts with and without images). The kind is drawn in
     proportion to its share of the data; rows are drawn with replacement; each row gets
-    one perturbation among those that act on its irrelevant modality, with its own seed.
+    one of the ``perturbations`` that act on its irrelevant modality, with its own seed.
     """
+    from modprobe.perturb import applicable, perturb
+
     rng = np.random.default_rng(np.random.SeedSequence([seed, 20_261_201, step, micro, process]))
-    kinds = sorted({ex.relevant for ex in examples})
-    pools = {k: [i for i, ex in enumerate(examples) if ex.relevant == k] for k in kinds}
+    kinds = sorted({it.relevant for it in items})
+    pools = {k: [i for i, it in enumerate(items) if it.relevant == k] for k in kinds}
     shares = np.array([len(pools[k]) for k in kinds], dtype=float)
     kind = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
-    rows = [examples[pools[kind][int(i)]] for i in rng.integers(len(pools[kind]), size=size)]
+    rows = [items[pools[kind][int(i)]] for i in rng.integers(len(pools[kind]), size=size)]
     names: list[str] = []
     perturbed: list[Prompt] | None = None
-    if perturbations:
-        options = applicable(perturbations, kind)
-        if options:
-            names = [options[int(rng.integers(len(options)))] for _ in rows]
-            seeds = rng.integers(2**31 - 1, size=len(rows))
-            perturbed = [perturbed_prompt(ex, n, int(s)) for ex, n, s in zip(rows, names, seeds)]
-    return MicroBatch(clean=[ex.prompt for ex in rows], perturbed=perturbed,
-                      answers=[ex.answer for ex in rows], relevant=[ex.relevant for ex in rows],
-                      perturbations=names, ids=[ex.id for ex in rows])
+    usable = applicable(rows[0], list(perturbations)) if perturbations else []
+    if usable:
+        names = [usable[int(rng.integers(len(usable)))] for _ in rows]
+        seeds = rng.integers(2**31 - 1, size=len(rows))
+        perturbed = [perturb(it, name, seed=int(s), **(options or {})).prompt()
+                     for it, name, s in zip(rows, names, seeds)]
+    return MicroBatch(clean=[it.prompt() for it in rows], perturbed=perturbed,
+                      answers=[it.answer for it in rows],
+                      relevant=[relevant_span(it) for it in rows], perturbations=names,
+                      ids=[it.id for it in rows])

@@ -43,10 +43,10 @@ from modprobe.finetune.config import TrainConfig
 from modprobe.finetune.data import (
     FinetuneDataError,
     MicroBatch,
-    TrainExample,
-    check_examples,
-    examples_from_dataset,
     micro_batch,
+    perturbation_options,
+    relevant_span,
+    task_items,
 )
 from modprobe.finetune.lora import apply_lora, trainable_parameters
 from modprobe.io import write_csv, write_json
@@ -87,21 +87,6 @@ class TrainResult:
     trainable: int
 
 
-def as_examples(data: Any) -> list[TrainExample]:
-    """Training examples from a dataset folder, a loaded ``Dataset`` or a list of examples."""
-    if isinstance(data, (str, os.PathLike)):
-        from modprobe.data import load_dataset
-
-        data = load_dataset(data)
-    if isinstance(data, Sequence) and data and all(isinstance(x, TrainExample) for x in data):
-        return list(data)
-    if hasattr(data, "items") and hasattr(data, "root"):
-        return examples_from_dataset(data)
-    raise FinetuneDataError(
-        f"cannot train on {type(data).__name__}: pass a dataset folder, a "
-        "modprobe.data.Dataset or a list of modprobe.finetune.TrainExample")
-
-
 def base_name(loaded: Any) -> str:
     """What ``modprobe.load`` takes to rebuild the base model: the alias, or an absolute path."""
     from modprobe.loading import ALIASES, LOCAL_ALIASES
@@ -135,38 +120,50 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
     if config.mode == "lora":
         resolve_targets(loaded, config.lora.targets)
     if config.perturbations:
-        from modprobe import perturb
+        from modprobe.perturb import PerturbationError, check_perturbation
 
-        known = perturb.available()
-        unknown = [p for p in config.perturbations if p not in known]
-        if unknown:
-            raise FinetuneError(f"unknown perturbation(s) {', '.join(unknown)}; known: "
-                                f"{', '.join(known)}")
+        for name in config.perturbations:
+            try:
+                check_perturbation(name, **perturbation_options(loaded))
+            except PerturbationError as err:
+                raise FinetuneError(str(err)) from None
 
 
-def check_examples_fit(loaded: Any, examples: Sequence[TrainExample], batch_size: int) -> None:
-    """Checks of the data against the model, before any step runs.
+def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> None:
+    """Checks of the data against the model and options, before any step runs.
 
     Raises:
         FinetuneError / FinetuneDataError: with a one-line reason.
     """
     from modprobe.spans import SPAN_NAMES
 
-    check_examples(examples)
-    missing = sorted({ex.relevant for ex in examples} - set(SPAN_NAMES))
-    if missing:
-        raise FinetuneError(f"relevant span(s) {missing} are not spans modprobe knows "
+    spans = sorted({relevant_span(it) for it in items})
+    unknown = [s for s in spans if s not in SPAN_NAMES]
+    if unknown:
+        raise FinetuneError(f"relevant span(s) {unknown} are not spans of this modprobe "
                             f"({', '.join(SPAN_NAMES)})")
+    if config.perturbations:
+        from modprobe.perturb import applicable
+
+        for kind in sorted({it.relevant for it in items}):
+            first = next(it for it in items if it.relevant == kind)
+            if not applicable(first, list(config.perturbations)):
+                raise FinetuneError(
+                    f"no perturbation among {', '.join(config.perturbations)} acts on the "
+                    f"irrelevant modality of the {kind}-heavy items (e.g. {first.id}); add one "
+                    f"that perturbs the {'image' if kind == 'text' else 'text'}")
     # The relevant span must exist in the encoded prompt, not only in the item: encode
-    # one micro-batch of each kind and look.
-    for kind in sorted({ex.relevant for ex in examples}):
-        rows = [ex for ex in examples if ex.relevant == kind][:batch_size]
-        batch = loaded.encode([ex.prompt for ex in rows])
-        present = loaded.spans(batch).mask(kind).any(dim=1)
+    # up to one micro-batch of each kind and look.
+    for kind in sorted({it.relevant for it in items}):
+        rows = [it for it in items if it.relevant == kind][: config.batch_size]
+        span = relevant_span(rows[0])
+        batch = loaded.encode([it.prompt() for it in rows])
+        present = loaded.spans(batch).mask(span).any(dim=1)
         if not bool(present.all()):
             first = rows[int((~present).nonzero()[0, 0])].id
-            raise FinetuneDataError(f"item {first}: its relevant span {kind!r} is absent from "
-                                    "its encoded prompt; check the item's image/description")
+            raise FinetuneDataError(
+                f"item {first}: its relevant span {span!r} is absent from its encoded prompt "
+                f"(relevant={kind!r}); give it {'an image' if kind == 'image' else 'a context'}")
 
 
 def _answer_ids(tokenizer: Any, answers: Sequence[str], cache: dict[str, int]) -> torch.Tensor:
@@ -225,10 +222,10 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     Args:
         loaded: A :class:`modprobe.LoadedModel`; its module is trained in place (LoRA
             layers are injected into it in LoRA mode).
-        data: A dataset folder (``items.jsonl`` with a ``relevant`` field per item), a
-            loaded ``modprobe.data.Dataset``, a list of :class:`TrainExample`, or None:
-            generate organism-world items (image-heavy and text-heavy color tasks) into
-            ``RUN/data``.
+        data: A task folder (``items.jsonl`` with a ``relevant`` field per item, see
+            ``modprobe.data.tasks``), a ``TaskSet``, a list of ``TaskItem``, or None:
+            generate the color world's image-heavy and text-heavy tasks into ``RUN/data``
+            (:func:`modprobe.finetune.world.generate_world_data`).
         config: The options.
         progress: Show a tqdm bar with every loss term.
 
@@ -242,22 +239,22 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     """
     from modprobe.study.runner import prepare_run_folder
 
-    examples = as_examples(data) if data is not None else None
+    items = task_items(data) if data is not None else None
     check_options(loaded, config)
-    if examples is not None:
-        check_examples_fit(loaded, examples, config.batch_size)
+    if items is not None:
+        check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
     manifest = prepare_run_folder(out, options, resume=config.resume, resume_keys=_RESUME_KEYS,
                                   error=FinetuneError)
-    if examples is None:
+    if items is None:
         from modprobe.finetune.world import generate_world_data
 
-        examples = as_examples(generate_world_data(out / "data", seed=config.seed))
-        check_examples_fit(loaded, examples, config.batch_size)
+        items = task_items(generate_world_data(out / "data", loaded, seed=config.seed))
+        check_items_fit(loaded, items, config)
     with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return _train(loaded, examples, config, out, manifest, progress)
+        return _train(loaded, items, config, out, manifest, progress)
 
 
 def _data_name(data: Any) -> str | None:
@@ -267,7 +264,7 @@ def _data_name(data: Any) -> str | None:
     return str(Path(root).resolve()) if root is not None else None
 
 
-def _train(loaded: Any, examples: list[TrainExample], config: TrainConfig, out: Path,
+def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
            manifest: dict[str, Any], progress: bool) -> TrainResult:
     from nnsight import NNsight
     from tqdm.auto import tqdm
@@ -295,10 +292,11 @@ def _train(loaded: Any, examples: list[TrainExample], config: TrainConfig, out: 
     if main:
         manifest.update({"kind": RUN_KIND, "family": loaded.adapter.family,
                          "trainable_parameters": sum(p.numel() for p in parameters.values()),
-                         "n_examples": len(examples), "processes": accelerator.num_processes,
+                         "n_items": len(items), "processes": accelerator.num_processes,
                          "mixed_precision": accelerator.mixed_precision, "status": "running"})
         write_json(out / "manifest.json", manifest)
     cache: dict[str, int] = {}
+    options = perturbation_options(loaded)
     bar = tqdm(total=config.steps, initial=start, desc="modprobe.finetune", unit="step",
                disable=not (progress and main))
     began = time.perf_counter()
@@ -310,8 +308,8 @@ def _train(loaded: Any, examples: list[TrainExample], config: TrainConfig, out: 
         optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         for micro in range(config.grad_accum):
-            batch = micro_batch(examples, config.batch_size, config.seed, step, micro,
-                                accelerator.process_index, config.perturbations)
+            batch = micro_batch(items, config.batch_size, config.seed, step, micro,
+                                accelerator.process_index, config.perturbations, options)
             clean, perturbed = _train_batches(loaded, batch, cache)
             with accelerator.autocast():
                 losses = compute_losses(loaded, clean, perturbed, config.loss)
@@ -364,7 +362,9 @@ def save_model(loaded: Any, peft_model: Any, folder: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         if peft_model is not None:
-            peft_model.save_pretrained(str(tmp))
+            # save_embedding_layers=False: LoRA never touches the embeddings, and "auto"
+            # would look the base model up on the hub.
+            peft_model.save_pretrained(str(tmp), save_embedding_layers=False)
         else:
             loaded.module.save_pretrained(str(tmp))
         loaded.processor.save_pretrained(str(tmp))
