@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modprobe.finetune.lora import LoraTargetError
     from modprobe.finetune.trainer import FinetuneError, train
     from modprobe.loading import ModelNotFoundError, load, resolve_source
+    from modprobe.study.runfolder import StudyError
 
     try:
         config = config_from_args(args)
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = load(args.model, device=device, dtype=args.dtype)
         result = train(loaded, data, config, progress=not args.quiet)
     except (FinetuneError, FinetuneDataError, LoraTargetError, DatasetError, ModelNotFoundError,
-            AdapterError, ValueError) as err:
+            AdapterError, StudyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     last = result.log.iloc[-1].to_dict() if len(result.log) else {}

@@ -235,9 +235,10 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     Raises:
         FinetuneError, FinetuneDataError, LoraTargetError: bad input, before any step runs
             and before anything is written.
-        StudyError: the run folder exists (without ``resume``) or does not match.
+        StudyError: the run folder exists (without ``resume``) or does not match
+            (``modprobe.study.runfolder``, the rule every runner follows).
     """
-    from modprobe.study.runner import prepare_run_folder
+    from modprobe.study.runfolder import prepare_run_folder
 
     items = task_items(data) if data is not None else None
     check_options(loaded, config)
@@ -246,7 +247,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
     manifest = prepare_run_folder(out, options, resume=config.resume, resume_keys=_RESUME_KEYS,
-                                  error=FinetuneError)
+                                  kind=RUN_KIND)
     if items is None:
         from modprobe.finetune.world import generate_world_data
 

@@ -131,47 +131,26 @@ def _versions() -> dict[str, str]:
 
 def _prepare_out(config: StudyConfig) -> dict[str, Any]:
     """Create the run folder, or check that a resumed one matches ``config``."""
-    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    return prepare_run_folder(Path(config.out), options, resume=config.resume,
-                              resume_keys=_RESUME_KEYS)
-
-
-def prepare_run_folder(out: Path, options: dict[str, Any], *, resume: bool,
-                       resume_keys: Sequence[str], error: type[Exception] = StudyError,
-                       ) -> dict[str, Any]:
-    """Create a run folder with its manifest, or check a resumed one (every runner's rule).
-
-    A non-empty folder is never reused without ``resume``; a resumed one must hold a
-    manifest whose ``resume_keys`` options equal ``options``.
-
-    Args:
-        out: The run folder.
-        options: The run's options, written to the manifest.
-        resume: Continue the run in ``out``.
-        resume_keys: Options that change the numbers (must match on resume).
-        error: Exception class raised for a refused folder (the message says what to do).
-
-    Returns:
-        The manifest (new, or the one on disk when resuming).
-    """
+    out = Path(config.out)
     manifest_path = out / MANIFEST
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise error(
+        if not config.resume:
+            raise StudyError(
                 f"run folder {out} already exists and is not empty; pass --resume to continue "
                 "that run, or choose another --out (modprobe never overwrites a run)")
         if not manifest_path.is_file():
-            raise error(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
+            raise StudyError(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         before = manifest.get("options", {})
-        changed = [k for k in resume_keys if before.get(k) != options.get(k)]
+        changed = [k for k in _RESUME_KEYS if before.get(k) != options.get(k)]
         if changed:
             diffs = ", ".join(f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in changed)
-            raise error(f"cannot resume {out} with different options ({diffs}); "
-                        "use the original options or a new --out")
+            raise StudyError(f"cannot resume {out} with different options ({diffs}); "
+                             "use the original options or a new --out")
         return manifest
-    if resume and not manifest_path.is_file():
-        raise error(f"nothing to resume: {out} holds no run; drop --resume to start one")
+    if config.resume and not manifest_path.is_file():
+        raise StudyError(f"nothing to resume: {out} holds no run; drop --resume to start one")
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"options": options, "versions": _versions(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
