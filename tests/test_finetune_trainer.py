@@ -181,15 +181,15 @@ def test_killed_run_resumes_to_the_same_weights(tasks_dir: Path, tmp_path: Path)
 def test_bad_input_fails_before_anything_is_written(tasks: TaskSet, tmp_path: Path) -> None:
     lm = _organism()
     out = tmp_path / "run"
-    with pytest.raises(FinetuneError, match=r"calibration layers \[7\] out of range: the model "
-                                            r"has 4 layers \(0\.\.3\)"):
+    with pytest.raises(FinetuneError, match=r"calibration_layers: \[7\] out of range; the model "
+                                            r"has 4 decoder layers \(0\.\.3"):
         train(lm, tasks, _config(out, loss=LossConfig(calibration=1.0, calibration_layers=[1, 7])))
     with pytest.raises(LoraTargetError, match="query.*linear layers are: .*q_proj.*v_proj"):
         train(lm, tasks, _config(out, lora=LoraSettings(targets=("query",))))
     with pytest.raises(FinetuneError, match="unknown perturbation 'XX'; known: UF, MD"):
         train(lm, tasks, _config(out, perturbations=("MD", "XX")))
-    with pytest.raises(FinetuneError, match="every loss weight is 0"):
-        train(lm, tasks, _config(out, loss=LossConfig(answer=0.0)))
+    with pytest.raises(FinetuneError, match="consistency loss compares clean and perturbed"):
+        train(lm, tasks, _config(out, loss=LossConfig(consistency=0.01)))
     imageless = tasks.open(tasks.items[0])
     imageless.image = None  # a list built by hand, changed after validation
     with pytest.raises(FinetuneDataError, match=f"item {imageless.id}: its relevant span "

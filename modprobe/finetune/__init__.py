@@ -16,9 +16,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "LossConfig": "modprobe.finetune.losses",
-    "TrainBatch": "modprobe.finetune.losses",
-    "compute_losses": "modprobe.finetune.losses",
+    "LossConfig": "modprobe.finetune.step",
+    "TrainBatch": "modprobe.finetune.step",
+    "compute_losses": "modprobe.finetune.step",
     "LoraSettings": "modprobe.finetune.lora",
     "LoraTargetError": "modprobe.finetune.lora",
     "TrainConfig": "modprobe.finetune.config",

@@ -102,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> object:
     """The :class:`TrainConfig` of parsed arguments."""
     from modprobe.finetune.config import TrainConfig
     from modprobe.finetune.lora import LoraSettings
-    from modprobe.finetune.losses import LossConfig
+    from modprobe.finetune.step import LossConfig
 
     loss = LossConfig(
         answer=args.answer, calibration=args.calibration, consistency=args.consistency,

@@ -61,7 +61,7 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        from modprobe.finetune.losses import LossConfig
+        from modprobe.finetune.step import LossConfig
 
         if self.loss is None:
             self.loss = LossConfig()
@@ -82,14 +82,7 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.mode == "lora" and self.lora.rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {self.lora.rank}")
-        weights = {k: getattr(self.loss, k) for k in
-                   ("answer", "calibration", "consistency", "adversarial")}
-        negative = [k for k, v in weights.items() if v < 0]
-        if negative:
-            raise ValueError(f"loss weight(s) {', '.join(negative)} must be >= 0")
-        if not any(weights.values()):
-            raise ValueError("every loss weight is 0: nothing to train")
-        if weights["consistency"] > 0 and not self.perturbations:
+        if self.loss.consistency > 0 and not self.perturbations:
             raise ValueError("the consistency loss compares clean and perturbed answers: "
                              "give perturbations (e.g. --perturb MD,RP)")
 

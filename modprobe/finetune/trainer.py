@@ -49,13 +49,13 @@ from modprobe.finetune.data import (
     task_items,
 )
 from modprobe.finetune.lora import apply_lora, trainable_parameters
+from modprobe.finetune.step import TERMS, TrainBatch
 from modprobe.io import write_csv, write_json
 
 #: Kind of run recorded in the manifest; ``modprobe.load`` recognises it.
 RUN_KIND = "finetune"
 MODEL_DIR = "model"
 LOG_FILE = "log.csv"
-TERMS: tuple[str, ...] = ("answer", "calibration", "consistency", "adversarial")
 #: Options that change the trajectory: a resumed run must use the same values.
 _RESUME_KEYS = ("base", "data", "batch_size", "grad_accum", "learning_rate", "warmup_steps",
                 "weight_decay", "grad_clip", "mode", "lora", "loss", "perturbations", "seed",
@@ -109,14 +109,6 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
         config.check()
     except ValueError as err:
         raise FinetuneError(str(err)) from None
-    n_layers = loaded.adapter.num_layers(loaded.module)
-    n_heads = int(loaded.adapter.language_config(loaded.config).num_attention_heads)
-    for what, chosen, count in (("layer", config.loss.calibration_layers, n_layers),
-                                ("head", config.loss.calibration_heads, n_heads)):
-        bad = [i for i in (chosen or ()) if not -count <= int(i) < count]
-        if bad:
-            raise FinetuneError(f"calibration {what}s {bad} out of range: the model has "
-                                f"{count} {what}s (0..{count - 1})")
     if config.mode == "lora":
         resolve_targets(loaded, config.lora.targets)
     if config.perturbations:
@@ -130,11 +122,17 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
 
 
 def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> None:
-    """Checks of the data against the model and options, before any step runs.
+    """Checks of the data against the model and the losses, before any step runs.
+
+    For each kind of item (image-heavy, text-heavy) one sample batch, clean and perturbed,
+    is encoded and checked by :func:`modprobe.finetune.step.check_batch` (relevant span
+    present in every row, calibration layers and heads in range).
 
     Raises:
         FinetuneError / FinetuneDataError: with a one-line reason.
     """
+    from modprobe.finetune.step import check_batch
+    from modprobe.perturb import applicable, perturb
     from modprobe.spans import SPAN_NAMES
 
     spans = sorted({relevant_span(it) for it in items})
@@ -142,18 +140,7 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
     if unknown:
         raise FinetuneError(f"relevant span(s) {unknown} are not spans of this modprobe "
                             f"({', '.join(SPAN_NAMES)})")
-    if config.perturbations:
-        from modprobe.perturb import applicable
-
-        for kind in sorted({it.relevant for it in items}):
-            first = next(it for it in items if it.relevant == kind)
-            if not applicable(first, list(config.perturbations)):
-                raise FinetuneError(
-                    f"no perturbation among {', '.join(config.perturbations)} acts on the "
-                    f"irrelevant modality of the {kind}-heavy items (e.g. {first.id}); add one "
-                    f"that perturbs the {'image' if kind == 'text' else 'text'}")
-    # The relevant span must exist in the encoded prompt, not only in the item: encode
-    # up to one micro-batch of each kind and look.
+    cache: dict[str, int] = {}
     for kind in sorted({it.relevant for it in items}):
         rows = [it for it in items if it.relevant == kind][: config.batch_size]
         span = relevant_span(rows[0])
@@ -164,6 +151,23 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
             raise FinetuneDataError(
                 f"item {first}: its relevant span {span!r} is absent from its encoded prompt "
                 f"(relevant={kind!r}); give it {'an image' if kind == 'image' else 'a context'}")
+        targets = _answer_ids(loaded.tokenizer, [it.answer for it in rows], cache)
+        samples = {"clean": [it.prompt() for it in rows]}
+        usable = applicable(rows[0], list(config.perturbations)) if config.perturbations else []
+        if config.perturbations and not usable:
+            raise FinetuneError(
+                f"no perturbation among {', '.join(config.perturbations)} acts on the "
+                f"irrelevant modality of the {kind}-heavy items (e.g. {rows[0].id}); add one "
+                f"that perturbs the {'image' if kind == 'text' else 'text'}")
+        if usable:
+            samples[usable[0]] = [perturb(it, usable[0], **perturbation_options(loaded)).prompt()
+                                  for it in rows]
+        for label, prompts in samples.items():
+            train_batch = TrainBatch(loaded.encode(prompts), targets, [span] * len(rows))
+            try:
+                check_batch(loaded, train_batch, config.loss, label=f"{kind}-heavy {label} batch")
+            except ValueError as err:
+                raise FinetuneError(str(err)) from None
 
 
 def _answer_ids(tokenizer: Any, answers: Sequence[str], cache: dict[str, int]) -> torch.Tensor:
@@ -177,8 +181,6 @@ def _answer_ids(tokenizer: Any, answers: Sequence[str], cache: dict[str, int]) -
 
 
 def _train_batches(loaded: Any, micro: MicroBatch, cache: dict[str, int]) -> tuple[Any, Any]:
-    from modprobe.finetune.losses import TrainBatch
-
     targets = _answer_ids(loaded.tokenizer, micro.answers, cache).to(loaded.device)
     clean = TrainBatch(loaded.encode(micro.clean), targets, list(micro.relevant))
     perturbed = None
@@ -225,7 +227,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
         data: A task folder (``items.jsonl`` with a ``relevant`` field per item, see
             ``modprobe.data.tasks``), a ``TaskSet``, a list of ``TaskItem``, or None:
             generate the color world's image-heavy and text-heavy tasks into ``RUN/data``
-            (:func:`modprobe.finetune.world.generate_world_data`).
+            (:mod:`modprobe.finetune.world`).
         config: The options.
         progress: Show a tqdm bar with every loss term.
 
@@ -240,19 +242,17 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     """
     from modprobe.study.runfolder import prepare_run_folder
 
-    items = task_items(data) if data is not None else None
+    from modprobe.finetune.world import world_items, write_world_data
+
+    items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
-    if items is not None:
-        check_items_fit(loaded, items, config)
+    check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
     manifest = prepare_run_folder(out, options, resume=config.resume, resume_keys=_RESUME_KEYS,
                                   kind=RUN_KIND)
-    if items is None:
-        from modprobe.finetune.world import generate_world_data
-
-        items = task_items(generate_world_data(out / "data", loaded, seed=config.seed))
-        check_items_fit(loaded, items, config)
+    if data is None:  # the generated items, on disk for the record (kept on resume)
+        write_world_data(out / "data", loaded, seed=config.seed)
     with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return _train(loaded, items, config, out, manifest, progress)
@@ -270,7 +270,7 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
     from nnsight import NNsight
     from tqdm.auto import tqdm
 
-    from modprobe.finetune.losses import compute_losses
+    from modprobe.finetune.step import compute_losses
 
     accelerator = _accelerator(config, loaded.device)
     peft_model = None

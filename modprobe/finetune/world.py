@@ -1,12 +1,13 @@
 """Default training data: the color world's image-heavy and text-heavy tasks.
 
-Without a task folder the trainer generates one into ``RUN/data`` with
-:func:`modprobe.data.color_tasks.generate_color_tasks`: per generator group, one
-image-heavy item per visual tier ("What color is the circle?" about the image) and one
-text-heavy item per single-answer text tier (the description states the color). For the
-bundled organism (32x32 images, a word-level vocabulary) it uses the lowres variant with
-open answers, exactly the organism's question format; for other models the paper's
-variant as multiple choice.
+Without a task folder the trainer trains on the color world's interference tasks
+(:mod:`modprobe.data.color_tasks`): per generator group, one image-heavy item per visual
+tier ("What color is the circle?" about the image) and one text-heavy item per
+single-answer text tier (the description states the color). For the bundled organism
+(32x32 images, a word-level vocabulary) that is the lowres variant with open answers,
+exactly the organism's question format; for other models the paper's variant as
+multiple choice. The items are built in memory (so every check runs before anything is
+written) and written to ``RUN/data`` for the record.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ def world_variant(loaded: Any) -> tuple[str, str]:
     return ("lowres", "open") if small or loaded.name == "organism" else ("paper", "choice")
 
 
-def generate_world_data(out: str | Path, loaded: Any, seed: int = 0,
-                        groups: int = DEFAULT_GROUPS) -> Path:
-    """Generate (or, when a resumed run already has it, keep) the default task folder.
+def world_items(loaded: Any, seed: int = 0, groups: int = DEFAULT_GROUPS) -> list[Any]:
+    """The default training items, images attached, in memory."""
+    from modprobe.data.color_tasks import color_task_items
 
-    Returns:
-        The task folder.
-    """
+    variant, fmt = world_variant(loaded)
+    images, items = color_task_items(seed, groups, variant, fmt)
+    by_path = dict(images)
+    return [it.replaced(image=by_path[it.image_file]) if it.image_file else it for it in items]
+
+
+def write_world_data(out: str | Path, loaded: Any, seed: int = 0,
+                     groups: int = DEFAULT_GROUPS) -> Path:
+    """Write the default items as a task folder (kept as is when it already exists)."""
     from modprobe.data.color_tasks import generate_color_tasks
 
     out = Path(out)
