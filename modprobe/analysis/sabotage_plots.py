@@ -67,7 +67,6 @@ def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
     ax.legend(fontsize=8, loc="upper left")
     ax_n.set(xlim=(0, 1), xlabel="confidence in the top label", ylabel="items",
              title="Items per confidence bin")
-    ax_n.set_yscale("log")
     ax_n.legend(fontsize=8)
     save_figure(fig, path)
     return fig
@@ -103,13 +102,14 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
                       yerr=np.nan_to_num(_error_bars(rate, sub["low"], sub["high"])),
                       capsize=2, error_kw={"linewidth": 0.8})
         for bar, value in zip(bars, rate):
-            if not np.isfinite(value):
-                bar.set_hatch("//")
-                bar.set_edgecolor("0.7")
+            if not np.isfinite(value):  # undefined (e.g. the joint agent is not fused)
+                ax.text(bar.get_x() + bar.get_width() / 2, 0.01, "n/a", ha="center",
+                        va="bottom", fontsize=7, rotation=90, color="0.4")
     ax.set_xticks(x, names)
-    ax.set(ylim=(0, 1.1), ylabel="share of items", xlabel=level,
+    ax.set(ylim=(0, 1.0), ylabel="share of items", xlabel=level,
            title=title or f"Sabotage and contribution per {level}")
-    ax.legend(fontsize=8, loc="upper left", ncols=2)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2,
+               fontsize=8, frameon=False)
     save_figure(fig, path)
     return fig
 
@@ -129,11 +129,12 @@ def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
     agents = [w for w in whos if w != "fusion"]
     colors = _palette(agents)
     colors["fusion"] = FUSION_COLOR
-    for who in agents + (["fusion"] if "fusion" in whos else []):
+    # The fusion first, wide and pale, so that agents on the same values stay visible.
+    for who in (["fusion"] if "fusion" in whos else []) + agents:
         part = topk[topk["who"] == who].sort_values("k")
-        style = {"linewidth": 2.4, "marker": "s"} if who == "fusion" else \
-            {"linewidth": 1.4, "marker": "o", "alpha": 0.9}
-        ax.plot(part["k"], part["rate"], color=colors[who], markersize=4,
+        style = {"linewidth": 5, "marker": "s", "alpha": 0.35, "markersize": 8} \
+            if who == "fusion" else {"linewidth": 1.4, "marker": "o", "markersize": 4}
+        ax.plot(part["k"], part["rate"], color=colors[who],
                 label="late fusion" if who == "fusion" else who, **style)
         ax.fill_between(part["k"], part["low"], part["high"], color=colors[who], alpha=0.12,
                         linewidth=0)

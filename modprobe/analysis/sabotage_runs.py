@@ -13,7 +13,8 @@ condition      agent        modality
 
 An agent's ranked labels are the candidate answers ordered by the model's final
 probability under that condition (``candidates.csv``; runs made before that table
-existed fall back on the last layer of ``layers.csv``, the same logits). Its
+existed fall back on the last layer of ``layers.csv``, the same logits); equal
+probabilities rank alphabetically. Its
 confidences are those probabilities, renormalised over the candidates
 (``scores="candidates"``, the default: the label set is the closed set of answers), or
 the full-vocabulary probabilities (``scores="vocab"``: the mass on tokens that are no
@@ -96,6 +97,7 @@ def study_records(run: str | Path, gold: str = "auto",
     final = final[final["condition"].isin(list(STUDY_AGENTS))]
     wide = final.pivot_table(index=["id", "condition"], columns="candidate", values="prob",
                              sort=False)
+    wide = wide[sorted(wide.columns, key=str)]
     labels = np.asarray(wide.columns, dtype=object)
     probs = wide.to_numpy(np.float64)
     mass = probs.sum(axis=1)
@@ -106,7 +108,7 @@ def study_records(run: str | Path, gold: str = "auto",
     notes.append("candidate answers: " + ", ".join(map(str, labels)) + "; mean probability "
                  "on other tokens: " + ", ".join(f"{STUDY_AGENTS[c]} {outside[c]:.3f}"
                                                  for c in STUDY_AGENTS if c in outside.index))
-    # Best first; equal probabilities keep the candidates' order (stable sort).
+    # Best first; equal probabilities in alphabetical order (stable sort).
     order = np.argsort(-probs, axis=1, kind="stable")
     row_of = {key: i for i, key in enumerate(wide.index)}
     records: list[tuple[int, dict[str, Any]]] = []
