@@ -243,6 +243,13 @@ def load(
                 f"{source!r} is not an image-text-to-text model (AutoModelForImageTextToText "
                 f"cannot load it), so modprobe has no image tokens to study: {_first_line(err)}"
             ) from err
+        if "attention implementation" in message or "does not support" in message:
+            raise AdapterError(
+                f"transformers cannot run {source!r} with attn_implementation="
+                f"{attn_implementation!r} ({_first_line(err)[:160]}). Load it with eager "
+                f"attention: modprobe.load({os.fspath(name_or_path)!r}, "
+                "attn_implementation='eager'); modprobe's capture is exact under eager."
+            ) from err
         raise
     module.to(device).eval()
     adapter = adapter_for(module, processor)

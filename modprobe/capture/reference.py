@@ -28,12 +28,13 @@ class EagerReference:
     """Reference values at the query positions.
 
     Attributes:
-        attention_mass: `batch layer head span` from ``output_attentions``.
+        attention_mass: `batch layer head span` from ``output_attentions``; None when
+            some layer attends to something other than the sequence (cross-attention).
         lens_logits: `batch layer vocab` from ``output_hidden_states``.
         final_logits: `batch vocab` the model's logits.
     """
 
-    attention_mass: torch.Tensor
+    attention_mass: torch.Tensor | None
     lens_logits: torch.Tensor
     final_logits: torch.Tensor
 
@@ -90,10 +91,11 @@ def eager_reference(
     out = module(**batch, output_attentions=True, output_hidden_states=True, use_cache=False)
     lm_out = _language_outputs(out)
     rows = torch.arange(positions.shape[0], device=positions.device)
-    mass = torch.stack(
-        [attention_rows_to_mass(a[rows, :, positions].float(), spans) for a in lm_out.attentions],
-        dim=1,
-    )
+    seq = batch["input_ids"].shape[1]
+    mass = None
+    if all(a is not None and a.shape[-1] == seq for a in lm_out.attentions):
+        mass = torch.stack([attention_rows_to_mass(a[rows, :, positions].float(), spans)
+                            for a in lm_out.attentions], dim=1)
     hidden = [gather_positions(h, positions, dim=1) for h in lm_out.hidden_states[1:]]
     norm, head = adapter.norm(module), adapter.lm_head(module)
     cap = adapter.logit_softcap(loaded.config)
@@ -134,7 +136,8 @@ def user_reference(
         refs.append(eager_reference(loaded, inputs, spans, position))
         ids.append(input_ids[0])
     stacked = EagerReference(**{
-        name: torch.cat([getattr(r, name) for r in refs])
+        name: None if any(getattr(r, name) is None for r in refs)
+        else torch.cat([getattr(r, name) for r in refs])
         for name in ("attention_mass", "lens_logits", "final_logits")})
     return stacked, ids
 
