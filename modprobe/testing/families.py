@@ -192,6 +192,42 @@ def mllama() -> tuple[Any, Any]:
     return config, processor
 
 
+# --------------------------------------------------------------------------- Idefics3
+#: HuggingFaceM4/Idefics3-8B-Llama3: ``<|begin_of_text|>User:<image>{text}<end_of_utterance>``
+#: (BOS written by the template); the processor expands ``<image>`` into tiles
+#: (``<row_i_col_j>``) plus a global image, so the token count depends on the image.
+IDEFICS3_TEMPLATE = (
+    "<|begin_of_text|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def idefics3() -> tuple[Any, Any]:
+    """Idefics3 (and SmolVLM, the same model): per-image tiling, pixel-shuffle connector,
+    ``pixel_attention_mask``, BOS written by the template."""
+    from transformers import Idefics3Config, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import (
+        Idefics3ImageProcessorPil,
+    )
+
+    grid = tuple(f"<row_{i}_col_{j}>" for i in range(1, 5) for j in range(1, 5))
+    tok = _llama3_tokenizer(extra=("<end_of_utterance>", "<image>", "<fake_token_around_image>",
+                                   "<global-img>", *grid))
+    text = {"model_type": "llama", **TEXT, **_ids(tok)}
+    config = Idefics3Config(text_config=text, vision_config={**SIGLIP}, scale_factor=2,
+                            image_token_id=tok.convert_tokens_to_ids("<image>"))
+    image_processor = Idefics3ImageProcessorPil(
+        size={"longest_edge": 2 * IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE})
+    processor = Idefics3Processor(
+        image_processor=image_processor, tokenizer=tok, chat_template=IDEFICS3_TEMPLATE,
+        image_seq_len=(IMAGE_SIZE // PATCH_SIZE) ** 2 // 4)
+    return config, processor
+
+
 #: Families of the matrix, in test order.
 TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
     TinyFamily("gemma3", gemma3, sharpen=1.5, note="token_type_ids, sliding window, template BOS"),
@@ -200,6 +236,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
                note="soft-capped attention and logits (SDPA refused)"),
     TinyFamily("mllama", mllama, attention=False,
                note="cross-attention layers: lens only, attention refused"),
+    TinyFamily("idefics3", idefics3, note="tiled images, pixel_attention_mask, template BOS"),
 )}
 
 
