@@ -192,6 +192,32 @@ def _load_adapter(folder: Path, name: str, **load_kwargs: Any) -> LoadedModel:
                        name=name, source=str(folder))
 
 
+class _NoVideoProcessor:
+    """Stands for the video processor a torchvision-less install cannot build.
+
+    Processors that read video sampling defaults while templating images (SmolVLM's
+    ``apply_chat_template`` reads ``num_frames`` and ``fps``) get None; anything else
+    says what is missing.
+    """
+
+    num_frames = None
+    fps = None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"no video processor (reading {name!r}): transformers builds video processors only "
+            "with torchvision installed; modprobe loaded this processor for images only")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("videos need torchvision: this processor was loaded for images only")
+
+
+_NO_VIDEO = _NoVideoProcessor()
+
+
 def image_only_processor_class(processor_class: type) -> type:
     """A subclass of a multimodal processor class that needs no video processor.
 
@@ -204,8 +230,9 @@ def image_only_processor_class(processor_class: type) -> type:
     class ImageOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
         # The parent's __init__ (kept: transformers reads the sub-processors off its
         # signature) passes video_processor=None on; without the attribute listed, the
-        # processor neither checks, saves nor loads it.
-        video_processor = None
+        # processor neither checks, saves nor loads it. Chat templating reads the video
+        # sampling defaults off it (SmolVLM): there are none.
+        video_processor = _NO_VIDEO
 
         @classmethod
         def get_attributes(cls) -> list[str]:
@@ -223,7 +250,7 @@ def load_processor(source: str, **kwargs: Any) -> Any:
     video processor (Qwen-VL): the image processor (PIL backend), tokenizer and chat
     template load as usual.
     """
-    from transformers import AutoConfig, AutoProcessor
+    from transformers import AutoProcessor
     from transformers.utils import is_torchvision_available
 
     try:
@@ -232,11 +259,42 @@ def load_processor(source: str, **kwargs: Any) -> Any:
         if is_torchvision_available() or "video processor" not in str(err):
             raise
     import transformers
-    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-    model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
-    processor_class = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
+    processor_class = getattr(transformers, _processor_class_name(source, **kwargs))
     return image_only_processor_class(processor_class).from_pretrained(source, **kwargs)
+
+
+def _processor_class_name(source: str, **kwargs: Any) -> str:
+    """The processor class a checkpoint names, else the one of its model type.
+
+    The class saved with the processor comes first: several model types share one
+    processor (Qwen2.5-Omni's thinker uses ``Qwen2_5OmniProcessor``, which
+    ``PROCESSOR_MAPPING_NAMES`` lists under ``qwen2_5_omni`` only).
+    """
+    import json
+
+    from transformers import AutoConfig
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+    from transformers.utils import cached_file
+
+    cache_kwargs = {k: v for k, v in kwargs.items() if k in ("local_files_only", "revision",
+                                                             "cache_dir", "token")}
+    for filename in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        try:
+            path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False,
+                               **cache_kwargs)
+        except OSError:
+            path = None
+        if path:
+            name = json.loads(Path(path).read_text()).get("processor_class")
+            if name and hasattr(__import__("transformers"), name):
+                return name
+    model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
+    if model_type not in PROCESSOR_MAPPING_NAMES:
+        raise ModelNotFoundError(
+            f"cannot tell which processor {source!r} uses (model type {model_type!r}; no "
+            "processor_class saved with it); save the processor with save_pretrained")
+    return PROCESSOR_MAPPING_NAMES[model_type]
 
 
 def load(
@@ -309,6 +367,13 @@ def load(
             raise AdapterError(
                 f"{source!r} is not an image-text-to-text model (AutoModelForImageTextToText "
                 f"cannot load it), so modprobe has no image tokens to study: {_first_line(err)}"
+            ) from err
+        if "attention implementation" in message or "does not support" in message:
+            raise AdapterError(
+                f"transformers cannot run {source!r} with attn_implementation="
+                f"{attn_implementation!r} ({_first_line(err)[:160]}). Load it with eager "
+                f"attention: modprobe.load({os.fspath(name_or_path)!r}, "
+                "attn_implementation='eager'); modprobe's capture is exact under eager."
             ) from err
         raise
     module.to(device).eval()
