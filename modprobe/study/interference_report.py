@@ -45,21 +45,22 @@ def cluster_of(items: pd.DataFrame) -> str | None:
 
 
 def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
-    """Accuracy per radar spoke: clean accuracy of the image-heavy items, then their text
-    perturbations; clean accuracy of the text-heavy items, then their image ones."""
-    out: dict[str, float] = {}
+    """Accuracy per radar spoke. With a ``relevant`` column: the image-heavy items' clean
+    accuracy, then their text perturbations; the text-heavy items' clean accuracy, then
+    their image perturbations. Without: one spoke per condition."""
+    if "relevant" not in items.columns:
+        return {c.perturbation: c.accuracy.estimate for c in report.conditions}
     clean = items[items["perturbation"] == "clean"]
-    by_modality = items[items["perturbation"] != "clean"].groupby("perturbation")["relevant"]
-    relevant_of = by_modality.first().to_dict() if "relevant" in items.columns else {}
+    relevant_of = items[items["perturbation"] != "clean"].groupby("perturbation")[
+        "relevant"].first().to_dict()
+    out: dict[str, float] = {}
     for relevant in ("image", "text"):
-        part = clean[clean["relevant"] == relevant] if "relevant" in clean.columns else clean
-        if len(part) and "relevant" in clean.columns:
+        part = clean[clean["relevant"] == relevant]
+        if len(part):
             out[f"clean\n({HEAVY[relevant]})"] = float(part["correct"].mean())
         for result in report.conditions:
-            if result.perturbation != "clean" and relevant_of.get(result.perturbation) == relevant:
+            if relevant_of.get(result.perturbation) == relevant:
                 out[result.perturbation] = result.accuracy.estimate
-    if "relevant" not in items.columns:
-        out = {c.perturbation: c.accuracy.estimate for c in report.conditions}
     return out
 
 
