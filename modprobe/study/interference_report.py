@@ -92,7 +92,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                      "question's tokens included): this span axis has no context sub-span")
     summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),
                                "n_rows": len(items), **report.to_dict(), "lines": lines,
-                               "radar": radar_axes(items, report)}
+                               "radar": radar_list(radar_axes(items, report))}
     if len(shift):
         summary["attention_shift"] = shift.to_dict(orient="records")
     write_json(out / "summary.json", summary)
@@ -113,7 +113,7 @@ def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFram
     from modprobe.analysis.plots import save_figure
 
     written: list[Path] = []
-    radar = {name: summary["radar"] for name, (summary, _) in runs.items()}
+    radar = {name: _as_dict(summary["radar"]) for name, (summary, _) in runs.items()}
     axes = list(dict.fromkeys(a for values in radar.values() for a in values))
     written += save_figure(plot_radar(radar, axes=axes), folder / "radar.png")
     rows = [{"model": name, "perturbation": c["perturbation"],
@@ -129,6 +129,17 @@ def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFram
                 shift, title=f"Attention on the perturbed span: {name}"),
                 folder / f"attention_shift{suffix}.png")
     return written
+
+
+def radar_list(radar: dict[str, float]) -> list[dict[str, Any]]:
+    """Radar spokes as an ordered list (JSON objects may be re-sorted by writers)."""
+    return [{"axis": axis, "accuracy": value} for axis, value in radar.items()]
+
+
+def _as_dict(radar: Any) -> dict[str, float]:
+    if isinstance(radar, dict):
+        return radar
+    return {entry["axis"]: _num(entry["accuracy"]) for entry in radar}
 
 
 def _num(value: Any) -> float:
