@@ -13,6 +13,8 @@ Run folder::
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
     RUN/items.csv              one row per item (answers, entropies, correctness)
     RUN/layers.csv             one row per item x condition x layer (lens)
+    RUN/candidates.csv         one row per item x condition x candidate: the model's own
+                               final logit and full-vocabulary probability of the answer
     RUN/attention_mass.npy     `item condition layer head span` float32
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
@@ -145,8 +147,30 @@ def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
 
+def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
+                    logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """Final candidate scores as a tidy table (``candidates.csv``).
+
+    Args:
+        ids: Item ids, `item`.
+        condition: The condition of every row.
+        labels: Candidate labels, `cand`.
+        logits: `item cand` the model's own logits of the candidates.
+        probs: `item cand` their full-vocabulary probabilities.
+
+    Returns:
+        Columns ``id, condition, candidate, logit, prob`` (items outer, candidates inner).
+    """
+    n, k = len(ids), len(labels)
+    return pd.DataFrame({"id": np.repeat(np.asarray(ids, dtype=object), k),
+                         "condition": condition,
+                         "candidate": np.tile(np.asarray(labels, dtype=object), n),
+                         "logit": np.asarray(logits, dtype=np.float64).reshape(-1),
+                         "prob": np.asarray(probs, dtype=np.float64).reshape(-1)})
+
+
 def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Capture one chunk of items under the three conditions."""
     from modprobe.capture import capture
 
@@ -156,6 +180,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
          "answer_vision": it.answer_vision, "answer_text": it.answer_text,
          "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
+    candidate_frames: list[pd.DataFrame] = []
     masses: list[np.ndarray] = []
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
@@ -177,10 +202,14 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         lens.insert(0, "id", [items[r].id for r in lens["row"]])
         layer_frames.append(lens.drop(columns=["row"]))
         masses.append(cap.attention_mass.numpy().astype(np.float32))
+        candidate_frames.append(candidate_table(
+            [it.id for it in items], condition, list(cap.candidates.labels),
+            cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
     items_frame = pd.DataFrame(item_rows)
     items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
     items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
-    return items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1)
+    return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
+            pd.concat(candidate_frames, ignore_index=True))
 
 
 def run_study(config: StudyConfig, progress: bool = True,
@@ -235,10 +264,11 @@ def run_study(config: StudyConfig, progress: bool = True,
     for index, chunk in enumerate(chunks):
         if index in done:
             continue
-        items_frame, layers_frame, mass = _run_chunk(loaded, dataset, chunk, candidates,
-                                                     config.top_k)
+        items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, chunk,
+                                                                 candidates, config.top_k)
         write_chunk(chunk_folder(out, index), {"attention_mass.npy": mass,
                                                "layers.csv": layers_frame,
+                                               "candidates.csv": cand_frame,
                                                "items.csv": items_frame})
         bar.update(len(chunk))
         if on_chunk is not None:
@@ -248,6 +278,10 @@ def run_study(config: StudyConfig, progress: bool = True,
     tables = gather_chunks(out, len(chunks), ["items.csv", "layers.csv", "attention_mass.npy"])
     items_frame, layers_frame = tables["items.csv"], tables["layers.csv"]
     mass = tables["attention_mass.npy"]
+    # Chunks written before candidates.csv existed (a resumed older run) have none; the run
+    # then has no candidates.csv and readers fall back on the last lens layer.
+    if all((chunk_folder(out, i) / "candidates.csv").is_file() for i in range(len(chunks))):
+        gather_chunks(out, len(chunks), ["candidates.csv"])
     write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
 
     from modprobe.study.report import analyse_run
