@@ -1,6 +1,6 @@
 """Fine-tuning on the capture hooks: attention calibration, consistency, masked adversarial.
 
-The per-step mathematics (:mod:`.losses`, :mod:`.adversarial`, :mod:`.step`):
+The per-step mathematics (:mod:`.losses`, :mod:`.adversarial`, :mod:`.answer`, :mod:`.step`):
 
 ```python
 from modprobe.finetune import LossConfig, TrainBatch, compute_losses
@@ -10,37 +10,43 @@ terms = compute_losses(lm, TrainBatch(batch, targets, ["image"] * n), perturbed,
 terms["loss"].backward()
 ```
 
-See ``docs/finetune.md``.
+See ``docs/finetune.md``. Names are imported lazily (torch loads on first use).
 """
 
-from modprobe.finetune.adversarial import (
-    AdversarialConfig,
-    AdversarialResult,
-    EmbeddingPerturbation,
-    adversarial_delta,
-    adversarial_loss,
-    irrelevant_mask,
-    irrelevant_spans,
-)
-from modprobe.finetune.answer import answer_logits, answer_loss
-from modprobe.finetune.losses import attention_calibration_loss, consistency_loss
-from modprobe.finetune.step import TERMS, LossConfig, TrainBatch, check_batch, compute_losses
+from __future__ import annotations
 
-__all__ = [
-    "TERMS",
-    "AdversarialConfig",
-    "AdversarialResult",
-    "EmbeddingPerturbation",
-    "LossConfig",
-    "TrainBatch",
-    "adversarial_delta",
-    "adversarial_loss",
-    "answer_logits",
-    "answer_loss",
-    "attention_calibration_loss",
-    "check_batch",
-    "compute_losses",
-    "consistency_loss",
-    "irrelevant_mask",
-    "irrelevant_spans",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "LossConfig": "modprobe.finetune.step",
+    "TrainBatch": "modprobe.finetune.step",
+    "compute_losses": "modprobe.finetune.step",
+    "check_batch": "modprobe.finetune.step",
+    "TERMS": "modprobe.finetune.step",
+    "attention_calibration_loss": "modprobe.finetune.losses",
+    "consistency_loss": "modprobe.finetune.losses",
+    "answer_logits": "modprobe.finetune.answer",
+    "answer_loss": "modprobe.finetune.answer",
+    "AdversarialConfig": "modprobe.finetune.adversarial",
+    "AdversarialResult": "modprobe.finetune.adversarial",
+    "EmbeddingPerturbation": "modprobe.finetune.adversarial",
+    "adversarial_delta": "modprobe.finetune.adversarial",
+    "adversarial_loss": "modprobe.finetune.adversarial",
+    "irrelevant_mask": "modprobe.finetune.adversarial",
+    "irrelevant_spans": "modprobe.finetune.adversarial",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modprobe.finetune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
