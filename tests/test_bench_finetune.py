@@ -8,7 +8,12 @@ import re
 import pytest
 
 from modprobe.bench.__main__ import main
-from modprobe.bench.finetune import FINETUNE_VARIANTS, FinetuneBenchOptions, ModelResult, predicted_ratio
+from modprobe.bench.finetune import (
+    FINETUNE_VARIANTS,
+    FinetuneBenchOptions,
+    ModelResult,
+    predicted_ratio,
+)
 
 _NUMBER = r"\d+\.\d\d"
 LAST_LINE = re.compile(

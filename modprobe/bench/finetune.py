@@ -222,8 +222,8 @@ class ModelResult:
         return statistics.median(self.growth_bytes[variant]) / plain if plain else None
 
     def table(self, train: str) -> str:
-        lines = ["| variant | median step (s) | time / plain (paired median) | FLOP prediction "
-                 "(full / paper count) | peak growth (MiB) | memory / plain |",
+        lines = [("| variant | median step (s) | time / plain (paired median) | FLOP prediction "
+                 "(full / paper count) | peak growth (MiB) | memory / plain |"),
                  "|---|---:|---:|---:|---:|---:|"]
         for variant in FINETUNE_VARIANTS:
             steps = {"adversarial_k1": 1, "adversarial_k2": 2}.get(variant)

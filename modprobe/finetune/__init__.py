@@ -37,7 +37,24 @@ _LAZY = {
     "irrelevant_spans": "modprobe.finetune.adversarial",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "TERMS",
+    "AdversarialConfig",
+    "AdversarialResult",
+    "EmbeddingPerturbation",
+    "LossConfig",
+    "TrainBatch",
+    "adversarial_delta",
+    "adversarial_loss",
+    "answer_logits",
+    "answer_loss",
+    "attention_calibration_loss",
+    "check_batch",
+    "compute_losses",
+    "consistency_loss",
+    "irrelevant_mask",
+    "irrelevant_spans",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -177,7 +177,7 @@ class EmbeddingPerturbation:
             self.position_ids = pos.detach().clone() if isinstance(pos, torch.Tensor) else None
         return args, {**kwargs, "inputs_embeds": perturbed}
 
-    def __enter__(self) -> EmbeddingPerturbation:
+    def __enter__(self) -> EmbeddingPerturbation:  # noqa: PYI034 (py3.10: no typing.Self)
         self._handle = decoder_stack(self.loaded).register_forward_pre_hook(
             self._hook, with_kwargs=True)
         return self
