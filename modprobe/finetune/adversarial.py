@@ -155,8 +155,10 @@ class EmbeddingPerturbation:
         embeds = kwargs.get("inputs_embeds")
         if embeds is None:
             raise AdversarialError(
-                f"{type(module).__name__} (the decoder stack) was called without "
-                "inputs_embeds, so the merged multimodal embeddings cannot be perturbed")
+                f"{type(module).__name__} (the decoder stack) embeds token ids itself: this "
+                "model does not merge image features into its token sequence (a "
+                "cross-attention model such as Mllama reads them from the side), so there are "
+                "no merged embeddings to perturb; train it without the adversarial term")
         if embeds.shape != self.delta.shape:
             raise AdversarialError(
                 f"the decoder stack received embeddings of shape {tuple(embeds.shape)}, but "
