@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--repeats", type=int, default=5,
                       help="timed steps per variant, after one warm-up step each")
     tune.add_argument("--train", choices=("lora", "full"), default="lora",
-                      help="rank-8 LoRA on q_proj/v_proj (default) or every language-model weight")
+                      help="rank-8 LoRA on q_proj/v_proj (default) or every weight")
     tune.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     return parser
 

@@ -12,9 +12,9 @@ One optimizer step (``zero_grad``, :func:`modprobe.finetune.compute_losses`, ``b
 All five run side by side in one process, alternating step by step
 (:func:`modprobe.bench.measure.measure_paired`, peak memory reset before every step), on
 the bundled organism and on a model with LLaVA-1.5-7B's attention geometry and a small
-hidden size (:mod:`modprobe.bench.geometry`). Training is LoRA on the language model's
-``q_proj`` and ``v_proj`` (rank 8, AdamW, lr 1e-4: the MMA recipe), or every language-model
-weight with ``--train full``. The adversarial ratios are printed beside their FLOP-count
+hidden size (:mod:`modprobe.bench.geometry`). Training is set up as the trainer sets it
+up: LoRA on the language model's ``q_proj`` and ``v_proj`` (rank 8, AdamW, lr 1e-4: the MMA
+recipe), or every weight with ``--train full``. The adversarial ratios are printed beside their FLOP-count
 predictions (:func:`predicted_ratio`). The last line is
 ``finetune/plain time: calibration=X consistency=Y adversarial_k1=Z adversarial_k2=W``.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import re
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -81,7 +80,8 @@ class FinetuneBenchOptions:
         geometry: Shape of the LLaVA-geometry model and its batch (rows = ``batch``).
         organism_rows: Rows of the organism's clean (and perturbed) batch.
         repeats: Timed steps per variant after one warm-up step each.
-        train: ``"lora"`` (rank 8 on q_proj/v_proj of the language model) or ``"full"``.
+        train: ``"lora"`` (rank 8 on q_proj/v_proj of the language model) or ``"full"``
+            (every weight).
         device: ``"cpu"`` or ``"cuda"``.
     """
 
@@ -122,24 +122,26 @@ def relevant_span() -> str:
     return "context" if "context" in SPAN_NAMES else "text"
 
 
-def trainable_parameters(loaded: Any, train: str) -> list[torch.nn.Parameter]:
-    """Freeze the model, then open LoRA adapters (injected here) or the language model."""
-    module = loaded.module
-    for param in module.parameters():
-        param.requires_grad_(False)
-    if train == "full":
-        params = list(loaded.adapter.decoder_layers(module).parameters())
-        params += list(loaded.adapter.lm_head(module).parameters())
-    else:
-        from peft import LoraConfig, inject_adapter_in_model
+def setup_training(loaded: Any, train: str) -> tuple[Any, list[torch.nn.Parameter]]:
+    """Open the weights a run trains, as the trainer does (:mod:`modprobe.finetune.lora`).
 
-        adapter = loaded.adapter
-        pattern = rf"{re.escape(adapter.layers)}\.\d+\.{re.escape(adapter.attention)}\.(q_proj|v_proj)"
-        inject_adapter_in_model(LoraConfig(r=8, lora_alpha=16, target_modules=pattern), module)
-        params = [p for n, p in module.named_parameters() if "lora_" in n]
-    for param in params:
-        param.requires_grad_(True)
-    return params
+    ``"lora"``: rank-8 adapters on the language model's q_proj and v_proj, everything else
+    frozen; ``"full"``: every weight. Returns the model (re-wrapped for nnsight, so the
+    capture sees the LoRA layers) and the trainable parameters.
+    """
+    import dataclasses
+
+    from nnsight import NNsight
+
+    from modprobe.finetune.lora import LoraSettings, apply_lora, trainable_parameters
+
+    if train == "lora":
+        apply_lora(loaded, LoraSettings(), base=loaded.source)
+    else:
+        for param in loaded.module.parameters():
+            param.requires_grad_(True)
+    loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
+    return loaded, list(trainable_parameters(loaded.module).values())
 
 
 def organism_batches(loaded: Any, rows: int) -> tuple[Any, Any]:
@@ -182,7 +184,7 @@ def prepare_steps(loaded: Any, clean: Any, perturbed: Any, train: str) -> list[P
     """One :class:`PreparedVariant` per variant: a full optimizer step."""
     from modprobe.finetune import check_batch, compute_losses
 
-    params = trainable_parameters(loaded, train)
+    loaded, params = setup_training(loaded, train)
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     loaded.module.train()
     generator = torch.Generator().manual_seed(0)
@@ -282,7 +284,7 @@ def run_finetune_bench(options: FinetuneBenchOptions, out: Printer = print) -> l
     """Run every model's five variants side by side, print tables and the ratios line."""
     mmap_fixed = _fixed_mmap_threshold()
     out(f"device: {options.device}; machine: {machine_description(options.device)}")
-    out(f"training: {options.train} ({'rank-8 LoRA on q_proj, v_proj' if options.train == 'lora' else 'every decoder-layer and lm_head weight'}), "
+    out(f"training: {options.train} ({'rank-8 LoRA on q_proj, v_proj' if options.train == 'lora' else 'every weight'}), "
         f"AdamW; each variant: 1 warm-up step, then {options.repeats} steps alternating with "
         f"the others; clean + perturbed batch per step; relevant span {relevant_span()!r}"
         + ("" if mmap_fixed else " (could not fix the mmap threshold: memory is indicative)"))
