@@ -52,6 +52,10 @@ class TinyFamily:
         attn_implementation: The kernel the capture runs on (``"eager"`` where SDPA is
             refused, e.g. soft-capped attention).
         attention: Whether attention mass is captured (False: refused, lens only).
+        stand_in: The processor holds a stand-in part that does not save and reload
+            (:func:`load_family` builds such families in memory).
+        upstream_error: The error the model's own forward raises in the installed
+            transformers (the family cannot run at all, so there is nothing to capture).
         sharpen: Factor for :func:`modprobe.capture.reference.sharpen_attention` in tests
             (attention scores times its square): smaller for families that normalise
             queries and keys, whose random scores are not near zero to begin with.
@@ -63,6 +67,8 @@ class TinyFamily:
     attn_implementation: str = "sdpa"
     attention: bool = True
     sharpen: float = 8.0
+    stand_in: bool = False
+    upstream_error: str = ""
     note: str = ""
 
 
@@ -228,6 +234,82 @@ def idefics3() -> tuple[Any, Any]:
     return config, processor
 
 
+# --------------------------------------------------------------------------- Llama 4
+class StandInImageProcessor:
+    """Stand-in for an image processor that needs torchvision (Llama 4's).
+
+    Every image becomes one ``IMAGE_SIZE`` square tile (resized, scaled to [-1, 1]) with
+    aspect ratio (1, 1): the layout the real processor gives an image no larger than one
+    tile, i.e. ``<|image_start|><|image|><|patch|>xN<|image_end|>``.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        from transformers.image_processing_utils import BaseImageProcessor
+
+        class _StandIn(BaseImageProcessor):  # type: ignore[misc]
+            model_input_names = ["pixel_values"]
+
+            def __call__(self, images: Any = None, **_: Any) -> Any:
+                import numpy as np
+                from transformers import BatchFeature
+
+                flat = _flatten(images)
+                pixels = [np.asarray(img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE)),
+                                     dtype=np.float32) / 127.5 - 1.0 for img in flat]
+                data = {"pixel_values": torch.tensor(np.stack(pixels)).permute(0, 3, 1, 2),
+                        "aspect_ratios": torch.ones(len(flat), 2, dtype=torch.long)}
+                return BatchFeature(data=data)
+
+            preprocess = __call__
+
+        return _StandIn(*args, **kwargs)
+
+
+def _flatten(images: Any) -> list[Any]:
+    if isinstance(images, (list, tuple)):
+        return [img for item in images for img in _flatten(item)]
+    return [images]
+
+
+LLAMA4_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "<|header_start|>{{ message['role'] }}<|header_end|>\n\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<|image|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|eot|>{% endfor %}"
+    "{% if add_generation_prompt %}<|header_start|>assistant<|header_end|>\n\n{% endif %}"
+)
+
+
+def llama4() -> tuple[Any, Any]:
+    """Llama 4: chunked-attention layers (chunk 8) with RoPE, a NoPE full-attention layer,
+    query/key norms, MoE; stand-in image processor (the real one needs torchvision)."""
+    from transformers import Llama4Config, Llama4Processor
+
+    specials = ("<|begin_of_text|>", "<|eot|>", "<|finetune_right_pad|>", "<|image|>",
+                "<|image_start|>", "<|image_end|>", "<|patch|>", "<|tile_x_separator|>",
+                "<|tile_y_separator|>", "<|header_start|>", "<|header_end|>")
+    tok = _tokenizer(specials, bos="<|begin_of_text|>", eos="<|eot|>",
+                     pad="<|finetune_right_pad|>")
+    text = {**TEXT, **_ids(tok), "num_hidden_layers": 4, "intermediate_size_mlp": 128,
+            "num_local_experts": 2, "attention_chunk_size": 8, "no_rope_layers": [1, 1, 1, 0],
+            "layer_types": ["chunked_attention"] * 3 + ["full_attention"]}
+    # the pixel shuffle makes 4 x 32 channels, which the adapter MLP takes (intermediate)
+    vision = {"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE,
+              "vision_output_dim": 64, "projector_input_dim": 64, "projector_output_dim": 64,
+              "pixel_shuffle_ratio": 0.5}
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
+        ("boi_token_index", "<|image_start|>"), ("eoi_token_index", "<|image_end|>"),
+        ("image_token_index", "<|patch|>"))}
+    config = Llama4Config(text_config=text, vision_config=vision, **ids)
+    processor = Llama4Processor(
+        image_processor=StandInImageProcessor(), tokenizer=tok, patch_size=PATCH_SIZE,
+        pixel_shuffle_ratio=0.5, chat_template=LLAMA4_TEMPLATE)
+    return config, processor
+
+
 #: Families of the matrix, in test order.
 TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
     TinyFamily("gemma3", gemma3, sharpen=1.5, note="token_type_ids, sliding window, template BOS"),
@@ -237,6 +319,9 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
     TinyFamily("mllama", mllama, attention=False,
                note="cross-attention layers: lens only, attention refused"),
     TinyFamily("idefics3", idefics3, note="tiled images, pixel_attention_mask, template BOS"),
+    TinyFamily("llama4", llama4, stand_in=True, sharpen=1.5,
+               note="chunked and NoPE layers, MoE, stand-in image processor",
+               upstream_error="'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"),
 )}
 
 
@@ -253,6 +338,16 @@ def build_family(name: str, out_dir: str | os.PathLike[str], seed: int = 0) -> P
     config, processor = TINY_FAMILIES[name].build()
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config).eval()
+    _wake_zero_weights(model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _wake_zero_weights(model: torch.nn.Module) -> None:
+    """Give zero-initialised gates and projections values, so the image reaches the LM."""
     with torch.no_grad():
         # Gates initialised at zero (Mllama's cross-attention gates) would keep the image
         # out of the language model altogether; open them so the image matters.
@@ -262,8 +357,34 @@ def build_family(name: str, out_dir: str | os.PathLike[str], seed: int = 0) -> P
             # likewise all-zero projection matrices (Gemma 3's mm_input_projection_weight)
             elif param.dim() >= 2 and not param.any():
                 param.normal_(0.0, 0.02)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+
+
+def load_family(name: str, attn_implementation: str = "sdpa", seed: int = 0,
+                folder: str | os.PathLike[str] | None = None) -> Any:
+    """A :class:`modprobe.LoadedModel` of a :data:`TINY_FAMILIES` entry (float32, CPU).
+
+    From ``folder`` (written by :func:`build_family`) through :func:`modprobe.load`, or,
+    for families with a stand-in processor part (which does not reload), built in memory
+    with the same seed (same weights) and wrapped the way ``load`` wraps it.
+    """
+    import modprobe
+
+    spec = TINY_FAMILIES[name]
+    if not spec.stand_in:
+        if folder is None:
+            raise ValueError(f"{name} loads from a folder: pass folder=build_family(...)")
+        return modprobe.load(folder, dtype="float32", device="cpu",
+                             attn_implementation=attn_implementation)
+    from nnsight import NNsight
+    from transformers import AutoModelForImageTextToText
+
+    from modprobe.adapters import adapter_for
+    from modprobe.loading import LoadedModel
+
+    config, processor = spec.build()
+    torch.manual_seed(seed)
+    module = AutoModelForImageTextToText.from_config(
+        config, attn_implementation=attn_implementation).eval()
+    _wake_zero_weights(module)
+    return LoadedModel(model=NNsight(module), processor=processor,
+                       adapter=adapter_for(module, processor), name=name, source="memory")
