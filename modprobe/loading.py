@@ -109,6 +109,9 @@ def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
         return ALIASES[name]
     path = Path(name).expanduser()
     if path.is_dir():
+        tuned = finetuned_model_dir(path)
+        if tuned is not None:
+            return str(tuned)
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
                 f"{name!r} is a folder but holds no config.json; point to a folder written by "
@@ -129,6 +132,64 @@ def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
             f"unknown model alias {name!r}.{hint} Known aliases: {', '.join(known)}. "
             "Or pass a hub id (org/name) or a local folder.")
     return name
+
+
+def finetuned_model_dir(path: Path) -> Path | None:
+    """The model folder of a fine-tuning run (``modprobe.finetune``), or None.
+
+    ``path`` may be the run folder (``RUN/model`` is returned) or a folder holding a
+    LoRA adapter (``adapter_config.json``), returned as is.
+
+    Raises:
+        ModelNotFoundError: ``path`` is a fine-tuning run that has not finished.
+    """
+    if (path / "adapter_config.json").is_file():
+        return path
+    manifest = path / "manifest.json"
+    if (path / "config.json").is_file() or not manifest.is_file():
+        return None
+    import json
+
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("kind") != "finetune":
+        return None
+    model = path / "model"
+    if info.get("status") != "complete" or not model.is_dir():
+        raise ModelNotFoundError(
+            f"fine-tuning run {str(path)!r} has not finished (status {info.get('status')!r}); "
+            "resume it with `python -m modprobe.finetune ... --out "
+            f"{path} --resume`, or load its base model")
+    return model
+
+
+def _load_adapter(folder: Path, name: str, **load_kwargs: Any) -> LoadedModel:
+    """Base model + LoRA adapter of ``folder``, merged, wrapped for nnsight.
+
+    The adapter's ``base_model_name_or_path`` (an alias or a folder, as
+    ``modprobe.finetune`` records it) is loaded with the same options; merging leaves a
+    plain model of the base class, so capture and runners see no peft layers.
+    """
+    import json
+
+    from nnsight import NNsight
+    from peft import PeftModel
+
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base_name = config.get("base_model_name_or_path")
+    if not base_name:
+        raise ModelNotFoundError(f"{str(folder)!r} holds a LoRA adapter without "
+                                 "base_model_name_or_path in adapter_config.json")
+    base = load(base_name, **load_kwargs)
+    with warnings.catch_warnings():
+        # peft asks transformers about gradient checkpointing through a deprecated name.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
+    merged.eval()
+    return LoadedModel(model=NNsight(merged), processor=base.processor, adapter=base.adapter,
+                       name=name, source=str(folder))
 
 
 class _NoVideoProcessor:
@@ -249,7 +310,8 @@ def load(
 
     Args:
         name_or_path: An alias (``llava``, ``llava-next``, ``qwen2-vl``, ``qwen2.5-vl``,
-            ``instructblip``), a hub id, or a folder written by ``save_pretrained``.
+            ``instructblip``), a hub id, a folder written by ``save_pretrained``, or the
+            run folder of ``modprobe.finetune`` (base model + its LoRA adapter, merged).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when available.
         dtype: ``"auto"`` (the checkpoint's), ``"float32"``, ``"bfloat16"``, ``"float16"``
             or a torch dtype.
@@ -271,6 +333,11 @@ def load(
 
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
+    if is_local and (Path(source) / "adapter_config.json").is_file():
+        return _load_adapter(Path(source), os.fspath(name_or_path), device=device, dtype=dtype,
+                             attn_implementation=attn_implementation,
+                             trust_remote_code=trust_remote_code,
+                             local_files_only=local_files_only)
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")

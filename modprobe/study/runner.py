@@ -13,6 +13,8 @@ Run folder::
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
     RUN/items.csv              one row per item (answers, entropies, correctness)
     RUN/layers.csv             one row per item x condition x layer (lens)
+    RUN/candidates.csv         one row per item x condition x candidate: the model's own
+                               final logit and full-vocabulary probability of the answer
     RUN/attention_mass.npy     `item condition layer head span` float32
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
@@ -23,9 +25,6 @@ Run folder::
 
 from __future__ import annotations
 
-import json
-import platform
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,18 +36,22 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import read_npy, write_csv, write_json, write_npy
+from modprobe.io import write_csv, write_json
 from modprobe.spans import SPAN_NAMES
+from modprobe.study.runfolder import (
+    MANIFEST,
+    StudyError,
+    chunk_folder,
+    finished_chunks,
+    gather_chunks,
+    mark_complete,
+    prepare_run_folder,
+    write_chunk,
+)
 
-MANIFEST = "manifest.json"
-CHUNKS = "chunks"
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
                 "seed")
-
-
-class StudyError(RuntimeError):
-    """A study cannot start or resume (the message says what to do)."""
 
 
 @dataclass
@@ -118,44 +121,11 @@ class StudyResult:
         return list(self.summary.get("lines", []))
 
 
-def _versions() -> dict[str, str]:
-    import nnsight
-    import transformers
-
-    import modprobe
-
-    return {"modprobe": modprobe.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "nnsight": nnsight.__version__,
-            "python": platform.python_version()}
-
-
 def _prepare_out(config: StudyConfig) -> dict[str, Any]:
     """Create the run folder, or check that a resumed one matches ``config``."""
-    out = Path(config.out)
-    manifest_path = out / MANIFEST
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    if out.exists() and any(out.iterdir()):
-        if not config.resume:
-            raise StudyError(
-                f"run folder {out} already exists and is not empty; pass --resume to continue "
-                "that run, or choose another --out (modprobe never overwrites a run)")
-        if not manifest_path.is_file():
-            raise StudyError(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        before = manifest.get("options", {})
-        changed = [k for k in _RESUME_KEYS if before.get(k) != options.get(k)]
-        if changed:
-            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in changed)
-            raise StudyError(f"cannot resume {out} with different options ({diffs}); "
-                             "use the original options or a new --out")
-        return manifest
-    if config.resume and not manifest_path.is_file():
-        raise StudyError(f"nothing to resume: {out} holds no run; drop --resume to start one")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {"options": options, "versions": _versions(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
-    write_json(manifest_path, manifest)
-    return manifest
+    return prepare_run_folder(Path(config.out), options, config.resume, _RESUME_KEYS,
+                              kind="following")
 
 
 def _generate_data(config: StudyConfig, out: Path) -> Path:
@@ -177,8 +147,30 @@ def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
 
+def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
+                    logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """Final candidate scores as a tidy table (``candidates.csv``).
+
+    Args:
+        ids: Item ids, `item`.
+        condition: The condition of every row.
+        labels: Candidate labels, `cand`.
+        logits: `item cand` the model's own logits of the candidates.
+        probs: `item cand` their full-vocabulary probabilities.
+
+    Returns:
+        Columns ``id, condition, candidate, logit, prob`` (items outer, candidates inner).
+    """
+    n, k = len(ids), len(labels)
+    return pd.DataFrame({"id": np.repeat(np.asarray(ids, dtype=object), k),
+                         "condition": condition,
+                         "candidate": np.tile(np.asarray(labels, dtype=object), n),
+                         "logit": np.asarray(logits, dtype=np.float64).reshape(-1),
+                         "prob": np.asarray(probs, dtype=np.float64).reshape(-1)})
+
+
 def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Capture one chunk of items under the three conditions."""
     from modprobe.capture import capture
 
@@ -188,6 +180,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
          "answer_vision": it.answer_vision, "answer_text": it.answer_text,
          "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
+    candidate_frames: list[pd.DataFrame] = []
     masses: list[np.ndarray] = []
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
@@ -209,10 +202,14 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         lens.insert(0, "id", [items[r].id for r in lens["row"]])
         layer_frames.append(lens.drop(columns=["row"]))
         masses.append(cap.attention_mass.numpy().astype(np.float32))
+        candidate_frames.append(candidate_table(
+            [it.id for it in items], condition, list(cap.candidates.labels),
+            cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
     items_frame = pd.DataFrame(item_rows)
     items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
     items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
-    return items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1)
+    return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
+            pd.concat(candidate_frames, ignore_index=True))
 
 
 def run_study(config: StudyConfig, progress: bool = True,
@@ -261,40 +258,37 @@ def run_study(config: StudyConfig, progress: bool = True,
     write_json(out / MANIFEST, manifest)
 
     chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
-    done = {i for i in range(len(chunks)) if (out / CHUNKS / f"{i:05d}" / "items.csv").is_file()}
+    done = finished_chunks(out, len(chunks))
     bar = tqdm(total=len(items), unit="item", desc="modprobe.layers", disable=not progress,
                initial=sum(len(chunks[i]) for i in done))
     for index, chunk in enumerate(chunks):
         if index in done:
             continue
-        items_frame, layers_frame, mass = _run_chunk(loaded, dataset, chunk, candidates,
-                                                     config.top_k)
-        folder = out / CHUNKS / f"{index:05d}"
-        write_npy(folder / "attention_mass.npy", mass)
-        write_csv(folder / "layers.csv", layers_frame)
-        write_csv(folder / "items.csv", items_frame)  # last: its presence marks the chunk done
+        items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, chunk,
+                                                                 candidates, config.top_k)
+        write_chunk(chunk_folder(out, index), {"attention_mass.npy": mass,
+                                               "layers.csv": layers_frame,
+                                               "candidates.csv": cand_frame,
+                                               "items.csv": items_frame})
         bar.update(len(chunk))
         if on_chunk is not None:
             on_chunk(index)
     bar.close()
 
-    folders = [out / CHUNKS / f"{i:05d}" for i in range(len(chunks))]
-    items_frame = pd.concat([pd.read_csv(f / "items.csv", keep_default_na=False,
-                                         na_values=[""]) for f in folders], ignore_index=True)
-    layers_frame = pd.concat([pd.read_csv(f / "layers.csv", keep_default_na=False,
-                                          na_values=[""]) for f in folders], ignore_index=True)
-    mass = np.concatenate([read_npy(f / "attention_mass.npy") for f in folders], axis=0)
-    write_csv(out / "items.csv", items_frame)
-    write_csv(out / "layers.csv", layers_frame)
-    write_npy(out / "attention_mass.npy", mass)
+    tables = gather_chunks(out, len(chunks), ["items.csv", "layers.csv", "attention_mass.npy"])
+    items_frame, layers_frame = tables["items.csv"], tables["layers.csv"]
+    mass = tables["attention_mass.npy"]
+    # Chunks written before candidates.csv existed (a resumed older run) have none; the run
+    # then has no candidates.csv and readers fall back on the last lens layer.
+    if all((chunk_folder(out, i) / "candidates.csv").is_file() for i in range(len(chunks))):
+        gather_chunks(out, len(chunks), ["candidates.csv"])
     write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
 
     from modprobe.study.report import analyse_run
 
     summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
                                    model_name=config.model, num_layers=mass.shape[2])
-    manifest.update({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    write_json(out / MANIFEST, manifest)
+    mark_complete(out, manifest)
     return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
                        summary=summary, figures=figures)
 
