@@ -279,6 +279,72 @@ def aya_vision() -> tuple[Any, Any]:
     return config, processor
 
 
+# --------------------------------------------------------------------------- Qwen2.5-Omni
+#: Qwen/Qwen2.5-Omni-7B (the thinker: the text-generating half): ChatML with
+#: ``<|vision_bos|><|IMAGE|><|vision_eos|>``; the processor also holds an audio feature
+#: extractor and a video processor (none without torchvision).
+OMNI_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}"
+    "<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def qwen2_5_omni_thinker() -> tuple[Any, Any]:
+    """Qwen2.5-Omni thinker: M-RoPE, image/video/audio tokens, a processor that
+    ``PROCESSOR_MAPPING_NAMES`` lists under another model type (``qwen2_5_omni``)."""
+    from transformers import Qwen2_5OmniProcessor, WhisperFeatureExtractor
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import (
+        Qwen2_5OmniThinkerConfig,
+    )
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from modprobe.loading import image_only_processor_class
+
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_bos|>", "<|vision_eos|>",
+                "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
+    tok = word_level_tokenizer((*DEFAULT_WORDS, *SCAFFOLD_WORDS), specials,
+                               eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                               extra_special_tokens={
+                                   "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+                                   "audio_token": "<|AUDIO|>", "vision_bos_token": "<|vision_bos|>",
+                                   "vision_eos_token": "<|vision_eos|>",
+                                   "audio_bos_token": "<|audio_bos|>",
+                                   "audio_eos_token": "<|audio_eos|>"})
+    head_dim = TEXT["head_dim"]
+    half = head_dim // 2
+    text = {**TEXT, **_ids(tok), "rope_parameters": {
+        "rope_type": "default", "rope_theta": 10000.0,
+        "mrope_section": [half - 2 * (half // 3), half // 3, half // 3]}}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
+              "out_hidden_size": 64, "patch_size": 4, "spatial_merge_size": 2,
+              "temporal_patch_size": 2, "window_size": 16, "fullatt_block_indexes": [1]}
+    audio = {"num_mel_bins": 16, "encoder_layers": 1, "encoder_attention_heads": 2,
+             "encoder_ffn_dim": 32, "d_model": 16, "output_dim": 64, "n_window": 4}
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
+        ("image_token_index", "<|IMAGE|>"), ("video_token_index", "<|VIDEO|>"),
+        ("audio_token_index", "<|AUDIO|>"), ("vision_start_token_id", "<|vision_bos|>"),
+        ("vision_end_token_id", "<|vision_eos|>"), ("audio_start_token_id", "<|audio_bos|>"),
+        ("audio_end_token_id", "<|audio_eos|>"))}
+    config = Qwen2_5OmniThinkerConfig(text_config=text, vision_config=vision,
+                                      audio_config=audio, **ids)
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
+        max_pixels=128 ** 2)
+    processor = image_only_processor_class(Qwen2_5OmniProcessor)(
+        image_processor=image_processor, video_processor=None,
+        feature_extractor=WhisperFeatureExtractor(feature_size=16), tokenizer=tok,
+        chat_template=OMNI_TEMPLATE)
+    return config, processor
+
+
 # --------------------------------------------------------------------------- Llama 4
 class StandInImageProcessor:
     """Stand-in for an image processor that needs torchvision (Llama 4's).
@@ -366,6 +432,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
     TinyFamily("idefics3", idefics3, note="tiled images, pixel_attention_mask, template BOS"),
     TinyFamily("aya_vision", aya_vision,
                note="sliding-window RoPE layers + a NoPE full layer (Cohere2), template BOS"),
+    TinyFamily("qwen2_5_omni_thinker", qwen2_5_omni_thinker,
+               note="M-RoPE, audio/video tokens, processor listed under another type"),
     TinyFamily("llama4", llama4, stand_in=True, sharpen=1.5,
                note="chunked and NoPE layers, MoE, stand-in image processor",
                upstream_error="'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"),
