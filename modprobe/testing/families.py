@@ -345,6 +345,39 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
     return config, processor
 
 
+# --------------------------------------------------------------------------- Qwen3-VL
+def qwen3_vl() -> tuple[Any, Any]:
+    """Qwen3-VL: interleaved M-RoPE, query/key norms, DeepStack visual features added to
+    early decoder layers; the ChatML template of Qwen2-VL."""
+    from transformers import Qwen3VLConfig, Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    from modprobe.loading import image_only_processor_class
+    from modprobe.testing.tiny import QWEN_CHAT_TEMPLATE, qwen_tokenizer
+
+    tok = qwen_tokenizer()
+    text = {**TEXT, **_ids(tok), "rope_parameters": {
+        "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],
+        "mrope_interleaved": True}}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
+              "out_hidden_size": 64, "patch_size": 4, "spatial_merge_size": 2,
+              "temporal_patch_size": 2, "num_position_embeddings": 64,
+              "deepstack_visual_indexes": [0]}
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+    config = Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
+        max_pixels=128 ** 2)
+    processor = image_only_processor_class(Qwen3VLProcessor)(
+        image_processor=image_processor, tokenizer=tok, video_processor=None,
+        chat_template=QWEN_CHAT_TEMPLATE)
+    return config, processor
+
+
 # --------------------------------------------------------------------------- Llama 4
 class StandInImageProcessor:
     """Stand-in for an image processor that needs torchvision (Llama 4's).
@@ -434,6 +467,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
                note="sliding-window RoPE layers + a NoPE full layer (Cohere2), template BOS"),
     TinyFamily("qwen2_5_omni_thinker", qwen2_5_omni_thinker,
                note="M-RoPE, audio/video tokens, processor listed under another type"),
+    TinyFamily("qwen3_vl", qwen3_vl, sharpen=1.5,
+               note="interleaved M-RoPE, query/key norms, DeepStack features"),
     TinyFamily("llama4", llama4, stand_in=True, sharpen=1.5,
                note="chunked and NoPE layers, MoE, stand-in image processor",
                upstream_error="'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"),
