@@ -165,3 +165,35 @@ def test_survey_classifies_families() -> None:
     # hybrid linear-attention stack: softmax attention in some layers only
     assert rows["qwen3_5"].status == "lens only"
     assert "| `mllama` |" in markdown_table(list(rows.values()))
+
+
+def test_smolvlm_processor_templates_without_a_video_processor(monkeypatch, images) -> None:
+    """SmolVLM's apply_chat_template reads video sampling defaults off its video processor,
+    which transformers cannot build without torchvision: the image-only processor has none
+    and templates (and tokenizes) images all the same. (Its model is Idefics3's, in the
+    matrix; the real processor also needs the num2words package, stubbed here.)"""
+    import transformers.models.smolvlm.processing_smolvlm as smolvlm_processing
+    from transformers import SmolVLMProcessor
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    from modprobe.adapters import Adapter
+    from modprobe.loading import image_only_processor_class
+    from modprobe.testing.families import IDEFICS3_TEMPLATE, idefics3
+
+    monkeypatch.setattr(smolvlm_processing, "num2words", lambda n: str(n), raising=False)
+    _, reference = idefics3()
+    processor = image_only_processor_class(SmolVLMProcessor)(
+        image_processor=SmolVLMImageProcessorPil(size={"longest_edge": 64},
+                                                 max_image_size={"longest_edge": 32}),
+        tokenizer=reference.tokenizer, video_processor=None, chat_template=IDEFICS3_TEMPLATE,
+        image_seq_len=4)
+    prompt = modprobe.Prompt("What color is it ?", images=[images["blue_wide"]])
+    content = [{"type": "image", "image": images["blue_wide"]},
+               {"type": "text", "text": prompt.text}]
+    mine = Adapter(family="generic:smolvlm", model_types=("smolvlm",))
+    batch = mine.encode(processor, [prompt])
+    theirs = processor.apply_chat_template([{"role": "user", "content": content}], tokenize=True,
+                                           return_dict=True, add_generation_prompt=True,
+                                           return_tensors="pt")
+    assert torch.equal(batch["input_ids"], theirs["input_ids"])
+    assert int((batch["input_ids"] == reference.tokenizer.convert_tokens_to_ids("<image>")).sum()) > 4
