@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from modprobe.adapters.base import _blank_pixel_values
 from modprobe.capture.attention import attention_rows_to_mass, gather_positions
 from modprobe.spans import ModalitySpans
 
@@ -61,7 +62,12 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"text": prompt.text, "return_tensors": "pt"}
         if prompt.images:
             kwargs["images"] = prompt.images
-        return dict(processor(**kwargs))
+        inputs = dict(processor(**kwargs))
+        if not prompt.images and loaded.adapter.requires_pixel_values:
+            # The forward (InstructBLIP) cannot run without pixels: a user running a
+            # text-only prompt passes a blank image, as modprobe's encode does.
+            inputs["pixel_values"] = _blank_pixel_values(processor, 1)
+        return inputs
     content: list[dict[str, Any]] = [{"type": "image", "image": img} for img in prompt.images]
     content.append({"type": "text", "text": prompt.text})
     out = processor.apply_chat_template(
@@ -131,7 +137,16 @@ def user_reference(
     for prompt in prompts:
         inputs = user_inputs(loaded, prompt)
         input_ids = inputs["input_ids"]
-        spans = loaded.adapter.spans(loaded.config, input_ids, inputs.get("attention_mask"))
+        # The processor knows no "context" span: take the description's tokens from
+        # modprobe's own encoding of the same prompt, used only when its token ids are the
+        # processor's (the tests check that they are; tests/test_spans.py checks the
+        # context tokens decode to the description).
+        own = loaded.encode([prompt])
+        context = own.get("context_mask")
+        if context is not None and not torch.equal(own["input_ids"], input_ids):
+            context = None
+        spans = loaded.adapter.spans(loaded.config, input_ids, inputs.get("attention_mask"),
+                                     context_mask=context)
         position = spans.answer_positions() - back
         refs.append(eager_reference(loaded, inputs, spans, position))
         ids.append(input_ids[0])
