@@ -1,4 +1,4 @@
-"""Figures return matplotlib Figures and save PNG/PDF (SCIENCE.md section 1)."""
+"""Figures return matplotlib Figures and save PNG/PDF (docs/science.md section 1)."""
 
 from __future__ import annotations
 

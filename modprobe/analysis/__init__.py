@@ -2,7 +2,7 @@
 
 No model code here: everything takes numpy arrays, torch tensors (converted) or pandas
 tables, so it serves modprobe's captures and predictions from any model alike.
-Definitions: SCIENCE.md section 1. Walk-through with figures: docs/analyses.md.
+Definitions: docs/science.md section 1. Walk-through with figures: docs/analyses.md.
 
 Public API
 ----------

@@ -297,8 +297,9 @@ def _recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: Balance
                             f"monotone {monotone.value:.3f}) although the logistic fit is not "
                             "rejected; trust the monotone one, which assumes only a monotone "
                             "law")
-    return "logistic", ("logistic and monotone balance points agree and the logistic fit is "
-                        "not rejected; the logistic one (narrower interval) is fine")
+    return "logistic", ("logistic and monotone balance points agree within their intervals "
+                        "and the logistic fit is not rejected; the logistic one (the "
+                        "paper's display) stands")
 
 
 def _clean_xy(

@@ -89,7 +89,7 @@ def plot_following_curve(
 ) -> Figure:
     """P(text-following) against the uncertainty axis, one curve per model.
 
-    SCIENCE.md section 1, "The law" and "Balance point": the logistic fit with its
+    docs/science.md section 1, "The law" and "Balance point": the logistic fit with its
     bootstrap band, binned rates with Wilson intervals, optionally the isotonic fit,
     and the balance point marked at P = 0.5 with its interval (a horizontal error bar);
     a model whose curve does not cross 0.5 gets "(no crossing)" in the legend.
@@ -176,7 +176,7 @@ def plot_uncertainty_distribution(
 ) -> Figure:
     """Distribution of the uncertainty axis per model (step histograms, density scale).
 
-    SCIENCE.md section 1, "Relative uncertainty": shows where items lie on
+    docs/science.md section 1, "Relative uncertainty": shows where items lie on
     ``[-2, 2]`` and how much of the mass saturates at the ends.
 
     Args:
@@ -231,7 +231,7 @@ def plot_oscillation(
 ) -> Figure:
     """Mean oscillation count by region (and control group), with intervals.
 
-    SCIENCE.md section 1, "Oscillation" and "Regions": one point per category
+    docs/science.md section 1, "Oscillation" and "Regions": one point per category
     (ambiguous, clear, then the listed groups) with its bootstrap interval; models are
     offset side by side.
 
@@ -311,7 +311,7 @@ def plot_logit_difference(
 ) -> Figure:
     """Heatmap of per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis.
 
-    SCIENCE.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
+    docs/science.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
     items sorted by dH_rel on the x axis (ticks show dH_rel values), a diverging colour
     scale centred at 0 (red: the text answer leads; blue: the vision answer leads),
     clipped at the 99th percentile of ``|difference|``; the balance point, if given,
@@ -367,7 +367,7 @@ def plot_attention_mass(
 ) -> Figure:
     """Attention mass received by each modality span, per layer.
 
-    SCIENCE.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
+    docs/science.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
     panel per ``model`` (if present); colour = span (image, video, audio, text, in
     that order), line style = ``condition`` (if present). Several rows per
     (model, condition, layer, span), e.g. heads or items, are averaged; the shaded band
