@@ -97,7 +97,9 @@ def plot_following_curve(
     Args:
         laws: One `Law` or model name -> `Law` (overlaid).
         show_bins: Draw the binned rates.
-        show_isotonic: Draw the isotonic fit (dashed) and its band if bootstrapped.
+        show_isotonic: Draw the centred isotonic fit (dashed), its band if bootstrapped
+            and no logistic band is drawn, and the monotone balance point (hollow
+            circle, with its interval).
         show_band: Draw the logistic bootstrap band.
         title: Figure title.
         x_label: Axis label (default: the first law's ``x_label``).
@@ -117,7 +119,7 @@ def plot_following_curve(
         bp = law.balance_point
         label = name or "logistic fit"
         if bp.crosses:
-            label += f" (x*={bp.value:.2f})"
+            label += f" (logistic x*={bp.value:.2f})" if show_isotonic else f" (x*={bp.value:.2f})"
         else:
             label += " (no crossing)"
         if show_band:
@@ -141,6 +143,13 @@ def plot_following_curve(
                 capsize=2,
                 alpha=0.85,
             )
+        mono = law.balance_point_monotone
+        if show_isotonic and mono is not None and mono.crosses:
+            # Drawn just below 0.5 so the two intervals do not hide each other.
+            ax.errorbar([mono.value], [0.46],
+                        xerr=_error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
+                        fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
+                        capsize=3, label=f"monotone x*={mono.value:.2f}", zorder=4)
         if bp.crosses:
             ax.errorbar(
                 [bp.value],

@@ -63,12 +63,18 @@ class IsotonicFit:
         cx = np.add.reduceat(self.weights * self.x, starts) / w
         return cx, self.y[starts]
 
+    def predict_centred(self, x: Any) -> np.ndarray:
+        """The centred fit (`centred`) at ``x``: linear between block centres, constant
+        outside; the curve whose crossing `crossing` reports."""
+        cx, cy = self.centred()
+        return np.interp(to_numpy(x), cx, cy)
+
     def crossing(self, level: float = 0.5) -> float:
         """Where the centred fit (`centred`) crosses ``level``: the monotone balance
         point.
 
         Inside the range: linear interpolation between the block centres either side
-        of ``level`` (a block exactly at ``level``: its centre). Outside: +inf when the
+        of ``level`` (a block exactly at ``level``: between its two neighbours). Outside: +inf when the
         curve never reaches ``level`` on the side of larger x (a non-increasing curve
         that stays above it), -inf on the other side.
         """
@@ -80,6 +86,13 @@ class IsotonicFit:
             return math.inf
         j = int(below[0])
         if y[j] == target:
+            # A block exactly at the level: its centre is one point of a crossing that
+            # could lie anywhere in it, and a point estimate that jumps there whenever a
+            # block's mean happens to be 0.5 is unstable; interpolate between the
+            # neighbouring blocks instead (a line through them crosses inside the block).
+            if 0 < j < y.size - 1:
+                x0, x1, y0, y1 = cx[j - 1], cx[j + 1], y[j - 1], y[j + 1]
+                return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
             return float(cx[j])
         if j == 0:
             return -math.inf
@@ -133,7 +146,7 @@ def isotonic_crossings(
         y: ``items`` outcomes.
         weights: ``replicates items`` bootstrap multiplicities.
         level: The level crossed.
-        grid: Points at which to also evaluate every refit (for a band), or None.
+        grid: Points at which to also evaluate every (centred) refit, for a band.
         increasing: Direction of the fits.
 
     Returns:
@@ -147,7 +160,7 @@ def isotonic_crossings(
         fit = fit_isotonic(x, y, weights=weights[r], increasing=increasing)
         cross[r] = fit.crossing(level)
         if curves is not None:
-            curves[r] = fit.predict(grid)
+            curves[r] = fit.predict_centred(grid)
     return cross, curves
 
 
