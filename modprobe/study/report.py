@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from modprobe.io import read_npy, write_csv, write_json
-from modprobe.spans import SPAN_NAMES
+from modprobe.spans import span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
 
 FIGURES = "figures"
-PROMPT_LABELS = {"vision": "image + question", "text": "text + question",
-                 "multi": "image + text + question"}
+PROMPT_LABELS = {"vision": "image + question", "text": "description + question",
+                 "multi": "image + description + question"}
 
 
 def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
@@ -154,6 +154,9 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         "by_group": osc.by_group.to_dict(orient="records"),
         "ambiguous_minus_clear": list(osc.ambiguous_minus_clear),
         "radius": osc.radius, "radius_unit": osc.axis_unit}
+    attention, attention_lines = attention_summary(mass)
+    lines += attention_lines
+    summary["attention"] = attention
     summary["lines"] = lines
     summary = json_ready(summary)
     write_json(out / "summary.json", summary)
@@ -163,6 +166,37 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         figures = _draw(out / FIGURES, report, _short_name(model_name), items, layers, mass, x,
                         osc, law, logit_difference_matrix)
     return summary, figures
+
+
+def attention_summary(mass: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+    """Per condition and span, the answer position's mean attention mass of every layer.
+
+    Args:
+        mass: `item condition layer head span` (conditions in ``CONDITIONS`` order).
+
+    Returns:
+        ``{condition: {span: [mass of layer 0, 1, ...]}}`` (mean over items and heads;
+        spans that get no mass in any condition are left out) and one printed line for
+        the multi prompts: the description's (``context``) mass against the image's and
+        the rest of the text's (``text``: question and template), at layer 0 and averaged
+        over the later layers.
+    """
+    from modprobe.adapters import CONDITIONS
+
+    names = span_names_of(mass.shape[-1])
+    means = mass.astype(np.float64).mean(axis=(0, 3))  # condition layer span
+    present = [j for j in range(len(names)) if means[..., j].max() > 0]
+    table = {c: {names[j]: [float(v) for v in means[i, :, j]] for j in present}
+             for i, c in enumerate(CONDITIONS)}
+    multi = table["multi"]
+
+    def at(layers: slice) -> str:
+        return ", ".join(f"{n} {np.mean(multi[n][layers]):.3f}" for n in multi)
+
+    line = f"attention (multi prompts, mean of items and heads): layer 0: {at(slice(0, 1))}"
+    if means.shape[1] > 1:
+        line += f"; layers 1-{means.shape[1] - 1}: {at(slice(1, None))}"
+    return table, [line]
 
 
 def _short_name(model: str) -> str:
@@ -201,9 +235,10 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
     frame = attention_table(mass, items["id"].tolist())
-    present = [s for s in SPAN_NAMES if frame.loc[frame["span"] == s, "mass"].sum() > 0]
+    present = [s for s in span_names_of(mass.shape[-1])
+               if frame.loc[frame["span"] == s, "mass"].sum() > 0]
     frame = frame[frame["span"].isin(present)]
-    # Condition names would read like span names in the legend ("text" twice).
+    # Condition names would read like span names ("text" twice): name the prompts instead.
     frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
     written += plots.save_figure(plots.plot_attention_mass(
         frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),

@@ -17,7 +17,8 @@ Run folder::
     RUN/layers.csv             one row per item x condition x layer (lens)
     RUN/candidates.csv         one row per item x condition x candidate: the model's own
                                final logit and full-vocabulary probability of the answer
-    RUN/attention_mass.npy     `item condition layer head span` float32
+    RUN/attention_mass.npy     `item condition layer head span` float32 (spans: image,
+                               video, audio, context = the description, text = the rest)
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
     RUN/summary.json           filter counts, TFR, both balance points with intervals,
@@ -40,7 +41,7 @@ import torch
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
 from modprobe.io import write_csv, write_json
-from modprobe.spans import SPAN_NAMES
+from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
@@ -276,6 +277,11 @@ def run_study(config: StudyConfig, progress: bool = True,
         raise StudyError(f"no items to run in {data}")
     candidates = config.candidates or sorted(
         {a for it in items for a in (it.answer_vision, it.answer_text)})
+    written_spans = manifest.get("span_names")
+    if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
+        raise StudyError(
+            f"cannot resume {out}: it was written with spans {', '.join(written_spans)} and "
+            f"this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     manifest.update({"source": loaded.source, "family": loaded.adapter.family,
                      "n_items": len(items), "data_folder": str(data), "candidates": candidates,
@@ -322,6 +328,11 @@ def run_study(config: StudyConfig, progress: bool = True,
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
     """Head-averaged attention mass as a tidy table.
 
+    Spans follow :data:`modprobe.spans.SPAN_NAMES`: ``context`` is the description,
+    ``text`` the question and chat template, so the whole text is their sum. (A run
+    saved before the context span existed has four spans and reads with its ``text``
+    holding all text.)
+
     Args:
         mass: `item condition layer head span`.
         ids: Item ids, `item`.
@@ -332,6 +343,6 @@ def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
     mean = mass.mean(axis=3)  # item condition layer span
     layer_count = mean.shape[2]
     index = pd.MultiIndex.from_product(
-        [list(ids), list(CONDITIONS), range(layer_count), list(SPAN_NAMES)],
+        [list(ids), list(CONDITIONS), range(layer_count), list(span_names_of(mean.shape[-1]))],
         names=["id", "condition", "layer", "span"])
     return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()
