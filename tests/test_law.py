@@ -104,7 +104,7 @@ def test_law_bands_contain_the_fit_and_monotonicity_detects_decrease() -> None:
     assert law.isotonic_band is not None
     assert np.all(np.diff(law.isotonic_curve) <= 1e-12)
     m = law.monotonicity
-    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value < 1e-6
+    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value <= 1 / 5000  # the floor of 4,999 flips
     assert m.summary().startswith("monotonicity: decreasing (score test")
     assert m.spearman_rho < -0.9 and m.n_bins == 10
     assert law.n == 1500 and law.n_text == int(y.sum())

@@ -155,7 +155,9 @@ def plot_following_curve(
             ax.errorbar([mono.value], [0.46],
                         xerr=_error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
                         fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
-                        capsize=3, label=f"monotone x*={mono.value:.2f}", zorder=4)
+                        capsize=3, zorder=4,
+                        label=f"{name + ' ' if name and len(mapping) > 1 else ''}monotone "
+                              f"x*={mono.value:.2f}")
         if bp.crosses:
             ax.errorbar(
                 [bp.value],

@@ -203,8 +203,10 @@ class TrendTest:
                 else f"{self.n} independent items")
         flips = ("all sign flips" if self.n_clusters <= EXACT_FLIPS_UP_TO
                  else f"{RANDOM_FLIPS} random sign flips")
-        return (f"score test t={self.statistic:.2f}, p={self.p_value:.2g} by {flips} over "
-                f"{unit}")
+        floor = (2.0 / 2**self.n_clusters if self.n_clusters <= EXACT_FLIPS_UP_TO
+                 else 1.0 / (RANDOM_FLIPS + 1))
+        p = f"p={self.p_value:.2g}" if self.p_value > floor else f"p<={floor:.1g}"
+        return f"score test t={self.statistic:.2f}, {p} by {flips} over {unit}"
 
 
 def trend_test(x: Any, y: Any, clusters: Any | None = None, alpha: float = 0.05,
@@ -287,5 +289,9 @@ def trend_scores(
     for chunk in np.array_split(signs, max(1, signs.shape[0] // 1024)):
         flipped = np.abs(per_cluster @ chunk.T)  # datasets patterns
         exceed += np.sum(flipped >= np.abs(u)[:, None] - scale[:, None], axis=1)
-    p = np.where(v > 0, exceed / signs.shape[0], np.nan)
+    if n_clusters <= EXACT_FLIPS_UP_TO:  # every pattern, the observed one included
+        p = exceed / signs.shape[0]
+    else:  # random patterns: count the observed one too, so p is never 0
+        p = (exceed + 1) / (signs.shape[0] + 1)
+    p = np.where(v > 0, p, np.nan)
     return t, max(n_clusters - 1, 1), p, u
