@@ -5,7 +5,7 @@ Tables in, no model code. A prediction table has one row per item and condition:
     id, perturbation, answer, gold [, cluster] [, options] [, relevant]
 
 ``perturbation`` is ``clean`` for the unperturbed input. The causal effect of a
-perturbation (SCIENCE.md section 4) is the flip rate
+perturbation (docs/science.md section 4) is the flip rate
 
     delta = mean over items of 1[answer under the perturbation != clean answer],
 

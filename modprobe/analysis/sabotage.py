@@ -1,4 +1,4 @@
-"""Modality sabotage (SCIENCE.md section 3): agents, fusion, saboteurs and contributors.
+"""Modality sabotage (docs/science.md section 3): agents, fusion, saboteurs and contributors.
 
 Each modality, and the joint input, is an *agent* that returns candidate labels, best
 first, with confidences (`modprobe.analysis.sabotage_input` reads and validates them;

@@ -1,6 +1,6 @@
 """Agent outputs for the sabotage analysis: the JSONL format, its validator, the scales.
 
-One JSON object per line, one line per item and agent (SCIENCE.md section 3)::
+One JSON object per line, one line per item and agent (docs/science.md section 3)::
 
     {"item": "q17", "agent": "vision", "labels": ["joy", "surprise", "neutral"],
      "confidence": [82, 10, 5], "quality": 0.9, "gold": "joy"}

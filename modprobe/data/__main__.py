@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of groups (shape + image color + text color)")
     gen.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
     gen.add_argument("--variant", choices=VARIANTS, default="paper",
-                     help="paper: SCIENCE.md tiers d_v 0-13; lowres: 32x32, tiers 0-7")
+                     help="paper: docs/science.md tiers d_v 0-13; lowres: 32x32, tiers 0-7")
     gen.add_argument("--tiers", nargs="+", default=None,
                      help="visual tiers, e.g. 0 3 5-8 (default: all)")
     gen.add_argument("--text-tiers", nargs="+", default=None,

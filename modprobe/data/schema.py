@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-#: The kinds of item (SCIENCE.md section 1: conflicts and the two irrelevance controls).
+#: The kinds of item (docs/science.md section 1: conflicts and the two irrelevance controls).
 GROUPS: tuple[str, ...] = ("conflict", "text_irrelevant", "image_irrelevant")
 
 #: Required fields and the JSON type each must have.
