@@ -20,7 +20,7 @@ from modprobe.data.color_tasks import generate_color_tasks
 from modprobe.data.tasks import load_tasks
 from modprobe.interference import main
 from modprobe.io import read_npy
-from modprobe.perturb import applicable
+from modprobe.perturb import BUILTIN, applicable
 from modprobe.spans import SPAN_NAMES
 from modprobe.study.interference import InterferenceConfig, run_interference
 from modprobe.testing import FAMILIES
@@ -39,7 +39,7 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _expected_rows(tasks_dir: Path) -> int:
-    return sum(1 + len(applicable(item)) for item in load_tasks(tasks_dir))
+    return sum(1 + len(applicable(item, BUILTIN)) for item in load_tasks(tasks_dir))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

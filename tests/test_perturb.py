@@ -22,6 +22,7 @@ from modprobe.perturb import (
     perturbations,
     processor_image_size,
     register_perturbation,
+    unregister_perturbation,
 )
 from modprobe.testing import FAMILIES
 
@@ -185,9 +186,9 @@ def test_ri_from_a_folder(tmp_path: Path) -> None:
 
 
 def test_registry_lists_extends_and_rejects() -> None:
-    assert perturbations() == {"UF": "text", "MD": "text", "OCR": "text", "RP": "image",
-                               "RI": "image", "FB": "image", "FW": "image"} | {
-        k: v for k, v in perturbations().items() if k not in BUILTIN}
+    assert {k: perturbations()[k] for k in BUILTIN} == {
+        "UF": "text", "MD": "text", "OCR": "text", "RP": "image", "RI": "image", "FB": "image",
+        "FW": "image"}
     assert set(perturbations("image")) >= {"RP", "RI", "FB", "FW"}
     with pytest.raises(PerturbationError, match=r"unknown perturbation 'XX'; known: UF, MD"):
         get_perturbation("XX")
@@ -197,6 +198,14 @@ def test_registry_lists_extends_and_rejects() -> None:
         return item.replaced(image=Image.new("RGB", (size, size), (level,) * 3))
 
     register_perturbation("GRAY_TEST", "image", gray, "a gray canvas", overwrite=True)
+    try:
+        _check_registered_gray(gray)
+    finally:
+        unregister_perturbation("GRAY_TEST")
+    assert "GRAY_TEST" not in perturbations()
+
+
+def _check_registered_gray(gray: object) -> None:
     item = TaskItem("x", "Q?", "red", "text", context="The circle is red.")
     out = perturb(item, "GRAY_TEST", seed=1)
     assert out.perturbation == "GRAY_TEST" and out.image.size == (8, 8)

@@ -70,6 +70,7 @@ from modprobe.perturb.registry import (
     perturb,
     perturbations,
     register_perturbation,
+    unregister_perturbation,
 )
 from modprobe.perturb.text import FACTS, misleading_description, ocr_noise, unrelated_facts
 
@@ -91,5 +92,5 @@ __all__ = [
     "applicable", "check_perturbation", "check_ri", "full_black", "full_white",
     "get_perturbation", "irrelevant_image", "misleading_description", "ocr_noise", "perturb",
     "perturbations", "processor_image_size", "random_pixels", "register_perturbation",
-    "scene_without", "unrelated_facts", "usable_images",
+    "scene_without", "unregister_perturbation", "unrelated_facts", "usable_images",
 ]
