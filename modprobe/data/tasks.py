@@ -51,6 +51,8 @@ UNREADABLE = "unreadable"
 #: Appended to a multiple-choice question after its options (LLaVA-1.5's MC prompt).
 CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Where the task schema is documented (named in validation errors).
+SCHEMA_DOC = "docs/interference.md, Task items"
 
 REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str, "relevant": str}
 OPTIONAL: dict[str, type] = {"image": str, "context": str, "options": list, "format": str,
@@ -371,15 +373,35 @@ def load_tasks(root: str | Path) -> TaskSet:
     if not path.is_file():
         raise DatasetError(root, [FieldError("items.jsonl", 0, None,
                                              f"not found in {root}; a task folder needs "
-                                             "items.jsonl")])
-    items, errors = parse_tasks(path.read_text(encoding="utf-8"), root)
+                                             "items.jsonl")], schema=SCHEMA_DOC)
+    text = path.read_text(encoding="utf-8")
+    if _is_conflict_dataset(text):
+        raise DatasetError(root, [FieldError("items.jsonl", 0, None, (
+            "holds a conflict dataset (answer_vision/answer_text, for python -m "
+            "modprobe.layers), not interference task items; write tasks with python -m "
+            "modprobe.data tasks, or give each item answer and relevant fields"))],
+            schema=SCHEMA_DOC)
+    items, errors = parse_tasks(text, root)
     if not errors and not items:
         errors.append(FieldError("items.jsonl", 0, None, "holds no items"))
     if errors:
-        raise DatasetError(root, errors)
+        raise DatasetError(root, errors, schema=SCHEMA_DOC)
     info_path = root / "dataset.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     return TaskSet(root, items, info if isinstance(info, dict) else {})
+
+
+def _is_conflict_dataset(text: str) -> bool:
+    """Whether the first record looks like the conflict schema rather than a task item."""
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return (isinstance(record, dict) and "answer_vision" in record
+                    and "relevant" not in record and "answer" not in record)
+    return False
 
 
 def write_tasks(root: str | Path, items: Sequence[TaskItem], info: dict[str, Any]) -> Path:
