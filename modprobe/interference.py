@@ -26,6 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the ``None`` and ``False`` ones (their help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.interference",
@@ -33,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "image for text-heavy ones) and measure accuracy, the flip rate delta "
                     "with paired cluster-aware intervals, and where in the layers the "
                     "perturbed span takes the answer position's attention.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_Formatter)
     parser.add_argument("table", nargs="?", default=None,
                         help="CSV of predictions (id, perturbation, answer, gold [, cluster, "
                              "options, relevant]); analyse it instead of running a model")

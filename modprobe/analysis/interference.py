@@ -130,7 +130,7 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
             answer not among its options.
     """
     from modprobe.analysis import normalize_answer
-    from modprobe.data.tasks import read_choice
+    from modprobe.data.choice import read_choice
 
     missing = [c for c in TABLE_COLUMNS if c not in table.columns]
     if missing:
@@ -168,7 +168,7 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
 def _gold_index(gold: Any, options: list[str]) -> int | None:
     """The option the gold answer is: its text, or its letter; None when neither."""
     from modprobe.analysis import normalize_answer
-    from modprobe.data.tasks import LETTERS
+    from modprobe.data.choice import LETTERS
 
     key = normalize_answer(gold)
     for i, option in enumerate(options):

@@ -239,7 +239,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
 def _candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
     """Answers scored by the lens at every layer: every option (and letter) whose first
     token is a distinct known token of the model's tokenizer."""
-    from modprobe.data.tasks import LETTERS
+    from modprobe.data.choice import LETTERS
 
     words: list[str] = []
     for item in items:
