@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--cluster", default="auto",
                         help="TABLE form: cluster column (auto: 'cluster' if present; none)")
+    parser.add_argument("--no-attention", action="store_true",
+                        help="logit lens only (models whose attention cannot be read, e.g. "
+                             "Mllama's cross-attention layers)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -157,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
-            ri_folder=args.ri_folder, uf_sentences=args.uf_sentences)
+            ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
+            attention=not args.no_attention)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

@@ -58,6 +58,13 @@ def test_planted_flip_rates_are_recovered() -> None:
     for name, p in PLANTED.items():
         delta = report.condition(name).delta
         assert abs(delta.estimate - p) < 0.03 and delta.low < p < delta.high
+    # a flip away from a right answer costs accuracy; a flip between wrong ones does not:
+    # given the clean answers, the expected paired drop is p * (clean accuracy - share of
+    # wrong clean answers / 3), a wrong answer flipping to the right one in 1 of 3 cases
+    right = table.loc[table["perturbation"] == "clean", "correct"].mean()
+    for name, p in PLANTED.items():
+        drop = report.condition(name).accuracy_drop
+        assert drop.low < p * (right - (1 - right) / 3) < drop.high, (name, drop)
     # the flip rate is the share of changed answers, not an accuracy difference
     flips = report.per_item[report.per_item["perturbation"] == "MD"]
     assert flips["flipped"].mean() == pytest.approx(report.condition("MD").delta.estimate)

@@ -139,6 +139,19 @@ def test_image_sizes_follow_the_processor(family: str, color_items: list[TaskIte
         assert tuple(pixels["pixel_values"].shape[-2:]) == (height, width)
 
 
+def test_image_sizes_of_the_generic_families() -> None:
+    from modprobe.testing.families import TINY_FAMILIES
+
+    for name, family in TINY_FAMILIES.items():
+        _, processor = family.build()
+        width, height = processor_image_size(processor)
+        assert width == height > 0, name
+        pixels = processor.image_processor([Image.new("RGB", (width, height))],
+                                           return_tensors="pt")["pixel_values"]
+        if name != "idefics3":  # Idefics3 tiles the image; the others take it as it is
+            assert tuple(pixels.shape[-2:]) == (height, width), name
+
+
 def test_default_size_is_the_items_image_else_336(color_items: list[TaskItem]) -> None:
     text_item = _fit(color_items, "RP")[0]
     assert perturb(text_item, "FB").image.size == (336, 336)
