@@ -177,16 +177,18 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
                           "candidate labels, best first")
             continue
-        labels = [normalize_answer(lab) if isinstance(lab, str) else None for lab in labels_raw]
+        labels = [normalize_answer(str(lab)) if isinstance(lab, (str, int))
+                  and not isinstance(lab, bool) else None for lab in labels_raw]
         bad = [i for i, lab in enumerate(labels) if not lab]
         if bad:
-            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty string")
+            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty "
+                          "string or an integer")
             continue
         dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
         if dup:
             errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
             continue
-        gold = normalize_answer(rec["gold"]) if isinstance(rec["gold"], (str, int)) and \
+        gold = normalize_answer(str(rec["gold"])) if isinstance(rec["gold"], (str, int)) and \
             not isinstance(rec["gold"], bool) else None
         if gold is None or gold == "":
             errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
