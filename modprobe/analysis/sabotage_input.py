@@ -36,6 +36,7 @@ line and field in one :class:`SabotageInputError`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -209,7 +210,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
                           "scale (0-1 or 1-100)")
             continue
-        if any(b > a for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
+        if any(b > a for a, b in itertools.pairwise(numbers)):  # type: ignore[operator]
             errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
                           "list labels best first with their confidences aligned")
             continue

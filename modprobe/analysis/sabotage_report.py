@@ -74,7 +74,7 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
         str(name): {m: _rate(report.rate(str(name), m, "modality")) for m in MEASURES}
         for name in dict.fromkeys(report.per_agent["modality"])}
     summary = {
-        "source": report.outputs.source, "n_items": int(len(report.items)),
+        "source": report.outputs.source, "n_items": len(report.items),
         "agents_order": report.agents, "fused_agents": report.fused_agents,
         "tau": report.tau, "weights": report.weights,
         "confidence_scales": report.outputs.scales,
@@ -103,8 +103,8 @@ def summary_lines(report: SabotageReport) -> list[str]:
 
     scales = ", ".join(f"{a} {s}" for a, s in report.outputs.scales.items())
     lines = [f"source: {report.outputs.source}",
-             f"items: {len(report.items)}; agents: {', '.join(report.agents)}; fused: "
-             f"{', '.join(report.fused_agents)} ({report.weights} weights); tau={report.tau:g}",
+             (f"items: {len(report.items)}; agents: {', '.join(report.agents)}; fused: "
+             f"{', '.join(report.fused_agents)} ({report.weights} weights); tau={report.tau:g}"),
              f"confidence scale found: {scales}"]
     if report.outputs.quality_scales:
         lines.append("quality scale found: " + ", ".join(
