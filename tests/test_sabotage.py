@@ -279,6 +279,8 @@ def test_mixed_scale_within_an_agent_and_forced_scale_errors(tmp_path: Path) -> 
              {"item": "b", "agent": "x", "labels": ["u"], "confidence": 0.9, "gold": "u"}]
     outputs = agent_table(_records(lines))
     assert outputs.scales == {"x": "1-100"}  # 90 forces the 1-100 scale for the whole agent
+    assert any("mixed scales? pass --scale" in n and "line 2" in n for n in outputs.notes)
+    assert not agent_table(_records(lines[:1])).notes
     with pytest.raises(SabotageInputError, match="line 1, field 'confidence': outside the 0-1"):
         agent_table(_records(lines), scale="unit")
 

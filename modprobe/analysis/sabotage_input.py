@@ -154,6 +154,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
     gold_of: dict[str, tuple[str, int]] = {}
     raw_conf: dict[str, list[tuple[int, float]]] = {}
     raw_quality: dict[str, list[tuple[int, float]]] = {}
+    raw_top: dict[str, list[tuple[int, float]]] = {}
 
     for line, rec in records:
         where = f"line {line}"
@@ -242,6 +243,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             continue
         gold_of.setdefault(item, (gold, line))
         raw_conf.setdefault(agent, []).extend((line, float(c)) for c in numbers)  # type: ignore[arg-type]
+        raw_top.setdefault(agent, []).append((line, float(numbers[0])))  # type: ignore[arg-type]
         if quality is not None:
             raw_quality.setdefault(agent, []).append((line, float(quality)))
         for rank, label in enumerate(labels, start=1):
@@ -268,6 +270,15 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
                               f"agent {agent!r}")
                 continue
             found[agent] = got
+    notes = []
+    for agent, pairs in raw_conf.items():
+        # A top confidence below 1 on the 1-100 scale is more likely a 0-1 value in a file
+        # that mixes scales than a 0.9% belief: say so rather than guess.
+        odd = [ln for ln, v in raw_top.get(agent, []) if 0.0 < v < 1.0]
+        if scale == "auto" and scales.get(agent) == PERCENT and odd:
+            notes.append(f"agent {agent!r} is on the 1-100 scale but {len(odd)} top "
+                         f"confidences are below 1 (first on line {odd[0]}): mixed scales? "
+                         "pass --scale, or fix those lines")
     if not rows and not errors:
         errors.append("no agent outputs (the file is empty)")
     if errors:
@@ -278,7 +289,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
         table[column] = table[column] / divide
     table["score"] = _spread_rest(table)
     return AgentOutputs(table=table, scales=scales, quality_scales=quality_scales,
-                        source=source)
+                        source=source, notes=tuple(notes))
 
 
 def _spread_rest(table: pd.DataFrame) -> pd.Series:
