@@ -5,7 +5,8 @@
         [--scores candidates|vocab] [--bins 10] [--bootstrap N] [--seed S] [--no-figures]
 
 SOURCE is a JSONL file of agent outputs (one line per item and agent: ``item, agent,
-labels, confidence, gold``, optional ``quality, modality, cluster, group``; see
+labels, confidence, gold``, optional ``quality, modality, cluster, group``, or a raw
+self-assessment ``response`` instead of labels and confidence; see
 `modprobe.analysis.sabotage_input`), closed API models included, or a study run folder
 (``python -m modprobe.layers``), whose vision-only, text-only and joint conditions are the
 agents, or an interference run folder (``python -m modprobe.interference``), whose clean

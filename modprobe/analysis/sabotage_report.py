@@ -14,6 +14,7 @@ Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
     DIR/topk.csv           who (agent or fusion), k, coverage with interval
     DIR/calibration.csv    agent x confidence bin: confidence, accuracy with interval
     DIR/sabotaged.csv      every potential sabotage with all agents' answers
+    DIR/unparsed.csv       self-assessment replies that could not be read (when any)
     DIR/figures/           reliability.png, sabotage_bars.png, topk_coverage.png
                            (+ sabotage_bars_modality.png when modalities group agents,
                            sabotage_bars_group.png when items carry groups)
@@ -84,6 +85,7 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
                    "n_items_with_sabotage": int((report.items["saboteurs"] != "").sum()),
                    "n_items_with_successful_sabotage":
                        int((report.items["successful_saboteurs"] != "").sum())},
+        "unparsed_replies": len(report.outputs.unparsed),
         "notes": report.notes,
     }
     return json_safe(summary)
@@ -148,6 +150,8 @@ def write_report(report: SabotageReport, out: str | Path, figures: bool = True) 
     write_csv(out / "agent_outputs.csv", report.outputs.table)
     for name in TABLES:
         write_csv(out / f"{name}.csv", getattr(report, name))
+    if report.outputs.unparsed:
+        write_csv(out / "unparsed.csv", pd.DataFrame(list(report.outputs.unparsed)))
     write_json(out / "summary.json", summary_dict(report))
     (out / "summary.txt").write_text("\n".join(summary_lines(report)) + "\n", encoding="utf-8")
     return draw_figures(out, out / FIGURES) if figures else []

@@ -23,8 +23,8 @@ confidences are those probabilities, renormalised over the candidates
 (``scores="candidates"``, the default: the label set is the closed set of answers), or
 the full-vocabulary probabilities (``scores="vocab"``: the mass on tokens that are no
 candidate counts against the confidence). Confidences are read from the model's
-probabilities, not elicited: modprobe does not implement the paper's self-assessment
-prompt.
+probabilities, not elicited (the paper's self-assessment prompt is for models that can
+answer it: `modprobe.analysis.sabotage_replies`).
 
 The gold label of an item (``gold="auto"``): the image's color for ``conflict`` and
 ``text_irrelevant`` items (the description is a claim, or about a shape not drawn), the
