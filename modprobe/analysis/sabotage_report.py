@@ -4,7 +4,8 @@ Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
 
     DIR/summary.json       per agent potential_sabotage, successful_sabotage,
                            contributions (count, n, rate, ci), accuracy, ECE, top-k; per
-                           modality the same rates; fusion top1, top3, top5 (rates)
+                           modality and per "group/agent" the same rates; fusion top1,
+                           top3, top5 (rates)
     DIR/summary.txt        what the command printed
     DIR/agent_outputs.csv  the normalised agent table (item x agent x ranked label)
     DIR/per_agent.csv      item x agent: top label, confidence, flags
@@ -74,13 +75,16 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
     modalities = {
         str(name): {m: _rate(report.rate(str(name), m, "modality")) for m in MEASURES}
         for name in dict.fromkeys(report.per_agent["modality"])}
+    by_group = report.rates[report.rates["level"] == "group/agent"]
+    groups = {str(name): {m: _rate(part[part["measure"] == m].iloc[0]) for m in MEASURES}
+              for name, part in by_group.groupby("name", sort=False)}
     summary = {
         "source": report.outputs.source, "n_items": len(report.items),
         "agents_order": report.agents, "fused_agents": report.fused_agents,
         "tau": report.tau, "weights": report.weights,
         "confidence_scales": report.outputs.scales,
         "quality_scales": report.outputs.quality_scales,
-        "agents": agents, "modalities": modalities,
+        "agents": agents, "modalities": modalities, "groups": groups,
         "fusion": {**coverage(FUSION),
                    "n_items_with_sabotage": int((report.items["saboteurs"] != "").sum()),
                    "n_items_with_successful_sabotage":
@@ -116,7 +120,8 @@ def summary_lines(report: SabotageReport) -> list[str]:
         for measure, name in (("contributions", "accuracy (contribution)"),
                               ("potential_sabotage", "potential sabotage"),
                               ("successful_sabotage", "successful sabotage"),
-                              ("successful_sabotage_joint", "successful sabotage of joint")):
+                              ("successful_sabotage_joint",
+                               "successful sabotage of the joint answer")):
             row = report.rate(agent, measure)
             if not pd.isna(row["rate"]):
                 lines.append(f"  {name}: {_fmt(row)}")
