@@ -91,8 +91,9 @@ class LoadedModel:
                                    device=self.device)
 
     def spans(self, batch: dict[str, torch.Tensor]) -> ModalitySpans:
-        """Modality spans of an encoded batch."""
-        return self.adapter.spans(self.config, batch["input_ids"], batch.get("attention_mask"))
+        """Spans of an encoded batch (the context span needs the batch's ``context_mask``)."""
+        return self.adapter.spans(self.config, batch["input_ids"], batch.get("attention_mask"),
+                                  batch.get("context_mask"))
 
 
 def resolve_source(name_or_path: str | os.PathLike[str]) -> str:

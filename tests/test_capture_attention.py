@@ -156,7 +156,7 @@ def test_mass_accepts_extra_axes_and_one_hot() -> None:
     probs = torch.rand(2, 3, 4, 5).softmax(-1)  # batch layer head seq
     spans = ModalitySpans(torch.tensor([[3, 0, 0, 3, 3], [-1, 3, 0, 3, 3]]))
     mass = attention_rows_to_mass(probs, spans.one_hot())
-    assert mass.shape == (2, 3, 4, 4)
+    assert mass.shape == (2, 3, 4, len(SPAN_NAMES))
     assert torch.allclose(mass[0].sum(-1), torch.ones(3, 4))
 
 
