@@ -133,3 +133,21 @@ def test_refusals_say_what_to_do(family_dir) -> None:
     mllama = modprobe.load(family_dir("mllama"), dtype="float32", device="cpu")
     with pytest.raises(CaptureTraceError, match=r"cross-attend.*attention=False"):
         capture(mllama, _prompts()[:1])
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_context_span_is_the_description(tiny_family: str, family_pair,
+                                         padding_side: str) -> None:
+    """The context span holds exactly the description's tokens, in every generic family."""
+    lm, _ = family_pair(tiny_family)
+    prompts = [*_prompts(), modprobe.Prompt("What color ?", context="It is a blue square , "
+                                            "or green .", images=[noise_image(5, (32, 32))])]
+    batch = lm.encode(prompts, padding_side=padding_side)
+    spans = lm.spans(batch)
+    for row, prompt in enumerate(prompts):
+        ids = batch["input_ids"][row][spans.mask("context")[row]].tolist()
+        if not prompt.context:
+            assert ids == []
+            continue
+        assert ids == lm.tokenizer(prompt.context, add_special_tokens=False)["input_ids"]
+        assert [r[0] for r in spans.ranges(row)].count("context") == 1, "one contiguous run"

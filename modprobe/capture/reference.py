@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from modprobe.adapters.context import CONTEXT_MASK, locate_context
 from modprobe.capture.attention import attention_rows_to_mass, gather_positions
 from modprobe.spans import ModalitySpans
 
@@ -88,6 +89,8 @@ def eager_reference(
         positions: `batch` query positions.
     """
     module, adapter = loaded.module, loaded.adapter
+    # modprobe's own annotation of an encoded batch, not a processor output
+    batch = {k: v for k, v in batch.items() if k != CONTEXT_MASK}
     out = module(**batch, output_attentions=True, output_hidden_states=True, use_cache=False)
     lm_out = _language_outputs(out)
     rows = torch.arange(positions.shape[0], device=positions.device)
@@ -131,7 +134,12 @@ def user_reference(
     for prompt in prompts:
         inputs = user_inputs(loaded, prompt)
         input_ids = inputs["input_ids"]
-        spans = loaded.adapter.spans(loaded.config, input_ids, inputs.get("attention_mask"))
+        attention_mask = inputs.get("attention_mask", torch.ones_like(input_ids))
+        # the description's tokens in the user's own ids, so the context span compares too
+        context = locate_context(
+            loaded.tokenizer, [loaded.adapter.prompt_text(loaded.processor, prompt)],
+            [prompt.text], [prompt.context], input_ids, attention_mask)
+        spans = loaded.adapter.spans(loaded.config, input_ids, attention_mask, context)
         position = spans.answer_positions() - back
         refs.append(eager_reference(loaded, inputs, spans, position))
         ids.append(input_ids[0])
