@@ -34,7 +34,8 @@ import torch
 CONTEXT_MASK = "context_mask"
 
 
-#: Tokens a processor may append after the text (see :func:`_row_context_positions`).
+#: Most tokens cut from the end of the tokenizer's run when it is matched in the row: text a
+#: processor appends may merge with them (see :func:`_row_context_positions`).
 _MAX_TRIM = 2
 
 

@@ -1,6 +1,6 @@
 """Answer-position uncertainty: entropies and the relative-uncertainty axis.
 
-SCIENCE.md section 1 ("Uncertainty", "Relative uncertainty"). Entropies are in nats.
+docs/science.md section 1 ("Uncertainty", "Relative uncertainty"). Entropies are in nats.
 Confident answers saturate: their entropies are a few thousandths of a nat, so a tiny
 absolute difference becomes an extreme dH_rel (close to +-2). Two remedies are offered:
 an entropy floor applied before the ratio, and the absolute difference H_t - H_v as an
@@ -17,8 +17,15 @@ import numpy as np
 
 from modprobe.analysis._arrays import to_numpy
 
-#: Sums of entropies at or below this are treated as zero (the ratio is undefined).
-DEGENERATE_TOTAL = 1e-12
+#: ``H_t + H_v`` (nats) at or below which dH_rel is undefined. float32 resolves a
+#: probability near 1 only to about 6e-8, and an answer with top-1 probability 1 - e has
+#: entropy about e (1 - log e): 1e-6 nats is e ~ 6e-8, the resolution limit. Below it
+#: both entropies are rounding noise and their ratio 2 (H_t - H_v) / (H_t + H_v) can land
+#: anywhere in [-2, 2]; such items are flagged and left out (docs/science.md).
+DEGENERATE_TOTAL = 1e-6
+#: Entropy (nats) below which an answer counts as near-certain (top-1 probability above
+#: about 0.99): the saturation diagnostic of the absolute axis.
+NEAR_CERTAIN = 0.05
 
 Axis = Literal["rel", "abs"]
 
@@ -50,7 +57,7 @@ def entropy(
 ) -> np.ndarray:
     """Shannon entropy of the distribution given by logits or log-probabilities.
 
-    ``H = -sum_y p(y) log p(y)`` in nats with ``p = softmax(scores)`` (SCIENCE.md section
+    ``H = -sum_y p(y) log p(y)`` in nats with ``p = softmax(scores)`` (docs/science.md section
     1, "Uncertainty"). Logits and normalised log-probabilities give the same result
     because softmax ignores an additive constant. Log-probabilities of only the top-k
     tokens (as closed APIs return them) are renormalised over those k tokens, which
@@ -62,7 +69,7 @@ def entropy(
         candidates: Optional token indices along ``axis``. When given, the entropy is
             that of the distribution restricted to (renormalised over) those
             candidate answers, ``p_c(y) = p(y) / sum_{y' in C} p(y')`` (the "ours"
-            second view of SCIENCE.md section 1).
+            second view of docs/science.md section 1).
 
     Returns:
         ``...`` float64 array of entropies (the vocabulary axis removed).
@@ -106,11 +113,12 @@ class UncertaintyAxis:
 def relative_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0) -> UncertaintyAxis:
     """Relative uncertainty ``dH_rel = 2 (H_t - H_v) / (H_t + H_v)``.
 
-    SCIENCE.md section 1, "Relative uncertainty": in [-2, 2], negative when the model is
+    docs/science.md section 1, "Relative uncertainty": in [-2, 2], negative when the model is
     more confident in the text. Entropies are first floored, ``H <- max(H, floor)``;
     a floor of a few hundredths of a nat stops saturated items (both entropies ~1e-3)
     from landing at +-2 because of differences that carry no information. Items with
-    ``H_t + H_v <= 1e-12`` after flooring are flagged ``degenerate`` and get NaN.
+    ``H_t + H_v <= DEGENERATE_TOTAL`` (1e-6 nats) after flooring are flagged
+    ``degenerate`` and get NaN.
 
     Args:
         h_text: ``items`` entropies of the text-only run, H_t (nats, >= 0).
@@ -129,7 +137,7 @@ def uncertainty_axis(
     """The law's x axis: relative (``dH_rel``) or absolute (``H_t - H_v``) uncertainty.
 
     ``rel``: ``x = 2 (H_t' - H_v') / (H_t' + H_v')``; ``abs``: ``x = H_t' - H_v'`` in
-    nats, with ``H' = max(H, entropy_floor)`` (SCIENCE.md section 1, "Relative
+    nats, with ``H' = max(H, entropy_floor)`` (docs/science.md section 1, "Relative
     uncertainty"; the absolute axis and the floor are ours, for saturated models). The
     absolute axis is never degenerate and keeps saturated items near 0 instead of +-2.
 
@@ -183,7 +191,7 @@ def uncertainty_axis(
 def absolute_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0) -> UncertaintyAxis:
     """Absolute uncertainty difference ``H_t - H_v`` (nats); see `uncertainty_axis`.
 
-    SCIENCE.md section 1 (ours: the alternative axis for saturated models).
+    docs/science.md section 1 (ours: the alternative axis for saturated models).
 
     Args:
         h_text: ``items`` H_t in nats.
@@ -199,7 +207,7 @@ def absolute_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0)
 def saturation_share(values: Any, threshold: float = 1.5) -> float:
     """Share of items with ``|dH_rel| > threshold`` (a saturation diagnostic).
 
-    SCIENCE.md section 1: when confident answers saturate, most items pile up near
+    docs/science.md section 1: when confident answers saturate, most items pile up near
     +-2. NaN (degenerate) items are ignored.
 
     Args:

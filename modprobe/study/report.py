@@ -17,6 +17,7 @@ import pandas as pd
 
 from modprobe.io import read_npy, write_csv, write_json
 from modprobe.spans import span_names_of
+from modprobe.stats import DEFAULT_RESAMPLES
 
 FIGURES = "figures"
 PROMPT_LABELS = {"vision": "image + question", "text": "description + question",
@@ -100,6 +101,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     """
     from modprobe.analysis import analyze_following, oscillation_report
     from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_counts
+    from modprobe.analysis.report import json_ready
     from modprobe.analysis.table import TableError
     from modprobe.analysis.uncertainty import uncertainty_axis
 
@@ -112,21 +114,18 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     cluster, cluster_note = cluster_column(items)
     if cluster_note:
         lines.append(f"note: {cluster_note}")
+    all_conflicts = bool(getattr(config, "all_conflicts", False))
+    estimate = getattr(config, "balance_estimate", "logistic")
     try:
         report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
                                    n_bootstrap=config.n_bootstrap, seed=config.seed,
-                                   cluster=cluster)
+                                   cluster="auto", filter_correct=False if all_conflicts else None,
+                                   balance_estimate=estimate)
         following = report.models[model_name]
         law = following.law
         lines += following.summary_lines()
-        rates = following.rates
-        summary.update({"tfr": rates.tfr, "tfr_ci": list(rates.tfr_ci), "vfr": rates.vfr,
-                        "n_text": rates.n_text, "n_vision": rates.n_vision,
-                        "n_other": rates.n_other, "n_no_conflict": rates.n_no_conflict})
-        if law is not None:
-            bp = law.balance_point
-            summary["balance_point"] = {"value": bp.value, "ci": [bp.ci_low, bp.ci_high],
-                                        "crosses": bp.crosses, "summary": bp.summary()}
+        summary.update(following.to_dict())
+        summary["model"] = model_name
     except (TableError, ValueError) as err:
         lines.append(f"following: not analysed ({err})")
         summary["following_error"] = str(err)
@@ -135,10 +134,17 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
                                     entropy_floor=config.entropy_floor).values, dtype=float)
     counts = oscillation_counts(layer_top1(items, layers), items["y_text"].tolist(),
                                 items["y_vision"].tolist())
-    osc = oscillation_report(counts, x, law.balance_point if law is not None else None,
+    # The paper's filter also decides which conflicts get a region.
+    in_regions = None
+    if report is not None and report.filter_correct:
+        in_regions = (items["correct_text"].astype(bool)
+                      & items["correct_vision"].astype(bool)).to_numpy()
+    osc = oscillation_report(counts, x, law.reported_balance_point if law is not None else None,
                              groups=items["group"].tolist(), n_bootstrap=config.n_bootstrap,
                              seed=config.seed,
-                             clusters=items[cluster].tolist() if cluster else None)
+                             clusters=items[cluster].tolist() if cluster else None,
+                             in_regions=in_regions,
+                             axis_unit="nats" if config.axis == "abs" else "dH_rel units")
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
@@ -146,11 +152,13 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     summary["oscillation"] = {
         "by_region": osc.by_region.to_dict(orient="records"),
         "by_group": osc.by_group.to_dict(orient="records"),
-        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear)}
+        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear),
+        "radius": osc.radius, "radius_unit": osc.axis_unit}
     attention, attention_lines = attention_summary(mass)
     lines += attention_lines
     summary["attention"] = attention
     summary["lines"] = lines
+    summary = json_ready(summary)
     write_json(out / "summary.json", summary)
 
     figures: list[Path] = []
@@ -206,7 +214,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     written: list[Path] = []
     if report is not None and report.laws:
         written += plots.save_figure(plots.plot_following_curve(
-            {model_name: next(iter(report.laws.values()))},
+            {model_name: next(iter(report.laws.values()))}, show_isotonic=True,
             title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict
@@ -221,7 +229,8 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     keep = conflict & np.isfinite(x) & np.isfinite(diff).all(axis=0)
     if keep.any():
         matrix = logit_difference_matrix(diff[:, keep], x[keep])
-        bp = law.balance_point.value if law is not None and law.balance_point.crosses else None
+        shown = law.reported_balance_point if law is not None else None
+        bp = shown.value if shown is not None and shown.crosses else None
         written += plots.save_figure(plots.plot_logit_difference(
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
@@ -238,10 +247,15 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     return written
 
 
-def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
-                   figures: bool = True, axis: str = "rel",
-                   entropy_floor: float = 0.0) -> tuple[dict[str, Any], list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed)."""
+def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
+                   figures: bool = True, axis: str | None = None,
+                   entropy_floor: float | None = None, balance_estimate: str | None = None,
+                   all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed).
+
+    Options left at None take the run's own (its ``manifest.json``), so the result
+    equals the run's summary unless an option is changed.
+    """
     import json
     from types import SimpleNamespace
 
@@ -250,7 +264,13 @@ def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
     items = pd.read_csv(run / "items.csv", keep_default_na=False, na_values=[""])
     layers = pd.read_csv(run / "layers.csv", keep_default_na=False, na_values=[""])
     mass = read_npy(run / "attention_mass.npy")
-    config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures, axis=axis,
-                             entropy_floor=entropy_floor)
+    options = manifest.get("options", {})
+    chosen = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
+              "entropy_floor": entropy_floor, "balance_estimate": balance_estimate,
+              "all_conflicts": all_conflicts}
+    fallback = {"n_bootstrap": DEFAULT_RESAMPLES, "seed": 0, "axis": "rel", "entropy_floor": 0.0,
+                "balance_estimate": "logistic", "all_conflicts": False}
+    values = {k: v if v is not None else options.get(k, fallback[k]) for k, v in chosen.items()}
+    config = SimpleNamespace(figures=figures, **values)
     return analyse_run(run, items, layers, mass, config, manifest["options"]["model"],
                        int(mass.shape[2]))

@@ -11,7 +11,9 @@ Run folder::
 
     RUN/manifest.json          model, data, seed, versions, options
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
-    RUN/items.csv              one row per item (answers, entropies, correctness)
+    RUN/items.csv              one row per item (answers, entropies, correctness; a
+                               text-only answer is correct when it is any of the
+                               item's answer_text_options)
     RUN/layers.csv             one row per item x condition x layer (lens)
     RUN/candidates.csv         one row per item x condition x candidate: the model's own
                                final logit and full-vocabulary probability of the answer
@@ -19,7 +21,8 @@ Run folder::
                                video, audio, context = the description, text = the rest)
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
-    RUN/summary.json           TFR, balance point and interval, oscillation by region
+    RUN/summary.json           filter counts, TFR, both balance points with intervals,
+                               goodness of fit, trend test, oscillation by region
     RUN/figures/*.png          following curve, dH_rel histogram, oscillation by region,
                                logit-difference heatmap, attention mass by layer
 """
@@ -39,6 +42,7 @@ from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
 from modprobe.io import write_csv, write_json
 from modprobe.spans import SPAN_NAMES, span_names_of
+from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
@@ -78,6 +82,9 @@ class StudyConfig:
         axis: Uncertainty axis of the analysis: ``rel`` (dH_rel) or ``abs`` (H_t - H_v).
         entropy_floor: Floor on entropies before the axis is computed (nats); tames
             saturated dH_rel values of very confident models (docs/analyses.md).
+        balance_estimate: Balance point reported last and used for the oscillation
+            regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
+        all_conflicts: Keep every conflict (skip the paper's correctness filter).
     """
 
     model: str
@@ -90,12 +97,14 @@ class StudyConfig:
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
-    n_bootstrap: int = 1000
+    n_bootstrap: int = DEFAULT_RESAMPLES
     resume: bool = False
     figures: bool = True
     groups: int | None = None
     axis: str = "rel"
     entropy_floor: float = 0.0
+    balance_estimate: str = "logistic"
+    all_conflicts: bool = False
 
 
 @dataclass
@@ -148,6 +157,18 @@ def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
 
+#: Separator of the allowed text answers in the ``answer_text_options`` column.
+OPTIONS_SEPARATOR = "|"
+
+
+def _options_cell(item: Any) -> str:
+    """The colors the item's description allows, ``"|"``-joined (``answer_text`` alone
+    when the dataset lists no ``answer_text_options``). A text-only answer is correct
+    when it is any of them: a hedged description ("red or green") allows both."""
+    options = item.extra.get("answer_text_options") or [item.answer_text]
+    return OPTIONS_SEPARATOR.join(str(o) for o in options)
+
+
 def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
                     logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """Final candidate scores as a tidy table (``candidates.csv``).
@@ -179,6 +200,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     item_rows: list[dict[str, Any]] = [
         {"id": it.id, "group": it.group, "d_v": it.d_v, "d_t": it.d_t, "shape": it.shape,
          "answer_vision": it.answer_vision, "answer_text": it.answer_text,
+         "answer_text_options": _options_cell(it),
          "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
     candidate_frames: list[pd.DataFrame] = []
@@ -207,8 +229,12 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
             [it.id for it in items], condition, list(cap.candidates.labels),
             cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
     items_frame = pd.DataFrame(item_rows)
-    items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
-    items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
+    items_frame["correct_vision"] = [
+        normalize_answer(y) == normalize_answer(a)
+        for y, a in zip(items_frame["y_vision"], items_frame["answer_vision"])]
+    items_frame["correct_text"] = [
+        normalize_answer(y) in {normalize_answer(o) for o in options.split(OPTIONS_SEPARATOR)}
+        for y, options in zip(items_frame["y_text"], items_frame["answer_text_options"])]
     return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
             pd.concat(candidate_frames, ignore_index=True))
 

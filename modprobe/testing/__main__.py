@@ -1,4 +1,8 @@
-"""``python -m modprobe.testing tiny FAMILY --out DIR [--seed S]``: write a tiny test model."""
+"""``python -m modprobe.testing tiny FAMILY --out DIR [--seed S]``: write a tiny test model.
+
+``python -m modprobe.testing survey [MODEL_TYPE ...]``: which image-text-to-text families
+modprobe adapts (see :mod:`modprobe.testing.survey`).
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     tiny.add_argument("--layers", type=int, default=TEXT_DEFAULTS["num_hidden_layers"],
                       help="language-model decoder layers")
+    survey = commands.add_parser(
+        "survey", help="which image-text-to-text families modprobe adapts (meta device, "
+                       "no weights): a markdown table")
+    survey.add_argument("model_types", nargs="*",
+                        help="model types to check (default: transformers' whole mapping)")
     args = parser.parse_args(argv)
 
+    if args.command == "survey":
+        from modprobe.testing.survey import markdown_table
+        from modprobe.testing.survey import survey as run_survey
+
+        print(markdown_table(run_survey(args.model_types or None)))
+        return 0
     from modprobe.testing.tiny import build_tiny
 
     out = build_tiny(args.family, args.out, seed=args.seed, num_hidden_layers=args.layers)
