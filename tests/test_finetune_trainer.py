@@ -127,6 +127,12 @@ def test_load_run_feeds_capture_and_the_study(
                                    limit=6, batch_size=3, n_bootstrap=20, figures=False),
                        progress=False)
     assert len(result.items) == 6
+    from modprobe.study.interference import InterferenceConfig, run_interference
+
+    inter = run_interference(InterferenceConfig(
+        model=str(out), data=str(tasks.root), out=str(tmp_path / "interference"),
+        perturb=["MD", "RP"], limit=4, n_bootstrap=20, figures=False), progress=False)
+    assert set(inter.items["perturbation"]) == {"clean", "MD"}
 
 
 def test_full_fine_tuning_trains_the_language_model(tasks: TaskSet, tmp_path: Path) -> None:
