@@ -12,7 +12,6 @@ what to do.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,9 +89,9 @@ def test_upstream_broken_families_still_fail(name: str) -> None:
     """
     eager = load_family(name, "eager")
     inputs = user_inputs(eager, _prompts()[1])
-    with pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)):
-        with torch.no_grad():
-            eager.module(**inputs)
+    with (pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)),
+          torch.no_grad()):
+        eager.module(**inputs)
 
 
 def test_capture_equals_the_users_forward(tiny_family: str, family_pair) -> None:
