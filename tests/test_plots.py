@@ -89,6 +89,11 @@ def test_attention_mass_panels_per_model_and_condition_span_order(tmp_path: Path
     assert [ax.get_title() for ax in fig.axes[:4]] == [
         "omni | visual prompt", "omni | audio prompt", "vl | visual prompt", "vl | audio prompt"]
     assert len(fig.axes[2].get_lines()) == 3  # image, context, text of the vl model
+    # the shared y axis fits the highest line of every panel
+    assert all(ax.get_ylim()[1] >= 0.15 for ax in fig.axes[:4])
+    rows[0]["mass"] = 0.9  # one high point in the first panel, one row only
+    tall = plot_attention_mass(pd.DataFrame(rows))
+    assert tall.axes[3].get_ylim()[1] >= 0.9  # the last panel shows the first one's peak
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert legend == ["image", "video", "audio", "context (description)",
                       "text (question, template)"]
