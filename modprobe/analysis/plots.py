@@ -443,7 +443,6 @@ def plot_attention_mass(
                 ax.fill_between(part["layer"], mean - half, mean + half, color=colors[span],
                                 alpha=0.18, lw=0)
                 ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
-            ax.set_ylim(bottom=0)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("layer")
             if c == 0:
@@ -453,6 +452,10 @@ def plot_attention_mass(
                               if p)
             if name:
                 ax.set_title(name, fontsize=10)
+    # Shared y axis: fix its bottom only once every panel is drawn (fixing it per panel
+    # froze the top at the first panels' data and cut off the later ones).
+    top = float(np.nanmax(stats_frame["mean"] + 1.96 * stats_frame["sem"].fillna(0)))
+    grid[0, 0].set_ylim(0, max(top, 1e-9) * 1.05)
     handles = [Line2D([], [], color=colors[s], lw=2, label=SPAN_LABELS.get(s, s)) for s in spans]
     grid[0, -1].legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False
