@@ -12,7 +12,6 @@ what to do.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,9 +89,9 @@ def test_upstream_broken_families_still_fail(name: str) -> None:
     """
     eager = load_family(name, "eager")
     inputs = user_inputs(eager, _prompts()[1])
-    with pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)):
-        with torch.no_grad():
-            eager.module(**inputs)
+    with (pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)),
+          torch.no_grad()):
+        eager.module(**inputs)
 
 
 def test_capture_equals_the_users_forward(tiny_family: str, family_pair) -> None:
@@ -143,6 +142,17 @@ def test_batch_equals_rows_alone(tiny_family: str, family_pair) -> None:
         for name in names:
             diff = _maxdiff(getattr(together, name)[i], getattr(alone, name)[0])
             assert diff <= TOL, f"row {i} {name} differs by {diff:.2e} when batched"
+    # a row without an image batched with one that has an image (an empty image list)
+    text_only = modprobe.Prompt("What color is it ?", context="It is red .")
+    if not lm.adapter.mixed_batches:
+        with pytest.raises(AdapterError, match="cannot batch prompts with and without images"):
+            lm.encode([prompts[0], text_only])
+        return
+    mixed = capture(lm, [prompts[0], text_only], candidates=["red"], attention=spec.attention)
+    assert mixed.spans.counts()["image"][1] == 0 < mixed.spans.counts()["image"][0]
+    alone = capture(lm, [text_only], candidates=["red"], attention=spec.attention)
+    assert _maxdiff(mixed.final_logits[1], alone.final_logits[0]) <= TOL
+    assert _maxdiff(mixed.lens_candidate_logits[1], alone.lens_candidate_logits[0]) <= TOL
 
 
 def test_refusals_say_what_to_do(family_dir) -> None:
@@ -152,6 +162,24 @@ def test_refusals_say_what_to_do(family_dir) -> None:
     mllama = modprobe.load(family_dir("mllama"), dtype="float32", device="cpu")
     with pytest.raises(CaptureTraceError, match=r"cross-attend.*attention=False\)"):
         capture(mllama, _prompts()[:1])
+
+
+def test_mllama_text_only_rows(family_pair) -> None:
+    """Without an image, Mllama skips its cross-attention layers: their lens is the
+    residual passed on, the others match the user's forward; rows with and without an
+    image cannot share a batch (the model itself changes the text-only row there)."""
+    lm, eager = family_pair("mllama")
+    prompt = modprobe.Prompt("What color is it ?", context="It is red .")
+    cap = capture(lm, [prompt], attention=False, keep_lens_logits=True)
+    with torch.no_grad():
+        ref, _ = user_reference(eager, [prompt])
+    ran = [i for i in range(cap.lens_logits.shape[1]) if i != 1]  # layer 1 cross-attends
+    assert ref.lens_logits.shape[1] == len(ran)
+    assert _maxdiff(cap.lens_logits[:, ran], ref.lens_logits) <= TOL
+    assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL
+    assert _maxdiff(cap.lens_logits[:, 1], cap.lens_logits[:, 0]) <= TOL
+    with pytest.raises(AdapterError, match="cannot batch prompts with and without images"):
+        lm.encode([_prompts()[1], prompt])
 
 
 def test_survey_classifies_families() -> None:
@@ -197,3 +225,21 @@ def test_smolvlm_processor_templates_without_a_video_processor(monkeypatch, imag
                                            return_tensors="pt")
     assert torch.equal(batch["input_ids"], theirs["input_ids"])
     assert int((batch["input_ids"] == reference.tokenizer.convert_tokens_to_ids("<image>")).sum()) > 4
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_context_span_is_the_description(tiny_family: str, family_pair,
+                                         padding_side: str) -> None:
+    """The context span holds exactly the description's tokens, in every generic family."""
+    lm, _ = family_pair(tiny_family)
+    prompts = [*_prompts(), modprobe.Prompt("What color ?", context="It is a blue square , "
+                                            "or green .", images=[noise_image(5, (32, 32))])]
+    batch = lm.encode(prompts, padding_side=padding_side)
+    spans = lm.spans(batch)
+    for row, prompt in enumerate(prompts):
+        ids = batch["input_ids"][row][spans.mask("context")[row]].tolist()
+        if not prompt.context:
+            assert ids == []
+            continue
+        assert ids == lm.tokenizer(prompt.context, add_special_tokens=False)["input_ids"]
+        assert [r[0] for r in spans.ranges(row)].count("context") == 1, "one contiguous run"

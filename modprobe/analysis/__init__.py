@@ -80,6 +80,7 @@ Sabotage (docs/science.md section 3; docs/sabotage.md; imported from their modul
     load_agents(source, gold="auto", scores="candidates", scale="auto") -> AgentOutputs
         # sabotage_runs: a JSONL of agent outputs, a study or an interference run folder
     read_agent_jsonl(path, scale="auto"), agent_table(records)   # sabotage_input
+    SELF_ASSESSMENT_PROMPT, parse_reply(text) -> ParsedReply     # sabotage_replies
     fuse(table, weights="equal", agents=None) -> DataFrame       # sabotage
     analyze_sabotage(outputs, tau=0.7, weights="equal", fuse_joint=False, bins=10)
         -> SabotageReport(per_agent, items, rates, topk, calibration, ece, sabotaged)

@@ -1,4 +1,5 @@
-"""Command line: ``python -m modprobe.data colors|validate|vocab ...`` (see docs/data.md)."""
+"""Command line: ``python -m modprobe.data colors|validate|tasks|validate-tasks|vocab ...``
+(see docs/data.md and docs/interference.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from modprobe.data.dataset import load_dataset
 from modprobe.data.generate import VARIANTS, generate_colors
 from modprobe.data.lowres import lowres_vocabulary
 from modprobe.data.schema import GROUPS, DatasetError
+from modprobe.data.tasks import load_tasks
 
 
 def parse_tiers(values: Sequence[str]) -> list[int]:
@@ -56,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a dataset folder against the schema")
     val.add_argument("dir", help="dataset folder holding items.jsonl")
 
+    tasks = sub.add_parser("tasks", help="write the color world's interference tasks "
+                                         "(image-heavy and text-heavy items)")
+    tasks.add_argument("--out", required=True, help="output folder")
+    tasks.add_argument("--groups", type=int, required=True, help="number of generator groups")
+    tasks.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
+    tasks.add_argument("--variant", choices=VARIANTS, default="lowres",
+                       help="lowres (32x32, the organism's) or paper")
+    tasks.add_argument("--format", choices=("choice", "open"), default="choice",
+                       help="multiple choice (options listed) or open answer")
+    tasks.add_argument("--options", type=int, default=4, help="options per question (2-6)")
+    tasks.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+    check = sub.add_parser("validate-tasks", help="check an interference task folder")
+    check.add_argument("dir", help="task folder holding items.jsonl")
+
     sub.add_parser("vocab", help="print the lowres variant's word vocabulary, one per line")
     return parser
 
@@ -84,6 +101,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(
             _count(item.group for item in dataset).items()))
         print(f"{args.dir}: {len(dataset)} valid items ({counts})")
+        return 0
+    if args.command == "tasks":
+        from modprobe.data.color_tasks import generate_color_tasks
+
+        try:
+            path = generate_color_tasks(args.out, args.groups, args.seed, variant=args.variant,
+                                        fmt=args.format, n_options=args.options,
+                                        overwrite=args.overwrite)
+        except (ValueError, FileExistsError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {len(load_tasks(path.parent))} task items to {path.parent}")
+        return 0
+    if args.command == "validate-tasks":
+        try:
+            tasks = load_tasks(args.dir)
+        except DatasetError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        counts = _count(item.relevant for item in tasks)
+        print(f"{args.dir}: {len(tasks)} valid task items (relevant image: "
+              f"{counts.get('image', 0)}, text: {counts.get('text', 0)})")
         return 0
     print("\n".join(lowres_vocabulary()))
     return 0

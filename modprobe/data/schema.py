@@ -71,7 +71,8 @@ class FieldError:
 class DatasetError(ValueError):
     """A dataset folder does not follow the schema; ``errors`` lists every problem."""
 
-    def __init__(self, root: Path | str, errors: list[FieldError]) -> None:
+    def __init__(self, root: Path | str, errors: list[FieldError],
+                 schema: str = "docs/data.md") -> None:
         self.root = Path(root)
         self.errors = list(errors)
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED_ERRORS])
@@ -80,7 +81,7 @@ class DatasetError(ValueError):
         plural = "s" if len(self.errors) != 1 else ""
         super().__init__(
             f"dataset {self.root} has {len(self.errors)} error{plural} "
-            f"(schema: docs/data.md):\n{listed}{tail}"
+            f"(schema: {schema}):\n{listed}{tail}"
         )
 
 
