@@ -452,9 +452,10 @@ def plot_attention_mass(
                               if p)
             if name:
                 ax.set_title(name, fontsize=10)
-    # One y range for the shared axis, set once: every panel's band fits.
-    top = float((stats_frame["mean"] + 1.96 * stats_frame["sem"]).max())
-    grid[0, 0].set_ylim(0, max(top, 1e-3) * 1.05)
+    # Shared y axis: fix its bottom only once every panel is drawn (fixing it per panel
+    # froze the top at the first panels' data and cut off the later ones).
+    top = float(np.nanmax(stats_frame["mean"] + 1.96 * stats_frame["sem"].fillna(0)))
+    grid[0, 0].set_ylim(0, max(top, 1e-9) * 1.05)
     handles = [Line2D([], [], color=colors[s], lw=2, label=SPAN_LABELS.get(s, s)) for s in spans]
     grid[0, -1].legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False
