@@ -195,7 +195,6 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
 
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
-    from modprobe.perturb import processor_image_size
 
     tasks, names = _check_inputs(config)
     out = Path(config.out)
@@ -206,10 +205,11 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     tasks = tasks or load_tasks(data)
     items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
     loaded = load(config.model, device=config.device, dtype=config.dtype)
-    size = tuple(config.image_size) if config.image_size else processor_image_size(loaded.processor)
+    size, size_note = _image_size(config, loaded)
     candidates = _candidates(items, loaded)
     manifest.update({"source": loaded.source, "family": loaded.adapter.family,
                      "n_items": len(items), "data_folder": str(data), "image_size": list(size),
+                     "image_size_note": size_note,
                      "candidates": candidates, "span_names": list(SPAN_NAMES),
                      "perturbed_spans": {n: perturbed_span(n) for n in names}})
     write_json(out / MANIFEST, manifest)
@@ -238,6 +238,19 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         figures=config.figures)
     mark_complete(out, manifest)
     return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
+
+
+def _image_size(config: InterferenceConfig, loaded: Any) -> tuple[tuple[int, int], str]:
+    """The size of image perturbations and where it came from."""
+    from modprobe.perturb import DEFAULT_SIZE, PerturbationError, processor_image_size
+
+    if config.image_size:
+        return (int(config.image_size[0]), int(config.image_size[1])), "--image-size"
+    try:
+        return processor_image_size(loaded.processor), "the processor's"
+    except PerturbationError:
+        return DEFAULT_SIZE, (f"the processor does not say its size: {DEFAULT_SIZE[0]}x"
+                              f"{DEFAULT_SIZE[1]} used (pass --image-size W H)")
 
 
 def _candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
