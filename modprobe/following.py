@@ -21,21 +21,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modprobe import cli
 from modprobe.analysis.report import FollowingReport, analyze_following
-from modprobe.analysis.table import TableError, read_table
+from modprobe.analysis.table import read_table
+from modprobe.io import atomic_path, write_bytes
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.following",
         description="Modality-following analysis (TFR, law, balance point) of a prediction table.",
+        epilog=cli.EPILOG,
     )
     parser.add_argument(
         "table",
         help="CSV or Parquet file with h_text, h_vision, y_text, "
         "y_vision, y_multi (optional model, group, correct_text, correct_vision)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="directory for figures")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="directory for figures and summary.txt (must be empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out, replacing the files there")
     parser.add_argument(
         "--filter-correct",
         action="store_true",
@@ -49,18 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--entropy-floor",
-        type=float,
+        type=cli.nonnegative_float,
         default=0.0,
         help="floor (nats) applied to both entropies before the axis",
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=1000,
+                        help="bootstrap replicates")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="bootstrap seed")
     parser.add_argument(
         "--group",
         default="conflict",
         help="with a group column, the group to analyse (default: conflict)",
     )
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    parser.add_argument("--confidence", type=cli.probability, default=0.95,
+                        help="interval level")
     parser.add_argument(
         "--cluster",
         default=None,
@@ -85,7 +93,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
     if laws:
         fig = plot_following_curve(laws, x_label=x_label, title="Modality following")
         written += [out / "following_curve.png"]
-        fig.savefig(written[-1], dpi=150)
+        _save(fig, written[-1])
     halves = {}
     for name, m in report.models.items():
         if m.split is not None:
@@ -96,7 +104,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
             halves, x_label=x_label, title="Median split of total entropy $H_t + H_v$"
         )
         written += [out / "following_split.png"]
-        fig.savefig(written[-1], dpi=150)
+        _save(fig, written[-1])
     fig = plot_uncertainty_distribution(
         {
             name: m.items.loc[m.items["label"] != "no_conflict", "x"]
@@ -105,15 +113,24 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
         x_label=x_label,
     )
     written += [out / "uncertainty_distribution.png"]
-    fig.savefig(written[-1], dpi=150)
+    _save(fig, written[-1])
     return written
 
 
+def _save(fig: object, path: Path) -> None:
+    """Save a figure atomically (a kill never leaves half a PNG)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")  # type: ignore[attr-defined]
+
+
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
+    """Run the CLI; returns the exit code (0 ok, 2 invalid input, see ``--help``)."""
     args = _parser().parse_args(argv)
+    if args.out is not None:
+        args.out = cli.check_out(args.out, overwrite=args.overwrite, what="figures")
+    table = read_table(args.table)  # TableError: names the column and row
     try:
-        table = read_table(args.table)
         report = analyze_following(
             table,
             axis=args.axis,
@@ -125,16 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             cluster=args.cluster,
         )
-    except (TableError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # the table does not fit the options (--group, --cluster, ...)
+        raise cli.ModprobeError(f"{args.table}: {err}") from None
     lines = report.summary_lines()
     if args.out is not None:
         files = write_figures(report, args.out)
-        (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
+        write_bytes(args.out / "summary.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         print(f"figures: {', '.join(str(f) for f in files)}", file=sys.stderr)
     print("\n".join(lines))
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +27,7 @@ Condition = Literal["vision", "text", "multi"]
 CONDITIONS: tuple[Condition, ...] = ("vision", "text", "multi")
 
 
-class AdapterError(ValueError):
+class AdapterError(ModprobeError, ValueError):
     """A model cannot be adapted, or an input does not fit the model's family."""
 
 

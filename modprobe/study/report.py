@@ -205,16 +205,49 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
 def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
                    figures: bool = True, axis: str = "rel",
                    entropy_floor: float = 0.0) -> tuple[dict[str, Any], list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed)."""
+    """Re-analyse a finished run folder from its tables (no model needed).
+
+    Rewrites ``summary.json``, ``oscillation.csv`` and the figures, and records the
+    options in the manifest's ``analysis`` entry, so the folder says how its summary was
+    computed.
+
+    Raises:
+        StudyError: ``run`` is not a finished run folder, or an option is out of range.
+    """
     import json
+    import time
     from types import SimpleNamespace
 
+    from modprobe.study.folder import MANIFEST, StudyError
+    from modprobe.study.runner import ITEM_TEXT_COLUMNS, LAYER_TEXT_COLUMNS
+
     run = Path(run)
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    items = pd.read_csv(run / "items.csv", keep_default_na=False, na_values=[""])
-    layers = pd.read_csv(run / "layers.csv", keep_default_na=False, na_values=[""])
+    missing = [name for name in (MANIFEST, "items.csv", "layers.csv", "attention_mass.npy")
+               if not (run / name).is_file()]
+    if missing:
+        raise StudyError(f"{run} is not a finished run folder ({', '.join(missing)} missing); "
+                         "finish it with python -m modprobe.layers ... --resume")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
+        raise StudyError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
+    if axis not in ("rel", "abs"):
+        raise StudyError(f"axis must be rel or abs, got {axis!r}")
+    if not 0 <= entropy_floor < float("inf"):
+        raise StudyError(f"entropy_floor must be a number >= 0, got {entropy_floor!r}")
+    try:
+        manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
+        model = manifest["options"]["model"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
+    from modprobe.io import read_csv
+
+    items = read_csv(run / "items.csv", text=ITEM_TEXT_COLUMNS)
+    layers = read_csv(run / "layers.csv", text=LAYER_TEXT_COLUMNS)
     mass = read_npy(run / "attention_mass.npy")
     config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures, axis=axis,
                              entropy_floor=entropy_floor)
-    return analyse_run(run, items, layers, mass, config, manifest["options"]["model"],
-                       int(mass.shape[2]))
+    result = analyse_run(run, items, layers, mass, config, model, int(mass.shape[2]))
+    manifest["analysis"] = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
+                            "entropy_floor": entropy_floor, "figures": figures,
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json(run / MANIFEST, manifest)
+    return result

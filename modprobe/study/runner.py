@@ -23,8 +23,8 @@ Run folder::
 
 from __future__ import annotations
 
-import json
 import platform
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,18 +37,25 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import read_npy, write_csv, write_json, write_npy
+from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
 from modprobe.spans import SPAN_NAMES
+from modprobe.study.folder import (
+    MANIFEST,
+    StudyError,
+    check_resume,
+    check_run_folder,
+    data_fingerprint,
+    model_fingerprint,
+)
 
-MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
                 "seed")
-
-
-class StudyError(RuntimeError):
-    """A study cannot start or resume (the message says what to do)."""
+#: Columns of items.csv / layers.csv read back as text (an id ``0001`` is not the number 1).
+ITEM_TEXT_COLUMNS = ("id", "group", "shape", "answer_vision", "answer_text", "cluster",
+                     "y_vision", "y_text", "y_multi")
+LAYER_TEXT_COLUMNS = ("id", "condition", "top1_token")
 
 
 @dataclass
@@ -129,33 +136,64 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _prepare_out(config: StudyConfig) -> dict[str, Any]:
-    """Create the run folder, or check that a resumed one matches ``config``."""
-    out = Path(config.out)
-    manifest_path = out / MANIFEST
-    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    if out.exists() and any(out.iterdir()):
-        if not config.resume:
-            raise StudyError(
-                f"run folder {out} already exists and is not empty; pass --resume to continue "
-                "that run, or choose another --out (modprobe never overwrites a run)")
-        if not manifest_path.is_file():
-            raise StudyError(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        before = manifest.get("options", {})
-        changed = [k for k in _RESUME_KEYS if before.get(k) != options.get(k)]
-        if changed:
-            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in changed)
-            raise StudyError(f"cannot resume {out} with different options ({diffs}); "
-                             "use the original options or a new --out")
-        return manifest
-    if config.resume and not manifest_path.is_file():
-        raise StudyError(f"nothing to resume: {out} holds no run; drop --resume to start one")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {"options": options, "versions": _versions(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
-    write_json(manifest_path, manifest)
-    return manifest
+def _check_config(config: StudyConfig) -> None:
+    """Refuse options that cannot give a meaningful run, naming the CLI option."""
+    from modprobe.cli import check_dtype
+
+    def integer(option: str, value: Any, least: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            what = "a positive integer" if least == 1 else f"an integer >= {least}"
+            raise StudyError(f"{option} must be {what}, got {value!r}")
+
+    integer("--batch-size", config.batch_size, 1)
+    integer("--top-k", config.top_k, 1)
+    integer("--bootstrap", config.n_bootstrap, 1)
+    integer("--seed", config.seed, 0)
+    if config.limit is not None:
+        integer("--limit", config.limit, 1)
+    if config.groups is not None:
+        integer("--groups", config.groups, 1)
+        if config.data is not None:
+            raise StudyError("--groups sets the size of the generated dataset, so it applies "
+                             "only without --data; drop one of them")
+    if config.axis not in ("rel", "abs"):
+        raise StudyError(f"--axis must be rel or abs, got {config.axis!r}")
+    if not (isinstance(config.entropy_floor, (int, float)) and
+            0 <= config.entropy_floor < float("inf")):
+        raise StudyError(f"--entropy-floor must be a number >= 0, got {config.entropy_floor!r}")
+    check_dtype(config.dtype)
+    if config.candidates is not None:
+        if not config.candidates or not all(isinstance(c, str) and c.strip()
+                                            for c in config.candidates):
+            raise StudyError(f"--candidates must be non-empty answers separated by commas, "
+                             f"got {config.candidates!r}")
+        if len(set(config.candidates)) != len(config.candidates):
+            raise StudyError(f"--candidates lists an answer twice: {config.candidates!r}")
+
+
+def _options(config: StudyConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+
+
+def _analysis_options(config: StudyConfig) -> dict[str, Any]:
+    """The options the summary was computed with (re-analysis records its own)."""
+    return {"n_bootstrap": config.n_bootstrap, "seed": config.seed, "axis": config.axis,
+            "entropy_floor": config.entropy_floor, "figures": config.figures,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _undo_new_run(out: Path, created: bool) -> None:
+    """Remove what a refused new run wrote (the folder was new or empty before it)."""
+    if not out.is_dir():
+        return
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
 
 
 def _generate_data(config: StudyConfig, out: Path) -> Path:
@@ -229,36 +267,101 @@ def run_study(config: StudyConfig, progress: bool = True,
         The :class:`StudyResult`.
 
     Raises:
-        StudyError: the run folder exists (without ``resume``) or does not match.
-        DatasetError: the dataset does not validate.
+        StudyError: an option is out of range, the run folder exists (without
+            ``resume``), cannot be written, or does not match (options, data or model
+            changed); a disk or memory failure mid-run (finished chunks are kept).
+        DatasetError: the dataset does not validate (every line, field and image).
+        CandidateError: a candidate answer is not in the tokenizer's vocabulary.
+        ModprobeError: an unknown dtype or a device this machine does not have.
+
+    Nothing is written before every check passed; a refused new run leaves no folder.
     """
-    from tqdm.auto import tqdm
-
+    from modprobe.capture.candidates import resolve_candidates
+    from modprobe.cli import check_device, describe
     from modprobe.data import load_dataset
-    from modprobe.loading import load
+    from modprobe.loading import load, resolve_source
 
-    if config.batch_size < 1:
-        raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
-    from modprobe.loading import resolve_source
-
-    # Check what the user gave before creating anything: a typo must not leave a run folder.
+    # Check everything the user gave before writing anything: a typo must not leave a run
+    # folder, and a refused resume must not touch the run.
+    _check_config(config)
     resolve_source(config.model)
-    dataset = load_dataset(config.data) if config.data is not None else None
-    manifest = _prepare_out(config)
+    device = check_device(config.device)
     out = Path(config.out)
-    data = Path(config.data) if config.data is not None else _generate_data(config, out)
-    dataset = dataset or load_dataset(data)
-    items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
-    if not items:
-        raise StudyError(f"no items to run in {data}")
-    candidates = config.candidates or sorted(
-        {a for it in items for a in (it.answer_vision, it.answer_text)})
-    loaded = load(config.model, device=config.device, dtype=config.dtype)
-    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
-                     "n_items": len(items), "data_folder": str(data), "candidates": candidates,
-                     "span_names": list(SPAN_NAMES),
-                     "conditions": list(CONDITIONS)})
+    manifest = check_run_folder(out, config.resume)
+    resuming = manifest is not None
+    given = load_dataset(config.data) if config.data is not None else None
+    loaded = load(config.model, device=device, dtype=config.dtype)
+    options = _options(config)
+    created = not out.exists()
+    try:
+        data = Path(config.data) if config.data is not None else _generate_data(config, out)
+        dataset = given or load_dataset(data)
+        items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
+        if not items:
+            raise StudyError(f"no items to run in {data}")
+        candidates = config.candidates or sorted(
+            {a for it in items for a in (it.answer_vision, it.answer_text)})
+        vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
+        resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
+        fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
+                        "model": model_fingerprint(loaded.module)}
+        if manifest is not None:
+            check_resume(out, manifest, options, fingerprints, _RESUME_KEYS)
+    except BaseException:
+        if not resuming:
+            _undo_new_run(out, created)
+        raise
+    if manifest is None:
+        manifest = {"versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "status": "running"}
+    else:
+        remove_temporary_files(out)  # half-written files of a killed run
+    complete = manifest.get("status") == "complete" and (out / "items.csv").is_file()
+    manifest.update({"options": options, "source": loaded.source,
+                     "family": loaded.adapter.family, "n_items": len(items),
+                     "data_folder": str(data), "candidates": candidates,
+                     "span_names": list(SPAN_NAMES), "conditions": list(CONDITIONS),
+                     "fingerprints": fingerprints})
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, manifest)
+
+    if complete:  # resuming a finished run: re-analyse its tables with the options now
+        items_frame = read_csv(out / "items.csv", text=ITEM_TEXT_COLUMNS)
+        layers_frame = read_csv(out / "layers.csv", text=LAYER_TEXT_COLUMNS)
+        mass = read_npy(out / "attention_mass.npy")
+    else:
+        try:
+            items_frame, layers_frame, mass = _capture_chunks(
+                loaded, dataset, items, candidates, config, out, progress, on_chunk)
+        except OSError as err:
+            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: fix "
+                             "this, then rerun the same command with --resume") from err
+        except Exception as err:
+            if type(err).__name__ != "OutOfMemoryError":
+                raise
+            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: free "
+                             "memory and rerun with --resume, or use a smaller --batch-size in "
+                             "a new --out") from err
+
+    from modprobe.study.report import analyse_run
+
+    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
+                                   model_name=config.model, num_layers=mass.shape[2])
+    manifest.update({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "analysis": _analysis_options(config)})
+    write_json(out / MANIFEST, manifest)
+    # The final tables hold everything the chunks did; keeping both would be a second copy.
+    shutil.rmtree(out / CHUNKS, ignore_errors=True)
+    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
+                       summary=summary, figures=figures)
+
+
+def _capture_chunks(loaded: Any, dataset: Any, items: list[Any], candidates: list[str],
+                    config: StudyConfig, out: Path, progress: bool,
+                    on_chunk: Callable[[int], None] | None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Capture the chunks not yet on disk, then write and return the run's tables."""
+    from tqdm.auto import tqdm
 
     chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
     done = {i for i in range(len(chunks)) if (out / CHUNKS / f"{i:05d}" / "items.csv").is_file()}
@@ -279,24 +382,16 @@ def run_study(config: StudyConfig, progress: bool = True,
     bar.close()
 
     folders = [out / CHUNKS / f"{i:05d}" for i in range(len(chunks))]
-    items_frame = pd.concat([pd.read_csv(f / "items.csv", keep_default_na=False,
-                                         na_values=[""]) for f in folders], ignore_index=True)
-    layers_frame = pd.concat([pd.read_csv(f / "layers.csv", keep_default_na=False,
-                                          na_values=[""]) for f in folders], ignore_index=True)
+    items_frame = pd.concat([read_csv(f / "items.csv", text=ITEM_TEXT_COLUMNS)
+                             for f in folders], ignore_index=True)
+    layers_frame = pd.concat([read_csv(f / "layers.csv", text=LAYER_TEXT_COLUMNS)
+                              for f in folders], ignore_index=True)
     mass = np.concatenate([read_npy(f / "attention_mass.npy") for f in folders], axis=0)
     write_csv(out / "items.csv", items_frame)
     write_csv(out / "layers.csv", layers_frame)
     write_npy(out / "attention_mass.npy", mass)
     write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
-
-    from modprobe.study.report import analyse_run
-
-    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
-                                   model_name=config.model, num_layers=mass.shape[2])
-    manifest.update({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    write_json(out / MANIFEST, manifest)
-    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
-                       summary=summary, figures=figures)
+    return items_frame, layers_frame, mass
 
 
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
