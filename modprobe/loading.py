@@ -114,6 +114,9 @@ def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
         return ALIASES[name]
     path = Path(name).expanduser()
     if path.is_dir():
+        tuned = finetuned_model_dir(path)
+        if tuned is not None:
+            return str(tuned)
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
                 f"{name!r} is a folder but holds no config.json; point to a folder written by "
@@ -136,6 +139,90 @@ def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
     return name
 
 
+def finetuned_model_dir(path: Path) -> Path | None:
+    """The model folder of a fine-tuning run (``modprobe.finetune``), or None.
+
+    ``path`` may be the run folder (``RUN/model`` is returned) or a folder holding a
+    LoRA adapter (``adapter_config.json``), returned as is.
+
+    Raises:
+        ModelNotFoundError: ``path`` is a fine-tuning run that has not finished.
+    """
+    if (path / "adapter_config.json").is_file():
+        return path
+    manifest = path / "manifest.json"
+    if (path / "config.json").is_file() or not manifest.is_file():
+        return None
+    import json
+
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("kind") != "finetune":
+        return None
+    model = path / "model"
+    if info.get("status") != "complete" or not model.is_dir():
+        raise ModelNotFoundError(
+            f"fine-tuning run {str(path)!r} has not finished (status {info.get('status')!r}); "
+            "resume it with `python -m modprobe.finetune ... --out "
+            f"{path} --resume`, or load its base model")
+    return model
+
+
+def _load_adapter(folder: Path, name: str, **load_kwargs: Any) -> LoadedModel:
+    """Base model + LoRA adapter of ``folder``, merged, wrapped for nnsight.
+
+    The adapter's ``base_model_name_or_path`` (an alias or a folder, as
+    ``modprobe.finetune`` records it) is loaded with the same options; merging leaves a
+    plain model of the base class, so capture and runners see no peft layers.
+    """
+    import json
+
+    from nnsight import NNsight
+    from peft import PeftModel
+
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    base_name = config.get("base_model_name_or_path")
+    if not base_name:
+        raise ModelNotFoundError(f"{str(folder)!r} holds a LoRA adapter without "
+                                 "base_model_name_or_path in adapter_config.json")
+    base = load(base_name, **load_kwargs)
+    with warnings.catch_warnings():
+        # peft asks transformers about gradient checkpointing through a deprecated name.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
+    merged.eval()
+    return LoadedModel(model=NNsight(merged), processor=base.processor, adapter=base.adapter,
+                       name=name, source=str(folder))
+
+
+class _NoVideoProcessor:
+    """Stands for the video processor a torchvision-less install cannot build.
+
+    Processors that read video sampling defaults while templating images (SmolVLM's
+    ``apply_chat_template`` reads ``num_frames`` and ``fps``) get None; anything else
+    says what is missing.
+    """
+
+    num_frames = None
+    fps = None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"no video processor (reading {name!r}): transformers builds video processors only "
+            "with torchvision installed; modprobe loaded this processor for images only")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("videos need torchvision: this processor was loaded for images only")
+
+
+_NO_VIDEO = _NoVideoProcessor()
+
+
 def image_only_processor_class(processor_class: type) -> type:
     """A subclass of a multimodal processor class that needs no video processor.
 
@@ -148,8 +235,9 @@ def image_only_processor_class(processor_class: type) -> type:
     class ImageOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
         # The parent's __init__ (kept: transformers reads the sub-processors off its
         # signature) passes video_processor=None on; without the attribute listed, the
-        # processor neither checks, saves nor loads it.
-        video_processor = None
+        # processor neither checks, saves nor loads it. Chat templating reads the video
+        # sampling defaults off it (SmolVLM): there are none.
+        video_processor = _NO_VIDEO
 
         @classmethod
         def get_attributes(cls) -> list[str]:
@@ -167,7 +255,7 @@ def load_processor(source: str, **kwargs: Any) -> Any:
     video processor (Qwen-VL): the image processor (PIL backend), tokenizer and chat
     template load as usual.
     """
-    from transformers import AutoConfig, AutoProcessor
+    from transformers import AutoProcessor
     from transformers.utils import is_torchvision_available
 
     try:
@@ -176,11 +264,42 @@ def load_processor(source: str, **kwargs: Any) -> Any:
         if is_torchvision_available() or "video processor" not in str(err):
             raise
     import transformers
-    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-    model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
-    processor_class = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
+    processor_class = getattr(transformers, _processor_class_name(source, **kwargs))
     return image_only_processor_class(processor_class).from_pretrained(source, **kwargs)
+
+
+def _processor_class_name(source: str, **kwargs: Any) -> str:
+    """The processor class a checkpoint names, else the one of its model type.
+
+    The class saved with the processor comes first: several model types share one
+    processor (Qwen2.5-Omni's thinker uses ``Qwen2_5OmniProcessor``, which
+    ``PROCESSOR_MAPPING_NAMES`` lists under ``qwen2_5_omni`` only).
+    """
+    import json
+
+    from transformers import AutoConfig
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+    from transformers.utils import cached_file
+
+    cache_kwargs = {k: v for k, v in kwargs.items() if k in ("local_files_only", "revision",
+                                                             "cache_dir", "token")}
+    for filename in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        try:
+            path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False,
+                               **cache_kwargs)
+        except OSError:
+            path = None
+        if path:
+            name = json.loads(Path(path).read_text()).get("processor_class")
+            if name and hasattr(__import__("transformers"), name):
+                return name
+    model_type = AutoConfig.from_pretrained(source, **kwargs).model_type
+    if model_type not in PROCESSOR_MAPPING_NAMES:
+        raise ModelNotFoundError(
+            f"cannot tell which processor {source!r} uses (model type {model_type!r}; no "
+            "processor_class saved with it); save the processor with save_pretrained")
+    return PROCESSOR_MAPPING_NAMES[model_type]
 
 
 def load(
@@ -196,7 +315,8 @@ def load(
 
     Args:
         name_or_path: An alias (``llava``, ``llava-next``, ``qwen2-vl``, ``qwen2.5-vl``,
-            ``instructblip``), a hub id, or a folder written by ``save_pretrained``.
+            ``instructblip``), a hub id, a folder written by ``save_pretrained``, or the
+            run folder of ``modprobe.finetune`` (base model + its LoRA adapter, merged).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when available.
         dtype: ``"auto"`` (the checkpoint's), ``"float32"``, ``"bfloat16"``, ``"float16"``
             or a torch dtype.
@@ -221,6 +341,11 @@ def load(
 
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
+    if is_local and (Path(source) / "adapter_config.json").is_file():
+        return _load_adapter(Path(source), os.fspath(name_or_path), device=device, dtype=dtype,
+                             attn_implementation=attn_implementation,
+                             trust_remote_code=trust_remote_code,
+                             local_files_only=local_files_only)
     if isinstance(dtype, str):
         dtype = _DTYPES[check_dtype(dtype, option="dtype")]
     device = check_device(device, option="device")
@@ -255,6 +380,13 @@ def load(
             raise AdapterError(
                 f"{source!r} is not an image-text-to-text model (AutoModelForImageTextToText "
                 f"cannot load it), so modprobe has no image tokens to study: {_first_line(err)}"
+            ) from err
+        if "attention implementation" in message or "does not support" in message:
+            raise AdapterError(
+                f"transformers cannot run {source!r} with attn_implementation="
+                f"{attn_implementation!r} ({_first_line(err)[:160]}). Load it with eager "
+                f"attention: modprobe.load({os.fspath(name_or_path)!r}, "
+                "attn_implementation='eager'); modprobe's capture is exact under eager."
             ) from err
         raise
     except Exception as err:  # safetensors' SafetensorError derives from Exception only

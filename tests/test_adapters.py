@@ -17,7 +17,7 @@ CONTEXT = "The circle is blue."
 
 def _forward(lm, batch: dict) -> torch.Tensor:
     with torch.no_grad():
-        return lm.module(**lm.adapter.model_inputs(batch)).logits
+        return lm.module(**lm.adapter.model_inputs(batch, lm.module)).logits
 
 
 def test_each_family_gets_its_dedicated_adapter(family, tiny_model) -> None:

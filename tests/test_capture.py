@@ -16,7 +16,7 @@ import torch
 
 import modprobe
 from modprobe.capture import CandidateError, Capture, capture
-from modprobe.capture.reference import eager_reference, sharpen_attention
+from modprobe.capture.reference import eager_reference, sharpen_attention, user_reference
 from modprobe.capture.trace import forward_kwargs
 from modprobe.spans import SPAN_NAMES
 from modprobe.testing import COLOR_WORDS
@@ -58,12 +58,20 @@ def test_lens_last_layer_equals_final_logits(pair: tuple[Any, Any]) -> None:
     assert torch.allclose(cap.lens_entropy[:, -1], cap.final_entropy, atol=TOL)
 
 
+def _row_ids(batch: dict, row: int) -> torch.Tensor:
+    return batch["input_ids"][row][batch["attention_mask"][row].bool()]
+
+
 def test_attention_mass_matches_eager(pair: tuple[Any, Any]) -> None:
+    """The padded batch's capture equals each prompt run alone through the user's forward."""
     lm, eager = pair
     batch = lm.encode(_prompts())
     cap = capture(lm, batch, keep_lens_logits=True)
     with torch.no_grad():
-        ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
+        ref, ids = user_reference(eager, _prompts())
+    for row, row_ids in enumerate(ids):
+        assert torch.equal(_row_ids(batch, row), row_ids), "the processor's own token ids"
+    assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL
     mass = cap.attention_mass
     assert mass is not None and mass.shape == ref.attention_mass.shape
     assert _maxdiff(mass, ref.attention_mass) <= TOL
@@ -144,7 +152,7 @@ def test_other_query_positions(pair: tuple[Any, Any]) -> None:
     pos = spans.answer_positions() - 2
     cap = capture(lm, batch, positions=pos, keep_lens_logits=True)
     with torch.no_grad():
-        ref = eager_reference(eager, batch, spans, pos)
+        ref, _ = user_reference(eager, _prompts(), back=2)
     assert _maxdiff(cap.attention_mass, ref.attention_mass) <= TOL
     assert _maxdiff(cap.lens_logits, ref.lens_logits) <= TOL
     assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL

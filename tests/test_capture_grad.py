@@ -15,7 +15,7 @@ import torch
 
 import modprobe
 from modprobe.capture import capture
-from modprobe.capture.reference import eager_reference
+from modprobe.capture.reference import user_reference
 from modprobe.testing import COLOR_WORDS
 from modprobe.testing.images import noise_image
 
@@ -57,7 +57,7 @@ def test_gradients_match_eager(pair: tuple[Any, Any]) -> None:
         _scalar(cap.attention_mass, cap.lens_candidate_logits), q_weights(lm)
     )
 
-    ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
+    ref, _ = user_reference(eager, _prompts())  # each prompt alone, as a user runs it
     ids = torch.tensor(cap.candidates.ids)
     ref_scalar = _scalar(ref.attention_mass, ref.lens_logits[..., ids])
     ref_grads = torch.autograd.grad(ref_scalar, q_weights(eager))

@@ -104,7 +104,8 @@ def test_law_bands_contain_the_fit_and_monotonicity_detects_decrease() -> None:
     assert law.isotonic_band is not None
     assert np.all(np.diff(law.isotonic_curve) <= 1e-12)
     m = law.monotonicity
-    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value == 0.0
+    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value < 1e-6
+    assert m.summary().startswith("monotonicity: decreasing (score test")
     assert m.spearman_rho < -0.9 and m.n_bins == 10
     assert law.n == 1500 and law.n_text == int(y.sum())
 
@@ -112,12 +113,14 @@ def test_law_bands_contain_the_fit_and_monotonicity_detects_decrease() -> None:
 def test_monotonicity_is_not_claimed_for_increasing_or_flat_data() -> None:
     x, y = _planted(1500, 0.0, 3.0, seed=7)
     up = fit_law(x, y, n_bootstrap=200, isotonic_band=False).monotonicity
-    assert not up.decreasing and up.spearman_rho > 0.9
+    assert not up.decreasing and up.increasing and up.spearman_rho > 0.9
+    assert up.summary().startswith("monotonicity: increasing")
     rng = np.random.default_rng(8)
     flat = fit_law(
         rng.uniform(-2, 2, 1500), rng.random(1500) < 0.5, n_bootstrap=200, isotonic_band=False
     ).monotonicity
-    assert not flat.decreasing and flat.slope_ci[0] < 0 < flat.slope_ci[1]
+    assert flat.direction is None and flat.slope_ci[0] < 0 < flat.slope_ci[1]
+    assert flat.summary().startswith("monotonicity: not established")
 
 
 def test_isotonic_fit_by_hand() -> None:

@@ -116,7 +116,7 @@ def test_loaded_model_exposes_its_parts(family, tiny_dir, tiny_model) -> None:
 def test_nnsight_trace_runs(tiny_model, images) -> None:
     lm = tiny_model("llava")
     batch = lm.encode([Prompt("What color is the circle?", images=[images["red_square"]])])
-    with torch.no_grad(), lm.model.trace(**lm.adapter.model_inputs(batch)):
+    with torch.no_grad(), lm.model.trace(**lm.adapter.model_inputs(batch, lm.module)):
         hidden = lm.adapter.decoder_layers(lm.model)[-1].output.save()
     assert hidden.shape[:2] == batch["input_ids"].shape
 

@@ -47,3 +47,40 @@ def test_empty_values_are_not_identified() -> None:
     interval = mean_interval([np.nan, np.nan])
     assert isinstance(interval, Interval) and not interval.identified
     assert interval.format() == "not identified (no items)"
+
+
+def test_infinite_replicates_give_an_open_flagged_bound_never_nan() -> None:
+    from modprobe.stats import bootstrap_interval, percentile_interval
+
+    values = np.r_[np.linspace(-1.0, -0.5, 900), np.full(100, np.inf)]
+    low, high = percentile_interval(values, 0.95)
+    assert low < -0.9 and high == np.inf
+    interval = bootstrap_interval(values, -0.7, bounds=(-2.0, 2.0))
+    assert any(flag.startswith("open") for flag in interval.flags)
+    assert "open" in interval.format()
+
+
+def test_bound_outside_the_observed_range_is_flagged() -> None:
+    from modprobe.stats import bootstrap_interval
+
+    values = np.random.default_rng(0).normal(-1.9, 0.1, 2000)
+    interval = bootstrap_interval(values, -1.9, bounds=(-1.95, 1.9))
+    assert interval.flags == ("ci leaves the observed range [-1.950, 1.900]",)
+
+
+def test_monte_carlo_error_predicts_the_spread_of_bounds_between_seeds() -> None:
+    # The stated Monte Carlo error of a percentile bound is its standard deviation over
+    # seeds: check against 200 independent bootstrap runs of a mean.
+    from modprobe.stats import resample_weights
+
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=300)
+    bounds, errors = [], []
+    for seed in range(200):
+        w = resample_weights(data.size, 1000, np.random.default_rng(seed))
+        interval = mean_interval(data, n_resamples=1000, seed=seed)
+        assert np.allclose(w.sum(axis=1), data.size)
+        bounds.append(interval.low)
+        errors.append(interval.mc_error)
+    spread = float(np.std(bounds))
+    assert 0.6 * spread < float(np.median(errors)) < 1.6 * spread

@@ -61,6 +61,19 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     assert (mass[:, 0, ..., 0] > 0).all() and (mass[:, 2, ..., 0] > 0).all()
     layers = pd.read_csv(tmp_path / "run" / "layers.csv")
     assert len(layers) == 6 * 3 * mass.shape[2]
+    # candidates.csv: the model's own final candidate probabilities, which the last lens
+    # layer reproduces (lens = logits)
+    cands = pd.read_csv(tmp_path / "run" / "candidates.csv", keep_default_na=False)
+    labels = [c[len("prob_"):] for c in layers.columns if c.startswith("prob_")]
+    assert len(cands) == 6 * 3 * len(labels)
+    assert list(cands.columns) == ["id", "condition", "candidate", "logit", "prob"]
+    last = layers[layers["layer"] == layers["layer"].max()].melt(
+        id_vars=["id", "condition"], value_vars=[f"prob_{c}" for c in labels],
+        var_name="candidate", value_name="lens_prob")
+    last["candidate"] = last["candidate"].str.slice(len("prob_"))
+    both = cands.merge(last, on=["id", "condition", "candidate"], validate="one_to_one")
+    assert len(both) == len(cands)
+    np.testing.assert_allclose(both["prob"], both["lens_prob"], atol=1e-5)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["family"] == family
     assert result.summary["n_items"] == 6

@@ -98,7 +98,7 @@ def test_tiny_forward_is_shaped(family, tiny_model, images) -> None:
 
     lm = tiny_model(family)
     batch = lm.encode([Prompt("What color is the circle?", images=[images["red_square"]])])
-    inputs = lm.adapter.model_inputs(batch)
+    inputs = lm.adapter.model_inputs(batch, lm.module)
     with torch.no_grad():
         logits = lm.module(**inputs).logits
     assert logits.shape == (*batch["input_ids"].shape, lm.config.text_config.vocab_size)

@@ -79,7 +79,7 @@ def hf_reference(loaded: LoadedModel, batch: dict[str, Any]) -> tuple[torch.Tens
     """
     module = loaded.module
     with torch.no_grad():
-        out = module(**loaded.adapter.model_inputs(batch), output_attentions=True,
+        out = module(**loaded.adapter.model_inputs(batch, module), output_attentions=True,
                      output_hidden_states=True)
     positions = loaded.spans(batch).answer_positions()
     rows = torch.arange(positions.shape[0])

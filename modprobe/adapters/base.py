@@ -154,6 +154,16 @@ class Adapter:
         """The language model's config (heads, kv heads, head_dim, layer types...)."""
         return getattr(config, self.text_config, None) or config
 
+    def logit_softcap(self, config: Any) -> float | None:
+        """The language model's final-logit soft cap (``final_logit_softcapping``), if any.
+
+        Gemma-2 language models (PaliGemma 2) squash their logits with
+        ``cap * tanh(logits / cap)``; the logit lens applies the same cap so that the last
+        layer's lens is the model's output.
+        """
+        cap = getattr(self.language_config(config), "final_logit_softcapping", None)
+        return None if cap is None else float(cap)
+
     # ----------------------------------------------------------------- tokens
     def token_ids(self, config: Any) -> dict[str, int]:
         """Placeholder token id of each non-text modality the config defines."""
@@ -227,23 +237,38 @@ class Adapter:
             )
         texts = [self.prompt_text(processor, p) for p in prompts]
         self._check_placeholders(processor, prompts, texts)
-        images = [img for p in prompts for img in p.images]
         tokenizer = getattr(processor, "tokenizer", processor)
         old_side = tokenizer.padding_side
         tokenizer.padding_side = padding_side
         try:
             kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-            if images:
-                kwargs["images"] = images
+            if self.chat_template and _template_writes_bos(tokenizer, texts):
+                # What the processor's own apply_chat_template(tokenize=True) does: a
+                # template that writes BOS itself gets no second one from tokenization.
+                kwargs["add_special_tokens"] = False
+            if any(p.images for p in prompts):
+                kwargs["images"] = self.batch_images(prompts)
             batch = processor(**kwargs)
         finally:
             tokenizer.padding_side = old_side
         out = _right_pad_qformer(dict(batch))
-        if not images and self.requires_pixel_values:
+        if not any(p.images for p in prompts) and self.requires_pixel_values:
             out["pixel_values"] = _blank_pixel_values(processor, len(prompts))
         if device is not None:
             out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
         return out
+
+    def batch_images(self, prompts: list[Prompt]) -> list[Any]:
+        """The ``images`` argument of the processor: one list of images per row.
+
+        Processors of several families (Gemma3, Mllama, SmolVLM, ...) read a flat list as
+        the images of ONE sample, so images go per row, as ``apply_chat_template`` passes
+        them. Without a chat template (InstructBLIP: at most one image per row) the list
+        is flat, one image per row.
+        """
+        if not self.chat_template:
+            return [img for p in prompts for img in p.images]
+        return [list(p.images) for p in prompts]
 
     def _check_placeholders(self, processor: Any, prompts: list[Prompt], texts: list[str]) -> None:
         """Fail clearly when a prompt's images and image placeholders do not pair up.
@@ -269,10 +294,64 @@ class Adapter:
                     "prompt and inserts its image tokens itself (write no placeholders)"
                 )
 
-    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The subset of a processor batch the forward pass takes."""
-        return {k: v for k, v in batch.items() if k not in ("token_type_ids",)
-                or k in self.extra_inputs}
+    def model_inputs(self, batch: dict[str, Any], model: Any = None) -> dict[str, Any]:
+        """The processor outputs the model's forward takes (see :func:`forward_inputs`).
+
+        Args:
+            batch: A processor batch (``encode``'s output).
+            model: The model (torch module or nnsight wrapper). Without it, the batch is
+                returned minus ``token_type_ids`` unless listed in ``extra_inputs``
+                (the behaviour of modprobe < 0.2; pass the model).
+        """
+        if model is None:
+            return {k: v for k, v in batch.items()
+                    if k != "token_type_ids" or k in self.extra_inputs}
+        return forward_inputs(model, batch)
+
+
+def loss_only_parameters(model: Any) -> frozenset[str]:
+    """Names of forward arguments that only feed the loss (``labels``, ``shift_labels``...).
+
+    They are the parameters of the model's loss function other than the logits, read
+    from the function transformers picks for the model (``model.loss_function``).
+    """
+    import inspect
+
+    from transformers.loss.loss_utils import LOSS_MAPPING
+
+    module = _unwrap(model)
+    loss = getattr(module, "_loss_function", None)
+    if loss is None:
+        loss = LOSS_MAPPING.get(getattr(module, "loss_type", None) or "", LOSS_MAPPING["ForCausalLM"])
+    params = inspect.signature(loss).parameters.values()
+    return frozenset(p.name for p in params if p.name != "logits"
+                     and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+
+
+def forward_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The processor outputs that the model's ``forward`` accepts, minus loss-only ones.
+
+    The rule, read off the forward's signature: an output is passed on when the forward
+    names it as a parameter (``token_type_ids`` for Gemma3/PaliGemma's bidirectional image
+    attention, ``mm_token_type_ids`` for Qwen-VL's rotary positions, ``aspect_ratio_ids``
+    for Mllama, ...) and it is not an argument of the model's loss function
+    (:func:`loss_only_parameters`: ``labels``, which PaliGemma's processor returns).
+    Outputs the forward does not name would land in its ``**kwargs`` (read by attention
+    kernels), so they are left out.
+    """
+    import inspect
+
+    module = _unwrap(model)
+    params = inspect.signature(module.forward).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    drop = loss_only_parameters(module)
+    return {k: v for k, v in batch.items() if k in named and k not in drop}
+
+
+def _template_writes_bos(tokenizer: Any, texts: list[str]) -> bool:
+    """Whether every rendered prompt already starts with the tokenizer's BOS token."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return bool(bos) and all(t.startswith(bos) for t in texts)
 
 
 def _right_pad_qformer(batch: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from modprobe import cli
-from modprobe.stats import wilson_interval
 from modprobe.analysis.law import balance_point
 from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
+from modprobe.stats import wilson_interval
 
 
 @dataclass(frozen=True)

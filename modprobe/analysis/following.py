@@ -13,15 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from modprobe.analysis._arrays import normalize_answers, to_numpy
-from modprobe.stats import (
-    cluster_codes,
-    cluster_resample_weights,
-    percentile_interval,
-    wilson_interval,
-)
+from modprobe.stats import DEFAULT_RESAMPLES, mean_interval, wilson_interval
 
 TEXT = "text"
 VISION = "vision"
@@ -135,7 +129,7 @@ def following_rates(
     filter_correct: bool = False,
     confidence: float = 0.95,
     clusters: Sequence[Any] | np.ndarray | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> FollowingRates:
     """Macro TFR and VFR with Wilson (or cluster-bootstrap) intervals.
@@ -177,13 +171,16 @@ def following_rates(
     tfr_ci = wilson_interval(n_text, decided, confidence)
     n_clusters = None
     in_ratio = keep & np.isin(lab, [TEXT, VISION])
-    codes = None if clusters is None else cluster_codes(clusters, lab.size, in_ratio)
-    # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
-    if codes is not None and codes.size and codes.max() >= 1:
-        n_clusters = int(codes.max()) + 1
-        weights = cluster_resample_weights(codes, n_bootstrap, np.random.default_rng(seed))
-        boot = (weights @ (lab[in_ratio] == TEXT).astype(float)) / weights.sum(axis=1)
-        tfr_ci = percentile_interval(boot, confidence)
+    if clusters is not None and decided:
+        labels = np.asarray(clusters, dtype=object).reshape(-1)
+        if labels.size != lab.size:
+            raise ValueError(f"clusters has {labels.size} labels for {lab.size} items")
+        interval = mean_interval((lab[in_ratio] == TEXT).astype(float), labels[in_ratio],
+                                 confidence=confidence, n_resamples=n_bootstrap, seed=seed)
+        # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
+        if interval.method == "cluster-bootstrap":
+            n_clusters = interval.n_clusters
+            tfr_ci = interval.ci
     return FollowingRates(
         n_text=n_text,
         n_vision=n_vision,

@@ -26,9 +26,11 @@ import pandas as pd
 from modprobe.analysis._arrays import normalize_answer, to_numpy
 from modprobe.analysis.law import BalancePoint
 from modprobe.stats import (
+    DEFAULT_RESAMPLES,
+    bootstrap_interval,
     cluster_codes,
-    cluster_resample_weights,
-    percentile_interval,
+    mean_interval,
+    resample_weights,
 )
 
 STATE_TEXT = "T"
@@ -147,7 +149,8 @@ def oscillation_counts(
 def assign_regions(x: Any, balance_point: float, radius: float = 0.5) -> np.ndarray:
     """``ambiguous`` where ``|x - balance point| <= radius``, else ``clear``.
 
-    SCIENCE.md section 1, "Regions" (radius 0.5 on the dH_rel axis). NaN x gives
+    docs/science.md, "Regions" (radius 0.5 on the dH_rel axis; in nats on the
+    absolute axis H_t - H_v). NaN x gives
     ``unassigned``.
 
     Args:
@@ -165,22 +168,11 @@ def assign_regions(x: Any, balance_point: float, radius: float = 0.5) -> np.ndar
 
 
 def bootstrap_mean_interval(
-    values: Any, n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0
+    values: Any, n_bootstrap: int = DEFAULT_RESAMPLES, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap interval of the mean, ``(mean, low, high)``.
-
-    All ``n_bootstrap`` resample means are computed at once from a ``replicates items``
-    index array. NaN values are dropped; an empty input gives NaNs.
-    """
-    v = to_numpy(values).reshape(-1)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (float("nan"),) * 3
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_bootstrap, v.size))].mean(axis=1)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(v.mean()), float(low), float(high)
+    """``(mean, low, high)`` of `modprobe.stats.mean_interval` (NaN values dropped)."""
+    interval = mean_interval(values, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
+    return interval.estimate, interval.low, interval.high
 
 
 @dataclass(frozen=True)
@@ -199,6 +191,7 @@ class OscillationReport:
         n_no_conflict: Items left out because Y_t == Y_v.
         note: Why regions are missing, if they are.
         n_clusters: Clusters the intervals resampled (None: single items).
+        axis_unit: Unit of x and the radius (dH_rel units, or nats on the abs axis).
     """
 
     per_item: pd.DataFrame
@@ -210,10 +203,15 @@ class OscillationReport:
     n_no_conflict: int
     note: str | None
     n_clusters: int | None = None
+    axis_unit: str = "dH_rel units"
 
     def summary_lines(self) -> list[str]:
         """Lines such as ``oscillation ambiguous: 1.43 [1.21, 1.66] (n=120)``."""
-        lines = [
+        lines = []
+        if np.isfinite(self.balance_point):
+            lines.append(f"oscillation regions: ambiguous when |x - {self.balance_point:.3f}| <= "
+                         f"{self.radius:g} {self.axis_unit}, clear otherwise")
+        lines += [
             f"oscillation {row.region}: {row.mean:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}]"
             f" (n={row.n})"
             for row in self.by_region.itertuples()
@@ -253,24 +251,19 @@ def _summaries(
     seed: int,
     weights: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Mean and interval per value of ``key``; ``weights`` (`replicates items`, indexed
-    by the frame's index) switch to a cluster bootstrap."""
+    """Mean and interval per value of ``key`` (`replicates items` ``weights``, indexed by
+    the frame's index: the shared bootstrap draws)."""
     rows = []
     for name, part in frame.groupby(key, sort=True):
         counts = part["count"].to_numpy(dtype=np.float64)
-        if weights is None:
-            counts = counts[np.isfinite(counts)]
-            mean, low, high = bootstrap_mean_interval(counts, n_bootstrap, confidence, seed)
-        else:
-            finite = counts[np.isfinite(counts)]
-            mean = float(finite.mean()) if finite.size else float("nan")
-            low, high = percentile_interval(
-                _weighted_means(counts, weights[:, part.index.to_numpy()]), confidence)
-            counts = finite
-        rows.append(
-            {key: name, "n": int(counts.size), "mean": mean, "ci_low": low, "ci_high": high}
-        )
-    return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high"])
+        finite = counts[np.isfinite(counts)]
+        mean = float(finite.mean()) if finite.size else float("nan")
+        interval = bootstrap_interval(
+            _weighted_means(counts, weights[:, part.index.to_numpy()]), mean,
+            confidence=confidence)
+        rows.append({key: name, "n": int(finite.size), "mean": mean, "ci_low": interval.low,
+                     "ci_high": interval.high, "mc_error": interval.mc_error})
+    return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high", "mc_error"])
 
 
 def oscillation_report(
@@ -284,6 +277,8 @@ def oscillation_report(
     confidence: float = 0.95,
     seed: int = 0,
     clusters: Sequence[Any] | np.ndarray | None = None,
+    in_regions: Any | None = None,
+    axis_unit: str = "dH_rel units",
 ) -> OscillationReport:
     """Mean oscillation by region (ambiguous vs clear) and by group, with intervals.
 
@@ -307,6 +302,10 @@ def oscillation_report(
         seed: Seed of the resampling.
         clusters: ``items`` cluster labels (items made together, whose counts
             correlate): resample clusters instead of items.
+        in_regions: ``items`` bools: only these items of ``region_group`` get a region
+            (the study passes the paper's correctness filter); None: all of them.
+        axis_unit: Unit of ``x`` and ``radius`` for the report (``"dH_rel units"``, or
+            ``"nats"`` on the absolute axis H_t - H_v).
 
     Returns:
         `OscillationReport`.
@@ -333,37 +332,33 @@ def oscillation_report(
     in_region_group = (
         np.ones(c.size, bool) if groups is None or region_group is None else (g == region_group)
     )
+    if in_regions is not None:
+        in_region_group = in_region_group & to_numpy(in_regions, dtype=bool).reshape(-1)
     regions = np.full(c.size, UNASSIGNED, dtype=object)
     if np.isfinite(centre):
         regions[in_region_group] = assign_regions(xv[in_region_group], centre, radius)
     per_item = pd.DataFrame({"x": xv, "group": g, "region": regions, "count": c})
-    weights = None
     n_clusters = None
+    codes = None
     if clusters is not None:
         codes = cluster_codes(clusters, c.size)
         n_clusters = int(codes.max()) + 1
-        weights = cluster_resample_weights(codes, n_bootstrap, np.random.default_rng(seed))
+    # One set of draws for every region and group: one cluster's items fall in several.
+    weights = resample_weights(c.size, n_bootstrap, np.random.default_rng(seed), codes)
     assigned = per_item[per_item["region"] != UNASSIGNED]
     by_region = _summaries(assigned, "region", n_bootstrap, confidence, seed, weights)
     by_group = _summaries(per_item, "group", n_bootstrap, confidence, seed, weights)
     diff = (float("nan"),) * 3
     amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
     clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
-    if amb.size and clr.size and weights is not None:
+    if amb.size and clr.size:
         counts_of = {region: np.where(per_item["region"].to_numpy() == region, c, np.nan)
                      for region in (AMBIGUOUS, CLEAR)}
         boot = (_weighted_means(counts_of[AMBIGUOUS], weights)
                 - _weighted_means(counts_of[CLEAR], weights))
-        lo, hi = percentile_interval(boot, confidence)
-        diff = (float(amb.mean() - clr.mean()), lo, hi)
-    elif amb.size and clr.size:
-        rng = np.random.default_rng(seed)
-        boot = amb[rng.integers(0, amb.size, (n_bootstrap, amb.size))].mean(axis=1) - clr[
-            rng.integers(0, clr.size, (n_bootstrap, clr.size))
-        ].mean(axis=1)
-        alpha = 1.0 - confidence
-        lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-        diff = (float(amb.mean() - clr.mean()), float(lo), float(hi))
+        interval = bootstrap_interval(boot, float(amb.mean() - clr.mean()),
+                                      confidence=confidence)
+        diff = (interval.estimate, interval.low, interval.high)
     return OscillationReport(
         per_item=per_item,
         by_region=by_region,
@@ -374,6 +369,7 @@ def oscillation_report(
         n_no_conflict=int(np.sum(~np.isfinite(c))),
         note=note,
         n_clusters=n_clusters,
+        axis_unit=axis_unit,
     )
 
 

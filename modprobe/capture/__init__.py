@@ -115,7 +115,8 @@ def capture(
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
             stats, kept = lens_statistics(raw.hidden.to(unembed.weight.device), norm, unembed,
-                                          cands.ids, top_k, keep_logits=keep_lens_logits)
+                                          cands.ids, top_k, keep_logits=keep_lens_logits,
+                                          softcap=loaded.adapter.logit_softcap(loaded.config))
             lens_fields = {
                 "lens_entropy": stats.entropy,
                 "lens_topk_ids": stats.topk_ids,

@@ -38,25 +38,31 @@ def allowed_keys(
     seq_len: int,
     attention_mask: torch.Tensor | None = None,
     sliding_window: int | None = None,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     """`batch seq` booleans: which keys each row's query position may attend to.
 
     The rebuild used when the model passed no mask to its attention kernel (SDPA's causal
     fast path). It follows transformers' masking rules: causal (key <= query), no padding
     keys, and for a sliding-window layer only the last ``sliding_window`` keys
-    (``key > query - sliding_window``).
+    (``key > query - sliding_window``), for a chunked layer (Llama 4) only the keys of
+    the query's chunk (``key // chunk_size == query // chunk_size``; without padding,
+    which is when SDPA gets no mask, token index and position agree).
 
     Args:
         positions: `batch` query index of each row.
         seq_len: Number of keys.
         attention_mask: `batch seq`, 1 for real tokens, 0 for padding (None: no padding).
         sliding_window: Window size of the layer, or None for full attention.
+        chunk_size: Attention chunk of the layer, or None for unchunked attention.
     """
     keys = torch.arange(seq_len, device=positions.device)
     pos = positions.view(-1, 1)
     allowed = keys.view(1, -1) <= pos
     if sliding_window is not None:
         allowed &= keys.view(1, -1) > pos - sliding_window
+    if chunk_size is not None:
+        allowed &= keys.view(1, -1) // chunk_size == pos // chunk_size
     if attention_mask is not None:
         allowed &= attention_mask.to(positions.device).bool()
     return allowed
@@ -88,6 +94,8 @@ def answer_attention_rows(
     *,
     attention_mask: torch.Tensor | None = None,
     sliding_window: int | None = None,
+    chunk_size: int | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Attention probabilities of each row's query position over all keys.
 
@@ -104,6 +112,9 @@ def answer_attention_rows(
             case the mask is rebuilt from ``attention_mask`` and ``sliding_window``.
         attention_mask: `batch seq` padding mask, used only when ``mask`` is None.
         sliding_window: Sliding window of the layer, used only when ``mask`` is None.
+        chunk_size: Attention chunk of the layer, used only when ``mask`` is None.
+        softcap: Attention-logit soft cap (Gemma 2): scores become
+            ``softcap * tanh(scores / softcap)`` before the mask, as in eager attention.
 
     Returns:
         `batch head seq` float32 probabilities (each row sums to 1).
@@ -116,8 +127,11 @@ def answer_attention_rows(
     # Softmax in float32: a bf16 model's attention kernel also accumulates in float32.
     q = gather_positions(query, positions, dim=2).float().view(batch, kv_heads, group, dim)
     scores = torch.einsum("bkgd,bksd->bkgs", q, key.float()).reshape(batch, heads, seq) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     if mask is None:
-        keep = allowed_keys(positions, seq, attention_mask, sliding_window).unsqueeze(1)
+        keep = allowed_keys(positions, seq, attention_mask, sliding_window,
+                            chunk_size).unsqueeze(1)
         scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
     else:
         rows = mask_rows(mask, positions)[..., :seq]

@@ -17,6 +17,7 @@ def lens_logits(
     hidden: torch.Tensor,
     norm: Callable[[torch.Tensor], torch.Tensor],
     unembed: Callable[[torch.Tensor], torch.Tensor],
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Project residual-stream states to the vocabulary.
 
@@ -25,11 +26,16 @@ def lens_logits(
             It must NOT already be normalised (transformers' ``hidden_states[-1]`` is).
         norm: The model's final norm.
         unembed: The model's unembedding (``lm_head``).
+        softcap: The model's final-logit soft cap (Gemma 2's ``final_logit_softcapping``):
+            logits become ``softcap * tanh(logits / softcap)``, as in the model's forward.
 
     Returns:
         `batch layer vocab` logits, in the model's dtype (as the model would compute them).
     """
-    return unembed(norm(hidden))
+    logits = unembed(norm(hidden))
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -117,6 +123,7 @@ def lens_statistics(
     keep_logits: bool = False,
     vocab_size: int | None = None,
     chunk_bytes: int = LENS_CHUNK_BYTES,
+    softcap: float | None = None,
 ) -> tuple[DistributionStats, torch.Tensor | None]:
     """`summarize` of the lens of every layer, a bounded chunk of layers at a time.
 
@@ -136,6 +143,7 @@ def lens_statistics(
         vocab_size: Size of the unembedding's output (to size the chunks); None reads it
             from ``unembed.weight`` and falls back to one layer per chunk.
         chunk_bytes: Budget of one chunk's float32 logits (see `layers_per_chunk`).
+        softcap: The model's final-logit soft cap, if any (see `lens_logits`).
 
     Returns:
         `DistributionStats` with a `layer` axis after `batch`, and the logits or None.
@@ -148,7 +156,7 @@ def lens_statistics(
     per_chunk = []
     kept = []
     for start in range(0, layers, chunk):
-        logits = lens_logits(hidden[:, start:start + chunk], norm, unembed)
+        logits = lens_logits(hidden[:, start:start + chunk], norm, unembed, softcap)
         per_chunk.append(summarize(logits, candidate_ids, top_k))
         if keep_logits:
             kept.append(logits.float())

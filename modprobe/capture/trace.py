@@ -121,7 +121,7 @@ def forward_kwargs(loaded: Any, batch: dict[str, Any]) -> dict[str, Any]:
     The adapter's model inputs, no KV cache (one forward pass, nothing to keep), and
     generation-style position ids (:func:`generation_position_ids`).
     """
-    kwargs = dict(loaded.adapter.model_inputs(batch))
+    kwargs = dict(loaded.adapter.model_inputs(batch, loaded.module))
     kwargs.setdefault("use_cache", False)
     position_ids = generation_position_ids(loaded.module, kwargs)
     if position_ids is not None:
@@ -135,6 +135,7 @@ def _layer_mass(
     positions: torch.Tensor,
     one_hot: torch.Tensor,
     attention_mask: torch.Tensor | None,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     """`batch head span` mass of one layer, read from its attention kernel call."""
     args, kwargs = getattr(attention_envoy.source, call).inputs
@@ -154,6 +155,7 @@ def _layer_mass(
     if scaling is None:
         scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
     window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    softcap = kwargs.get("softcap")
     probs = answer_attention_rows(
         query,
         key,
@@ -162,8 +164,55 @@ def _layer_mass(
         mask,
         attention_mask=attention_mask,
         sliding_window=window,
+        chunk_size=chunk_size,
+        softcap=None if softcap is None else float(softcap),
     )
     return attention_rows_to_mass(probs, one_hot)
+
+
+def check_attention_capture(loaded: Any) -> None:
+    """Refuse, with what to do, models whose attention the capture cannot recompute.
+
+    Raises:
+        CaptureTraceError: a decoder layer has no self-attention module (Mllama's
+            cross-attention layers), or the attention soft-caps its logits under SDPA,
+            which transformers refuses to run (Gemma-2-based PaliGemma 2).
+    """
+    adapter, module = loaded.adapter, loaded.module
+    layers = adapter.decoder_layers(module)
+    missing = [i for i, layer in enumerate(layers) if not hasattr(layer, adapter.attention)]
+    if missing:
+        kinds = sorted({type(layers[i]).__name__ for i in missing})
+        raise CaptureTraceError(
+            f"decoder layers {missing} of this {adapter.family} model ({', '.join(kinds)}) have "
+            f"no {adapter.attention!r}: they cross-attend to the image features instead of "
+            "attending over the token sequence, so attention mass over the prompt's spans is "
+            "not defined there. Capture the logit lens only: capture(..., attention=False)."
+        )
+    check_softcap_kernel(loaded)
+
+
+def check_softcap_kernel(loaded: Any) -> None:
+    """Refuse SDPA for attention with soft-capped logits, naming the fix (eager)."""
+    text = loaded.adapter.language_config(loaded.module.config)
+    cap = getattr(text, "attn_logit_softcapping", None)
+    impl = getattr(loaded.module.config, "_attn_implementation", None)
+    if cap is not None and impl not in ("eager", None):
+        raise CaptureTraceError(
+            f"this model soft-caps its attention logits (attn_logit_softcapping={cap}), which "
+            f"the {impl!r} attention kernel cannot compute (transformers refuses to run it). "
+            "Load it with eager attention: modprobe.load(name, attn_implementation='eager')."
+        )
+
+
+def chunk_sizes(loaded: Any) -> list[int | None]:
+    """Attention chunk of each decoder layer (Llama 4 ``chunked_attention`` layers), or None."""
+    text = loaded.adapter.language_config(loaded.module.config)
+    types = getattr(text, "layer_types", None) or []
+    size = getattr(text, "attention_chunk_size", None)
+    n_layers = loaded.adapter.num_layers(loaded.module)
+    return [size if i < len(types) and types[i] == "chunked_attention" else None
+            for i in range(n_layers)]
 
 
 def run_trace(
@@ -191,6 +240,11 @@ def run_trace(
     model, adapter = loaded.model, loaded.adapter
     module = loaded.module
     n_layers = adapter.num_layers(module)
+    if attention:
+        check_attention_capture(loaded)
+    else:
+        check_softcap_kernel(loaded)
+    chunks = chunk_sizes(loaded)
     attn_envoys = [adapter.attention_module(model, i) for i in range(n_layers)] if attention else []
     calls = [attention_call_name(e) for e in attn_envoys]
     layer_envoys = adapter.decoder_layers(model)
@@ -210,7 +264,8 @@ def run_trace(
     with model.trace(**kwargs):
         for i in range(n_layers):
             if attention:
-                mass = _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask)
+                mass = _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask,
+                                   chunks[i])
                 # .to(device): layers may sit on different GPUs (device_map="auto")
                 masses.append(mass.to(device).save())
             if lens:

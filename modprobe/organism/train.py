@@ -96,7 +96,7 @@ def build_model(config: OrganismConfig, processor: object) -> LlavaForConditiona
 
 def answer_logits(model: LlavaForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Next-token logits at the answer position (the last one: batches are left padded)."""
-    inputs = ADAPTER.model_inputs(batch)
+    inputs = ADAPTER.model_inputs(batch, model)
     return model(**inputs, logits_to_keep=1).logits[:, -1, :]
 
 

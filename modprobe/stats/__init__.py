@@ -1,27 +1,38 @@
-"""Shared statistics: intervals, cluster resampling (and the law's fits).
+"""Shared statistics: intervals, resampling, logistic and monotone fits, binning, fit tests.
 
-Every analysis of modprobe (following, oscillation, interference, sabotage, fine-tuning
-reports) takes its intervals and resampling from here, so one choice governs them all.
-Definitions and the choices made: docs/science.md.
+Every analysis of modprobe (following, the law, oscillation, interference, sabotage,
+fine-tuning reports) takes its intervals and resampling from here, so one choice governs
+them all. Definitions and the choices made: docs/science.md.
 
 ```python
 from modprobe.stats import mean_interval
 acc = mean_interval(correct, clusters=table["cluster"])   # Interval(estimate, low, high, ...)
 print(acc.format())                                       # 0.812 ci=[0.741, 0.870]
 ```
+
+Modules: `intervals` (Interval, Wilson, bootstrap intervals with Monte Carlo error),
+`resample` (item and cluster bootstrap weights), `logistic` (batched weighted IRLS),
+`monotone` (isotonic fit, its crossing, the cluster-robust trend test), `binning`
+(display bins), `gof` (Hosmer-Lemeshow, cluster-aware).
 """
 
+from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
 from modprobe.stats.intervals import (
     DEFAULT_RESAMPLES,
     Interval,
+    bootstrap_interval,
     mean_interval,
     not_identified,
     percentile_interval,
+    quantile_mc_error,
     wilson_interval,
     wilson_intervals,
 )
-from modprobe.stats.resample import cluster_codes, cluster_resample_weights
+from modprobe.stats.monotone import IsotonicFit, TrendTest, fit_isotonic, trend_test
+from modprobe.stats.resample import cluster_codes, cluster_resample_weights, resample_weights
 
-__all__ = ["DEFAULT_RESAMPLES", "Interval", "cluster_codes", "cluster_resample_weights",
-           "mean_interval", "not_identified", "percentile_interval", "wilson_interval",
+__all__ = ["DEFAULT_RESAMPLES", "GoodnessOfFit", "Interval", "IsotonicFit", "TrendTest",
+           "bootstrap_interval", "cluster_codes", "cluster_resample_weights", "fit_isotonic",
+           "hosmer_lemeshow", "mean_interval", "not_identified", "percentile_interval",
+           "quantile_mc_error", "resample_weights", "trend_test", "wilson_interval",
            "wilson_intervals"]

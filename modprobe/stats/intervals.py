@@ -10,6 +10,11 @@ that one choice, documented in docs/science.md, governs them all:
   percentile interval;
 - a quantity the data cannot identify (no items, fewer than two clusters): an `Interval`
   whose ``identified`` is False and whose ``note`` says why, never a zero-width interval.
+
+Every bootstrap interval (`bootstrap_interval`) carries the Monte Carlo error of its
+bounds (`quantile_mc_error`: how far a bound would move with another seed), and flags a
+bound that is open (replicates running to infinity) or lies outside the range the data
+can support (e.g. the observed axis range, or [-2, 2] for dH_rel).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from modprobe.stats.resample import cluster_codes, cluster_resample_weights
+from modprobe.stats.resample import cluster_codes, resample_weights
 
 #: Bootstrap replicates used unless a caller asks for another number.
 DEFAULT_RESAMPLES = 2000
@@ -40,6 +45,10 @@ class Interval:
         n: Items the estimate is over.
         n_clusters: Clusters resampled (None when items were treated as independent).
         note: Why the interval is not identified, or a caveat ("" when none).
+        mc_error: Monte Carlo standard error of the bounds (the larger of the two), NaN
+            for intervals without resampling (Wilson).
+        flags: Warnings a reader must see beside the interval (open bound, bound
+            outside the observed range).
     """
 
     estimate: float
@@ -50,6 +59,8 @@ class Interval:
     n: int = 0
     n_clusters: int | None = None
     note: str = ""
+    mc_error: float = float("nan")
+    flags: tuple[str, ...] = ()
 
     @property
     def identified(self) -> bool:
@@ -64,16 +75,19 @@ class Interval:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: non-finite numbers become None (JSON has no NaN)."""
         out = asdict(self)
-        for key in ("estimate", "low", "high"):
+        for key in ("estimate", "low", "high", "mc_error"):
             out[key] = _json_number(out[key])
+        out["flags"] = list(self.flags)
         out["identified"] = self.identified
         return out
 
     def format(self, digits: int = 3) -> str:
-        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``."""
-        if not self.identified:
+        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``; flags follow in
+        brackets (``[open above: ...]``)."""
+        if any(math.isnan(v) for v in (self.estimate, self.low, self.high)):
             return f"not identified ({self.note or 'no data'})"
-        return f"{self.estimate:.{digits}f} ci=[{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        text = f"{self.estimate:.{digits}f} ci=[{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        return text + (f" [{'; '.join(self.flags)}]" if self.flags else "")
 
 
 def _json_number(value: float) -> float | None:
@@ -87,16 +101,107 @@ def not_identified(note: str, *, n: int = 0, n_clusters: int | None = None,
     return Interval(estimate, nan, nan, confidence, "none", n, n_clusters, note)
 
 
+_BIG = 1e300
+
+
+def _quantiles(values: np.ndarray, q: Any) -> np.ndarray:
+    """Sample quantiles that keep +-inf replicates in order (linear interpolation
+    between two infinities would give NaN: they are clamped and restored)."""
+    clamped = np.clip(values, -_BIG, _BIG)
+    out = np.quantile(clamped, q)
+    return np.where(out >= _BIG, np.inf, np.where(out <= -_BIG, -np.inf, out))
+
+
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``values``; non-finite replicates (e.g. a mean
-    over a replicate that drew none of the items) are left out; NaNs when none is left."""
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    """Percentile interval of bootstrap ``values``.
+
+    NaN replicates (e.g. a mean over a replicate that drew none of the items) are left
+    out; +-inf replicates (e.g. a balance point that a replicate's curve never reaches)
+    are kept in order, so a bound may come out infinite (an open interval) but never NaN
+    because of them. NaNs when no replicate is left.
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
         return float("nan"), float("nan")
     alpha = 1.0 - confidence
-    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    low, high = _quantiles(values, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
+
+
+def quantile_mc_error(values: np.ndarray, q: float) -> float:
+    """Monte Carlo standard error of the ``q`` sample quantile of bootstrap replicates.
+
+    Distribution-free, from order statistics: the rank of the true quantile among ``B``
+    replicates is Binomial(B, q), so the order statistics ``sqrt(B q (1 - q))`` ranks
+    either side of ``B q`` bracket it with about one standard error each way; half their
+    distance is the standard error of the bound (how far it moves with another seed).
+    NaN replicates are left out; an infinite bracket gives inf.
+    """
+    values = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+    values = values[~np.isnan(values)]
+    b = values.size
+    if b < 2:
+        return float("nan")
+    half = math.sqrt(b * q * (1 - q))
+    lo = int(np.clip(math.floor(b * q - half), 0, b - 1))
+    hi = int(np.clip(math.ceil(b * q + half), 0, b - 1))
+    with np.errstate(invalid="ignore"):
+        err = (values[hi] - values[lo]) / 2.0
+    return float(err) if math.isfinite(err) else float("inf")
+
+
+def bootstrap_interval(
+    replicates: Any,
+    estimate: float,
+    *,
+    confidence: float = 0.95,
+    method: str = "bootstrap",
+    n: int = 0,
+    n_clusters: int | None = None,
+    bounds: tuple[float, float] | None = None,
+    bounds_name: str = "the observed range",
+    note: str = "",
+) -> Interval:
+    """The percentile interval of bootstrap ``replicates``, with its Monte Carlo error
+    and flags.
+
+    The one bootstrap interval of modprobe: `mean_interval`, the law's balance points,
+    the oscillation summaries and the following rates all end here.
+
+    Args:
+        replicates: ``replicates`` statistic values (NaN: replicate without a value;
+            +-inf: a replicate whose statistic runs off to infinity).
+        estimate: The full-sample estimate.
+        confidence: Nominal coverage.
+        method: ``"bootstrap"`` or ``"cluster-bootstrap"``.
+        n: Items.
+        n_clusters: Clusters resampled (None: items).
+        bounds: The range the statistic can be supported by (e.g. the observed x
+            range): a bound outside it is flagged.
+        bounds_name: How to name ``bounds`` in the flag.
+        note: Caveat carried along.
+
+    Returns:
+        An `Interval` with ``mc_error`` and ``flags``.
+    """
+    values = np.asarray(replicates, dtype=np.float64).reshape(-1)
+    low, high = percentile_interval(values, confidence)
+    alpha = 1.0 - confidence
+    mc = max(quantile_mc_error(values, alpha / 2), quantile_mc_error(values, 1 - alpha / 2))
+    flags: list[str] = []
+    finite = values[~np.isnan(values)]
+    if finite.size:
+        share_inf = float(np.mean(np.isinf(finite)))
+        if math.isinf(low) or math.isinf(high):
+            flags.append(f"open: {share_inf:.0%} of replicates never reach a value")
+    if bounds is not None and (math.isfinite(low) or math.isfinite(high)):
+        lo_b, hi_b = bounds
+        outside = [v for v in (low, high) if math.isfinite(v) and not lo_b <= v <= hi_b]
+        if outside:
+            flags.append(f"ci leaves {bounds_name} [{lo_b:.3f}, {hi_b:.3f}]")
+    return Interval(float(estimate), low, high, confidence, method, n, n_clusters, note,
+                    mc_error=mc, flags=tuple(flags))
 
 
 def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -181,18 +286,17 @@ def mean_interval(
                                   "unknown", n=n, n_clusters=n_clusters,
                                   confidence=confidence, estimate=estimate)
         rng = np.random.default_rng(seed)
-        weights = cluster_resample_weights(codes, n_resamples, rng)
+        weights = resample_weights(n, n_resamples, rng, codes)
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = (weights @ x) / weights.sum(axis=1)
-        low, high = percentile_interval(boot, confidence)
-        return Interval(estimate, low, high, confidence, "cluster-bootstrap", n, n_clusters)
+        return bootstrap_interval(boot, estimate, confidence=confidence,
+                                  method="cluster-bootstrap", n=n, n_clusters=n_clusters)
     if np.all((x == 0) | (x == 1)):
         low, high = wilson_interval(int(x.sum()), n, confidence)
         return Interval(estimate, low, high, confidence, "wilson", n, None)
     if n < 2:
         return not_identified("one item: no spread", n=n, confidence=confidence,
                               estimate=estimate)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    low, high = percentile_interval(x[idx].mean(axis=1), confidence)
-    return Interval(estimate, low, high, confidence, "bootstrap", n, None)
+    weights = resample_weights(n, n_resamples, np.random.default_rng(seed))
+    return bootstrap_interval((weights @ x) / n, estimate, confidence=confidence,
+                              method="bootstrap", n=n)

@@ -1,12 +1,12 @@
-"""Cluster bootstrap: resampling whole clusters of correlated items.
+"""Bootstrap resampling: whole clusters of correlated items, or single items.
 
 Items made together (one scene, one image, one template) share more than the variables
 an analysis models, so their outcomes correlate. A bootstrap that resamples single items
 treats them as independent and its intervals come out too narrow. These helpers turn
-cluster labels into the item multiplicities of a cluster bootstrap, which the law
-(`modprobe.analysis.law`), the following rates (`modprobe.analysis.following`), the
-oscillation summaries (`modprobe.analysis.oscillation`) and every interval of
-`modprobe.stats.intervals` share.
+cluster labels into the item multiplicities of a cluster bootstrap (and, without
+labels, of the ordinary item bootstrap), which every interval of modprobe shares
+(`modprobe.stats.intervals`, the law's fits, following rates, oscillation summaries).
+Definitions: docs/science.md, "Intervals".
 """
 
 from __future__ import annotations
@@ -60,3 +60,30 @@ def cluster_resample_weights(
     rows = np.broadcast_to(np.arange(n_bootstrap)[:, None], draws.shape)
     np.add.at(per_cluster, (rows, draws), 1.0)
     return per_cluster[:, codes]
+
+
+def resample_weights(
+    n_items: int, n_bootstrap: int, rng: np.random.Generator, codes: np.ndarray | None = None
+) -> np.ndarray:
+    """``replicates items`` multiplicities of the bootstrap every analysis uses.
+
+    With ``codes`` whole clusters are drawn (`cluster_resample_weights`); without, every
+    item is its own cluster, which is the ordinary item bootstrap (``n_items`` draws with
+    replacement per replicate).
+
+    Args:
+        n_items: Items.
+        n_bootstrap: Replicates.
+        rng: Random generator.
+        codes: ``items`` cluster codes, or None for independent items.
+    """
+    if codes is None:
+        codes = np.arange(n_items)
+    elif codes.size != n_items:
+        raise ValueError(f"{codes.size} cluster codes for {n_items} items")
+    return cluster_resample_weights(np.asarray(codes, dtype=np.int64), n_bootstrap, rng)
+
+
+def n_clusters_of(codes: np.ndarray | None, n_items: int) -> int:
+    """Independent units: clusters given ``codes``, else the items themselves."""
+    return n_items if codes is None or codes.size == 0 else int(codes.max()) + 1

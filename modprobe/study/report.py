@@ -218,8 +218,7 @@ def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
     import time
     from types import SimpleNamespace
 
-    from modprobe.study.folder import MANIFEST, StudyError
-    from modprobe.study.runner import ITEM_TEXT_COLUMNS, LAYER_TEXT_COLUMNS
+    from modprobe.study.runfolder import MANIFEST, StudyError, read_table
 
     run = Path(run)
     missing = [name for name in (MANIFEST, "items.csv", "layers.csv", "attention_mass.npy")
@@ -238,10 +237,8 @@ def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
         model = manifest["options"]["model"]
     except (ValueError, KeyError, TypeError) as err:
         raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
-    from modprobe.io import read_csv
-
-    items = read_csv(run / "items.csv", text=ITEM_TEXT_COLUMNS)
-    layers = read_csv(run / "layers.csv", text=LAYER_TEXT_COLUMNS)
+    items = read_table(run / "items.csv")
+    layers = read_table(run / "layers.csv")
     mass = read_npy(run / "attention_mass.npy")
     config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures, axis=axis,
                              entropy_floor=entropy_floor)

@@ -10,9 +10,12 @@ never interrupted. ``python -m modprobe.layers`` is the command-line face of thi
 Run folder::
 
     RUN/manifest.json          model, data, seed, versions, options
-    RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
+    RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
+                               removed once the run is complete
     RUN/items.csv              one row per item (answers, entropies, correctness)
     RUN/layers.csv             one row per item x condition x layer (lens)
+    RUN/candidates.csv         one row per item x condition x candidate: the model's own
+                               final logit and full-vocabulary probability of the answer
     RUN/attention_mass.npy     `item condition layer head span` float32
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
@@ -23,8 +26,6 @@ Run folder::
 
 from __future__ import annotations
 
-import platform
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,25 +38,25 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
+from modprobe.io import read_npy, write_csv
 from modprobe.spans import SPAN_NAMES
-from modprobe.study.folder import (
-    MANIFEST,
+from modprobe.study.runfolder import (
     StudyError,
-    check_resume,
     check_run_folder,
+    chunk_folder,
     data_fingerprint,
+    finished_chunks,
+    gather_chunks,
+    mark_complete,
     model_fingerprint,
+    prepare_run_folder,
+    read_table,
+    write_chunk,
 )
 
-CHUNKS = "chunks"
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
                 "seed")
-#: Columns of items.csv / layers.csv read back as text (an id ``0001`` is not the number 1).
-ITEM_TEXT_COLUMNS = ("id", "group", "shape", "answer_vision", "answer_text", "cluster",
-                     "y_vision", "y_text", "y_multi")
-LAYER_TEXT_COLUMNS = ("id", "condition", "top1_token")
 
 
 @dataclass
@@ -125,17 +126,6 @@ class StudyResult:
         return list(self.summary.get("lines", []))
 
 
-def _versions() -> dict[str, str]:
-    import nnsight
-    import transformers
-
-    import modprobe
-
-    return {"modprobe": modprobe.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "nnsight": nnsight.__version__,
-            "python": platform.python_version()}
-
-
 def _check_config(config: StudyConfig) -> None:
     """Refuse options that cannot give a meaningful run, naming the CLI option."""
     from modprobe.cli import check_dtype
@@ -171,10 +161,6 @@ def _check_config(config: StudyConfig) -> None:
             raise StudyError(f"--candidates lists an answer twice: {config.candidates!r}")
 
 
-def _options(config: StudyConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-
-
 def _analysis_options(config: StudyConfig) -> dict[str, Any]:
     """The options the summary was computed with (re-analysis records its own)."""
     return {"n_bootstrap": config.n_bootstrap, "seed": config.seed, "axis": config.axis,
@@ -184,6 +170,8 @@ def _analysis_options(config: StudyConfig) -> dict[str, Any]:
 
 def _undo_new_run(out: Path, created: bool) -> None:
     """Remove what a refused new run wrote (the folder was new or empty before it)."""
+    import shutil
+
     if not out.is_dir():
         return
     if created:
@@ -215,8 +203,30 @@ def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
 
+def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
+                    logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """Final candidate scores as a tidy table (``candidates.csv``).
+
+    Args:
+        ids: Item ids, `item`.
+        condition: The condition of every row.
+        labels: Candidate labels, `cand`.
+        logits: `item cand` the model's own logits of the candidates.
+        probs: `item cand` their full-vocabulary probabilities.
+
+    Returns:
+        Columns ``id, condition, candidate, logit, prob`` (items outer, candidates inner).
+    """
+    n, k = len(ids), len(labels)
+    return pd.DataFrame({"id": np.repeat(np.asarray(ids, dtype=object), k),
+                         "condition": condition,
+                         "candidate": np.tile(np.asarray(labels, dtype=object), n),
+                         "logit": np.asarray(logits, dtype=np.float64).reshape(-1),
+                         "prob": np.asarray(probs, dtype=np.float64).reshape(-1)})
+
+
 def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Capture one chunk of items under the three conditions."""
     from modprobe.capture import capture
 
@@ -226,6 +236,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
          "answer_vision": it.answer_vision, "answer_text": it.answer_text,
          "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
+    candidate_frames: list[pd.DataFrame] = []
     masses: list[np.ndarray] = []
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
@@ -247,10 +258,14 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         lens.insert(0, "id", [items[r].id for r in lens["row"]])
         layer_frames.append(lens.drop(columns=["row"]))
         masses.append(cap.attention_mass.numpy().astype(np.float32))
+        candidate_frames.append(candidate_table(
+            [it.id for it in items], condition, list(cap.candidates.labels),
+            cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
     items_frame = pd.DataFrame(item_rows)
     items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
     items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
-    return items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1)
+    return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
+            pd.concat(candidate_frames, ignore_index=True))
 
 
 def run_study(config: StudyConfig, progress: bool = True,
@@ -287,11 +302,11 @@ def run_study(config: StudyConfig, progress: bool = True,
     resolve_source(config.model)
     device = check_device(config.device)
     out = Path(config.out)
-    manifest = check_run_folder(out, config.resume)
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+    manifest = check_run_folder(out, config.resume, kind="following")
     resuming = manifest is not None
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
-    options = _options(config)
     created = not out.exists()
     try:
         data = Path(config.data) if config.data is not None else _generate_data(config, out)
@@ -305,29 +320,19 @@ def run_study(config: StudyConfig, progress: bool = True,
         resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
         fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
                         "model": model_fingerprint(loaded.module)}
-        if manifest is not None:
-            check_resume(out, manifest, options, fingerprints, _RESUME_KEYS)
+        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
+                                      kind="following", fingerprints=fingerprints)
     except BaseException:
         if not resuming:
             _undo_new_run(out, created)
         raise
-    if manifest is None:
-        manifest = {"versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "status": "running"}
-    else:
-        remove_temporary_files(out)  # half-written files of a killed run
     complete = manifest.get("status") == "complete" and (out / "items.csv").is_file()
-    manifest.update({"options": options, "source": loaded.source,
-                     "family": loaded.adapter.family, "n_items": len(items),
-                     "data_folder": str(data), "candidates": candidates,
-                     "span_names": list(SPAN_NAMES), "conditions": list(CONDITIONS),
-                     "fingerprints": fingerprints})
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / MANIFEST, manifest)
-
+    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
+                     "n_items": len(items), "data_folder": str(data), "candidates": candidates,
+                     "span_names": list(SPAN_NAMES),
+                     "conditions": list(CONDITIONS)})
     if complete:  # resuming a finished run: re-analyse its tables with the options now
-        items_frame = read_csv(out / "items.csv", text=ITEM_TEXT_COLUMNS)
-        layers_frame = read_csv(out / "layers.csv", text=LAYER_TEXT_COLUMNS)
+        items_frame, layers_frame = read_table(out / "items.csv"), read_table(out / "layers.csv")
         mass = read_npy(out / "attention_mass.npy")
     else:
         try:
@@ -347,11 +352,8 @@ def run_study(config: StudyConfig, progress: bool = True,
 
     summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
                                    model_name=config.model, num_layers=mass.shape[2])
-    manifest.update({"status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "analysis": _analysis_options(config)})
-    write_json(out / MANIFEST, manifest)
-    # The final tables hold everything the chunks did; keeping both would be a second copy.
-    shutil.rmtree(out / CHUNKS, ignore_errors=True)
+    manifest["analysis"] = _analysis_options(config)
+    mark_complete(out, manifest, remove_chunks=True)
     return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
                        summary=summary, figures=figures)
 
@@ -364,32 +366,30 @@ def _capture_chunks(loaded: Any, dataset: Any, items: list[Any], candidates: lis
     from tqdm.auto import tqdm
 
     chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
-    done = {i for i in range(len(chunks)) if (out / CHUNKS / f"{i:05d}" / "items.csv").is_file()}
+    done = finished_chunks(out, len(chunks))
     bar = tqdm(total=len(items), unit="item", desc="modprobe.layers", disable=not progress,
                initial=sum(len(chunks[i]) for i in done))
     for index, chunk in enumerate(chunks):
         if index in done:
             continue
-        items_frame, layers_frame, mass = _run_chunk(loaded, dataset, chunk, candidates,
-                                                     config.top_k)
-        folder = out / CHUNKS / f"{index:05d}"
-        write_npy(folder / "attention_mass.npy", mass)
-        write_csv(folder / "layers.csv", layers_frame)
-        write_csv(folder / "items.csv", items_frame)  # last: its presence marks the chunk done
+        items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, chunk,
+                                                                 candidates, config.top_k)
+        write_chunk(chunk_folder(out, index), {"attention_mass.npy": mass,
+                                               "layers.csv": layers_frame,
+                                               "candidates.csv": cand_frame,
+                                               "items.csv": items_frame})
         bar.update(len(chunk))
         if on_chunk is not None:
             on_chunk(index)
     bar.close()
 
-    folders = [out / CHUNKS / f"{i:05d}" for i in range(len(chunks))]
-    items_frame = pd.concat([read_csv(f / "items.csv", text=ITEM_TEXT_COLUMNS)
-                             for f in folders], ignore_index=True)
-    layers_frame = pd.concat([read_csv(f / "layers.csv", text=LAYER_TEXT_COLUMNS)
-                              for f in folders], ignore_index=True)
-    mass = np.concatenate([read_npy(f / "attention_mass.npy") for f in folders], axis=0)
-    write_csv(out / "items.csv", items_frame)
-    write_csv(out / "layers.csv", layers_frame)
-    write_npy(out / "attention_mass.npy", mass)
+    tables = gather_chunks(out, len(chunks), ["items.csv", "layers.csv", "attention_mass.npy"])
+    items_frame, layers_frame = tables["items.csv"], tables["layers.csv"]
+    mass = tables["attention_mass.npy"]
+    # Chunks written before candidates.csv existed (a resumed older run) have none; the run
+    # then has no candidates.csv and readers fall back on the last lens layer.
+    if all((chunk_folder(out, i) / "candidates.csv").is_file() for i in range(len(chunks))):
+        gather_chunks(out, len(chunks), ["candidates.csv"])
     write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
     return items_frame, layers_frame, mass
 

@@ -95,6 +95,7 @@ def word_level_tokenizer(
     mask_token: str | None = None,
     padding_side: str = "left",
     model_max_length: int = 2048,
+    extra_special_tokens: dict[str, str] | None = None,
 ) -> PreTrainedTokenizerFast:
     """A transformers fast tokenizer over a fixed word list, built offline.
 
@@ -116,6 +117,9 @@ def word_level_tokenizer(
         mask_token: BERT-style ``[MASK]``.
         padding_side: Default padding side (modprobe pads left).
         model_max_length: Longest input the tokenizer allows.
+        extra_special_tokens: Named roles of special tokens that processors read off the
+            tokenizer, e.g. ``{"image_token": "<image_soft_token>"}`` gives
+            ``tokenizer.image_token`` and ``tokenizer.image_token_id`` (Gemma 3, Mllama).
 
     Returns:
         The wrapped tokenizer; ``save_pretrained`` writes a ``tokenizer.json`` that
@@ -136,12 +140,17 @@ def word_level_tokenizer(
     if cls_token and sep_token:
         prefix, suffix = [cls_token], [sep_token]
     backend = _word_level_backend(list(words), special_tokens, unk_token, prefix, suffix)
+    roles = dict(extra_special_tokens or {})
+    for role, token in roles.items():
+        if token not in special_tokens:
+            raise ValueError(f"{role} {token!r} must be one of special_tokens {list(special_tokens)}")
     extra = [t for t in special_tokens if t not in named.values()]
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         unk_token=unk_token,
         padding_side=padding_side,
         model_max_length=model_max_length,
+        **({"extra_special_tokens": roles} if roles else {}),
         **{role: token for role, token in named.items() if token is not None},
     )
     if extra:

@@ -1,0 +1,301 @@
+"""Modality interference from tables: accuracy, the flip rate delta, the attention shift.
+
+Tables in, no model code. A prediction table has one row per item and condition::
+
+    id, perturbation, answer, gold [, cluster] [, options] [, relevant]
+
+``perturbation`` is ``clean`` for the unperturbed input. The causal effect of a
+perturbation (SCIENCE.md section 4) is the flip rate
+
+    delta = mean over items of 1[answer under the perturbation != clean answer],
+
+paired per item. Every interval comes from :func:`modprobe.stats.mean_interval` over
+per-item values (Wilson for independent items, a cluster bootstrap given clusters).
+
+```python
+from modprobe.analysis.interference import analyze_interference, read_predictions
+report = analyze_interference(read_predictions(table), cluster="cluster")
+print("\\n".join(report.lines()))
+```
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.stats import Interval, mean_interval
+
+CLEAN = "clean"
+UNREADABLE = "unreadable"
+#: Columns a prediction table must have.
+TABLE_COLUMNS: tuple[str, ...] = ("id", "perturbation", "answer", "gold")
+
+
+class InterferenceTableError(ValueError):
+    """A prediction table cannot be analysed (the message names the column or row)."""
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    """Accuracy and flip rate of one condition.
+
+    Attributes:
+        perturbation: ``"clean"`` or a perturbation name.
+        accuracy: Share of correct answers (an unreadable answer is not correct).
+        delta: Flip rate against the same items' clean answers (None for clean).
+        clean_accuracy: Clean accuracy of the same items (None for clean).
+        n: Items.
+        n_unreadable: Answers that named no option (multiple choice) or nothing.
+    """
+
+    perturbation: str
+    accuracy: Interval
+    delta: Interval | None
+    clean_accuracy: Interval | None
+    n: int
+    n_unreadable: int
+
+    def line(self) -> str:
+        """``MD: accuracy=0.792 ci=[0.700, 0.860] delta=0.125 ci=[0.070, 0.210] n=48``."""
+        text = f"{self.perturbation}: accuracy={_interval_text(self.accuracy)}"
+        if self.delta is not None:
+            text += f" delta={_interval_text(self.delta)}"
+        return f"{text} n={self.n}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"perturbation": self.perturbation, "n": self.n,
+                "n_unreadable": self.n_unreadable, "accuracy": self.accuracy.to_dict(),
+                "delta": self.delta.to_dict() if self.delta else None,
+                "clean_accuracy": self.clean_accuracy.to_dict() if self.clean_accuracy
+                else None}
+
+
+def _interval_text(interval: Interval) -> str:
+    def num(value: float) -> str:
+        return f"{value:.3f}" if math.isfinite(value) else "nan"
+
+    return f"{num(interval.estimate)} ci=[{num(interval.low)}, {num(interval.high)}]"
+
+
+@dataclass
+class InterferenceReport:
+    """What :func:`analyze_interference` found.
+
+    Attributes:
+        conditions: One result per condition, clean first.
+        per_item: One row per item and perturbed condition: ``id, perturbation, correct,
+            clean_correct, flipped`` (and ``cluster``).
+        cluster: The cluster column used, or None (items independent).
+        notes: Caveats printed with the lines (unreadable answers, clusters).
+    """
+
+    conditions: list[ConditionResult]
+    per_item: pd.DataFrame
+    cluster: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per condition (the CLI prints these), then the notes."""
+        return [c.line() for c in self.conditions] + [f"note: {n}" for n in self.notes]
+
+    def condition(self, name: str) -> ConditionResult:
+        for result in self.conditions:
+            if result.perturbation == name:
+                return result
+        raise KeyError(f"no condition {name!r}; have {[c.perturbation for c in self.conditions]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conditions": [c.to_dict() for c in self.conditions], "cluster": self.cluster,
+                "notes": list(self.notes), "lines": self.lines()}
+
+
+def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame:
+    """Check a prediction table and read its answers into categories.
+
+    Adds ``category`` (the option an answer names, or the normalised answer, or
+    ``unreadable``), ``gold_category`` and ``correct``. With an ``options`` column
+    (options separated by ``|``) answers are read as multiple choice (letter or word,
+    :func:`modprobe.data.tasks.read_choice`).
+
+    Raises:
+        InterferenceTableError: a missing column, an empty id, a duplicated (id,
+            perturbation), a perturbed item without a clean row, or a multiple-choice gold
+            answer not among its options.
+    """
+    from modprobe.analysis import normalize_answer
+    from modprobe.data.tasks import read_choice
+
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InterferenceTableError(f"{source}: missing column(s) {', '.join(missing)}; a "
+                                     "prediction table needs id, perturbation, answer, gold "
+                                     "(optional: cluster, options, relevant)")
+    frame = table.copy()
+    frame["id"] = frame["id"].astype(str)
+    frame["perturbation"] = frame["perturbation"].astype(str).str.strip()
+    _check_rows(frame, source)
+    categories, golds = [], []
+    for row_number, row in enumerate(frame.itertuples(index=False), start=2):
+        options = getattr(row, "options", None)
+        if isinstance(options, str) and options.strip():
+            listed = [o.strip() for o in options.split("|") if o.strip()]
+            gold = _gold_index(row.gold, listed)
+            if gold is None:
+                raise InterferenceTableError(
+                    f"{source} row {row_number} (id {row.id!r}): gold answer {row.gold!r} is "
+                    f"not among the options {listed}; the gold must be one option (its word "
+                    "or its letter)")
+            index = read_choice(row.answer, listed)
+            categories.append(UNREADABLE if index is None else listed[index])
+            golds.append(listed[gold])
+        else:
+            answer = normalize_answer(row.answer)
+            categories.append(answer if isinstance(answer, str) and answer else UNREADABLE)
+            golds.append(str(normalize_answer(row.gold)))
+    frame["category"] = categories
+    frame["gold_category"] = golds
+    frame["correct"] = frame["category"] == frame["gold_category"]
+    return frame
+
+
+def _gold_index(gold: Any, options: list[str]) -> int | None:
+    """The option the gold answer is: its text, or its letter; None when neither."""
+    from modprobe.analysis import normalize_answer
+    from modprobe.data.tasks import LETTERS
+
+    key = normalize_answer(gold)
+    for i, option in enumerate(options):
+        if normalize_answer(option) == key:
+            return i
+    text = str(gold).strip()
+    if len(text) == 1 and text.upper() in LETTERS[:len(options)]:
+        return LETTERS.index(text.upper())
+    return None
+
+
+def _check_rows(frame: pd.DataFrame, source: str) -> None:
+    if (frame["id"].str.strip() == "").any() or frame["id"].isin(["nan", "None"]).any():
+        raise InterferenceTableError(f"{source}: column id has empty values")
+    duplicated = frame.duplicated(["id", "perturbation"])
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise InterferenceTableError(f"{source}: id {row['id']!r} has two rows for "
+                                     f"perturbation {row['perturbation']!r}")
+    clean_ids = set(frame.loc[frame["perturbation"] == CLEAN, "id"])
+    if not clean_ids:
+        raise InterferenceTableError(f"{source}: no clean rows (perturbation 'clean'); the flip "
+                                     "rate compares every perturbed answer with its clean one")
+    orphans = frame.loc[(frame["perturbation"] != CLEAN) & ~frame["id"].isin(clean_ids), "id"]
+    if len(orphans):
+        raise InterferenceTableError(f"{source}: id {orphans.iloc[0]!r} has perturbed rows but "
+                                     "no clean row")
+
+
+def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
+                         order: Sequence[str] | None = None, confidence: float = 0.95,
+                         n_resamples: int = 2000, seed: int = 0) -> InterferenceReport:
+    """Accuracy per condition and the paired flip rate per perturbation.
+
+    Args:
+        table: Rows with ``id, perturbation, category, correct`` (as
+            :func:`read_predictions` or the interference runner make them).
+        cluster: Column of cluster labels (intervals resample clusters), or None.
+        order: Condition order of the result (default: clean, then as first seen).
+        confidence: Nominal coverage of every interval.
+        n_resamples: Bootstrap replicates (cluster intervals).
+        seed: Bootstrap seed.
+    """
+    if cluster is not None and cluster not in table.columns:
+        raise InterferenceTableError(f"no column {cluster!r} to take clusters from")
+    clean = table[table["perturbation"] == CLEAN].set_index("id")
+    names = [CLEAN] + [p for p in dict.fromkeys(table["perturbation"]) if p != CLEAN]
+    if order is not None:
+        names = [p for p in order if p in names] + [p for p in names if p not in order]
+
+    def interval(values: Any, rows: pd.DataFrame) -> Interval:
+        clusters = rows[cluster].astype(str).to_numpy() if cluster else None
+        return mean_interval(np.asarray(values, dtype=float), clusters, confidence=confidence,
+                             n_resamples=n_resamples, seed=seed)
+
+    results: list[ConditionResult] = []
+    per_item: list[pd.DataFrame] = []
+    notes: list[str] = []
+    for name in names:
+        rows = table[table["perturbation"] == name]
+        unreadable = int((rows["category"] == UNREADABLE).sum())
+        if unreadable:
+            notes.append(f"{name}: {unreadable} of {len(rows)} answers unreadable (counted as "
+                         "not correct; a change to or from unreadable counts as a flip)")
+        accuracy = interval(rows["correct"], rows)
+        if name == CLEAN:
+            results.append(ConditionResult(name, accuracy, None, None, len(rows), unreadable))
+            continue
+        before = clean.loc[rows["id"]]
+        flipped = rows["category"].to_numpy() != before["category"].to_numpy()
+        paired = pd.DataFrame({"id": rows["id"].to_numpy(), "perturbation": name,
+                               "correct": rows["correct"].to_numpy(bool),
+                               "clean_correct": before["correct"].to_numpy(bool),
+                               "flipped": flipped})
+        if cluster:
+            paired[cluster] = rows[cluster].to_numpy()
+        per_item.append(paired)
+        results.append(ConditionResult(name, accuracy, interval(flipped, rows),
+                                       interval(before["correct"], rows), len(rows),
+                                       unreadable))
+    flat = [f"{r.perturbation} {kind}" for r in results
+            for kind, i in (("accuracy", r.accuracy), ("delta", r.delta))
+            if i is not None and i.identified and i.low == i.high]
+    if flat:
+        notes.append(f"zero-width interval ({', '.join(flat)}): every resampled "
+                     f"{'cluster' if cluster else 'item'} gives the same value; the data show "
+                     "no spread, not certainty")
+    if cluster:
+        notes.append(f"intervals resample clusters ({table[cluster].nunique()} in column "
+                     f"{cluster!r})")
+    frame = pd.concat(per_item, ignore_index=True) if per_item else pd.DataFrame(
+        columns=["id", "perturbation", "correct", "clean_correct", "flipped"])
+    return InterferenceReport(results, frame, cluster, notes)
+
+
+def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],
+                    clusters: Mapping[str, str] | None = None, confidence: float = 0.95,
+                    n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per perturbation and layer, the attention mass on the perturbed span, clean vs
+    perturbed, and their paired difference, each with its interval.
+
+    Args:
+        attention: Head-averaged mass: ``id, perturbation, layer, span, mass``.
+        spans: The span each perturbation changes (``{"MD": "context", "RP": "image"}``).
+        clusters: ``{id: cluster}`` for cluster intervals (None: items independent).
+
+    Returns:
+        One row per (perturbation, layer): ``perturbation, span, layer, n, clean,
+        clean_low, clean_high, perturbed, perturbed_low, perturbed_high, shift, shift_low,
+        shift_high``.
+    """
+    rows: list[dict[str, Any]] = []
+    for name, span in spans.items():
+        part = attention[attention["span"] == span]
+        wide = part[part["perturbation"].isin([CLEAN, name])].pivot_table(
+            index=["id", "layer"], columns="perturbation", values="mass")
+        if name not in wide.columns or CLEAN not in wide.columns:
+            continue
+        wide = wide.dropna(subset=[CLEAN, name]).reset_index()
+        for layer, group in wide.groupby("layer"):
+            labels = group["id"].map(clusters).to_numpy() if clusters else None
+            row: dict[str, Any] = {"perturbation": name, "span": span, "layer": int(layer),
+                                   "n": len(group)}
+            for key, values in (("clean", group[CLEAN]), ("perturbed", group[name]),
+                                ("shift", group[name] - group[CLEAN])):
+                result = mean_interval(values.to_numpy(float), labels, confidence=confidence,
+                                       n_resamples=n_resamples, seed=seed)
+                row.update({key: result.estimate, f"{key}_low": result.low,
+                            f"{key}_high": result.high})
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,318 @@
+"""Agent outputs for the sabotage analysis: the JSONL format, its validator, the scales.
+
+One JSON object per line, one line per item and agent (SCIENCE.md section 3)::
+
+    {"item": "q17", "agent": "vision", "labels": ["joy", "surprise", "neutral"],
+     "confidence": [82, 10, 5], "quality": 0.9, "gold": "joy"}
+
+=============  ========  ==========================================================
+field          required  meaning
+=============  ========  ==========================================================
+``item``       yes       item id (string or integer)
+``agent``      yes       agent name; ``joint`` is the model given every modality
+``labels``     yes       candidate labels, best first (a list, or one string)
+``confidence`` yes       one number (for the top label) or a list aligned with
+                         ``labels``; on a 0-1 or a 1-100 scale (see below)
+``gold``       yes       the right label (the same on every line of an item)
+``quality``    no        the agent's self-reported data quality (same scales);
+                         the fusion weight under ``weights="quality"``
+``modality``   no        the agent's modality (default: the agent's name); rates
+                         are also reported per modality
+``cluster``    no        cluster label of the item (items that share a source):
+                         intervals resample whole clusters
+``group``      no        item group; rates are also reported per group
+=============  ========  ==========================================================
+
+Labels and gold are compared after `modprobe.analysis.normalize_answer` (``" Joy."`` is
+``joy``). **Scales**: each agent's confidences (and, separately, its qualities) are on
+one scale, found from its values: all in [0, 1] is the 0-1 scale; otherwise all in
+[0, 100] is the 1-100 scale and values are divided by 100; anything below 0 or above 100
+is an error. ``scale="unit"`` or ``"percent"`` forces one scale for every agent.
+A list of confidences must not increase along the ranked labels.
+
+Every problem of a file is found before anything is computed, and reported with its
+line and field in one :class:`SabotageInputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.analysis._arrays import normalize_answer
+
+#: The agent that saw every modality at once (the model's own fusion).
+JOINT = "joint"
+#: Scale names as reported.
+UNIT, PERCENT = "0-1", "1-100"
+SCALES = ("auto", "unit", "percent")
+REQUIRED = ("item", "agent", "labels", "confidence", "gold")
+#: Columns of an agent table (one row per item x agent x ranked label).
+COLUMNS = ("item", "agent", "modality", "rank", "label", "score", "quality", "gold",
+           "cluster", "group", "line")
+#: How many problems the error message lists.
+MAX_LISTED = 20
+
+
+class SabotageInputError(ValueError):
+    """Agent outputs are malformed; ``errors`` lists every problem (line and field)."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = list(errors)
+        listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED])
+        more = len(self.errors) - MAX_LISTED
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        head = self.errors[0] if len(self.errors) == 1 else \
+            f"{len(self.errors)} problems, first: {self.errors[0]}"
+        super().__init__(f"{source}: {head}" + (f"\n{listed}{tail}" if len(self.errors) > 1
+                                                 else ""))
+
+
+@dataclass(frozen=True)
+class AgentOutputs:
+    """Validated agent outputs.
+
+    Attributes:
+        table: One row per item x agent x ranked label, columns `COLUMNS`; ``rank`` is
+            1-based, ``score`` the normalised confidence S_m(label) in [0, 1] (with one
+            confidence c for the top label, the other listed labels get (1 - c) / their
+            count), ``quality`` normalised (NaN if absent).
+        scales: Per agent, the confidence scale found (``"0-1"`` or ``"1-100"``).
+        quality_scales: Per agent with qualities, their scale.
+        source: Where the outputs came from (a file, a run folder).
+        notes: What the reader decided that a user should know (fallbacks, choices).
+    """
+
+    table: pd.DataFrame
+    scales: dict[str, str]
+    quality_scales: dict[str, str] = field(default_factory=dict)
+    source: str = "records"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def agents(self) -> list[str]:
+        """Agent names in order of first appearance."""
+        return list(dict.fromkeys(self.table["agent"]))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, str)) and str(value).strip():
+        return str(value).strip()
+    return None
+
+
+def _find_scale(values: list[float], forced: str) -> str | None:
+    """The scale of an agent's values; None when they fit no known scale."""
+    if forced == "unit":
+        return UNIT if all(0.0 <= v <= 1.0 for v in values) else None
+    if forced == "percent":
+        return PERCENT if all(0.0 <= v <= 100.0 for v in values) else None
+    if all(0.0 <= v <= 1.0 for v in values):
+        return UNIT
+    if all(0.0 <= v <= 100.0 for v in values):
+        return PERCENT
+    return None
+
+
+def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = "records",
+                scale: str = "auto") -> AgentOutputs:
+    """Validate agent outputs and turn them into an agent table.
+
+    Args:
+        records: ``(line, record)`` pairs; ``line`` is what errors cite (1-based).
+        source: Name used in error messages (a file path).
+        scale: ``auto`` (per agent, from its values), ``unit`` (0-1) or ``percent`` (1-100).
+
+    Returns:
+        The :class:`AgentOutputs`.
+
+    Raises:
+        SabotageInputError: every problem found, each with its line and field.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    errors: list[str] = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    gold_of: dict[str, tuple[str, int]] = {}
+    raw_conf: dict[str, list[tuple[int, float]]] = {}
+    raw_quality: dict[str, list[tuple[int, float]]] = {}
+
+    for line, rec in records:
+        where = f"line {line}"
+        if not isinstance(rec, Mapping):
+            errors.append(f"{where}: not a JSON object")
+            continue
+        missing = [f for f in REQUIRED if f not in rec or rec[f] is None]
+        for name in missing:
+            fix = " (the right label of the item)" if name == "gold" else ""
+            errors.append(f"{where}, field {name!r}: missing{fix}")
+        if missing:
+            continue
+        item, agent = _text(rec["item"]), _text(rec["agent"])
+        if item is None:
+            errors.append(f"{where}, field 'item': must be a non-empty string or integer")
+        if agent is None:
+            errors.append(f"{where}, field 'agent': must be a non-empty string")
+        labels_raw = rec["labels"]
+        if isinstance(labels_raw, str):
+            labels_raw = [labels_raw]
+        if not isinstance(labels_raw, list) or not labels_raw:
+            errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
+                          "candidate labels, best first")
+            continue
+        labels = [normalize_answer(lab) if isinstance(lab, str) else None for lab in labels_raw]
+        bad = [i for i, lab in enumerate(labels) if not lab]
+        if bad:
+            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty string")
+            continue
+        dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
+        if dup:
+            errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
+            continue
+        gold = normalize_answer(rec["gold"]) if isinstance(rec["gold"], (str, int)) and \
+            not isinstance(rec["gold"], bool) else None
+        if gold is None or gold == "":
+            errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
+            continue
+        gold = str(gold)
+        conf = rec["confidence"]
+        conf_list = conf if isinstance(conf, list) else [conf]
+        numbers = [_number(c) for c in conf_list]
+        if any(c is None or not math.isfinite(c) for c in numbers) or not numbers:
+            errors.append(f"{where}, field 'confidence': must be a number or a list of numbers")
+            continue
+        if isinstance(conf, list) and len(numbers) != len(labels):
+            errors.append(f"{where}, field 'confidence': {len(numbers)} values for "
+                          f"{len(labels)} labels; give one number (top label) or one per label")
+            continue
+        outside = [c for c in numbers if not 0.0 <= c <= 100.0]  # type: ignore[operator]
+        if outside:
+            errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
+                          "scale (0-1 or 1-100)")
+            continue
+        if any(b > a for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
+            errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
+                          "list labels best first with their confidences aligned")
+            continue
+        quality = rec.get("quality")
+        if quality is not None:
+            q = _number(quality)
+            if q is None or not math.isfinite(q) or not 0.0 <= q <= 100.0:
+                errors.append(f"{where}, field 'quality': {quality!r} is not a number on a known "
+                              "scale (0-1 or 1-100)")
+                continue
+            quality = q
+        optional = {}
+        for name in ("modality", "cluster", "group"):
+            value = rec.get(name)
+            if value is not None and _text(value) is None:
+                errors.append(f"{where}, field {name!r}: must be a non-empty string")
+            optional[name] = _text(value) if value is not None else None
+        if item is None or agent is None:
+            continue
+        key = (item, agent)
+        if key in seen:
+            errors.append(f"{where}, fields 'item', 'agent': a second line for item {item!r} and "
+                          f"agent {agent!r} (first on line {seen[key]}); keep one")
+            continue
+        seen[key] = line
+        if item in gold_of and gold_of[item][0] != gold:
+            errors.append(f"{where}, field 'gold': {gold!r} but line {gold_of[item][1]} gives "
+                          f"{gold_of[item][0]!r} for item {item!r}; an item has one gold label")
+            continue
+        gold_of.setdefault(item, (gold, line))
+        raw_conf.setdefault(agent, []).extend((line, float(c)) for c in numbers)  # type: ignore[arg-type]
+        if quality is not None:
+            raw_quality.setdefault(agent, []).append((line, float(quality)))
+        for rank, label in enumerate(labels, start=1):
+            rows.append({"item": item, "agent": agent,
+                         "modality": optional["modality"] or agent, "rank": rank,
+                         "label": str(label),
+                         "score": float(numbers[rank - 1]) if rank <= len(numbers)  # type: ignore[arg-type]
+                         else np.nan,
+                         "quality": np.nan if quality is None else float(quality),
+                         "gold": gold, "cluster": optional["cluster"],
+                         "group": optional["group"], "line": line})
+
+    scales: dict[str, str] = {}
+    quality_scales: dict[str, str] = {}
+    for found, raw, name in ((scales, raw_conf, "confidence"),
+                             (quality_scales, raw_quality, "quality")):
+        for agent, pairs in raw.items():
+            got = _find_scale([v for _, v in pairs], scale)
+            if got is None:
+                wanted = {"unit": "0-1", "percent": "1-100"}.get(scale, "0-1 or 1-100")
+                line = next(ln for ln, v in pairs if not 0.0 <= v <= (1.0 if scale == "unit"
+                                                                      else 100.0))
+                errors.append(f"line {line}, field {name!r}: outside the {wanted} scale of "
+                              f"agent {agent!r}")
+                continue
+            found[agent] = got
+    if not rows and not errors:
+        errors.append("no agent outputs (the file is empty)")
+    if errors:
+        raise SabotageInputError(source, errors)
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column, found in (("score", scales), ("quality", quality_scales)):
+        divide = table["agent"].map(lambda a, f=found: 100.0 if f.get(a) == PERCENT else 1.0)
+        table[column] = table[column] / divide
+    table["score"] = _spread_rest(table)
+    return AgentOutputs(table=table, scales=scales, quality_scales=quality_scales,
+                        source=source)
+
+
+def _spread_rest(table: pd.DataFrame) -> pd.Series:
+    """S_m(y) of the labels after the top one when the agent gave one confidence c.
+
+    The agent said only how sure it is of its top label; the rest of its belief, 1 - c, is
+    spread evenly over the other labels it listed, so they can still enter the fused
+    top-k, below the top label whenever c >= 1 - c over their count.
+    """
+    score = table["score"].copy()
+    missing = score.isna()
+    if missing.any():
+        keys = [table["item"], table["agent"]]
+        top = table["score"].where(table["rank"] == 1).groupby(keys).transform("max")
+        rest = missing.groupby(keys).transform("sum")
+        score[missing] = ((1.0 - top) / rest)[missing]
+    return score
+
+
+def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
+    """Read and validate a JSONL file of agent outputs (see the module docstring).
+
+    Raises:
+        SabotageInputError: a line that is not JSON, or any problem of `agent_table`.
+        FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    records: list[tuple[int, Any]] = []
+    errors: list[str] = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                records.append((line_no, json.loads(text)))
+            except json.JSONDecodeError as err:
+                errors.append(f"line {line_no}: not valid JSON ({err.msg})")
+    if errors:
+        raise SabotageInputError(str(path), errors)
+    return agent_table(records, source=str(path), scale=scale)

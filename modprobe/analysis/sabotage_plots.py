@@ -1,0 +1,145 @@
+"""Figures of the sabotage analysis (same conventions as `modprobe.analysis.plots`).
+
+Each function takes the report's tidy tables (so ``figures/sabotage.py`` can redraw them
+from a report folder's CSV files), returns a fresh Figure and saves it when ``path`` is
+given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from modprobe.analysis.plots import PathLike, _error_bars, save_figure
+
+#: Bars of the sabotage figure, in order, with their legend text.
+BAR_MEASURES = {
+    "potential_sabotage": "potential sabotage (wrong, conf >= tau)",
+    "successful_sabotage": "successful sabotage (fused top-1 = its label)",
+    "successful_sabotage_joint": "... of the joint answer (joint top-1 = its label)",
+    "contributions": "contribution (top-1 = gold)",
+}
+FUSION_COLOR = "black"
+
+
+def _palette(names: list[str]) -> dict[str, Any]:
+    colors = sns.color_palette("colorblind", max(len(names), 3))
+    return dict(zip(names, colors))
+
+
+def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
+                     title: str = "Reliability of each agent",
+                     path: PathLike | None = None) -> Figure:
+    """Calibration curve per agent (accuracy vs mean confidence per bin) and bin counts.
+
+    Args:
+        calibration: `SabotageReport.calibration` (``agent, bin_low, bin_high, n,
+            confidence, accuracy, low, high``).
+        ece: Expected calibration error per agent (shown in the legend).
+    """
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(9.5, 4.2), layout="constrained", dpi=110)
+        FigureCanvasAgg(fig)
+        ax, ax_n = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
+    agents = list(dict.fromkeys(calibration["agent"]))
+    colors = _palette(agents)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    width = 0.8 / max(len(agents), 1)
+    for j, agent in enumerate(agents):
+        part = calibration[calibration["agent"] == agent]
+        ax.errorbar(part["confidence"], part["accuracy"],
+                    yerr=_error_bars(part["accuracy"], part["low"].fillna(part["accuracy"]),
+                                     part["high"].fillna(part["accuracy"])),
+                    marker="o", markersize=4, capsize=2, color=colors[agent],
+                    label=f"{agent} (ECE {ece.get(agent, float('nan')):.3f})")
+        centers = (part["bin_low"] + part["bin_high"]) / 2
+        step = float((part["bin_high"] - part["bin_low"]).iloc[0]) if len(part) else 0.1
+        ax_n.bar(centers - step * 0.4 + (j + 0.5) * width * step, part["n"],
+                 width=width * step, color=colors[agent], label=agent)
+    ax.set(xlim=(0, 1.02), ylim=(-0.02, 1.02), xlabel="confidence in the top label (bin mean)",
+           ylabel="accuracy of the top label", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    ax_n.set(xlim=(0, 1), xlabel="confidence in the top label", ylabel="items",
+             title="Items per confidence bin")
+    ax_n.legend(fontsize=8)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
+                       title: str | None = None, path: PathLike | None = None) -> Figure:
+    """Rates of potential and successful sabotage and of contribution, with intervals.
+
+    Args:
+        rates: `SabotageReport.rates` (``level, name, measure, rate, low, high``).
+        tau: The confidence threshold (for the legend).
+        level: ``agent``, ``modality`` or ``group``.
+    """
+    part = rates[(rates["level"] == level) & rates["measure"].isin(list(BAR_MEASURES))]
+    names = list(dict.fromkeys(part["name"]))
+    measures = [m for m in BAR_MEASURES if part.loc[part["measure"] == m, "rate"].notna().any()]
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 4.2), layout="constrained",
+                     dpi=110)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    colors = dict(zip(BAR_MEASURES, sns.color_palette("Set2", len(BAR_MEASURES))))
+    width = 0.8 / max(len(measures), 1)
+    x = np.arange(len(names))
+    for j, measure in enumerate(measures):
+        sub = part[part["measure"] == measure].set_index("name").reindex(names)
+        rate = sub["rate"].to_numpy(np.float64)
+        shown = np.nan_to_num(rate)
+        bars = ax.bar(x + (j - (len(measures) - 1) / 2) * width, shown, width=width,
+                      color=colors[measure],
+                      label=BAR_MEASURES[measure].replace("tau", f"{tau:g}"),
+                      yerr=np.nan_to_num(_error_bars(rate, sub["low"], sub["high"])),
+                      capsize=2, error_kw={"linewidth": 0.8})
+        for bar, value in zip(bars, rate):
+            if not np.isfinite(value):  # undefined (e.g. the joint agent is not fused)
+                ax.text(bar.get_x() + bar.get_width() / 2, 0.01, "n/a", ha="center",
+                        va="bottom", fontsize=7, rotation=90, color="0.4")
+    ax.set_xticks(x, names)
+    ax.set(ylim=(0, 1.0), ylabel="share of items", xlabel=level,
+           title=title or f"Sabotage and contribution per {level}")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2,
+               fontsize=8, frameon=False)
+    save_figure(fig, path)
+    return fig
+
+
+def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
+                       path: PathLike | None = None) -> Figure:
+    """Share of items whose gold label is in the top k, per agent and for the fusion.
+
+    Args:
+        topk: `SabotageReport.topk` (``who, k, rate, low, high``).
+    """
+    fig_ax = Figure(figsize=(6.4, 4.2), layout="constrained", dpi=110)
+    FigureCanvasAgg(fig_ax)
+    with sns.axes_style("whitegrid"):
+        ax = fig_ax.add_subplot()
+    whos = list(dict.fromkeys(topk["who"]))
+    agents = [w for w in whos if w != "fusion"]
+    colors = _palette(agents)
+    colors["fusion"] = FUSION_COLOR
+    # The fusion first, wide and pale, so that agents on the same values stay visible.
+    for who in (["fusion"] if "fusion" in whos else []) + agents:
+        part = topk[topk["who"] == who].sort_values("k")
+        style = {"linewidth": 5, "marker": "s", "alpha": 0.35, "markersize": 8} \
+            if who == "fusion" else {"linewidth": 1.4, "marker": "o", "markersize": 4}
+        ax.plot(part["k"], part["rate"], color=colors[who],
+                label="late fusion" if who == "fusion" else who, **style)
+        ax.fill_between(part["k"], part["low"], part["high"], color=colors[who], alpha=0.12,
+                        linewidth=0)
+    ax.set(xlabel="k", ylabel="gold label in the top k", ylim=(0, 1.03), title=title)
+    ax.set_xticks(sorted(topk["k"].unique()))
+    ax.legend(fontsize=8, loc="lower right")
+    save_figure(fig_ax, path)
+    return fig_ax

@@ -1,0 +1,180 @@
+"""Agents from modprobe's own run folders (tables in, no model code).
+
+A study run (``python -m modprobe.layers``) answers every item under three conditions;
+each condition is an agent:
+
+=============  ===========  ===================================
+condition      agent        modality
+=============  ===========  ===================================
+``vision``     ``vision``   image + question
+``text``       ``text``     description + question
+``multi``      ``joint``    image + description + question
+=============  ===========  ===================================
+
+An agent's ranked labels are the candidate answers ordered by the model's final
+probability under that condition (``candidates.csv``; runs made before that table
+existed fall back on the last layer of ``layers.csv``, the same logits); equal
+probabilities rank alphabetically. Its
+confidences are those probabilities, renormalised over the candidates
+(``scores="candidates"``, the default: the label set is the closed set of answers), or
+the full-vocabulary probabilities (``scores="vocab"``: the mass on tokens that are no
+candidate counts against the confidence). Confidences are read from the model's
+probabilities, not elicited: modprobe does not implement the paper's self-assessment
+prompt.
+
+The gold label of an item (``gold="auto"``): the image's color for ``conflict`` and
+``text_irrelevant`` items (the description is a claim, or about a shape not drawn), the
+description's for ``image_irrelevant`` items (the question asks about a shape not
+drawn). ``gold="vision"`` or ``"text"`` takes one answer for every item.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.analysis.sabotage_input import (
+    JOINT,
+    AgentOutputs,
+    SabotageInputError,
+    agent_table,
+    read_agent_jsonl,
+)
+
+#: Condition of a study run -> agent name.
+STUDY_AGENTS = {"vision": "vision", "text": "text", "multi": JOINT}
+GOLDS = ("auto", "vision", "text")
+SCORES = ("candidates", "vocab")
+#: Gold column by item group under ``gold="auto"`` (other groups: the image's answer).
+AUTO_GOLD = {"conflict": "answer_vision", "text_irrelevant": "answer_vision",
+             "image_irrelevant": "answer_text"}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def _final_scores(run: Path, notes: list[str]) -> pd.DataFrame:
+    """``id, condition, candidate, prob`` of the model's final distribution."""
+    if (run / "candidates.csv").is_file():
+        return _read_csv(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
+    if not (run / "layers.csv").is_file():
+        raise SabotageInputError(str(run), ["the run has neither candidates.csv nor layers.csv; "
+                                            "is the run finished?"])
+    layers = _read_csv(run / "layers.csv")
+    last = layers[layers["layer"] == layers["layer"].max()]
+    probs = [c for c in last.columns if c.startswith("prob_")]
+    if not probs:
+        raise SabotageInputError(str(run), ["layers.csv has no prob_<candidate> columns: the "
+                                            "run scored no candidate answers"])
+    notes.append("no candidates.csv (a run from an older modprobe): candidate probabilities "
+                 "read from the last lens layer of layers.csv")
+    long = last.melt(id_vars=["id", "condition"], value_vars=probs, var_name="candidate",
+                     value_name="prob")
+    long["candidate"] = long["candidate"].str.slice(len("prob_"))
+    return long
+
+
+def study_records(run: str | Path, gold: str = "auto",
+                  scores: str = "candidates") -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """The JSONL records (line = row of ``items.csv``) of a study run's three agents.
+
+    Returns:
+        ``(records, notes)``.
+    """
+    if gold not in GOLDS:
+        raise ValueError(f"gold must be one of {', '.join(GOLDS)}, got {gold!r}")
+    if scores not in SCORES:
+        raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
+    run = Path(run)
+    notes: list[str] = []
+    items = _read_csv(run / "items.csv")
+    final = _final_scores(run, notes)
+    final = final[final["condition"].isin(list(STUDY_AGENTS))]
+    wide = final.pivot_table(index=["id", "condition"], columns="candidate", values="prob",
+                             sort=False)
+    wide = wide[sorted(wide.columns, key=str)]
+    labels = np.asarray(wide.columns, dtype=object)
+    probs = wide.to_numpy(np.float64)
+    mass = probs.sum(axis=1)
+    if scores == "candidates":
+        probs = probs / np.where(mass > 0, mass, 1.0)[:, None]
+    probs = np.clip(probs, 0.0, 1.0)  # rounding must not push a sum past the 0-1 scale
+    outside = pd.Series(1.0 - mass, index=wide.index).groupby(level="condition").mean()
+    notes.append("candidate answers: " + ", ".join(map(str, labels)) + "; mean probability "
+                 "on other tokens: " + ", ".join(f"{STUDY_AGENTS[c]} {outside[c]:.3f}"
+                                                 for c in STUDY_AGENTS if c in outside.index))
+    # Best first; equal probabilities in alphabetical order (stable sort).
+    order = np.argsort(-probs, axis=1, kind="stable")
+    row_of = {key: i for i, key in enumerate(wide.index)}
+    records: list[tuple[int, dict[str, Any]]] = []
+    for line, item in enumerate(items.itertuples(index=False), start=2):
+        group = getattr(item, "group", None)
+        column = AUTO_GOLD.get(str(group), "answer_vision") if gold == "auto" \
+            else f"answer_{gold}"
+        cluster = getattr(item, "cluster", None)
+        for condition, agent in STUDY_AGENTS.items():
+            i = row_of.get((item.id, condition))
+            if i is None:
+                continue
+            ranked = order[i]
+            record: dict[str, Any] = {
+                "item": str(item.id), "agent": agent, "modality": agent,
+                "labels": [str(x) for x in labels[ranked]],
+                "confidence": [float(x) for x in probs[i, ranked]],
+                "gold": getattr(item, column)}
+            if isinstance(group, str):
+                record["group"] = group
+            if isinstance(cluster, str) and cluster:
+                record["cluster"] = cluster
+            records.append((line, record))
+    if gold == "auto" and "group" in items.columns and (items["group"] == "conflict").any():
+        notes.append("gold: the image's color on conflict and text_irrelevant items, the "
+                     "description's on image_irrelevant items (--gold vision|text to change)")
+    return records, notes
+
+
+def run_kind(folder: Path) -> str | None:
+    """``"study"`` for a study run folder, None when not recognised."""
+    if (folder / "items.csv").is_file() and (folder / "manifest.json").is_file():
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        conditions = manifest.get("conditions") or []
+        if {"vision", "text", "multi"} <= set(conditions):
+            return "study"
+    return None
+
+
+def load_agents(source: str | Path, gold: str = "auto", scores: str = "candidates",
+                scale: str = "auto") -> AgentOutputs:
+    """Agent outputs from a JSONL file or a study run folder.
+
+    Args:
+        source: ``.jsonl`` file of agent outputs, or a run folder.
+        gold: For runs: ``auto``, ``vision`` or ``text`` (see the module docstring).
+        scores: For runs: ``candidates`` or ``vocab``.
+        scale: For JSONL: ``auto``, ``unit`` or ``percent``.
+
+    Raises:
+        SabotageInputError: the source is malformed (line and field named).
+        FileNotFoundError: no such file or folder.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder; give a JSONL of agent "
+                                "outputs or a run folder")
+    if path.is_file():
+        return read_agent_jsonl(path, scale=scale)
+    kind = run_kind(path)
+    if kind == "study":
+        records, notes = study_records(path, gold=gold, scores=scores)
+        outputs = agent_table(records, source=str(path / "items.csv"), scale="unit")
+        return AgentOutputs(table=outputs.table, scales=outputs.scales,
+                            quality_scales=outputs.quality_scales, source=str(path),
+                            notes=tuple(notes))
+    raise SabotageInputError(str(path), ["not a run folder modprobe knows (no manifest.json "
+                                         "with the study's conditions and items.csv); give a "
+                                         "study run folder or a JSONL of agent outputs"])

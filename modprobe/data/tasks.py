@@ -1,0 +1,395 @@
+"""Task items for modality interference: open answer and multiple choice.
+
+A *task item* asks one question whose answer lies in one modality, the ``relevant``
+one (``"image"``: an image-heavy task such as classification; ``"text"``: a text-heavy
+task such as reading a description). The interference study perturbs only the other
+modality (``modprobe.perturb``) and counts how often the answer changes.
+
+Two formats:
+
+- **open answer** (``options`` absent, or present but not shown): the answer is compared
+  with the gold one after :func:`modprobe.analysis.normalize_answer`;
+- **multiple choice** (``format="choice"``): the options are listed in the prompt as
+  ``A. red`` ... and an answer is read as the option letter *or* the option's word, both
+  mapped to one option (:func:`read_choice`). An answer naming no option, or two
+  different ones, is *unreadable*: its own category, never silently right or wrong.
+
+On disk a task folder is ``items.jsonl`` (+ the images it names + optional
+``dataset.json``), one JSON object per line; see ``docs/interference.md``. Validation
+reports every problem at once with line and field, as the conflict schema does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from modprobe.data.schema import (
+    _TYPE_NAMES,
+    DatasetError,
+    FieldError,
+    _describe,
+    _image_problem,
+    _type_ok,
+)
+from modprobe.io import write_bytes
+
+#: Which modality carries the answer.
+RELEVANT: tuple[str, ...] = ("image", "text")
+#: Answer formats.
+FORMATS: tuple[str, ...] = ("open", "choice")
+#: The category of an answer that names no option, or two different ones.
+UNREADABLE = "unreadable"
+#: Appended to a multiple-choice question after its options (LLaVA-1.5's MC prompt).
+CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str, "relevant": str}
+OPTIONAL: dict[str, type] = {"image": str, "context": str, "options": list, "format": str,
+                             "subject": str, "cluster": str, "task": str,
+                             "misleading_template": str}
+
+
+@dataclass
+class TaskItem:
+    """One question of an image-heavy or text-heavy task.
+
+    Attributes:
+        id: Unique id within its task set.
+        question: The question (without the option list; :meth:`question_text` adds it).
+        answer: The gold answer; for multiple choice, the text of one option.
+        relevant: ``"image"`` or ``"text"``: the modality that holds the answer.
+        image: The image, or None (a text-heavy item's clean input usually has none).
+        context: Text shown before the question, or None.
+        options: The answer options (shown in the prompt when ``format == "choice"``;
+            for open answers, the answer space a misleading description draws from).
+        format: ``"open"`` or ``"choice"``.
+        subject: The object the question asks about (generated irrelevant images never
+            draw it).
+        cluster: Items with one label were made together (one group, one source image);
+            intervals resample whole clusters.
+        task: A name for the task, e.g. ``"color"``.
+        misleading_template: How a misleading description names an option, with
+            ``{option}`` (and ``{subject}``); default ``"This image shows {option}."``.
+        perturbation: ``"clean"``, or the name of the perturbation that made this item.
+        image_file: Path of the image relative to the task folder, if loaded from disk.
+        extra: Every other field of the line.
+    """
+
+    id: str
+    question: str
+    answer: str
+    relevant: str
+    image: Image.Image | None = None
+    context: str | None = None
+    options: list[str] | None = None
+    format: str = "open"
+    subject: str | None = None
+    cluster: str | None = None
+    task: str = ""
+    misleading_template: str | None = None
+    perturbation: str = "clean"
+    image_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = task_item_problems(self)
+        if problems:
+            name, message = problems[0]
+            raise ValueError(f"task item {self.id!r}, field {name!r}: {message}")
+
+    # ------------------------------------------------------------------ prompts
+    def question_text(self) -> str:
+        """The question as shown: for multiple choice, followed by ``A. ...`` lines."""
+        if self.format != "choice":
+            return self.question
+        listed = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(self.options or []))
+        return f"{self.question}\n{listed}\n{CHOICE_INSTRUCTION}"
+
+    def prompt(self) -> Any:
+        """The model input (:class:`modprobe.adapters.Prompt`): image, context, question."""
+        from modprobe.adapters.base import Prompt
+
+        return Prompt(self.question_text(), context=self.context or None,
+                      images=[self.image] if self.image is not None else [])
+
+    def replaced(self, **changes: Any) -> TaskItem:
+        """A copy with some fields changed (``dataclasses.replace``, ``extra`` copied)."""
+        changes.setdefault("extra", dict(self.extra))
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------ answers
+    def read(self, answer: Any, aliases: Mapping[str, int] | None = None) -> str:
+        """The category of a model's answer: the option it names (its text) for multiple
+        choice, else the normalised answer; :data:`UNREADABLE` when none can be read.
+        ``aliases`` as in :func:`read_choice` (multiple choice only)."""
+        from modprobe.analysis import normalize_answer
+
+        if self.format == "choice":
+            index = read_choice(answer, self.options or [], aliases)
+            return UNREADABLE if index is None else self.options[index]  # type: ignore[index]
+        text = normalize_answer(answer)
+        return text if isinstance(text, str) and text else UNREADABLE
+
+    def gold(self) -> str:
+        """The gold answer as a category (comparable with :meth:`read`)."""
+        from modprobe.analysis import normalize_answer
+
+        if self.format == "choice":
+            return next(o for o in self.options or [] if _key(o) == _key(self.answer))
+        return str(normalize_answer(self.answer))
+
+    def target(self) -> str:
+        """The answer a model should give (a training target): the gold option's letter
+        for multiple choice, the gold answer otherwise."""
+        if self.format == "choice":
+            return LETTERS[(self.options or []).index(self.gold())]
+        return self.answer
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object of this item (images by path; ``image_file`` must be set)."""
+        record: dict[str, Any] = {"id": self.id, "question": self.question,
+                                  "answer": self.answer, "relevant": self.relevant}
+        optional = {"image": self.image_file, "context": self.context, "options": self.options,
+                    "format": self.format if self.format != "open" else None,
+                    "subject": self.subject, "cluster": self.cluster, "task": self.task or None,
+                    "misleading_template": self.misleading_template}
+        record.update({k: v for k, v in optional.items() if v is not None})
+        record.update(self.extra)
+        return record
+
+
+def seeded_rng(seed: int, *keys: str | int) -> np.random.Generator:
+    """A numpy Generator that depends only on ``seed`` and ``keys`` (strings hashed with
+    SHA-256, never Python's salted ``hash``): the same in every process and platform."""
+    words = [int(seed)]
+    for key in keys:
+        digest = hashlib.sha256(str(key).encode("utf-8")).digest()
+        words += [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def task_item_problems(item: TaskItem | Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for every inconsistency of an item (empty when it is fine)."""
+    get = item.get if isinstance(item, Mapping) else (lambda k, d=None: getattr(item, k, d))
+    problems: list[tuple[str, str]] = []
+    relevant, fmt, options = get("relevant"), get("format") or "open", get("options")
+    if relevant not in RELEVANT:
+        problems.append(("relevant", f"unknown value {relevant!r}; use image or text"))
+    if fmt not in FORMATS:
+        problems.append(("format", f"unknown value {fmt!r}; use open or choice"))
+    if options is not None:
+        if not options or not all(isinstance(o, str) and o.strip() for o in options):
+            problems.append(("options", "must be a non-empty list of non-empty strings"))
+        elif len({_key(o) for o in options}) != len(options):
+            problems.append(("options", f"holds the same option twice: {options}"))
+        elif len(options) > len(LETTERS):
+            problems.append(("options", f"at most {len(LETTERS)} options"))
+        elif _key(get("answer") or "") not in {_key(o) for o in options}:
+            problems.append(("answer", (f"gold answer {get('answer')!r} is not among the "
+                                       f"options {options}; the gold must be one of them")))
+    if fmt == "choice" and options is None:
+        problems.append(("options", "a multiple-choice item needs its options"))
+    has_image = get("image") is not None or get("image_file") is not None
+    if relevant == "image" and not has_image:
+        problems.append(("image", ("missing, but the relevant modality is image: an "
+                                  "image-heavy item needs its image")))
+    if relevant == "text" and not (get("context") or "").strip():
+        problems.append(("context", ("missing or empty, but the relevant modality is text: a "
+                                    "text-heavy item needs its description")))
+    template = get("misleading_template")
+    if template is not None and "{option}" not in template:
+        problems.append(("misleading_template", "must contain {option}"))
+    return problems
+
+
+def _key(text: str) -> str:
+    return " ".join(str(text).casefold().split()).strip(".!?,;: ")
+
+
+# ------------------------------------------------------------------ multiple choice
+_LETTER_ALONE = re.compile(r"^[\s(\[]*([A-Za-z])[\s)\].:]*$")
+_LETTER_LEAD = re.compile(r"^[\s(\[]*([A-Z])\s*[).:\]]")
+_LETTER_SAID = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b\)?",
+                          re.IGNORECASE)
+
+
+def read_choice(answer: Any, options: Sequence[str],
+                aliases: Mapping[str, int] | None = None) -> int | None:
+    """Index of the option an answer names, or None when it is unreadable.
+
+    The answer may give the letter (``"B"``, ``"(b)"``, ``"B. blue"``, ``"The answer is
+    B"``) or the option's word(s) (``"blue"``, ``"It is blue."``); both are read, and when
+    both are given they must agree. Neither, two different options, or a letter and a
+    word that disagree: None. A lone lowercase ``"a"`` is read as the letter only when it
+    is the whole answer (elsewhere it is an article).
+
+    Args:
+        answer: The model's answer text (None or NaN: unreadable).
+        options: The options, in letter order.
+        aliases: Further strings that name an option (e.g. an option's first token, when
+            only one answer token was read), normalised before matching.
+    """
+    if not isinstance(answer, str) or not answer.strip():
+        return None
+    letter = _letter(answer, len(options))
+    word = _word(answer, options, aliases or {})
+    if letter is not None and word is not None and letter != word:
+        return None
+    return letter if letter is not None else word
+
+
+def _letter(answer: str, count: int) -> int | None:
+    match = (_LETTER_ALONE.match(answer) or _LETTER_LEAD.match(answer)
+             or _LETTER_SAID.search(answer))
+    if match is None:
+        return None
+    index = LETTERS.index(match.group(1).upper())
+    return index if index < count else None
+
+
+def _word(answer: str, options: Sequence[str], aliases: Mapping[str, int]) -> int | None:
+    text = f" {_words(answer)} "
+    found = {i for i, option in enumerate(options) if f" {_words(option)} " in text}
+    # "dark red" also contains "red": keep only options not inside another found option.
+    found = {i for i in found if not any(j != i and f" {_words(options[i])} "
+                                         in f" {_words(options[j])} " for j in found)}
+    if not found:
+        key = _words(answer)
+        found = {i for alias, i in aliases.items() if _words(alias) == key and key}
+    return found.pop() if len(found) == 1 else None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[\w'-]+", str(text).casefold()))
+
+
+# ------------------------------------------------------------------ task folders
+@dataclass
+class TaskSet:
+    """A validated task folder.
+
+    Attributes:
+        root: The folder (None for a set built in memory).
+        items: The items, in file order; images are opened by :meth:`open`.
+        info: ``dataset.json`` (empty when absent).
+    """
+
+    root: Path | None
+    items: list[TaskItem]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[TaskItem]:
+        return iter(self.items)
+
+    def open(self, item: TaskItem) -> TaskItem:
+        """The item with its image loaded (RGB); unchanged when it has none or has it."""
+        if item.image is not None or item.image_file is None or self.root is None:
+            return item
+        path = self.root / PurePosixPath(item.image_file.replace("\\", "/"))
+        with Image.open(path) as image:
+            return item.replaced(image=image.convert("RGB"))
+
+
+def parse_tasks(text: str, root: Path | None, file: str = "items.jsonl",
+                ) -> tuple[list[TaskItem], list[FieldError]]:
+    """Parse and validate the lines of a task ``items.jsonl``."""
+    items: list[TaskItem] = []
+    errors: list[FieldError] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors.append(FieldError(file, number, None,
+                                     f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        line = _check_record(record, number, root, file)
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            first = seen.setdefault(record["id"], number)
+            if first != number:
+                line.append(FieldError(file, number, "id", f"duplicate id {record['id']!r} "
+                                                           f"(first on line {first})"))
+        errors.extend(line)
+        if not line:
+            items.append(_from_record(record))
+    return items, errors
+
+
+def _check_record(record: Any, line: int, root: Path | None, file: str) -> list[FieldError]:
+    if not isinstance(record, dict):
+        return [FieldError(file, line, None, f"expected a JSON object, got {_describe(record)}")]
+    errors: list[FieldError] = []
+    for name, expected in {**REQUIRED, **OPTIONAL}.items():
+        if name not in record:
+            if name in REQUIRED:
+                errors.append(FieldError(file, line, name, "missing"))
+            continue
+        if not _type_ok(record[name], expected):
+            errors.append(FieldError(file, line, name, f"expected {_TYPE_NAMES[expected]}, "
+                                                       f"got {_describe(record[name])}"))
+    if errors:
+        return errors
+    errors += [FieldError(file, line, name, message)
+               for name, message in task_item_problems(record)]
+    if "image" in record:
+        problem = _image_problem(record["image"], root)
+        if problem:
+            errors.append(FieldError(file, line, "image", problem))
+    return errors
+
+
+def _from_record(record: dict[str, Any]) -> TaskItem:
+    known = {"id", "question", "answer", "relevant", "context", "options", "format",
+             "subject", "cluster", "task", "misleading_template"}
+    fields_ = {k: record[k] for k in known if k in record}
+    extra = {k: v for k, v in record.items() if k not in known and k != "image"}
+    return TaskItem(**fields_, image_file=record.get("image"), extra=extra)
+
+
+def load_tasks(root: str | Path) -> TaskSet:
+    """Load and validate a task folder (``items.jsonl`` + images).
+
+    Raises:
+        DatasetError: listing every problem (line, field, message).
+    """
+    root = Path(root)
+    path = root / "items.jsonl"
+    if not path.is_file():
+        raise DatasetError(root, [FieldError("items.jsonl", 0, None,
+                                             f"not found in {root}; a task folder needs "
+                                             "items.jsonl")])
+    items, errors = parse_tasks(path.read_text(encoding="utf-8"), root)
+    if not errors and not items:
+        errors.append(FieldError("items.jsonl", 0, None, "holds no items"))
+    if errors:
+        raise DatasetError(root, errors)
+    info_path = root / "dataset.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    return TaskSet(root, items, info if isinstance(info, dict) else {})
+
+
+def write_tasks(root: str | Path, items: Sequence[TaskItem], info: dict[str, Any]) -> Path:
+    """Write ``items.jsonl`` and ``dataset.json`` (images must already be in place)."""
+    root = Path(root)
+    lines = "".join(json.dumps(item.to_record(), ensure_ascii=False) + "\n" for item in items)
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.relevant] = counts.get(item.relevant, 0) + 1
+    info = {**info, "n_items": len(items), "n_items_by_relevant": counts}
+    write_bytes(root / "dataset.json", (json.dumps(info, indent=2) + "\n").encode("utf-8"))
+    write_bytes(root / "items.jsonl", lines.encode("utf-8"))
+    return root / "items.jsonl"

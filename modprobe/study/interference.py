@@ -1,0 +1,328 @@
+"""The interference study: every item clean and under each perturbation, in one run folder.
+
+For every task item (``modprobe.data.tasks``) the model answers the clean input and each
+perturbation of the item's irrelevant modality (``modprobe.perturb``), in batches, with
+one capture each (logit lens + attention mass at the answer position). Chunks of items
+are written as they finish (``modprobe.study.runfolder``): a killed run resumes and ends
+with the tables of an uninterrupted one. ``python -m modprobe.interference`` is the
+command-line face of this module.
+
+Run folder::
+
+    RUN/manifest.json           model, data, perturbations, seed, versions
+    RUN/data/                   the generated color tasks (when no --data was given)
+    RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
+    RUN/items.csv               one row per item x condition: answer, category, correct
+    RUN/layers.csv              one row per item x condition x layer (lens)
+    RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+    RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
+    RUN/flips.csv               one row per item x perturbation: correct, flipped
+    RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
+                                clean vs perturbed, with intervals
+    RUN/summary.json            accuracy and delta per condition (the printed lines)
+    RUN/figures/*.png           radar, delta bars, attention shift by layer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.data.tasks import TaskItem, TaskSet
+from modprobe.io import write_json
+from modprobe.spans import SPAN_NAMES
+from modprobe.study.runfolder import (
+    MANIFEST,
+    StudyError,
+    chunk_folder,
+    finished_chunks,
+    gather_chunks,
+    mark_complete,
+    prepare_run_folder,
+    write_chunk,
+)
+
+#: Options that change the numbers: a resumed run must use the same values.
+_RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
+                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences")
+TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
+
+
+@dataclass
+class InterferenceConfig:
+    """Options of one interference run (written to the manifest).
+
+    Attributes:
+        model: Alias, hub id or folder.
+        data: Task folder (``modprobe.data.tasks`` schema); None: generate the color
+            world's image-heavy and text-heavy tasks into ``out/data``.
+        out: Run folder.
+        perturb: Perturbation names (None: every built-in one).
+        batch_size: Items per chunk (each chunk runs one batch per condition).
+        limit: Only the first ``limit`` items.
+        device: Torch device (None: CUDA when available).
+        dtype: Model dtype.
+        top_k: Lens top tokens kept per layer.
+        seed: Seed of the perturbations, the generated data and the bootstrap.
+        n_bootstrap: Bootstrap replicates of the cluster intervals.
+        resume: Continue an interrupted run in ``out``.
+        figures: Draw the figures.
+        groups: Generator groups when ``data`` is None (default 12 organism, 8 others).
+        format: ``"choice"`` or ``"open"`` for generated data (default: open for the
+            organism, whose vocabulary has no option letters, choice otherwise).
+        image_size: ``(width, height)`` of image perturbations (None: the processor's).
+        ri_folder: Folder of real irrelevant images for RI (None: generated scenes).
+        uf_sentences: Unrelated facts per UF perturbation.
+    """
+
+    model: str
+    data: str | None
+    out: str
+    perturb: list[str] | None = None
+    batch_size: int = 16
+    limit: int | None = None
+    device: str | None = None
+    dtype: str = "auto"
+    top_k: int = 5
+    seed: int = 0
+    n_bootstrap: int = 2000
+    resume: bool = False
+    figures: bool = True
+    groups: int | None = None
+    format: str | None = None
+    image_size: list[int] | None = None
+    ri_folder: str | None = None
+    uf_sentences: int = 3
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """Options of perturbation ``name`` in this run (size is added at run time)."""
+        if name == "RI" and self.ri_folder:
+            return {"folder": self.ri_folder}
+        if name == "UF":
+            return {"sentences": self.uf_sentences}
+        return {}
+
+
+@dataclass
+class InterferenceResult:
+    """A finished run (also on disk).
+
+    Attributes:
+        out: The run folder.
+        items: One row per item x condition.
+        report: Accuracy and delta per condition.
+        shift: Attention on the perturbed span by layer.
+        summary: ``summary.json``.
+        figures: Paths of the figures.
+    """
+
+    out: Path
+    items: pd.DataFrame
+    report: Any
+    shift: pd.DataFrame
+    summary: dict[str, Any]
+    figures: list[Path] = field(default_factory=list)
+
+    def summary_lines(self) -> list[str]:
+        return list(self.summary.get("lines", []))
+
+
+def perturbed_span(name: str) -> str:
+    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
+    for text perturbations once the span axis has it, else ``text``; ``image``."""
+    from modprobe.perturb import get_perturbation
+
+    span = get_perturbation(name).span
+    return span if span in SPAN_NAMES else "text"
+
+
+def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]]:
+    """Validate everything the user gave before anything is written."""
+    from modprobe.data.tasks import load_tasks
+    from modprobe.loading import resolve_source
+    from modprobe.perturb import BUILTIN, applicable, check_perturbation
+
+    if config.batch_size < 1:
+        raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.limit is not None and config.limit < 1:
+        raise StudyError(f"--limit must be at least 1, got {config.limit}")
+    if config.format not in (None, "open", "choice"):
+        raise StudyError(f"--format must be open or choice, got {config.format!r}")
+    names = list(config.perturb) if config.perturb else list(BUILTIN)
+    for name in names:
+        check_perturbation(name, **config.options_for(name))
+    resolve_source(config.model)
+    tasks = load_tasks(config.data) if config.data is not None else None
+    if tasks is not None and not any(applicable(it, names) for it in tasks):
+        raise StudyError(f"no item of {config.data} fits the perturbations {names}: text "
+                         "perturbations need image-heavy items (relevant=image), image ones "
+                         "text-heavy items (relevant=text)")
+    return tasks, names
+
+
+def _generate(config: InterferenceConfig, out: Path) -> Path:
+    from modprobe.data.color_tasks import generate_color_tasks
+
+    data = out / "data"
+    if not (data / "items.jsonl").is_file():
+        organism = config.model == "organism"
+        generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
+                             seed=config.seed, variant="lowres" if organism else "paper",
+                             fmt=config.format or ("open" if organism else "choice"),
+                             overwrite=True)
+    return data
+
+
+def run_interference(config: InterferenceConfig, progress: bool = True,
+                     on_chunk: Callable[[int], None] | None = None) -> InterferenceResult:
+    """Run (or resume) an interference study and write its run folder.
+
+    Raises:
+        StudyError: the run folder exists (without ``resume``) or does not match.
+        DatasetError: the task folder does not validate.
+        PerturbationError: an unknown perturbation or bad perturbation options.
+    """
+    from tqdm.auto import tqdm
+
+    from modprobe.data.tasks import load_tasks
+    from modprobe.loading import load
+    from modprobe.perturb import processor_image_size
+
+    tasks, names = _check_inputs(config)
+    out = Path(config.out)
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+    options["perturb"] = names
+    manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS, kind="interference")
+    data = Path(config.data) if config.data is not None else _generate(config, out)
+    tasks = tasks or load_tasks(data)
+    items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+    loaded = load(config.model, device=config.device, dtype=config.dtype)
+    size = tuple(config.image_size) if config.image_size else processor_image_size(loaded.processor)
+    candidates = _candidates(items, loaded)
+    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
+                     "n_items": len(items), "data_folder": str(data), "image_size": list(size),
+                     "candidates": candidates, "span_names": list(SPAN_NAMES),
+                     "perturbed_spans": {n: perturbed_span(n) for n in names}})
+    write_json(out / MANIFEST, manifest)
+
+    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
+    done = finished_chunks(out, len(chunks))
+    bar = tqdm(total=len(items), unit="item", desc="modprobe.interference",
+               disable=not progress, initial=sum(len(chunks[i]) for i in done))
+    for index, chunk in enumerate(chunks):
+        if index in done:
+            continue
+        opened = [tasks.open(item) for item in chunk]
+        tables = run_chunk(loaded, opened, names, config, size, candidates)
+        write_chunk(chunk_folder(out, index), tables)
+        bar.update(len(chunk))
+        if on_chunk is not None:
+            on_chunk(index)
+    bar.close()
+
+    gathered = gather_chunks(out, len(chunks), TABLES)
+    from modprobe.study.interference_report import analyse_interference_run
+
+    summary, report, shift, figures = analyse_interference_run(
+        out, gathered["items.csv"], gathered["attention_mass.npy"], names,
+        model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
+        figures=config.figures)
+    mark_complete(out, manifest)
+    return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
+
+
+def _candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
+    """Answers scored by the lens at every layer: every option (and letter) whose first
+    token is a distinct known token of the model's tokenizer."""
+    from modprobe.data.tasks import LETTERS
+
+    words: list[str] = []
+    for item in items:
+        words += [item.answer, *(item.options or [])]
+        if item.format == "choice":
+            words += list(LETTERS[:len(item.options or [])])
+    tokenizer = loaded.tokenizer
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    taken: set[int] = set()
+    kept: list[str] = []
+    for word in dict.fromkeys(words):
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if ids and ids[0] != unknown and ids[0] not in taken:
+            taken.add(ids[0])
+            kept.append(word)
+    return kept
+
+
+def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
+    """``{decoded first token: option index}`` of a multiple-choice item's options (a
+    one-token answer can only be an option's first token)."""
+    from modprobe.analysis import normalize_answer
+
+    aliases: dict[str, int] = {}
+    for i, option in enumerate(item.options or []):
+        ids = tokenizer(option, add_special_tokens=False)["input_ids"]
+        if ids:
+            aliases.setdefault(str(normalize_answer(tokenizer.decode(ids[:1]))), i)
+    return aliases
+
+
+def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
+              config: InterferenceConfig, size: tuple[int, int],
+              candidates: Sequence[str]) -> dict[str, Any]:
+    """Capture one chunk: each item clean and under each perturbation that fits it.
+
+    Returns:
+        ``items.csv`` rows (item x condition, in item then condition order), ``layers.csv``
+        rows and the `row layer head span` attention mass.
+    """
+    from modprobe.analysis import normalize_answer
+    from modprobe.capture import capture
+    from modprobe.perturb import applicable, get_perturbation, perturb
+
+    variants: list[TaskItem] = []
+    for item in items:
+        variants.append(item)
+        for name in applicable(item, names):
+            variants.append(perturb(item, name, seed=config.seed, size=size,
+                                    **config.options_for(name)))
+    # One batch per condition and image presence (some families cannot mix the two).
+    groups: dict[tuple[str, bool], list[int]] = {}
+    for row, variant in enumerate(variants):
+        groups.setdefault((variant.perturbation, variant.image is not None), []).append(row)
+    records: list[dict[str, Any]] = [{} for _ in variants]
+    lens_parts: list[pd.DataFrame] = []
+    mass: list[np.ndarray | None] = [None] * len(variants)
+    for rows in groups.values():
+        batch = [variants[r] for r in rows]
+        cap = capture(loaded, [v.prompt() for v in batch], candidates=list(candidates),
+                      top_k=config.top_k).cpu()
+        frames = cap.to_frames()
+        final = frames.final
+        for j, row in enumerate(rows):
+            v = variants[row]
+            token = str(final["top1_token"].iloc[j])
+            answer = normalize_answer(token) or f"<id:{int(final['top1_id'].iloc[j])}>"
+            category = v.read(token, _first_token_aliases(v, loaded.tokenizer)
+                              if v.format == "choice" else None)
+            records[row] = {
+                "id": v.id, "perturbation": v.perturbation, "relevant": v.relevant,
+                "modality": get_perturbation(v.perturbation).modality
+                if v.perturbation != "clean" else "", "task": v.task, "format": v.format,
+                "cluster": v.cluster, "answer": answer, "category": category,
+                "gold": v.gold(), "correct": category == v.gold(),
+                "p_top1": float(final["top1_prob"].iloc[j]),
+                "entropy": float(final["entropy"].iloc[j])}
+            mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
+        lens = frames.lens
+        lens.insert(0, "perturbation", [variants[rows[r]].perturbation for r in lens["row"]])
+        lens.insert(0, "id", [variants[rows[r]].id for r in lens["row"]])
+        lens["_order"] = [rows[r] for r in lens["row"]]
+        lens_parts.append(lens.drop(columns=["row"]))
+    layers = pd.concat(lens_parts, ignore_index=True).sort_values(["_order", "layer"])
+    return {"items.csv": pd.DataFrame(records), "attention_mass.npy": np.stack(mass),
+            "layers.csv": layers.drop(columns=["_order"]).reset_index(drop=True)}

@@ -1,0 +1,167 @@
+"""Turn an interference run's tables into its summary, tables and figures.
+
+Reads only tables (``items.csv``, ``attention_mass.npy``), so a finished run can be
+re-analysed, and several runs drawn together, without the model::
+
+    from modprobe.study.interference_report import analyse_interference_folder, radar_axes
+    summary, report, shift, figures = analyse_interference_folder("runs/interference")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modprobe.io import read_npy, write_csv, write_json
+from modprobe.spans import SPAN_NAMES
+from modprobe.study.runfolder import read_table
+
+FIGURES = "figures"
+HEAVY = {"image": "image-heavy", "text": "text-heavy"}
+
+
+def attention_long(mass: np.ndarray, items: pd.DataFrame) -> pd.DataFrame:
+    """Head-averaged mass `row layer span` as ``id, perturbation, layer, span, mass``."""
+    mean = mass.mean(axis=2)
+    rows, layers, _ = mean.shape
+    index = pd.MultiIndex.from_product([range(rows), range(layers), list(SPAN_NAMES)],
+                                       names=["row", "layer", "span"])
+    frame = pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()
+    frame.insert(0, "perturbation", items["perturbation"].to_numpy()[frame["row"]])
+    frame.insert(0, "id", items["id"].to_numpy()[frame["row"]])
+    return frame.drop(columns=["row"])
+
+
+def cluster_of(items: pd.DataFrame) -> str | None:
+    """``"cluster"`` when every row has a cluster label, else None (items independent)."""
+    if "cluster" in items.columns and items["cluster"].notna().all():
+        return "cluster"
+    return None
+
+
+def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
+    """Accuracy per radar spoke: clean accuracy of the image-heavy items, then their text
+    perturbations; clean accuracy of the text-heavy items, then their image ones."""
+    out: dict[str, float] = {}
+    clean = items[items["perturbation"] == "clean"]
+    by_modality = items[items["perturbation"] != "clean"].groupby("perturbation")["relevant"]
+    relevant_of = by_modality.first().to_dict() if "relevant" in items.columns else {}
+    for relevant in ("image", "text"):
+        part = clean[clean["relevant"] == relevant] if "relevant" in clean.columns else clean
+        if len(part) and "relevant" in clean.columns:
+            out[f"clean\n({HEAVY[relevant]})"] = float(part["correct"].mean())
+        for result in report.conditions:
+            if result.perturbation != "clean" and relevant_of.get(result.perturbation) == relevant:
+                out[result.perturbation] = result.accuracy.estimate
+    if "relevant" not in items.columns:
+        out = {c.perturbation: c.accuracy.estimate for c in report.conditions}
+    return out
+
+
+def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
+                             names: Sequence[str], model_name: str, n_bootstrap: int = 2000,
+                             seed: int = 0, figures: bool = True,
+                             ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+    """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
+    attention_shift.csv, summary.json and the figures into ``out``."""
+    from modprobe.analysis.interference import analyze_interference, attention_shift
+    from modprobe.study.interference import perturbed_span
+
+    cluster = cluster_of(items)
+    report = analyze_interference(items, cluster=cluster, order=["clean", *names],
+                                  n_resamples=n_bootstrap, seed=seed)
+    write_csv(out / "flips.csv", report.per_item)
+    shift = pd.DataFrame()
+    if mass is not None and mass.size:
+        attention = attention_long(mass, items)
+        write_csv(out / "attention.csv", attention)
+        spans = {n: perturbed_span(n) for n in names if n in set(items["perturbation"])}
+        clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
+        shift = attention_shift(attention, spans, clusters, n_resamples=min(n_bootstrap, 1000),
+                                seed=seed)
+        write_csv(out / "attention_shift.csv", shift)
+    lines = report.lines()
+    if any(perturbed_span(n) == "text" for n in names if n in set(items["perturbation"])):
+        lines.append("note: text perturbations' attention is on the whole text span (the "
+                     "question's tokens included): this span axis has no context sub-span")
+    summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),
+                               "n_rows": len(items), **report.to_dict(), "lines": lines,
+                               "radar": radar_axes(items, report)}
+    if len(shift):
+        summary["attention_shift"] = shift.to_dict(orient="records")
+    write_json(out / "summary.json", summary)
+    drawn: list[Path] = []
+    if figures:
+        drawn = draw_figures(out / FIGURES, {_short(model_name): (summary, shift)})
+    return summary, report, shift, drawn
+
+
+def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
+                 ) -> list[Path]:
+    """Radar, delta bars (all runs together) and, per run, the attention shift."""
+    from modprobe.analysis.interference_plots import (
+        plot_attention_shift,
+        plot_flip_rates,
+        plot_radar,
+    )
+    from modprobe.analysis.plots import save_figure
+
+    written: list[Path] = []
+    radar = {name: summary["radar"] for name, (summary, _) in runs.items()}
+    axes = list(dict.fromkeys(a for values in radar.values() for a in values))
+    written += save_figure(plot_radar(radar, axes=axes), folder / "radar.png")
+    rows = [{"model": name, "perturbation": c["perturbation"],
+             "delta": _num(c["delta"]["estimate"]), "low": _num(c["delta"]["low"]),
+             "high": _num(c["delta"]["high"])}
+            for name, (summary, _) in runs.items() for c in summary["conditions"] if c["delta"]]
+    if rows:
+        written += save_figure(plot_flip_rates(pd.DataFrame(rows)), folder / "flip_rates.png")
+    for name, (_, shift) in runs.items():
+        if len(shift):
+            suffix = "" if len(runs) == 1 else f"_{_slug(name)}"
+            written += save_figure(plot_attention_shift(
+                shift, title=f"Attention on the perturbed span: {name}"),
+                folder / f"attention_shift{suffix}.png")
+    return written
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _short(model: str) -> str:
+    return Path(model).name or model
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A finished run's ``summary.json`` and ``attention_shift.csv`` (empty if absent)."""
+    run = Path(run)
+    path = run / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} has no summary.json: not a finished interference run")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    shift_path = run / "attention_shift.csv"
+    shift = read_table(shift_path) if shift_path.is_file() else pd.DataFrame()
+    return summary, shift
+
+
+def analyse_interference_folder(run: str | Path, n_bootstrap: int = 2000, seed: int = 0,
+                                figures: bool = True,
+                                ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed)."""
+    run = Path(run)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    items = read_table(run / "items.csv")
+    mass_path = run / "attention_mass.npy"
+    mass = read_npy(mass_path) if mass_path.is_file() else None
+    return analyse_interference_run(run, items, mass, manifest["options"]["perturb"],
+                                    manifest["options"]["model"], n_bootstrap, seed, figures)
