@@ -135,6 +135,8 @@ class MonotonicityTest:
             bins are not independent units, so no p-value is given).
         n_bins: Bins behind rho.
         trend: The underlying `TrendTest`.
+        slope_note: Why the data cannot identify the slope ("" when they can): one
+            distinct x, or outcomes completely separated by x (no finite estimate).
     """
 
     slope: float
@@ -147,6 +149,7 @@ class MonotonicityTest:
     spearman_rho: float
     n_bins: int
     trend: TrendTest | None = field(default=None, repr=False)
+    slope_note: str = ""
 
     @property
     def decreasing(self) -> bool:
@@ -161,8 +164,10 @@ class MonotonicityTest:
         direction only when the test establishes it."""
         verdict = self.direction or "not established"
         test = self.trend.describe() if self.trend is not None else f"p={self.p_value:.2g}"
-        return (f"monotonicity: {verdict} ({test}); logistic slope={self.slope:.3f} "
-                f"ci=[{self.slope_ci[0]:.3f}, {self.slope_ci[1]:.3f}]; binned "
+        slope = (f"logistic slope not identified ({self.slope_note})" if self.slope_note else
+                 f"logistic slope={self.slope:.3f} ci=[{self.slope_ci[0]:.3f}, "
+                 f"{self.slope_ci[1]:.3f}]")
+        return (f"monotonicity: {verdict} ({test}); {slope}; binned "
                 f"spearman_rho={self.spearman_rho:.3f} over {self.n_bins} bins (descriptive)")
 
 
@@ -254,6 +259,11 @@ def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], conf
     common = {"extrapolated": extrapolated, "x_range": x_range, "share_crossing": share,
               "confidence": confidence, "n_bootstrap": replicates.size, "method": method,
               "n_clusters": n_clusters}
+    nan = float("nan")
+    if lo == hi:  # one distinct x: no curve, so no crossing and no side of it
+        return BalancePoint(nan, nan, nan, False, None,
+                            f"not identified: every item has the same x ({lo:.3f}), so the "
+                            "data cannot say where P(text) crosses 0.5", **common)
     if math.isfinite(x0) and lo <= x0 <= hi:
         ci = bootstrap_interval(replicates, x0, confidence=confidence, n=n,
                                 n_clusters=n_clusters, bounds=x_range)
@@ -269,8 +279,19 @@ def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], conf
     reason = (f"{curve} stays {'above' if stays_above else 'below'} 0.5 over the observed "
               f"range [{lo:.3f}, {hi:.3f}], so items follow the {direction} throughout; "
               f"{where}; {share:.0%} of bootstrap fits cross in range")
-    nan = float("nan")
     return BalancePoint(nan, nan, nan, False, direction, reason, **common)
+
+
+def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
+    """Why the logistic slope is not identified by these items ("" when it is)."""
+    if np.unique(xv).size < 2:
+        return f"one distinct x ({xv[0]:.3f}): no slope can be fitted"
+    if 0 < yv.sum() < yv.size and not fit.converged:
+        text, vision = xv[yv > 0.5], xv[yv <= 0.5]
+        if text.max() <= vision.min() or vision.max() <= text.min():
+            return ("x separates the text- and vision-following items completely, so the "
+                    "slope has no finite estimate")
+    return ""
 
 
 def _recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalancePoint,
@@ -442,7 +463,7 @@ def fit_law(
     monotonicity = MonotonicityTest(
         slope=fit.slope, slope_ci=slope_ci, p_value=trend.p_value, statistic=trend.statistic,
         df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
-        n_bins=len(binned), trend=trend)
+        n_bins=len(binned), trend=trend, slope_note=_slope_note(xv, yv, fit))
     gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=labels, alpha=alpha)
     choice, why = _recommend(gof, logistic_bp, monotone_bp, monotonicity)
     estimate = choice if balance_estimate == "auto" else balance_estimate
