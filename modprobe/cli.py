@@ -189,12 +189,7 @@ def describe(err: BaseException) -> str:
         return str(err).strip() or type(err).__name__
     if isinstance(err, OSError):
         where = err.filename if err.filename is not None else None
-        fix = _OS_FIXES.get(err.errno or -1)
-        reason = err.strerror or _first_line(err)
-        if fix is None:
-            fix = reason
-        elif reason and reason.lower() not in fix.lower():
-            fix = f"{reason}: {fix}"
+        fix = _OS_FIXES.get(err.errno or -1) or err.strerror or _first_line(err)
         if where is None:
             # PIL's UnidentifiedImageError and friends put the path in the message only.
             return f"{_first_line(err)} ({fix})" if err.errno in _OS_FIXES else _first_line(err)

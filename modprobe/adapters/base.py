@@ -44,9 +44,31 @@ class Prompt:
         images: Images shown before the text (most studies use exactly one).
     """
 
-    question: str
+    question: str = ""
     context: str | None = None
     images: list[Image] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Checked here, where the prompt is made, not deep inside a processor call.
+        if not isinstance(self.question, str) or not self.question.strip():
+            got = "nothing" if self.question == "" else f"{self.question!r}"
+            raise AdapterError(f"Prompt needs a question (a non-empty string), got {got}: "
+                               "Prompt('What color is the circle?', images=[img])")
+        if self.context is not None and not isinstance(self.context, str):
+            raise AdapterError(f"Prompt context must be a string or None, got "
+                               f"{type(self.context).__name__}")
+        images = self.images
+        if images is None:
+            images = []
+        elif not isinstance(images, (list, tuple)):
+            images = [images]  # one image given without a list
+        from PIL.Image import Image as PILImage
+
+        for i, image in enumerate(images):
+            if not isinstance(image, PILImage):
+                raise AdapterError(f"Prompt images[{i}] is a {type(image).__name__}, not a PIL "
+                                   "image; open files with PIL.Image.open(path)")
+        self.images = list(images)
 
     @classmethod
     def for_condition(
