@@ -1,30 +1,45 @@
 """Bring your own predictions: the section-1 analysis of any model's outputs.
 
-    python -m modprobe.following TABLE [--out DIR] [--filter-correct] [--axis rel|abs]
+    python -m modprobe.following TABLE [--out DIR] [--all-conflicts] [--axis rel|abs]
         [--entropy-floor F] [--bootstrap N] [--seed S] [--group G] [--confidence C]
+        [--cluster COLUMN | --no-cluster] [--estimate logistic|monotone|auto]
 
 TABLE is a CSV or Parquet file with columns ``h_text, h_vision, y_text, y_vision,
-y_multi`` (optional ``model, group, correct_text, correct_vision``; see
+y_multi`` (optional ``model, group, correct_text, correct_vision, cluster``; see
 `modprobe.analysis.table`). Works for closed API models too: the entropies can come
-from returned log-probabilities (`modprobe.analysis.entropy`). For every model it
-prints TFR, the monotonicity test, the median-entropy split, and as its last line
-``balance_point=<x> ci=[<lo>, <hi>]`` (or ``balance_point=none (<reason>)``). With
-``--out`` it writes ``following_curve.png``, ``following_split.png``,
-``uncertainty_distribution.png`` and ``summary.txt``. Invalid tables exit with code 2
-and a message naming the column and row.
+from returned log-probabilities (`modprobe.analysis.entropy`).
+
+Defaults follow the paper and the study: the correctness filter runs when the table has
+the correctness columns, a ``cluster`` column is found and used, and a run folder's
+``items.csv`` is read with the options of its ``manifest.json`` (model name, axis,
+entropy floor, bootstrap, seed), so ``python -m modprobe.following RUN/items.csv``
+reproduces the run's summary. For every model it prints the filter's counts, TFR, the
+trend test, the goodness of fit, both balance points, which to trust, the
+median-entropy split, and as its last line ``balance_point=<x> ci=[<lo>, <hi>]`` (or
+``balance_point=none (<reason>)``). With ``--out`` it writes ``summary.json``,
+``summary.txt`` and the figures. Invalid tables exit with code 2 and a message naming
+the column and row. Definitions: docs/science.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from modprobe import cli
-from modprobe.analysis.report import FollowingReport, analyze_following
+from modprobe.analysis.law import ESTIMATES
+from modprobe.analysis.report import AUTO, FollowingReport, analyze_following, json_ready
 from modprobe.analysis.table import read_table
-from modprobe.io import atomic_path, write_bytes
+from modprobe.io import atomic_path, write_bytes, write_json
+from modprobe.stats import DEFAULT_RESAMPLES
+
+#: Options of a run's manifest.json used as defaults when TABLE is a run's items.csv.
+_RUN_OPTIONS = {"axis": "axis", "entropy_floor": "entropy_floor", "n_bootstrap": "bootstrap",
+                "seed": "seed", "balance_estimate": "estimate", "all_conflicts": "all_conflicts"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,48 +50,53 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "table",
-        help="CSV or Parquet file with h_text, h_vision, y_text, "
-        "y_vision, y_multi (optional model, group, correct_text, correct_vision)",
+        help="CSV or Parquet file with h_text, h_vision, y_text, y_vision, y_multi "
+        "(optional model, group, correct_text, correct_vision, cluster)",
     )
     parser.add_argument("--out", type=Path, default=None,
-                        help="directory for figures and summary.txt (must be empty)")
+                        help="directory for summary.json, summary.txt and figures (must be "
+                        "empty)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a non-empty --out, replacing the files there")
-    parser.add_argument(
-        "--filter-correct",
-        action="store_true",
-        help="keep only items whose text-only and vision-only answers are correct",
-    )
-    parser.add_argument(
-        "--axis",
-        choices=("rel", "abs"),
-        default="rel",
-        help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)",
-    )
-    parser.add_argument(
-        "--entropy-floor",
-        type=cli.nonnegative_float,
-        default=0.0,
-        help="floor (nats) applied to both entropies before the axis",
-    )
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=1000,
-                        help="bootstrap replicates")
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="bootstrap seed")
-    parser.add_argument(
-        "--group",
-        default="conflict",
-        help="with a group column, the group to analyse (default: conflict)",
-    )
-    parser.add_argument("--confidence", type=cli.probability, default=0.95,
-                        help="interval level")
-    parser.add_argument(
-        "--cluster",
-        default=None,
-        metavar="COLUMN",
-        help="column of cluster labels: bootstrap whole clusters of correlated items (e.g. "
-        "items generated from one scene) instead of single items",
-    )
+    filt = parser.add_mutually_exclusive_group()
+    filt.add_argument("--filter-correct", action="store_true", default=None,
+                      help="require the paper's filter (error without correctness columns); "
+                      "it runs by default whenever the columns are there")
+    filt.add_argument("--all-conflicts", action="store_true", default=None,
+                      help="keep every conflict, also those with a wrong unimodal answer")
+    parser.add_argument("--axis", choices=("rel", "abs"), default=None,
+                        help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)")
+    parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=None,
+                        help="floor (nats) applied to both entropies before the axis (default 0)")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=None,
+                        help=f"bootstrap replicates (default {DEFAULT_RESAMPLES})")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=None, help="bootstrap seed (default 0)")
+    parser.add_argument("--group", default="conflict",
+                        help="with a group column, the group to analyse (default: conflict)")
+    parser.add_argument("--confidence", type=cli.probability, default=0.95, help="interval level")
+    clus = parser.add_mutually_exclusive_group()
+    clus.add_argument("--cluster", default=AUTO, metavar="COLUMN",
+                      help="column of cluster labels: resample whole clusters of correlated "
+                      "items (default: a column named 'cluster' when there is one)")
+    clus.add_argument("--no-cluster", action="store_true",
+                      help="treat items as independent even if the table has clusters")
+    parser.add_argument("--estimate", choices=ESTIMATES, default=None,
+                        help="balance point reported last and used for regions: logistic "
+                        "(default, the paper's display), monotone, or auto (the recommended)")
     return parser
+
+
+def _run_defaults(table: Path) -> tuple[dict[str, Any], str | None]:
+    """Options of the run whose ``items.csv`` this is (``{}`` for any other table)."""
+    manifest = table.parent / "manifest.json"
+    if table.name != "items.csv" or not manifest.is_file():
+        return {}, None
+    try:
+        options = json.loads(manifest.read_text(encoding="utf-8")).get("options", {})
+    except (OSError, ValueError):
+        return {}, None
+    found = {key: options[key] for key in _RUN_OPTIONS if key in options}
+    return found, options.get("model")
 
 
 def write_figures(report: FollowingReport, out: Path) -> list[Path]:
@@ -113,14 +133,23 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
         x_label=x_label,
     )
     written += [out / "uncertainty_distribution.png"]
-    _save(fig, written[-1])
+    fig.savefig(written[-1], dpi=150)
     return written
 
 
-def _save(fig: object, path: Path) -> None:
+def report_summary(report: FollowingReport) -> dict[str, Any]:
+    """``summary.json`` of the CLI: one entry per model (the study's fields), JSON-ready."""
+    models = {name: m.to_dict() for name, m in report.models.items()}
+    if len(models) == 1:
+        only = next(iter(models.values()))
+        return json_ready({**only, "lines": report.summary_lines(), "models": models})
+    return json_ready({"models": models, "lines": report.summary_lines()})
+
+
+def _save(fig: Any, path: Path) -> None:
     """Save a figure atomically (a kill never leaves half a PNG)."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")  # type: ignore[attr-defined]
+        fig.savefig(tmp, dpi=150, format="png")
 
 
 @cli.entry_point
@@ -129,26 +158,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.out is not None:
         args.out = cli.check_out(args.out, overwrite=args.overwrite, what="figures")
+    run, run_model = _run_defaults(Path(args.table))
+    given = {"axis": args.axis, "entropy_floor": args.entropy_floor,
+             "n_bootstrap": args.bootstrap, "seed": args.seed,
+             "balance_estimate": args.estimate}
+    options = {"axis": "rel", "entropy_floor": 0.0, "n_bootstrap": DEFAULT_RESAMPLES,
+               "seed": 0, "balance_estimate": "logistic"}
+    for key in options:
+        if given[key] is not None:
+            options[key] = given[key]
+        elif key in run:
+            options[key] = run[key]
+    filter_correct = None
+    if args.all_conflicts or (args.filter_correct is None and run.get("all_conflicts")):
+        filter_correct = False
+    elif args.filter_correct:
+        filter_correct = True
     table = read_table(args.table)  # TableError: names the column and row
     try:
+        if run_model is not None and "model" not in table.columns:
+            table = table.assign(model=run_model)
         report = analyze_following(
             table,
-            axis=args.axis,
-            entropy_floor=args.entropy_floor,
-            filter_correct=args.filter_correct,
+            filter_correct=filter_correct,
             conflict_group=args.group,
-            n_bootstrap=args.bootstrap,
             confidence=args.confidence,
-            seed=args.seed,
-            cluster=args.cluster,
+            cluster=None if args.no_cluster else args.cluster,
+            **options,
         )
     except ValueError as err:  # the table does not fit the options (--group, --cluster, ...)
         raise cli.ModprobeError(f"{args.table}: {err}") from None
+    if run:
+        used = ", ".join(f"{k}={options.get(k, run[k])}" for k in run if k in options)
+        print(f"note: options of the run's manifest.json used as defaults ({used})",
+              file=sys.stderr)
     lines = report.summary_lines()
     if args.out is not None:
         files = write_figures(report, args.out)
         write_bytes(args.out / "summary.txt", ("\n".join(lines) + "\n").encode("utf-8"))
-        print(f"figures: {', '.join(str(f) for f in files)}", file=sys.stderr)
+        write_json(args.out / "summary.json", report_summary(report))
+        print(f"figures: {', '.join(str(f) for f in files)}; summary.json, summary.txt",
+              file=sys.stderr)
     print("\n".join(lines))
     return cli.EXIT_OK
 

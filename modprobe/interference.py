@@ -83,7 +83,7 @@ def run_table(args: argparse.Namespace) -> int:
 
     from modprobe.analysis.interference import analyze_interference, read_predictions
     from modprobe.io import write_csv, write_json
-    from modprobe.study.interference_report import draw_figures, radar_axes
+    from modprobe.study.interference_report import draw_figures, radar_axes, radar_list
 
     path = Path(args.table)
     if args.model or args.data or args.resume:
@@ -108,7 +108,7 @@ def run_table(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "flips.csv", report.per_item)
     summary = {"table": str(path), "n_items": int(table["id"].nunique()), **report.to_dict(),
-               "radar": radar_axes(table, report)}
+               "radar": radar_list(radar_axes(table, report))}
     write_json(out / "summary.json", summary)
     for line in report.lines():
         print(line)

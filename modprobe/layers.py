@@ -49,9 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of data generation and bootstrap")
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
+                        default="logistic",
+                        help="balance point reported and used for regions (logistic: the "
+                             "paper's display; monotone: no shape assumed; auto: recommended)")
+    parser.add_argument("--all-conflicts", action="store_true",
+                        help="keep every conflict (default: the paper's filter, both "
+                             "unimodal answers correct)")
     parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
-                        help="uncertainty axis: rel = dH_rel = 2(H_t-H_v)/(H_t+H_v), abs = H_t-H_v")
+                        help="uncertainty axis: rel = dH_rel = 2(H_t-H_v)/(H_t+H_v), abs = H_t-H_v in "
+                             "nats (the ambiguous region's radius, 0.5, is then in nats)")
     parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated dH_rel")
     parser.add_argument("--resume", action="store_true",
@@ -76,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
         top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
-        entropy_floor=args.entropy_floor)
+        entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
+        all_conflicts=args.all_conflicts)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -96,8 +96,9 @@ class LoadedModel:
                                    device=self.device)
 
     def spans(self, batch: dict[str, torch.Tensor]) -> ModalitySpans:
-        """Modality spans of an encoded batch."""
-        return self.adapter.spans(self.config, batch["input_ids"], batch.get("attention_mask"))
+        """Spans of an encoded batch (the context span needs the batch's ``context_mask``)."""
+        return self.adapter.spans(self.config, batch["input_ids"], batch.get("attention_mask"),
+                                  batch.get("context_mask"))
 
 
 def resolve_source(name_or_path: str | os.PathLike[str]) -> str:
@@ -232,7 +233,21 @@ def image_only_processor_class(processor_class: type) -> type:
     subclass keeps the original class name, so what it saves loads anywhere.
     """
 
-    class ImageOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
+    from transformers import ProcessorMixin
+
+    full = list(processor_class.get_attributes())
+
+    class _DropVideoArgument(ProcessorMixin):
+        # Sits between the family's class and ProcessorMixin in the MRO: the family's
+        # __init__ passes its sub-processors on positionally, the video processor among
+        # them (second for Qwen2.5-Omni); without it listed, it must leave the arguments.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("video_processor", None)
+            if "video_processor" in full and len(args) > full.index("video_processor"):
+                args = args[:full.index("video_processor")] + args[full.index("video_processor") + 1:]
+            super().__init__(*args, **kwargs)
+
+    class ImageOnlyProcessor(processor_class, _DropVideoArgument):  # type: ignore[misc, valid-type]
         # The parent's __init__ (kept: transformers reads the sub-processors off its
         # signature) passes video_processor=None on; without the attribute listed, the
         # processor neither checks, saves nor loads it. Chat templating reads the video
@@ -242,6 +257,15 @@ def image_only_processor_class(processor_class: type) -> type:
         @classmethod
         def get_attributes(cls) -> list[str]:
             return [a for a in super().get_attributes() if a != "video_processor"]
+
+        @classmethod
+        def from_args_and_dict(cls, args: Any, processor_dict: dict[str, Any],
+                               **kwargs: Any) -> Any:
+            # from_pretrained loads the listed sub-processors (no video processor) and
+            # passes them positionally: put None where the parent's __init__ expects one.
+            loaded = dict(zip([a for a in full if a != "video_processor"], args))
+            args = [loaded.get(name) for name in full]
+            return super().from_args_and_dict(args, processor_dict, **kwargs)
 
     ImageOnlyProcessor.__name__ = processor_class.__name__
     ImageOnlyProcessor.__qualname__ = processor_class.__qualname__

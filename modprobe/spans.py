@@ -1,9 +1,15 @@
-"""Modality spans: which modality every token of a padded batch belongs to.
+"""Modality spans: which part of the prompt every token of a padded batch belongs to.
 
-A multimodal prompt is a sequence of tokens, each of which came from one modality:
+A multimodal prompt is a sequence of tokens, each of which came from one source:
 the image (the placeholder tokens the vision features are scattered into), a video, an
-audio clip, or text (everything else, including chat-template scaffolding and the
-vision start/end wrappers of Qwen-VL). Padding belongs to no modality.
+audio clip, the textual context (the description a conflict prompt gives before its
+question), or the rest of the text (the question, the chat-template scaffolding, special
+tokens, the vision start/end wrappers of Qwen-VL). Padding belongs to no span.
+
+Text is split in two on purpose: the analyses ask how much the answer attends to the
+*description* as against the image, and the question and template are not evidence for
+either answer. **All text = context + text**: add the two spans to get the attention
+to the whole text.
 
 `ModalitySpans` stores one integer code per token (`batch seq`) and answers the
 questions the capture engine and the analyses ask: a boolean mask per modality, the
@@ -16,14 +22,36 @@ from dataclasses import dataclass
 
 import torch
 
-#: The modalities a token can belong to, in the order of the `span` axis of every
-#: `batch layer head span` array modprobe returns.
-SPAN_NAMES: tuple[str, ...] = ("image", "video", "audio", "text")
+#: The spans a token can belong to, in the order of the `span` axis of every
+#: `batch layer head span` array modprobe returns. ``context`` is the prompt's textual
+#: context (the description); ``text`` is all other text (question, chat template,
+#: special tokens). All text = ``context`` + ``text``.
+SPAN_NAMES: tuple[str, ...] = ("image", "video", "audio", "context", "text")
+
+#: The span axis of runs and arrays written before the context span existed (their
+#: ``text`` is all text); readers of saved arrays accept both layouts.
+LEGACY_SPAN_NAMES: tuple[str, ...] = ("image", "video", "audio", "text")
+
+#: The spans made of text tokens (their sum is the attention to the whole text).
+TEXT_SPANS: tuple[str, ...] = ("context", "text")
 
 #: Code used for padding tokens (they belong to no span).
 PAD_CODE = -1
 
 _CODE = {name: i for i, name in enumerate(SPAN_NAMES)}
+
+
+def span_names_of(size: int) -> tuple[str, ...]:
+    """The span names of a saved array whose span axis has ``size`` entries.
+
+    Raises:
+        ValueError: if ``size`` matches neither the current nor the legacy layout.
+    """
+    for names in (SPAN_NAMES, LEGACY_SPAN_NAMES):
+        if size == len(names):
+            return names
+    raise ValueError(f"a span axis of {size} entries matches no modprobe layout; expected "
+                     f"{len(SPAN_NAMES)} ({', '.join(SPAN_NAMES)})")
 
 
 def span_code(name: str) -> int:
@@ -53,13 +81,14 @@ class ModalitySpans:
         attention_mask: torch.Tensor,
         **modality_masks: torch.Tensor,
     ) -> ModalitySpans:
-        """Build spans from an attention mask and one boolean mask per non-text modality.
+        """Build spans from an attention mask and one boolean mask per span but ``text``.
 
-        Every attended token that no modality mask claims is text.
+        Every attended token that no mask claims is text.
 
         Args:
             attention_mask: `batch seq`, 1 for real tokens, 0 for padding.
-            **modality_masks: e.g. ``image=input_ids == image_token_id``; each `batch seq`.
+            **modality_masks: e.g. ``image=input_ids == image_token_id``,
+                ``context=batch["context_mask"]``; each `batch seq`.
 
         Raises:
             ValueError: if two modality masks claim the same token, or a name is unknown.
@@ -69,7 +98,8 @@ class ModalitySpans:
         claimed = torch.zeros_like(attended)
         for name, mask in modality_masks.items():
             if name not in _CODE or name == "text":
-                raise ValueError(f"unknown modality mask {name!r}; use one of image, video, audio")
+                raise ValueError(
+                    f"unknown modality mask {name!r}; use one of image, video, audio, context")
             mask = mask.bool() & attended
             if (mask & claimed).any():
                 raise ValueError(f"the {name} mask overlaps another modality's tokens")
@@ -126,5 +156,5 @@ class ModalitySpans:
         return (idx * real).argmax(dim=1)
 
     def describe(self, row: int) -> str:
-        """Human-readable run-length summary of one row, e.g. ``text[0:5] image[5:21] text[21:30]``."""
+        """Run-length summary of one row, e.g. ``text[0:5] image[5:21] context[21:27] text[27:30]``."""
         return " ".join(f"{n}[{a}:{b}]" for n, a, b in self.ranges(row))

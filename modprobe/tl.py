@@ -229,7 +229,8 @@ def _model_kwargs(bridge: TransformerBridge, batch: Mapping[str, Any]) -> dict[s
     position schemes that are not purely relative; mRoPE families derive their positions
     inside the model and are left alone, as the bridge itself does.)
     """
-    kwargs = {k: v for k, v in batch.items() if k not in ("input_ids", "token_type_ids")}
+    kwargs = {k: v for k, v in batch.items()
+              if k not in ("input_ids", "token_type_ids", "context_mask")}
     derives_positions = getattr(bridge, "_accepts_derived_position_ids", lambda: False)()
     if "position_ids" not in kwargs and derives_positions:
         input_ids = batch["input_ids"]

@@ -78,6 +78,10 @@ def test_attention_mass_matches_eager(pair: tuple[Any, Any]) -> None:
     assert _maxdiff(mass.sum(-1), torch.ones(mass.shape[:-1])) <= TOL
     # the lens matches transformers' hidden states (final norm on all but the last)
     assert _maxdiff(cap.lens_logits, ref.lens_logits) <= TOL
+    # the description of row 0 gets attention; row 1 has none, so exactly zero
+    context = SPAN_NAMES.index("context")
+    assert float(mass[0, ..., context].min()) > 0
+    assert float(mass[1, ..., context].abs().max()) == 0
     # discriminating: mass is far from "proportional to the number of tokens"
     counts = cap.spans.one_hot().sum(1)
     share = counts / counts.sum(-1, keepdim=True)
@@ -135,6 +139,39 @@ def test_two_rows_seven_candidates(pair: tuple[Any, Any]) -> None:
     # image mass is positive (every prompt has an image) and video/audio are absent
     assert float(cap.attention_mass[..., 0].min()) > 0
     assert float(cap.attention_mass[..., 1:3].abs().max()) == 0
+
+
+@pytest.mark.parametrize(("adapter", "padding_side"),
+                         [("dedicated", "left"), ("dedicated", "right"), ("generic", "right")])
+def test_context_mass_matches_eager(pair: tuple[Any, Any], padding_side: str,
+                                    adapter: str) -> None:
+    """Context vs other text, SDPA vs eager: multi rows of different lengths, text-only rows."""
+    from dataclasses import replace
+
+    from modprobe.adapters import generic_adapter
+
+    lm, eager = pair
+    if adapter == "generic":
+        lm = replace(lm, adapter=generic_adapter(lm.model, lm.processor))
+    multi = [*_prompts(), modprobe.Prompt("What color ?", context="It is a blue square .",
+                                          images=[noise_image(2, (32, 32))])]
+    text_only = [modprobe.Prompt(p.question, context=p.context) for p in multi]
+    for prompts in (multi, text_only):
+        batch = lm.encode(prompts, padding_side=padding_side)
+        cap = capture(lm, batch)
+        with torch.no_grad():
+            ref = eager_reference(eager, batch, lm.spans(batch), cap.answer_positions)
+        context, text = SPAN_NAMES.index("context"), SPAN_NAMES.index("text")
+        assert _maxdiff(cap.attention_mass[..., context], ref.attention_mass[..., context]) <= TOL
+        assert _maxdiff(cap.attention_mass[..., text], ref.attention_mass[..., text]) <= TOL
+        has_context = [bool(p.context) for p in prompts]
+        for row, has in enumerate(has_context):
+            row_mass = cap.attention_mass[row, ..., context]
+            assert (float(row_mass.min()) > 0) if has else float(row_mass.abs().max()) == 0
+        # total text = context + text; with no image everything is text
+        if not prompts[0].images:
+            total = cap.attention_mass[..., context] + cap.attention_mass[..., text]
+            assert _maxdiff(total, torch.ones_like(total)) <= TOL
 
 
 @pytest.mark.parametrize("family", ["llava"])  # one family is enough

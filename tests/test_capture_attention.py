@@ -84,6 +84,36 @@ def test_rows_match_full_attention(qk: tuple, mask_kind: str, window: int | None
     assert rows[2, :, 6:].abs().max() == 0
 
 
+def test_chunked_rows_match_full_attention(qk: tuple) -> None:
+    """Chunked layers (Llama 4) rebuilt without a mask: keys of the query's chunk only."""
+    q, k, _ = qk
+    ones = torch.ones(B, S, dtype=torch.long)
+    i = torch.arange(S).view(-1, 1)
+    j = torch.arange(S).view(1, -1)
+    keep = ((j <= i) & (j // 4 == i // 4)).view(1, 1, S, S).expand(B, 1, S, S)
+    pos = torch.tensor([S - 1, 6, 3])
+    expected = _full_attention(q, k, keep, 0.3)[torch.arange(B), :, pos]
+    rows = answer_attention_rows(q, k, pos, 0.3, None, attention_mask=ones, chunk_size=4)
+    assert torch.allclose(rows.double(), expected, atol=1e-6)
+    assert rows[0, :, :8].abs().max() == 0 and rows[1, :, :4].abs().max() == 0
+
+
+def test_softcapped_rows_match_eager_formula(qk: tuple) -> None:
+    """Soft-capped scores (Gemma 2): cap * tanh(scores / cap), then mask and softmax."""
+    q, k, attention_mask = qk
+    keep = _keep_matrix(attention_mask)
+    pos = _positions(attention_mask)
+    k_rep = k.repeat_interleave(H // KV, dim=1)
+    scores = q @ k_rep.transpose(-1, -2) * 0.3
+    scores = torch.tanh(scores / 2.0) * 2.0
+    expected = scores.masked_fill(~keep, torch.finfo(scores.dtype).min).softmax(-1)
+    expected = expected[torch.arange(B), :, pos]
+    rows = answer_attention_rows(q, k, pos, 0.3, keep, softcap=2.0)
+    assert torch.allclose(rows.double(), expected, atol=1e-6)
+    plain = answer_attention_rows(q, k, pos, 0.3, keep)
+    assert (rows.double() - plain.double()).abs().max() > 1e-2, "the cap matters here"
+
+
 def test_mask_with_broadcast_batch(qk: tuple) -> None:
     q, k, _ = qk
     ones = torch.ones(B, S, dtype=torch.long)
@@ -126,7 +156,7 @@ def test_mass_accepts_extra_axes_and_one_hot() -> None:
     probs = torch.rand(2, 3, 4, 5).softmax(-1)  # batch layer head seq
     spans = ModalitySpans(torch.tensor([[3, 0, 0, 3, 3], [-1, 3, 0, 3, 3]]))
     mass = attention_rows_to_mass(probs, spans.one_hot())
-    assert mass.shape == (2, 3, 4, 4)
+    assert mass.shape == (2, 3, 4, len(SPAN_NAMES))
     assert torch.allclose(mass[0].sum(-1), torch.ones(3, 4))
 
 

@@ -170,3 +170,62 @@ def test_random_start_is_small_and_seeded() -> None:
         AdversarialConfig(norm="l1")
     with pytest.raises(ValueError, match="eps"):
         AdversarialConfig(eps=0.0)
+
+
+# --------------------------------------------------------------------------- generic path
+
+@pytest.fixture(scope="module")
+def generic_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    from modprobe.testing.families import TINY_FAMILIES, build_family
+
+    cache: dict[str, Any] = {}
+
+    def make(name: str) -> Any:
+        if name not in cache:
+            folder = build_family(name, tmp_path_factory.mktemp(f"adv-{name}"))
+            cache[name] = modprobe.load(folder, dtype="float32", device="cpu",
+                                        attn_implementation=TINY_FAMILIES[name].attn_implementation)
+        return cache[name]
+
+    return make
+
+
+def _generic_families() -> list[str]:
+    from modprobe.testing.families import TINY_FAMILIES
+
+    return list(TINY_FAMILIES)
+
+
+@pytest.mark.parametrize("name", _generic_families())
+def test_generic_families(name: str, generic_model: Callable[[str], Any]) -> None:
+    """Families reached through the generic adapter: exact where features are merged into
+    the sequence, a clear refusal where they come through cross-attention (Mllama)."""
+    from modprobe.finetune import LossConfig, TrainBatch, check_batch
+
+    lm = generic_model(name)
+    batch = lm.encode([
+        modprobe.Prompt("What color is the circle ?", context="The circle is red .",
+                        images=[noise_image(0, (32, 32))]),
+        modprobe.Prompt("What color ?", context="It is blue .", images=[noise_image(1, (32, 32))]),
+    ])
+    targets = _targets(lm)
+    if getattr(lm.adapter.language_config(lm.config), "cross_attention_layers", None):
+        with pytest.raises(ValueError, match="cross-attention"):
+            check_batch(lm, TrainBatch(batch, targets, [RELEVANT] * 2), LossConfig(adversarial=1.0))
+        with pytest.raises(RuntimeError, match="no merged embeddings to perturb"):
+            adversarial_loss(lm, batch, targets, [RELEVANT] * 2)
+        return
+    result = adversarial_loss(lm, batch, targets, [RELEVANT] * 2, AdversarialConfig(steps=2),
+                              generator=torch.Generator().manual_seed(1))
+    assert bool(result.mask.any())
+    with torch.no_grad():
+        clean_logits = answer_logits(lm, batch)
+        with EmbeddingPerturbation(lm, result.mask, result.delta, record=True) as rec:
+            answer_logits(lm, batch)
+        with EmbeddingPerturbation(lm, result.mask, torch.zeros_like(result.delta)):
+            same = answer_logits(lm, batch)
+    assert torch.equal(same, clean_logits)
+    assert torch.equal(rec.perturbed[~result.mask], rec.clean[~result.mask])
+    clean = float(answer_loss(clean_logits, targets))
+    assert float(result.loss.detach()) >= result.ascent_losses[0]
+    assert float(result.loss.detach()) > clean

@@ -199,8 +199,8 @@ def test_calibration_gradient_matches_eager_attention(pair: tuple[Any, Any], kin
     batch = lm.encode(prompts)
     n_layers = lm.adapter.num_layers(lm.module)
     layers = [0, n_layers - 1]
-    options = dict(target=["image", "text"], layers=layers, heads=[0, 2], kind=kind,
-                   over=["image", "text"], margin=0.9)
+    options = {"target": ["image", "text"], "layers": layers, "heads": [0, 2], "kind": kind,
+                   "over": ["image", "text"], "margin": 0.9}
 
     def q_weights(loaded: Any) -> list[torch.Tensor]:
         return [loaded.adapter.attention_module(loaded.module, i).q_proj.weight for i in layers]

@@ -199,8 +199,8 @@ def test_bad_input_fails_before_anything_is_written(tasks: TaskSet, tmp_path: Pa
     assert not any("lora_" in k for k, _ in lm.module.named_parameters())
 
 
-def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                          ) -> None:
+def test_cli_bad_input_is_one_line_exit_2(tasks_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     from modprobe.finetune.__main__ import main
 
     bad = tmp_path / "bad"
@@ -209,8 +209,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert main(["--data", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "relevant" in err and "line 1" in err
-    assert main(["--out", str(tmp_path / "r"), "--calibration-layers", "9",
-                 "--calibration", "1"]) == 2
+    assert main(["--data", str(tasks_dir), "--out", str(tmp_path / "r"),
+                 "--calibration-layers", "9", "--calibration", "1"]) == 2
     assert "out of range" in capsys.readouterr().err
     assert main(["--model", "lava", "--out", str(tmp_path / "r")]) == 2
     assert "unknown model alias 'lava'" in capsys.readouterr().err

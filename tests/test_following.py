@@ -149,13 +149,17 @@ def test_saturation_warning_appears_for_saturated_models() -> None:
 def test_analyze_following_bootstraps_clusters_of_a_cluster_column() -> None:
     table = simulate_following_table(400, seed=3)
     table["cluster"] = [f"g{i % 8}" for i in range(len(table))]
-    by_item = analyze_following(table, n_bootstrap=200).models["simulated"]
+    by_item = analyze_following(table, n_bootstrap=200, cluster=None).models["simulated"]
     by_cluster = analyze_following(table, n_bootstrap=200, cluster="cluster").models["simulated"]
+    found = analyze_following(table, n_bootstrap=200).models["simulated"]  # cluster="auto"
     assert by_item.law.n_clusters is None and by_cluster.law.n_clusters == 8
+    assert found.law.n_clusters == 8 and found.cluster_found
     assert by_cluster.law.balance_point.value == by_item.law.balance_point.value
     lines = by_cluster.summary_lines()
-    assert any(line.startswith("bootstrap over 8 clusters of items (column 'cluster')")
+    assert any(line.startswith("bootstrap over 8 clusters of items (column 'cluster', given)")
                and "rough" in line for line in lines)
+    assert any("(column 'cluster', found in the table)" in line
+               for line in found.summary_lines())
     assert lines[-1].startswith("balance_point=")
     assert by_cluster.split is not None and by_cluster.split.low.n_clusters == 8
 

@@ -80,7 +80,7 @@ def test_cli_reads_parquet_and_honours_axis_floor_and_filter(
     ]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "axis=abs (H_t - H_v (nats), entropy floor 0.05)" in text
+    assert "axis=abs (H_t - H_v (nats), entropy floor 0.05 nats)" in text
 
 
 def test_cli_reports_when_the_curve_does_not_cross(
@@ -182,6 +182,33 @@ def test_cli_cluster_bootstrap(tmp_path: Path, capsys: pytest.CaptureFixture[str
     table.to_csv(path, index=False)
     assert main([str(path), "--bootstrap", "100", "--cluster", "scene"]) == 0
     out = capsys.readouterr().out
-    assert "bootstrap over 12 clusters of items (column 'scene')" in out
+    assert "bootstrap over 12 clusters of items (column 'scene', given)" in out
     assert main([str(path), "--cluster", "image"]) == 2
     assert "no column 'image'" in capsys.readouterr().err
+
+
+def test_cli_finds_a_cluster_column_and_writes_summary_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    table = simulate_following_table(300, seed=2, share_incorrect=0.2)
+    table["cluster"] = [f"s{i % 12}" for i in range(len(table))]
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "out"
+    assert main([str(path), "--bootstrap", "100", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "bootstrap over 12 clusters of items (column 'cluster', found in the table)" in printed
+    assert "filter (the paper's filter: both unimodal answers correct)" in printed
+    summary = json.loads((out / "summary.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
+    for key in ("balance_point", "balance_point_monotone"):
+        assert set(summary[key]) >= {"value", "ci", "crosses"}
+    assert set(summary["goodness_of_fit"]) >= {"statistic", "p_value", "verdict"}
+    assert summary["n_filtered_incorrect"] > 0
+    assert summary["lines"] == printed.strip().splitlines()
+    assert main([str(path), "--bootstrap", "100", "--no-cluster"]) == 0
+    assert "clusters of items" not in capsys.readouterr().out
+    assert main([str(path), "--bootstrap", "100", "--all-conflicts"]) == 0
+    assert "filtered_incorrect=0" in capsys.readouterr().out

@@ -74,19 +74,21 @@ def test_logit_difference_heatmap_has_layers_by_items(tmp_path: Path) -> None:
     assert (tmp_path / "heat.png").exists()
 
 
-def test_attention_mass_panels_per_model_and_span_order(tmp_path: Path) -> None:
+def test_attention_mass_panels_per_model_and_condition_span_order(tmp_path: Path) -> None:
     rows = [
         {"model": m, "condition": c, "layer": layer, "span": s, "mass": 0.1 + 0.01 * layer}
         for m in ("omni", "vl")
         for c in ("visual prompt", "audio prompt")
         for layer in range(6)
-        for s in (("text", "audio", "video") if m == "omni" else ("image", "text"))
+        for s in (("text", "audio", "video") if m == "omni" else ("image", "text", "context"))
     ]
     fig = plot_attention_mass(pd.DataFrame(rows), path=tmp_path / "attn.png")
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["omni", "vl"]
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "omni | visual prompt", "omni | audio prompt", "vl | visual prompt", "vl | audio prompt"]
+    assert len(fig.axes[2].get_lines()) == 3  # image, context, text of the vl model
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    spans_in_legend = [t for t in legend if t in ("image", "video", "audio", "text")]
-    assert spans_in_legend == ["image", "video", "audio", "text"]
+    assert legend == ["image", "video", "audio", "context (description)",
+                      "text (question, template)"]
     assert (tmp_path / "attn.png").exists()
 
 

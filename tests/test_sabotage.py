@@ -299,3 +299,28 @@ def test_cli_writes_report_and_refuses_to_overwrite(tmp_path: Path,
     assert main([str(path), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "summary.json").read_bytes() == before
+
+
+def test_figures_script_redraws_from_a_report_folder(tmp_path: Path) -> None:
+    import importlib.util
+
+    from modprobe.analysis.sabotage_report import write_report
+
+    script = Path(__file__).parent.parent / "figures" / "sabotage.py"
+    spec = importlib.util.spec_from_file_location("figures_sabotage", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = planted(n_per_kind=2)[0]
+    for rec in lines:  # two text agents of one modality: the per-modality bars appear too
+        if rec["agent"] == "text":
+            rec["modality"] = "language"
+    lines += [{**rec, "agent": "text-2"} for rec in lines if rec["agent"] == "text"]
+    write_report(analyze_sabotage(agent_table(_records(lines)), n_resamples=50),
+                 tmp_path / "report", figures=False)
+    assert module.main([str(tmp_path / "report"), "--out", str(tmp_path / "figs")]) == 0
+    written = {p.name: p.stat().st_size for p in (tmp_path / "figs").iterdir()}
+    assert set(written) == {"reliability.png", "sabotage_bars.png",
+                            "sabotage_bars_modality.png", "topk_coverage.png"}
+    assert min(written.values()) > 10_000  # a drawn figure, not an empty canvas
+    assert module.main([str(tmp_path), "--out", str(tmp_path / "x")]) == 2

@@ -130,3 +130,36 @@ def test_cli_on_a_real_study_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
         answers = items.set_index("id")[f"y_{condition}"]
         known = answers[answers.isin(candidates)]
         assert (mine.loc[known.index] == known).all()
+
+
+@pytest.mark.parametrize("fmt", ["open", "choice"])
+def test_cli_on_a_real_interference_run(fmt: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.data.color_tasks import generate_color_tasks
+    from modprobe.sabotage import main
+    from modprobe.study.interference import InterferenceConfig, run_interference
+    from modprobe.testing import build_tiny
+
+    data = tmp_path / "tasks"
+    generate_color_tasks(data, groups=2, seed=0, variant="lowres", fmt=fmt)
+    model = build_tiny("llava", tmp_path / "model", seed=0)
+    run_interference(InterferenceConfig(model=str(model), data=str(data), out=str(tmp_path / "run"),
+                                        perturb=["MD", "FB"], batch_size=8, limit=8,
+                                        n_bootstrap=20, figures=False), progress=False)
+    assert main([str(tmp_path / "run"), "--out", str(tmp_path / "report"),
+                 "--bootstrap", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "interference run: agents are its conditions" in printed
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    items = pd.read_csv(tmp_path / "run" / "items.csv", keep_default_na=False)
+    assert summary["n_items"] == items["id"].nunique()
+    assert set(summary["agents"]) == {"joint"} | (set(items["perturbation"]) - {"clean"})
+    # each condition's agent answers what the run read (its top label), when readable
+    per = pd.read_csv(tmp_path / "report" / "per_agent.csv", keep_default_na=False)
+    per["perturbation"] = per["agent"].replace({"joint": "clean"})
+    both = per.merge(items, left_on=["item", "perturbation"], right_on=["id", "perturbation"])
+    assert len(both) == len(items)
+    if fmt == "choice":
+        assert (both["label"] == both["category"].str.casefold()).all()
+        assert np.allclose(both["confidence"], both["p_top1"])
+    assert (both["correct_x"] == (both["label"] == both["gold_y"].str.casefold())).all()

@@ -21,9 +21,20 @@ def test_from_masks_codes_image_text_and_padding() -> None:
         [img, txt, txt, txt, txt, txt],
     ]
     assert spans.counts() == {"image": [2, 1], "video": [0, 0], "audio": [0, 0],
-                              "text": [2, 5], "pad": [2, 0]}
+                              "context": [0, 0], "text": [2, 5], "pad": [2, 0]}
     assert spans.ranges(0) == [("pad", 0, 2), ("text", 2, 3), ("image", 3, 5), ("text", 5, 6)]
     assert spans.describe(1) == "image[0:1] text[1:6]"
+
+
+def test_context_mask_claims_its_tokens_and_text_is_the_rest() -> None:
+    attention = torch.tensor([[0, 1, 1, 1, 1, 1]])
+    image = torch.tensor([[0, 0, 1, 0, 0, 0]]).bool()
+    context = torch.tensor([[1, 0, 0, 1, 1, 0]]).bool()  # position 0 is padding: stays pad
+    spans = ModalitySpans.from_masks(attention, image=image, context=context)
+    assert spans.describe(0) == "pad[0:1] text[1:2] image[2:3] context[3:5] text[5:6]"
+    with pytest.raises(ValueError, match="overlaps"):
+        ModalitySpans.from_masks(attention, image=image, context=image)
+    assert SPAN_NAMES == ("image", "video", "audio", "context", "text")
 
 
 def test_image_mask_on_padding_is_still_padding() -> None:
@@ -128,6 +139,102 @@ def test_instructblip_query_tokens_precede_left_padding(tiny_model, images) -> N
     assert short[0] == ("image", 0, queries)
     assert short[1][0] == "pad" and short[1][1] == queries, "padding comes after the queries"
     assert short[2][0] == "text"
-    assert spans.ranges(1)[:2] == [("image", 0, queries), ("text", queries, spans.seq_len)]
+    assert spans.ranges(1)[0] == ("image", 0, queries)
+    assert [r[0] for r in spans.ranges(1)] == ["image", "text", "context", "text"], "BOS first"
     assert spans.counts()["image"] == [queries, queries]
     assert spans.answer_positions().tolist() == [spans.seq_len - 1] * 2
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def _context_prompts(images: dict) -> list[Prompt]:
+    """Rows of different lengths: two descriptions, a row without one, a text-only row."""
+    return [
+        Prompt("What color is the circle?", context="The circle is red.",
+               images=[images["red_square"]]),
+        Prompt("What color is the big square in the picture? Please answer with one word.",
+               context="The square is painted blue, or green. It is big.",
+               images=[images["blue_wide"]]),
+        Prompt("What color is it?", images=[images["green_tall"]]),
+    ]
+
+
+def _check_context_tokens(lm, prompts: list[Prompt], padding_side: str) -> None:
+    batch = lm.encode(prompts, padding_side=padding_side)
+    spans = lm.spans(batch)
+    tokenizer = lm.tokenizer
+    for row, prompt in enumerate(prompts):
+        context = spans.mask("context")[row]
+        ids = batch["input_ids"][row][context].tolist()
+        if not prompt.context:
+            assert ids == [], f"row {row} has no context but a context span"
+            continue
+        # exactly the description's tokens: as the tokenizer splits it alone, in one run
+        assert ids == tokenizer(prompt.context, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids).strip() == prompt.context
+        assert [r for r in spans.ranges(row) if r[0] == "context"] == [
+            ("context", int(context.nonzero().min()), int(context.nonzero().max()) + 1)]
+        # the question follows it and is text
+        question = tokenizer(prompt.question, add_special_tokens=False)["input_ids"]
+        after = batch["input_ids"][row][int(context.nonzero().max()) + 1:].tolist()
+        assert any(after[i:i + len(question)] == question for i in range(len(after)))
+    # every span keeps its tokens: context is carved out of text, image untouched
+    image_id = lm.adapter.token_ids(lm.config)["image"]
+    assert torch.equal(spans.mask("image"),
+                       (batch["input_ids"] == image_id) & batch["attention_mask"].bool())
+    assert not bool((spans.mask("context") & ~batch["attention_mask"].bool()).any())
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_context_span_is_the_description(family, tiny_model, images, padding_side) -> None:
+    lm = tiny_model(family)
+    prompts = _context_prompts(images)
+    _check_context_tokens(lm, prompts, padding_side)
+    # text-only rows (InstructBLIP batches cannot mix rows with and without images)
+    text_only = [Prompt(p.question, context=p.context) for p in prompts]
+    _check_context_tokens(lm, text_only, padding_side)
+
+
+def test_generic_adapter_finds_the_context(family, tiny_model, images) -> None:
+    from dataclasses import replace
+
+    from modprobe.adapters import generic_adapter
+
+    lm = tiny_model(family)
+    generic = replace(lm, adapter=generic_adapter(lm.model, lm.processor))
+    assert generic.adapter.family.startswith("generic:")
+    _check_context_tokens(generic, _context_prompts(images), "left")
+
+
+def test_batch_without_context_mask_has_no_context_span(tiny_model, images) -> None:
+    lm = tiny_model("llava")
+    batch = lm.encode(_context_prompts(images))
+    assert int(lm.spans(batch).mask("context").sum()) > 0
+    del batch["context_mask"]
+    assert int(lm.spans(batch).mask("context").sum()) == 0
+    assert "context_mask" not in lm.adapter.model_inputs(lm.encode(_context_prompts(images)))
+
+
+def test_context_location_errors() -> None:
+    from modprobe.adapters.context import ContextLocationError, context_char_range
+
+    rendered = "USER: The circle is red.\nWhat color? ASSISTANT:"
+    assert context_char_range(rendered, "The circle is red.\nWhat color?",
+                              "The circle is red.") == (6, 24)
+    with pytest.raises(ContextLocationError, match="verbatim"):
+        context_char_range(rendered, "A square.\nWhat?", "A square.")
+
+
+def test_context_needs_matching_processor_tokens(tiny_model, images) -> None:
+    from modprobe.adapters.context import ContextLocationError, locate_context
+
+    lm = tiny_model("llava")
+    prompt = _context_prompts(images)[0]
+    batch = lm.encode([prompt])
+    rendered = lm.adapter.prompt_text(lm.processor, prompt)
+    ids = batch["input_ids"].clone()
+    ids[0, -1] = lm.tokenizer.convert_tokens_to_ids("blue")  # the row no longer matches
+    with pytest.raises(ContextLocationError, match="row 0"):
+        locate_context(lm.tokenizer, [rendered], [prompt.text], [prompt.context], ids,
+                       batch["attention_mask"])

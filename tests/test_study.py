@@ -17,7 +17,8 @@ import pytest
 from modprobe.data import generate_colors
 from modprobe.io import read_npy
 from modprobe.layers import main
-from modprobe.study import StudyConfig, StudyError, run_study
+from modprobe.spans import SPAN_NAMES
+from modprobe.study import StudyConfig, StudyError, attention_table, run_study
 from modprobe.testing import FAMILIES, build_tiny
 
 FIGURES = {"following_curve.png", "uncertainty_distribution.png", "oscillation.png",
@@ -59,6 +60,13 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     # vision-only and multi prompts give the image some attention; text-only gives it none
     assert (mass[:, 1, ..., 0] == 0).all()
     assert (mass[:, 0, ..., 0] > 0).all() and (mass[:, 2, ..., 0] > 0).all()
+    # the description (context span) gets attention in text-only and multi prompts only
+    context = SPAN_NAMES.index("context")
+    assert (mass[:, 0, ..., context] == 0).all()
+    assert (mass[:, 1, ..., context] > 0).all() and (mass[:, 2, ..., context] > 0).all()
+    table = pd.read_csv(tmp_path / "run" / "attention.csv")
+    assert list(table["span"].unique()) == list(SPAN_NAMES)
+    assert result.summary["attention"]["multi"]["context"][0] > 0
     layers = pd.read_csv(tmp_path / "run" / "layers.csv")
     assert len(layers) == 6 * 3 * mass.shape[2]
     # candidates.csv: the model's own final candidate probabilities, which the last lens
@@ -81,15 +89,33 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
 
 def test_figures_and_summary(llava_dir: Path, lowres_data: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
+    # A random tiny model gets most unimodal answers wrong: the paper's filter would
+    # leave no law to draw, so this run keeps every conflict.
     code = main(["--model", str(llava_dir), "--data", str(lowres_data), "--out",
-                 str(tmp_path / "run"), "--limit", "12", "--bootstrap", "50", "--quiet"])
+                 str(tmp_path / "run"), "--limit", "12", "--bootstrap", "50", "--quiet",
+                 "--all-conflicts"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "TFR=" in printed and "balance_point=" in printed and "oscillation" in printed
+    assert "every conflict kept" in printed
     written = {p.name for p in (tmp_path / "run" / "figures").iterdir()}
     assert FIGURES <= written
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
     assert summary["lines"] and "tfr" in summary
+    for key in ("balance_point", "balance_point_monotone"):
+        assert set(summary[key]) >= {"value", "ci", "crosses"}
+    assert set(summary["goodness_of_fit"]) >= {"statistic", "p_value", "verdict"}
+    assert [step["step"] for step in summary["filter_steps"]][:2] == ["rows", "no_conflict"]
+    # The bring-your-own-predictions CLI reproduces the run's summary from items.csv
+    # alone: it reads the run's options from manifest.json and finds the cluster column.
+    from modprobe.following import main as following_main
+
+    assert following_main([str(tmp_path / "run" / "items.csv")]) == 0
+    again = capsys.readouterr().out.strip().splitlines()
+    expected = [line for line in summary["lines"]
+                if not line.startswith("oscillation") and not line.startswith("note: ")]
+    assert [line for line in again if not line.startswith("note: ")] == expected
 
 
 def test_existing_run_is_never_overwritten(llava_dir: Path, lowres_data: Path,
@@ -167,3 +193,25 @@ def test_cluster_column_is_used_only_when_every_item_has_a_label() -> None:
     assert cluster_column(pd.DataFrame({"cluster": ["g0", "g1"]})) == ("cluster", None)
     column, why = cluster_column(pd.DataFrame({"cluster": ["g0", None, "g1"]}))
     assert column is None and "1 of 3 items have no cluster label" in why
+
+
+def test_attention_table_and_summary_spans() -> None:
+    from modprobe.study.report import attention_summary
+
+    rng = np.random.default_rng(0)
+    mass = rng.dirichlet(np.ones(len(SPAN_NAMES)), size=(2, 3, 4, 2)).astype(np.float32)
+    mass[..., 1:3] = 0  # no video, no audio
+    table = attention_table(mass, ["a", "b"])
+    assert len(table) == 2 * 3 * 4 * len(SPAN_NAMES)
+    multi_context = table.query("condition == 'multi' and span == 'context' and layer == 2")
+    np.testing.assert_allclose(multi_context["mass"], mass[:, 2, 2, :, 3].mean(axis=1), rtol=1e-6)
+    summary, lines = attention_summary(mass)
+    assert set(summary["multi"]) == {"image", "context", "text"}
+    np.testing.assert_allclose(summary["multi"]["context"][0], mass[:, 2, 0, :, 3].mean(),
+                               rtol=1e-6)
+    assert lines[0].startswith("attention (multi prompts") and "context" in lines[0]
+    # a run written before the context span (four spans) still reads
+    legacy = attention_table(mass[..., [0, 1, 2, 4]], ["a", "b"])
+    assert list(legacy["span"].unique()) == ["image", "video", "audio", "text"]
+    with pytest.raises(ValueError, match="span axis of 3"):
+        attention_table(mass[..., :3], ["a", "b"])

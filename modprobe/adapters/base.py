@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from modprobe.adapters.context import CONTEXT_MASK, locate_context
 from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
@@ -205,16 +206,21 @@ class Adapter:
         return out
 
     def spans(self, config: Any, input_ids: torch.Tensor,
-              attention_mask: torch.Tensor | None = None) -> ModalitySpans:
-        """Modality of every token of a (padded) batch.
+              attention_mask: torch.Tensor | None = None,
+              context_mask: torch.Tensor | None = None) -> ModalitySpans:
+        """Span of every token of a (padded) batch.
 
         A token is image/video/audio when it equals that modality's placeholder id and is
-        attended; padding is where ``attention_mask`` is 0; everything else is text (the
-        Qwen-VL ``<|vision_start|>``/``<|vision_end|>`` wrappers included).
+        attended; context where ``context_mask`` (from :meth:`encode`) says so; padding is
+        where ``attention_mask`` is 0; everything else is text (question, chat template,
+        special tokens, the Qwen-VL ``<|vision_start|>``/``<|vision_end|>`` wrappers).
+        Without ``context_mask`` the context span is empty and a description counts as text.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         masks = {name: input_ids == tid for name, tid in self.token_ids(config).items()}
+        if context_mask is not None:
+            masks["context"] = context_mask.to(input_ids.device)
         return ModalitySpans.from_masks(attention_mask, **masks)
 
     # ----------------------------------------------------------------- prompts
@@ -241,6 +247,10 @@ class Adapter:
     def encode(self, processor: Any, prompts: list[Prompt], padding_side: str = "left",
                device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Tokenize a batch of prompts into model inputs (padded, with pixel values).
+
+        The batch also holds ``context_mask`` (`batch seq` booleans marking each prompt's
+        context tokens, see :mod:`modprobe.adapters.context`), which :meth:`spans` reads
+        and :meth:`model_inputs` leaves out: pass ``model_inputs(batch)`` to the model.
 
         Raises:
             AdapterError: if the batch mixes prompts with and without images where the family
@@ -274,6 +284,9 @@ class Adapter:
         finally:
             tokenizer.padding_side = old_side
         out = _right_pad_qformer(dict(batch))
+        out[CONTEXT_MASK] = locate_context(
+            getattr(processor, "tokenizer", processor), texts, [p.text for p in prompts],
+            [p.context for p in prompts], out["input_ids"], out["attention_mask"])
         if not any(p.images for p in prompts) and self.requires_pixel_values:
             out["pixel_values"] = _blank_pixel_values(processor, len(prompts))
         if device is not None:
@@ -319,6 +332,8 @@ class Adapter:
     def model_inputs(self, batch: dict[str, Any], model: Any = None) -> dict[str, Any]:
         """The processor outputs the model's forward takes (see :func:`forward_inputs`).
 
+        ``context_mask`` (modprobe's, not the processor's) is never one of them.
+
         Args:
             batch: A processor batch (``encode``'s output).
             model: The model (torch module or nnsight wrapper). Without it, the batch is
@@ -326,8 +341,8 @@ class Adapter:
                 (the behaviour of modprobe < 0.2; pass the model).
         """
         if model is None:
-            return {k: v for k, v in batch.items()
-                    if k != "token_type_ids" or k in self.extra_inputs}
+            return {k: v for k, v in batch.items() if k != CONTEXT_MASK
+                    and (k != "token_type_ids" or k in self.extra_inputs)}
         return forward_inputs(model, batch)
 
 

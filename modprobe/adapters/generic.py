@@ -17,6 +17,8 @@ from modprobe.adapters.base import Adapter, AdapterError
 
 _VISION_HINTS = ("vision", "visual", "image_encoder", "qformer", "audio", "multi_modal_projector")
 _IMAGE_TOKEN_ATTRS = ("image_token_id", "image_token_index")
+#: Names of the final norm beside the decoder layers (Llama-style, Persimmon/Fuyu, GPT-style).
+_NORM_NAMES = ("norm", "final_layernorm", "final_norm", "ln_f")
 
 
 def generic_adapter(model: torch.nn.Module, processor: Any | None = None) -> Adapter:
@@ -54,17 +56,23 @@ def generic_adapter(model: torch.nn.Module, processor: Any | None = None) -> Ada
         raise AdapterError(f"cannot adapt {type(model).__name__}: no decoder `layers` list found")
     _, layers = max(candidates)
     parent = layers.rsplit(".", 1)[0] if "." in layers else ""
-    norm = f"{parent}.norm" if parent else "norm"
-    if _resolve(model, norm) is None:
-        raise AdapterError(f"cannot adapt {type(model).__name__}: no final norm at {norm!r}")
+    norms = [f"{parent}.{n}" if parent else n for n in _NORM_NAMES]
+    norm = next((n for n in norms if _resolve(model, n) is not None), None)
+    if norm is None:
+        raise AdapterError(f"cannot adapt {type(model).__name__}: no final norm beside its "
+                           f"decoder layers (looked for {', '.join(norms)})")
     head = model.get_output_embeddings()
     unembed = next((n for n, m in model.named_modules() if m is head), None)
     if unembed is None:
         raise AdapterError(f"cannot adapt {type(model).__name__}: no output embeddings found")
-    first = _resolve(model, layers)[0]
-    attention = next((n for n in ("self_attn", "attention", "attn") if hasattr(first, n)), None)
+    # Hybrid stacks (linear-attention or cross-attention layers between self-attention
+    # ones) have the attention only in some layers: the name is the first any layer has.
+    stack = _resolve(model, layers)
+    attention = next((n for n in ("self_attn", "attention", "attn")
+                      if any(hasattr(layer, n) for layer in stack)), None)
     if attention is None:
-        raise AdapterError(f"cannot adapt {type(model).__name__}: no attention module in layer 0")
+        raise AdapterError(f"cannot adapt {type(model).__name__}: no attention module "
+                           "(self_attn, attention or attn) in any decoder layer")
     templated = processor is None or bool(
         getattr(processor, "chat_template", None)
         or getattr(getattr(processor, "tokenizer", None), "chat_template", None))

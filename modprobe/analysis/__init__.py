@@ -72,6 +72,16 @@ Plots (`modprobe.analysis.plots`; imported lazily, each returns a Figure, ``path
 items instead of single items; ``analyze_following(table, cluster=COLUMN)`` passes a
 table column.
 
+Sabotage (SCIENCE.md section 3; docs/sabotage.md; imported from their modules)::
+
+    load_agents(source, gold="auto", scores="candidates", scale="auto") -> AgentOutputs
+        # sabotage_runs: a JSONL of agent outputs, a study or an interference run folder
+    read_agent_jsonl(path, scale="auto"), agent_table(records)   # sabotage_input
+    fuse(table, weights="equal", agents=None) -> DataFrame       # sabotage
+    analyze_sabotage(outputs, tau=0.7, weights="equal", fuse_joint=False, bins=10)
+        -> SabotageReport(per_agent, items, rates, topk, calibration, ece, sabotaged)
+    write_report(report, out), draw_figures(report_folder, out)  # sabotage_report
+
 Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables,
 ``simulate_clustered_law``) and ``python -m modprobe.analysis.calibration``
 (balance-point interval coverage; ``--clusters N --unit cluster`` for clustered data).

@@ -33,6 +33,7 @@ from modprobe.stats import Interval, mean_interval
 
 CLEAN = "clean"
 UNREADABLE = "unreadable"
+HEAVY = {"image": "image-heavy", "text": "text-heavy"}
 #: Columns a prediction table must have.
 TABLE_COLUMNS: tuple[str, ...] = ("id", "perturbation", "answer", "gold")
 
@@ -248,6 +249,10 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         results.append(ConditionResult(name, accuracy, interval(flipped, rows),
                                        interval(before["correct"], rows), len(rows),
                                        unreadable))
+    if "relevant" in table.columns:
+        parts = [f"{HEAVY.get(k, k)} {v.mean():.3f} (n={len(v)})" for k, v in
+                 table[table["perturbation"] == CLEAN].groupby("relevant")["correct"]]
+        notes.append(f"clean accuracy by task: {', '.join(parts)}")
     flat = [f"{r.perturbation} {kind}" for r in results
             for kind, i in (("accuracy", r.accuracy), ("delta", r.delta))
             if i is not None and i.identified and i.low == i.high]

@@ -28,7 +28,7 @@ def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] 
     names = list(axes) if axes is not None else list(dict.fromkeys(
         c for values in accuracy.values() for c in values))
     angles = np.linspace(0, 2 * np.pi, len(names), endpoint=False)
-    fig = Figure(figsize=(6.4, 6.0), layout="constrained", dpi=110)
+    fig = Figure(figsize=(7.6, 6.4), layout="constrained", dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(projection="polar")
     palette = sns.color_palette("colorblind", max(len(accuracy), 1))
@@ -42,6 +42,7 @@ def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] 
         ax.fill(theta, radius, color=color, alpha=0.12)
     ax.set_xticks(angles, names)
     ax.tick_params(axis="x", pad=14)
+    ax.set_rlabel_position(180 / max(len(names), 1))  # between the first two spokes
     ax.set_ylim(0, 1)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"], fontsize=8)
     ax.set_title(title, pad=18)

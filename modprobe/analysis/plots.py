@@ -23,9 +23,15 @@ from matplotlib.ticker import MaxNLocator
 
 from modprobe.analysis.law import Law
 from modprobe.analysis.oscillation import AMBIGUOUS, CLEAR, LogitDifferenceMatrix, OscillationReport
+from modprobe.spans import SPAN_NAMES
 
-#: Span order of every modality axis in modprobe (matches ``modprobe.spans.SPAN_NAMES``).
-SPAN_ORDER: tuple[str, ...] = ("image", "video", "audio", "text")
+#: Span order of every modality axis in modprobe (``modprobe.spans.SPAN_NAMES``).
+SPAN_ORDER: tuple[str, ...] = SPAN_NAMES
+
+#: Legend labels of the spans: ``context`` is the description, ``text`` the rest of the
+#: text (all text = context + text).
+SPAN_LABELS: dict[str, str] = {"context": "context (description)",
+                               "text": "text (question, template)"}
 
 PathLike = str | Path
 
@@ -365,14 +371,15 @@ def plot_attention_mass(
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
 ) -> Figure:
-    """Attention mass received by each modality span, per layer.
+    """Attention mass received by each span, per layer.
 
     SCIENCE.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
-    panel per ``model`` (if present); colour = span (image, video, audio, text, in
-    that order), line style = ``condition`` (if present). Several rows per
-    (model, condition, layer, span), e.g. heads or items, are averaged; the shaded band
-    is the normal 95% interval ``mean +- 1.96 SE`` (computed by one groupby, so frames
-    with millions of rows plot quickly).
+    panel per (``model``, ``condition``) when present: models in rows, conditions in
+    columns, so each panel reads as image vs description (``context``) vs question and
+    template (``text``). Colour = span, in modprobe's span order, labelled by
+    :data:`SPAN_LABELS`. Several rows per (model, condition, layer, span), e.g. heads or
+    items, are averaged; the shaded band is the normal 95% interval ``mean +- 1.96 SE``
+    (computed by one groupby, so frames with millions of rows plot quickly).
 
     Args:
         frame: Tidy frame with columns ``layer, span, mass`` and optional ``model``,
@@ -395,6 +402,7 @@ def plot_attention_mass(
     data = frame.assign(
         model=frame.get("model", ""),
         condition=frame.get("condition", ""),
+        span=frame["span"].astype(str),
     )
     stats_frame = (
         data.groupby(["model", "condition", "span", "layer"], sort=False)["mass"]
@@ -406,41 +414,36 @@ def plot_attention_mass(
     conditions = list(dict.fromkeys(data["condition"]))
     spans = [s for s in SPAN_ORDER if s in set(data["span"])]
     colors = dict(zip(SPAN_ORDER, sns.color_palette("colorblind", len(SPAN_ORDER))))
-    styles = dict(zip(conditions, ["-", "--", ":", "-."] * (len(conditions) // 4 + 1)))
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(4.2 * len(models) + 1.2, 3.8), layout="constrained", dpi=110)
+        fig = Figure(figsize=(3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6),
+                     layout="constrained", dpi=110)
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]
-    for ax, model in zip(axes, models):
-        for (condition, span), part in stats_frame[stats_frame["model"] == model].groupby(
-            ["condition", "span"], sort=False
-        ):
-            part = part.sort_values("layer")
-            mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
-            ax.fill_between(
-                part["layer"], mean - half, mean + half, color=colors[span], alpha=0.18, lw=0
-            )
-            ax.plot(
-                part["layer"],
-                mean,
-                color=colors[span],
-                ls=styles[condition],
-                marker="o",
-                ms=3,
-                lw=1.6,
-            )
-        ax.set_ylim(bottom=0)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("layer")
-        ax.set_ylabel("attention mass")
-        if model:
-            ax.set_title(str(model))
-    handles = [Line2D([], [], color=colors[s], lw=2, label=s) for s in spans]
-    if len(conditions) > 1 or conditions[0]:
-        handles += [
-            Line2D([], [], color="0.3", ls=styles[c], lw=1.6, label=str(c)) for c in conditions
-        ]
-    axes[-1].legend(
+        grid = fig.subplots(len(models), len(conditions), sharey=True, squeeze=False)
+    for r, model in enumerate(models):
+        for c, condition in enumerate(conditions):
+            ax = grid[r, c]
+            cell = stats_frame[(stats_frame["model"] == model)
+                               & (stats_frame["condition"] == condition)]
+            for span in spans:
+                part = cell[cell["span"] == span].sort_values("layer")
+                if part.empty:
+                    continue
+                mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
+                ax.fill_between(part["layer"], mean - half, mean + half, color=colors[span],
+                                alpha=0.18, lw=0)
+                ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
+            ax.set_ylim(bottom=0)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("layer")
+            if c == 0:
+                ax.set_ylabel(f"{model}\nattention mass" if len(models) > 1 and model
+                              else "attention mass")
+            name = " | ".join(str(p) for p in (model if len(models) > 1 else "", condition)
+                              if p)
+            if name:
+                ax.set_title(name, fontsize=10)
+    handles = [Line2D([], [], color=colors[s], lw=2, label=SPAN_LABELS.get(s, s)) for s in spans]
+    grid[0, -1].legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False
     )
     if title:

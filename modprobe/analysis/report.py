@@ -1,14 +1,16 @@
 """One entry point from a prediction table to every section-1 statistic.
 
 `analyze_following` is what both `python -m modprobe.following` and the study runner
-call: per model it classifies the conflict items, computes TFR/VFR, the uncertainty
-axis, the law with its balance point and monotonicity test, and the median-entropy
-split (SCIENCE.md section 1).
+call: per model it classifies the conflict items, applies the paper's correctness filter
+(counting what each step removes), computes TFR/VFR, the uncertainty axis, the law with
+both balance points, its goodness of fit and trend test, and the median-entropy split
+(docs/science.md). `ModelFollowing.to_dict` is the ``summary.json`` of both commands.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -23,19 +25,39 @@ from modprobe.analysis.following import (
     correctness_mask,
     following_rates,
 )
-from modprobe.analysis.law import EntropySplit, Law, fit_law, split_by_entropy
+from modprobe.analysis.law import EntropySplit, Estimate, Law, fit_law, split_by_entropy
 from modprobe.analysis.table import TableError, validate_table
 from modprobe.analysis.uncertainty import (
+    NEAR_CERTAIN,
     UncertaintyAxis,
-    relative_uncertainty,
     saturation_share,
     uncertainty_axis,
 )
+from modprobe.stats import DEFAULT_RESAMPLES
 
 #: Model name used when the table has no ``model`` column.
 DEFAULT_MODEL = "model"
 #: Share of items with |dH_rel| > 1.5 above which the report warns of saturation.
 SATURATION_WARNING = 0.5
+#: ``cluster=AUTO``: use a column named ``cluster`` when the table has one.
+AUTO = "auto"
+CLUSTER_COLUMN = "cluster"
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN), numpy
+    scalars and tuples turned into plain Python."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 #: Below this many clusters the report says that cluster-bootstrap intervals are rough.
 FEW_CLUSTERS = 10
 
@@ -53,9 +75,15 @@ class ModelFollowing:
             fit the law: decided, finite x, passing the correctness filter).
         law: The fitted `Law`, or None with a ``note``.
         split: `EntropySplit`, or None (too few items, or split off).
-        saturation: Share of conflict items with ``|dH_rel| > 1.5`` (unfloored).
+        saturation: On the relative axis, the share of conflict items with
+            ``|dH_rel| > 1.5`` after the entropy floor in use; on the absolute axis, the
+            share whose entropies are both below `NEAR_CERTAIN` nats.
         note: Why ``law`` or ``split`` is missing, if they are.
         cluster: Column whose labels the bootstrap resampled (None: single items).
+        filter_steps: What each step from the group's rows to the law removed:
+            ``{"step", "removed", "left", "why"}`` dicts, in order.
+        filter_correct: Whether the paper's correctness filter ran.
+        cluster_found: True when ``cluster`` was found in the table, not given.
     """
 
     model: str
@@ -67,6 +95,19 @@ class ModelFollowing:
     saturation: float
     note: str | None
     cluster: str | None = None
+    filter_steps: list[dict[str, Any]] = field(default_factory=list)
+    filter_correct: bool = False
+    cluster_found: bool = False
+
+    def filter_line(self) -> str:
+        """``filter: 560 conflicts -> ...`` one line with what each step removed."""
+        parts = [f"{st['step']} -{st['removed']} ({st['why']})" for st in self.filter_steps[1:]]
+        start = self.filter_steps[0] if self.filter_steps else {"left": len(self.items)}
+        left = self.filter_steps[-1]["left"] if self.filter_steps else len(self.items)
+        mode = ("the paper's filter: both unimodal answers correct" if self.filter_correct
+                else "every conflict kept (no correctness filter)")
+        return (f"filter ({mode}): {start['left']} items; " + "; ".join(parts)
+                + f"; {left} in the law")
 
     def summary_lines(self) -> list[str]:
         """Report lines; the last one is ``balance_point=<x> ci=[<lo>, <hi>]``.
@@ -83,13 +124,15 @@ class ModelFollowing:
                 f"no_conflict={r.n_no_conflict} filtered_incorrect={r.n_filtered} "
                 f"degenerate={int(self.items['degenerate'].sum())}"
             ),
+            self.filter_line(),
         ]
         n_clusters = (self.law.n_clusters if self.law is not None else None) or r.n_clusters
         if n_clusters is not None:
             few = n_clusters < FEW_CLUSTERS
+            how = "found in the table" if self.cluster_found else "given"
             lines.append(
                 f"bootstrap over {n_clusters} clusters of items (column "
-                f"{self.cluster!r}), not over single items"
+                f"{self.cluster!r}, {how}), not over single items; tests are cluster-robust"
                 + ("; with so few clusters the intervals are rough" if few else "")
             )
         lines += [
@@ -97,17 +140,17 @@ class ModelFollowing:
                 f"TFR={r.tfr:.3f} ci=[{r.tfr_ci[0]:.3f}, {r.tfr_ci[1]:.3f}] "
                 f"VFR={r.vfr:.3f} ci=[{r.vfr_ci[0]:.3f}, {r.vfr_ci[1]:.3f}] (n={r.n_decided})"
             ),
-            f"axis={self.axis.axis} ({axis_name}, entropy floor {self.axis.entropy_floor:g})",
+            f"axis={self.axis.axis} ({axis_name}, entropy floor {self.axis.entropy_floor:g} nats)",
         ]
-        if np.isfinite(self.saturation) and self.saturation > SATURATION_WARNING:
-            lines.append(
-                f"warning: saturation: {self.saturation:.0%} of conflict items have "
-                "|dH_rel| > 1.5; consider --entropy-floor or --axis abs"
-            )
+        warning = self.saturation_warning()
+        if warning:
+            lines.append(warning)
         if self.law is not None:
             lines.append(self.law.monotonicity.summary())
+            lines += self.law.summary_lines()
         if self.split is not None:
-            lo, hi = self.split.low.balance_point, self.split.high.balance_point
+            lo = self.split.low.reported_balance_point
+            hi = self.split.high.reported_balance_point
             lines.append(
                 f"entropy split at median H_t+H_v={self.split.median_total:.4g}: "
                 f"low-entropy half {lo.summary()}; high-entropy half {hi.summary()}"
@@ -117,8 +160,62 @@ class ModelFollowing:
         if self.law is None:
             lines.append(f"balance_point=none ({self.note})")
         else:
-            lines.append(self.law.balance_point.summary())
+            lines.append(self.law.reported_balance_point.summary())
         return lines
+
+    def saturation_warning(self) -> str | None:
+        """A warning line when saturated entropies dominate the axis in use, else None."""
+        if not (np.isfinite(self.saturation) and self.saturation > SATURATION_WARNING):
+            return None
+        floor = self.axis.entropy_floor
+        if self.axis.axis == "abs":
+            return (f"warning: saturation: {self.saturation:.0%} of conflict items are "
+                    f"near-certain in both runs (H_t, H_v < {NEAR_CERTAIN:g} nats); on the abs "
+                    "axis they pile up at 0")
+        floor_text = (f"with entropy floor {floor:g} nats" if floor > 0 else "without an "
+                      "entropy floor")
+        advice = ("consider a larger --entropy-floor or --axis abs" if floor > 0
+                  else "consider --entropy-floor 0.05 or --axis abs")
+        return (f"warning: saturation: {self.saturation:.0%} of conflict items have "
+                f"|dH_rel| > 1.5 {floor_text}; {advice}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable summary (``summary.json``): JSON-ready, no NaN."""
+        r = self.rates
+        out: dict[str, Any] = {
+            "model": self.model, "tfr": r.tfr, "tfr_ci": list(r.tfr_ci), "vfr": r.vfr,
+            "vfr_ci": list(r.vfr_ci), "n_text": r.n_text, "n_vision": r.n_vision,
+            "n_other": r.n_other, "n_no_conflict": r.n_no_conflict,
+            "n_filtered_incorrect": r.n_filtered, "filter_correct": self.filter_correct,
+            "filter_steps": self.filter_steps, "axis": self.axis.axis,
+            "entropy_floor": self.axis.entropy_floor, "saturation": self.saturation,
+            "cluster": self.cluster, "note": self.note,
+        }
+        law = self.law
+        if law is not None:
+            m = law.monotonicity
+            out.update({
+                "balance_point": law.balance_point.to_dict(),
+                "balance_point_monotone": (law.balance_point_monotone.to_dict()
+                                           if law.balance_point_monotone else None),
+                "goodness_of_fit": (law.goodness_of_fit.to_dict()
+                                    if law.goodness_of_fit else None),
+                "monotonicity": {"direction": m.direction, "p_value": m.p_value,
+                                 "statistic": m.statistic, "df": m.df,
+                                 "test": "cluster-robust score test of the logistic slope",
+                                 "slope": m.slope, "slope_ci": list(m.slope_ci),
+                                 "summary": m.summary()},
+                "recommended_estimate": law.recommendation,
+                "recommendation": law.recommendation_reason,
+                "reported_estimate": law.estimate,
+                "n_law": law.n, "n_clusters": law.n_clusters,
+            })
+        if self.split is not None:
+            out["entropy_split"] = {
+                "median_total": self.split.median_total,
+                "low": self.split.low.reported_balance_point.to_dict(),
+                "high": self.split.high.reported_balance_point.to_dict()}
+        return json_ready(out)
 
 
 @dataclass(frozen=True)
@@ -154,6 +251,33 @@ class FollowingReport:
         return lines
 
 
+def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
+                  correct_text: np.ndarray | None, correct_vision: np.ndarray | None,
+                  degenerate: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Each step from the group's rows to the law's items, and the law's mask."""
+    steps: list[dict[str, Any]] = []
+    keep = np.ones(labels.size, dtype=bool)
+
+    def step(name: str, drop: np.ndarray, why: str) -> None:
+        nonlocal keep
+        removed = int(np.sum(keep & drop))
+        keep = keep & ~drop
+        steps.append({"step": name, "removed": removed, "left": int(keep.sum()), "why": why})
+
+    steps.append({"step": "rows", "removed": 0, "left": labels.size, "why": "the group's items"})
+    step("no_conflict", labels == NO_CONFLICT, "Y_t == Y_v: not a conflict")
+    if both_correct is not None and correct_text is not None and correct_vision is not None:
+        wrong_t = int(np.sum(keep & ~correct_text & correct_vision))
+        wrong_v = int(np.sum(keep & correct_text & ~correct_vision))
+        wrong_both = int(np.sum(keep & ~correct_text & ~correct_vision))
+        step("incorrect", ~both_correct,
+             f"a unimodal answer is wrong: text-only {wrong_t}, vision-only {wrong_v}, "
+             f"both {wrong_both}")
+    step("other", ~np.isin(labels, [TEXT, VISION]), "Y_m follows neither modality")
+    step("degenerate", degenerate, "dH_rel undefined: H_t + H_v ~ 0")
+    return steps, keep
+
+
 def _analyze_model(
     name: str,
     items: pd.DataFrame,
@@ -163,22 +287,32 @@ def _analyze_model(
     split: bool,
     law_kwargs: dict[str, Any],
     cluster: str | None = None,
+    cluster_found: bool = False,
 ) -> ModelFollowing:
     labels = classify_following(items["y_text"], items["y_vision"], items["y_multi"])
     correct_text = items.get("correct_text")
     correct_vision = items.get("correct_vision")
+    labels_of_clusters = None if cluster is None else items[cluster].to_numpy(dtype=object)
     rates = following_rates(
         labels, correct_text, correct_vision, filter_correct, law_kwargs["confidence"],
-        clusters=None if cluster is None else items[cluster].to_numpy(dtype=object),
-        n_bootstrap=law_kwargs["n_bootstrap"], seed=law_kwargs["seed"],
+        clusters=labels_of_clusters, n_bootstrap=law_kwargs["n_bootstrap"],
+        seed=law_kwargs["seed"],
     )
     ax = uncertainty_axis(items["h_text"], items["h_vision"], axis, entropy_floor)
-    decided = np.isin(labels, [TEXT, VISION])
-    in_law = decided & ~ax.degenerate
+    both = None
+    ct = cv = None
     if filter_correct:
-        in_law &= correctness_mask(len(items), correct_text, correct_vision)
-    raw_rel = relative_uncertainty(items["h_text"], items["h_vision"]).values
-    saturation = saturation_share(raw_rel[labels != NO_CONFLICT])
+        both = correctness_mask(len(items), correct_text, correct_vision)
+        ct = np.asarray(correct_text, dtype=bool)
+        cv = np.asarray(correct_vision, dtype=bool)
+    steps, in_law = _filter_steps(labels, both, ct, cv, ax.degenerate)
+    conflict = labels != NO_CONFLICT
+    if axis == "abs":
+        near = (items["h_text"].to_numpy() < NEAR_CERTAIN) & (
+            items["h_vision"].to_numpy() < NEAR_CERTAIN)
+        saturation = float(near[conflict].mean()) if conflict.any() else float("nan")
+    else:
+        saturation = saturation_share(ax.values[conflict])
     frame = items.copy()
     frame["label"] = labels
     frame["x"] = ax.values
@@ -189,7 +323,7 @@ def _analyze_model(
     notes = []
     x_label = "dH_rel" if axis == "rel" else "H_t - H_v"
     followed = labels == TEXT
-    clusters = None if cluster is None else items[cluster].to_numpy(dtype=object)[in_law]
+    clusters = None if labels_of_clusters is None else labels_of_clusters[in_law]
     if clusters is not None and pd.unique(clusters).size < 2:
         notes.append(
             f"the law's items span {pd.unique(clusters).size} cluster(s) of {cluster!r}; the "
@@ -224,38 +358,65 @@ def _analyze_model(
         saturation=saturation,
         note="; ".join(notes) or None,
         cluster=cluster,
+        filter_steps=steps,
+        filter_correct=filter_correct,
+        cluster_found=cluster_found,
     )
+
+
+def _resolve_cluster(items: pd.DataFrame, cluster: str | None) -> tuple[str | None, bool]:
+    """The cluster column to use and whether it was found (``cluster="auto"``)."""
+    if cluster == AUTO:
+        if CLUSTER_COLUMN in items.columns and items[CLUSTER_COLUMN].notna().all():
+            return CLUSTER_COLUMN, True
+        return None, False
+    if cluster is not None:
+        if cluster not in items.columns:
+            raise TableError(
+                f"no column {cluster!r} for the cluster bootstrap; the table has "
+                f"{', '.join(map(str, items.columns))}",
+                cluster,
+            )
+        if items[cluster].isna().any():
+            raise TableError(
+                f"{int(items[cluster].isna().sum())} row(s) have no {cluster!r} label; label "
+                "every row (an item that shares nothing with others is a cluster of its own)",
+                cluster,
+            )
+    return cluster, False
 
 
 def analyze_following(
     table: pd.DataFrame,
     axis: Literal["rel", "abs"] = "rel",
     entropy_floor: float = 0.0,
-    filter_correct: bool = False,
+    filter_correct: bool | None = None,
     conflict_group: str | None = "conflict",
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
     confidence: float = 0.95,
     bins: int = 10,
     bin_strategy: Literal["quantile", "uniform"] = "quantile",
     seed: int = 0,
     split: bool = True,
     isotonic_band: bool = True,
-    cluster: str | None = None,
+    cluster: str | None = AUTO,
+    balance_estimate: Estimate = "logistic",
 ) -> FollowingReport:
     """Every section-1 statistic of a prediction table, per model.
 
-    SCIENCE.md section 1 end to end: `classify_following` (conflict = Y_t != Y_v),
-    `following_rates` (TFR, VFR, Wilson intervals; optional correctness filter),
-    `uncertainty_axis` (dH_rel or H_t - H_v, optional entropy floor, degenerate items
-    flagged and left out), `fit_law` on decided items (binned rates, isotonic and
-    logistic fits, bootstrap bands, monotonicity test, balance point) and
-    `split_by_entropy` (law per median-entropy half).
+    docs/science.md end to end: `classify_following` (conflict = Y_t != Y_v), the
+    paper's correctness filter, `following_rates` (TFR, VFR), `uncertainty_axis` (dH_rel
+    or H_t - H_v, optional entropy floor, degenerate items flagged and left out),
+    `fit_law` on decided items (binned rates, logistic and isotonic fits, goodness of
+    fit, trend test, both balance points) and `split_by_entropy`.
 
     Args:
         table: Prediction table (see `modprobe.analysis.table`); validated here.
-        axis: ``"rel"`` (dH_rel, the paper's) or ``"abs"`` (H_t - H_v).
+        axis: ``"rel"`` (dH_rel, the paper's) or ``"abs"`` (H_t - H_v, nats).
         entropy_floor: Floor on entropies before computing the axis (nats).
-        filter_correct: Keep only items whose unimodal answers are both correct.
+        filter_correct: Keep only items whose unimodal answers are both correct (the
+            paper's macro filter). None (default): apply it when the table has
+            ``correct_text`` and ``correct_vision``; False: keep every conflict.
         conflict_group: With a ``group`` column, analyse only rows of this group
             (None: all rows). Ignored when the table has no ``group`` column.
         n_bootstrap: Bootstrap replicates.
@@ -264,11 +425,12 @@ def analyze_following(
         bin_strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal width) bins.
         seed: Bootstrap seed.
         split: Also fit the median-entropy halves.
-        isotonic_band: Bootstrap the isotonic curve too.
-        cluster: A column of cluster labels: the bootstrap then resamples whole clusters
-            of items whose outcomes are correlated (e.g. the generated dataset's groups,
-            which share shape and colors) instead of single items, whose intervals
-            would be too narrow (docs/analyses.md, "Clustered items").
+        isotonic_band: Keep the isotonic band.
+        cluster: A column of cluster labels: every interval resamples whole clusters and
+            every test uses cluster-robust variances. ``"auto"`` (default): the column
+            ``cluster`` when the table has one with every row labelled; None: items.
+        balance_estimate: Balance point reported last and used for regions:
+            ``"logistic"`` (default, the paper's display), ``"monotone"`` or ``"auto"``.
 
     Returns:
         `FollowingReport`.
@@ -290,19 +452,9 @@ def analyze_following(
                 "--group to analyse another group)",
                 "group",
             )
-    if cluster is not None:
-        if cluster not in items.columns:
-            raise TableError(
-                f"no column {cluster!r} for the cluster bootstrap; the table has "
-                f"{', '.join(map(str, items.columns))}",
-                cluster,
-            )
-        if items[cluster].isna().any():
-            raise TableError(
-                f"{int(items[cluster].isna().sum())} row(s) have no {cluster!r} label; label "
-                "every row (an item that shares nothing with others is a cluster of its own)",
-                cluster,
-            )
+    if filter_correct is None:
+        filter_correct = {"correct_text", "correct_vision"} <= set(items.columns)
+    cluster, found = _resolve_cluster(items, cluster)
     if "model" not in items.columns:
         items = items.assign(model=DEFAULT_MODEL)
     law_kwargs = {
@@ -312,6 +464,7 @@ def analyze_following(
         "bin_strategy": bin_strategy,
         "seed": seed,
         "isotonic_band": isotonic_band,
+        "balance_estimate": balance_estimate,
     }
     models = {
         str(name): _analyze_model(
@@ -323,6 +476,7 @@ def analyze_following(
             split,
             law_kwargs,
             cluster,
+            found,
         )
         for name, part in items.groupby("model", sort=False)
     }

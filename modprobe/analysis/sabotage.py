@@ -373,7 +373,7 @@ def _sabotaged(per_agent: pd.DataFrame) -> pd.DataFrame:
     """The potential sabotages, with every agent's answer on the item, to read."""
     answers = per_agent.assign(
         answer=per_agent["agent"] + ": " + per_agent["label"] + " ("
-        + per_agent["confidence"].map(lambda c: f"{c:.2f}") + ")")
+        + per_agent["confidence"].map(lambda c: f"{c:.4f}") + ")")
     others = answers.groupby("item", sort=False)["answer"].agg("; ".join)
     chosen = per_agent[per_agent["potential_sabotage"] == 1]
     out = chosen[["item", "agent", "label", "confidence", "gold", "fused_top1",

@@ -85,7 +85,8 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
     names = list(dict.fromkeys(part["name"]))
     measures = [m for m in BAR_MEASURES if part.loc[part["measure"] == m, "rate"].notna().any()]
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(max(6.0, 1.6 * len(names) + 3), 4.2), layout="constrained",
+        fig = Figure(figsize=(max(6.0, min(1.6, 8.0 / len(names)) * len(names) + 3), 4.4),
+                     layout="constrained",
                      dpi=110)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
@@ -105,7 +106,7 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
             if not np.isfinite(value):  # undefined (e.g. the joint agent is not fused)
                 ax.text(bar.get_x() + bar.get_width() / 2, 0.01, "n/a", ha="center",
                         va="bottom", fontsize=7, rotation=90, color="0.4")
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, [n.replace("/", "\n") for n in names], fontsize=8 if len(names) > 5 else None)
     ax.set(ylim=(0, 1.0), ylabel="share of items", xlabel=level,
            title=title or f"Sabotage and contribution per {level}")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2,

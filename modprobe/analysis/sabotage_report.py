@@ -15,7 +15,8 @@ Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
     DIR/calibration.csv    agent x confidence bin: confidence, accuracy with interval
     DIR/sabotaged.csv      every potential sabotage with all agents' answers
     DIR/figures/           reliability.png, sabotage_bars.png, topk_coverage.png
-                           (+ sabotage_bars_modality.png when modalities group agents)
+                           (+ sabotage_bars_modality.png when modalities group agents,
+                           sabotage_bars_group.png when items carry groups)
 """
 
 from __future__ import annotations
@@ -195,6 +196,11 @@ def draw_figures(report_folder: str | Path, out: str | Path) -> list[Path]:
         plot_sabotage_bars(rates, summary["tau"], level="modality",
                            path=out / "sabotage_bars_modality.png")
         written.append(out / "sabotage_bars_modality.png")
+    if (rates["level"] == "group/agent").any():
+        plot_sabotage_bars(rates, summary["tau"], level="group/agent",
+                           title="Sabotage and contribution per item group and agent",
+                           path=out / "sabotage_bars_group.png")
+        written.append(out / "sabotage_bars_group.png")
     plot_topk_coverage(tables["topk"], path=out / "topk_coverage.png")
     written.append(out / "topk_coverage.png")
     return written

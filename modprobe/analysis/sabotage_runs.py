@@ -1,5 +1,9 @@
 """Agents from modprobe's own run folders (tables in, no model code).
 
+Study runs (``python -m modprobe.layers``) and interference runs
+(``python -m modprobe.interference``, see `interference_records`) are recognised by their
+manifest.
+
 A study run (``python -m modprobe.layers``) answers every item under three conditions;
 each condition is an agent:
 
@@ -138,12 +142,74 @@ def study_records(run: str | Path, gold: str = "auto",
     return records, notes
 
 
+def _ranked(probs: np.ndarray, labels: np.ndarray, scores: str) -> tuple[list[str], list[float]]:
+    """Labels best first (ties alphabetical: ``labels`` are sorted) and their confidences."""
+    mass = float(probs.sum())
+    if scores == "candidates" and mass > 0:
+        probs = probs / mass
+    probs = np.clip(probs, 0.0, 1.0)
+    order = np.argsort(-probs, kind="stable")
+    return [str(x) for x in labels[order]], [float(x) for x in probs[order]]
+
+
+def interference_records(run: str | Path, scores: str = "candidates"
+                         ) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """The JSONL records (line = row of ``items.csv``) of an interference run's conditions.
+
+    An interference run has no vision-only or text-only answers: every condition sees
+    both modalities. Its agents are its conditions: ``clean`` is the ``joint`` agent, each
+    perturbation (``UF``, ``MD``, ``RP``...) an agent whose modality is the one it
+    perturbs. A potential sabotage is then a perturbed input that makes the model
+    confidently wrong; the fusion pools the perturbed views of an item. Open-answer items
+    rank the candidate answers by the last lens layer (the model's own output); multiple-
+    choice items give the answer as read (the option, or ``unreadable``) with the model's
+    top-1 probability, without a ranking.
+    """
+    if scores not in SCORES:
+        raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
+    run = Path(run)
+    notes = ["interference run: agents are its conditions (clean = joint; each perturbation "
+             "an agent of the modality it perturbs); no vision-only or text-only answers"]
+    items = _read_csv(run / "items.csv")
+    layers = _read_csv(run / "layers.csv")
+    last = layers[layers["layer"] == layers["layer"].max()]
+    prob_columns = sorted((c for c in last.columns if c.startswith("prob_")), key=str)
+    labels = np.asarray([c[len("prob_"):] for c in prob_columns], dtype=object)
+    probs = {(str(r[0]), str(r[1])): np.asarray(r[2:], dtype=np.float64)
+             for r in last[["id", "perturbation", *prob_columns]].itertuples(index=False)}
+    records: list[tuple[int, dict[str, Any]]] = []
+    n_choice = 0
+    for line, row in enumerate(items.itertuples(index=False), start=2):
+        condition = str(row.perturbation)
+        agent = JOINT if condition == "clean" else condition
+        modality = JOINT if condition == "clean" else str(row.modality or condition)
+        record: dict[str, Any] = {"item": str(row.id), "agent": agent, "modality": modality,
+                                  "gold": row.gold, "group": f"{row.relevant}-heavy"}
+        if isinstance(getattr(row, "cluster", None), str) and row.cluster:
+            record["cluster"] = row.cluster
+        key = (str(row.id), condition)
+        if getattr(row, "format", "open") == "choice" or key not in probs or not len(labels):
+            n_choice += 1
+            record["labels"] = [str(row.category)]
+            record["confidence"] = float(row.p_top1)
+        else:
+            record["labels"], record["confidence"] = _ranked(probs[key], labels, scores)
+        records.append((line, record))
+    if n_choice:
+        notes.append(f"{n_choice} of {len(items)} answers are multiple-choice (or had no "
+                     "candidate scores): one label each, the answer as read, confidence = "
+                     "the top-1 token probability; their top-k is their top-1")
+    return records, notes
+
+
 def run_kind(folder: Path) -> str | None:
-    """``"study"`` for a study run folder, None when not recognised."""
+    """``"study"`` or ``"interference"`` for a run folder, None when not recognised."""
     if (folder / "items.csv").is_file() and (folder / "manifest.json").is_file():
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("kind") == "interference":
+            return "interference"
         conditions = manifest.get("conditions") or []
-        if {"vision", "text", "multi"} <= set(conditions):
+        if manifest.get("kind") == "following" or {"vision", "text", "multi"} <= set(conditions):
             return "study"
     return None
 
@@ -169,12 +235,15 @@ def load_agents(source: str | Path, gold: str = "auto", scores: str = "candidate
     if path.is_file():
         return read_agent_jsonl(path, scale=scale)
     kind = run_kind(path)
-    if kind == "study":
-        records, notes = study_records(path, gold=gold, scores=scores)
+    if kind is not None:
+        if kind == "study":
+            records, notes = study_records(path, gold=gold, scores=scores)
+        else:
+            records, notes = interference_records(path, scores=scores)
         outputs = agent_table(records, source=str(path / "items.csv"), scale="unit")
         return AgentOutputs(table=outputs.table, scales=outputs.scales,
                             quality_scales=outputs.quality_scales, source=str(path),
                             notes=tuple(notes))
     raise SabotageInputError(str(path), ["not a run folder modprobe knows (no manifest.json "
-                                         "with the study's conditions and items.csv); give a "
-                                         "study run folder or a JSONL of agent outputs"])
+                                         "of a study or interference run beside items.csv); "
+                                         "give a run folder or a JSONL of agent outputs"])

@@ -1,6 +1,6 @@
 """Simulated prediction tables with a planted law (tests, docs and calibration).
 
-The generator follows SCIENCE.md section 1 backwards: draw a relative uncertainty
+The generator follows docs/science.md ("The law") backwards: draw a relative uncertainty
 ``x = dH_rel`` and a total entropy ``s = H_t + H_v``, set ``H_t = s (2 + x) / 4`` and
 ``H_v = s (2 - x) / 4`` (so that ``2 (H_t - H_v) / (H_t + H_v) = x`` exactly), then draw
 text-following with ``P(text | x) = sigmoid(b (x - x*))`` where ``x*`` is the planted
@@ -53,6 +53,7 @@ def simulate_clustered_law(
     cluster_sd: float,
     rng: np.random.Generator,
     x_range: tuple[float, float] = (-1.8, 1.8),
+    x_spread: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw clustered ``(x, followed_text, cluster)``: items of a cluster share a shift.
 
@@ -71,15 +72,69 @@ def simulate_clustered_law(
         cluster_sd: Standard deviation of the clusters' logit shifts (0: independent).
         rng: Random generator.
         x_range: Range of the uniform x distribution.
+        x_spread: When given, x is clustered too: each cluster draws a centre uniformly
+            in ``x_range`` and its items ``x ~ Normal(centre, x_spread)`` clipped to the
+            range (items generated together have similar entropies). Then a test that
+            treats items as independent finds trends that are not there.
 
     Returns:
         ``items`` float x, ``items`` bool outcomes and ``items`` int cluster labels.
     """
     clusters = np.repeat(np.arange(n_clusters), items_per_cluster)
     shift = rng.normal(0.0, cluster_sd, n_clusters)[clusters]
-    x = rng.uniform(x_range[0], x_range[1], clusters.size)
+    if x_spread is None:
+        x = rng.uniform(x_range[0], x_range[1], clusters.size)
+    else:
+        centre = rng.uniform(x_range[0], x_range[1], n_clusters)[clusters]
+        x = np.clip(centre + rng.normal(0.0, x_spread, clusters.size), *x_range)
     followed = rng.random(clusters.size) < expit(slope * (x - balance_point) + shift)
     return x, followed, clusters
+
+def saturated_axis(n_items: int, rng: np.random.Generator, share_piles: float = 0.6,
+                   edge: float = 1.5, limit: float = 2.0) -> np.ndarray:
+    """x values piled up near +-2, as on a saturated model's dH_rel axis.
+
+    A share ``share_piles`` of items falls in ``[-limit, -edge]`` or ``[edge, limit]``
+    (half each), the rest uniformly in between.
+    """
+    u = rng.random(n_items)
+    pile = u < share_piles
+    left = u < share_piles / 2
+    inner = rng.uniform(-edge, edge, n_items)
+    width = limit - edge
+    piled = np.where(left, -limit + width * rng.random(n_items),
+                     edge + width * rng.random(n_items))
+    return np.where(pile, piled, inner)
+
+
+def simulate_step_law(
+    n_clusters: int,
+    items_per_cluster: int,
+    step_at: float,
+    p_below: float,
+    p_above: float,
+    cluster_sd: float,
+    rng: np.random.Generator,
+    share_piles: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A law that is monotone but not logistic: a step at ``step_at``.
+
+    ``P(text | x) = p_below`` for ``x < step_at`` and ``p_above`` above it, on a logit
+    scale shifted per cluster by ``Normal(0, cluster_sd)`` (symmetric, so the population
+    curve still crosses 0.5 exactly at ``step_at`` when ``p_below > 0.5 > p_above``). x
+    piles up near +-2 (`saturated_axis`), as on the bundled organism. A logistic fit
+    misplaces the crossing of such data; the monotone fit does not.
+
+    Returns:
+        ``items`` x, ``items`` bool outcomes, ``items`` int cluster labels.
+    """
+    clusters = np.repeat(np.arange(n_clusters), items_per_cluster)
+    shift = rng.normal(0.0, cluster_sd, n_clusters)[clusters]
+    x = saturated_axis(clusters.size, rng, share_piles)
+    base = np.where(x < step_at, p_below, p_above)
+    p = expit(np.log(base / (1 - base)) + shift)
+    return x, rng.random(clusters.size) < p, clusters
+
 
 def simulate_following_table(
     n_items: int,

@@ -17,8 +17,15 @@ import numpy as np
 
 from modprobe.analysis._arrays import to_numpy
 
-#: Sums of entropies at or below this are treated as zero (the ratio is undefined).
-DEGENERATE_TOTAL = 1e-12
+#: ``H_t + H_v`` (nats) at or below which dH_rel is undefined. float32 resolves a
+#: probability near 1 only to about 6e-8, and an answer with top-1 probability 1 - e has
+#: entropy about e (1 - log e): 1e-6 nats is e ~ 6e-8, the resolution limit. Below it
+#: both entropies are rounding noise and their ratio 2 (H_t - H_v) / (H_t + H_v) can land
+#: anywhere in [-2, 2]; such items are flagged and left out (docs/science.md).
+DEGENERATE_TOTAL = 1e-6
+#: Entropy (nats) below which an answer counts as near-certain (top-1 probability above
+#: about 0.99): the saturation diagnostic of the absolute axis.
+NEAR_CERTAIN = 0.05
 
 Axis = Literal["rel", "abs"]
 
@@ -110,7 +117,8 @@ def relative_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0)
     more confident in the text. Entropies are first floored, ``H <- max(H, floor)``;
     a floor of a few hundredths of a nat stops saturated items (both entropies ~1e-3)
     from landing at +-2 because of differences that carry no information. Items with
-    ``H_t + H_v <= 1e-12`` after flooring are flagged ``degenerate`` and get NaN.
+    ``H_t + H_v <= DEGENERATE_TOTAL`` (1e-6 nats) after flooring are flagged
+    ``degenerate`` and get NaN.
 
     Args:
         h_text: ``items`` entropies of the text-only run, H_t (nats, >= 0).

@@ -1,4 +1,4 @@
-"""``python -m modprobe.bench capture [options]``: the capture benchmark's command line."""
+"""``python -m modprobe.bench capture|finetune [options]``: the benchmarks' command line."""
 
 from __future__ import annotations
 
@@ -51,12 +51,57 @@ def build_parser() -> argparse.ArgumentParser:
                        help="alternating bare/capture pairs per paired-timing child")
     bench.add_argument("--timeout-s", type=cli.positive_float, default=3600.0,
                        help="wall-clock limit of one child process")
+    tune = commands.add_parser(
+        "finetune",
+        help="time and peak memory of a training step with each fine-tuning loss",
+        description=(
+            "Time and peak memory growth of one optimizer step (clean + perturbed batch): "
+            "answer loss only (plain), + attention calibration, + JS consistency, + masked "
+            "adversarial with K=1 and K=2, alternating step by step in one process, on the "
+            "bundled organism and on a LLaVA-geometry model with a small hidden size. The "
+            "last line is 'finetune/plain time: calibration=X consistency=Y "
+            "adversarial_k1=Z adversarial_k2=W' (for the last model run)."))
+    tune.add_argument("--models", default="organism,llava-geometry",
+                      help="comma-separated subset of organism,llava-geometry, in run order")
+    tune.add_argument("--tokens", type=cli.positive_int, default=640, help="tokens per row (LLaVA geometry)")
+    tune.add_argument("--batch", type=cli.positive_int, default=2, help="rows per batch (LLaVA geometry)")
+    tune.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers (LLaVA geometry)")
+    tune.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads (LLaVA geometry)")
+    tune.add_argument("--hidden", type=cli.positive_int, default=256, help="residual width (LLaVA geometry)")
+    tune.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width (LLaVA geometry)")
+    tune.add_argument("--organism-rows", type=cli.positive_int, default=16, help="rows per organism batch")
+    tune.add_argument("--repeats", type=cli.positive_int, default=5,
+                      help="timed steps per variant, after one warm-up step each")
+    tune.add_argument("--train", choices=("lora", "full"), default="lora",
+                      help="rank-8 LoRA on q_proj/v_proj (default) or every weight")
+    tune.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     return parser
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from modprobe.bench.finetune import FinetuneBenchOptions, run_finetune_bench
+    from modprobe.bench.geometry import BenchGeometry
+
+    device = cli.check_device(args.device)
+    try:
+        options = FinetuneBenchOptions(
+            models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+            geometry=BenchGeometry(layers=args.layers, heads=args.heads, hidden=args.hidden,
+                                   intermediate=args.intermediate, tokens=args.tokens,
+                                   batch=args.batch),
+            organism_rows=args.organism_rows, repeats=args.repeats, train=args.train,
+            device=device)
+    except ValueError as err:  # option checks, before any work
+        raise cli.ModprobeError(str(err)) from None
+    run_finetune_bench(options)
+    return 0
 
 
 @cli.entry_point
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "finetune":
+        return _finetune(args)
     from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench
     from modprobe.bench.geometry import BenchGeometry
 

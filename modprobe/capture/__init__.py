@@ -8,7 +8,7 @@ lm = modprobe.load("llava")
 cap = capture(lm, [modprobe.Prompt("What color is the circle?", images=[img])],
               candidates=["red", "blue"], top_k=5)
 cap.lens_candidate_logits      # batch layer cand
-cap.attention_mass             # batch layer head span (span: image, video, audio, text)
+cap.attention_mass             # batch layer head span (image, video, audio, context, text)
 frames = cap.to_frames()       # tidy tables: frames.lens, frames.attention, frames.final
 ```
 
@@ -79,7 +79,8 @@ def capture(
     Args:
         loaded: A :class:`modprobe.LoadedModel` (from :func:`modprobe.load`).
         prompts_or_batch: Prompts (encoded with ``loaded.encode``, left padded) or an
-            already encoded batch (the processor's dict).
+            already encoded batch (``loaded.encode``'s dict; a batch without its
+            ``context_mask`` gets an empty context span, its descriptions counted as text).
         candidates: Candidate answers: token ids, or strings whose first token (tokenized
             without special tokens) is used.
         top_k: How many most probable tokens to keep per layer.

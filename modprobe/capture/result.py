@@ -21,7 +21,10 @@ class CaptureFrames:
     Attributes:
         lens: One row per (row, layer): ``row, layer, entropy, top1_id, top1_token,
             top1_prob`` then ``logit_<cand>, prob_<cand>`` per candidate.
-        attention: One row per (row, layer, head, span): ``row, layer, head, span, mass``.
+        attention: One row per (row, layer, head, span): ``row, layer, head, span, mass``;
+            ``span`` is categorical in :data:`~modprobe.spans.SPAN_NAMES` order (image,
+            video, audio, context, text), where ``context`` is the prompt's description
+            and ``text`` the question and chat template (all text = context + text).
         final: One row per batch row: ``row, position, entropy, top1_id, top1_token,
             top1_prob`` then ``logit_<cand>, prob_<cand>`` (the model's own logits).
     """
@@ -37,7 +40,9 @@ class Capture:
 
     Layers are the decoder layers ``0..L-1``; the lens of layer ``i`` reads the residual
     stream after decoder layer ``i`` (final norm, then unembedding). The ``span`` axis
-    follows :data:`modprobe.spans.SPAN_NAMES` (image, video, audio, text). Float tensors
+    follows :data:`modprobe.spans.SPAN_NAMES` (image, video, audio, context, text:
+    ``context`` is the description, ``text`` the question and chat template; all text is
+    their sum; the context span needs a batch from ``encode``). Float tensors
     are float32; under ``capture(..., grad=True)`` they are attached to the model's graph.
 
     Attributes:

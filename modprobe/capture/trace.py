@@ -185,9 +185,11 @@ def check_attention_capture(loaded: Any) -> None:
         kinds = sorted({type(layers[i]).__name__ for i in missing})
         raise CaptureTraceError(
             f"decoder layers {missing} of this {adapter.family} model ({', '.join(kinds)}) have "
-            f"no {adapter.attention!r}: they cross-attend to the image features instead of "
-            "attending over the token sequence, so attention mass over the prompt's spans is "
-            "not defined there. Capture the logit lens only: capture(..., attention=False)."
+            f"no {adapter.attention!r}: they do not run softmax attention over the prompt's "
+            "tokens (they cross-attend to the image features, as in Mllama, or mix tokens "
+            "with linear attention or convolutions), so attention mass over the prompt's "
+            "spans is not defined there. Capture the logit lens only: "
+            "capture(..., attention=False)."
         )
     check_softcap_kernel(loaded)
 

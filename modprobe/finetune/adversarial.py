@@ -155,8 +155,10 @@ class EmbeddingPerturbation:
         embeds = kwargs.get("inputs_embeds")
         if embeds is None:
             raise AdversarialError(
-                f"{type(module).__name__} (the decoder stack) was called without "
-                "inputs_embeds, so the merged multimodal embeddings cannot be perturbed")
+                f"{type(module).__name__} (the decoder stack) embeds token ids itself: this "
+                "model does not merge image features into its token sequence (a "
+                "cross-attention model such as Mllama reads them from the side), so there are "
+                "no merged embeddings to perturb; train it without the adversarial term")
         if embeds.shape != self.delta.shape:
             raise AdversarialError(
                 f"the decoder stack received embeddings of shape {tuple(embeds.shape)}, but "
@@ -177,7 +179,7 @@ class EmbeddingPerturbation:
             self.position_ids = pos.detach().clone() if isinstance(pos, torch.Tensor) else None
         return args, {**kwargs, "inputs_embeds": perturbed}
 
-    def __enter__(self) -> EmbeddingPerturbation:
+    def __enter__(self) -> EmbeddingPerturbation:  # noqa: PYI034 (py3.10: no typing.Self)
         self._handle = decoder_stack(self.loaded).register_forward_pre_hook(
             self._hook, with_kwargs=True)
         return self

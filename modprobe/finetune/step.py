@@ -156,7 +156,8 @@ def check_batch(loaded: Any, train: TrainBatch, config: LossConfig, *, label: st
     """Fail with a clear error before any step when a batch cannot give the enabled losses.
 
     Checks one target and one relevant name per row, known span names, the relevant span
-    present in each row when calibrating, and calibration layers and heads in range.
+    present in each row when calibrating, calibration layers and heads in range, and that
+    the model merges image features into its sequence when the adversarial term is on.
 
     Raises:
         ValueError: naming the row, the span and what the row holds.
@@ -169,6 +170,12 @@ def check_batch(loaded: Any, train: TrainBatch, config: LossConfig, *, label: st
     for name in set(train.relevant):
         span_index(name)
     spans = loaded.spans(train.batch)
+    if config.adversarial > 0 and getattr(
+            loaded.adapter.language_config(loaded.config), "cross_attention_layers", None):
+        raise ValueError(
+            f"{label}: the adversarial term perturbs image features merged into the token "
+            f"sequence, but {loaded.config.model_type} reads them through cross-attention; "
+            "set adversarial=0 for this model")
     if config.calibration > 0:
         for row, name in enumerate(train.relevant):
             if not bool(spans.mask(name)[row].any()):

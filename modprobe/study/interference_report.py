@@ -45,21 +45,22 @@ def cluster_of(items: pd.DataFrame) -> str | None:
 
 
 def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
-    """Accuracy per radar spoke: clean accuracy of the image-heavy items, then their text
-    perturbations; clean accuracy of the text-heavy items, then their image ones."""
-    out: dict[str, float] = {}
+    """Accuracy per radar spoke. With a ``relevant`` column: the image-heavy items' clean
+    accuracy, then their text perturbations; the text-heavy items' clean accuracy, then
+    their image perturbations. Without: one spoke per condition."""
+    if "relevant" not in items.columns:
+        return {c.perturbation: c.accuracy.estimate for c in report.conditions}
     clean = items[items["perturbation"] == "clean"]
-    by_modality = items[items["perturbation"] != "clean"].groupby("perturbation")["relevant"]
-    relevant_of = by_modality.first().to_dict() if "relevant" in items.columns else {}
+    relevant_of = items[items["perturbation"] != "clean"].groupby("perturbation")[
+        "relevant"].first().to_dict()
+    out: dict[str, float] = {}
     for relevant in ("image", "text"):
-        part = clean[clean["relevant"] == relevant] if "relevant" in clean.columns else clean
-        if len(part) and "relevant" in clean.columns:
+        part = clean[clean["relevant"] == relevant]
+        if len(part):
             out[f"clean\n({HEAVY[relevant]})"] = float(part["correct"].mean())
         for result in report.conditions:
-            if result.perturbation != "clean" and relevant_of.get(result.perturbation) == relevant:
+            if relevant_of.get(result.perturbation) == relevant:
                 out[result.perturbation] = result.accuracy.estimate
-    if "relevant" not in items.columns:
-        out = {c.perturbation: c.accuracy.estimate for c in report.conditions}
     return out
 
 
@@ -91,7 +92,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                      "question's tokens included): this span axis has no context sub-span")
     summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),
                                "n_rows": len(items), **report.to_dict(), "lines": lines,
-                               "radar": radar_axes(items, report)}
+                               "radar": radar_list(radar_axes(items, report))}
     if len(shift):
         summary["attention_shift"] = shift.to_dict(orient="records")
     write_json(out / "summary.json", summary)
@@ -112,7 +113,7 @@ def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFram
     from modprobe.analysis.plots import save_figure
 
     written: list[Path] = []
-    radar = {name: summary["radar"] for name, (summary, _) in runs.items()}
+    radar = {name: _as_dict(summary["radar"]) for name, (summary, _) in runs.items()}
     axes = list(dict.fromkeys(a for values in radar.values() for a in values))
     written += save_figure(plot_radar(radar, axes=axes), folder / "radar.png")
     rows = [{"model": name, "perturbation": c["perturbation"],
@@ -128,6 +129,17 @@ def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFram
                 shift, title=f"Attention on the perturbed span: {name}"),
                 folder / f"attention_shift{suffix}.png")
     return written
+
+
+def radar_list(radar: dict[str, float]) -> list[dict[str, Any]]:
+    """Radar spokes as an ordered list (JSON objects may be re-sorted by writers)."""
+    return [{"axis": axis, "accuracy": value} for axis, value in radar.items()]
+
+
+def _as_dict(radar: Any) -> dict[str, float]:
+    if isinstance(radar, dict):
+        return radar
+    return {entry["axis"]: _num(entry["accuracy"]) for entry in radar}
 
 
 def _num(value: Any) -> float:

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from modprobe.io import read_npy, write_csv, write_json
-from modprobe.spans import SPAN_NAMES
+from modprobe.spans import span_names_of
+from modprobe.stats import DEFAULT_RESAMPLES
 
 FIGURES = "figures"
-PROMPT_LABELS = {"vision": "image + question", "text": "text + question",
-                 "multi": "image + text + question"}
+PROMPT_LABELS = {"vision": "image + question", "text": "description + question",
+                 "multi": "image + description + question"}
 
 
 def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
@@ -100,6 +101,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     """
     from modprobe.analysis import analyze_following, oscillation_report
     from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_counts
+    from modprobe.analysis.report import json_ready
     from modprobe.analysis.table import TableError
     from modprobe.analysis.uncertainty import uncertainty_axis
 
@@ -112,21 +114,18 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     cluster, cluster_note = cluster_column(items)
     if cluster_note:
         lines.append(f"note: {cluster_note}")
+    all_conflicts = bool(getattr(config, "all_conflicts", False))
+    estimate = getattr(config, "balance_estimate", "logistic")
     try:
         report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
                                    n_bootstrap=config.n_bootstrap, seed=config.seed,
-                                   cluster=cluster)
+                                   cluster="auto", filter_correct=False if all_conflicts else None,
+                                   balance_estimate=estimate)
         following = report.models[model_name]
         law = following.law
         lines += following.summary_lines()
-        rates = following.rates
-        summary.update({"tfr": rates.tfr, "tfr_ci": list(rates.tfr_ci), "vfr": rates.vfr,
-                        "n_text": rates.n_text, "n_vision": rates.n_vision,
-                        "n_other": rates.n_other, "n_no_conflict": rates.n_no_conflict})
-        if law is not None:
-            bp = law.balance_point
-            summary["balance_point"] = {"value": bp.value, "ci": [bp.ci_low, bp.ci_high],
-                                        "crosses": bp.crosses, "summary": bp.summary()}
+        summary.update(following.to_dict())
+        summary["model"] = model_name
     except (TableError, ValueError) as err:
         lines.append(f"following: not analysed ({err})")
         summary["following_error"] = str(err)
@@ -135,10 +134,17 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
                                     entropy_floor=config.entropy_floor).values, dtype=float)
     counts = oscillation_counts(layer_top1(items, layers), items["y_text"].tolist(),
                                 items["y_vision"].tolist())
-    osc = oscillation_report(counts, x, law.balance_point if law is not None else None,
+    # The paper's filter also decides which conflicts get a region.
+    in_regions = None
+    if report is not None and report.filter_correct:
+        in_regions = (items["correct_text"].astype(bool)
+                      & items["correct_vision"].astype(bool)).to_numpy()
+    osc = oscillation_report(counts, x, law.reported_balance_point if law is not None else None,
                              groups=items["group"].tolist(), n_bootstrap=config.n_bootstrap,
                              seed=config.seed,
-                             clusters=items[cluster].tolist() if cluster else None)
+                             clusters=items[cluster].tolist() if cluster else None,
+                             in_regions=in_regions,
+                             axis_unit="nats" if config.axis == "abs" else "dH_rel units")
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
@@ -146,8 +152,13 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     summary["oscillation"] = {
         "by_region": osc.by_region.to_dict(orient="records"),
         "by_group": osc.by_group.to_dict(orient="records"),
-        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear)}
+        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear),
+        "radius": osc.radius, "radius_unit": osc.axis_unit}
+    attention, attention_lines = attention_summary(mass)
+    lines += attention_lines
+    summary["attention"] = attention
     summary["lines"] = lines
+    summary = json_ready(summary)
     write_json(out / "summary.json", summary)
 
     figures: list[Path] = []
@@ -155,6 +166,37 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         figures = _draw(out / FIGURES, report, _short_name(model_name), items, layers, mass, x,
                         osc, law, logit_difference_matrix)
     return summary, figures
+
+
+def attention_summary(mass: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+    """Per condition and span, the answer position's mean attention mass of every layer.
+
+    Args:
+        mass: `item condition layer head span` (conditions in ``CONDITIONS`` order).
+
+    Returns:
+        ``{condition: {span: [mass of layer 0, 1, ...]}}`` (mean over items and heads;
+        spans that get no mass in any condition are left out) and one printed line for
+        the multi prompts: the description's (``context``) mass against the image's and
+        the rest of the text's (``text``: question and template), at layer 0 and averaged
+        over the later layers.
+    """
+    from modprobe.adapters import CONDITIONS
+
+    names = span_names_of(mass.shape[-1])
+    means = mass.astype(np.float64).mean(axis=(0, 3))  # condition layer span
+    present = [j for j in range(len(names)) if means[..., j].max() > 0]
+    table = {c: {names[j]: [float(v) for v in means[i, :, j]] for j in present}
+             for i, c in enumerate(CONDITIONS)}
+    multi = table["multi"]
+
+    def at(layers: slice) -> str:
+        return ", ".join(f"{n} {np.mean(multi[n][layers]):.3f}" for n in multi)
+
+    line = f"attention (multi prompts, mean of items and heads): layer 0: {at(slice(0, 1))}"
+    if means.shape[1] > 1:
+        line += f"; layers 1-{means.shape[1] - 1}: {at(slice(1, None))}"
+    return table, [line]
 
 
 def _short_name(model: str) -> str:
@@ -187,14 +229,16 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     keep = conflict & np.isfinite(x) & np.isfinite(diff).all(axis=0)
     if keep.any():
         matrix = logit_difference_matrix(diff[:, keep], x[keep])
-        bp = law.balance_point.value if law is not None and law.balance_point.crosses else None
+        shown = law.reported_balance_point if law is not None else None
+        bp = shown.value if shown is not None and shown.crosses else None
         written += plots.save_figure(plots.plot_logit_difference(
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
     frame = attention_table(mass, items["id"].tolist())
-    present = [s for s in SPAN_NAMES if frame.loc[frame["span"] == s, "mass"].sum() > 0]
+    present = [s for s in span_names_of(mass.shape[-1])
+               if frame.loc[frame["span"] == s, "mass"].sum() > 0]
     frame = frame[frame["span"].isin(present)]
-    # Condition names would read like span names in the legend ("text" twice).
+    # Condition names would read like span names ("text" twice): name the prompts instead.
     frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
     written += plots.save_figure(plots.plot_attention_mass(
         frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),
@@ -202,14 +246,16 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     return written
 
 
-def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
-                   figures: bool = True, axis: str = "rel",
-                   entropy_floor: float = 0.0) -> tuple[dict[str, Any], list[Path]]:
+def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
+                   figures: bool = True, axis: str | None = None,
+                   entropy_floor: float | None = None, balance_estimate: str | None = None,
+                   all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Re-analyse a finished run folder from its tables (no model needed).
 
-    Rewrites ``summary.json``, ``oscillation.csv`` and the figures, and records the
-    options in the manifest's ``analysis`` entry, so the folder says how its summary was
-    computed.
+    Options left at None take the run's own (its ``manifest.json``), so the result
+    equals the run's summary unless an option is changed. Rewrites ``summary.json``,
+    ``oscillation.csv`` and the figures, and records the options used in the manifest's
+    ``analysis`` entry, so the folder says how its summary was computed.
 
     Raises:
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
@@ -226,25 +272,31 @@ def analyse_folder(run: str | Path, n_bootstrap: int = 1000, seed: int = 0,
     if missing:
         raise StudyError(f"{run} is not a finished run folder ({', '.join(missing)} missing); "
                          "finish it with python -m modprobe.layers ... --resume")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
-        raise StudyError(f"n_bootstrap must be a positive integer, got {n_bootstrap!r}")
-    if axis not in ("rel", "abs"):
-        raise StudyError(f"axis must be rel or abs, got {axis!r}")
-    if not 0 <= entropy_floor < float("inf"):
-        raise StudyError(f"entropy_floor must be a number >= 0, got {entropy_floor!r}")
     try:
         manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
         model = manifest["options"]["model"]
     except (ValueError, KeyError, TypeError) as err:
         raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
+    options = manifest.get("options", {})
+    chosen = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
+              "entropy_floor": entropy_floor, "balance_estimate": balance_estimate,
+              "all_conflicts": all_conflicts}
+    fallback = {"n_bootstrap": DEFAULT_RESAMPLES, "seed": 0, "axis": "rel", "entropy_floor": 0.0,
+                "balance_estimate": "logistic", "all_conflicts": False}
+    values = {k: v if v is not None else options.get(k, fallback[k]) for k, v in chosen.items()}
+    count = values["n_bootstrap"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise StudyError(f"n_bootstrap must be a positive integer, got {count!r}")
+    if values["axis"] not in ("rel", "abs"):
+        raise StudyError(f"axis must be rel or abs, got {values['axis']!r}")
+    if not 0 <= values["entropy_floor"] < float("inf"):
+        raise StudyError(f"entropy_floor must be a number >= 0, got {values['entropy_floor']!r}")
     items = read_table(run / "items.csv")
     layers = read_table(run / "layers.csv")
     mass = read_npy(run / "attention_mass.npy")
-    config = SimpleNamespace(n_bootstrap=n_bootstrap, seed=seed, figures=figures, axis=axis,
-                             entropy_floor=entropy_floor)
+    config = SimpleNamespace(figures=figures, **values)
     result = analyse_run(run, items, layers, mass, config, model, int(mass.shape[2]))
-    manifest["analysis"] = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
-                            "entropy_floor": entropy_floor, "figures": figures,
+    manifest["analysis"] = {**values, "figures": figures,
                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_json(run / MANIFEST, manifest)
     return result

@@ -12,14 +12,18 @@ Run folder::
     RUN/manifest.json          model, data, seed, versions, options
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
                                removed once the run is complete
-    RUN/items.csv              one row per item (answers, entropies, correctness)
+    RUN/items.csv              one row per item (answers, entropies, correctness; a
+                               text-only answer is correct when it is any of the
+                               item's answer_text_options)
     RUN/layers.csv             one row per item x condition x layer (lens)
     RUN/candidates.csv         one row per item x condition x candidate: the model's own
                                final logit and full-vocabulary probability of the answer
-    RUN/attention_mass.npy     `item condition layer head span` float32
+    RUN/attention_mass.npy     `item condition layer head span` float32 (spans: image,
+                               video, audio, context = the description, text = the rest)
     RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
     RUN/oscillation.csv        one row per item: x, group, region, switch count
-    RUN/summary.json           TFR, balance point and interval, oscillation by region
+    RUN/summary.json           filter counts, TFR, both balance points with intervals,
+                               goodness of fit, trend test, oscillation by region
     RUN/figures/*.png          following curve, dH_rel histogram, oscillation by region,
                                logit-difference heatmap, attention mass by layer
 """
@@ -38,9 +42,11 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import read_npy, write_csv
-from modprobe.spans import SPAN_NAMES
+from modprobe.io import read_npy, write_csv, write_json
+from modprobe.spans import SPAN_NAMES, span_names_of
+from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
+    MANIFEST,
     StudyError,
     check_run_folder,
     chunk_folder,
@@ -82,6 +88,9 @@ class StudyConfig:
         axis: Uncertainty axis of the analysis: ``rel`` (dH_rel) or ``abs`` (H_t - H_v).
         entropy_floor: Floor on entropies before the axis is computed (nats); tames
             saturated dH_rel values of very confident models (docs/analyses.md).
+        balance_estimate: Balance point reported last and used for the oscillation
+            regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
+        all_conflicts: Keep every conflict (skip the paper's correctness filter).
     """
 
     model: str
@@ -94,12 +103,14 @@ class StudyConfig:
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
-    n_bootstrap: int = 1000
+    n_bootstrap: int = DEFAULT_RESAMPLES
     resume: bool = False
     figures: bool = True
     groups: int | None = None
     axis: str = "rel"
     entropy_floor: float = 0.0
+    balance_estimate: str = "logistic"
+    all_conflicts: bool = False
 
 
 @dataclass
@@ -165,6 +176,7 @@ def _analysis_options(config: StudyConfig) -> dict[str, Any]:
     """The options the summary was computed with (re-analysis records its own)."""
     return {"n_bootstrap": config.n_bootstrap, "seed": config.seed, "axis": config.axis,
             "entropy_floor": config.entropy_floor, "figures": config.figures,
+            "balance_estimate": config.balance_estimate, "all_conflicts": config.all_conflicts,
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -203,6 +215,18 @@ def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
 
+#: Separator of the allowed text answers in the ``answer_text_options`` column.
+OPTIONS_SEPARATOR = "|"
+
+
+def _options_cell(item: Any) -> str:
+    """The colors the item's description allows, ``"|"``-joined (``answer_text`` alone
+    when the dataset lists no ``answer_text_options``). A text-only answer is correct
+    when it is any of them: a hedged description ("red or green") allows both."""
+    options = item.extra.get("answer_text_options") or [item.answer_text]
+    return OPTIONS_SEPARATOR.join(str(o) for o in options)
+
+
 def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
                     logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """Final candidate scores as a tidy table (``candidates.csv``).
@@ -234,6 +258,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     item_rows: list[dict[str, Any]] = [
         {"id": it.id, "group": it.group, "d_v": it.d_v, "d_t": it.d_t, "shape": it.shape,
          "answer_vision": it.answer_vision, "answer_text": it.answer_text,
+         "answer_text_options": _options_cell(it),
          "cluster": it.extra.get("cluster")} for it in items]
     layer_frames: list[pd.DataFrame] = []
     candidate_frames: list[pd.DataFrame] = []
@@ -262,8 +287,12 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
             [it.id for it in items], condition, list(cap.candidates.labels),
             cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
     items_frame = pd.DataFrame(item_rows)
-    items_frame["correct_vision"] = items_frame["y_vision"] == items_frame["answer_vision"]
-    items_frame["correct_text"] = items_frame["y_text"] == items_frame["answer_text"]
+    items_frame["correct_vision"] = [
+        normalize_answer(y) == normalize_answer(a)
+        for y, a in zip(items_frame["y_vision"], items_frame["answer_vision"])]
+    items_frame["correct_text"] = [
+        normalize_answer(y) in {normalize_answer(o) for o in options.split(OPTIONS_SEPARATOR)}
+        for y, options in zip(items_frame["y_text"], items_frame["answer_text_options"])]
     return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
             pd.concat(candidate_frames, ignore_index=True))
 
@@ -305,6 +334,11 @@ def run_study(config: StudyConfig, progress: bool = True,
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     manifest = check_run_folder(out, config.resume, kind="following")
     resuming = manifest is not None
+    written_spans = manifest.get("span_names") if manifest is not None else None
+    if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
+        raise StudyError(
+            f"cannot resume {out}: it was written with spans {', '.join(written_spans)} and "
+            f"this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
     created = not out.exists()
@@ -331,6 +365,7 @@ def run_study(config: StudyConfig, progress: bool = True,
                      "n_items": len(items), "data_folder": str(data), "candidates": candidates,
                      "span_names": list(SPAN_NAMES),
                      "conditions": list(CONDITIONS)})
+    write_json(out / MANIFEST, manifest)
     if complete:  # resuming a finished run: re-analyse its tables with the options now
         items_frame, layers_frame = read_table(out / "items.csv"), read_table(out / "layers.csv")
         mass = read_npy(out / "attention_mass.npy")
@@ -397,6 +432,11 @@ def _capture_chunks(loaded: Any, dataset: Any, items: list[Any], candidates: lis
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
     """Head-averaged attention mass as a tidy table.
 
+    Spans follow :data:`modprobe.spans.SPAN_NAMES`: ``context`` is the description,
+    ``text`` the question and chat template, so the whole text is their sum. (A run
+    saved before the context span existed has four spans and reads with its ``text``
+    holding all text.)
+
     Args:
         mass: `item condition layer head span`.
         ids: Item ids, `item`.
@@ -407,6 +447,6 @@ def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
     mean = mass.mean(axis=3)  # item condition layer span
     layer_count = mean.shape[2]
     index = pd.MultiIndex.from_product(
-        [list(ids), list(CONDITIONS), range(layer_count), list(SPAN_NAMES)],
+        [list(ids), list(CONDITIONS), range(layer_count), list(span_names_of(mean.shape[-1]))],
         names=["id", "condition", "layer", "span"])
     return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()

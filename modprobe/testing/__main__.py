@@ -1,5 +1,9 @@
 """``python -m modprobe.testing tiny FAMILY --out DIR [--seed S] [--overwrite]``: write a tiny
-test model."""
+test model.
+
+``python -m modprobe.testing survey [MODEL_TYPE ...]``: which image-text-to-text families
+modprobe adapts (see :mod:`modprobe.testing.survey`).
+"""
 
 from __future__ import annotations
 
@@ -28,13 +32,24 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--layers", type=cli.positive_int,
                       default=TEXT_DEFAULTS["num_hidden_layers"],
                       help="language-model decoder layers")
+    survey = commands.add_parser(
+        "survey", help="which image-text-to-text families modprobe adapts (meta device, "
+                       "no weights): a markdown table")
+    survey.add_argument("model_types", nargs="*",
+                        help="model types to check (default: transformers' whole mapping)")
     return parser
 
 
 @cli.entry_point
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and build the requested tiny model."""
+    """Parse the command line and build the requested tiny model (or run the survey)."""
     args = build_parser().parse_args(argv)
+    if args.command == "survey":
+        from modprobe.testing.survey import markdown_table
+        from modprobe.testing.survey import survey as run_survey
+
+        print(markdown_table(run_survey(args.model_types or None)))
+        return cli.EXIT_OK
     out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
 
     from modprobe.testing.tiny import build_tiny

@@ -1,0 +1,297 @@
+"""The organism demonstration of ``docs/finetune.md``: train, evaluate, ablate.
+
+```bash
+python -m modprobe.finetune.demo --out runs/finetune-demo          # ~15-30 min on 2 CPU cores
+python figures/finetune.py runs/finetune-demo --out docs/figures    # the before/after figures
+```
+
+The task: the color world's image-heavy items (the answer is in the image; the text is
+what interferes) and text-heavy items (the answer is in the description; an added image
+interferes). Starting from the shipped organism, each variant is a LoRA run with the
+answer loss on clean and perturbed rows (training perturbations: a misleading description,
+MD, and random pixels, RP) plus one of the three losses:
+
+=============  ==============================================================
+variant        losses
+=============  ==============================================================
+answer         answer cross-entropy only
+calibration    + attention calibration toward the relevant span (layers 2-3)
+consistency    + JS consistency between clean and perturbed answers
+adversarial    + masked adversarial embeddings on the irrelevant modality
+=============  ==============================================================
+
+Every variant and the base organism are evaluated on held-out items (another generator
+seed) with the interference runner under all seven perturbations (UF, OCR, RI, FB and FW
+were never used in training), and with the modality-following study on a conflict
+dataset. Each step keeps its run folder, so an interrupted demo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Perturbations the variants train on (one text, one image).
+TRAIN_PERTURB: tuple[str, ...] = ("MD", "RP")
+#: Perturbations of the evaluation: every built-in one.
+EVAL_PERTURB: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
+#: Layers the calibration variant calibrates (the organism decides in layers 2-3).
+CAL_LAYERS: tuple[int, ...] = (2, 3)
+
+
+def variant_losses(name: str) -> Any:
+    """The :class:`LossConfig` of a variant of the ablation."""
+    from modprobe.finetune.step import LossConfig
+
+    table = {"answer": LossConfig(),
+             "calibration": LossConfig(calibration=1.0, calibration_layers=list(CAL_LAYERS)),
+             "consistency": LossConfig(consistency=1.0),
+             "adversarial": LossConfig(adversarial=1.0)}
+    if name not in table:
+        raise ValueError(f"unknown variant {name!r}; use one of {', '.join(table)}")
+    return table[name]
+
+
+VARIANTS: tuple[str, ...] = ("answer", "calibration", "consistency", "adversarial")
+
+
+@dataclass
+class DemoConfig:
+    """Sizes of the demonstration (the defaults are the documented run).
+
+    Attributes:
+        out: Demo folder (data, runs, evaluations, ``summary.csv``).
+        variants: Which variants of the ablation to train.
+        steps: Optimizer steps per variant.
+        batch_size: Rows per step (each with a perturbed copy).
+        learning_rate: LoRA learning rate (10x MMA's 1e-4: the organism's runs are short).
+        train_groups: Generator groups of the training items (11 items each).
+        heldout_groups: Groups of the held-out interference items (another seed).
+        conflict_groups: Groups of the conflict dataset of the following study.
+        seed: Seed of the training data and runs (held-out data use ``seed + 1``).
+        threads: torch threads of training.
+        n_bootstrap: Bootstrap replicates of the intervals.
+    """
+
+    out: str
+    variants: tuple[str, ...] = VARIANTS
+    steps: int = 150
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    train_groups: int = 24
+    heldout_groups: int = 8
+    conflict_groups: int = 4
+    seed: int = 0
+    threads: int = 1
+    n_bootstrap: int = 1000
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _complete(run: Path) -> bool:
+    import json
+
+    manifest = run / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("status") == "complete"
+
+
+def prepare_data(config: DemoConfig) -> dict[str, Path]:
+    """Training tasks, held-out tasks and the conflict dataset (kept when present)."""
+    from modprobe.data import generate_colors, load_dataset, write_dataset
+    from modprobe.data.color_tasks import generate_color_tasks
+
+    root = Path(config.out) / "data"
+    paths = {"train": root / "train", "heldout": root / "heldout", "conflicts": root / "conflicts"}
+    if not (paths["train"] / "items.jsonl").is_file():
+        generate_color_tasks(paths["train"], groups=config.train_groups, seed=config.seed,
+                             variant="lowres", fmt="open", overwrite=True)
+    if not (paths["heldout"] / "items.jsonl").is_file():
+        generate_color_tasks(paths["heldout"], groups=config.heldout_groups,
+                             seed=config.seed + 1, variant="lowres", fmt="open", overwrite=True)
+    if not (paths["conflicts"] / "items.jsonl").is_file():
+        generate_colors(paths["conflicts"], groups=config.conflict_groups, seed=config.seed + 1,
+                        variant="lowres", overwrite=True)
+        # The following study reads conflicts only; the two controls would triple its time.
+        full = load_dataset(paths["conflicts"])
+        write_dataset(paths["conflicts"], full.filter(lambda it: it.group == "conflict").items,
+                      full.info)
+    return paths
+
+
+def train_variant(config: DemoConfig, name: str, data: Path) -> Path:
+    """Train (or resume, or keep) one variant's run folder."""
+    import modprobe
+    from modprobe.finetune.config import TrainConfig
+    from modprobe.finetune.trainer import train
+
+    run = Path(config.out) / "runs" / name
+    if not _complete(run):
+        loaded = modprobe.load("organism", device="cpu")
+        train(loaded, data, TrainConfig(
+            out=str(run), steps=config.steps, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, loss=variant_losses(name),
+            perturbations=TRAIN_PERTURB, seed=config.seed, threads=config.threads,
+            checkpoint_every=max(config.steps // 3, 1), resume=run.exists()),
+            progress=not config.quiet)
+    return run
+
+
+def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -> Path:
+    """The interference run and the following study of one model (kept when complete)."""
+    from modprobe.study import StudyConfig, run_study
+    from modprobe.study.interference import InterferenceConfig, run_interference
+
+    folder = Path(config.out) / "eval" / name
+    inter = folder / "interference"
+    if not _complete(inter):
+        run_interference(InterferenceConfig(
+            model=model, data=str(data["heldout"]), out=str(inter), perturb=list(EVAL_PERTURB),
+            batch_size=32, device="cpu", seed=config.seed, n_bootstrap=config.n_bootstrap,
+            figures=False, resume=inter.exists()), progress=not config.quiet)
+    study = folder / "study"
+    if not _complete(study):
+        run_study(StudyConfig(model=model, data=str(data["conflicts"]), out=str(study),
+                              batch_size=32, device="cpu", seed=config.seed,
+                              n_bootstrap=config.n_bootstrap, figures=False,
+                              resume=study.exists()), progress=not config.quiet)
+    return folder
+
+
+def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 0
+                  ) -> pd.DataFrame:
+    """Attention mass on the relevant span at ``layers``, per task kind, clean and perturbed.
+
+    From an interference run folder's ``attention.csv`` (head-averaged mass per item,
+    condition, layer and span): per item and condition the mean over ``layers`` of the mass
+    on the item's relevant span (``image`` for image-heavy items, ``context`` for
+    text-heavy ones); then the mean over items with a cluster-bootstrap interval.
+
+    Returns:
+        One row per (relevant, condition): ``relevant, condition, mass, low, high, n``;
+        condition is ``clean`` or ``perturbed`` (every perturbation pooled, clusters kept).
+    """
+    from modprobe.finetune.data import RELEVANT_SPANS
+    from modprobe.stats import mean_interval
+
+    attention = pd.read_csv(folder / "attention.csv")
+    items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
+    meta = items.drop_duplicates("id").set_index("id")
+    attention = attention[attention["layer"].isin(list(layers))]
+    attention = attention.join(meta[["relevant", "cluster"]], on="id")
+    attention = attention[attention["span"] == attention["relevant"].map(RELEVANT_SPANS)]
+    per_item = attention.groupby(["id", "perturbation", "relevant", "cluster"],
+                                 as_index=False)["mass"].mean()
+    rows = []
+    for (relevant, clean), part in per_item.groupby(
+            ["relevant", per_item["perturbation"].eq("clean")]):
+        interval = mean_interval(part["mass"].to_numpy(), part["cluster"].to_numpy(), seed=seed)
+        rows.append({"relevant": relevant, "condition": "clean" if clean else "perturbed",
+                     "mass": interval.estimate, "low": interval.low, "high": interval.high,
+                     "n": len(part)})
+    return pd.DataFrame(rows)
+
+
+def summarise(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame:
+    """One row per model and metric: estimate and 95% interval (written to summary.csv)."""
+    import json
+
+    from modprobe.io import write_csv
+
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        folder = Path(config.out) / "eval" / name
+        summary = json.loads((folder / "interference" / "summary.json").read_text())
+        for cond in summary["conditions"]:
+            rows.append({"model": name, "metric": f"accuracy/{cond['perturbation']}",
+                         **_interval(cond["accuracy"])})
+            if cond.get("delta"):
+                rows.append({"model": name, "metric": f"flip/{cond['perturbation']}",
+                             **_interval(cond["delta"])})
+        for rec in relevant_mass(folder / "interference", seed=config.seed).to_dict("records"):
+            rows.append({"model": name, "metric": f"mass/{rec['relevant']}-heavy/{rec['condition']}",
+                         "estimate": rec["mass"], "low": rec["low"], "high": rec["high"],
+                         "n": rec["n"]})
+        study = json.loads((folder / "study" / "summary.json").read_text())
+        if "tfr" in study:
+            rows.append({"model": name, "metric": "following/TFR", "estimate": study["tfr"],
+                         "low": study["tfr_ci"][0], "high": study["tfr_ci"][1],
+                         "n": study.get("n_text", 0) + study.get("n_vision", 0)})
+        bp = study.get("balance_point") or {}
+        rows.append({"model": name, "metric": "following/balance_point",
+                     "estimate": bp.get("value", np.nan), "low": (bp.get("ci") or [np.nan])[0],
+                     "high": (bp.get("ci") or [np.nan, np.nan])[1], "n": np.nan})
+    table = pd.DataFrame(rows)
+    write_csv(Path(config.out) / "summary.csv", table)
+    return table
+
+
+def _interval(record: dict[str, Any]) -> dict[str, Any]:
+    return {"estimate": record.get("estimate"), "low": record.get("low"),
+            "high": record.get("high"), "n": record.get("n")}
+
+
+def wide(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """``estimate [low, high]`` strings, metrics as rows and models as columns."""
+    def cell(row: pd.Series) -> str:
+        if not np.isfinite(row["estimate"]):
+            return "none"
+        if not (np.isfinite(row["low"]) and np.isfinite(row["high"])):
+            return f"{row['estimate']:.2f}"
+        return f"{row['estimate']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
+
+    shown = table if metrics is None else table[table["metric"].isin(list(metrics))]
+    out = shown.assign(cell=shown.apply(cell, axis=1)).pivot(index="metric", columns="model",
+                                                             values="cell")
+    order = [m for m in dict.fromkeys(shown["model"])]
+    return out[order].reindex(list(dict.fromkeys(shown["metric"])))
+
+
+def run_demo(config: DemoConfig) -> pd.DataFrame:
+    """Data, training runs, evaluations and the summary table (each step resumable)."""
+    data = prepare_data(config)
+    models = {"base": "organism"}
+    for name in config.variants:
+        models[name] = str(train_variant(config, name, data["train"]))
+    for name, model in models.items():
+        evaluate(config, name, model, data)
+    return summarise(config, list(models))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modprobe.finetune.demo",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", required=True, help="demo folder (resumed when it exists)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--steps", type=int, default=DemoConfig.steps)
+    parser.add_argument("--batch-size", type=int, default=DemoConfig.batch_size)
+    parser.add_argument("--lr", type=float, default=DemoConfig.learning_rate)
+    parser.add_argument("--train-groups", type=int, default=DemoConfig.train_groups)
+    parser.add_argument("--heldout-groups", type=int, default=DemoConfig.heldout_groups)
+    parser.add_argument("--conflict-groups", type=int, default=DemoConfig.conflict_groups)
+    parser.add_argument("--bootstrap", type=int, default=DemoConfig.n_bootstrap)
+    parser.add_argument("--threads", type=int, default=DemoConfig.threads)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    config = DemoConfig(out=args.out, variants=tuple(v for v in args.variants.split(",") if v),
+                        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                        train_groups=args.train_groups, heldout_groups=args.heldout_groups,
+                        conflict_groups=args.conflict_groups, n_bootstrap=args.bootstrap,
+                        threads=args.threads, quiet=args.quiet)
+    for name in config.variants:
+        variant_losses(name)  # unknown names fail before anything runs
+    table = run_demo(config)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(wide(table).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

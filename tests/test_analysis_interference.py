@@ -1,0 +1,172 @@
+"""modprobe.analysis.interference: planted flip rates recovered, interval coverage, tables."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modprobe.analysis.interference import (
+    InterferenceTableError,
+    analyze_interference,
+    attention_shift,
+    read_predictions,
+)
+from modprobe.interference import main
+
+OPTIONS = ["red", "blue", "green", "yellow"]
+LINE = re.compile(r"^(\w+): accuracy=(\d\.\d{3}) ci=\[(\d\.\d{3}), (\d\.\d{3})\]"
+                  r"(?: delta=(\d\.\d{3}) ci=\[(\d\.\d{3}), (\d\.\d{3})\])? n=(\d+)$")
+
+
+def simulate(rng: np.random.Generator, flip: dict[str, float], clusters: int, size: int,
+             concentration: float | None, clean_accuracy: float = 0.8) -> pd.DataFrame:
+    """A prediction table with planted flip rates.
+
+    Each item's clean answer is right with ``clean_accuracy``; under perturbation P it
+    changes to another option with probability ``p``: ``flip[P]`` for independent items,
+    or a per-cluster ``p ~ Beta`` with mean ``flip[P]`` and the given concentration (the
+    smaller, the more items of one cluster flip together). The population flip rate is
+    ``flip[P]`` either way.
+    """
+    rows = []
+    for c in range(clusters):
+        rates = {name: (rng.beta(p * concentration, (1 - p) * concentration)
+                        if concentration else p) for name, p in flip.items()}
+        for k in range(size):
+            item, gold = f"c{c}-{k}", OPTIONS[int(rng.integers(4))]
+            clean = gold if rng.random() < clean_accuracy else rng.choice(
+                [o for o in OPTIONS if o != gold])
+            rows.append((item, "clean", clean, gold, f"c{c}"))
+            for name, rate in rates.items():
+                answer = rng.choice([o for o in OPTIONS if o != clean]) \
+                    if rng.random() < rate else clean
+                rows.append((item, name, answer, gold, f"c{c}"))
+    return pd.DataFrame(rows, columns=["id", "perturbation", "answer", "gold", "cluster"])
+
+
+PLANTED = {"UF": 0.1, "MD": 0.45, "RP": 0.25}
+
+
+def test_planted_flip_rates_are_recovered() -> None:
+    table = read_predictions(simulate(np.random.default_rng(0), PLANTED, 200, 10, None))
+    report = analyze_interference(table, cluster="cluster", n_resamples=500)
+    for name, p in PLANTED.items():
+        delta = report.condition(name).delta
+        assert abs(delta.estimate - p) < 0.03 and delta.low < p < delta.high
+    # the flip rate is the share of changed answers, not an accuracy difference
+    flips = report.per_item[report.per_item["perturbation"] == "MD"]
+    assert flips["flipped"].mean() == pytest.approx(report.condition("MD").delta.estimate)
+
+
+def _coverage(concentration: float | None, use_clusters: bool, reps: int) -> float:
+    rng = np.random.default_rng(1 if concentration else 2)
+    hits = total = 0
+    for _ in range(reps):
+        table = read_predictions(simulate(rng, PLANTED, 30, 6, concentration))
+        report = analyze_interference(table, cluster="cluster" if use_clusters else None,
+                                      n_resamples=400, seed=int(rng.integers(1 << 31)))
+        for name, p in PLANTED.items():
+            delta = report.condition(name).delta
+            hits += delta.low <= p <= delta.high
+            total += 1
+    return hits / total
+
+
+@pytest.mark.slow
+def test_interval_coverage_near_95_percent_independent_and_clustered() -> None:
+    independent = _coverage(None, use_clusters=False, reps=150)   # Wilson
+    clustered = _coverage(2.0, use_clusters=True, reps=150)       # cluster bootstrap
+    naive = _coverage(2.0, use_clusters=False, reps=150)          # clusters ignored
+    assert 0.92 <= independent <= 0.985, independent
+    assert 0.89 <= clustered <= 0.985, clustered
+    # ignoring strongly clustered flips undercovers: why the runner resamples clusters
+    assert naive < clustered - 0.1, (naive, clustered)
+
+
+def test_unreadable_answers_are_their_own_category() -> None:
+    rows = [("a", "clean", "B", "blue", "red|blue"), ("a", "MD", "purple", "blue", "red|blue"),
+            ("b", "clean", "maybe", "red", "red|blue"), ("b", "MD", "no idea", "red", "red|blue"),
+            ("c", "clean", "red", "red", "red|blue"), ("c", "MD", "A. red", "red", "red|blue")]
+    table = read_predictions(pd.DataFrame(rows, columns=["id", "perturbation", "answer", "gold",
+                                                         "options"]))
+    assert table["category"].tolist() == ["blue", "unreadable", "unreadable", "unreadable",
+                                          "red", "red"]
+    report = analyze_interference(table)
+    md = report.condition("MD")
+    # a: blue -> unreadable is a flip; b: unreadable -> unreadable is not; c: red -> red
+    assert md.delta.estimate == pytest.approx(1 / 3) and md.n_unreadable == 2
+    assert report.condition("clean").accuracy.estimate == pytest.approx(2 / 3)
+    assert any("2 of 3 answers unreadable" in n for n in report.notes)
+
+
+def test_lines_have_the_exact_form() -> None:
+    table = read_predictions(simulate(np.random.default_rng(3), PLANTED, 10, 4, None))
+    lines = [line for line in analyze_interference(table).lines() if not line.startswith("note")]
+    assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "RP"]
+    assert LINE.match(lines[0]).group(5) is None and LINE.match(lines[1]).group(5) is not None
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([("a", "clean", "red", "red")], "missing column"),
+    ([("a", "clean", "red", "red", "x"), ("a", "clean", "blue", "red", "x")],
+     "two rows for perturbation 'clean'"),
+    ([("a", "MD", "red", "red", "x")], "no clean rows"),
+    ([("a", "clean", "red", "red", "x"), ("b", "MD", "red", "red", "x")],
+     "'b' has perturbed rows but no clean row"),
+])
+def test_bad_tables(rows: list[tuple], message: str) -> None:
+    columns = ["id", "perturbation", "answer", "gold", "cluster"][:len(rows[0])]
+    if len(rows[0]) == 4:
+        columns = ["id", "perturbation", "answer", "cluster"]
+    with pytest.raises(InterferenceTableError, match=message):
+        read_predictions(pd.DataFrame(rows, columns=columns))
+
+
+def test_attention_shift_is_paired_per_layer() -> None:
+    rows = []
+    for i in range(20):
+        for layer in range(3):
+            rows.append((f"i{i}", "clean", layer, "image", 0.1 * layer))
+            rows.append((f"i{i}", "RP", layer, "image", 0.1 * layer + 0.2 + 0.01 * (i % 3)))
+    shift = attention_shift(pd.DataFrame(rows, columns=["id", "perturbation", "layer", "span",
+                                                        "mass"]), {"RP": "image"})
+    assert shift["layer"].tolist() == [0, 1, 2]
+    assert np.allclose(shift["clean"], [0.0, 0.1, 0.2])
+    assert np.allclose(shift["shift"], 0.2 + 0.01 * np.mean([i % 3 for i in range(20)]))
+    assert (shift["shift_low"] <= shift["shift"]).all() and (shift["shift"] <= shift["shift_high"]).all()
+
+
+# ---------------------------------------------------------------- the TABLE form of the CLI
+def test_table_cli_prints_lines_and_writes_summary(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "predictions.csv"
+    simulate(np.random.default_rng(4), PLANTED, 12, 5, 4.0).to_csv(path, index=False)
+    assert main([str(path), "--out", str(tmp_path / "out"), "--bootstrap", "300"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    lines = [line for line in printed if LINE.match(line)]
+    assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "RP"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["cluster"] == "cluster"
+    assert summary["lines"][:4] == lines
+    assert {p.name for p in (tmp_path / "out" / "figures").iterdir()} == {"radar.png",
+                                                                          "flip_rates.png"}
+    # never overwritten
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_table_cli_gold_not_among_options_is_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.csv"
+    pd.DataFrame([("a", "clean", "B", "pink", "red|blue"), ("a", "MD", "A", "pink", "red|blue")],
+                 columns=["id", "perturbation", "answer", "gold", "options"]).to_csv(path,
+                                                                                    index=False)
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "gold answer 'pink' is not among the options" in err
+    assert not (tmp_path / "out").exists()

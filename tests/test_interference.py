@@ -1,0 +1,170 @@
+"""The interference runner: every family, resumable, bad input refused before any write."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from modprobe.data.color_tasks import generate_color_tasks
+from modprobe.data.tasks import load_tasks
+from modprobe.interference import main
+from modprobe.io import read_npy
+from modprobe.perturb import applicable
+from modprobe.spans import SPAN_NAMES
+from modprobe.study.interference import InterferenceConfig, run_interference
+from modprobe.testing import FAMILIES
+
+LINE = re.compile(r"^(\w+): accuracy=(\d\.\d{3}|nan) ci=\[\S+, \S+\]"
+                  r"(?: delta=(\d\.\d{3}|nan) ci=\[\S+, \S+\])? n=(\d+)$")
+FIGURES = {"radar.png", "flip_rates.png", "attention_shift.png"}
+
+
+@pytest.fixture(scope="module")
+def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tasks")
+    generate_color_tasks(root, groups=2, seed=0, variant="lowres", fmt="choice",
+                         tiers=[3], text_tiers=[1])
+    return root
+
+
+def _expected_rows(tasks_dir: Path) -> int:
+    return sum(1 + len(applicable(item)) for item in load_tasks(tasks_dir))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
+                                   tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_interference(InterferenceConfig(
+        model=str(tiny_dir(family)), data=str(tasks_dir), out=str(out), batch_size=8,
+        n_bootstrap=100, figures=False, uf_sentences=1), progress=False)
+    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+    assert len(items) == _expected_rows(tasks_dir) == len(result.items)
+    # every image-heavy item gets the text perturbations, every text-heavy one the image ones
+    heavy = items[items["relevant"] == "image"].groupby("id")["perturbation"].apply(set)
+    assert all(p == {"clean", "UF", "MD", "OCR"} for p in heavy)
+    light = items[items["relevant"] == "text"].groupby("id")["perturbation"].apply(set)
+    assert all(p == {"clean", "RP", "RI", "FB", "FW"} for p in light)
+    options = {t.id: set(t.options) for t in load_tasks(tasks_dir)}
+    assert all(c in options[i] | {"unreadable"} for i, c in zip(items["id"], items["category"]))
+    mass = read_npy(out / "attention_mass.npy")
+    assert mass.shape[0] == len(items) and mass.shape[-1] == len(SPAN_NAMES)
+    assert ((mass >= 0) & (mass <= 1 + 1e-5)).all()
+    image_mass = mass[..., SPAN_NAMES.index("image")].sum(axis=(1, 2))
+    has_image = (items["relevant"] == "image") | (items["modality"] == "image")
+    assert (image_mass[~has_image.to_numpy()] == 0).all()
+    assert (image_mass[has_image.to_numpy()] > 0).all()
+    summary = json.loads((out / "summary.json").read_text())
+    lines = [line for line in summary["lines"] if not line.startswith("note")]
+    assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "OCR", "RP",
+                                                             "RI", "FB", "FW"]
+    shift = pd.read_csv(out / "attention_shift.csv")
+    assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RP", "RI", "FB", "FW"}
+    assert (shift.loc[shift["span"] == "image", "clean"] == 0).all()  # no image when clean
+    layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
+    assert len(layers) == len(items) * mass.shape[1]
+
+
+def test_cli_prints_lines_and_draws_figures(tiny_dir, tasks_dir: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["--model", str(tiny_dir("llava")), "--data", str(tasks_dir), "--out", str(out),
+                 "--perturb", "MD,RP", "--bootstrap", "100", "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    lines = [line for line in printed if LINE.match(line)]
+    assert [LINE.match(line).group(1) for line in lines] == ["clean", "MD", "RP"]
+    assert LINE.match(lines[0]).group(3) is None and LINE.match(lines[1]).group(3)
+    assert {p.name for p in (out / "figures").iterdir()} == FIGURES
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["options"]["perturb"] == ["MD", "RP"]
+    assert manifest["image_size"] == [32, 32]
+    # never overwritten
+    assert main(["--model", str(tiny_dir("llava")), "--data", str(tasks_dir), "--out", str(out),
+                 "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def _one_line_error(args: list[str], capsys: pytest.CaptureFixture[str], out: Path,
+                    expected: str) -> None:
+    assert main([*args, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err, err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert not out.exists(), "a refused run wrote its folder"
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tiny_dir, tasks_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    model = ["--model", str(tiny_dir("llava"))]
+    _one_line_error([*model, "--data", str(tasks_dir), "--perturb", "MD,XX"], capsys,
+                    tmp_path / "a", "unknown perturbation 'XX'; known: UF, MD, OCR, RP, RI, FB, FW")
+    empty = tmp_path / "photos"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    _one_line_error([*model, "--data", str(tasks_dir), "--ri-folder", str(empty)], capsys,
+                    tmp_path / "b", "has no usable images")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.new("RGB", (8, 8)).save(bad / "a.png")
+    (bad / "items.jsonl").write_text(json.dumps(
+        {"id": "q1", "question": "What color?", "answer": "pink", "relevant": "image",
+         "image": "a.png", "options": ["red", "blue"], "format": "choice"}) + "\n")
+    _one_line_error([*model, "--data", str(bad)], capsys, tmp_path / "c",
+                    "gold answer 'pink' is not among the options")
+    (bad / "items.jsonl").write_text(json.dumps(
+        {"id": "q2", "question": "What color is the circle?", "answer": "red",
+         "relevant": "text", "image": "a.png"}) + "\n")
+    _one_line_error([*model, "--data", str(bad)], capsys, tmp_path / "d",
+                    "text-heavy item needs its description")
+    _one_line_error(["--model", "lava", "--data", str(tasks_dir)], capsys, tmp_path / "e",
+                    "unknown model alias 'lava'")
+
+
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "modprobe.interference", *args, "--quiet",
+                             "--no-figures"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_tables(tiny_dir, tasks_dir: Path,
+                                               tmp_path: Path) -> None:
+    args = ["--model", str(tiny_dir("llava")), "--data", str(tasks_dir), "--batch-size", "1",
+            "--bootstrap", "100"]
+    reference = tmp_path / "reference"
+    assert main([*args, "--out", str(reference), "--quiet", "--no-figures"]) == 0
+
+    out = tmp_path / "killed"
+    proc = _start([*args, "--out", str(out)])
+    deadline = time.time() + 180
+    while not (out / "chunks" / "00001" / "items.csv").exists():
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.time() < deadline, "the run wrote no chunk in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
+    for table in ("items.csv", "layers.csv", "attention.csv", "flips.csv",
+                  "attention_shift.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+    np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
+                                  read_npy(reference / "attention_mass.npy"))
+    a = json.loads((out / "summary.json").read_text())
+    b = json.loads((reference / "summary.json").read_text())
+    assert a["lines"] == b["lines"]
+    # a resumed run refuses changed options
+    assert main([*args, "--out", str(out), "--resume", "--seed", "1", "--quiet"]) == 2
