@@ -189,3 +189,29 @@ def test_model_fingerprint_sees_weights_and_config(tiny_model: Callable[..., obj
             assert model_fingerprint(module)["weights"] != before["weights"]
         finally:
             weight[0, 0] = saved
+
+
+# ------------------------------------------------------------------ analyses that cannot identify
+def test_one_cluster_oscillation_is_not_a_zero_width_cluster_bootstrap() -> None:
+    from modprobe.analysis import oscillation_report
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=30)
+    report = oscillation_report(counts, rng.normal(size=30), None, groups=["conflict"] * 30,
+                                n_bootstrap=200, seed=0, clusters=["g0"] * 30)
+    assert report.n_clusters is None and "1 cluster" in (report.note or "")
+    row = report.by_group.iloc[0]
+    assert row["ci_high"] > row["ci_low"]  # items resampled: a real interval
+
+
+def test_law_on_one_outcome_says_why() -> None:
+    from modprobe.analysis.law import fit_law
+
+    x = np.linspace(-1, 1, 20)
+    law = fit_law(x, np.zeros(20, dtype=bool), n_bootstrap=50)
+    assert "every item follows the vision" in law.monotonicity.summary()
+    assert not law.balance_point.crosses and law.balance_point.direction == "vision"
+    same = fit_law(np.zeros(20), np.arange(20) % 2 == 0, n_bootstrap=50)
+    assert "one distinct x" in same.monotonicity.summary()
+    assert same.balance_point.reason.startswith("not identified")
+    assert json.dumps(same.balance_point.to_dict(), allow_nan=False)

@@ -250,6 +250,10 @@ class Law:
         return lines
 
 
+#: x values closer than this are one value (the axes are dH_rel in [-2, 2], or nats).
+X_RESOLUTION = 1e-6
+
+
 def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], confidence: float,
            method: str, stays_above: bool, n: int, n_clusters: int | None,
            extrapolated: float) -> BalancePoint:
@@ -260,7 +264,7 @@ def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], conf
               "confidence": confidence, "n_bootstrap": replicates.size, "method": method,
               "n_clusters": n_clusters}
     nan = float("nan")
-    if lo == hi:  # one distinct x: no curve, so no crossing and no side of it
+    if hi - lo <= X_RESOLUTION:  # one distinct x: no curve, so no crossing and no side
         return BalancePoint(nan, nan, nan, False, None,
                             f"not identified: every item has the same x ({lo:.3f}), so the "
                             "data cannot say where P(text) crosses 0.5", **common)
@@ -284,8 +288,11 @@ def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], conf
 
 def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
     """Why the logistic slope is not identified by these items ("" when it is)."""
-    if np.unique(xv).size < 2:
+    if np.ptp(xv) <= X_RESOLUTION:
         return f"one distinct x ({xv[0]:.3f}): no slope can be fitted"
+    if yv.sum() in (0, yv.size):
+        side = "text" if yv.sum() else "vision"
+        return f"every item follows the {side}, so no slope can be fitted"
     if 0 < yv.sum() < yv.size and not fit.converged:
         text, vision = xv[yv > 0.5], xv[yv <= 0.5]
         if text.max() <= vision.min() or vision.max() <= text.min():
