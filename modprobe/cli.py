@@ -207,9 +207,7 @@ def _number(kind: type, test: Callable[[Any], bool], what: str) -> Callable[[str
             value = kind(text)
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if kind is float and value != value:  # NaN
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        if not test(value):
+        if not test(value):  # NaN fails every test (comparisons with NaN are false)
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
 

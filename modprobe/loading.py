@@ -12,8 +12,8 @@ print(lm.spans(batch).describe(0))
 from __future__ import annotations
 
 import difflib
-import pickle
 import os
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path

@@ -94,9 +94,9 @@ def test_capture_with_unknown_candidate(tiny_model: Callable[..., object]) -> No
 
 # ------------------------------------------------------------------ files
 def test_write_json_is_valid_json() -> None:
-    from modprobe.io import write_json
-
     import tempfile
+
+    from modprobe.io import write_json
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "s.json"

@@ -25,7 +25,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------ python -m modprobe.data
-from modprobe.data.__main__ import main as data_main  # noqa: E402
+from modprobe.data.__main__ import main as data_main
 
 
 @pytest.mark.parametrize(("extra", "names"), [
@@ -102,7 +102,7 @@ def test_symlink_inside_the_folder_is_fine(data: Path, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ python -m modprobe.testing
-from modprobe.testing.__main__ import main as tiny_main  # noqa: E402
+from modprobe.testing.__main__ import main as tiny_main
 
 
 def test_testing_tiny_refusals(tiny_dir: Callable[..., Path], tmp_path: Path,
@@ -132,7 +132,7 @@ def test_testing_tiny_overwrite_and_readable_files(tiny_dir: Callable[..., Path]
 
 
 # ------------------------------------------------------------------ python -m modprobe.organism
-from modprobe.organism.__main__ import main as organism_main  # noqa: E402
+from modprobe.organism.__main__ import main as organism_main
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ def test_organism_config_api_refuses_nonsense() -> None:
 
 
 # ------------------------------------------------------------------ python -m modprobe.following
-from modprobe.following import main as following_main  # noqa: E402
+from modprobe.following import main as following_main
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +260,8 @@ def test_following_unidentified_law_says_why(tmp_path: Path,
 
 
 # ------------------------------------------------------------------ bench and calibration
-from modprobe.analysis.calibration import main as calibration_main  # noqa: E402
-from modprobe.bench.__main__ import main as bench_main  # noqa: E402
+from modprobe.analysis.calibration import main as calibration_main
+from modprobe.bench.__main__ import main as bench_main
 
 
 @pytest.mark.parametrize(("extra", "names"), [
