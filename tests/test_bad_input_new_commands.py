@@ -87,3 +87,14 @@ def test_sabotage_bad_source_and_out(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "full" / "x").write_text("x")
     refused(sabotage_main, [str(tmp_path / "agents.jsonl"), "--out", str(tmp_path / "full")],
             capsys, "already exists", [tmp_path])
+
+
+@pytest.mark.parametrize(("extra", "names"), [
+    (["--steps", "0"], "--steps"), (["--lr", "0"], "--lr"), (["--bootstrap", "0"], "--bootstrap"),
+    (["--train-groups", "-1"], "--train-groups"),
+])
+def test_finetune_demo_bad_options(extra: list[str], names: str, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.finetune.demo import main as demo_main
+
+    refused(demo_main, ["--out", str(tmp_path / "demo"), *extra], capsys, names, [tmp_path])
