@@ -32,8 +32,9 @@ file or option and the fix, with exit code 2; a bug ends in one line too (exit 1
 The public API, all of it:
 
 - :class:`ModprobeError`: raise it (or a subclass: ``DatasetError``, ``TableError``,
-  ``StudyError``, ``AdapterError``, ``ModelNotFoundError``, ``CandidateError`` all are)
-  with a message that names the file, field or option and says what to do.
+  ``StudyError``, ``AdapterError``, ``ModelNotFoundError``, ``ModelLoadError``,
+  ``CandidateError`` all are) with a message that names the file, field or option and
+  says what to do. A ``ValueError`` is a bug unless you turn it into one of these.
 - :func:`entry_point` (decorator) and :func:`run` (``run(main, argv)``): turn exceptions
   into exit codes. Expected: ``ModprobeError``, ``OSError`` (disk full, permissions,
   missing or unreadable files), ``MemoryError`` and torch's out-of-memory errors.
@@ -47,7 +48,10 @@ The public API, all of it:
   :func:`nonnegative_float`, :func:`probability`, :func:`dtype_name`.
 - Checks that raise ``ModprobeError``: :func:`check_out` (an output folder: a folder,
   writable, empty unless ``--overwrite`` / ``--resume``), :func:`check_device` (the
-  device exists on this machine), :func:`check_dtype`.
+  device exists on this machine), :func:`check_dtype`; :data:`DTYPES` names the dtypes.
+
+Run folders (chunked, resumable, with data and model fingerprints) have their own shared
+checks in :mod:`modprobe.study.runfolder` (``check_run_folder``, ``prepare_run_folder``).
 
 This module imports neither torch nor pandas at import time, so ``--help`` stays fast.
 """

@@ -215,3 +215,27 @@ def test_law_on_one_outcome_says_why() -> None:
     assert "one distinct x" in same.monotonicity.summary()
     assert same.balance_point.reason.startswith("not identified")
     assert json.dumps(same.balance_point.to_dict(), allow_nan=False)
+
+
+def test_a_finished_run_keeps_no_second_copy_and_still_resumes(tmp_path: Path) -> None:
+    from modprobe.study.runfolder import (
+        chunk_folder,
+        finished_chunks,
+        gather_chunks,
+        mark_complete,
+        prepare_run_folder,
+        write_chunk,
+    )
+
+    run = tmp_path / "run"
+    manifest = prepare_run_folder(run, {"a": 1}, False, ("a",), kind="demo")
+    for index in range(2):
+        write_chunk(chunk_folder(run, index), {"items.csv": pd.DataFrame({"id": [f"00{index}"]}),
+                                               "mass.npy": np.full((1, 2), index, np.float32)})
+    first = gather_chunks(run, 2, ["items.csv", "mass.npy"])
+    mark_complete(run, manifest, remove_chunks=True)
+    assert not (run / "chunks").exists()
+    assert finished_chunks(run, 2) == {0, 1}  # nothing to recompute on a resume
+    again = gather_chunks(run, 2, ["items.csv", "mass.npy"])
+    assert again["items.csv"]["id"].tolist() == ["000", "001"] == first["items.csv"]["id"].tolist()
+    np.testing.assert_array_equal(again["mass.npy"], first["mass.npy"])

@@ -180,8 +180,20 @@ def chunk_folder(out: Path, index: int) -> Path:
     return out / CHUNKS / f"{index:05d}"
 
 
+def is_complete(out: Path) -> bool:
+    """Whether the manifest of ``out`` says the run finished."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "complete"
+
+
 def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int]:
-    """Indices of the chunks (of ``count``) whose marker file exists."""
+    """Indices of the chunks (of ``count``) whose marker file exists (all of them for a
+    complete run whose chunks were removed: its gathered tables hold them)."""
+    if not (out / CHUNKS).is_dir() and is_complete(out):
+        return set(range(count))
     return {i for i in range(count) if (chunk_folder(out, i) / marker).is_file()}
 
 
@@ -209,9 +221,13 @@ def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
 
 def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]:
     """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out/<name>``."""
+    and write each whole table to ``out/<name>`` (a complete run whose chunks were removed:
+    read those tables back)."""
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
+    if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion
+        return {name: read_npy(out / name) if name.endswith(".npy") else read_table(out / name)
+                for name in names}
     for name in names:
         if name.endswith(".npy"):
             value: Any = np.concatenate([read_npy(f / name) for f in folders], axis=0)
