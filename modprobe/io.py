@@ -102,10 +102,11 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def json_ready(obj: Any) -> Any:
     """``obj`` with NaN and infinities as None (JSON has neither) and numpy values as Python.
 
-    Dicts, lists and tuples are converted recursively; other objects pass unchanged.
+    Dicts (keys become strings), lists and tuples are converted recursively; other objects
+    pass unchanged.
     """
     if isinstance(obj, dict):
-        return {key: json_ready(value) for key, value in obj.items()}
+        return {str(key): json_ready(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_ready(value) for value in obj]
     if isinstance(obj, np.ndarray):
