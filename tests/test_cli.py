@@ -125,3 +125,14 @@ def test_known_errors_are_modprobe_errors() -> None:
                  ModelNotFoundError, StudyError):
         assert issubclass(kind, ModprobeError), kind
     assert issubclass(ModelNotFoundError, FileNotFoundError)  # unchanged for old callers
+
+
+def test_check_device_gpu_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert cli.check_device("cuda:1") == "cuda:1"
+    assert cli.check_device(None) == "cuda"
+    with pytest.raises(ModprobeError, match=r"has 2 GPU\(s\), cuda:0..cuda:1"):
+        cli.check_device("cuda:7")
