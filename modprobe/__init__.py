@@ -34,7 +34,8 @@ _LAZY = {
 }
 
 __all__ = ["ADAPTERS", "ALIASES", "SPAN_NAMES", "Adapter", "AdapterError", "LoadedModel",
-           "ModalitySpans", "ModelLoadError", "ModelNotFoundError", "ModprobeError", "Prompt", "adapter_for", "load"]
+           "ModalitySpans", "ModelLoadError", "ModelNotFoundError", "ModprobeError", "Prompt",
+           "adapter_for", "load"]
 
 
 def __getattr__(name: str) -> Any:
