@@ -122,7 +122,7 @@ def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, A
     """
     before = manifest.get("options", {})
     changed = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in resume_keys
-               if before.get(k) != options.get(k)]
+               if not _same_option(before.get(k), options.get(k))]
     old = manifest.get("fingerprints") or {}
     for part, what in (("data", "the dataset (items.jsonl, dataset.json or an image)"),
                        ("model", "the model")):
@@ -134,6 +134,19 @@ def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, A
         raise StudyError(f"cannot resume {out} with different options or inputs "
                          f"({'; '.join(changed)}); resume with the original ones, or start a "
                          "new --out")
+
+
+def _same_option(before: Any, now: Any) -> bool:
+    """Equal values, or two spellings of one existing path (``runs/m`` and ``/abs/runs/m``)."""
+    if before == now:
+        return True
+    if isinstance(before, str) and isinstance(now, str):
+        try:
+            return Path(before).exists() and Path(now).exists() and \
+                Path(before).samefile(Path(now))
+        except OSError:
+            return False
+    return False
 
 
 def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
