@@ -361,3 +361,18 @@ def test_api_refuses_bad_config_without_writing(model: Path, data: Path,
 
         assert isinstance(info.value, ModprobeError), info.value
         assert snapshot(tmp_path) == before
+
+
+def test_refusal_after_generating_data_leaves_no_run_folder(
+        model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.study import runner
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise StudyError("refused after the dataset was generated")
+
+    monkeypatch.setattr(runner, "data_fingerprint", refuse)
+    out = tmp_path / "run"
+    refused(main, ["--model", str(model), "--out", str(out), "--groups", "1", "--limit", "2",
+                   *FAST], capsys, "refused after the dataset was generated", [tmp_path])
+    assert not out.exists()  # the generated RUN/data went with it

@@ -341,6 +341,9 @@ def run_study(config: StudyConfig, progress: bool = True,
             f"this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
+    vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
+    if config.candidates:  # the user's: checked before any data is generated
+        resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
     created = not out.exists()
     try:
         data = Path(config.data) if config.data is not None else _generate_data(config, out)
@@ -350,7 +353,6 @@ def run_study(config: StudyConfig, progress: bool = True,
             raise StudyError(f"no items to run in {data}")
         candidates = config.candidates or sorted(
             {a for it in items for a in (it.answer_vision, it.answer_text)})
-        vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
         resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
         fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
                         "model": model_fingerprint(loaded.module)}
