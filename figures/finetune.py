@@ -7,12 +7,12 @@ Reads the folder ``python -m modprobe.finetune.demo --out DIR`` wrote: ``summary
 interference runs of the base organism and of each variant), and writes
 
 * ``finetune_flips.png``: flip rate per perturbation and model, with 95% intervals
-  (perturbations never used in training are marked);
+  (perturbations never used in training are marked; the interference figure);
 * ``finetune_relevant_mass.png``: attention mass the answer position gives the relevant
   span, per layer, clean and perturbed, per model (the calibrated layers shaded);
 * ``finetune_following.png``: text-following rate and balance point per model;
 * ``finetune_training.png``: every loss term per step, per variant;
-* ``finetune_radar.png``: the interference radar with one polygon per model.
+* ``finetune_radar.png``: the interference radar, one polygon per model.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 from modprobe.finetune.data import RELEVANT_SPANS  # noqa: E402
 from modprobe.finetune.demo import CAL_LAYERS, EVAL_PERTURB, TRAIN_PERTURB  # noqa: E402
 
-PALETTE = ["#444444", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+PALETTE = ["#444444", "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc"]
 
 
 def models_of(summary: pd.DataFrame) -> list[str]:
@@ -41,30 +41,20 @@ def models_of(summary: pd.DataFrame) -> list[str]:
 
 
 def plot_flips(summary: pd.DataFrame, out: Path) -> Path:
-    models = models_of(summary)
-    names = [p for p in EVAL_PERTURB if f"flip/{p}" in set(summary["metric"])]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    width = 0.8 / len(models)
-    for i, model in enumerate(models):
-        part = summary[summary["model"] == model].set_index("metric")
-        est = np.array([part.loc[f"flip/{p}", "estimate"] for p in names], dtype=float)
-        low = np.array([part.loc[f"flip/{p}", "low"] for p in names], dtype=float)
-        high = np.array([part.loc[f"flip/{p}", "high"] for p in names], dtype=float)
-        x = np.arange(len(names)) + (i - (len(models) - 1) / 2) * width
-        ax.bar(x, est, width, color=PALETTE[i % len(PALETTE)], label=model)
-        ax.errorbar(x, est, yerr=[est - low, high - est], fmt="none", ecolor="black",
-                    elinewidth=0.8, capsize=2)
-    labels = [p if p in TRAIN_PERTURB else f"{p}\n(held out)" for p in names]
-    ax.set_xticks(np.arange(len(names)), labels)
-    ax.set_ylabel("flip rate (answer changed)")
-    ax.set_title("Interference on held-out items: flip rate per perturbation, 95% cluster "
-                 "intervals", fontsize=10)
-    ax.legend(fontsize=8, ncol=len(models), loc="upper left")
-    ax.set_ylim(0, 1)
-    fig.tight_layout()
+    """The interference figure of flip rates (one bar group per perturbation, one color per
+    model), with the perturbations never used in training named so."""
+    from modprobe.analysis.interference_plots import plot_flip_rates
+    from modprobe.analysis.plots import save_figure
+
+    flips = summary[summary["metric"].str.startswith("flip/")].copy()
+    flips["perturbation"] = [p if p in TRAIN_PERTURB else f"{p}\nheld out"
+                             for p in flips["metric"].str.removeprefix("flip/")]
+    flips = flips.rename(columns={"estimate": "delta"})
+    figure = plot_flip_rates(flips[["model", "perturbation", "delta", "low", "high"]],
+                             title="Flip rate on held-out items (95% cluster intervals; "
+                                   f"trained on {' and '.join(TRAIN_PERTURB)})")
     path = out / "finetune_flips.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(figure, path)
     return path
 
 
@@ -130,7 +120,10 @@ def plot_following(summary: pd.DataFrame, out: Path) -> Path:
 
 
 def plot_training(demo: Path, out: Path) -> Path:
-    runs = sorted(p for p in (demo / "runs").iterdir() if (p / "log.csv").is_file())
+    from modprobe.finetune.demo import VARIANTS
+
+    runs = sorted((p for p in (demo / "runs").iterdir() if (p / "log.csv").is_file()),
+                  key=lambda p: (VARIANTS.index(p.name) if p.name in VARIANTS else 99, p.name))
     terms = ["answer", "calibration", "consistency", "adversarial"]
     fig, axes = plt.subplots(1, len(runs), figsize=(3.0 * len(runs), 2.8), squeeze=False)
     for ax, run in zip(axes[0], runs):
@@ -152,20 +145,17 @@ def plot_training(demo: Path, out: Path) -> Path:
     return path
 
 
-def plot_radar(demo: Path, models: Sequence[str], out: Path) -> Path | None:
-    from modprobe.study.interference_report import draw_figures, load_run
+def plot_radar(demo: Path, models: Sequence[str], out: Path) -> Path:
+    """The interference radar (accuracy per condition), one polygon per model."""
+    from modprobe.analysis.interference_plots import plot_radar as radar
+    from modprobe.analysis.plots import save_figure
+    from modprobe.study.interference_report import load_run
 
-    runs = {model: load_run(demo / "eval" / model / "interference") for model in models}
-    drawn = draw_figures(out / "_radar", runs)
-    radar = [p for p in drawn if "radar" in p.name]
-    if not radar:
-        return None
-    target = out / "finetune_radar.png"
-    radar[0].replace(target)
-    for p in (out / "_radar").iterdir():
-        p.unlink()
-    (out / "_radar").rmdir()
-    return target
+    values = {m: load_run(demo / "eval" / m / "interference")[0]["radar"] for m in models}
+    axes = list(dict.fromkeys(a for v in values.values() for a in v))
+    path = out / "finetune_radar.png"
+    save_figure(radar(values, axes=axes, title="Held-out accuracy, base and fine-tuned"), path)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                plot_following(summary, out), plot_training(demo, out),
                plot_radar(demo, models, out)]
     for path in written:
-        if path is not None:
-            print(path)
+        print(path)
     return 0
 
 

@@ -111,7 +111,8 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
     if report.entropy_floor > 0:
         x_label += f", entropy floor {report.entropy_floor:g}"
     if laws:
-        fig = plot_following_curve(laws, x_label=x_label, title="Modality following")
+        fig = plot_following_curve(laws, x_label=x_label, title="Modality following",
+                                   show_isotonic=len(laws) == 1)
         written += [out / "following_curve.png"]
         _save(fig, written[-1])
     halves = {}

@@ -28,6 +28,15 @@ from pathlib import Path
 from modprobe import cli
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the ``None`` and ``False`` ones (their help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.interference",
@@ -35,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "image for text-heavy ones) and measure accuracy, the flip rate delta "
                     "with paired cluster-aware intervals, and where in the layers the "
                     "perturbed span takes the answer position's attention.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog=cli.EPILOG)
+        formatter_class=_Formatter, epilog=cli.EPILOG)
     parser.add_argument("table", nargs="?", default=None,
                         help="CSV of predictions (id, perturbation, answer, gold [, cluster, "
                              "options, relevant]); analyse it instead of running a model")
@@ -71,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
     parser.add_argument("--cluster", default="auto",
                         help="TABLE form: cluster column (auto: 'cluster' if present; none)")
+    parser.add_argument("--no-attention", action="store_true",
+                        help="logit lens only (models whose attention cannot be read, e.g. "
+                             "Mllama's cross-attention layers)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -153,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
-            ri_folder=args.ri_folder, uf_sentences=args.uf_sentences)
+            ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
+            attention=not args.no_attention)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

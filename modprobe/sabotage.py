@@ -5,10 +5,12 @@
         [--scores candidates|vocab] [--bins 10] [--bootstrap N] [--seed S] [--no-figures]
 
 SOURCE is a JSONL file of agent outputs (one line per item and agent: ``item, agent,
-labels, confidence, gold``, optional ``quality, modality, cluster, group``; see
+labels, confidence, gold``, optional ``quality, modality, cluster, group``, or a raw
+self-assessment ``response`` instead of labels and confidence; see
 `modprobe.analysis.sabotage_input`), closed API models included, or a study run folder
 (``python -m modprobe.layers``), whose vision-only, text-only and joint conditions are the
-agents (`modprobe.analysis.sabotage_runs`). It prints per agent the accuracy, the rates
+agents, or an interference run folder (``python -m modprobe.interference``), whose clean
+and perturbed conditions are (`modprobe.analysis.sabotage_runs`; docs/sabotage.md). It prints per agent the accuracy, the rates
 of potential and successful sabotage with intervals, top-1/3/5 and ECE, then the fusion's
 top-1/3/5, and writes the report folder DIR (`modprobe.analysis.sabotage_report`).
 Bad input exits with code 2 and one message naming the line and field; nothing is
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Modality sabotage: each modality as an agent, late fusion, saboteurs "
                     "and contributors, reliability, top-k coverage.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("source", help="JSONL of agent outputs, or a study run folder")
+    parser.add_argument("source", help="JSONL of agent outputs, or a study or interference "
+                        "run folder")
     parser.add_argument("--out", type=Path, required=True,
                         help="report folder to create (must not exist or be empty)")
     parser.add_argument("--tau", type=float, default=TAU,
@@ -45,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", choices=("equal", "quality"), default="equal",
                         help="fusion weights: 1 per agent, or its self-reported quality")
     parser.add_argument("--fuse-joint", action="store_true",
-                        help="also sum the joint agent into the fusion (default: it is the "
-                             "baseline the fusion is compared with)")
+                        help="also sum the joint agent into the fusion; without it, joint "
+                             "is the baseline the fusion is compared with")
     parser.add_argument("--scale", choices=SCALES, default="auto",
                         help="confidence scale of a JSONL: found per agent, or forced 0-1 "
                              "(unit) / 1-100 (percent)")
     parser.add_argument("--gold", choices=GOLDS, default="auto",
-                        help="run folders: gold answer (auto: the image's color except on "
+                        help="study runs: gold answer (auto: the image's color except on "
                              "image_irrelevant items)")
     parser.add_argument("--scores", choices=SCORES, default="candidates",
                         help="run folders: confidences renormalised over the candidate "

@@ -58,6 +58,13 @@ def test_planted_flip_rates_are_recovered() -> None:
     for name, p in PLANTED.items():
         delta = report.condition(name).delta
         assert abs(delta.estimate - p) < 0.03 and delta.low < p < delta.high
+    # a flip away from a right answer costs accuracy; a flip between wrong ones does not:
+    # given the clean answers, the expected paired drop is p * (clean accuracy - share of
+    # wrong clean answers / 3), a wrong answer flipping to the right one in 1 of 3 cases
+    right = table.loc[table["perturbation"] == "clean", "correct"].mean()
+    for name, p in PLANTED.items():
+        drop = report.condition(name).accuracy_drop
+        assert drop.low < p * (right - (1 - right) / 3) < drop.high, (name, drop)
     # the flip rate is the share of changed answers, not an accuracy difference
     flips = report.per_item[report.per_item["perturbation"] == "MD"]
     assert flips["flipped"].mean() == pytest.approx(report.condition("MD").delta.estimate)
@@ -170,3 +177,23 @@ def test_table_cli_gold_not_among_options_is_one_line(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "gold answer 'pink' is not among the options" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_figures_script_draws_several_runs_on_one_radar(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    runs = []
+    for k, flips in enumerate(({"MD": 0.5, "RP": 0.2}, {"MD": 0.05, "RP": 0.1})):
+        path = tmp_path / f"model{k}.csv"
+        simulate(np.random.default_rng(k), flips, 6, 5, None).to_csv(path, index=False)
+        assert main([str(path), "--out", str(tmp_path / f"run{k}"), "--bootstrap", "200",
+                     "--no-figures"]) == 0
+        runs.append(str(tmp_path / f"run{k}"))
+    script = Path(__file__).parent.parent / "figures" / "interference.py"
+    draw = runpy.run_path(str(script))["main"]
+    assert draw([*runs, "--names", "base", "tuned", "--out", str(tmp_path / "fig")]) == 0
+    assert {p.name for p in (tmp_path / "fig").iterdir()} == {"radar.png", "flip_rates.png"}
+    assert draw([*runs, "--names", "one", "--out", str(tmp_path / "fig2")]) == 2
+    assert "2 runs" in capsys.readouterr().err
+    assert draw([str(tmp_path / "nothing"), "--out", str(tmp_path / "fig3")]) == 2

@@ -112,3 +112,22 @@ def test_color_tasks_are_deterministic_and_well_formed(tmp_path: Path) -> None:
     assert open_items[0].format == "open" and "one word" in open_items[0].question
     with pytest.raises(ValueError, match="name more than one color"):
         color_task_items(0, 1, "lowres", text_tiers=[3])
+
+
+def test_data_cli_writes_and_validates_task_folders(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.data import generate_colors
+    from modprobe.data.__main__ import main
+
+    assert main(["tasks", "--out", str(tmp_path / "t"), "--groups", "1", "--format", "open"]) == 0
+    assert "wrote 11 task items" in capsys.readouterr().out
+    assert main(["validate-tasks", str(tmp_path / "t")]) == 0
+    assert "11 valid task items (relevant image: 8, text: 3)" in capsys.readouterr().out
+    assert main(["tasks", "--out", str(tmp_path / "t"), "--groups", "1"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    # a conflict dataset given where tasks are expected: one problem, named, with the fix
+    generate_colors(tmp_path / "conflict", groups=1, seed=0, variant="lowres", tiers=[0],
+                    text_tiers=[0])
+    with pytest.raises(DatasetError, match="holds a conflict dataset") as info:
+        load_tasks(tmp_path / "conflict")
+    assert len(info.value.errors) == 1 and "docs/interference.md" in str(info.value)

@@ -143,6 +143,17 @@ def test_batch_equals_rows_alone(tiny_family: str, family_pair) -> None:
         for name in names:
             diff = _maxdiff(getattr(together, name)[i], getattr(alone, name)[0])
             assert diff <= TOL, f"row {i} {name} differs by {diff:.2e} when batched"
+    # a row without an image batched with one that has an image (an empty image list)
+    text_only = modprobe.Prompt("What color is it ?", context="It is red .")
+    if not lm.adapter.mixed_batches:
+        with pytest.raises(AdapterError, match="cannot batch prompts with and without images"):
+            lm.encode([prompts[0], text_only])
+        return
+    mixed = capture(lm, [prompts[0], text_only], candidates=["red"], attention=spec.attention)
+    assert mixed.spans.counts()["image"][1] == 0 < mixed.spans.counts()["image"][0]
+    alone = capture(lm, [text_only], candidates=["red"], attention=spec.attention)
+    assert _maxdiff(mixed.final_logits[1], alone.final_logits[0]) <= TOL
+    assert _maxdiff(mixed.lens_candidate_logits[1], alone.lens_candidate_logits[0]) <= TOL
 
 
 def test_refusals_say_what_to_do(family_dir) -> None:
@@ -152,6 +163,24 @@ def test_refusals_say_what_to_do(family_dir) -> None:
     mllama = modprobe.load(family_dir("mllama"), dtype="float32", device="cpu")
     with pytest.raises(CaptureTraceError, match=r"cross-attend.*attention=False\)"):
         capture(mllama, _prompts()[:1])
+
+
+def test_mllama_text_only_rows(family_pair) -> None:
+    """Without an image, Mllama skips its cross-attention layers: their lens is the
+    residual passed on, the others match the user's forward; rows with and without an
+    image cannot share a batch (the model itself changes the text-only row there)."""
+    lm, eager = family_pair("mllama")
+    prompt = modprobe.Prompt("What color is it ?", context="It is red .")
+    cap = capture(lm, [prompt], attention=False, keep_lens_logits=True)
+    with torch.no_grad():
+        ref, _ = user_reference(eager, [prompt])
+    ran = [i for i in range(cap.lens_logits.shape[1]) if i != 1]  # layer 1 cross-attends
+    assert ref.lens_logits.shape[1] == len(ran)
+    assert _maxdiff(cap.lens_logits[:, ran], ref.lens_logits) <= TOL
+    assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL
+    assert _maxdiff(cap.lens_logits[:, 1], cap.lens_logits[:, 0]) <= TOL
+    with pytest.raises(AdapterError, match="cannot batch prompts with and without images"):
+        lm.encode([_prompts()[1], prompt])
 
 
 def test_survey_classifies_families() -> None:

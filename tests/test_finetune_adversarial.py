@@ -59,6 +59,8 @@ def test_mask_covers_only_the_irrelevant_modality(family: str, tiny_model: Calla
     # the image is relevant: its tokens stay, and no template or question token is touched
     image_relevant = irrelevant_mask(spans, ["image", "image"])
     assert not bool((image_relevant & (spans.mask("image") | spans.mask("text"))).any())
+    if "context" in SPAN_NAMES:  # the description's tokens, and only those, are perturbed
+        assert torch.equal(image_relevant, spans.mask("context")) and bool(image_relevant.any())
     assert irrelevant_spans("text") == tuple(s for s in ("image", "video", "audio") if s in SPAN_NAMES)
 
 
@@ -203,10 +205,10 @@ def test_generic_families(name: str, generic_model: Callable[[str], Any]) -> Non
     from modprobe.finetune import LossConfig, TrainBatch, check_batch
 
     lm = generic_model(name)
+    # the image is perturbed (RELEVANT is the description); no description is needed for that
     batch = lm.encode([
-        modprobe.Prompt("What color is the circle ?", context="The circle is red .",
-                        images=[noise_image(0, (32, 32))]),
-        modprobe.Prompt("What color ?", context="It is blue .", images=[noise_image(1, (32, 32))]),
+        modprobe.Prompt("What color is the circle ?", images=[noise_image(0, (32, 32))]),
+        modprobe.Prompt("What color ?", images=[noise_image(1, (32, 32))]),
     ])
     targets = _targets(lm)
     if getattr(lm.adapter.language_config(lm.config), "cross_attention_layers", None):

@@ -36,7 +36,7 @@ def _scipy_js(clean: torch.Tensor, perturbed: torch.Tensor, temperature: float =
 
 
 def _public_code_js(clean: torch.Tensor, perturbed: torch.Tensor) -> float:
-    """The interference paper's released "JS" term, as SCIENCE.md describes it.
+    """The interference paper's released "JS" term, as docs/science.md describes it.
 
     KL(M || P) and KL(M || Q) halves (the wrong direction for JS), with a batch reduction
     that sums one side and averages the other.

@@ -190,6 +190,10 @@ def test_bad_input_fails_before_anything_is_written(tasks: TaskSet, tmp_path: Pa
         train(lm, tasks, _config(out, perturbations=("MD", "XX")))
     with pytest.raises(FinetuneError, match="consistency loss compares clean and perturbed"):
         train(lm, tasks, _config(out, loss=LossConfig(consistency=0.01)))
+    with pytest.raises(FinetuneError, match="adversarial loss perturbs the irrelevant modality's "
+                                            "tokens, but the clean prompts of the image-heavy"):
+        train(lm, tasks, _config(out, perturbations=("MD", "RP"),
+                                 loss=LossConfig(adversarial=1.0)))
     imageless = tasks.open(tasks.items[0])
     imageless.image = None  # a list built by hand, changed after validation
     with pytest.raises(FinetuneDataError, match=f"item {imageless.id}: its relevant span "
@@ -223,3 +227,43 @@ def test_an_unfinished_run_does_not_load(tmp_path: Path) -> None:
         json.dumps({"kind": "finetune", "status": "running"}))
     with pytest.raises(modprobe.ModelNotFoundError, match="has not finished.*--resume"):
         modprobe.load(tmp_path / "run", device="cpu")
+
+
+def _fixed_losses(lm: object, items: list, loss: LossConfig) -> dict[str, float]:
+    """Every enabled term on one fixed micro-batch (same rows, perturbations, noise)."""
+    from modprobe.finetune.data import micro_batch, perturbation_options
+    from modprobe.finetune.step import compute_losses
+    from modprobe.finetune.trainer import _train_batches
+
+    batch = micro_batch(items, 8, seed=123, step=0, micro=0, process=0, perturbations=("RP",),
+                        options=perturbation_options(lm))
+    clean, perturbed = _train_batches(lm, batch, {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the adversarial random start
+        terms = compute_losses(lm, clean, perturbed, loss)
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", [
+    LossConfig(),
+    LossConfig(answer=0.2, calibration=1.0, calibration_layers=[2, 3]),
+    LossConfig(answer=0.2, consistency=1.0),
+    LossConfig(answer=0.2, adversarial=1.0, adv_on_perturbed=True),
+], ids=["answer", "calibration", "consistency", "adversarial"])
+def test_a_short_run_lowers_each_loss_it_optimises(loss: LossConfig, tasks: TaskSet,
+                                                   tmp_path: Path) -> None:
+    # Text-heavy items under random pixels: the organism follows the added image, so
+    # every term starts well above its floor.
+    items = [tasks.open(it) for it in tasks.items if it.relevant == "text"]
+    if not items:
+        pytest.skip("needs the context span for text-heavy items")
+    lm = _organism()
+    before = _fixed_losses(lm, items, loss)
+    result = train(lm, items, _config(tmp_path / "run", steps=12, batch_size=8,
+                                      learning_rate=3e-3, perturbations=("RP",), loss=loss),
+                   progress=False)
+    after = _fixed_losses(result.model, items, loss)
+    assert set(before) == {"loss", *loss.enabled()}
+    for term in before:
+        assert after[term] < before[term], (term, before[term], after[term])

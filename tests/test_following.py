@@ -1,4 +1,4 @@
-"""Following classification, macro rates and the high-level report (SCIENCE.md s. 1)."""
+"""Following classification, macro rates and the high-level report (docs/science.md s. 1)."""
 
 from __future__ import annotations
 

@@ -200,7 +200,7 @@ def test_cli_finds_a_cluster_column_and_writes_summary_json(
     assert main([str(path), "--bootstrap", "100", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "bootstrap over 12 clusters of items (column 'cluster', found in the table)" in printed
-    assert "filter (the paper's filter: both unimodal answers correct)" in printed
+    assert "filter (the paper's filter, both unimodal answers correct)" in printed
     summary = json.loads((out / "summary.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} in summary.json"))
     for key in ("balance_point", "balance_point_monotone"):

@@ -20,7 +20,7 @@ from modprobe.data.color_tasks import generate_color_tasks
 from modprobe.data.tasks import load_tasks
 from modprobe.interference import main
 from modprobe.io import read_npy
-from modprobe.perturb import applicable
+from modprobe.perturb import BUILTIN, applicable
 from modprobe.spans import SPAN_NAMES
 from modprobe.study.interference import InterferenceConfig, run_interference
 from modprobe.testing import FAMILIES
@@ -39,7 +39,7 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _expected_rows(tasks_dir: Path) -> int:
-    return sum(1 + len(applicable(item)) for item in load_tasks(tasks_dir))
+    return sum(1 + len(applicable(item, BUILTIN)) for item in load_tasks(tasks_dir))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -74,6 +74,24 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     assert (shift.loc[shift["span"] == "image", "clean"] == 0).all()  # no image when clean
     layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
     assert len(layers) == len(items) * mass.shape[1]
+
+
+@pytest.mark.parametrize("family, lens_only", [("idefics3", False), ("gemma3", True)])
+def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
+                              tmp_path: Path) -> None:
+    from modprobe.testing.families import build_family
+
+    model = build_family(family, tmp_path / "model")
+    run_interference(InterferenceConfig(
+        model=str(model), data=str(tasks_dir), out=str(tmp_path / "run"), batch_size=8,
+        n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only),
+        progress=False)
+    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    assert len(items) == _expected_rows(tasks_dir)
+    assert (tmp_path / "run" / "attention_mass.npy").exists() != lens_only
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [LINE.match(line).group(1) for line in summary["lines"] if LINE.match(line)][:2] \
+        == ["clean", "UF"]
 
 
 def test_cli_prints_lines_and_draws_figures(tiny_dir, tasks_dir: Path, tmp_path: Path,

@@ -1,4 +1,4 @@
-"""The law, its fits, the balance point and its calibration (SCIENCE.md section 1)."""
+"""The law, its fits, the balance point and its calibration (docs/science.md section 1)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_law_bands_contain_the_fit_and_monotonicity_detects_decrease() -> None:
     assert law.isotonic_band is not None
     assert np.all(np.diff(law.isotonic_curve) <= 1e-12)
     m = law.monotonicity
-    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value < 1e-6
+    assert m.decreasing and m.slope_ci[1] < 0 and m.p_value <= 1 / 5000  # the floor of 4,999 flips
     assert m.summary().startswith("monotonicity: decreasing (score test")
     assert m.spearman_rho < -0.9 and m.n_bins == 10
     assert law.n == 1500 and law.n_text == int(y.sum())
@@ -194,15 +194,6 @@ def test_fitted_curve_is_the_logistic_of_the_coefficients() -> None:
     assert law.grid[0] == x.min() and law.grid[-1] == x.max()
 
 
-@pytest.mark.slow
-def test_balance_point_interval_covers_the_truth_at_its_nominal_rate() -> None:
-    # 200 datasets x 500 items x 400 bootstrap fits; about 30 s on one core.
-    result = coverage_study(n_datasets=200, n_items=500, n_bootstrap=400, seed=0)
-    assert 0.92 <= result.coverage <= 0.98, result.summary()
-    assert abs(result.bias) < 0.01
-    assert result.n_not_crossing == 0
-
-
 def test_integer_weights_equal_repeated_items() -> None:
     x, y = _planted(60, 0.1, -2.0, seed=3)
     counts = np.random.default_rng(0).integers(0, 4, size=x.size)
@@ -249,3 +240,43 @@ def test_law_with_clusters_widens_bands_on_clustered_data() -> None:
              for name, law in (("item", by_item), ("cluster", by_cluster))}
     assert width["cluster"] > 1.5 * width["item"]
     assert by_cluster.isotonic_band is not None
+
+
+@pytest.mark.slow
+def test_planted_logistic_law_estimate_and_coverage_over_200_datasets() -> None:
+    # Logistic truth, 200 datasets x 500 items, 400 bootstrap fits each (a couple of
+    # minutes on one core): the mean estimate is within 0.05 of the truth and the
+    # interval covers it at its nominal rate.
+    result = coverage_study(n_datasets=200, n_items=500, n_bootstrap=400, seed=0)
+    print(result.summary())
+    assert 0.92 <= result.coverage <= 0.98, result.summary()
+    assert abs(result.bias) < 0.05
+    assert result.n_not_crossing == 0
+
+
+@pytest.mark.slow
+def test_step_shaped_truth_is_flagged_and_the_monotone_interval_covers_it() -> None:
+    # A monotone law that is not logistic: P(text) = 0.8 left of -1.8, 0.25 right of it,
+    # x piled up near +-2 as on the organism, 30 clusters of 20 items with logit shifts.
+    # The goodness-of-fit test flags the logistic fit, the summary recommends the
+    # monotone balance point, and its cluster-bootstrap interval covers -1.8.
+    from modprobe.analysis.simulate import simulate_step_law
+
+    rng = np.random.default_rng(0)
+    n = 100
+    flagged = recommended = covered = covered_logistic = 0
+    estimates = []
+    for d in range(n):
+        x, y, c = simulate_step_law(30, 20, -1.8, 0.8, 0.25, 0.5, rng)
+        law = fit_law(x, y, n_bootstrap=300, clusters=c, isotonic_band=False, seed=d)
+        mono, logistic = law.balance_point_monotone, law.balance_point
+        flagged += law.goodness_of_fit.rejected
+        recommended += law.recommendation == "monotone"
+        covered += mono.crosses and mono.ci_low <= -1.8 <= mono.ci_high
+        covered_logistic += logistic.crosses and logistic.ci_low <= -1.8 <= logistic.ci_high
+        estimates.append(mono.value)
+    print(f"step truth over {n} datasets: misfit flagged {flagged / n:.2f}, monotone "
+          f"recommended {recommended / n:.2f}, monotone coverage {covered / n:.2f}, logistic "
+          f"coverage {covered_logistic / n:.2f}, mean monotone estimate {np.mean(estimates):.3f}")
+    assert flagged / n >= 0.9 and recommended / n >= 0.9
+    assert covered / n >= 0.9

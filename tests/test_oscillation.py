@@ -1,4 +1,4 @@
-"""Oscillation counting, regions and the logit-difference matrix (SCIENCE.md s. 1)."""
+"""Oscillation counting, regions and the logit-difference matrix (docs/science.md s. 1)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from modprobe.perturb import (
     perturbations,
     processor_image_size,
     register_perturbation,
+    unregister_perturbation,
 )
 from modprobe.testing import FAMILIES
 
@@ -138,6 +139,19 @@ def test_image_sizes_follow_the_processor(family: str, color_items: list[TaskIte
         assert tuple(pixels["pixel_values"].shape[-2:]) == (height, width)
 
 
+def test_image_sizes_of_the_generic_families() -> None:
+    from modprobe.testing.families import TINY_FAMILIES
+
+    for name, family in TINY_FAMILIES.items():
+        _, processor = family.build()
+        width, height = processor_image_size(processor)
+        assert width == height > 0, name
+        pixels = processor.image_processor([Image.new("RGB", (width, height))],
+                                           return_tensors="pt")["pixel_values"]
+        if name != "idefics3":  # Idefics3 tiles the image; the others take it as it is
+            assert tuple(pixels.shape[-2:]) == (height, width), name
+
+
 def test_default_size_is_the_items_image_else_336(color_items: list[TaskItem]) -> None:
     text_item = _fit(color_items, "RP")[0]
     assert perturb(text_item, "FB").image.size == (336, 336)
@@ -185,9 +199,9 @@ def test_ri_from_a_folder(tmp_path: Path) -> None:
 
 
 def test_registry_lists_extends_and_rejects() -> None:
-    assert perturbations() == {"UF": "text", "MD": "text", "OCR": "text", "RP": "image",
-                               "RI": "image", "FB": "image", "FW": "image"} | {
-        k: v for k, v in perturbations().items() if k not in BUILTIN}
+    assert {k: perturbations()[k] for k in BUILTIN} == {
+        "UF": "text", "MD": "text", "OCR": "text", "RP": "image", "RI": "image", "FB": "image",
+        "FW": "image"}
     assert set(perturbations("image")) >= {"RP", "RI", "FB", "FW"}
     with pytest.raises(PerturbationError, match=r"unknown perturbation 'XX'; known: UF, MD"):
         get_perturbation("XX")
@@ -197,6 +211,14 @@ def test_registry_lists_extends_and_rejects() -> None:
         return item.replaced(image=Image.new("RGB", (size, size), (level,) * 3))
 
     register_perturbation("GRAY_TEST", "image", gray, "a gray canvas", overwrite=True)
+    try:
+        _check_registered_gray(gray)
+    finally:
+        unregister_perturbation("GRAY_TEST")
+    assert "GRAY_TEST" not in perturbations()
+
+
+def _check_registered_gray(gray: object) -> None:
     item = TaskItem("x", "Q?", "red", "text", context="The circle is red.")
     out = perturb(item, "GRAY_TEST", seed=1)
     assert out.perturbation == "GRAY_TEST" and out.image.size == (8, 8)

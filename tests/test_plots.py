@@ -1,4 +1,4 @@
-"""Figures return matplotlib Figures and save PNG/PDF (SCIENCE.md section 1)."""
+"""Figures return matplotlib Figures and save PNG/PDF (docs/science.md section 1)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ def test_following_curve_overlays_models_and_marks_balance_points(tmp_path: Path
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend[0].startswith("A (x*=") and legend[1].startswith("B (x*=")
+    assert legend[0].startswith("A (logistic x*=") and legend[1].startswith("B (logistic x*=")
     assert legend[2] == "C (no crossing)"
+    # The monotone balance points (hollow circles) are named per model.
+    assert any(t.startswith("A monotone x*=") for t in legend)
+    assert any(t.startswith("B monotone x*=") for t in legend)
     for suffix, magic in ((".png", PNG_MAGIC), (".pdf", b"%PDF")):
         assert (tmp_path / f"curve{suffix}").read_bytes().startswith(magic)
 

@@ -279,6 +279,8 @@ def test_mixed_scale_within_an_agent_and_forced_scale_errors(tmp_path: Path) -> 
              {"item": "b", "agent": "x", "labels": ["u"], "confidence": 0.9, "gold": "u"}]
     outputs = agent_table(_records(lines))
     assert outputs.scales == {"x": "1-100"}  # 90 forces the 1-100 scale for the whole agent
+    assert any("mixed scales? pass --scale" in n and "line 2" in n for n in outputs.notes)
+    assert not agent_table(_records(lines[:1])).notes
     with pytest.raises(SabotageInputError, match="line 1, field 'confidence': outside the 0-1"):
         agent_table(_records(lines), scale="unit")
 
@@ -324,3 +326,38 @@ def test_figures_script_redraws_from_a_report_folder(tmp_path: Path) -> None:
                             "sabotage_bars_modality.png", "topk_coverage.png"}
     assert min(written.values()) > 10_000  # a drawn figure, not an empty canvas
     assert module.main([str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+def _clustered_outputs(rng: np.random.Generator, n_clusters: int = 20, per: int = 10,
+                       mean: float = 0.3, concentration: float = 4.0) -> list[tuple[int, dict]]:
+    """Text agent confidently wrong with a per-cluster probability ~ Beta(mean, conc)."""
+    lines = []
+    for c in range(n_clusters):
+        p = rng.beta(mean * concentration, (1 - mean) * concentration)
+        for i in range(per):
+            wrong = bool(rng.random() < p)
+            for agent, labels, conf in (("text", ["b", "a"] if wrong else ["a", "b"], [0.9, 0.1]),
+                                        ("vision", ["a"], 0.6)):
+                lines.append({"item": f"c{c}-{i}", "agent": agent, "labels": labels,
+                              "confidence": conf, "gold": "a", "cluster": f"c{c}"})
+    return _records(lines)
+
+
+@pytest.mark.slow
+def test_rate_intervals_cover_a_planted_clustered_rate() -> None:
+    """The potential-sabotage interval resamples clusters: it covers the planted mean rate
+    near the nominal 95%, where an interval treating items as independent would not."""
+    from modprobe.stats import mean_interval
+
+    rng = np.random.default_rng(12)
+    covered = covered_independent = 0
+    replicates = 100
+    for r in range(replicates):
+        report = analyze_sabotage(agent_table(_clustered_outputs(rng)), n_resamples=400, seed=r)
+        row = report.rate("text", "potential_sabotage")
+        covered += row["low"] <= 0.3 <= row["high"]
+        text = report.per_agent[report.per_agent["agent"] == "text"]
+        naive = mean_interval(text["potential_sabotage"])  # Wilson over 200 "independent" items
+        covered_independent += naive.low <= 0.3 <= naive.high
+    assert 0.87 <= covered / replicates <= 0.99
+    assert covered_independent / replicates < 0.87

@@ -78,6 +78,9 @@ def test_study_agents_rank_candidates_and_take_gold_by_group(tmp_path: Path) -> 
     assert per.loc[("c1", "text"), "successful_sabotage"] == 0
     assert per.loc[("c1", "text"), "successful_sabotage_joint"] == 1
     assert report.items.set_index("item").loc["c1", "fused_top1"] == "red"
+    groups = report.summary()["groups"]
+    assert groups["conflict/text"]["potential_sabotage"]["count"] == 1
+    assert groups["image_irrelevant/vision"]["contributions"]["count"] == 0
 
 
 def test_vocab_scores_and_gold_text(tmp_path: Path) -> None:

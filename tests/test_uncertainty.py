@@ -1,4 +1,4 @@
-"""Entropy and the uncertainty axis (SCIENCE.md section 1)."""
+"""Entropy and the uncertainty axis (docs/science.md section 1)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from modprobe.spans import ModalitySpans
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
-#: The three conditions of a modality-conflict study (SCIENCE.md section 1).
+#: The three conditions of a modality-conflict study (docs/science.md section 1).
 Condition = Literal["vision", "text", "multi"]
 CONDITIONS: tuple[Condition, ...] = ("vision", "text", "multi")
 

@@ -73,10 +73,13 @@ def _row_context_positions(
         return []
     first = hits[0]
     tail = own_ids[first:]
-    if len(tail) > len(row_ids) or row_ids[len(row_ids) - len(tail):] != tail:
-        return None
-    shift = len(row_ids) - len(own_ids)
-    return [j + shift for j in hits]
+    # The row ends with the tokenizer's tail, or with it followed by tokens the processor
+    # appends after the text (PaliGemma's "\n"): its last exact occurrence.
+    for end in range(len(row_ids), len(tail) - 1, -1):
+        if row_ids[end - len(tail):end] == tail:
+            shift = end - len(own_ids)
+            return [j + shift for j in hits]
+    return None
 
 
 def locate_context(

@@ -73,6 +73,10 @@ def generic_adapter(model: torch.nn.Module, processor: Any | None = None) -> Ada
     if attention is None:
         raise AdapterError(f"cannot adapt {type(model).__name__}: no attention module "
                            "(self_attn, attention or attn) in any decoder layer")
+    # Cross-attention layers (Mllama) run for a whole batch as soon as one row has an
+    # image, and then change the rows without one: such rows differ batched and alone.
+    cross_attention = any(hasattr(layer, "cross_attn") and not hasattr(layer, attention)
+                          for layer in stack)
     templated = processor is None or bool(
         getattr(processor, "chat_template", None)
         or getattr(getattr(processor, "tokenizer", None), "chat_template", None))
@@ -89,7 +93,7 @@ def generic_adapter(model: torch.nn.Module, processor: Any | None = None) -> Ada
         audio_token="audio_token_id" if getattr(config, "audio_token_id", None) is not None else None,
         extra_inputs=("mm_token_type_ids",),
         chat_template=templated,
-        mixed_batches=templated,
+        mixed_batches=templated and not cross_attention,
         requires_pixel_values=pixels is not None and pixels.default is inspect.Parameter.empty,
     )
 

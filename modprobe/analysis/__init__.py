@@ -2,17 +2,19 @@
 
 No model code here: everything takes numpy arrays, torch tensors (converted) or pandas
 tables, so it serves modprobe's captures and predictions from any model alike.
-Definitions: SCIENCE.md section 1. Walk-through with figures: docs/analyses.md.
+Definitions: docs/science.md section 1. Walk-through with figures: docs/analyses.md.
 
 Public API
 ----------
 High level (used by ``python -m modprobe.following`` and the study runner)::
 
-    analyze_following(table, axis="rel", entropy_floor=0.0, filter_correct=False,
-                      conflict_group="conflict", n_bootstrap=1000, confidence=0.95,
-                      bins=10, seed=0, split=True, isotonic_band=True) -> FollowingReport
-        FollowingReport.models[name] -> ModelFollowing(rates, axis, items, law, split, ...)
-        FollowingReport.summary_lines() / .laws
+    analyze_following(table, axis="rel", entropy_floor=0.0, filter_correct=None,
+                      conflict_group="conflict", n_bootstrap=2000, confidence=0.95,
+                      bins=10, seed=0, split=True, isotonic_band=True, cluster="auto",
+                      balance_estimate="logistic") -> FollowingReport
+        FollowingReport.models[name] -> ModelFollowing(rates, axis, items, law, split,
+                                                       filter_steps, ...)
+        FollowingReport.summary_lines() / .laws;  ModelFollowing.to_dict() (summary.json)
     oscillation_report(counts, x, balance_point, groups=None, region_group="conflict",
                        radius=0.5, n_bootstrap=2000, confidence=0.95, seed=0)
         -> OscillationReport(per_item, by_region, by_group, ambiguous_minus_clear, ...)
@@ -41,16 +43,17 @@ Following (`modprobe.analysis.following`)::
 
 The law (`modprobe.analysis.law`)::
 
-    fit_law(x, followed_text, n_bootstrap=1000, confidence=0.95, bins=10, ...,
-            clusters=None) -> Law
-    balance_point(x, followed_text, n_bootstrap=1000, confidence=0.95, seed=0,
-                  clusters=None) -> BalancePoint
+    fit_law(x, followed_text, n_bootstrap=2000, confidence=0.95, bins=10, ...,
+            clusters=None, balance_estimate="logistic") -> Law
+        Law.balance_point (logistic), .balance_point_monotone, .goodness_of_fit,
+        .monotonicity, .recommendation / .recommendation_reason, .summary_lines()
+    balance_point(x, followed_text, n_bootstrap=2000, confidence=0.95, seed=0,
+                  clusters=None) -> BalancePoint   (logistic only)
     split_by_entropy(h_text, h_vision, x, followed_text, clusters=None,
                      **fit_law_kwargs) -> EntropySplit
-    fit_logistic(x, followed_text) -> LogisticFit
-    fit_logistic_batch(x, y, init=None, weights=None)
-    fit_isotonic(x, followed_text, weights=None) -> IsotonicFit
     binned_following_rate(x, followed_text, bins=10, strategy="quantile") -> DataFrame
+    (the fits, tests and intervals themselves live in `modprobe.stats`: logistic,
+    monotone, binning, gof, intervals, resample)
 
 Oscillation (`modprobe.analysis.oscillation`)::
 
@@ -72,11 +75,12 @@ Plots (`modprobe.analysis.plots`; imported lazily, each returns a Figure, ``path
 items instead of single items; ``analyze_following(table, cluster=COLUMN)`` passes a
 table column.
 
-Sabotage (SCIENCE.md section 3; docs/sabotage.md; imported from their modules)::
+Sabotage (docs/science.md section 3; docs/sabotage.md; imported from their modules)::
 
     load_agents(source, gold="auto", scores="candidates", scale="auto") -> AgentOutputs
         # sabotage_runs: a JSONL of agent outputs, a study or an interference run folder
     read_agent_jsonl(path, scale="auto"), agent_table(records)   # sabotage_input
+    SELF_ASSESSMENT_PROMPT, parse_reply(text) -> ParsedReply     # sabotage_replies
     fuse(table, weights="equal", agents=None) -> DataFrame       # sabotage
     analyze_sabotage(outputs, tau=0.7, weights="equal", fuse_joint=False, bins=10)
         -> SabotageReport(per_agent, items, rates, topk, calibration, ece, sabotaged)

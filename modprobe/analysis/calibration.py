@@ -1,6 +1,6 @@
 """Coverage of the balance-point interval on data with a planted law.
 
-SCIENCE.md section 1, "Balance point": the bootstrap interval should cover the true
+docs/science.md section 1, "Balance point": the bootstrap interval should cover the true
 balance point at its nominal rate. This module simulates many datasets from a known
 logistic law (`modprobe.analysis.simulate.simulate_law`), computes the interval on each
 and reports how often it covers the planted value. Run it as
@@ -107,7 +107,7 @@ def coverage_study(
 
     For each dataset ``d``: ``(x, y) ~ simulate_law(n_items, x*, slope)``, then
     `balance_point` with ``n_bootstrap`` replicates; coverage is
-    ``mean_d 1[ci_low_d <= x* <= ci_high_d]`` (SCIENCE.md section 1, "Balance point").
+    ``mean_d 1[ci_low_d <= x* <= ci_high_d]`` (docs/science.md section 1, "Balance point").
     With ``n_clusters``, datasets come from `simulate_clustered_law` (``n_items`` split
     evenly over the clusters) and ``unit`` says what the bootstrap resamples.
 

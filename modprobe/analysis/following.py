@@ -1,6 +1,6 @@
 """Which modality each conflict answer follows, and the macro text-following rate.
 
-SCIENCE.md section 1, "Conflict" and "Macro ratios". An item is a conflict when the
+docs/science.md section 1, "Conflict" and "Macro ratios". An item is a conflict when the
 text-only answer Y_t differs from the vision-only answer Y_v. Its multimodal answer Y_m
 is text-following if it equals Y_t, vision-following if it equals Y_v, other otherwise.
 Answers are compared after `normalize_answer` (strings stripped and case-folded).
@@ -32,7 +32,7 @@ def classify_following(
 ) -> np.ndarray:
     """Label each item text-, vision-following, other, or not a conflict.
 
-    SCIENCE.md section 1, "Conflict": ``no_conflict`` if ``Y_t == Y_v``; else ``text``
+    docs/science.md section 1, "Conflict": ``no_conflict`` if ``Y_t == Y_v``; else ``text``
     if ``Y_m == Y_t``, ``vision`` if ``Y_m == Y_v``, ``other`` otherwise. A missing
     Y_m (None/NaN: the model gave no answer) is ``other``; a missing Y_t or Y_v makes
     the item undecidable, and it is labelled ``no_conflict`` so it is never counted.
@@ -63,7 +63,7 @@ def classify_following(
 
 @dataclass(frozen=True)
 class FollowingRates:
-    """Macro text- and vision-following rates (SCIENCE.md section 1, "Macro ratios").
+    """Macro text- and vision-following rates (docs/science.md section 1, "Macro ratios").
 
     Attributes:
         n_text: Text-following conflict items.
@@ -135,7 +135,7 @@ def following_rates(
     """Macro TFR and VFR with Wilson (or cluster-bootstrap) intervals.
 
     ``TFR = #text / (#text + #vision)``, ``VFR = 1 - TFR`` over conflict items
-    (SCIENCE.md section 1, "Macro ratios"); 'other' and non-conflict items are counted
+    (docs/science.md section 1, "Macro ratios"); 'other' and non-conflict items are counted
     but excluded. With ``filter_correct`` only items whose text-only and vision-only
     answers are both correct are kept, as in the paper's macro analysis. The Wilson
     interval treats items as independent; given ``clusters`` (items made together,

@@ -5,7 +5,7 @@ Tables in, no model code. A prediction table has one row per item and condition:
     id, perturbation, answer, gold [, cluster] [, options] [, relevant]
 
 ``perturbation`` is ``clean`` for the unperturbed input. The causal effect of a
-perturbation (SCIENCE.md section 4) is the flip rate
+perturbation (docs/science.md section 4) is the flip rate
 
     delta = mean over items of 1[answer under the perturbation != clean answer],
 
@@ -52,6 +52,8 @@ class ConditionResult:
         delta: Flip rate against the same items' clean answers (None for clean).
         clean_accuracy: Clean accuracy of the same items (None for clean).
         n: Items.
+        accuracy_drop: Paired clean minus perturbed accuracy of the same items, from
+            per-item differences (None for clean).
         n_unreadable: Answers that named no option (multiple choice) or nothing.
     """
 
@@ -61,6 +63,7 @@ class ConditionResult:
     clean_accuracy: Interval | None
     n: int
     n_unreadable: int
+    accuracy_drop: Interval | None = None
 
     def line(self) -> str:
         """``MD: accuracy=0.792 ci=[0.700, 0.860] delta=0.125 ci=[0.070, 0.210] n=48``."""
@@ -74,7 +77,8 @@ class ConditionResult:
                 "n_unreadable": self.n_unreadable, "accuracy": self.accuracy.to_dict(),
                 "delta": self.delta.to_dict() if self.delta else None,
                 "clean_accuracy": self.clean_accuracy.to_dict() if self.clean_accuracy
-                else None}
+                else None,
+                "accuracy_drop": self.accuracy_drop.to_dict() if self.accuracy_drop else None}
 
 
 def _interval_text(interval: Interval) -> str:
@@ -130,7 +134,7 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
             answer not among its options.
     """
     from modprobe.analysis import normalize_answer
-    from modprobe.data.tasks import read_choice
+    from modprobe.data.choice import read_choice
 
     missing = [c for c in TABLE_COLUMNS if c not in table.columns]
     if missing:
@@ -168,7 +172,7 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
 def _gold_index(gold: Any, options: list[str]) -> int | None:
     """The option the gold answer is: its text, or its letter; None when neither."""
     from modprobe.analysis import normalize_answer
-    from modprobe.data.tasks import LETTERS
+    from modprobe.data.choice import LETTERS
 
     key = normalize_answer(gold)
     for i, option in enumerate(options):
@@ -246,9 +250,10 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         if cluster:
             paired[cluster] = rows[cluster].to_numpy()
         per_item.append(paired)
+        drop = before["correct"].to_numpy(float) - rows["correct"].to_numpy(float)
         results.append(ConditionResult(name, accuracy, interval(flipped, rows),
                                        interval(before["correct"], rows), len(rows),
-                                       unreadable))
+                                       unreadable, interval(drop, rows)))
     if "relevant" in table.columns:
         parts = [f"{HEAVY.get(k, k)} {v.mean():.3f} (n={len(v)})" for k, v in
                  table[table["perturbation"] == CLEAN].groupby("relevant")["correct"]]

@@ -27,9 +27,15 @@ import pandas as pd
 from scipy.special import expit
 
 from modprobe.analysis._arrays import to_numpy
+from modprobe.analysis.balance import (
+    X_RESOLUTION,
+    BalancePoint,
+    balance_from_replicates,
+    recommend,
+)
 from modprobe.stats.binning import BinStrategy, binned_rate
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
-from modprobe.stats.intervals import DEFAULT_RESAMPLES, bootstrap_interval, percentile_interval
+from modprobe.stats.intervals import DEFAULT_RESAMPLES, percentile_interval
 from modprobe.stats.logistic import (
     LogisticFit,
     bootstrap_logistic,
@@ -55,67 +61,6 @@ def binned_following_rate(x: Any, followed_text: Any, bins: int | Sequence[float
                           seed: int = 0) -> pd.DataFrame:
     """Text-following rate per bin of the axis (`modprobe.stats.binning.binned_rate`)."""
     return binned_rate(x, followed_text, bins, strategy, confidence, clusters, n_bootstrap, seed)
-
-
-@dataclass(frozen=True)
-class BalancePoint:
-    """Where a fitted P(text-following) crosses 0.5 (docs/science.md, "Balance point").
-
-    Attributes:
-        value: The crossing when it lies inside the observed range, else NaN.
-        ci_low: Lower percentile-bootstrap bound (NaN when not crossing; -inf when
-            replicates run off the range: an open interval, flagged).
-        ci_high: Upper bound.
-        crosses: Whether the fitted curve crosses 0.5 inside the observed range.
-        direction: When it does not cross: ``"text"`` if the curve stays above 0.5,
-            ``"vision"`` if below; None when it crosses.
-        reason: Human-readable explanation when it does not cross.
-        extrapolated: The logistic's ``-a / b`` wherever it lies (+-inf: flat fit; the
-            monotone fit's crossing, +-inf outside the range).
-        x_range: ``(min, max)`` of the observed axis values.
-        share_crossing: Share of bootstrap replicates whose crossing is in range.
-        confidence: Interval level.
-        n_bootstrap: Bootstrap replicates.
-        method: ``"logistic"`` or ``"monotone"``.
-        mc_error: Monte Carlo standard error of the interval bounds.
-        flags: Warnings about the interval (open, outside the observed range).
-        n_clusters: Clusters resampled (None: items).
-    """
-
-    value: float
-    ci_low: float
-    ci_high: float
-    crosses: bool
-    direction: str | None
-    reason: str | None
-    extrapolated: float
-    x_range: tuple[float, float]
-    share_crossing: float
-    confidence: float
-    n_bootstrap: int
-    method: str = "logistic"
-    mc_error: float = float("nan")
-    flags: tuple[str, ...] = ()
-    n_clusters: int | None = None
-
-    def summary(self, name: str = "balance_point") -> str:
-        """``balance_point=<x> ci=[<lo>, <hi>]`` (flags in brackets after it), or
-        ``balance_point=none (<reason>)``."""
-        if not self.crosses:
-            return f"{name}=none ({self.reason})"
-        text = f"{name}={self.value:.3f} ci=[{self.ci_low:.3f}, {self.ci_high:.3f}]"
-        return text + (f" [{'; '.join(self.flags)}]" if self.flags else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (``value``, ``ci``, ``crosses``, ...; non-finite numbers -> None)."""
-        def num(v: float) -> float | None:
-            return float(v) if v is not None and math.isfinite(v) else None
-        return {"value": num(self.value), "ci": [num(self.ci_low), num(self.ci_high)],
-                "crosses": self.crosses, "summary": self.summary(), "method": self.method,
-                "direction": self.direction, "mc_error": num(self.mc_error),
-                "flags": list(self.flags), "share_crossing": num(self.share_crossing),
-                "n_bootstrap": self.n_bootstrap, "n_clusters": self.n_clusters,
-                "confidence": self.confidence}
 
 
 @dataclass(frozen=True)
@@ -185,7 +130,8 @@ class Law:
         grid: ``points`` x values spanning the observed range.
         logistic_curve: ``points`` fitted P(text) on the grid.
         logistic_band: ``(low, high)``, each ``points``: pointwise bootstrap band.
-        isotonic_curve: ``points`` isotonic fit on the grid.
+        isotonic_curve: ``points`` centred isotonic fit on the grid (the curve whose
+            0.5 crossing is the monotone balance point).
         isotonic_band: ``(low, high)`` bootstrap band of the isotonic fit, or None.
         monotonicity: `MonotonicityTest`.
         balance_point: The logistic `BalancePoint` (the paper's display).
@@ -250,42 +196,6 @@ class Law:
         return lines
 
 
-#: x values closer than this are one value (the axes are dH_rel in [-2, 2], or nats).
-X_RESOLUTION = 1e-6
-
-
-def _point(x0: float, replicates: np.ndarray, x_range: tuple[float, float], confidence: float,
-           method: str, stays_above: bool, n: int, n_clusters: int | None,
-           extrapolated: float) -> BalancePoint:
-    """Assemble a `BalancePoint` from a full-sample crossing and bootstrap crossings."""
-    lo, hi = x_range
-    share = float(np.mean((replicates >= lo) & (replicates <= hi)))
-    common = {"extrapolated": extrapolated, "x_range": x_range, "share_crossing": share,
-              "confidence": confidence, "n_bootstrap": replicates.size, "method": method,
-              "n_clusters": n_clusters}
-    nan = float("nan")
-    if hi - lo <= X_RESOLUTION:  # one distinct x: no curve, so no crossing and no side
-        return BalancePoint(nan, nan, nan, False, None,
-                            f"not identified: every item has the same x ({lo:.3f}), so the "
-                            "data cannot say where P(text) crosses 0.5", **common)
-    if math.isfinite(x0) and lo <= x0 <= hi:
-        ci = bootstrap_interval(replicates, x0, confidence=confidence, n=n,
-                                n_clusters=n_clusters, bounds=x_range)
-        return BalancePoint(x0, ci.low, ci.high, True, None, None, mc_error=ci.mc_error,
-                            flags=ci.flags, **common)
-    direction = "text" if stays_above else "vision"
-    curve = "fitted P(text)" if method == "logistic" else "the monotone fit of P(text)"
-    if method == "logistic":
-        where = ("the fit is flat" if not math.isfinite(extrapolated)
-                 else f"it would cross at {extrapolated:.3f} by extrapolation")
-    else:
-        where = "a monotone fit is not extrapolated"
-    reason = (f"{curve} stays {'above' if stays_above else 'below'} 0.5 over the observed "
-              f"range [{lo:.3f}, {hi:.3f}], so items follow the {direction} throughout; "
-              f"{where}; {share:.0%} of bootstrap fits cross in range")
-    return BalancePoint(nan, nan, nan, False, direction, reason, **common)
-
-
 def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
     """Why the logistic slope is not identified by these items ("" when it is)."""
     if np.ptp(xv) <= X_RESOLUTION:
@@ -299,34 +209,6 @@ def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
             return ("x separates the text- and vision-following items completely, so the "
                     "slope has no finite estimate")
     return ""
-
-
-def _recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalancePoint,
-               trend: MonotonicityTest) -> tuple[str, str]:
-    """Which balance point to trust, and why, in one line."""
-    if trend.direction is None:
-        return "logistic", ("no monotone trend is established, so neither balance point "
-                            "locates a real crossing; read them as descriptive")
-    if law_gof.rejected:
-        return "monotone", (f"trust the monotone balance point: the logistic curve does not "
-                            f"fit ({law_gof.describe()}), so its crossing is a compromise "
-                            "of the wrong shape")
-    if logistic.crosses != monotone.crosses:
-        which = "logistic" if logistic.crosses else "monotone"
-        return "monotone", (f"only the {which} curve crosses 0.5 in the observed range; trust "
-                            "the monotone fit, which extrapolates nothing")
-    if not logistic.crosses:
-        return "logistic", "neither curve crosses 0.5 in the observed range"
-
-    def inside(v: float, bp: BalancePoint) -> bool:
-        return bp.ci_low <= v <= bp.ci_high
-    if not (inside(monotone.value, logistic) and inside(logistic.value, monotone)):
-        return "monotone", (f"the balance points disagree (logistic {logistic.value:.3f}, "
-                            f"monotone {monotone.value:.3f}) although the logistic fit is not "
-                            "rejected; trust the monotone one, which assumes only a monotone "
-                            "law")
-    return "logistic", ("logistic and monotone balance points agree and the logistic fit is "
-                        "not rejected; the logistic one (narrower interval) is fine")
 
 
 def _clean_xy(
@@ -353,7 +235,7 @@ def _logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.n
     coef = np.array([[fit.intercept, fit.slope]])
     x0 = float(crossing(coef)[0])
     above = bool(fit.predict((x_range[0] + x_range[1]) / 2) > 0.5)
-    return _point(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
+    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
                   n_clusters, x0)
 
 
@@ -457,7 +339,7 @@ def fit_law(
         iso_band = (iso_q[0], iso_q[1])
     logistic_bp = _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
     iso_x0 = iso.crossing(0.5)
-    monotone_bp = _point(iso_x0, iso_cross, x_range, confidence, "monotone",
+    monotone_bp = balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
                          iso_x0 == math.inf, xv.size, n_clusters, iso_x0)
     labels = None if codes is None else codes
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence,
@@ -472,12 +354,12 @@ def fit_law(
         df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
         n_bins=len(binned), trend=trend, slope_note=_slope_note(xv, yv, fit))
     gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=labels, alpha=alpha)
-    choice, why = _recommend(gof, logistic_bp, monotone_bp, monotonicity)
+    choice, why = recommend(gof, logistic_bp, monotone_bp, monotonicity)
     estimate = choice if balance_estimate == "auto" else balance_estimate
     return Law(
         x_label=x_label, n=int(xv.size), n_text=int(yv.sum()), binned=binned, logistic=fit,
         isotonic=iso, grid=grid, logistic_curve=fit.predict(grid),
-        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict(grid),
+        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict_centred(grid),
         isotonic_band=iso_band, monotonicity=monotonicity, balance_point=logistic_bp,
         bootstrap_coef=boot, confidence=confidence, seed=seed, n_clusters=n_clusters,
         balance_point_monotone=monotone_bp, goodness_of_fit=gof, recommendation=choice,

@@ -1,6 +1,6 @@
 """Layer-wise oscillation between the text and the vision answer (logit lens).
 
-SCIENCE.md section 1, "Oscillation" and "Heatmap". At every layer the logit lens gives
+docs/science.md section 1, "Oscillation" and "Heatmap". At every layer the logit lens gives
 a top-1 token at the answer position; it is mapped to a *state*: ``T`` (Y_t's token),
 ``V`` (Y_v's token) or ``O`` (other). The oscillation count of an item is the number of
 switches between T and V with 'other' ignored in between: ``V O T`` counts 1,
@@ -44,7 +44,7 @@ UNASSIGNED = "unassigned"
 def layer_states(layer_top1: Sequence[Any] | np.ndarray, y_text: Any, y_vision: Any) -> list[str]:
     """Map one item's per-layer top-1 tokens to ``T`` / ``V`` / ``O`` states.
 
-    SCIENCE.md section 1, "Oscillation": a layer is ``T`` when its top-1 equals Y_t's
+    docs/science.md section 1, "Oscillation": a layer is ``T`` when its top-1 equals Y_t's
     token, ``V`` when it equals Y_v's, ``O`` otherwise (tokens compared after
     `normalize_answer`, so ``" Red"`` matches ``"red"``; ids match ids).
 
@@ -75,7 +75,7 @@ def states_from_logits(
     """Per-layer states from lens logits, with the tie rule of this module.
 
     ``T`` where ``l_t > max(l_v, l_o)``, ``V`` where ``l_v > max(l_t, l_o)``, ``O``
-    otherwise, including every tie for the top (SCIENCE.md section 1, "Oscillation";
+    otherwise, including every tie for the top (docs/science.md section 1, "Oscillation";
     the tie rule is ours).
 
     Args:
@@ -100,7 +100,7 @@ def count_switches(states: Sequence[str]) -> int:
     """Number of T<->V switches, 'other' (and tied) layers ignored in between.
 
     ``count = #{k : s'_k != s'_{k+1}}`` where ``s'`` is the state sequence with every
-    ``O`` removed (SCIENCE.md section 1, "Oscillation"). ``V O T`` -> 1, ``T V T`` -> 2,
+    ``O`` removed (docs/science.md section 1, "Oscillation"). ``V O T`` -> 1, ``T V T`` -> 2,
     all ``O`` or a single layer -> 0.
 
     Args:
@@ -120,7 +120,7 @@ def oscillation_counts(
 ) -> np.ndarray:
     """Per-item switch counts from per-layer top-1 tokens.
 
-    `count_switches` of `layer_states` for every item (SCIENCE.md section 1,
+    `count_switches` of `layer_states` for every item (docs/science.md section 1,
     "Oscillation"). Items with Y_t == Y_v are not conflicts: their count is NaN (flagged,
     never counted as 0).
 
@@ -177,7 +177,7 @@ def bootstrap_mean_interval(
 
 @dataclass(frozen=True)
 class OscillationReport:
-    """Oscillation counts summarised by region and by group (SCIENCE.md section 1).
+    """Oscillation counts summarised by region and by group (docs/science.md section 1).
 
     Attributes:
         per_item: One row per item: ``x, group, region, count`` (count NaN for
@@ -282,7 +282,7 @@ def oscillation_report(
 ) -> OscillationReport:
     """Mean oscillation by region (ambiguous vs clear) and by group, with intervals.
 
-    SCIENCE.md section 1, "Regions" and "Oscillation": regions are assigned to items of
+    docs/science.md section 1, "Regions" and "Oscillation": regions are assigned to items of
     ``region_group`` (all items when ``groups`` is None) with
     ``|x - balance point| <= radius``; every group (e.g. the irrelevant-conflict
     controls) also gets its mean. Means carry percentile-bootstrap intervals; the
@@ -380,7 +380,7 @@ def oscillation_report(
 
 @dataclass(frozen=True)
 class LogitDifferenceMatrix:
-    """Per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis (SCIENCE.md s. 1).
+    """Per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis (docs/science.md s. 1).
 
     Attributes:
         values: ``layers items`` differences, columns sorted by ascending x.
@@ -396,7 +396,7 @@ class LogitDifferenceMatrix:
 def logit_difference(lens_logits: Any, text_ids: Any, vision_ids: Any) -> np.ndarray:
     """``layers items`` matrix ``logit(Y_t) - logit(Y_v)`` from full lens logits.
 
-    SCIENCE.md section 1, "Heatmap": ``D[l, i] = z_{i,l}[t_i] - z_{i,l}[v_i]`` where
+    docs/science.md section 1, "Heatmap": ``D[l, i] = z_{i,l}[t_i] - z_{i,l}[v_i]`` where
     ``z_{i,l}`` is the logit-lens output of item ``i`` at layer ``l``.
 
     Args:
@@ -418,7 +418,7 @@ def logit_difference(lens_logits: Any, text_ids: Any, vision_ids: Any) -> np.nda
 def logit_difference_matrix(logit_diff: Any, x: Any) -> LogitDifferenceMatrix:
     """Order the ``layers items`` logit-difference matrix by the uncertainty axis.
 
-    SCIENCE.md section 1, "Heatmap": rows (here: columns, one per item) ordered by
+    docs/science.md section 1, "Heatmap": rows (here: columns, one per item) ordered by
     dH_rel. Items with a NaN x (degenerate) are dropped.
 
     Args:

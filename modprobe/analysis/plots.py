@@ -95,7 +95,7 @@ def plot_following_curve(
 ) -> Figure:
     """P(text-following) against the uncertainty axis, one curve per model.
 
-    SCIENCE.md section 1, "The law" and "Balance point": the logistic fit with its
+    docs/science.md section 1, "The law" and "Balance point": the logistic fit with its
     bootstrap band, binned rates with Wilson intervals, optionally the isotonic fit,
     and the balance point marked at P = 0.5 with its interval (a horizontal error bar);
     a model whose curve does not cross 0.5 gets "(no crossing)" in the legend.
@@ -103,7 +103,9 @@ def plot_following_curve(
     Args:
         laws: One `Law` or model name -> `Law` (overlaid).
         show_bins: Draw the binned rates.
-        show_isotonic: Draw the isotonic fit (dashed) and its band if bootstrapped.
+        show_isotonic: Draw the centred isotonic fit (dashed), its band if bootstrapped
+            and no logistic band is drawn, and the monotone balance point (hollow
+            circle, with its interval).
         show_band: Draw the logistic bootstrap band.
         title: Figure title.
         x_label: Axis label (default: the first law's ``x_label``).
@@ -123,7 +125,7 @@ def plot_following_curve(
         bp = law.balance_point
         label = name or "logistic fit"
         if bp.crosses:
-            label += f" (x*={bp.value:.2f})"
+            label += f" (logistic x*={bp.value:.2f})" if show_isotonic else f" (x*={bp.value:.2f})"
         else:
             label += " (no crossing)"
         if show_band:
@@ -147,6 +149,15 @@ def plot_following_curve(
                 capsize=2,
                 alpha=0.85,
             )
+        mono = law.balance_point_monotone
+        if show_isotonic and mono is not None and mono.crosses:
+            # Drawn just below 0.5 so the two intervals do not hide each other.
+            ax.errorbar([mono.value], [0.46],
+                        xerr=_error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
+                        fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
+                        capsize=3, zorder=4,
+                        label=f"{name + ' ' if name and len(mapping) > 1 else ''}monotone "
+                              f"x*={mono.value:.2f}")
         if bp.crosses:
             ax.errorbar(
                 [bp.value],
@@ -182,7 +193,7 @@ def plot_uncertainty_distribution(
 ) -> Figure:
     """Distribution of the uncertainty axis per model (step histograms, density scale).
 
-    SCIENCE.md section 1, "Relative uncertainty": shows where items lie on
+    docs/science.md section 1, "Relative uncertainty": shows where items lie on
     ``[-2, 2]`` and how much of the mass saturates at the ends.
 
     Args:
@@ -237,7 +248,7 @@ def plot_oscillation(
 ) -> Figure:
     """Mean oscillation count by region (and control group), with intervals.
 
-    SCIENCE.md section 1, "Oscillation" and "Regions": one point per category
+    docs/science.md section 1, "Oscillation" and "Regions": one point per category
     (ambiguous, clear, then the listed groups) with its bootstrap interval; models are
     offset side by side.
 
@@ -317,7 +328,7 @@ def plot_logit_difference(
 ) -> Figure:
     """Heatmap of per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis.
 
-    SCIENCE.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
+    docs/science.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
     items sorted by dH_rel on the x axis (ticks show dH_rel values), a diverging colour
     scale centred at 0 (red: the text answer leads; blue: the vision answer leads),
     clipped at the 99th percentile of ``|difference|``; the balance point, if given,
@@ -373,7 +384,7 @@ def plot_attention_mass(
 ) -> Figure:
     """Attention mass received by each span, per layer.
 
-    SCIENCE.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
+    docs/science.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
     panel per (``model``, ``condition``) when present: models in rows, conditions in
     columns, so each panel reads as image vs description (``context``) vs question and
     template (``text``). Colour = span, in modprobe's span order, labelled by

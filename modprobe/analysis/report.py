@@ -86,14 +86,14 @@ class ModelFollowing:
     cluster_found: bool = False
 
     def filter_line(self) -> str:
-        """``filter: 560 conflicts -> ...`` one line with what each step removed."""
-        parts = [f"{st['step']} -{st['removed']} ({st['why']})" for st in self.filter_steps[1:]]
-        start = self.filter_steps[0] if self.filter_steps else {"left": len(self.items)}
+        """``filter (...): 576 items; 16 not conflicts (...); ...; 494 in the law``."""
+        parts = [f"{st['removed']} {st['what']} ({st['why']})" if st.get("why") else
+                 f"{st['removed']} {st['what']}" for st in self.filter_steps[1:]]
+        start = self.filter_steps[0]["left"] if self.filter_steps else len(self.items)
         left = self.filter_steps[-1]["left"] if self.filter_steps else len(self.items)
-        mode = ("the paper's filter: both unimodal answers correct" if self.filter_correct
-                else "every conflict kept (no correctness filter)")
-        return (f"filter ({mode}): {start['left']} items; " + "; ".join(parts)
-                + f"; {left} in the law")
+        mode = ("the paper's filter, both unimodal answers correct" if self.filter_correct
+                else "every conflict kept, no correctness filter")
+        return f"filter ({mode}): {start} items; " + "; ".join(parts) + f"; {left} in the law"
 
     def summary_lines(self) -> list[str]:
         """Report lines; the last one is ``balance_point=<x> ci=[<lo>, <hi>]``.
@@ -244,23 +244,24 @@ def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
     steps: list[dict[str, Any]] = []
     keep = np.ones(labels.size, dtype=bool)
 
-    def step(name: str, drop: np.ndarray, why: str) -> None:
+    def step(name: str, what: str, drop: np.ndarray, why: str = "") -> None:
         nonlocal keep
         removed = int(np.sum(keep & drop))
         keep = keep & ~drop
-        steps.append({"step": name, "removed": removed, "left": int(keep.sum()), "why": why})
+        steps.append({"step": name, "what": what, "removed": removed,
+                      "left": int(keep.sum()), "why": why})
 
-    steps.append({"step": "rows", "removed": 0, "left": labels.size, "why": "the group's items"})
-    step("no_conflict", labels == NO_CONFLICT, "Y_t == Y_v: not a conflict")
+    steps.append({"step": "rows", "what": "items", "removed": 0, "left": labels.size,
+                  "why": ""})
+    step("no_conflict", "not conflicts", labels == NO_CONFLICT, "Y_t == Y_v")
     if both_correct is not None and correct_text is not None and correct_vision is not None:
         wrong_t = int(np.sum(keep & ~correct_text & correct_vision))
         wrong_v = int(np.sum(keep & correct_text & ~correct_vision))
         wrong_both = int(np.sum(keep & ~correct_text & ~correct_vision))
-        step("incorrect", ~both_correct,
-             f"a unimodal answer is wrong: text-only {wrong_t}, vision-only {wrong_v}, "
-             f"both {wrong_both}")
-    step("other", ~np.isin(labels, [TEXT, VISION]), "Y_m follows neither modality")
-    step("degenerate", degenerate, "dH_rel undefined: H_t + H_v ~ 0")
+        step("incorrect", "with a wrong unimodal answer", ~both_correct,
+             f"text-only {wrong_t}, vision-only {wrong_v}, both {wrong_both}")
+    step("other", "follow neither modality", ~np.isin(labels, [TEXT, VISION]))
+    step("degenerate", "with undefined dH_rel", degenerate, "H_t + H_v ~ 0")
     return steps, keep
 
 

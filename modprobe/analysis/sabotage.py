@@ -1,4 +1,4 @@
-"""Modality sabotage (SCIENCE.md section 3): agents, fusion, saboteurs and contributors.
+"""Modality sabotage (docs/science.md section 3): agents, fusion, saboteurs and contributors.
 
 Each modality, and the joint input, is an *agent* that returns candidate labels, best
 first, with confidences (`modprobe.analysis.sabotage_input` reads and validates them;
@@ -188,7 +188,7 @@ def _clusters_for(frame: pd.DataFrame, complete_clusters: bool) -> Any:
 def _rate_row(values: pd.Series, clusters: Any, **options: Any) -> dict[str, Any]:
     interval: Interval = mean_interval(values.to_numpy(np.float64), clusters, **options)
     finite = values.dropna()
-    return {"count": int(finite.sum()), "n": int(len(finite)), "rate": interval.estimate,
+    return {"count": int(finite.sum()), "n": len(finite), "rate": interval.estimate,
             "low": interval.low, "high": interval.high, "method": interval.method,
             "n_clusters": interval.n_clusters, "note": interval.note}
 
@@ -255,6 +255,10 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
     if not complete and items["cluster"].notna().any():
         notes.append("some items have no cluster label: intervals treat items as independent")
     rates = _rates(per_agent, complete, options)
+    flat = rates[(rates["n"] > 0) & (rates["low"] == rates["high"])]
+    if len(flat):
+        notes.append(f"{len(flat)} rates have a zero-width interval: every resampled cluster "
+                     "gives the same value; the data show no spread, not certainty")
     topk = _topk(table, fused, items, complete, max_k, options)
     calibration, ece = _calibration(per_agent, bins, complete, options)
     sabotaged = _sabotaged(per_agent)

@@ -1,6 +1,6 @@
 """Agent outputs for the sabotage analysis: the JSONL format, its validator, the scales.
 
-One JSON object per line, one line per item and agent (SCIENCE.md section 3)::
+One JSON object per line, one line per item and agent (docs/science.md section 3)::
 
     {"item": "q17", "agent": "vision", "labels": ["joy", "surprise", "neutral"],
      "confidence": [82, 10, 5], "quality": 0.9, "gold": "joy"}
@@ -13,6 +13,9 @@ field          required  meaning
 ``labels``     yes       candidate labels, best first (a list, or one string)
 ``confidence`` yes       one number (for the top label) or a list aligned with
                          ``labels``; on a 0-1 or a 1-100 scale (see below)
+``response``   no        instead of ``labels`` and ``confidence``: the model's raw reply
+                         to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage_replies`);
+                         an unreadable reply is reported and left out, never guessed
 ``gold``       yes       the right label (the same on every line of an item)
 ``quality``    no        the agent's self-reported data quality (same scales);
                          the fusion weight under ``weights="quality"``
@@ -36,6 +39,7 @@ line and field in one :class:`SabotageInputError`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -47,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer
+from modprobe.analysis.sabotage_replies import parse_reply
 
 #: The agent that saw every modality at once (the model's own fusion).
 JOINT = "joint"
@@ -89,6 +94,8 @@ class AgentOutputs:
         quality_scales: Per agent with qualities, their scale.
         source: Where the outputs came from (a file, a run folder).
         notes: What the reader decided that a user should know (fallbacks, choices).
+        unparsed: Self-assessment replies that could not be read (``line, item, agent,
+            problem, response``); they are not in ``table``.
     """
 
     table: pd.DataFrame
@@ -96,6 +103,7 @@ class AgentOutputs:
     quality_scales: dict[str, str] = field(default_factory=dict)
     source: str = "records"
     notes: tuple[str, ...] = ()
+    unparsed: tuple[dict[str, Any], ...] = ()
 
     @property
     def agents(self) -> list[str]:
@@ -153,12 +161,21 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
     gold_of: dict[str, tuple[str, int]] = {}
     raw_conf: dict[str, list[tuple[int, float]]] = {}
     raw_quality: dict[str, list[tuple[int, float]]] = {}
+    raw_top: dict[str, list[tuple[int, float]]] = {}
+    unparsed: list[dict[str, Any]] = []
 
     for line, rec in records:
         where = f"line {line}"
         if not isinstance(rec, Mapping):
             errors.append(f"{where}: not a JSON object")
             continue
+        if "response" in rec and (rec.get("labels") is None or rec.get("confidence") is None):
+            parsed = parse_reply(rec["response"])
+            if parsed.problem:  # reported and left out, never guessed
+                unparsed.append({"line": line, "item": rec.get("item"), "agent": rec.get("agent"),
+                                 "problem": parsed.problem, "response": str(rec["response"])})
+                continue
+            rec = {**rec, "labels": parsed.labels, "confidence": parsed.confidence}
         missing = [f for f in REQUIRED if f not in rec or rec[f] is None]
         for name in missing:
             fix = " (the right label of the item)" if name == "gold" else ""
@@ -177,16 +194,18 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
                           "candidate labels, best first")
             continue
-        labels = [normalize_answer(lab) if isinstance(lab, str) else None for lab in labels_raw]
+        labels = [normalize_answer(str(lab)) if isinstance(lab, (str, int))
+                  and not isinstance(lab, bool) else None for lab in labels_raw]
         bad = [i for i, lab in enumerate(labels) if not lab]
         if bad:
-            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty string")
+            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty "
+                          "string or an integer")
             continue
         dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
         if dup:
             errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
             continue
-        gold = normalize_answer(rec["gold"]) if isinstance(rec["gold"], (str, int)) and \
+        gold = normalize_answer(str(rec["gold"])) if isinstance(rec["gold"], (str, int)) and \
             not isinstance(rec["gold"], bool) else None
         if gold is None or gold == "":
             errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
@@ -207,7 +226,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
                           "scale (0-1 or 1-100)")
             continue
-        if any(b > a for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
+        if any(b > a for a, b in itertools.pairwise(numbers)):  # type: ignore[operator]
             errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
                           "list labels best first with their confidences aligned")
             continue
@@ -239,6 +258,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
             continue
         gold_of.setdefault(item, (gold, line))
         raw_conf.setdefault(agent, []).extend((line, float(c)) for c in numbers)  # type: ignore[arg-type]
+        raw_top.setdefault(agent, []).append((line, float(numbers[0])))  # type: ignore[arg-type]
         if quality is not None:
             raw_quality.setdefault(agent, []).append((line, float(quality)))
         for rank, label in enumerate(labels, start=1):
@@ -265,8 +285,24 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
                               f"agent {agent!r}")
                 continue
             found[agent] = got
+    notes = []
+    for agent, pairs in raw_conf.items():
+        # A top confidence below 1 on the 1-100 scale is more likely a 0-1 value in a file
+        # that mixes scales than a 0.9% belief: say so rather than guess.
+        odd = [ln for ln, v in raw_top.get(agent, []) if 0.0 < v < 1.0]
+        if scale == "auto" and scales.get(agent) == PERCENT and odd:
+            notes.append(f"agent {agent!r} is on the 1-100 scale but {len(odd)} top "
+                         f"confidences are below 1 (first on line {odd[0]}): mixed scales? "
+                         "pass --scale, or fix those lines")
+    if unparsed:
+        first = unparsed[0]
+        notes.append(f"{len(unparsed)} self-assessment replies could not be read (first: line "
+                     f"{first['line']}, {first['problem']}); they are left out, never guessed "
+                     "(unparsed.csv)")
     if not rows and not errors:
-        errors.append("no agent outputs (the file is empty)")
+        errors.append("no agent outputs (the file is empty)" if not unparsed else
+                      f"no readable agent outputs ({len(unparsed)} replies unreadable, first: "
+                      f"line {unparsed[0]['line']}: {unparsed[0]['problem']})")
     if errors:
         raise SabotageInputError(source, errors)
     table = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -275,7 +311,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
         table[column] = table[column] / divide
     table["score"] = _spread_rest(table)
     return AgentOutputs(table=table, scales=scales, quality_scales=quality_scales,
-                        source=source)
+                        source=source, notes=tuple(notes), unparsed=tuple(unparsed))
 
 
 def _spread_rest(table: pd.DataFrame) -> pd.Series:

@@ -29,8 +29,9 @@ FUSION_COLOR = "black"
 
 
 def _palette(names: list[str]) -> dict[str, Any]:
-    colors = sns.color_palette("colorblind", max(len(names), 3))
-    return dict(zip(names, colors))
+    # The colorblind palette without its gray, which is close to the fusion's black.
+    colors = [c for i, c in enumerate(sns.color_palette("colorblind", 10)) if i != 7]
+    return {name: colors[i % len(colors)] for i, name in enumerate(names)}
 
 
 def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],

@@ -4,7 +4,8 @@ Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
 
     DIR/summary.json       per agent potential_sabotage, successful_sabotage,
                            contributions (count, n, rate, ci), accuracy, ECE, top-k; per
-                           modality the same rates; fusion top1, top3, top5 (rates)
+                           modality and per "group/agent" the same rates; fusion top1,
+                           top3, top5 (rates)
     DIR/summary.txt        what the command printed
     DIR/agent_outputs.csv  the normalised agent table (item x agent x ranked label)
     DIR/per_agent.csv      item x agent: top label, confidence, flags
@@ -14,6 +15,7 @@ Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
     DIR/topk.csv           who (agent or fusion), k, coverage with interval
     DIR/calibration.csv    agent x confidence bin: confidence, accuracy with interval
     DIR/sabotaged.csv      every potential sabotage with all agents' answers
+    DIR/unparsed.csv       self-assessment replies that could not be read (when any)
     DIR/figures/           reliability.png, sabotage_bars.png, topk_coverage.png
                            (+ sabotage_bars_modality.png when modalities group agents,
                            sabotage_bars_group.png when items carry groups)
@@ -73,17 +75,21 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
     modalities = {
         str(name): {m: _rate(report.rate(str(name), m, "modality")) for m in MEASURES}
         for name in dict.fromkeys(report.per_agent["modality"])}
+    by_group = report.rates[report.rates["level"] == "group/agent"]
+    groups = {str(name): {m: _rate(part[part["measure"] == m].iloc[0]) for m in MEASURES}
+              for name, part in by_group.groupby("name", sort=False)}
     summary = {
-        "source": report.outputs.source, "n_items": int(len(report.items)),
+        "source": report.outputs.source, "n_items": len(report.items),
         "agents_order": report.agents, "fused_agents": report.fused_agents,
         "tau": report.tau, "weights": report.weights,
         "confidence_scales": report.outputs.scales,
         "quality_scales": report.outputs.quality_scales,
-        "agents": agents, "modalities": modalities,
+        "agents": agents, "modalities": modalities, "groups": groups,
         "fusion": {**coverage(FUSION),
                    "n_items_with_sabotage": int((report.items["saboteurs"] != "").sum()),
                    "n_items_with_successful_sabotage":
                        int((report.items["successful_saboteurs"] != "").sum())},
+        "unparsed_replies": len(report.outputs.unparsed),
         "notes": report.notes,
     }
     return json_safe(summary)
@@ -103,8 +109,8 @@ def summary_lines(report: SabotageReport) -> list[str]:
 
     scales = ", ".join(f"{a} {s}" for a, s in report.outputs.scales.items())
     lines = [f"source: {report.outputs.source}",
-             f"items: {len(report.items)}; agents: {', '.join(report.agents)}; fused: "
-             f"{', '.join(report.fused_agents)} ({report.weights} weights); tau={report.tau:g}",
+             (f"items: {len(report.items)}; agents: {', '.join(report.agents)}; fused: "
+             f"{', '.join(report.fused_agents)} ({report.weights} weights); tau={report.tau:g}"),
              f"confidence scale found: {scales}"]
     if report.outputs.quality_scales:
         lines.append("quality scale found: " + ", ".join(
@@ -114,7 +120,8 @@ def summary_lines(report: SabotageReport) -> list[str]:
         for measure, name in (("contributions", "accuracy (contribution)"),
                               ("potential_sabotage", "potential sabotage"),
                               ("successful_sabotage", "successful sabotage"),
-                              ("successful_sabotage_joint", "successful sabotage of joint")):
+                              ("successful_sabotage_joint",
+                               "successful sabotage of the joint answer")):
             row = report.rate(agent, measure)
             if not pd.isna(row["rate"]):
                 lines.append(f"  {name}: {_fmt(row)}")
@@ -148,6 +155,8 @@ def write_report(report: SabotageReport, out: str | Path, figures: bool = True) 
     write_csv(out / "agent_outputs.csv", report.outputs.table)
     for name in TABLES:
         write_csv(out / f"{name}.csv", getattr(report, name))
+    if report.outputs.unparsed:
+        write_csv(out / "unparsed.csv", pd.DataFrame(list(report.outputs.unparsed)))
     write_json(out / "summary.json", summary_dict(report))
     (out / "summary.txt").write_text("\n".join(summary_lines(report)) + "\n", encoding="utf-8")
     return draw_figures(out, out / FIGURES) if figures else []

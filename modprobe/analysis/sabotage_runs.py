@@ -23,8 +23,8 @@ confidences are those probabilities, renormalised over the candidates
 (``scores="candidates"``, the default: the label set is the closed set of answers), or
 the full-vocabulary probabilities (``scores="vocab"``: the mass on tokens that are no
 candidate counts against the confidence). Confidences are read from the model's
-probabilities, not elicited: modprobe does not implement the paper's self-assessment
-prompt.
+probabilities, not elicited (the paper's self-assessment prompt is for models that can
+answer it: `modprobe.analysis.sabotage_replies`).
 
 The gold label of an item (``gold="auto"``): the image's color for ``conflict`` and
 ``text_irrelevant`` items (the description is a claim, or about a shape not drawn), the
@@ -67,14 +67,14 @@ def _final_scores(run: Path, notes: list[str]) -> pd.DataFrame:
     if (run / "candidates.csv").is_file():
         return _read_csv(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
     if not (run / "layers.csv").is_file():
-        raise SabotageInputError(str(run), ["the run has neither candidates.csv nor layers.csv; "
-                                            "is the run finished?"])
+        raise SabotageInputError(str(run), [("the run has neither candidates.csv nor layers.csv; "
+                                            "is the run finished?")])
     layers = _read_csv(run / "layers.csv")
     last = layers[layers["layer"] == layers["layer"].max()]
     probs = [c for c in last.columns if c.startswith("prob_")]
     if not probs:
-        raise SabotageInputError(str(run), ["layers.csv has no prob_<candidate> columns: the "
-                                            "run scored no candidate answers"])
+        raise SabotageInputError(str(run), [("layers.csv has no prob_<candidate> columns: the "
+                                            "run scored no candidate answers")])
     notes.append("no candidates.csv (a run from an older modprobe): candidate probabilities "
                  "read from the last lens layer of layers.csv")
     long = last.melt(id_vars=["id", "condition"], value_vars=probs, var_name="candidate",
@@ -168,8 +168,8 @@ def interference_records(run: str | Path, scores: str = "candidates"
     if scores not in SCORES:
         raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
     run = Path(run)
-    notes = ["interference run: agents are its conditions (clean = joint; each perturbation "
-             "an agent of the modality it perturbs); no vision-only or text-only answers"]
+    notes = [("interference run: agents are its conditions (clean = joint; each perturbation "
+             "an agent of the modality it perturbs); no vision-only or text-only answers")]
     items = _read_csv(run / "items.csv")
     layers = _read_csv(run / "layers.csv")
     last = layers[layers["layer"] == layers["layer"].max()]
@@ -244,6 +244,6 @@ def load_agents(source: str | Path, gold: str = "auto", scores: str = "candidate
         return AgentOutputs(table=outputs.table, scales=outputs.scales,
                             quality_scales=outputs.quality_scales, source=str(path),
                             notes=tuple(notes))
-    raise SabotageInputError(str(path), ["not a run folder modprobe knows (no manifest.json "
+    raise SabotageInputError(str(path), [("not a run folder modprobe knows (no manifest.json "
                                          "of a study or interference run beside items.csv); "
-                                         "give a run folder or a JSONL of agent outputs"])
+                                         "give a run folder or a JSONL of agent outputs")])

@@ -26,7 +26,7 @@ def simulate_law(
     """Draw ``(x, followed_text)`` from the logistic law with a known balance point.
 
     ``x ~ Uniform(x_range)``, ``followed_text ~ Bernoulli(sigmoid(slope (x - x*)))``
-    (SCIENCE.md section 1, "The law", "Balance point"): the intercept is
+    (docs/science.md section 1, "The law", "Balance point"): the intercept is
     ``a = -slope * x*``, so the curve crosses 0.5 at ``x*``.
 
     Args:
@@ -153,7 +153,7 @@ def simulate_following_table(
     Per item: ``x ~ Uniform(-1.8, 1.8)``, total entropy ``s ~ LogNormal(0, 0.6)`` nats,
     ``H_t = s (2 + x) / 4``, ``H_v = s (2 - x) / 4``. The item's balance point is
     ``x* / (1 + entropy_shrink * s)`` (entropy_shrink > 0 moves it toward 0 for
-    high-entropy items, as SCIENCE.md section 1's robustness split expects), and it
+    high-entropy items, as docs/science.md section 1's robustness split expects), and it
     follows the text with probability ``sigmoid(slope (x - x*_i))``. A share of items
     answer a third color ('other'), a share are not conflicts (Y_t == Y_v), and a share
     have a wrong unimodal answer (``correct_text`` or ``correct_vision`` False).
@@ -222,7 +222,7 @@ def simulate_saturated_table(
     distinguishes the modalities. The rest have entropies ~ Uniform(0.05, 1.5). Every
     item follows the text with ``P = sigmoid(intercept + slope_per_nat (H_t - H_v))``:
     the true driver is the absolute difference, so the absolute axis (and a floored
-    relative axis) recover the law while the raw dH_rel axis smears it (SCIENCE.md
+    relative axis) recover the law while the raw dH_rel axis smears it (docs/science.md
     section 1; the saturation remedies are ours).
 
     Args:

@@ -1,6 +1,6 @@
 """The prediction-table format shared by `python -m modprobe.following` and the runner.
 
-One row per item, columns (SCIENCE.md section 1):
+One row per item, columns (docs/science.md section 1):
 
 =================  ========  ====================================================
 column             required  meaning

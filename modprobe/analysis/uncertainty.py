@@ -1,6 +1,6 @@
 """Answer-position uncertainty: entropies and the relative-uncertainty axis.
 
-SCIENCE.md section 1 ("Uncertainty", "Relative uncertainty"). Entropies are in nats.
+docs/science.md section 1 ("Uncertainty", "Relative uncertainty"). Entropies are in nats.
 Confident answers saturate: their entropies are a few thousandths of a nat, so a tiny
 absolute difference becomes an extreme dH_rel (close to +-2). Two remedies are offered:
 an entropy floor applied before the ratio, and the absolute difference H_t - H_v as an
@@ -57,7 +57,7 @@ def entropy(
 ) -> np.ndarray:
     """Shannon entropy of the distribution given by logits or log-probabilities.
 
-    ``H = -sum_y p(y) log p(y)`` in nats with ``p = softmax(scores)`` (SCIENCE.md section
+    ``H = -sum_y p(y) log p(y)`` in nats with ``p = softmax(scores)`` (docs/science.md section
     1, "Uncertainty"). Logits and normalised log-probabilities give the same result
     because softmax ignores an additive constant. Log-probabilities of only the top-k
     tokens (as closed APIs return them) are renormalised over those k tokens, which
@@ -69,7 +69,7 @@ def entropy(
         candidates: Optional token indices along ``axis``. When given, the entropy is
             that of the distribution restricted to (renormalised over) those
             candidate answers, ``p_c(y) = p(y) / sum_{y' in C} p(y')`` (the "ours"
-            second view of SCIENCE.md section 1).
+            second view of docs/science.md section 1).
 
     Returns:
         ``...`` float64 array of entropies (the vocabulary axis removed).
@@ -113,7 +113,7 @@ class UncertaintyAxis:
 def relative_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0) -> UncertaintyAxis:
     """Relative uncertainty ``dH_rel = 2 (H_t - H_v) / (H_t + H_v)``.
 
-    SCIENCE.md section 1, "Relative uncertainty": in [-2, 2], negative when the model is
+    docs/science.md section 1, "Relative uncertainty": in [-2, 2], negative when the model is
     more confident in the text. Entropies are first floored, ``H <- max(H, floor)``;
     a floor of a few hundredths of a nat stops saturated items (both entropies ~1e-3)
     from landing at +-2 because of differences that carry no information. Items with
@@ -137,7 +137,7 @@ def uncertainty_axis(
     """The law's x axis: relative (``dH_rel``) or absolute (``H_t - H_v``) uncertainty.
 
     ``rel``: ``x = 2 (H_t' - H_v') / (H_t' + H_v')``; ``abs``: ``x = H_t' - H_v'`` in
-    nats, with ``H' = max(H, entropy_floor)`` (SCIENCE.md section 1, "Relative
+    nats, with ``H' = max(H, entropy_floor)`` (docs/science.md section 1, "Relative
     uncertainty"; the absolute axis and the floor are ours, for saturated models). The
     absolute axis is never degenerate and keeps saturated items near 0 instead of +-2.
 
@@ -191,7 +191,7 @@ def uncertainty_axis(
 def absolute_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0) -> UncertaintyAxis:
     """Absolute uncertainty difference ``H_t - H_v`` (nats); see `uncertainty_axis`.
 
-    SCIENCE.md section 1 (ours: the alternative axis for saturated models).
+    docs/science.md section 1 (ours: the alternative axis for saturated models).
 
     Args:
         h_text: ``items`` H_t in nats.
@@ -207,7 +207,7 @@ def absolute_uncertainty(h_text: Any, h_vision: Any, entropy_floor: float = 0.0)
 def saturation_share(values: Any, threshold: float = 1.5) -> float:
     """Share of items with ``|dH_rel| > threshold`` (a saturation diagnostic).
 
-    SCIENCE.md section 1: when confident answers saturate, most items pile up near
+    docs/science.md section 1: when confident answers saturate, most items pile up near
     +-2. NaN (degenerate) items are ignored.
 
     Args:

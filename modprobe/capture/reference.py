@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from modprobe.adapters.base import _blank_pixel_values
 from modprobe.capture.attention import attention_rows_to_mass, gather_positions
 from modprobe.spans import ModalitySpans
 
@@ -61,13 +62,39 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"text": prompt.text, "return_tensors": "pt"}
         if prompt.images:
             kwargs["images"] = prompt.images
-        return dict(processor(**kwargs))
+        inputs = dict(processor(**kwargs))
+        if not prompt.images and loaded.adapter.requires_pixel_values:
+            # The forward (InstructBLIP) cannot run without pixels: a user running a
+            # text-only prompt passes a blank image, as modprobe's encode does.
+            inputs["pixel_values"] = _blank_pixel_values(processor, 1)
+        return inputs
+    out = processor.apply_chat_template(
+        _user_messages(prompt), tokenize=True, return_dict=True, add_generation_prompt=True,
+        return_tensors="pt")
+    return dict(out)
+
+
+def _user_messages(prompt: Any) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [{"type": "image", "image": img} for img in prompt.images]
     content.append({"type": "text", "text": prompt.text})
-    out = processor.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=True, return_dict=True,
-        add_generation_prompt=True, return_tensors="pt")
-    return dict(out)
+    return [{"role": "user", "content": content}]
+
+
+def user_spans(loaded: Any, prompt: Any, inputs: dict[str, Any]) -> ModalitySpans:
+    """Spans of :func:`user_inputs`' tokens, the context located as ``encode`` does."""
+    from modprobe.adapters.context import locate_context
+
+    processor = loaded.processor
+    if loaded.adapter.chat_template:
+        rendered = processor.apply_chat_template(_user_messages(prompt), tokenize=False,
+                                                 add_generation_prompt=True)
+    else:
+        rendered = prompt.text
+    input_ids = inputs["input_ids"]
+    attention_mask = inputs.get("attention_mask", torch.ones_like(input_ids))
+    context = locate_context(getattr(processor, "tokenizer", processor), [rendered],
+                             [prompt.text], [prompt.context], input_ids, attention_mask)
+    return loaded.adapter.spans(loaded.config, input_ids, attention_mask, context)
 
 
 def eager_reference(
@@ -75,8 +102,12 @@ def eager_reference(
 ) -> EagerReference:
     """Attention mass, lens logits and final logits from the model's own eager forward.
 
-    ``batch`` goes to the forward whole, as the processor returned it (no filtering, no
-    position ids): ``model(**batch, output_attentions=True, output_hidden_states=True)``.
+    ``batch`` goes to the forward whole, as the processor returned it (no filtering):
+    ``model(**batch, output_attentions=True, output_hidden_states=True)``. A padded batch
+    gets position ids as ``generate()`` numbers them (real tokens only), unless the model
+    builds its own (Qwen-VL); a plain forward would number the padding too, which changes
+    InstructBLIP's rows, whose processor puts its query tokens before the left padding.
+    An unpadded prompt (:func:`user_reference`) gets none.
     ``hidden_states[i + 1]`` is the output of decoder layer ``i``, except the last entry,
     which transformers has already passed through the final norm: the norm is applied to
     every other layer only; the final-logit soft cap (Gemma 2) to all.
@@ -87,8 +118,16 @@ def eager_reference(
         spans: The batch's spans.
         positions: `batch` query positions.
     """
+    from modprobe.adapters.context import CONTEXT_MASK
+    from modprobe.capture.trace import generation_position_ids
+
     module, adapter = loaded.module, loaded.adapter
-    out = module(**batch, output_attentions=True, output_hidden_states=True, use_cache=False)
+    # the processor's output: everything but modprobe's own context mask
+    inputs = {k: v for k, v in batch.items() if k != CONTEXT_MASK}
+    position_ids = generation_position_ids(module, inputs)
+    if position_ids is not None and bool((inputs["attention_mask"] == 0).any()):
+        inputs["position_ids"] = position_ids  # as generate() numbers a padded batch
+    out = module(**inputs, output_attentions=True, output_hidden_states=True, use_cache=False)
     lm_out = _language_outputs(out)
     rows = torch.arange(positions.shape[0], device=positions.device)
     seq = batch["input_ids"].shape[1]
@@ -131,7 +170,7 @@ def user_reference(
     for prompt in prompts:
         inputs = user_inputs(loaded, prompt)
         input_ids = inputs["input_ids"]
-        spans = loaded.adapter.spans(loaded.config, input_ids, inputs.get("attention_mask"))
+        spans = user_spans(loaded, prompt, inputs)
         position = spans.answer_positions() - back
         refs.append(eager_reference(loaded, inputs, spans, position))
         ids.append(input_ids[0])

@@ -217,6 +217,21 @@ def chunk_sizes(loaded: Any) -> list[int | None]:
             for i in range(n_layers)]
 
 
+def skipped_layers(loaded: Any, inputs: dict[str, Any]) -> set[int]:
+    """Decoder layers the forward will skip: cross-attention layers without an image.
+
+    Mllama runs its cross-attention layers only when there are image features to attend
+    to; in a text-only batch the residual stream passes them unchanged, so their lens is
+    the previous layer's.
+    """
+    if inputs.get("pixel_values") is not None or inputs.get("cross_attention_states") is not None:
+        return set()
+    adapter = loaded.adapter
+    layers = adapter.decoder_layers(loaded.module)
+    return {i for i, layer in enumerate(layers)
+            if i > 0 and not hasattr(layer, adapter.attention) and hasattr(layer, "cross_attn")}
+
+
 def run_trace(
     loaded: Any,
     inputs: dict[str, Any],
@@ -261,6 +276,7 @@ def run_trace(
     else:
         logit_positions = positions
 
+    skipped = skipped_layers(loaded, kwargs)
     masses: list[torch.Tensor] = []
     hidden: list[torch.Tensor] = []
     with model.trace(**kwargs):
@@ -270,7 +286,9 @@ def run_trace(
                                    chunks[i])
                 # .to(device): layers may sit on different GPUs (device_map="auto")
                 masses.append(mass.to(device).save())
-            if lens:
+            if lens and i in skipped:
+                hidden.append(hidden[-1])  # the layer does not run: the residual passes
+            elif lens:
                 out = layer_envoys[i].output
                 # transformers 5 decoder layers return a tensor; older ones a tuple.
                 out = out[0] if isinstance(out, tuple) else out

@@ -1,4 +1,5 @@
-"""Command line: ``python -m modprobe.data colors|validate|vocab ...`` (see docs/data.md)."""
+"""Command line: ``python -m modprobe.data colors|validate|tasks|validate-tasks|vocab ...``
+(see docs/data.md and docs/interference.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from modprobe.data.dataset import load_dataset
 from modprobe.data.generate import VARIANTS, generate_colors
 from modprobe.data.lowres import lowres_vocabulary
 from modprobe.data.schema import GROUPS
+from modprobe.data.tasks import load_tasks
 
 
 def parse_tiers(values: Sequence[str]) -> list[int]:
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of groups (shape + image color + text color)")
     gen.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed (same seed, same bytes)")
     gen.add_argument("--variant", choices=VARIANTS, default="paper",
-                     help="paper: SCIENCE.md tiers d_v 0-13; lowres: 32x32, tiers 0-7")
+                     help="paper: docs/science.md tiers d_v 0-13; lowres: 32x32, tiers 0-7")
     gen.add_argument("--tiers", nargs="+", default=None,
                      help="visual tiers, e.g. 0 3 5-8 (default: all)")
     gen.add_argument("--text-tiers", nargs="+", default=None,
@@ -61,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
                          "line, field and image); exit code 2 when it does not validate",
                          epilog=cli.EPILOG)
     val.add_argument("dir", help="dataset folder holding items.jsonl")
+
+    tasks = sub.add_parser("tasks", help="write the color world's interference tasks "
+                                         "(image-heavy and text-heavy items)")
+    tasks.add_argument("--out", required=True, help="output folder (must be empty)")
+    tasks.add_argument("--groups", type=cli.positive_int, required=True, help="number of generator groups")
+    tasks.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed (same seed, same bytes)")
+    tasks.add_argument("--variant", choices=VARIANTS, default="lowres",
+                       help="lowres (32x32, the organism's) or paper")
+    tasks.add_argument("--format", choices=("choice", "open"), default="choice",
+                       help="multiple choice (options listed) or open answer")
+    tasks.add_argument("--options", type=int, default=4, help="options per question (2-6)")
+    tasks.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+    check = sub.add_parser("validate-tasks", help="check an interference task folder")
+    check.add_argument("dir", help="task folder holding items.jsonl")
 
     sub.add_parser("vocab", help="print the lowres variant's word vocabulary, one per line")
     return parser
@@ -91,6 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(
             _count(item.group for item in dataset).items()))
         print(f"{args.dir}: {len(dataset)} valid items ({counts})")
+        return cli.EXIT_OK
+    if args.command == "tasks":
+        from modprobe.data.color_tasks import generate_color_tasks
+
+        out = cli.check_out(args.out, overwrite=args.overwrite, what="task dataset")
+        try:
+            path = generate_color_tasks(out, args.groups, args.seed, variant=args.variant,
+                                        fmt=args.format, n_options=args.options,
+                                        overwrite=args.overwrite)
+        except (ValueError, FileExistsError) as exc:  # argument checks, before any write
+            raise cli.ModprobeError(str(exc)) from None
+        print(f"wrote {len(load_tasks(path.parent))} task items to {path.parent}")
+        return cli.EXIT_OK
+    if args.command == "validate-tasks":
+        tasks = load_tasks(args.dir)  # DatasetError: every problem, exit code 2
+        counts = _count(item.relevant for item in tasks)
+        print(f"{args.dir}: {len(tasks)} valid task items (relevant image: "
+              f"{counts.get('image', 0)}, text: {counts.get('text', 0)})")
         return cli.EXIT_OK
     print("\n".join(lowres_vocabulary()))
     return cli.EXIT_OK

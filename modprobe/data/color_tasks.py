@@ -117,7 +117,8 @@ def generate_color_tasks(out: str | Path, groups: int, seed: int = 0, variant: s
     """
     out = Path(out)
     if (out / "items.jsonl").exists() and not overwrite:
-        raise FileExistsError(f"{out / 'items.jsonl'} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{out / 'items.jsonl'} exists; pass overwrite=True (--overwrite) to "
+                              "replace it")
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
     images, items = color_task_items(seed, groups, variant, fmt, n_options, **tier_options)

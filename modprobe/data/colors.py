@@ -1,4 +1,4 @@
-"""The paper variant of the color-recognition conflict dataset (SCIENCE.md section 1).
+"""The paper variant of the color-recognition conflict dataset (docs/science.md section 1).
 
 A *group* is one target shape with one image color and one text color; it yields one
 image per visual tier d_v and, per image, one item per text tier d_t and item kind
@@ -32,7 +32,7 @@ _STREAM_PAIRS, _STREAM_GROUP, _STREAM_IMAGE = 0, 1, 2
 
 @dataclass(frozen=True)
 class VisualTier:
-    """One row of SCIENCE.md's d_v table.
+    """One row of docs/science.md's d_v table.
 
     Attributes:
         d_v: The tier.
@@ -79,7 +79,7 @@ def _small(d_v: int, area: tuple[float, float], n: int, rate: float,
     return VisualTier(d_v, 224, 224, None, area, n, rate, distractor_px)
 
 
-#: SCIENCE.md section 1's visual tiers, d_v 0..13.
+#: docs/science.md section 1's visual tiers, d_v 0..13.
 VISUAL_TIERS: tuple[VisualTier, ...] = (
     *(_big(d) for d in range(5)),
     _small(5, (0.20, 0.40), 7, 0.5, (22, 40)),

@@ -46,7 +46,7 @@ def generate_colors(out: str | Path, groups: int, seed: int, variant: str = "pap
         out: Output folder (created if needed).
         groups: Number of groups (one target shape, image color and text color each).
         seed: Seed; the same arguments give the same bytes.
-        variant: ``"paper"`` (SCIENCE.md's tiers) or ``"lowres"`` (32x32, model organism).
+        variant: ``"paper"`` (docs/science.md's tiers) or ``"lowres"`` (32x32, model organism).
         tiers: Visual tiers to render (default all of the variant's).
         text_tiers: Text tiers (default all of the variant's).
         kinds: Item kinds among conflict, text_irrelevant, image_irrelevant.

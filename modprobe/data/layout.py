@@ -1,6 +1,6 @@
 """Placing a target and its distractors on a canvas (the paper variant's scenes).
 
-Two regimes, following SCIENCE.md's tier table:
+Two regimes, following docs/science.md's tier table:
 
 * no occlusion (d_v 0-4): every shape keeps a clear gap from every other shape;
 * occlusion (d_v 5-13): a given number of distractors overlap the target (drawn on top

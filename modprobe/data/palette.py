@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-#: The six answer colors (SCIENCE.md section 1), in color-wheel order so that each
+#: The six answer colors (docs/science.md section 1), in color-wheel order so that each
 #: color's neighbours on the wheel are its neighbours in this tuple (cyclically).
 COLORS: tuple[str, ...] = ("red", "orange", "yellow", "green", "blue", "purple")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from modprobe.errors import ModprobeError
 
-#: The kinds of item (SCIENCE.md section 1: conflicts and the two irrelevance controls).
+#: The kinds of item (docs/science.md section 1: conflicts and the two irrelevance controls).
 GROUPS: tuple[str, ...] = ("conflict", "text_irrelevant", "image_irrelevant")
 
 #: Required fields and the JSON type each must have.
@@ -73,7 +73,8 @@ class FieldError:
 class DatasetError(ModprobeError, ValueError):
     """A dataset folder does not follow the schema; ``errors`` lists every problem."""
 
-    def __init__(self, root: Path | str, errors: list[FieldError]) -> None:
+    def __init__(self, root: Path | str, errors: list[FieldError],
+                 schema: str = "docs/data.md") -> None:
         self.root = Path(root)
         self.errors = list(errors)
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED_ERRORS])
@@ -82,7 +83,7 @@ class DatasetError(ModprobeError, ValueError):
         plural = "s" if len(self.errors) != 1 else ""
         super().__init__(
             f"dataset {self.root} has {len(self.errors)} error{plural} "
-            f"(schema: docs/data.md):\n{listed}{tail}"
+            f"(schema: {schema}):\n{listed}{tail}"
         )
 
 

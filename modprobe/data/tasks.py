@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from modprobe.data.choice import LETTERS, format_choices, read_choice
 from modprobe.data.schema import (
     _TYPE_NAMES,
     DatasetError,
@@ -48,9 +48,8 @@ RELEVANT: tuple[str, ...] = ("image", "text")
 FORMATS: tuple[str, ...] = ("open", "choice")
 #: The category of an answer that names no option, or two different ones.
 UNREADABLE = "unreadable"
-#: Appended to a multiple-choice question after its options (LLaVA-1.5's MC prompt).
-CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Where the task schema is documented (named in validation errors).
+SCHEMA_DOC = "docs/interference.md, Task items"
 
 REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str, "relevant": str}
 OPTIONAL: dict[str, type] = {"image": str, "context": str, "options": list, "format": str,
@@ -111,8 +110,7 @@ class TaskItem:
         """The question as shown: for multiple choice, followed by ``A. ...`` lines."""
         if self.format != "choice":
             return self.question
-        listed = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(self.options or []))
-        return f"{self.question}\n{listed}\n{CHOICE_INSTRUCTION}"
+        return format_choices(self.question, self.options or [])
 
     def prompt(self) -> Any:
         """The model input (:class:`modprobe.adapters.Prompt`): image, context, question."""
@@ -215,63 +213,6 @@ def _key(text: str) -> str:
     return " ".join(str(text).casefold().split()).strip(".!?,;: ")
 
 
-# ------------------------------------------------------------------ multiple choice
-_LETTER_ALONE = re.compile(r"^[\s(\[]*([A-Za-z])[\s)\].:]*$")
-_LETTER_LEAD = re.compile(r"^[\s(\[]*([A-Z])\s*[).:\]]")
-_LETTER_SAID = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b\)?",
-                          re.IGNORECASE)
-
-
-def read_choice(answer: Any, options: Sequence[str],
-                aliases: Mapping[str, int] | None = None) -> int | None:
-    """Index of the option an answer names, or None when it is unreadable.
-
-    The answer may give the letter (``"B"``, ``"(b)"``, ``"B. blue"``, ``"The answer is
-    B"``) or the option's word(s) (``"blue"``, ``"It is blue."``); both are read, and when
-    both are given they must agree. Neither, two different options, or a letter and a
-    word that disagree: None. A lone lowercase ``"a"`` is read as the letter only when it
-    is the whole answer (elsewhere it is an article).
-
-    Args:
-        answer: The model's answer text (None or NaN: unreadable).
-        options: The options, in letter order.
-        aliases: Further strings that name an option (e.g. an option's first token, when
-            only one answer token was read), normalised before matching.
-    """
-    if not isinstance(answer, str) or not answer.strip():
-        return None
-    letter = _letter(answer, len(options))
-    word = _word(answer, options, aliases or {})
-    if letter is not None and word is not None and letter != word:
-        return None
-    return letter if letter is not None else word
-
-
-def _letter(answer: str, count: int) -> int | None:
-    match = (_LETTER_ALONE.match(answer) or _LETTER_LEAD.match(answer)
-             or _LETTER_SAID.search(answer))
-    if match is None:
-        return None
-    index = LETTERS.index(match.group(1).upper())
-    return index if index < count else None
-
-
-def _word(answer: str, options: Sequence[str], aliases: Mapping[str, int]) -> int | None:
-    text = f" {_words(answer)} "
-    found = {i for i, option in enumerate(options) if f" {_words(option)} " in text}
-    # "dark red" also contains "red": keep only options not inside another found option.
-    found = {i for i in found if not any(j != i and f" {_words(options[i])} "
-                                         in f" {_words(options[j])} " for j in found)}
-    if not found:
-        key = _words(answer)
-        found = {i for alias, i in aliases.items() if _words(alias) == key and key}
-    return found.pop() if len(found) == 1 else None
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[\w'-]+", str(text).casefold()))
-
-
 # ------------------------------------------------------------------ task folders
 @dataclass
 class TaskSet:
@@ -371,15 +312,35 @@ def load_tasks(root: str | Path) -> TaskSet:
     if not path.is_file():
         raise DatasetError(root, [FieldError("items.jsonl", 0, None,
                                              f"not found in {root}; a task folder needs "
-                                             "items.jsonl")])
-    items, errors = parse_tasks(path.read_text(encoding="utf-8"), root)
+                                             "items.jsonl")], schema=SCHEMA_DOC)
+    text = path.read_text(encoding="utf-8")
+    if _is_conflict_dataset(text):
+        raise DatasetError(root, [FieldError("items.jsonl", 0, None, (
+            "holds a conflict dataset (answer_vision/answer_text, for python -m "
+            "modprobe.layers), not interference task items; write tasks with python -m "
+            "modprobe.data tasks, or give each item answer and relevant fields"))],
+            schema=SCHEMA_DOC)
+    items, errors = parse_tasks(text, root)
     if not errors and not items:
         errors.append(FieldError("items.jsonl", 0, None, "holds no items"))
     if errors:
-        raise DatasetError(root, errors)
+        raise DatasetError(root, errors, schema=SCHEMA_DOC)
     info_path = root / "dataset.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     return TaskSet(root, items, info if isinstance(info, dict) else {})
+
+
+def _is_conflict_dataset(text: str) -> bool:
+    """Whether the first record looks like the conflict schema rather than a task item."""
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return (isinstance(record, dict) and "answer_vision" in record
+                    and "relevant" not in record and "answer" not in record)
+    return False
 
 
 def write_tasks(root: str | Path, items: Sequence[TaskItem], info: dict[str, Any]) -> Path:

@@ -1,11 +1,11 @@
 """Question and description templates, and the world-knowledge objects of each color.
 
-The templates are SCIENCE.md section 1's; the object lists are ours (curated by hand).
+The templates are docs/science.md section 1's; the object lists are ours (curated by hand).
 """
 
 from __future__ import annotations
 
-#: Appended to every question (SCIENCE.md section 1).
+#: Appended to every question (docs/science.md section 1).
 ONE_WORD = "Please use one word to answer this question."
 
 #: Real objects of one unambiguous, everyday color (d_t = 2), with their article.

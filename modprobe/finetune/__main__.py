@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--adv-step-size", type=float, default=0.1, help="ascent step size")
     loss.add_argument("--adv-eps", type=float, default=1e-3, help="radius of the ball")
     loss.add_argument("--adv-norm", default="linf", help="linf or l2")
+    loss.add_argument("--adv-on-perturbed", action="store_true",
+                      help="also perturb the perturbed rows adversarially (needed when clean "
+                           "prompts lack the irrelevant modality, as in the color world)")
     parser.add_argument("--perturb", type=_names, default=(),
                         help="comma-separated perturbations for the perturbed copy of each row "
                              "(modprobe.perturb names, e.g. MD,UF,RP,FB)")
@@ -112,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         calibration_layers=args.calibration_layers, calibration_heads=args.calibration_heads,
         consistency_kind=args.consistency_kind, temperature=args.temperature,
         adv_steps=args.adv_steps, adv_step_size=args.adv_step_size, adv_eps=args.adv_eps,
-        adv_norm=args.adv_norm)
+        adv_norm=args.adv_norm, adv_on_perturbed=args.adv_on_perturbed)
     return TrainConfig(
         out=args.out, steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,

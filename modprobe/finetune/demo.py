@@ -17,7 +17,8 @@ variant        losses
 answer         answer cross-entropy only
 calibration    + attention calibration toward the relevant span (layers 2-3)
 consistency    + JS consistency between clean and perturbed answers
-adversarial    + masked adversarial embeddings on the irrelevant modality
+adversarial    + masked adversarial embeddings on the irrelevant modality (of the
+               perturbed rows: the clean ones do not have it)
 =============  ==============================================================
 
 Every variant and the base organism are evaluated on held-out items (another generator
@@ -55,7 +56,9 @@ def variant_losses(name: str) -> Any:
     table = {"answer": LossConfig(),
              "calibration": LossConfig(calibration=1.0, calibration_layers=list(CAL_LAYERS)),
              "consistency": LossConfig(consistency=1.0),
-             "adversarial": LossConfig(adversarial=1.0)}
+             # The color world's clean prompts lack the irrelevant modality (a perturbation
+             # adds it), so the adversarial embeddings go on the perturbed rows.
+             "adversarial": LossConfig(adversarial=1.0, adv_on_perturbed=True)}
     if name not in table:
         raise ValueError(f"unknown variant {name!r}; use one of {', '.join(table)}")
     return table[name]
@@ -168,16 +171,24 @@ def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -
 
 def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 0
                   ) -> pd.DataFrame:
-    """Attention mass on the relevant span at ``layers``, per task kind, clean and perturbed.
+    """Attention on the relevant span at ``layers``, per task kind, clean and perturbed.
 
     From an interference run folder's ``attention.csv`` (head-averaged mass per item,
-    condition, layer and span): per item and condition the mean over ``layers`` of the mass
-    on the item's relevant span (``image`` for image-heavy items, ``context`` for
-    text-heavy ones); then the mean over items with a cluster-bootstrap interval.
+    condition, layer and span), per item and condition, averaged over ``layers``:
+
+    * ``mass``: the share of all attention on the item's relevant span (``image`` for
+      image-heavy items, ``context`` for text-heavy ones);
+    * ``share``: its share of the attention to the two content spans, image + context
+      (what the cross-entropy calibration loss pulls toward 1; the question and chat
+      template, where much attention sinks, left out). Only defined where both spans
+      exist, i.e. under a perturbation.
+
+    Then the mean over items with a cluster-bootstrap interval.
 
     Returns:
-        One row per (relevant, condition): ``relevant, condition, mass, low, high, n``;
-        condition is ``clean`` or ``perturbed`` (every perturbation pooled, clusters kept).
+        One row per (relevant, condition, measure): ``relevant, condition, measure,
+        estimate, low, high, n``; condition is ``clean`` or ``perturbed`` (every
+        perturbation pooled; clusters keep an item's rows together).
     """
     from modprobe.finetune.data import RELEVANT_SPANS
     from modprobe.stats import mean_interval
@@ -186,17 +197,29 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
     items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
     meta = items.drop_duplicates("id").set_index("id")
     attention = attention[attention["layer"].isin(list(layers))]
-    attention = attention.join(meta[["relevant", "cluster"]], on="id")
-    attention = attention[attention["span"] == attention["relevant"].map(RELEVANT_SPANS)]
-    per_item = attention.groupby(["id", "perturbation", "relevant", "cluster"],
-                                 as_index=False)["mass"].mean()
+    wide_mass = attention.pivot_table(index=["id", "perturbation", "layer"], columns="span",
+                                      values="mass", observed=True).reset_index()
+    wide_mass = wide_mass.join(meta[["relevant", "cluster"]], on="id")
+    relevant = np.where(wide_mass["relevant"] == "image", wide_mass["image"],
+                        wide_mass["context"])
+    wide_mass["mass"] = relevant
+    content = wide_mass["image"] + wide_mass["context"]
+    wide_mass["share"] = np.where(
+        (wide_mass["image"] > 0) & (wide_mass["context"] > 0), relevant / content, np.nan)
+    per_item = wide_mass.groupby(["id", "perturbation", "relevant", "cluster"],
+                                 as_index=False)[["mass", "share"]].mean()
     rows = []
-    for (relevant, clean), part in per_item.groupby(
+    for (kind, clean), part in per_item.groupby(
             ["relevant", per_item["perturbation"].eq("clean")]):
-        interval = mean_interval(part["mass"].to_numpy(), part["cluster"].to_numpy(), seed=seed)
-        rows.append({"relevant": relevant, "condition": "clean" if clean else "perturbed",
-                     "mass": interval.estimate, "low": interval.low, "high": interval.high,
-                     "n": len(part)})
+        for measure in ("mass", "share"):
+            if part[measure].isna().all():
+                continue
+            interval = mean_interval(part[measure].to_numpy(), part["cluster"].to_numpy(),
+                                     seed=seed)
+            rows.append({"relevant": kind, "condition": "clean" if clean else "perturbed",
+                         "measure": measure, "estimate": interval.estimate,
+                         "low": interval.low, "high": interval.high,
+                         "n": int(part[measure].notna().sum())})
     return pd.DataFrame(rows)
 
 
@@ -217,9 +240,9 @@ def summarise(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame:
                 rows.append({"model": name, "metric": f"flip/{cond['perturbation']}",
                              **_interval(cond["delta"])})
         for rec in relevant_mass(folder / "interference", seed=config.seed).to_dict("records"):
-            rows.append({"model": name, "metric": f"mass/{rec['relevant']}-heavy/{rec['condition']}",
-                         "estimate": rec["mass"], "low": rec["low"], "high": rec["high"],
-                         "n": rec["n"]})
+            metric = f"{rec['measure']}/{rec['relevant']}-heavy/{rec['condition']}"
+            rows.append({"model": name, "metric": metric, "estimate": rec["estimate"],
+                         "low": rec["low"], "high": rec["high"], "n": rec["n"]})
         study = json.loads((folder / "study" / "summary.json").read_text())
         if "tfr" in study:
             rows.append({"model": name, "metric": "following/TFR", "estimate": study["tfr"],

@@ -1,6 +1,6 @@
 """The fine-tuning losses, as plain functions of tensors with their formulas written out.
 
-* :func:`attention_calibration_loss` (modprobe's own; SCIENCE.md "The attention-calibration
+* :func:`attention_calibration_loss` (modprobe's own; docs/science.md "The attention-calibration
   loss"): on the `batch layer head span` attention mass of a grad capture
   (``capture(..., grad=True).attention_mass``), pull the answer position's attention toward
   the span the task says is relevant.

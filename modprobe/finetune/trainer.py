@@ -168,6 +168,28 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
                 check_batch(loaded, train_batch, config.loss, label=f"{kind}-heavy {label} batch")
             except ValueError as err:
                 raise FinetuneError(str(err)) from None
+            if label == "clean":
+                _check_adversarial(loaded, train_batch, config, kind)
+
+
+def _check_adversarial(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
+    """Refuse an adversarial term that would perturb nothing.
+
+    The masked adversarial loss perturbs the irrelevant modality's tokens of the clean
+    rows (and of the perturbed rows with ``adv_on_perturbed``). Interference tasks often
+    have clean prompts without the irrelevant modality at all (an image-heavy item has no
+    description until a text perturbation adds one), and then the term would silently be
+    the plain answer loss.
+    """
+    from modprobe.finetune.adversarial import irrelevant_mask
+
+    if config.loss.adversarial <= 0 or (config.loss.adv_on_perturbed and config.perturbations):
+        return
+    if not bool(irrelevant_mask(loaded.spans(clean.batch), clean.relevant).any()):
+        raise FinetuneError(
+            f"the adversarial loss perturbs the irrelevant modality's tokens, but the clean "
+            f"prompts of the {kind}-heavy items have none (only a perturbation adds it); "
+            "set LossConfig(adv_on_perturbed=True) (--adv-on-perturbed) and give perturbations")
 
 
 def _answer_ids(tokenizer: Any, answers: Sequence[str], cache: dict[str, int]) -> torch.Tensor:

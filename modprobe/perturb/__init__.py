@@ -8,8 +8,9 @@ The one place where modprobe perturbs inputs: the interference runner
 answer), optional ``image`` (PIL), ``context`` (text before the question), ``options``
 (multiple choice when ``format="choice"``), ``subject`` (the asked object), ``cluster``.
 ``item.prompt()`` is the model input (a :class:`modprobe.Prompt`); ``item.read(answer)``
-maps a model's answer to a category (an option, or ``"unreadable"``) and ``item.gold()``
-is the gold category. Task folders load with :func:`modprobe.data.tasks.load_tasks`; the
+maps a model's answer to a category (an option, or ``"unreadable"``), ``item.gold()``
+is the gold category and ``item.target()`` the answer to train on (the option letter for
+multiple choice, else the gold answer). Task folders load with :func:`modprobe.data.tasks.load_tasks`; the
 color world's tasks come from :func:`modprobe.data.color_tasks.color_task_items`.
 
 **Apply one by name.** ::
@@ -28,7 +29,9 @@ seeded from ``(seed, name, item.id)``). A perturbation only changes the item's
 *irrelevant* modality: text ones (UF, MD, OCR) prepend to ``context`` (the perturbed
 span is the description, ``Perturbation.span == "context"``); image ones (RP, RI, FB, FW)
 replace or add ``image`` (span ``"image"``). Perturbing the relevant modality raises
-:class:`PerturbationError`; :func:`applicable` lists the names that fit an item.
+:class:`PerturbationError`; :func:`applicable` lists the names that fit an item. Every
+perturbation accepts ``size=`` (text ones ignore it), so one call fits all names; an
+option a perturbation does not take is an error naming the ones it does.
 
 =====  =====  ==========================================================================
 name   what   options
@@ -46,7 +49,8 @@ FW     image  full white canvas: ``size=``
 
 **Your own.** ``register_perturbation("blur", "image", fn)`` with
 ``fn(item, rng, **options) -> TaskItem`` drawing randomness only from the numpy
-``rng`` it is given; it is then usable by name everywhere (``--perturb blur``).
+``rng`` it is given; it is then usable by name everywhere (``--perturb blur``); ``unregister_perturbation``
+removes it.
 """
 
 from modprobe.perturb.image import (
@@ -70,6 +74,7 @@ from modprobe.perturb.registry import (
     perturb,
     perturbations,
     register_perturbation,
+    unregister_perturbation,
 )
 from modprobe.perturb.text import FACTS, misleading_description, ocr_noise, unrelated_facts
 
@@ -91,5 +96,5 @@ __all__ = [
     "applicable", "check_perturbation", "check_ri", "full_black", "full_white",
     "get_perturbation", "irrelevant_image", "misleading_description", "ocr_noise", "perturb",
     "perturbations", "processor_image_size", "random_pixels", "register_perturbation",
-    "scene_without", "unrelated_facts", "usable_images",
+    "scene_without", "unregister_perturbation", "unrelated_facts", "usable_images",
 ]

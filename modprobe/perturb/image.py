@@ -33,8 +33,9 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".we
 def processor_image_size(processor: Any) -> tuple[int, int]:
     """``(width, height)`` of the images a model's processor feeds its vision tower.
 
-    Fixed-size processors (LLaVA, LLaVA-NeXT's base tile, InstructBLIP): their crop size,
-    else their resize size. Dynamic-resolution ones (Qwen-VL): a square of
+    Fixed-size processors (LLaVA, LLaVA-NeXT's base tile, InstructBLIP, Gemma3,
+    PaliGemma): their crop size, else their resize size; a square resized by its longest
+    edge (Idefics3): that edge. Dynamic-resolution ones (Qwen-VL): a square of
     :data:`DYNAMIC_SIDE` pixels rounded to the patch grid and kept inside the processor's
     pixel bounds, which the processor then leaves as it is.
 
@@ -64,9 +65,10 @@ def processor_image_size(processor: Any) -> tuple[int, int]:
         if low:
             side = max(side, math.ceil(math.sqrt(low) / factor) * factor)
         return side, side
-    if size is not None and get(size, "shortest_edge"):
-        side = int(get(size, "shortest_edge"))
-        return side, side
+    for key in ("shortest_edge", "longest_edge"):  # resized square: that side both ways
+        if size is not None and get(size, key):
+            side = int(get(size, key))
+            return side, side
     raise PerturbationError(f"cannot tell the image size of {type(ip).__name__}; pass size=(w, h)")
 
 

@@ -83,6 +83,12 @@ def register_perturbation(name: str, modality: str, apply: PerturbFn, descriptio
     return entry
 
 
+def unregister_perturbation(name: str) -> None:
+    """Remove a registered perturbation (e.g. one a test or notebook added)."""
+    get_perturbation(name)
+    del _REGISTRY[name]
+
+
 def get_perturbation(name: str) -> Perturbation:
     """The registered perturbation ``name`` (error listing the known ones otherwise)."""
     try:

@@ -63,12 +63,18 @@ class IsotonicFit:
         cx = np.add.reduceat(self.weights * self.x, starts) / w
         return cx, self.y[starts]
 
+    def predict_centred(self, x: Any) -> np.ndarray:
+        """The centred fit (`centred`) at ``x``: linear between block centres, constant
+        outside; the curve whose crossing `crossing` reports."""
+        cx, cy = self.centred()
+        return np.interp(to_numpy(x), cx, cy)
+
     def crossing(self, level: float = 0.5) -> float:
         """Where the centred fit (`centred`) crosses ``level``: the monotone balance
         point.
 
         Inside the range: linear interpolation between the block centres either side
-        of ``level`` (a block exactly at ``level``: its centre). Outside: +inf when the
+        of ``level`` (a block exactly at ``level``: between its two neighbours). Outside: +inf when the
         curve never reaches ``level`` on the side of larger x (a non-increasing curve
         that stays above it), -inf on the other side.
         """
@@ -80,6 +86,13 @@ class IsotonicFit:
             return math.inf
         j = int(below[0])
         if y[j] == target:
+            # A block exactly at the level: its centre is one point of a crossing that
+            # could lie anywhere in it, and a point estimate that jumps there whenever a
+            # block's mean happens to be 0.5 is unstable; interpolate between the
+            # neighbouring blocks instead (a line through them crosses inside the block).
+            if 0 < j < y.size - 1:
+                x0, x1, y0, y1 = cx[j - 1], cx[j + 1], y[j - 1], y[j + 1]
+                return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
             return float(cx[j])
         if j == 0:
             return -math.inf
@@ -133,7 +146,7 @@ def isotonic_crossings(
         y: ``items`` outcomes.
         weights: ``replicates items`` bootstrap multiplicities.
         level: The level crossed.
-        grid: Points at which to also evaluate every refit (for a band), or None.
+        grid: Points at which to also evaluate every (centred) refit, for a band.
         increasing: Direction of the fits.
 
     Returns:
@@ -147,7 +160,7 @@ def isotonic_crossings(
         fit = fit_isotonic(x, y, weights=weights[r], increasing=increasing)
         cross[r] = fit.crossing(level)
         if curves is not None:
-            curves[r] = fit.predict(grid)
+            curves[r] = fit.predict_centred(grid)
     return cross, curves
 
 
@@ -190,8 +203,10 @@ class TrendTest:
                 else f"{self.n} independent items")
         flips = ("all sign flips" if self.n_clusters <= EXACT_FLIPS_UP_TO
                  else f"{RANDOM_FLIPS} random sign flips")
-        return (f"score test t={self.statistic:.2f}, p={self.p_value:.2g} by {flips} over "
-                f"{unit}")
+        floor = (2.0 / 2**self.n_clusters if self.n_clusters <= EXACT_FLIPS_UP_TO
+                 else 1.0 / (RANDOM_FLIPS + 1))
+        p = f"p={self.p_value:.2g}" if self.p_value > floor else f"p<={floor:.1g}"
+        return f"score test t={self.statistic:.2f}, {p} by {flips} over {unit}"
 
 
 def trend_test(x: Any, y: Any, clusters: Any | None = None, alpha: float = 0.05,
@@ -274,5 +289,9 @@ def trend_scores(
     for chunk in np.array_split(signs, max(1, signs.shape[0] // 1024)):
         flipped = np.abs(per_cluster @ chunk.T)  # datasets patterns
         exceed += np.sum(flipped >= np.abs(u)[:, None] - scale[:, None], axis=1)
-    p = np.where(v > 0, exceed / signs.shape[0], np.nan)
+    if n_clusters <= EXACT_FLIPS_UP_TO:  # every pattern, the observed one included
+        p = exceed / signs.shape[0]
+    else:  # random patterns: count the observed one too, so p is never 0
+        p = (exceed + 1) / (signs.shape[0] + 1)
+    p = np.where(v > 0, p, np.nan)
     return t, max(n_clusters - 1, 1), p, u

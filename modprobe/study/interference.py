@@ -15,6 +15,7 @@ Run folder::
     RUN/items.csv               one row per item x condition: answer, category, correct
     RUN/layers.csv              one row per item x condition x layer (lens)
     RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+                                (absent with --no-attention)
     RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
     RUN/flips.csv               one row per item x perturbation: correct, flipped
     RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
@@ -49,7 +50,7 @@ from modprobe.study.runfolder import (
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences")
+                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -78,6 +79,8 @@ class InterferenceConfig:
         image_size: ``(width, height)`` of image perturbations (None: the processor's).
         ri_folder: Folder of real irrelevant images for RI (None: generated scenes).
         uf_sentences: Unrelated facts per UF perturbation.
+        attention: Capture the attention mass (off: logit lens only, for models whose
+            attention cannot be read, e.g. cross-attention layers).
     """
 
     model: str
@@ -98,6 +101,7 @@ class InterferenceConfig:
     image_size: list[int] | None = None
     ri_folder: str | None = None
     uf_sentences: int = 3
+    attention: bool = True
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -225,11 +229,11 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
             on_chunk(index)
     bar.close()
 
-    gathered = gather_chunks(out, len(chunks), TABLES)
+    gathered = gather_chunks(out, len(chunks), TABLES if config.attention else TABLES[:2])
     from modprobe.study.interference_report import analyse_interference_run
 
     summary, report, shift, figures = analyse_interference_run(
-        out, gathered["items.csv"], gathered["attention_mass.npy"], names,
+        out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
         figures=config.figures)
     mark_complete(out, manifest, remove_chunks=True)
@@ -239,7 +243,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
 def _candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
     """Answers scored by the lens at every layer: every option (and letter) whose first
     token is a distinct known token of the model's tokenizer."""
-    from modprobe.data.tasks import LETTERS
+    from modprobe.data.choice import LETTERS
 
     words: list[str] = []
     for item in items:
@@ -300,7 +304,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     for rows in groups.values():
         batch = [variants[r] for r in rows]
         cap = capture(loaded, [v.prompt() for v in batch], candidates=list(candidates),
-                      top_k=config.top_k).cpu()
+                      top_k=config.top_k, attention=config.attention).cpu()
         frames = cap.to_frames()
         final = frames.final
         for j, row in enumerate(rows):
@@ -317,12 +321,16 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
                 "gold": v.gold(), "correct": category == v.gold(),
                 "p_top1": float(final["top1_prob"].iloc[j]),
                 "entropy": float(final["entropy"].iloc[j])}
-            mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
+            if cap.attention_mass is not None:
+                mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
         lens = frames.lens
         lens.insert(0, "perturbation", [variants[rows[r]].perturbation for r in lens["row"]])
         lens.insert(0, "id", [variants[rows[r]].id for r in lens["row"]])
         lens["_order"] = [rows[r] for r in lens["row"]]
         lens_parts.append(lens.drop(columns=["row"]))
     layers = pd.concat(lens_parts, ignore_index=True).sort_values(["_order", "layer"])
-    return {"items.csv": pd.DataFrame(records), "attention_mass.npy": np.stack(mass),
-            "layers.csv": layers.drop(columns=["_order"]).reset_index(drop=True)}
+    tables: dict[str, Any] = {"items.csv": pd.DataFrame(records),
+                              "layers.csv": layers.drop(columns=["_order"]).reset_index(drop=True)}
+    if config.attention:
+        tables["attention_mass.npy"] = np.stack(mass)  # type: ignore[arg-type]
+    return tables

@@ -87,7 +87,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                                 seed=seed)
         write_csv(out / "attention_shift.csv", shift)
     lines = report.lines()
-    if any(perturbed_span(n) == "text" for n in names if n in set(items["perturbation"])):
+    if len(shift) and (shift["span"] == "text").any():
         lines.append("note: text perturbations' attention is on the whole text span (the "
                      "question's tokens included): this span axis has no context sub-span")
     summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),

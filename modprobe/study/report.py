@@ -214,7 +214,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     written: list[Path] = []
     if report is not None and report.laws:
         written += plots.save_figure(plots.plot_following_curve(
-            {model_name: next(iter(report.laws.values()))},
+            {model_name: next(iter(report.laws.values()))}, show_isotonic=True,
             title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict

@@ -1,0 +1,149 @@
+"""Balance points: where a fitted P(text-following) crosses 0.5, and which to trust.
+
+docs/science.md section 1, "Balance point". `modprobe.analysis.law` computes the
+logistic and the monotone crossing and their bootstrap replicates; this module turns
+them into `BalancePoint` results (interval, Monte Carlo error, flags, or the side the
+curve stays on) and says in one line which estimate to trust (`recommend`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modprobe.stats.gof import GoodnessOfFit
+from modprobe.stats.intervals import bootstrap_interval
+
+
+@dataclass(frozen=True)
+class BalancePoint:
+    """Where a fitted P(text-following) crosses 0.5 (docs/science.md, "Balance point").
+
+    Attributes:
+        value: The crossing when it lies inside the observed range, else NaN.
+        ci_low: Lower percentile-bootstrap bound (NaN when not crossing; -inf when
+            replicates run off the range: an open interval, flagged).
+        ci_high: Upper bound.
+        crosses: Whether the fitted curve crosses 0.5 inside the observed range.
+        direction: When it does not cross: ``"text"`` if the curve stays above 0.5,
+            ``"vision"`` if below; None when it crosses.
+        reason: Human-readable explanation when it does not cross.
+        extrapolated: The logistic's ``-a / b`` wherever it lies (+-inf: flat fit; the
+            monotone fit's crossing, +-inf outside the range).
+        x_range: ``(min, max)`` of the observed axis values.
+        share_crossing: Share of bootstrap replicates whose crossing is in range.
+        confidence: Interval level.
+        n_bootstrap: Bootstrap replicates.
+        method: ``"logistic"`` or ``"monotone"``.
+        mc_error: Monte Carlo standard error of the interval bounds.
+        flags: Warnings about the interval (open, outside the observed range).
+        n_clusters: Clusters resampled (None: items).
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    crosses: bool
+    direction: str | None
+    reason: str | None
+    extrapolated: float
+    x_range: tuple[float, float]
+    share_crossing: float
+    confidence: float
+    n_bootstrap: int
+    method: str = "logistic"
+    mc_error: float = float("nan")
+    flags: tuple[str, ...] = ()
+    n_clusters: int | None = None
+
+    def summary(self, name: str = "balance_point") -> str:
+        """``balance_point=<x> ci=[<lo>, <hi>]`` (flags in brackets after it), or
+        ``balance_point=none (<reason>)``."""
+        if not self.crosses:
+            return f"{name}=none ({self.reason})"
+        text = f"{name}={self.value:.3f} ci=[{self.ci_low:.3f}, {self.ci_high:.3f}]"
+        return text + (f" [{'; '.join(self.flags)}]" if self.flags else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``value``, ``ci``, ``crosses``, ...; non-finite numbers -> None)."""
+        def num(v: float) -> float | None:
+            return float(v) if v is not None and math.isfinite(v) else None
+        return {"value": num(self.value), "ci": [num(self.ci_low), num(self.ci_high)],
+                "crosses": self.crosses, "summary": self.summary(), "method": self.method,
+                "direction": self.direction, "mc_error": num(self.mc_error),
+                "flags": list(self.flags), "share_crossing": num(self.share_crossing),
+                "n_bootstrap": self.n_bootstrap, "n_clusters": self.n_clusters,
+                "confidence": self.confidence}
+
+
+#: x values closer than this are one value (the axes are dH_rel in [-2, 2], or nats).
+X_RESOLUTION = 1e-6
+
+
+def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[float, float], confidence: float,
+           method: str, stays_above: bool, n: int, n_clusters: int | None,
+           extrapolated: float) -> BalancePoint:
+    """A `BalancePoint` from a full-sample crossing ``x0`` and bootstrap crossings
+    (``replicates``, +-inf where a replicate's curve does not cross)."""
+    lo, hi = x_range
+    share = float(np.mean((replicates >= lo) & (replicates <= hi)))
+    common = {"extrapolated": extrapolated, "x_range": x_range, "share_crossing": share,
+              "confidence": confidence, "n_bootstrap": replicates.size, "method": method,
+              "n_clusters": n_clusters}
+    if hi - lo <= X_RESOLUTION:  # one distinct x: no curve, so no crossing and no side
+        nan = float("nan")
+        return BalancePoint(nan, nan, nan, False, None,
+                            f"not identified: every item has the same x ({lo:.3f}), so the "
+                            "data cannot say where P(text) crosses 0.5", **common)
+    if math.isfinite(x0) and lo <= x0 <= hi:
+        ci = bootstrap_interval(replicates, x0, confidence=confidence, n=n,
+                                n_clusters=n_clusters, bounds=x_range)
+        return BalancePoint(x0, ci.low, ci.high, True, None, None, mc_error=ci.mc_error,
+                            flags=ci.flags, **common)
+    direction = "text" if stays_above else "vision"
+    curve = "fitted P(text)" if method == "logistic" else "the monotone fit of P(text)"
+    if method == "logistic":
+        where = ("the fit is flat" if not math.isfinite(extrapolated)
+                 else f"it would cross at {extrapolated:.3f} by extrapolation")
+    else:
+        where = "a monotone fit is not extrapolated"
+    reason = (f"{curve} stays {'above' if stays_above else 'below'} 0.5 over the observed "
+              f"range [{lo:.3f}, {hi:.3f}], so items follow the {direction} throughout; "
+              f"{where}; {share:.0%} of bootstrap fits cross in range")
+    nan = float("nan")
+    return BalancePoint(nan, nan, nan, False, direction, reason, **common)
+
+
+def recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalancePoint,
+              trend: Any) -> tuple[str, str]:
+    """Which balance point to trust, and why, in one line (docs/science.md, "Balance
+    point"): ``("logistic"|"monotone", reason)``. ``trend`` is the law's
+    `MonotonicityTest` (its ``direction``)."""
+    if trend.direction is None:
+        return "logistic", ("no monotone trend is established, so neither balance point "
+                            "locates a real crossing; read them as descriptive")
+    if law_gof.rejected:
+        return "monotone", (f"trust the monotone balance point: the logistic curve does not "
+                            f"fit ({law_gof.describe()}), so its crossing is a compromise "
+                            "of the wrong shape")
+    if logistic.crosses != monotone.crosses:
+        which = "logistic" if logistic.crosses else "monotone"
+        return "monotone", (f"only the {which} curve crosses 0.5 in the observed range; trust "
+                            "the monotone fit, which extrapolates nothing")
+    if not logistic.crosses:
+        return "logistic", "neither curve crosses 0.5 in the observed range"
+
+    # The monotone interval assumes only monotonicity: a logistic estimate outside it is
+    # the logistic shape pulling the crossing. (The converse test would fire by chance:
+    # the logistic interval is the narrower one when the logistic law is right.)
+    if not monotone.ci_low <= logistic.value <= monotone.ci_high:
+        return "monotone", (f"the balance points disagree (logistic {logistic.value:.3f} lies "
+                            f"outside the monotone interval around {monotone.value:.3f}) "
+                            "although the logistic fit is not rejected; trust the monotone "
+                            "one, which assumes only a monotone law")
+    return "logistic", ("the logistic balance point lies inside the monotone one's interval "
+                        "and the logistic fit is not rejected; the logistic one (the "
+                        "paper's display) stands")
