@@ -90,6 +90,20 @@ def test_data_validate_missing_folder_and_bad_json(tmp_path: Path,
     assert "line 1" in capsys.readouterr().err
 
 
+def test_data_tasks_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    refused(data_main, ["tasks", "--out", str(tmp_path / "t"), "--groups", "0"], capsys,
+            "--groups", [tmp_path])
+    (tmp_path / "file").write_text("x")
+    refused(data_main, ["tasks", "--out", str(tmp_path / "file"), "--groups", "1"], capsys,
+            "is a file", [tmp_path])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "items.jsonl").write_text("mine\n")
+    refused(data_main, ["tasks", "--out", str(tmp_path / "full"), "--groups", "1"], capsys,
+            "--overwrite", [tmp_path])
+    refused(data_main, ["validate-tasks", str(tmp_path / "nope")], capsys, "items.jsonl",
+            [tmp_path])
+
+
 def test_symlink_inside_the_folder_is_fine(data: Path, tmp_path: Path) -> None:
     from modprobe.data import load_dataset
 
