@@ -29,11 +29,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from modprobe.finetune.data import RELEVANT_SPANS  # noqa: E402
 from modprobe.finetune.demo import CAL_LAYERS, EVAL_PERTURB, TRAIN_PERTURB  # noqa: E402
 
-PALETTE = ["#444444", "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc"]
+#: The interference figures' palette, so a model has one color in every figure.
+PALETTE = sns.color_palette("colorblind").as_hex()
 
 
 def models_of(summary: pd.DataFrame) -> list[str]:

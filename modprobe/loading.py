@@ -345,7 +345,8 @@ def load(
         dtype: ``"auto"`` (the checkpoint's), ``"float32"``, ``"bfloat16"``, ``"float16"``
             or a torch dtype.
         attn_implementation: Attention kernel; modprobe's capture works under the default
-            ``"sdpa"`` (no need for ``"eager"``).
+            ``"sdpa"`` and under ``"eager"``, which models with soft-capped attention
+            (PaliGemma 2) need: transformers refuses SDPA for them, and ``load`` says so.
         trust_remote_code: Run code shipped with the checkpoint. Off unless you ask.
         local_files_only: Never touch the network (default: only for local folders).
 

@@ -145,7 +145,8 @@ def test_two_rows_seven_candidates(pair: tuple[Any, Any]) -> None:
                          [("dedicated", "left"), ("dedicated", "right"), ("generic", "right")])
 def test_context_mass_matches_eager(pair: tuple[Any, Any], padding_side: str,
                                     adapter: str) -> None:
-    """Context vs other text, SDPA vs eager: multi rows of different lengths, text-only rows."""
+    """Context vs other text: the padded batch's capture (SDPA) equals each prompt alone
+    through the user's eager forward; multi rows of different lengths, text-only rows."""
     from dataclasses import replace
 
     from modprobe.adapters import generic_adapter

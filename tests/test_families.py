@@ -12,7 +12,6 @@ what to do.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,9 +89,9 @@ def test_upstream_broken_families_still_fail(name: str) -> None:
     """
     eager = load_family(name, "eager")
     inputs = user_inputs(eager, _prompts()[1])
-    with pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)):
-        with torch.no_grad():
-            eager.module(**inputs)
+    with (pytest.raises(Exception, match=re.escape(TINY_FAMILIES[name].upstream_error)),
+          torch.no_grad()):
+        eager.module(**inputs)
 
 
 def test_capture_equals_the_users_forward(tiny_family: str, family_pair) -> None:
@@ -226,3 +225,21 @@ def test_smolvlm_processor_templates_without_a_video_processor(monkeypatch, imag
                                            return_tensors="pt")
     assert torch.equal(batch["input_ids"], theirs["input_ids"])
     assert int((batch["input_ids"] == reference.tokenizer.convert_tokens_to_ids("<image>")).sum()) > 4
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_context_span_is_the_description(tiny_family: str, family_pair,
+                                         padding_side: str) -> None:
+    """The context span holds exactly the description's tokens, in every generic family."""
+    lm, _ = family_pair(tiny_family)
+    prompts = [*_prompts(), modprobe.Prompt("What color ?", context="It is a blue square , "
+                                            "or green .", images=[noise_image(5, (32, 32))])]
+    batch = lm.encode(prompts, padding_side=padding_side)
+    spans = lm.spans(batch)
+    for row, prompt in enumerate(prompts):
+        ids = batch["input_ids"][row][spans.mask("context")[row]].tolist()
+        if not prompt.context:
+            assert ids == []
+            continue
+        assert ids == lm.tokenizer(prompt.context, add_special_tokens=False)["input_ids"]
+        assert [r[0] for r in spans.ranges(row)].count("context") == 1, "one contiguous run"

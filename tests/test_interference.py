@@ -72,6 +72,10 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     shift = pd.read_csv(out / "attention_shift.csv")
     assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RP", "RI", "FB", "FW"}
     assert (shift.loc[shift["span"] == "image", "clean"] == 0).all()  # no image when clean
+    if "context" in SPAN_NAMES:  # text perturbations are measured on the description's tokens
+        text = shift[shift["perturbation"].isin(["UF", "MD", "OCR"])]
+        assert set(text["span"]) == {"context"}
+        assert (text["clean"] == 0).all() and (text["perturbed"] > 0).all()
     layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
     assert len(layers) == len(items) * mass.shape[1]
 

@@ -233,8 +233,19 @@ def test_context_needs_matching_processor_tokens(tiny_model, images) -> None:
     prompt = _context_prompts(images)[0]
     batch = lm.encode([prompt])
     rendered = lm.adapter.prompt_text(lm.processor, prompt)
+    expected = lm.spans(batch).mask("context")
+
+    def locate(ids: torch.Tensor) -> torch.Tensor:
+        return locate_context(lm.tokenizer, [rendered], [prompt.text], [prompt.context], ids,
+                              torch.ones_like(ids))
+
+    # a processor that appends a token after the text (PaliGemma's newline) is tolerated
+    newline = lm.tokenizer.convert_tokens_to_ids("\n")
+    longer = torch.cat([batch["input_ids"], torch.tensor([[newline]])], dim=1)
+    assert torch.equal(locate(longer)[:, :-1], expected)
+    # a row whose question differs from the tokenizer's is refused, not guessed
     ids = batch["input_ids"].clone()
-    ids[0, -1] = lm.tokenizer.convert_tokens_to_ids("blue")  # the row no longer matches
+    after = int(expected[0].nonzero().max()) + 1
+    ids[0, after] = lm.tokenizer.convert_tokens_to_ids("blue")
     with pytest.raises(ContextLocationError, match="row 0"):
-        locate_context(lm.tokenizer, [rendered], [prompt.text], [prompt.context], ids,
-                       batch["attention_mask"])
+        locate(ids)

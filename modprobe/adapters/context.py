@@ -11,9 +11,10 @@ template's by their ids, so :func:`locate_context` finds them from character off
    character with the newline after it counts as context);
 3. those tokens' positions in the processor's row. The processor expands each image
    placeholder into many tokens (or, for InstructBLIP, prepends query tokens) *before*
-   the text the images precede, so the row's tokens from the description to its end are
-   exactly the tokenizer's: the two are aligned from the end of the row, padding
-   skipped, and the alignment is checked token by token.
+   the text the images precede, so the row's tokens from the description on are exactly
+   the tokenizer's: the tokenizer's run from the first context token to the end of the
+   prompt is found in the row (padding skipped) token by token, which both places the
+   context and checks the alignment.
 
 Everything is per row, so left and right padding and rows of different lengths work
 alike. When the alignment check fails (a processor that rewrites the text after the
@@ -31,6 +32,11 @@ import torch
 #: Key of the `batch seq` boolean context mask in a batch from ``Adapter.encode``. It is
 #: not a model input: ``Adapter.model_inputs`` drops it.
 CONTEXT_MASK = "context_mask"
+
+
+#: Most tokens cut from the end of the tokenizer's run when it is matched in the row: text a
+#: processor appends may merge with them (see :func:`_row_context_positions`).
+_MAX_TRIM = 2
 
 
 class ContextLocationError(ValueError):
@@ -64,21 +70,22 @@ def _row_context_positions(
 ) -> list[int] | None:
     """Indices into ``row_ids`` (real tokens only) of the context tokens, or None.
 
-    None when the tokenizer's tokens from the first context token to the end differ from
-    the row's last tokens (the alignment this module relies on does not hold).
+    The tokenizer's tokens from the first context token on (context, question, template
+    end) must appear in the row as one contiguous run; the rightmost such run is taken.
+    A processor may append a token or two after the text (PaliGemma appends a newline,
+    which can merge with the last character), so up to :data:`_MAX_TRIM` tokens may be
+    cut from the end of the run, never a context token. None when no run matches.
     """
     start, stop = char_range
     hits = [j for j, (a, b) in enumerate(own_offsets) if b > a and a < stop and b > start]
     if not hits:
         return []
-    first = hits[0]
-    tail = own_ids[first:]
-    # The row ends with the tokenizer's tail, or with it followed by tokens the processor
-    # appends after the text (PaliGemma's "\n"): its last exact occurrence.
-    for end in range(len(row_ids), len(tail) - 1, -1):
-        if row_ids[end - len(tail):end] == tail:
-            shift = end - len(own_ids)
-            return [j + shift for j in hits]
+    first, last = hits[0], hits[-1]
+    for trim in range(min(_MAX_TRIM, len(own_ids) - 1 - last) + 1):
+        tail = own_ids[first:len(own_ids) - trim]
+        for at in range(len(row_ids) - len(tail), -1, -1):
+            if row_ids[at] == tail[0] and row_ids[at:at + len(tail)] == tail:
+                return [at + j - first for j in hits]
     return None
 
 

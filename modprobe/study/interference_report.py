@@ -25,16 +25,31 @@ FIGURES = "figures"
 HEAVY = {"image": "image-heavy", "text": "text-heavy"}
 
 
-def attention_long(mass: np.ndarray, items: pd.DataFrame) -> pd.DataFrame:
-    """Head-averaged mass `row layer span` as ``id, perturbation, layer, span, mass``."""
+def attention_long(mass: np.ndarray, items: pd.DataFrame,
+                   span_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Head-averaged mass `row layer span` as ``id, perturbation, layer, span, mass``.
+
+    ``span_names`` names the span axis (default: this version's ``SPAN_NAMES``; a run
+    written before the context span existed has ``LEGACY_SPAN_NAMES``)."""
     mean = mass.mean(axis=2)
-    rows, layers, _ = mean.shape
-    index = pd.MultiIndex.from_product([range(rows), range(layers), list(SPAN_NAMES)],
+    rows, layers, width = mean.shape
+    names = list(span_names) if span_names is not None else _span_names(width)
+    index = pd.MultiIndex.from_product([range(rows), range(layers), names],
                                        names=["row", "layer", "span"])
     frame = pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()
     frame.insert(0, "perturbation", items["perturbation"].to_numpy()[frame["row"]])
     frame.insert(0, "id", items["id"].to_numpy()[frame["row"]])
     return frame.drop(columns=["row"])
+
+
+def _span_names(width: int) -> list[str]:
+    from modprobe.spans import LEGACY_SPAN_NAMES
+
+    for names in (SPAN_NAMES, LEGACY_SPAN_NAMES):
+        if len(names) == width:
+            return list(names)
+    raise ValueError(f"attention mass has {width} spans; expected {len(SPAN_NAMES)} "
+                     f"({', '.join(SPAN_NAMES)})")
 
 
 def cluster_of(items: pd.DataFrame) -> str | None:
@@ -67,6 +82,7 @@ def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
 def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
                              names: Sequence[str], model_name: str, n_bootstrap: int = 2000,
                              seed: int = 0, figures: bool = True,
+                             span_names: Sequence[str] | None = None,
                              ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
     attention_shift.csv, summary.json and the figures into ``out``."""
@@ -79,9 +95,11 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     write_csv(out / "flips.csv", report.per_item)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
-        attention = attention_long(mass, items)
+        attention = attention_long(mass, items, span_names)
         write_csv(out / "attention.csv", attention)
-        spans = {n: perturbed_span(n) for n in names if n in set(items["perturbation"])}
+        present = set(attention["span"])
+        spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
+                 for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
         shift = attention_shift(attention, spans, clusters, n_resamples=min(n_bootstrap, 1000),
                                 seed=seed)
@@ -176,4 +194,5 @@ def analyse_interference_folder(run: str | Path, n_bootstrap: int = 2000, seed: 
     mass_path = run / "attention_mass.npy"
     mass = read_npy(mass_path) if mass_path.is_file() else None
     return analyse_interference_run(run, items, mass, manifest["options"]["perturb"],
-                                    manifest["options"]["model"], n_bootstrap, seed, figures)
+                                    manifest["options"]["model"], n_bootstrap, seed, figures,
+                                    span_names=manifest.get("span_names"))

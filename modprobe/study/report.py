@@ -235,9 +235,10 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
     frame = attention_table(mass, items["id"].tolist())
-    present = [s for s in span_names_of(mass.shape[-1])
-               if frame.loc[frame["span"] == s, "mass"].sum() > 0]
-    frame = frame[frame["span"].isin(present)]
+    # A span with no tokens in a condition (no image in text-only prompts, no description
+    # in vision-only ones) gets exactly 0: leave it out of that condition's panel.
+    total = frame.groupby(["condition", "span"], sort=False)["mass"].transform("sum")
+    frame = frame[total > 0]
     # Condition names would read like span names ("text" twice): name the prompts instead.
     frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
     written += plots.save_figure(plots.plot_attention_mass(
