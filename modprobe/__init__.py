@@ -26,13 +26,16 @@ _LAZY = {
     "ALIASES": "modprobe.loading",
     "LoadedModel": "modprobe.loading",
     "ModelNotFoundError": "modprobe.loading",
+    "ModelLoadError": "modprobe.loading",
+    "ModprobeError": "modprobe.errors",
     "load": "modprobe.loading",
     "SPAN_NAMES": "modprobe.spans",
     "ModalitySpans": "modprobe.spans",
 }
 
 __all__ = ["ADAPTERS", "ALIASES", "SPAN_NAMES", "Adapter", "AdapterError", "LoadedModel",
-           "ModalitySpans", "ModelNotFoundError", "Prompt", "adapter_for", "load"]
+           "ModalitySpans", "ModelLoadError", "ModelNotFoundError", "ModprobeError", "Prompt",
+           "adapter_for", "load"]
 
 
 def __getattr__(name: str) -> Any:

@@ -30,10 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modprobe import cli
 from modprobe.analysis.law import ESTIMATES
 from modprobe.analysis.report import AUTO, FollowingReport, analyze_following, json_ready
-from modprobe.analysis.table import TableError, read_table
-from modprobe.io import write_json
+from modprobe.analysis.table import read_table
+from modprobe.io import atomic_path, write_bytes, write_json
 from modprobe.stats import DEFAULT_RESAMPLES
 
 #: Options of a run's manifest.json used as defaults when TABLE is a run's items.csv.
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.following",
         description="Modality-following analysis (TFR, law, balance point) of a prediction table.",
+        epilog=cli.EPILOG,
     )
     parser.add_argument(
         "table",
@@ -52,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         "(optional model, group, correct_text, correct_vision, cluster)",
     )
     parser.add_argument("--out", type=Path, default=None,
-                        help="directory for summary.json, summary.txt and figures")
+                        help="directory for summary.json, summary.txt and figures (must be "
+                        "empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out, replacing the files there")
     filt = parser.add_mutually_exclusive_group()
     filt.add_argument("--filter-correct", action="store_true", default=None,
                       help="require the paper's filter (error without correctness columns); "
@@ -61,14 +66,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="keep every conflict, also those with a wrong unimodal answer")
     parser.add_argument("--axis", choices=("rel", "abs"), default=None,
                         help="x axis: dH_rel (rel, default) or H_t - H_v in nats (abs)")
-    parser.add_argument("--entropy-floor", type=float, default=None,
+    parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=None,
                         help="floor (nats) applied to both entropies before the axis (default 0)")
-    parser.add_argument("--bootstrap", type=int, default=None,
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=None,
                         help=f"bootstrap replicates (default {DEFAULT_RESAMPLES})")
-    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=None, help="bootstrap seed (default 0)")
     parser.add_argument("--group", default="conflict",
                         help="with a group column, the group to analyse (default: conflict)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    parser.add_argument("--confidence", type=cli.probability, default=0.95, help="interval level")
     clus = parser.add_mutually_exclusive_group()
     clus.add_argument("--cluster", default=AUTO, metavar="COLUMN",
                       help="column of cluster labels: resample whole clusters of correlated "
@@ -109,7 +114,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
         fig = plot_following_curve(laws, x_label=x_label, title="Modality following",
                                    show_isotonic=len(laws) == 1)
         written += [out / "following_curve.png"]
-        fig.savefig(written[-1], dpi=150)
+        _save(fig, written[-1])
     halves = {}
     for name, m in report.models.items():
         if m.split is not None:
@@ -120,7 +125,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
             halves, x_label=x_label, title="Median split of total entropy $H_t + H_v$"
         )
         written += [out / "following_split.png"]
-        fig.savefig(written[-1], dpi=150)
+        _save(fig, written[-1])
     fig = plot_uncertainty_distribution(
         {
             name: m.items.loc[m.items["label"] != "no_conflict", "x"]
@@ -142,9 +147,18 @@ def report_summary(report: FollowingReport) -> dict[str, Any]:
     return json_ready({"models": models, "lines": report.summary_lines()})
 
 
+def _save(fig: Any, path: Path) -> None:
+    """Save a figure atomically (a kill never leaves half a PNG)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+
+
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
+    """Run the CLI; returns the exit code (0 ok, 2 invalid input, see ``--help``)."""
     args = _parser().parse_args(argv)
+    if args.out is not None:
+        args.out = cli.check_out(args.out, overwrite=args.overwrite, what="figures")
     run, run_model = _run_defaults(Path(args.table))
     given = {"axis": args.axis, "entropy_floor": args.entropy_floor,
              "n_bootstrap": args.bootstrap, "seed": args.seed,
@@ -161,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         filter_correct = False
     elif args.filter_correct:
         filter_correct = True
+    table = read_table(args.table)  # TableError: names the column and row
     try:
-        table = read_table(args.table)
         if run_model is not None and "model" not in table.columns:
             table = table.assign(model=run_model)
         report = analyze_following(
@@ -173,9 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster=None if args.no_cluster else args.cluster,
             **options,
         )
-    except (TableError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # the table does not fit the options (--group, --cluster, ...)
+        raise cli.ModprobeError(f"{args.table}: {err}") from None
     if run:
         used = ", ".join(f"{k}={options.get(k, run[k])}" for k in run if k in options)
         print(f"note: options of the run's manifest.json used as defaults ({used})",
@@ -183,12 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = report.summary_lines()
     if args.out is not None:
         files = write_figures(report, args.out)
-        (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
+        write_bytes(args.out / "summary.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         write_json(args.out / "summary.json", report_summary(report))
         print(f"figures: {', '.join(str(f) for f in files)}; summary.json, summary.txt",
               file=sys.stderr)
     print("\n".join(lines))
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

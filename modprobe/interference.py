@@ -25,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modprobe import cli
+
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except the ``None`` and ``False`` ones (their help says it)."""
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "image for text-heavy ones) and measure accuracy, the flip rate delta "
                     "with paired cluster-aware intervals, and where in the layers the "
                     "perturbed span takes the answer position's attention.",
-        formatter_class=_Formatter)
+        formatter_class=_Formatter, epilog=cli.EPILOG)
     parser.add_argument("table", nargs="?", default=None,
                         help="CSV of predictions (id, perturbation, answer, gold [, cluster, "
                              "options, relevant]); analyse it instead of running a model")
@@ -56,26 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "<model>); never overwritten")
     parser.add_argument("--perturb", default=None,
                         help="comma-separated perturbations (default: UF,MD,OCR,RP,RI,FB,FW)")
-    parser.add_argument("--groups", type=int, default=None,
+    parser.add_argument("--groups", type=cli.positive_int, default=None,
                         help="color-world groups to generate without --data "
                              "(default 12 for the organism, 8 otherwise)")
     parser.add_argument("--format", choices=("open", "choice"), default=None,
                         help="answer format of generated tasks (default: open for the "
                              "organism, choice otherwise)")
-    parser.add_argument("--batch-size", type=int, default=16, help="items per batch")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N items")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+    parser.add_argument("--batch-size", type=cli.positive_int, default=16, help="items per batch")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N items")
+    parser.add_argument("--image-size", type=cli.positive_int, nargs=2, metavar=("W", "H"), default=None,
                         help="size of RP/RI/FB/FW images (default: the processor's)")
     parser.add_argument("--ri-folder", default=None,
                         help="folder of real irrelevant images for RI (default: generated "
                              "scenes without the asked object)")
-    parser.add_argument("--uf-sentences", type=int, default=3, help="unrelated facts per UF")
+    parser.add_argument("--uf-sentences", type=cli.positive_int, default=3, help="unrelated facts per UF")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    parser.add_argument("--top-k", type=int, default=5, help="lens top tokens kept per layer")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
                         help="seed of the perturbations, generated data and bootstrap")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
     parser.add_argument("--cluster", default="auto",
                         help="TABLE form: cluster column (auto: 'cluster' if present; none)")
     parser.add_argument("--no-attention", action="store_true",
@@ -129,9 +131,12 @@ def run_table(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
+    if args.table is None:
+        cli.check_device(args.device)  # before the run folder is made
     from modprobe.adapters import AdapterError
     from modprobe.data import DatasetError
     from modprobe.loading import ModelNotFoundError

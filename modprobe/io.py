@@ -8,9 +8,10 @@ trust every file it finds.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -21,13 +22,61 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
+#: Temporary files of the atomic writers are named ``.modprobe-tmp.<name>.<random>.tmp``.
+TMP_PREFIX = ".modprobe-tmp."
+TMP_SUFFIX = ".tmp"
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where the OS allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(folder: str | os.PathLike[str]) -> None:
+    """Give every file under ``folder`` the user's default mode (umask), as ``open`` would.
+
+    For files written by other libraries with a stricter mode (safetensors writes 0600).
+    """
+    mode = 0o666 & ~current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode | (path.stat().st_mode & 0o111))
+
+
+def remove_temporary_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the atomic writers' leftovers under ``folder`` (a killed run's half files).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in Path(folder).rglob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=TMP_SUFFIX,
+                               dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file 0600; the finished file gets the mode any other file of the
+    # user gets (0644 under the usual umask), so colleagues on a shared machine can read it.
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -50,14 +99,47 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data), mode="wb")
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None (JSON has neither) and numpy values as Python.
+
+    Dicts (keys become strings), lists and tuples are converted recursively; other objects
+    pass unchanged.
+    """
+    if isinstance(obj, dict):
+        return {str(key): json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"))
+    """Write ``obj`` as indented, valid JSON (NaN and infinities become null), atomically."""
+    text = json.dumps(json_ready(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    atomic_write(path, lambda f: f.write(text + "\n"))
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     """Write a DataFrame as CSV (floats round-trip exactly), atomically."""
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
+
+
+def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a CSV written by `write_csv`; the ``text`` columns stay strings.
+
+    Without it pandas would read an id ``0001`` as the number 1 (and ``0001`` and ``1``
+    would collide); empty cells are missing values, the strings ``NA`` or ``null`` are not.
+    """
+    import pandas as pd
+
+    head = pd.read_csv(path, nrows=0).columns
+    dtype = {column: str for column in text if column in head}
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

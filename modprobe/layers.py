@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modprobe import cli
+
 ORGANISM = "organism"
 
 
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "dataset under vision-only, text-only and conflict prompts, then analyse "
                     "modality following (TFR, balance point, oscillation) and draw the figures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=cli.EPILOG,
     )
     parser.add_argument("--model", default=ORGANISM,
                         help="alias (organism, llava, llava-next, qwen2-vl, qwen2.5-vl, "
@@ -35,18 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset folder (python -m modprobe.data colors --out DIR); "
                              "default: generate one into RUN/data")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
-    parser.add_argument("--groups", type=int, default=None,
+    parser.add_argument("--groups", type=cli.positive_int, default=None,
                         help="groups to generate when --data is not given "
                              "(default: 12 for the organism, 4 otherwise)")
-    parser.add_argument("--batch-size", type=int, default=8, help="items per batch")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N items")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8, help="items per batch")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N items")
     parser.add_argument("--candidates", default=None,
                         help="comma-separated candidate answers (default: every answer in the data)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    parser.add_argument("--top-k", type=int, default=5, help="top tokens kept per layer")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data generation and bootstrap")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--top-k", type=cli.positive_int, default=5, help="top tokens kept per layer")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of data generation and bootstrap")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
     parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
                         default="logistic",
                         help="balance point reported and used for regions (logistic: the "
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
                         help="uncertainty axis: rel = dH_rel = 2(H_t-H_v)/(H_t+H_v), abs = H_t-H_v in "
                              "nats (the ambiguous region's radius, 0.5, is then in nats)")
-    parser.add_argument("--entropy-floor", type=float, default=0.0,
+    parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated dH_rel")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same options)")
@@ -66,41 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
-    from modprobe.adapters import AdapterError
-    from modprobe.data import DatasetError
-    from modprobe.loading import ModelNotFoundError
-    from modprobe.study import StudyConfig, StudyError, run_study
+    from modprobe.study import StudyConfig, run_study
 
     out = Path(args.out or Path("runs") / Path(str(args.model)).name.replace("/", "_"))
+    candidates = None
+    if args.candidates is not None:
+        candidates = [c.strip() for c in args.candidates.split(",")]
+    config = StudyConfig(
+        model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
+        limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
+        top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
+        figures=not args.no_figures, groups=args.groups, axis=args.axis,
+        entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
+        all_conflicts=args.all_conflicts)
     try:
-        if args.limit is not None and args.limit < 1:
-            raise StudyError(f"--limit must be at least 1, got {args.limit}")
-        config = StudyConfig(
-            model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
-            limit=args.limit,
-            candidates=[c.strip() for c in args.candidates.split(",")] if args.candidates else None,
-            device=args.device, dtype=args.dtype, top_k=args.top_k, seed=args.seed,
-            n_bootstrap=args.bootstrap, resume=args.resume, figures=not args.no_figures,
-            groups=args.groups, axis=args.axis, entropy_floor=args.entropy_floor,
-            balance_estimate=args.estimate, all_conflicts=args.all_conflicts)
         result = run_study(config, progress=not args.quiet)
-    except (StudyError, DatasetError, ModelNotFoundError, AdapterError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
               f"plus --resume (run folder: {out})", file=sys.stderr)
-        return 130
+        return cli.EXIT_INTERRUPTED
     print()
     for line in result.summary_lines():
         print(line)
     print(f"\nrun folder: {result.out}")
     for path in result.figures:
         print(f"figure: {path}")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 import torch
 
 from modprobe.adapters import Adapter, AdapterError, Prompt, adapter_for
+from modprobe.cli import DTYPES, check_device, check_dtype
+from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
 #: Short names for the checkpoints the papers study (hub ids; need network or a cache).
@@ -38,16 +41,18 @@ LOCAL_ALIASES: dict[str, Path] = {
     "organism": Path(__file__).resolve().parent / "organism" / "checkpoint",
 }
 
-_DTYPES = {
-    "auto": "auto",
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
-}
+#: Model dtypes by name (``modprobe.cli.DTYPES``: one table for the API and the CLIs).
+_DTYPES: dict[str, Any] = {name: value if value == "auto" else getattr(torch, value)
+                           for name, value in DTYPES.items()}
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(ModprobeError, FileNotFoundError):
     """The requested model is neither a known alias, a local folder, nor reachable."""
+
+
+class ModelLoadError(ModprobeError):
+    """The model's files are there but cannot be loaded (truncated or corrupt weights, a
+    pickle checkpoint that is not plain tensors, a broken config)."""
 
 
 @dataclass
@@ -351,7 +356,10 @@ def load(
     Raises:
         ModelNotFoundError: unknown alias, missing folder, or weights neither cached nor
             downloadable.
+        ModelLoadError: the weights are truncated or corrupt, or a pickle checkpoint
+            holds more than plain tensors.
         AdapterError: the model is not an image-text-to-text model modprobe can adapt.
+        ModprobeError: an unknown dtype, or a device this machine does not have.
     """
     from nnsight import NNsight
     from transformers import AutoModelForImageTextToText
@@ -364,11 +372,8 @@ def load(
                              trust_remote_code=trust_remote_code,
                              local_files_only=local_files_only)
     if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
-        dtype = _DTYPES[dtype]
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = _DTYPES[check_dtype(dtype, option="dtype")]
+    device = check_device(device, option="device")
     offline = is_local if local_files_only is None else local_files_only
     kwargs: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code),
                               "local_files_only": offline}
@@ -377,6 +382,8 @@ def load(
             source, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
         processor = load_processor(source, **kwargs)
     except OSError as err:
+        if _is_corrupt_weights(err):
+            raise ModelLoadError(_corrupt_message(source, err)) from err
         if is_local:
             raise ModelNotFoundError(
                 f"could not load the model in folder {source!r}: {_first_line(err)}") from err
@@ -386,7 +393,13 @@ def load(
             "Download it where you have network, or pass a local folder: "
             f"modprobe.load('/path/to/model'). (transformers said: {_first_line(err)})"
         ) from err
-    except ValueError as err:
+    except ModprobeError:
+        raise
+    except (ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        if _is_corrupt_weights(err):
+            raise ModelLoadError(_corrupt_message(source, err)) from err
+        if not isinstance(err, ValueError):
+            raise
         message = str(err)
         if "Unrecognized configuration class" in message or "AutoModelForImageTextToText" in message:
             raise AdapterError(
@@ -400,6 +413,10 @@ def load(
                 f"attention: modprobe.load({os.fspath(name_or_path)!r}, "
                 "attn_implementation='eager'); modprobe's capture is exact under eager."
             ) from err
+        raise
+    except Exception as err:  # safetensors' SafetensorError derives from Exception only
+        if _is_corrupt_weights(err):
+            raise ModelLoadError(_corrupt_message(source, err)) from err
         raise
     module.to(device).eval()
     adapter = adapter_for(module, processor)
@@ -416,3 +433,25 @@ def load(
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _is_corrupt_weights(err: BaseException) -> bool:
+    """Whether ``err`` comes from unreadable weight files rather than from a bug."""
+    name = type(err).__name__
+    if name in ("SafetensorError", "UnpicklingError", "HeaderTooLarge", "HeaderTooSmall"):
+        return True
+    text = str(err)
+    return any(marker in text for marker in (
+        "Error while deserializing header", "Weights only load failed", "PytorchStreamReader",
+        "invalid load key", "Unable to load weights", "unexpected EOF", "is truncated",
+        "not a valid JSON", "Expecting value"))
+
+
+def _corrupt_message(source: str, err: BaseException) -> str:
+    if "Weights only load failed" in str(err) or isinstance(err, pickle.UnpicklingError):
+        return (f"the weights in {source!r} are a pickle checkpoint holding more than plain "
+                "tensors, which modprobe never unpickles (it could run arbitrary code); "
+                "convert it to safetensors where you trust the source (save_pretrained "
+                "writes safetensors by default)")
+    return (f"the model files in {source!r} are truncated or corrupt ({_first_line(err)}); "
+            "copy or download the checkpoint again")

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from modprobe import cli
 from modprobe.analysis.sabotage import TAU, analyze_sabotage
 from modprobe.analysis.sabotage_input import SCALES, SabotageInputError
 from modprobe.analysis.sabotage_report import ReportFolderError, check_out, write_report
@@ -58,14 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scores", choices=SCORES, default="candidates",
                         help="run folders: confidences renormalised over the candidate "
                              "answers, or full-vocabulary probabilities")
-    parser.add_argument("--bins", type=int, default=10, help="calibration bins")
-    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
+    parser.add_argument("--bins", type=cli.positive_int, default=10, help="calibration bins")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
                         help="cluster-bootstrap replicates")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="bootstrap seed")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     return parser
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
     args = build_parser().parse_args(argv)

@@ -97,7 +97,7 @@ def test_trust_remote_code_is_false_unless_asked(monkeypatch, tiny_dir) -> None:
 
 
 def test_unknown_dtype(tiny_dir) -> None:
-    with pytest.raises(ValueError, match="unknown dtype 'float8'"):
+    with pytest.raises(modprobe.ModprobeError, match="dtype 'float8' is not a dtype"):
         modprobe.load(tiny_dir("llava"), dtype="float8")
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from modprobe.adapters.context import CONTEXT_MASK, locate_context
+from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +28,7 @@ Condition = Literal["vision", "text", "multi"]
 CONDITIONS: tuple[Condition, ...] = ("vision", "text", "multi")
 
 
-class AdapterError(ValueError):
+class AdapterError(ModprobeError, ValueError):
     """A model cannot be adapted, or an input does not fit the model's family."""
 
 
@@ -44,9 +45,31 @@ class Prompt:
         images: Images shown before the text (most studies use exactly one).
     """
 
-    question: str
+    question: str = ""
     context: str | None = None
     images: list[Image] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Checked here, where the prompt is made, not deep inside a processor call.
+        if not isinstance(self.question, str) or not self.question.strip():
+            got = "nothing" if self.question == "" else f"{self.question!r}"
+            raise AdapterError(f"Prompt needs a question (a non-empty string), got {got}: "
+                               "Prompt('What color is the circle?', images=[img])")
+        if self.context is not None and not isinstance(self.context, str):
+            raise AdapterError(f"Prompt context must be a string or None, got "
+                               f"{type(self.context).__name__}")
+        images = self.images
+        if images is None:
+            images = []
+        elif not isinstance(images, (list, tuple)):
+            images = [images]  # one image given without a list
+        from PIL.Image import Image as PILImage
+
+        for i, image in enumerate(images):
+            if not isinstance(image, PILImage):
+                raise AdapterError(f"Prompt images[{i}] is a {type(image).__name__}, not a PIL "
+                                   "image; open files with PIL.Image.open(path)")
+        self.images = list(images)
 
     @classmethod
     def for_condition(

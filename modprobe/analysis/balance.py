@@ -79,6 +79,10 @@ class BalancePoint:
                 "confidence": self.confidence}
 
 
+#: x values closer than this are one value (the axes are dH_rel in [-2, 2], or nats).
+X_RESOLUTION = 1e-6
+
+
 def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[float, float], confidence: float,
            method: str, stays_above: bool, n: int, n_clusters: int | None,
            extrapolated: float) -> BalancePoint:
@@ -89,6 +93,11 @@ def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[fl
     common = {"extrapolated": extrapolated, "x_range": x_range, "share_crossing": share,
               "confidence": confidence, "n_bootstrap": replicates.size, "method": method,
               "n_clusters": n_clusters}
+    if hi - lo <= X_RESOLUTION:  # one distinct x: no curve, so no crossing and no side
+        nan = float("nan")
+        return BalancePoint(nan, nan, nan, False, None,
+                            f"not identified: every item has the same x ({lo:.3f}), so the "
+                            "data cannot say where P(text) crosses 0.5", **common)
     if math.isfinite(x0) and lo <= x0 <= hi:
         ci = bootstrap_interval(replicates, x0, confidence=confidence, n=n,
                                 n_clusters=n_clusters, bounds=x_range)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modprobe import cli
 from modprobe.analysis.law import balance_point
 from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
 from modprobe.stats import wilson_interval
@@ -171,21 +172,23 @@ def coverage_study(
     )
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m modprobe.analysis.calibration [--datasets N] ...``."""
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.analysis.calibration",
         description="Coverage of the balance-point bootstrap interval on planted data.",
+        epilog=cli.EPILOG,
     )
-    parser.add_argument("--datasets", type=int, default=200)
-    parser.add_argument("--items", type=int, default=500)
-    parser.add_argument("--bootstrap", type=int, default=400)
+    parser.add_argument("--datasets", type=cli.positive_int, default=200)
+    parser.add_argument("--items", type=cli.positive_int, default=500)
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=400)
     parser.add_argument("--balance-point", type=float, default=-0.3)
     parser.add_argument("--slope", type=float, default=-4.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clusters", type=int, default=None,
+    parser.add_argument("--clusters", type=cli.positive_int, default=None,
                         help="clusters per dataset (items share a logit shift within one)")
-    parser.add_argument("--cluster-sd", type=float, default=1.0,
+    parser.add_argument("--cluster-sd", type=cli.nonnegative_float, default=1.0,
                         help="standard deviation of the clusters' logit shifts")
     parser.add_argument("--unit", choices=("item", "cluster"), default="item",
                         help="what the bootstrap resamples")

@@ -27,7 +27,12 @@ import pandas as pd
 from scipy.special import expit
 
 from modprobe.analysis._arrays import to_numpy
-from modprobe.analysis.balance import BalancePoint, balance_from_replicates, recommend
+from modprobe.analysis.balance import (
+    X_RESOLUTION,
+    BalancePoint,
+    balance_from_replicates,
+    recommend,
+)
 from modprobe.stats.binning import BinStrategy, binned_rate
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
 from modprobe.stats.intervals import DEFAULT_RESAMPLES, percentile_interval
@@ -75,6 +80,8 @@ class MonotonicityTest:
             bins are not independent units, so no p-value is given).
         n_bins: Bins behind rho.
         trend: The underlying `TrendTest`.
+        slope_note: Why the data cannot identify the slope ("" when they can): one
+            distinct x, or outcomes completely separated by x (no finite estimate).
     """
 
     slope: float
@@ -87,6 +94,7 @@ class MonotonicityTest:
     spearman_rho: float
     n_bins: int
     trend: TrendTest | None = field(default=None, repr=False)
+    slope_note: str = ""
 
     @property
     def decreasing(self) -> bool:
@@ -101,8 +109,10 @@ class MonotonicityTest:
         direction only when the test establishes it."""
         verdict = self.direction or "not established"
         test = self.trend.describe() if self.trend is not None else f"p={self.p_value:.2g}"
-        return (f"monotonicity: {verdict} ({test}); logistic slope={self.slope:.3f} "
-                f"ci=[{self.slope_ci[0]:.3f}, {self.slope_ci[1]:.3f}]; binned "
+        slope = (f"logistic slope not identified ({self.slope_note})" if self.slope_note else
+                 f"logistic slope={self.slope:.3f} ci=[{self.slope_ci[0]:.3f}, "
+                 f"{self.slope_ci[1]:.3f}]")
+        return (f"monotonicity: {verdict} ({test}); {slope}; binned "
                 f"spearman_rho={self.spearman_rho:.3f} over {self.n_bins} bins (descriptive)")
 
 
@@ -184,6 +194,21 @@ class Law:
                         if errors else ""))
         lines.append(f"estimate: {self.recommendation_reason} (reported: {self.estimate})")
         return lines
+
+
+def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
+    """Why the logistic slope is not identified by these items ("" when it is)."""
+    if np.ptp(xv) <= X_RESOLUTION:
+        return f"one distinct x ({xv[0]:.3f}): no slope can be fitted"
+    if yv.sum() in (0, yv.size):
+        side = "text" if yv.sum() else "vision"
+        return f"every item follows the {side}, so no slope can be fitted"
+    if 0 < yv.sum() < yv.size and not fit.converged:
+        text, vision = xv[yv > 0.5], xv[yv <= 0.5]
+        if text.max() <= vision.min() or vision.max() <= text.min():
+            return ("x separates the text- and vision-following items completely, so the "
+                    "slope has no finite estimate")
+    return ""
 
 
 def _clean_xy(
@@ -327,7 +352,7 @@ def fit_law(
     monotonicity = MonotonicityTest(
         slope=fit.slope, slope_ci=slope_ci, p_value=trend.p_value, statistic=trend.statistic,
         df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
-        n_bins=len(binned), trend=trend)
+        n_bins=len(binned), trend=trend, slope_note=_slope_note(xv, yv, fit))
     gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=labels, alpha=alpha)
     choice, why = recommend(gof, logistic_bp, monotone_bp, monotonicity)
     estimate = choice if balance_estimate == "auto" else balance_estimate

@@ -343,6 +343,11 @@ def oscillation_report(
     if clusters is not None:
         codes = cluster_codes(clusters, c.size)
         n_clusters = int(codes.max()) + 1
+        if n_clusters < 2:  # one cluster: every replicate is the same, a zero-width interval
+            codes, n_clusters = None, None
+            single = ("the items span 1 cluster, so the intervals resample single items "
+                      "instead (too narrow if they correlate)")
+            note = f"{note}; {single}" if note else single
     # One set of draws for every region and group: one cluster's items fall in several.
     weights = resample_weights(c.size, n_bootstrap, np.random.default_rng(seed), codes)
     assigned = per_item[per_item["region"] != UNASSIGNED]

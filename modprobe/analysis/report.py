@@ -9,7 +9,6 @@ both balance points, its goodness of fit and trend test, and the median-entropy 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +32,7 @@ from modprobe.analysis.uncertainty import (
     saturation_share,
     uncertainty_axis,
 )
+from modprobe.io import json_ready
 from modprobe.stats import DEFAULT_RESAMPLES
 
 #: Model name used when the table has no ``model`` column.
@@ -44,20 +44,6 @@ AUTO = "auto"
 CLUSTER_COLUMN = "cluster"
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN), numpy
-    scalars and tuples turned into plain Python."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 #: Below this many clusters the report says that cluster-bootstrap intervals are rough.
 FEW_CLUSTERS = 10
 

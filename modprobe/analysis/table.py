@@ -25,16 +25,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modprobe.errors import ModprobeError
+
 REQUIRED_COLUMNS: tuple[str, ...] = ("h_text", "h_vision", "y_text", "y_vision", "y_multi")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("model", "group", "correct_text", "correct_vision")
 ENTROPY_COLUMNS: tuple[str, ...] = ("h_text", "h_vision")
 BOOL_COLUMNS: tuple[str, ...] = ("correct_text", "correct_vision")
 
+#: Columns read as text, so that labels like ``0001`` and ``1`` stay distinct strings.
+_TEXT_DTYPES = {c: str for c in ("y_text", "y_vision", "y_multi", "model", "group", "cluster",
+                                 "id")}
+
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 
 
-class TableError(ValueError):
+class TableError(ModprobeError, ValueError):
     """A prediction table is malformed; ``column`` and ``row`` locate the problem.
 
     Attributes:
@@ -66,10 +72,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(p, dtype={c: str for c in ("y_text", "y_vision", "y_multi")})
+            frame = pd.read_csv(p, dtype=_TEXT_DTYPES)
         elif suffix == ".tsv":
             frame = pd.read_csv(
-                p, sep="\t", dtype={c: str for c in ("y_text", "y_vision", "y_multi")}
+                p, sep="\t", dtype=_TEXT_DTYPES
             )
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)

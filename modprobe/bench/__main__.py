@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from modprobe import cli
 from modprobe.bench.variants import VARIANTS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.bench",
-        description="Benchmarks of modprobe (see docs/performance.md).")
+        description="Benchmarks of modprobe (see docs/performance.md).", epilog=cli.EPILOG)
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser(
         "capture",
@@ -22,23 +23,23 @@ def build_parser() -> argparse.ArgumentParser:
             "(output_attentions + output_hidden_states) and transformer-lens run_with_cache, "
             "on a model with LLaVA-1.5-7B's attention geometry. The last line is "
             "'capture/bare time=X mem=Y; naive/capture time=Z mem=W'."))
-    bench.add_argument("--tokens", type=int, default=640,
+    bench.add_argument("--tokens", type=cli.positive_int, default=640,
                        help="tokens per row (640: LLaVA-1.5 with 576 image tokens; "
                             "2900: LLaVA-NeXT)")
-    bench.add_argument("--batch", type=int, default=1, help="rows per batch")
-    bench.add_argument("--layers", type=int, default=32, help="decoder layers")
-    bench.add_argument("--heads", type=int, default=32, help="attention heads per layer")
-    bench.add_argument("--hidden", type=int, default=256,
+    bench.add_argument("--batch", type=cli.positive_int, default=1, help="rows per batch")
+    bench.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers")
+    bench.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads per layer")
+    bench.add_argument("--hidden", type=cli.positive_int, default=256,
                        help="residual width (head width = hidden / heads)")
-    bench.add_argument("--intermediate", type=int, default=512, help="MLP width")
-    bench.add_argument("--repeats", type=int, default=3,
+    bench.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width")
+    bench.add_argument("--repeats", type=cli.positive_int, default=3,
                        help="timed runs per child process, after one warm-up run")
-    bench.add_argument("--rounds", type=int, default=2,
+    bench.add_argument("--rounds", type=cli.positive_int, default=2,
                        help="child processes per variant, in alternating order")
     bench.add_argument("--variants", default=",".join(VARIANTS),
                        help=f"comma-separated subset of {','.join(VARIANTS)}")
     bench.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    bench.add_argument("--mem-limit-gb", type=float, default=16.0,
+    bench.add_argument("--mem-limit-gb", type=cli.positive_float, default=16.0,
                        help="address-space cap of each child process (CPU only); lowered to "
                             "what the machine has free minus 2 GB")
     bench.add_argument("--inline", action="store_true",
@@ -46,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-paired", action="store_true",
                        help="skip the paired bare/capture timing child (capture/bare time is "
                             "then the ratio of the separate children's medians)")
-    bench.add_argument("--pairs", type=int, default=8,
+    bench.add_argument("--pairs", type=cli.positive_int, default=8,
                        help="alternating bare/capture pairs per paired-timing child")
-    bench.add_argument("--timeout-s", type=float, default=3600.0,
+    bench.add_argument("--timeout-s", type=cli.positive_float, default=3600.0,
                        help="wall-clock limit of one child process")
     tune = commands.add_parser(
         "finetune",
@@ -62,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
             "adversarial_k1=Z adversarial_k2=W' (for the last model run)."))
     tune.add_argument("--models", default="organism,llava-geometry",
                       help="comma-separated subset of organism,llava-geometry, in run order")
-    tune.add_argument("--tokens", type=int, default=640, help="tokens per row (LLaVA geometry)")
-    tune.add_argument("--batch", type=int, default=2, help="rows per batch (LLaVA geometry)")
-    tune.add_argument("--layers", type=int, default=32, help="decoder layers (LLaVA geometry)")
-    tune.add_argument("--heads", type=int, default=32, help="attention heads (LLaVA geometry)")
-    tune.add_argument("--hidden", type=int, default=256, help="residual width (LLaVA geometry)")
-    tune.add_argument("--intermediate", type=int, default=512, help="MLP width (LLaVA geometry)")
-    tune.add_argument("--organism-rows", type=int, default=16, help="rows per organism batch")
-    tune.add_argument("--repeats", type=int, default=5,
+    tune.add_argument("--tokens", type=cli.positive_int, default=640, help="tokens per row (LLaVA geometry)")
+    tune.add_argument("--batch", type=cli.positive_int, default=2, help="rows per batch (LLaVA geometry)")
+    tune.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers (LLaVA geometry)")
+    tune.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads (LLaVA geometry)")
+    tune.add_argument("--hidden", type=cli.positive_int, default=256, help="residual width (LLaVA geometry)")
+    tune.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width (LLaVA geometry)")
+    tune.add_argument("--organism-rows", type=cli.positive_int, default=16, help="rows per organism batch")
+    tune.add_argument("--repeats", type=cli.positive_int, default=5,
                       help="timed steps per variant, after one warm-up step each")
     tune.add_argument("--train", choices=("lora", "full"), default="lora",
                       help="rank-8 LoRA on q_proj/v_proj (default) or every weight")
@@ -81,6 +82,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from modprobe.bench.finetune import FinetuneBenchOptions, run_finetune_bench
     from modprobe.bench.geometry import BenchGeometry
 
+    device = cli.check_device(args.device)
     try:
         options = FinetuneBenchOptions(
             models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
@@ -88,14 +90,14 @@ def _finetune(args: argparse.Namespace) -> int:
                                    intermediate=args.intermediate, tokens=args.tokens,
                                    batch=args.batch),
             organism_rows=args.organism_rows, repeats=args.repeats, train=args.train,
-            device=args.device)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            device=device)
+    except ValueError as err:  # option checks, before any work
+        raise cli.ModprobeError(str(err)) from None
     run_finetune_bench(options)
     return 0
 
 
+@cli.entry_point
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "finetune":
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench
     from modprobe.bench.geometry import BenchGeometry
 
+    device = cli.check_device(args.device)
     try:
         geometry = BenchGeometry(layers=args.layers, heads=args.heads, hidden=args.hidden,
                                  intermediate=args.intermediate, tokens=args.tokens,
@@ -110,14 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         options = CaptureBenchOptions(
             geometry=geometry, repeats=args.repeats, rounds=args.rounds,
             variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
-            device=args.device, mem_limit_gb=args.mem_limit_gb,
+            device=device, mem_limit_gb=args.mem_limit_gb,
             isolation="inline" if args.inline else "process", timeout_s=args.timeout_s,
             paired=not args.no_paired, pairs=args.pairs)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # geometry and variant checks, before any work
+        raise cli.ModprobeError(str(err)) from None
     run_capture_bench(options)
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modprobe.errors import ModprobeError
+
 Candidate = int | str
 
 
-class CandidateError(ValueError):
+class CandidateError(ModprobeError, ValueError):
     """A candidate answer cannot be resolved to a distinct token id."""
 
 
@@ -63,9 +65,9 @@ def resolve_candidates(
         vocab_size: Size of the unembedding's output.
 
     Raises:
-        CandidateError: if a string tokenizes to nothing, an id is outside the
-            vocabulary, or two candidates share a (first) token id; the message names
-            both candidates.
+        CandidateError: if a string tokenizes to nothing or to the unknown token, an id
+            is outside the vocabulary, or two candidates share a (first) token id; the
+            message names the candidates.
     """
     ids: list[int] = []
     labels: list[str] = []
@@ -80,6 +82,12 @@ def resolve_candidates(
             if not tokens:
                 raise CandidateError(f"candidate {cand!r} tokenizes to no token")
             tid = int(tokens[0])
+            unk = getattr(tokenizer, "unk_token_id", None)
+            if unk is not None and tid == unk and cand != getattr(tokenizer, "unk_token", None):
+                raise CandidateError(
+                    f"candidate {cand!r} is not in the tokenizer's vocabulary (it tokenizes "
+                    f"to the unknown token {tokenizer.unk_token!r}, so its logit would be "
+                    "that of every unknown word); pass answers the model can emit")
         elif isinstance(cand, int) and not isinstance(cand, bool):
             tid = int(cand)
         else:

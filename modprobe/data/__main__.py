@@ -7,10 +7,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from modprobe import cli
 from modprobe.data.dataset import load_dataset
 from modprobe.data.generate import VARIANTS, generate_colors
 from modprobe.data.lowres import lowres_vocabulary
-from modprobe.data.schema import GROUPS, DatasetError
+from modprobe.data.schema import GROUPS
 from modprobe.data.tasks import load_tasks
 
 
@@ -36,14 +37,16 @@ def parse_tiers(values: Sequence[str]) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m modprobe.data",
-                                     description="Conflict datasets: generate and validate.")
+                                     description="Conflict datasets: generate and validate.",
+                                     epilog=cli.EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("colors", help="render the color-recognition conflict dataset")
-    gen.add_argument("--out", required=True, help="output folder")
-    gen.add_argument("--groups", type=int, required=True,
+    gen = sub.add_parser("colors", help="render the color-recognition conflict dataset",
+                         epilog=cli.EPILOG)
+    gen.add_argument("--out", required=True, help="output folder (must be empty)")
+    gen.add_argument("--groups", type=cli.positive_int, required=True,
                      help="number of groups (shape + image color + text color)")
-    gen.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
+    gen.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed (same seed, same bytes)")
     gen.add_argument("--variant", choices=VARIANTS, default="paper",
                      help="paper: docs/science.md tiers d_v 0-13; lowres: 32x32, tiers 0-7")
     gen.add_argument("--tiers", nargs="+", default=None,
@@ -52,17 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="text tiers, e.g. 0-2 (default: all)")
     gen.add_argument("--kinds", nargs="+", choices=GROUPS, default=list(GROUPS),
                      help="item kinds (default: all three)")
-    gen.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    gen.add_argument("--overwrite", action="store_true",
+                     help="write into a non-empty --out, replacing the dataset there")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    val = sub.add_parser("validate", help="check a dataset folder against the schema")
+    val = sub.add_parser("validate", help="check a dataset folder against the schema (every "
+                         "line, field and image); exit code 2 when it does not validate",
+                         epilog=cli.EPILOG)
     val.add_argument("dir", help="dataset folder holding items.jsonl")
 
     tasks = sub.add_parser("tasks", help="write the color world's interference tasks "
                                          "(image-heavy and text-heavy items)")
-    tasks.add_argument("--out", required=True, help="output folder")
-    tasks.add_argument("--groups", type=int, required=True, help="number of generator groups")
-    tasks.add_argument("--seed", type=int, default=0, help="seed (same seed, same bytes)")
+    tasks.add_argument("--out", required=True, help="output folder (must be empty)")
+    tasks.add_argument("--groups", type=cli.positive_int, required=True, help="number of generator groups")
+    tasks.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed (same seed, same bytes)")
     tasks.add_argument("--variant", choices=VARIANTS, default="lowres",
                        help="lowres (32x32, the organism's) or paper")
     tasks.add_argument("--format", choices=("choice", "open"), default="choice",
@@ -77,55 +83,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "colors":
         try:
+            tiers = parse_tiers(args.tiers) if args.tiers else None
+            text_tiers = parse_tiers(args.text_tiers) if args.text_tiers else None
+        except argparse.ArgumentTypeError as exc:
+            raise cli.ModprobeError(f"--tiers/--text-tiers: {exc}") from None
+        out = cli.check_out(args.out, overwrite=args.overwrite, what="dataset")
+        try:
             path = generate_colors(
-                args.out, args.groups, args.seed, variant=args.variant,
-                tiers=parse_tiers(args.tiers) if args.tiers else None,
-                text_tiers=parse_tiers(args.text_tiers) if args.text_tiers else None,
-                kinds=args.kinds, overwrite=args.overwrite, progress=not args.quiet)
-        except (ValueError, FileExistsError, argparse.ArgumentTypeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+                out, args.groups, args.seed, variant=args.variant, tiers=tiers,
+                text_tiers=text_tiers, kinds=args.kinds, overwrite=args.overwrite,
+                progress=not args.quiet)
+        except (ValueError, FileExistsError) as exc:  # argument checks, before any write
+            raise cli.ModprobeError(str(exc)) from None
         dataset = load_dataset(path.parent)
         print(f"wrote {len(dataset)} items ({dataset.info['n_images']} images) to {path.parent}")
-        return 0
+        return cli.EXIT_OK
     if args.command == "validate":
-        try:
-            dataset = load_dataset(args.dir)
-        except DatasetError as exc:
-            print(exc, file=sys.stderr)
-            return 1
+        dataset = load_dataset(args.dir)  # DatasetError: every problem, exit code 2
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(
             _count(item.group for item in dataset).items()))
         print(f"{args.dir}: {len(dataset)} valid items ({counts})")
-        return 0
+        return cli.EXIT_OK
     if args.command == "tasks":
         from modprobe.data.color_tasks import generate_color_tasks
 
+        out = cli.check_out(args.out, overwrite=args.overwrite, what="task dataset")
         try:
-            path = generate_color_tasks(args.out, args.groups, args.seed, variant=args.variant,
+            path = generate_color_tasks(out, args.groups, args.seed, variant=args.variant,
                                         fmt=args.format, n_options=args.options,
                                         overwrite=args.overwrite)
-        except (ValueError, FileExistsError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except (ValueError, FileExistsError) as exc:  # argument checks, before any write
+            raise cli.ModprobeError(str(exc)) from None
         print(f"wrote {len(load_tasks(path.parent))} task items to {path.parent}")
-        return 0
+        return cli.EXIT_OK
     if args.command == "validate-tasks":
-        try:
-            tasks = load_tasks(args.dir)
-        except DatasetError as exc:
-            print(exc, file=sys.stderr)
-            return 1
+        tasks = load_tasks(args.dir)  # DatasetError: every problem, exit code 2
         counts = _count(item.relevant for item in tasks)
         print(f"{args.dir}: {len(tasks)} valid task items (relevant image: "
               f"{counts.get('image', 0)}, text: {counts.get('text', 0)})")
-        return 0
+        return cli.EXIT_OK
     print("\n".join(lowres_vocabulary()))
-    return 0
+    return cli.EXIT_OK
 
 
 def _count(values: object) -> dict[str, int]:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from modprobe.data.schema import DatasetError, FieldError, Item, parse_items
+from modprobe.data.schema import DatasetError, FieldError, Item, image_problem, parse_items
 from modprobe.io import write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,9 +71,25 @@ class Dataset:
         return self.root / PurePosixPath(item.image.replace("\\", "/"))
 
     def open_image(self, item: Item) -> Image.Image:
-        """The item's image, loaded and converted to RGB."""
-        with Image.open(self.image_path(item)) as image:
-            return image.convert("RGB")
+        """The item's image, loaded and converted to RGB.
+
+        Raises:
+            DatasetError: the file is gone or no longer a usable image (it was checked
+                when the dataset was loaded, so it changed since).
+        """
+        path = self.image_path(item)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    return image.convert("RGB")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:
+            problem = (image_problem(path, item.image) if path.is_file()
+                       else f"file {item.image!r} not found") or str(exc)
+        raise DatasetError(self.root, [FieldError(
+            ITEMS_FILE, 0, "image", f"item {item.id!r}: {problem} (the file changed after the "
+            "dataset was loaded)")])
 
     def prompts(self, item: Item) -> dict[str, PromptParts]:
         """The parts of each condition's prompt, keyed ``"vision"``, ``"text"``, ``"multi"``.

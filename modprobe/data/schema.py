@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modprobe.errors import ModprobeError
+
 #: The kinds of item (docs/science.md section 1: conflicts and the two irrelevance controls).
 GROUPS: tuple[str, ...] = ("conflict", "text_irrelevant", "image_irrelevant")
 
@@ -68,7 +70,7 @@ class FieldError:
         return f"{where}: {self.message}"
 
 
-class DatasetError(ValueError):
+class DatasetError(ModprobeError, ValueError):
     """A dataset folder does not follow the schema; ``errors`` lists every problem."""
 
     def __init__(self, root: Path | str, errors: list[FieldError],
@@ -151,14 +153,16 @@ def _describe(value: Any) -> str:
 
 
 def check_record(record: Any, line: int, root: Path | None, file: str = "items.jsonl",
-                 ) -> list[FieldError]:
+                 image_cache: dict[str, str | None] | None = None) -> list[FieldError]:
     """All schema problems of one parsed line (duplicate ids are checked by the caller).
 
     Args:
         record: The parsed JSON value of the line.
         line: Its 1-based line number, for the messages.
-        root: The dataset folder, to check that the image exists (``None``: skip that check).
+        root: The dataset folder, to check that the image exists, stays inside the folder
+            and opens as an image (``None``: skip those checks).
         file: File name used in the messages.
+        image_cache: Results of images already checked (items may share an image).
     """
     def error(name: str | None, message: str) -> FieldError:
         return FieldError(file, line, name, message)
@@ -199,21 +203,73 @@ def check_record(record: Any, line: int, root: Path | None, file: str = "items.j
                                            "in a conflict item; a conflict needs two different "
                                            "answers"))
     if "image" in ok:
-        problem = _image_problem(record["image"], root)
+        problem = _image_problem(record["image"], root, image_cache)
         if problem:
             errors.append(error("image", problem))
     return errors
 
 
-def _image_problem(image: str, root: Path | None) -> str | None:
+def _image_problem(image: str, root: Path | None,
+                   cache: dict[str, str | None] | None = None) -> str | None:
     """Why the image path is unusable, or ``None`` when it is fine."""
     pure = PurePosixPath(image.replace("\\", "/"))
     if pure.is_absolute() or image[1:2] == ":":
         return f"must be relative to the dataset folder, got absolute path {image!r}"
     if ".." in pure.parts:
         return f"must stay inside the dataset folder, got {image!r}"
-    if root is not None and not (root / pure).is_file():
-        return f"file {image!r} not found in {root}"
+    if root is None:
+        return None
+    key = str(pure)
+    if cache is not None and key in cache:
+        return cache[key]
+    problem = _image_file_problem(root, pure)
+    if cache is not None:
+        cache[key] = problem
+    return problem
+
+
+def _image_file_problem(root: Path, relative: PurePosixPath) -> str | None:
+    path = root / relative
+    if not path.is_file():
+        if path.is_symlink():
+            return f"{str(relative)!r} is a broken symbolic link"
+        return f"file {str(relative)!r} not found in {root}"
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        return (f"{str(relative)!r} is a symbolic link to {resolved}, outside the dataset "
+                "folder; copy the image into the folder")
+    return image_problem(path, str(relative))
+
+
+def image_problem(path: Path, name: str | None = None) -> str | None:
+    """Why the image file at ``path`` cannot be used, or ``None`` when it opens and decodes.
+
+    Every pixel is decoded (a truncated file fails here, not in the middle of a run); an
+    empty file, a file that is no image, and an image larger than PIL's decompression-bomb
+    limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    name = name or str(path)
+    try:
+        if path.stat().st_size == 0:
+            return f"{name!r} is an empty file (0 bytes); regenerate or replace the image"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return (f"{name!r} is too large to decode safely (more than "
+                f"{Image.MAX_IMAGE_PIXELS} pixels: a decompression bomb?); use a smaller image")
+    except UnidentifiedImageError:
+        return f"{name!r} is not an image PIL can read (corrupt, or not an image file)"
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL reports broken files these ways
+        return f"{name!r} is corrupt or truncated ({exc}); regenerate or replace the image"
+    if width < 1 or height < 1:
+        return f"{name!r} has no pixels ({width}x{height})"
     return None
 
 
@@ -227,6 +283,7 @@ def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
     items: list[Item] = []
     errors: list[FieldError] = []
     first_line_of_id: dict[str, int] = {}
+    image_cache: dict[str, str | None] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -236,7 +293,7 @@ def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
             errors.append(FieldError(file, number, None, f"not valid JSON ({exc.msg} at "
                                                           f"column {exc.colno})"))
             continue
-        line_errors = check_record(record, number, root, file)
+        line_errors = check_record(record, number, root, file, image_cache)
         if isinstance(record, dict) and isinstance(record.get("id"), str):
             first = first_line_of_id.setdefault(record["id"], number)
             if first != number:

@@ -20,6 +20,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from modprobe import cli
+
 
 def _ints(text: str | None) -> list[int] | None:
     if text is None:
@@ -49,18 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "world's tasks into RUN/data")
     parser.add_argument("--out", required=True, help="run folder (never overwritten)")
     run = parser.add_argument_group("optimisation")
-    run.add_argument("--steps", type=int, default=200, help="optimizer steps")
-    run.add_argument("--batch-size", type=int, default=8, help="rows per micro-batch")
-    run.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step")
-    run.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
-    run.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    run.add_argument("--steps", type=cli.positive_int, default=200, help="optimizer steps")
+    run.add_argument("--batch-size", type=cli.positive_int, default=8, help="rows per micro-batch")
+    run.add_argument("--grad-accum", type=cli.positive_int, default=1, help="micro-batches per step")
+    run.add_argument("--lr", type=cli.positive_float, default=1e-4, help="AdamW learning rate")
+    run.add_argument("--warmup", type=cli.nonnegative_int, default=0, help="linear warm-up steps")
     run.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     run.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
-    run.add_argument("--seed", type=int, default=0, help="seed of batches, perturbations, torch")
+    run.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of batches, perturbations, torch")
     mode = parser.add_argument_group("what is trained")
     mode.add_argument("--full", action="store_true",
                       help="full fine-tuning instead of LoRA (every parameter)")
-    mode.add_argument("--lora-rank", type=int, default=8, help="LoRA rank")
+    mode.add_argument("--lora-rank", type=cli.positive_int, default=8, help="LoRA rank")
     mode.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha")
     mode.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout")
     mode.add_argument("--lora-targets", type=_names, default=("q_proj", "v_proj"),
@@ -89,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated perturbations for the perturbed copy of each row "
                              "(modprobe.perturb names, e.g. MD,UF,RP,FB)")
     system = parser.add_argument_group("system")
-    system.add_argument("--checkpoint-every", type=int, default=50, help="steps per checkpoint")
+    system.add_argument("--checkpoint-every", type=cli.positive_int, default=50, help="steps per checkpoint")
     system.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
     system.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16")
     system.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="autocast: auto = bf16 on GPU, fp32 on CPU")
-    system.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    system.add_argument("--threads", type=cli.positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,6 +127,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         resume=args.resume)
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
@@ -140,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         config.check()
         resolve_source(args.model)  # a typo fails before anything heavy happens
+        from modprobe.finetune.trainer import RUN_KIND
+        from modprobe.study.runfolder import check_run_folder
+
+        check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
+        cli.check_device(args.device)
         data = None
         if args.data is not None:
             from modprobe.data.tasks import load_tasks

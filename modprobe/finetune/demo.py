@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modprobe import cli
+
 #: Perturbations the variants train on (one text, one image).
 TRAIN_PERTURB: tuple[str, ...] = ("MD", "RP")
 #: Perturbations of the evaluation: every built-in one.
@@ -287,20 +289,22 @@ def run_demo(config: DemoConfig) -> pd.DataFrame:
     return summarise(config, list(models))
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modprobe.finetune.demo",
                                      description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     epilog=cli.EPILOG)
     parser.add_argument("--out", required=True, help="demo folder (resumed when it exists)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
-    parser.add_argument("--steps", type=int, default=DemoConfig.steps)
-    parser.add_argument("--batch-size", type=int, default=DemoConfig.batch_size)
-    parser.add_argument("--lr", type=float, default=DemoConfig.learning_rate)
-    parser.add_argument("--train-groups", type=int, default=DemoConfig.train_groups)
-    parser.add_argument("--heldout-groups", type=int, default=DemoConfig.heldout_groups)
-    parser.add_argument("--conflict-groups", type=int, default=DemoConfig.conflict_groups)
-    parser.add_argument("--bootstrap", type=int, default=DemoConfig.n_bootstrap)
-    parser.add_argument("--threads", type=int, default=DemoConfig.threads)
+    parser.add_argument("--steps", type=cli.positive_int, default=DemoConfig.steps)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=DemoConfig.batch_size)
+    parser.add_argument("--lr", type=cli.positive_float, default=DemoConfig.learning_rate)
+    parser.add_argument("--train-groups", type=cli.positive_int, default=DemoConfig.train_groups)
+    parser.add_argument("--heldout-groups", type=cli.positive_int, default=DemoConfig.heldout_groups)
+    parser.add_argument("--conflict-groups", type=cli.positive_int, default=DemoConfig.conflict_groups)
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=DemoConfig.n_bootstrap)
+    parser.add_argument("--threads", type=cli.positive_int, default=DemoConfig.threads)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     config = DemoConfig(out=args.out, variants=tuple(v for v in args.variants.split(",") if v),

@@ -1,4 +1,5 @@
-"""``python -m modprobe.organism train --out DIR [--seed S] [--steps N]``: train the organism."""
+"""``python -m modprobe.organism train --out DIR [--seed S] [--steps N] [--overwrite]``: train
+the organism."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
+from modprobe import cli
 from modprobe.organism.config import OrganismConfig
 
 
@@ -14,26 +16,34 @@ def _parser() -> argparse.ArgumentParser:
     defaults = OrganismConfig()
     parser = argparse.ArgumentParser(
         prog="python -m modprobe.organism",
-        description="Train the bundled model organism (a tiny LLaVA on the lowres color task).")
+        description="Train the bundled model organism (a tiny LLaVA on the lowres color task).",
+        epilog=cli.EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train from scratch and save_pretrained to --out")
-    train.add_argument("--out", required=True, help="folder to write (model, processor, log)")
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--steps", type=int, default=defaults.steps)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--lr", type=float, default=defaults.learning_rate)
-    train.add_argument("--threads", type=int, default=defaults.threads,
+    train = sub.add_parser("train", help="train from scratch and save_pretrained to --out",
+                           epilog=cli.EPILOG)
+    train.add_argument("--out", required=True,
+                       help="folder to write (model, processor, log); must be empty")
+    train.add_argument("--overwrite", action="store_true",
+                       help="write into a non-empty --out, replacing the checkpoint there")
+    train.add_argument("--seed", type=cli.nonnegative_int, default=defaults.seed)
+    train.add_argument("--steps", type=cli.positive_int, default=defaults.steps)
+    train.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
+    train.add_argument("--lr", type=cli.positive_float, default=defaults.learning_rate)
+    train.add_argument("--threads", type=cli.positive_int, default=defaults.threads,
                        help="torch CPU threads (results are deterministic per seed and thread count)")
-    train.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    train.add_argument("--probe-items", type=int, default=defaults.probe_items,
+    train.add_argument("--eval-every", type=cli.positive_int, default=defaults.eval_every)
+    train.add_argument("--probe-items", type=cli.positive_int, default=defaults.probe_items,
                        help="items per held-out probe set")
     train.add_argument("--quiet", action="store_true", help="do not print the log rows")
     return parser
 
 
+@cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m modprobe.organism``."""
     args = _parser().parse_args(argv)
+    # Before training: a wrong --out must not cost the whole training run.
+    out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
     from modprobe.organism.train import save, train
 
     config = dataclasses.replace(
@@ -46,10 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(cells, flush=True)
 
     run = train(config, progress=None if args.quiet else show)
-    out = save(run, config, args.out)
+    out = save(run, config, out)
     print(f"trained {config.steps} steps in {run.seconds:.0f} s wall, {run.cpu_seconds:.0f} s CPU "
           f"({run.steps_per_second:.2f} steps/s, {config.threads} threads); saved to {out}")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

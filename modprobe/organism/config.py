@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from modprobe.errors import ModprobeError
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,25 @@ class OrganismConfig:
     vis_tiers: tuple[int, ...] | None = None
     text_tiers: tuple[int, ...] | None = None
     condition_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        """Refuse values that would train nothing or report a model that is not trained."""
+        for name in ("steps", "batch_size", "image_size", "patch_size", "vision_width",
+                     "vision_layers", "vision_heads", "text_width", "text_layers", "text_heads",
+                     "mlp_ratio", "max_positions", "eval_every", "probe_items", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModprobeError(f"organism config: {name} must be a positive integer, "
+                                    f"got {value!r}")
+        for name in ("warmup_steps", "seed", "probe_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ModprobeError(f"organism config: {name} must be an integer >= 0, "
+                                    f"got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and
+                0 < self.learning_rate < math.inf):
+            raise ModprobeError(f"organism config: learning_rate must be a positive number, "
+                                f"got {self.learning_rate!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved beside the checkpoint as ``organism_config.json``)."""

@@ -21,6 +21,7 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 from modprobe.adapters import ADAPTERS
+from modprobe.io import make_readable
 from modprobe.organism import sources
 from modprobe.organism.config import OrganismConfig
 from modprobe.organism.sources import LabelledPrompt
@@ -231,6 +232,7 @@ def save(run: TrainingRun, config: OrganismConfig, out: str | Path) -> Path:
             "train_cpu_seconds": round(run.cpu_seconds, 1),
             "steps_per_second": round(run.steps_per_second, 3)}
     (out / "organism_config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    make_readable(out)  # safetensors writes 0600; a checkpoint is meant to be shared
     return out
 
 

@@ -236,7 +236,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
         figures=config.figures)
-    mark_complete(out, manifest)
+    mark_complete(out, manifest, remove_chunks=True)
     return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
 
 

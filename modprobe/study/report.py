@@ -254,16 +254,30 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
     """Re-analyse a finished run folder from its tables (no model needed).
 
     Options left at None take the run's own (its ``manifest.json``), so the result
-    equals the run's summary unless an option is changed.
+    equals the run's summary unless an option is changed. Rewrites ``summary.json``,
+    ``oscillation.csv`` and the figures, and records the options used in the manifest's
+    ``analysis`` entry, so the folder says how its summary was computed.
+
+    Raises:
+        StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
     import json
+    import time
     from types import SimpleNamespace
 
+    from modprobe.study.runfolder import MANIFEST, StudyError, read_table
+
     run = Path(run)
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    items = pd.read_csv(run / "items.csv", keep_default_na=False, na_values=[""])
-    layers = pd.read_csv(run / "layers.csv", keep_default_na=False, na_values=[""])
-    mass = read_npy(run / "attention_mass.npy")
+    missing = [name for name in (MANIFEST, "items.csv", "layers.csv", "attention_mass.npy")
+               if not (run / name).is_file()]
+    if missing:
+        raise StudyError(f"{run} is not a finished run folder ({', '.join(missing)} missing); "
+                         "finish it with python -m modprobe.layers ... --resume")
+    try:
+        manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
+        model = manifest["options"]["model"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
     options = manifest.get("options", {})
     chosen = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
               "entropy_floor": entropy_floor, "balance_estimate": balance_estimate,
@@ -271,6 +285,19 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
     fallback = {"n_bootstrap": DEFAULT_RESAMPLES, "seed": 0, "axis": "rel", "entropy_floor": 0.0,
                 "balance_estimate": "logistic", "all_conflicts": False}
     values = {k: v if v is not None else options.get(k, fallback[k]) for k, v in chosen.items()}
+    count = values["n_bootstrap"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise StudyError(f"n_bootstrap must be a positive integer, got {count!r}")
+    if values["axis"] not in ("rel", "abs"):
+        raise StudyError(f"axis must be rel or abs, got {values['axis']!r}")
+    if not 0 <= values["entropy_floor"] < float("inf"):
+        raise StudyError(f"entropy_floor must be a number >= 0, got {values['entropy_floor']!r}")
+    items = read_table(run / "items.csv")
+    layers = read_table(run / "layers.csv")
+    mass = read_npy(run / "attention_mass.npy")
     config = SimpleNamespace(figures=figures, **values)
-    return analyse_run(run, items, layers, mass, config, manifest["options"]["model"],
-                       int(mass.shape[2]))
+    result = analyse_run(run, items, layers, mass, config, model, int(mass.shape[2]))
+    manifest["analysis"] = {**values, "figures": figures,
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json(run / MANIFEST, manifest)
+    return result

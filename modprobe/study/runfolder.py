@@ -9,29 +9,46 @@ results the same way::
     RUN/<table>.csv ...      the chunks' tables concatenated once all are done
 
 An existing non-empty folder is never written into unless the run is resumed with the
-same options (the ones that change the numbers); a killed run resumes from its last
-finished chunk and ends with the tables of a run that was never interrupted.
+same options (the ones that change the numbers) and the same inputs: the manifest keeps
+fingerprints of the data (a hash of ``items.jsonl``, ``dataset.json`` and every image) and
+of the model (its config and samples of every weight tensor), and a resume that finds them
+changed is refused with what changed. A killed run resumes from its last finished chunk
+(half-written temporary files are removed) and ends with the tables of a run that was never
+interrupted. Checks come before writes: :func:`check_run_folder` writes nothing, so a
+runner can check everything the user gave before :func:`prepare_run_folder` creates the
+folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
+import shutil
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modprobe.io import read_npy, write_csv, write_json, write_npy
+from modprobe import cli
+from modprobe.errors import ModprobeError
+from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
+#: Columns the runners' tables hold as text: read back as strings (an id ``0001`` is not
+#: the number 1, and ``0001`` and ``1`` must not collide). Absent columns are ignored.
+TEXT_COLUMNS: tuple[str, ...] = (
+    "id", "group", "shape", "answer_vision", "answer_text", "cluster", "y_vision", "y_text",
+    "y_multi", "condition", "top1_token", "candidate", "perturbation", "answer", "model")
+#: Elements read from each weight tensor for the model fingerprint (evenly spaced).
+SAMPLES_PER_TENSOR = 64
 
 
-class StudyError(RuntimeError):
+class StudyError(ModprobeError, RuntimeError):
     """A run cannot start or resume (the message says what to do)."""
 
 
@@ -53,8 +70,88 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def check_run_folder(out: str | Path, resume: bool,
+                     kind: str | None = None) -> dict[str, Any] | None:
+    """Check ``out`` before a run; returns its manifest when resuming, else None.
+
+    Writes nothing, so a runner calls it first and refuses bad input with no trace.
+
+    Raises:
+        StudyError: ``out`` is a file, cannot be written, is not empty without
+            ``resume``, holds no run to resume, or a run of another ``kind``.
+    """
+    out = Path(out)
+    try:
+        cli.check_out(out, resume=resume, what="run")
+    except ModprobeError as err:
+        raise StudyError(str(err)) from None
+    if not resume:
+        return None
+    path = out / MANIFEST
+    if not path.is_file():
+        raise StudyError(f"cannot resume: {out} has no {MANIFEST}, so it is not a modprobe "
+                         "run; choose the run's folder or drop --resume")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StudyError(f"cannot resume: {path} is not valid JSON ({err}); the run folder "
+                         "is damaged, start a new --out") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
+        raise StudyError(f"cannot resume: {path} has no options; start a new --out")
+    if kind is not None and manifest.get("kind", kind) != kind:
+        raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
+                         f"not a {kind} run; choose another --out")
+    return manifest
+
+
+def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],
+                 resume_keys: Iterable[str],
+                 fingerprints: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume when options, data or model differ from the manifest's.
+
+    Args:
+        out: The run folder (for messages).
+        manifest: Its manifest.
+        options: The options now, keyed like ``manifest["options"]``.
+        resume_keys: The option names that must match.
+        fingerprints: ``{"data": ..., "model": ...}`` now (:func:`data_fingerprint`,
+            :func:`model_fingerprint`); parts the manifest lacks are not compared.
+
+    Raises:
+        StudyError: naming every difference.
+    """
+    before = manifest.get("options", {})
+    changed = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in resume_keys
+               if not _same_option(before.get(k), options.get(k))]
+    old = manifest.get("fingerprints") or {}
+    for part, what in (("data", "the dataset (items.jsonl, dataset.json or an image)"),
+                       ("model", "the model")):
+        now_part = (fingerprints or {}).get(part)
+        if part in old and now_part is not None and old[part] != now_part:
+            detail = [name for name in now_part if old[part].get(name) != now_part.get(name)]
+            changed.append(f"{what} changed since the run started ({', '.join(detail)} differ)")
+    if changed:
+        raise StudyError(f"cannot resume {out} with different options or inputs "
+                         f"({'; '.join(changed)}); resume with the original ones, or start a "
+                         "new --out")
+
+
+def _same_option(before: Any, now: Any) -> bool:
+    """Equal values, or two spellings of one existing path (``runs/m`` and ``/abs/runs/m``)."""
+    if before == now:
+        return True
+    if isinstance(before, str) and isinstance(now, str):
+        try:
+            return Path(before).exists() and Path(now).exists() and \
+                Path(before).samefile(Path(now))
+        except OSError:
+            return False
+    return False
+
+
 def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
-                       resume_keys: Sequence[str], kind: str | None = None) -> dict[str, Any]:
+                       resume_keys: Sequence[str], kind: str | None = None,
+                       fingerprints: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Create a run folder, or check that the one to resume matches ``options``.
 
     Args:
@@ -64,41 +161,30 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
         resume_keys: Options that must be equal to resume (those that change numbers).
         kind: What runs here (``"interference"``); a resumed folder of another kind is
             refused.
+        fingerprints: Data and model fingerprints, recorded and compared on resume.
 
     Returns:
-        The manifest (a new one, or the resumed run's).
+        The manifest (a new one, or the resumed run's with the options now).
 
     Raises:
-        StudyError: the folder holds something and ``resume`` is off; nothing to resume;
-            the options or kind differ.
+        StudyError: the folder is a file, unwritable, or holds something and ``resume``
+            is off; nothing to resume; the options, inputs or kind differ.
     """
-    manifest_path = out / MANIFEST
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise StudyError(
-                f"run folder {out} already exists and is not empty; pass --resume to continue "
-                "that run, or choose another --out (modprobe never overwrites a run)")
-        if not manifest_path.is_file():
-            raise StudyError(f"cannot resume: {out} has no {MANIFEST}; it is not a modprobe run")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if kind is not None and manifest.get("kind", kind) != kind:
-            raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
-                             f"not a {kind} run; choose another --out")
-        before = manifest.get("options", {})
-        changed = [k for k in resume_keys if before.get(k) != options.get(k)]
-        if changed:
-            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in changed)
-            raise StudyError(f"cannot resume {out} with different options ({diffs}); "
-                             "use the original options or a new --out")
-        return manifest
-    if resume and not manifest_path.is_file():
-        raise StudyError(f"nothing to resume: {out} holds no run; drop --resume to start one")
+    out = Path(out)
+    manifest = check_run_folder(out, resume, kind)
+    if manifest is not None:
+        check_resume(out, manifest, options, resume_keys, fingerprints)
+        remove_temporary_files(out)  # half-written files of a killed run
+        manifest["options"] = dict(options)  # options outside resume_keys may change
+    else:
+        manifest = {"options": dict(options), "versions": versions(), "started": now(),
+                    "status": "running"}
+        if kind is not None:
+            manifest["kind"] = kind
+    if fingerprints is not None:
+        manifest["fingerprints"] = dict(fingerprints)
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"options": dict(options), "versions": versions(),
-                                "started": now(), "status": "running"}
-    if kind is not None:
-        manifest["kind"] = kind
-    write_json(manifest_path, manifest)
+    write_json(out / MANIFEST, manifest)
     return manifest
 
 
@@ -107,8 +193,20 @@ def chunk_folder(out: Path, index: int) -> Path:
     return out / CHUNKS / f"{index:05d}"
 
 
+def is_complete(out: Path) -> bool:
+    """Whether the manifest of ``out`` says the run finished."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "complete"
+
+
 def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int]:
-    """Indices of the chunks (of ``count``) whose marker file exists."""
+    """Indices of the chunks (of ``count``) whose marker file exists (all of them for a
+    complete run whose chunks were removed: its gathered tables hold them)."""
+    if not (out / CHUNKS).is_dir() and is_complete(out):
+        return set(range(count))
     return {i for i in range(count) if (chunk_folder(out, i) / marker).is_file()}
 
 
@@ -128,16 +226,21 @@ def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
         write_csv(path, value)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV the runners wrote (empty strings are missing, ``"NA"`` stays a string)."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
+    """A CSV the runners wrote (empty strings are missing, ``"NA"`` stays a string, the
+    ``text`` columns stay strings)."""
+    return read_csv(path, text=text)
 
 
 def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]:
     """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out/<name>``."""
+    and write each whole table to ``out/<name>`` (a complete run whose chunks were removed:
+    read those tables back)."""
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
+    if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion
+        return {name: read_npy(out / name) if name.endswith(".npy") else read_table(out / name)
+                for name in names}
     for name in names:
         if name.endswith(".npy"):
             value: Any = np.concatenate([read_npy(f / name) for f in folders], axis=0)
@@ -148,7 +251,72 @@ def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]
     return gathered
 
 
-def mark_complete(out: Path, manifest: dict[str, Any]) -> None:
-    """Record in the manifest that the run finished."""
+def mark_complete(out: Path, manifest: dict[str, Any], remove_chunks: bool = False) -> None:
+    """Record in the manifest that the run finished.
+
+    Args:
+        out: The run folder.
+        manifest: Its manifest (updated in place).
+        remove_chunks: Delete ``chunks/`` once the manifest says complete: the gathered
+            tables hold everything, and keeping both would be a second copy of the run.
+            Only for runners that re-read the gathered tables on a resume of a finished run.
+    """
     manifest.update({"status": "complete", "finished": now()})
     write_json(out / MANIFEST, manifest)
+    if remove_chunks:
+        shutil.rmtree(out / CHUNKS, ignore_errors=True)
+
+
+def _sha256_file(path: Path, digest: Any | None = None) -> Any:
+    digest = digest or hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
+def data_fingerprint(root: str | Path, images: Iterable[str]) -> dict[str, str]:
+    """Hashes of a dataset folder: ``items`` (items.jsonl + dataset.json) and ``images``.
+
+    Args:
+        root: The dataset folder.
+        images: The image paths its items name (relative, POSIX separators).
+    """
+    root = Path(root)
+    items = hashlib.sha256()
+    for name in ("items.jsonl", "dataset.json"):
+        if (root / name).is_file():
+            items.update(name.encode())
+            _sha256_file(root / name, items)
+    pictures = hashlib.sha256()
+    for image in sorted(set(images)):
+        pictures.update(image.encode() + b"\0")
+        _sha256_file(root / PurePosixPath(image), pictures)
+    return {"items": items.hexdigest(), "images": pictures.hexdigest()}
+
+
+def model_fingerprint(module: Any) -> dict[str, str]:
+    """Hashes of a loaded model: ``config`` and ``weights``.
+
+    ``config`` hashes the model config without the fields that name where it was loaded
+    from; ``weights`` hashes every parameter and buffer's name, shape and dtype and
+    :data:`SAMPLES_PER_TENSOR` evenly spaced values of it (training or fine-tuning changes
+    them), so it costs milliseconds even for a 7B model on a GPU.
+    """
+    import torch
+
+    config = module.config.to_dict()
+    for key in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
+        config.pop(key, None)
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    weights = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            weights.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            flat = tensor.detach().reshape(-1)
+            if flat.numel() == 0:
+                continue
+            index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()),
+                                   device=flat.device).round().long()
+            weights.update(flat[index].float().cpu().numpy().tobytes())
+    return {"config": config_hash.hexdigest(), "weights": weights.hexdigest()}

@@ -10,7 +10,8 @@ never interrupted. ``python -m modprobe.layers`` is the command-line face of thi
 Run folder::
 
     RUN/manifest.json          model, data, seed, versions, options
-    RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done)
+    RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
+                               removed once the run is complete
     RUN/items.csv              one row per item (answers, entropies, correctness; a
                                text-only answer is correct when it is any of the
                                item's answer_text_options)
@@ -29,6 +30,7 @@ Run folder::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,17 +42,21 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import write_csv, write_json
+from modprobe.io import read_npy, write_csv, write_json
 from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
+    check_run_folder,
     chunk_folder,
+    data_fingerprint,
     finished_chunks,
     gather_chunks,
     mark_complete,
+    model_fingerprint,
     prepare_run_folder,
+    read_table,
     write_chunk,
 )
 
@@ -131,11 +137,63 @@ class StudyResult:
         return list(self.summary.get("lines", []))
 
 
-def _prepare_out(config: StudyConfig) -> dict[str, Any]:
-    """Create the run folder, or check that a resumed one matches ``config``."""
-    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    return prepare_run_folder(Path(config.out), options, config.resume, _RESUME_KEYS,
-                              kind="following")
+def _check_config(config: StudyConfig) -> None:
+    """Refuse options that cannot give a meaningful run, naming the CLI option."""
+    from modprobe.cli import check_dtype
+
+    def integer(option: str, value: Any, least: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            what = "a positive integer" if least == 1 else f"an integer >= {least}"
+            raise StudyError(f"{option} must be {what}, got {value!r}")
+
+    integer("--batch-size", config.batch_size, 1)
+    integer("--top-k", config.top_k, 1)
+    integer("--bootstrap", config.n_bootstrap, 1)
+    integer("--seed", config.seed, 0)
+    if config.limit is not None:
+        integer("--limit", config.limit, 1)
+    if config.groups is not None:
+        integer("--groups", config.groups, 1)
+        if config.data is not None:
+            raise StudyError("--groups sets the size of the generated dataset, so it applies "
+                             "only without --data; drop one of them")
+    if config.axis not in ("rel", "abs"):
+        raise StudyError(f"--axis must be rel or abs, got {config.axis!r}")
+    if not (isinstance(config.entropy_floor, (int, float)) and
+            0 <= config.entropy_floor < float("inf")):
+        raise StudyError(f"--entropy-floor must be a number >= 0, got {config.entropy_floor!r}")
+    check_dtype(config.dtype)
+    if config.candidates is not None:
+        if not config.candidates or not all(isinstance(c, str) and c.strip()
+                                            for c in config.candidates):
+            raise StudyError(f"--candidates must be non-empty answers separated by commas, "
+                             f"got {config.candidates!r}")
+        if len(set(config.candidates)) != len(config.candidates):
+            raise StudyError(f"--candidates lists an answer twice: {config.candidates!r}")
+
+
+def _analysis_options(config: StudyConfig) -> dict[str, Any]:
+    """The options the summary was computed with (re-analysis records its own)."""
+    return {"n_bootstrap": config.n_bootstrap, "seed": config.seed, "axis": config.axis,
+            "entropy_floor": config.entropy_floor, "figures": config.figures,
+            "balance_estimate": config.balance_estimate, "all_conflicts": config.all_conflicts,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _undo_new_run(out: Path, created: bool) -> None:
+    """Remove what a refused new run wrote (the folder was new or empty before it)."""
+    import shutil
+
+    if not out.is_dir():
+        return
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
 
 
 def _generate_data(config: StudyConfig, out: Path) -> Path:
@@ -253,41 +311,96 @@ def run_study(config: StudyConfig, progress: bool = True,
         The :class:`StudyResult`.
 
     Raises:
-        StudyError: the run folder exists (without ``resume``) or does not match.
-        DatasetError: the dataset does not validate.
+        StudyError: an option is out of range, the run folder exists (without
+            ``resume``), cannot be written, or does not match (options, data or model
+            changed); a disk or memory failure mid-run (finished chunks are kept).
+        DatasetError: the dataset does not validate (every line, field and image).
+        CandidateError: a candidate answer is not in the tokenizer's vocabulary.
+        ModprobeError: an unknown dtype or a device this machine does not have.
+
+    Nothing is written before every check passed; a refused new run leaves no folder.
     """
-    from tqdm.auto import tqdm
-
+    from modprobe.capture.candidates import resolve_candidates
+    from modprobe.cli import check_device, describe
     from modprobe.data import load_dataset
-    from modprobe.loading import load
+    from modprobe.loading import load, resolve_source
 
-    if config.batch_size < 1:
-        raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
-    from modprobe.loading import resolve_source
-
-    # Check what the user gave before creating anything: a typo must not leave a run folder.
+    # Check everything the user gave before writing anything: a typo must not leave a run
+    # folder, and a refused resume must not touch the run.
+    _check_config(config)
     resolve_source(config.model)
-    dataset = load_dataset(config.data) if config.data is not None else None
-    manifest = _prepare_out(config)
+    device = check_device(config.device)
     out = Path(config.out)
-    data = Path(config.data) if config.data is not None else _generate_data(config, out)
-    dataset = dataset or load_dataset(data)
-    items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
-    if not items:
-        raise StudyError(f"no items to run in {data}")
-    candidates = config.candidates or sorted(
-        {a for it in items for a in (it.answer_vision, it.answer_text)})
-    written_spans = manifest.get("span_names")
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+    manifest = check_run_folder(out, config.resume, kind="following")
+    resuming = manifest is not None
+    written_spans = manifest.get("span_names") if manifest is not None else None
     if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
         raise StudyError(
             f"cannot resume {out}: it was written with spans {', '.join(written_spans)} and "
             f"this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
-    loaded = load(config.model, device=config.device, dtype=config.dtype)
+    given = load_dataset(config.data) if config.data is not None else None
+    loaded = load(config.model, device=device, dtype=config.dtype)
+    vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
+    if config.candidates:  # the user's: checked before any data is generated
+        resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
+    created = not out.exists()
+    try:
+        data = Path(config.data) if config.data is not None else _generate_data(config, out)
+        dataset = given or load_dataset(data)
+        items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
+        if not items:
+            raise StudyError(f"no items to run in {data}")
+        candidates = config.candidates or sorted(
+            {a for it in items for a in (it.answer_vision, it.answer_text)})
+        resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
+        fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
+                        "model": model_fingerprint(loaded.module)}
+        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
+                                      kind="following", fingerprints=fingerprints)
+    except BaseException:
+        if not resuming:
+            _undo_new_run(out, created)
+        raise
+    complete = manifest.get("status") == "complete" and (out / "items.csv").is_file()
     manifest.update({"source": loaded.source, "family": loaded.adapter.family,
                      "n_items": len(items), "data_folder": str(data), "candidates": candidates,
                      "span_names": list(SPAN_NAMES),
                      "conditions": list(CONDITIONS)})
     write_json(out / MANIFEST, manifest)
+    if complete:  # resuming a finished run: re-analyse its tables with the options now
+        items_frame, layers_frame = read_table(out / "items.csv"), read_table(out / "layers.csv")
+        mass = read_npy(out / "attention_mass.npy")
+    else:
+        try:
+            items_frame, layers_frame, mass = _capture_chunks(
+                loaded, dataset, items, candidates, config, out, progress, on_chunk)
+        except OSError as err:
+            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: fix "
+                             "this, then rerun the same command with --resume") from err
+        except Exception as err:
+            if type(err).__name__ != "OutOfMemoryError":
+                raise
+            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: free "
+                             "memory and rerun with --resume, or use a smaller --batch-size in "
+                             "a new --out") from err
+
+    from modprobe.study.report import analyse_run
+
+    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
+                                   model_name=config.model, num_layers=mass.shape[2])
+    manifest["analysis"] = _analysis_options(config)
+    mark_complete(out, manifest, remove_chunks=True)
+    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
+                       summary=summary, figures=figures)
+
+
+def _capture_chunks(loaded: Any, dataset: Any, items: list[Any], candidates: list[str],
+                    config: StudyConfig, out: Path, progress: bool,
+                    on_chunk: Callable[[int], None] | None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Capture the chunks not yet on disk, then write and return the run's tables."""
+    from tqdm.auto import tqdm
 
     chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
     done = finished_chunks(out, len(chunks))
@@ -315,14 +428,7 @@ def run_study(config: StudyConfig, progress: bool = True,
     if all((chunk_folder(out, i) / "candidates.csv").is_file() for i in range(len(chunks))):
         gather_chunks(out, len(chunks), ["candidates.csv"])
     write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
-
-    from modprobe.study.report import analyse_run
-
-    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
-                                   model_name=config.model, num_layers=mass.shape[2])
-    mark_complete(out, manifest)
-    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
-                       summary=summary, figures=figures)
+    return items_frame, layers_frame, mass
 
 
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from modprobe.io import make_readable
 from modprobe.testing.tokenizer import DEFAULT_WORDS, word_level_tokenizer
 
 #: Families with a tiny model, in the order tests parametrize them.
@@ -367,6 +368,7 @@ def build_tiny(family: str, out_dir: str | os.PathLike[str], seed: int = 0,
     model = tiny_model(family, tiny_config(family, tokenizer, **text_overrides), seed=seed)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    make_readable(out)  # safetensors writes 0600; a shared test model must be readable
     return out
 
 
