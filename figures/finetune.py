@@ -18,7 +18,6 @@ interference runs of the base organism and of each variant), and writes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +25,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from modprobe.finetune.data import RELEVANT_SPANS  # noqa: E402
-from modprobe.finetune.demo import CAL_LAYERS, EVAL_PERTURB, TRAIN_PERTURB  # noqa: E402
+from modprobe.finetune.data import RELEVANT_SPANS
+from modprobe.finetune.demo import CAL_LAYERS, TRAIN_PERTURB
 
 #: The interference figures' palette, so a model has one color in every figure.
 PALETTE = sns.color_palette("colorblind").as_hex()

@@ -56,7 +56,31 @@ _LAZY = {
     "train": "modprobe.finetune.trainer",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "TERMS",
+    "AdversarialConfig",
+    "AdversarialResult",
+    "EmbeddingPerturbation",
+    "FinetuneDataError",
+    "FinetuneError",
+    "LoraSettings",
+    "LoraTargetError",
+    "LossConfig",
+    "TrainBatch",
+    "TrainConfig",
+    "TrainResult",
+    "adversarial_delta",
+    "adversarial_loss",
+    "answer_logits",
+    "answer_loss",
+    "attention_calibration_loss",
+    "check_batch",
+    "compute_losses",
+    "consistency_loss",
+    "irrelevant_mask",
+    "irrelevant_spans",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -190,7 +190,6 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
         estimate, low, high, n``; condition is ``clean`` or ``perturbed`` (every
         perturbation pooled; clusters keep an item's rows together).
     """
-    from modprobe.finetune.data import RELEVANT_SPANS
     from modprobe.stats import mean_interval
 
     attention = pd.read_csv(folder / "attention.csv")

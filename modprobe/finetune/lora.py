@@ -14,9 +14,9 @@ LoRA layers inside its projections; the returned ``PeftModel`` only saves them
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-import warnings
 from typing import Any
 
 import torch

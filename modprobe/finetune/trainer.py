@@ -262,9 +262,8 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
         StudyError: the run folder exists (without ``resume``) or does not match
             (``modprobe.study.runfolder``, the rule every runner follows).
     """
-    from modprobe.study.runfolder import prepare_run_folder
-
     from modprobe.finetune.world import world_items, write_world_data
+    from modprobe.study.runfolder import prepare_run_folder
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
