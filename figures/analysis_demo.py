@@ -191,8 +191,8 @@ def main() -> None:
     # 5. Attention mass per modality span (tidy frame: layer, span, mass, model, condition).
     rows = []
     for model, spans in (
-        ("vision-language", ("image", "text")),
-        ("omni", ("video", "audio", "text")),
+        ("vision-language", ("image", "context", "text")),
+        ("omni", ("video", "audio", "context", "text")),
     ):
         conditions = ("visual question", "audio question") if model == "omni" else ("conflict",)
         for condition in conditions:
@@ -200,6 +200,8 @@ def main() -> None:
                 depth = layer / 27
                 raw_mass = {
                     "text": 2.0 + 1.5 * depth,
+                    # the description: read early, then left (docs/organism.md)
+                    "context": 0.3 + 2.0 * (1 - depth) ** 3,
                     "image": 1.2 + np.sin(np.pi * depth),
                     "video": 1.0 + 0.8 * np.sin(np.pi * depth),
                     "audio": 0.5 + 0.3 * depth,

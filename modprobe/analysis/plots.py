@@ -424,7 +424,12 @@ def plot_attention_mass(
     models = list(dict.fromkeys(data["model"]))
     conditions = list(dict.fromkeys(data["condition"]))
     spans = [s for s in SPAN_ORDER if s in set(data["span"])]
-    colors = dict(zip(SPAN_ORDER, sns.color_palette("colorblind", len(SPAN_ORDER))))
+    # Fixed colours per span (the description in purple, the template-and-question text in
+    # grey), so that video's orange and the description never look alike.
+    palette = sns.color_palette("colorblind", 10)
+    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
+              "context": palette[4], "text": palette[7]}
+    colors.update({s: palette[9] for s in SPAN_ORDER if s not in colors})
     with sns.axes_style("whitegrid"):
         fig = Figure(figsize=(3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6),
                      layout="constrained", dpi=110)
@@ -435,6 +440,9 @@ def plot_attention_mass(
             ax = grid[r, c]
             cell = stats_frame[(stats_frame["model"] == model)
                                & (stats_frame["condition"] == condition)]
+            if cell.empty:  # this model was not run under this condition
+                ax.set_axis_off()
+                continue
             for span in spans:
                 part = cell[cell["span"] == span].sort_values("layer")
                 if part.empty:
@@ -445,7 +453,8 @@ def plot_attention_mass(
                 ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("layer")
-            if c == 0:
+            if c == 0 or not grid[r, c - 1].axison:
+                ax.tick_params(labelleft=True)  # sharey hides them off the first column
                 ax.set_ylabel(f"{model}\nattention mass" if len(models) > 1 and model
                               else "attention mass")
             name = " | ".join(str(p) for p in (model if len(models) > 1 else "", condition)
