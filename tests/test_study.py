@@ -119,6 +119,22 @@ def test_figures_and_summary(llava_dir: Path, lowres_data: Path, tmp_path: Path,
     assert [line for line in again if not line.startswith("note: ")] == expected
 
 
+def test_run_without_data_generates_it_into_the_run_folder(
+        llava_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's main command gives no --data: the run writes its dataset into
+    RUN/data and goes on (that folder is the run's own, not a user's file in the way)."""
+    out = tmp_path / "run"
+    code = main(["--model", str(llava_dir), "--out", str(out), "--groups", "1", "--limit", "6",
+                 "--batch-size", "3", "--bootstrap", "50", "--no-figures", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "data" / "items.jsonl").is_file() and (out / "items.csv").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    # and the folder, now holding a run, is still never overwritten
+    code = main(["--model", str(llava_dir), "--out", str(out), "--groups", "1", "--quiet"])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+
+
 def test_existing_run_is_never_overwritten(llava_dir: Path, lowres_data: Path,
                                            tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"

@@ -151,7 +151,8 @@ def _same_option(before: Any, now: Any) -> bool:
 
 def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
                        resume_keys: Sequence[str], kind: str | None = None,
-                       fingerprints: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                       fingerprints: Mapping[str, Any] | None = None,
+                       generated: Sequence[str] = ()) -> dict[str, Any]:
     """Create a run folder, or check that the one to resume matches ``options``.
 
     Args:
@@ -162,6 +163,9 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
         kind: What runs here (``"interference"``); a resumed folder of another kind is
             refused.
         fingerprints: Data and model fingerprints, recorded and compared on resume.
+        generated: Entries that this run itself wrote into a new ``out`` after
+            :func:`check_run_folder` found it empty (the data it generated): a new run
+            whose folder holds only these is not refused as "not empty".
 
     Returns:
         The manifest (a new one, or the resumed run's with the options now).
@@ -171,7 +175,9 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
             is off; nothing to resume; the options, inputs or kind differ.
     """
     out = Path(out)
-    manifest = check_run_folder(out, resume, kind)
+    only_ours = (not resume and bool(generated) and out.is_dir()
+                 and {p.name for p in out.iterdir()} <= set(generated))
+    manifest = None if only_ours else check_run_folder(out, resume, kind)
     if manifest is not None:
         check_resume(out, manifest, options, resume_keys, fingerprints)
         remove_temporary_files(out)  # half-written files of a killed run

@@ -357,7 +357,8 @@ def run_study(config: StudyConfig, progress: bool = True,
         fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
                         "model": model_fingerprint(loaded.module)}
         manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
-                                      kind="following", fingerprints=fingerprints)
+                                      kind="following", fingerprints=fingerprints,
+                                      generated=("data",) if config.data is None else ())
     except BaseException:
         if not resuming:
             _undo_new_run(out, created)
