@@ -8,11 +8,14 @@ one :class:`DatasetError`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from modprobe.errors import ModprobeError
+
+T = TypeVar("T")
 
 #: The kinds of item (docs/science.md section 1: conflicts and the two irrelevance controls).
 GROUPS: tuple[str, ...] = ("conflict", "text_irrelevant", "image_irrelevant")
@@ -273,17 +276,26 @@ def image_problem(path: Path, name: str | None = None) -> str | None:
     return None
 
 
-def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
-                ) -> tuple[list[Item], list[FieldError]]:
-    """Parse and validate the lines of an ``items.jsonl`` text.
+def parse_jsonl(text: str, file: str, check: Callable[[Any, int], list[FieldError]],
+                build: Callable[[dict[str, Any]], T]) -> tuple[list[T], list[FieldError]]:
+    """Parse and validate the lines of a JSONL text, one record a line.
+
+    The one reader of modprobe's line-per-record files (dataset and task items): blank
+    lines are skipped, invalid JSON and duplicate ``id`` values are reported with their
+    line, and every other check is ``check(record, line_number)``'s.
+
+    Args:
+        text: The file's text.
+        file: Its name, for messages.
+        check: The problems of one parsed record (an empty list when it is valid).
+        build: The item of a valid record.
 
     Returns:
-        The valid items and the problems of every line (blank lines are skipped).
+        The valid items and the problems of every line.
     """
-    items: list[Item] = []
+    items: list[T] = []
     errors: list[FieldError] = []
     first_line_of_id: dict[str, int] = {}
-    image_cache: dict[str, str | None] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -293,7 +305,7 @@ def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
             errors.append(FieldError(file, number, None, f"not valid JSON ({exc.msg} at "
                                                           f"column {exc.colno})"))
             continue
-        line_errors = check_record(record, number, root, file, image_cache)
+        line_errors = check(record, number)
         if isinstance(record, dict) and isinstance(record.get("id"), str):
             first = first_line_of_id.setdefault(record["id"], number)
             if first != number:
@@ -301,5 +313,19 @@ def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
                                               f"{record['id']!r} (first on line {first})"))
         errors.extend(line_errors)
         if not line_errors:
-            items.append(Item.from_record(record))
+            items.append(build(record))
     return items, errors
+
+
+def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
+                ) -> tuple[list[Item], list[FieldError]]:
+    """Parse and validate the lines of an ``items.jsonl`` text.
+
+    Returns:
+        The valid items and the problems of every line (blank lines are skipped).
+    """
+    image_cache: dict[str, str | None] = {}
+    return parse_jsonl(text, file,
+                       lambda record, number: check_record(record, number, root, file,
+                                                           image_cache),
+                       Item.from_record)

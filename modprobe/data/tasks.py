@@ -39,6 +39,7 @@ from modprobe.data.schema import (
     _describe,
     _image_problem,
     _type_ok,
+    parse_jsonl,
 )
 from modprobe.io import write_bytes
 
@@ -246,28 +247,9 @@ class TaskSet:
 def parse_tasks(text: str, root: Path | None, file: str = "items.jsonl",
                 ) -> tuple[list[TaskItem], list[FieldError]]:
     """Parse and validate the lines of a task ``items.jsonl``."""
-    items: list[TaskItem] = []
-    errors: list[FieldError] = []
-    seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            errors.append(FieldError(file, number, None,
-                                     f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        line = _check_record(record, number, root, file)
-        if isinstance(record, dict) and isinstance(record.get("id"), str):
-            first = seen.setdefault(record["id"], number)
-            if first != number:
-                line.append(FieldError(file, number, "id", f"duplicate id {record['id']!r} "
-                                                           f"(first on line {first})"))
-        errors.extend(line)
-        if not line:
-            items.append(_from_record(record))
-    return items, errors
+    return parse_jsonl(text, file, lambda record, number: _check_record(record, number, root,
+                                                                        file),
+                       _from_record)
 
 
 def _check_record(record: Any, line: int, root: Path | None, file: str) -> list[FieldError]:
