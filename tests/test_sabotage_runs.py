@@ -28,11 +28,15 @@ PLANTED = {
 }
 
 
-def _planted_run(folder: Path, with_candidates: bool = True) -> Path:
+def _planted_run(folder: Path, with_candidates: bool = True,
+                 ids: dict[str, str] | None = None,
+                 clusters: dict[str, str] | None = None) -> Path:
+    """``ids`` and ``clusters`` rename items and their clusters (default: ``c1``, ``g-c1``)."""
     items, cands, layers = [], [], []
-    for item, (group, a_v, a_t, probs) in PLANTED.items():
+    for key, (group, a_v, a_t, probs) in PLANTED.items():
+        item = (ids or {}).get(key, key)
         items.append({"id": item, "group": group, "answer_vision": a_v, "answer_text": a_t,
-                      "cluster": f"g-{item}"})
+                      "cluster": (clusters or {}).get(key, f"g-{key}")})
         for condition, p in probs.items():
             layer_row = {"id": item, "condition": condition}
             for label, prob in zip(CANDIDATES, p):
@@ -81,6 +85,18 @@ def test_study_agents_rank_candidates_and_take_gold_by_group(tmp_path: Path) -> 
     groups = report.summary()["groups"]
     assert groups["conflict/text"]["potential_sabotage"]["count"] == 1
     assert groups["image_irrelevant/vision"]["contributions"]["count"] == 0
+
+
+def test_numeric_looking_ids_and_clusters_stay_text(tmp_path: Path) -> None:
+    # pandas alone would read "0001" and "1" as the number 1 and the clusters as ints
+    outputs = load_agents(_planted_run(tmp_path, ids={"c1": "0001", "t1": "1"},
+                                       clusters={"c1": "01", "t1": "2", "i1": "3"}))
+    assert set(outputs.table["item"]) == {"0001", "1", "i1"}
+    assert set(outputs.table["cluster"]) == {"01", "2", "3"}
+    top = outputs.table[outputs.table["rank"] == 1].set_index(["item", "agent"])
+    assert top.loc[("0001", "vision"), "label"] == "red"
+    assert top.loc[("1", "vision"), "label"] == "green"
+    assert len(top) == 9
 
 
 def test_vocab_scores_and_gold_text(tmp_path: Path) -> None:
