@@ -34,7 +34,6 @@ then the item is the cluster), the Wilson interval otherwise.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,16 +386,3 @@ def _sabotaged(per_agent: pd.DataFrame) -> pd.DataFrame:
     out = out.sort_values(["successful_sabotage", "confidence"], ascending=[False, False],
                           kind="mergesort", na_position="last")
     return out.reset_index(drop=True)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by None, numpy scalars by Python ones."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from modprobe.io import write_csv, write_json
+from modprobe.io import json_ready, write_csv, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from modprobe.analysis.sabotage import SabotageReport
@@ -49,7 +49,7 @@ def _rate(row: pd.Series) -> dict[str, Any]:
 
 def summary_dict(report: SabotageReport) -> dict[str, Any]:
     """The report as JSON-ready numbers (no NaN: undefined values are null)."""
-    from modprobe.analysis.sabotage import FUSION, MEASURES, json_safe
+    from modprobe.analysis.sabotage import FUSION, MEASURES
 
     def coverage(who: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -92,7 +92,7 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
         "unparsed_replies": len(report.outputs.unparsed),
         "notes": report.notes,
     }
-    return json_safe(summary)
+    return json_ready(summary)
 
 
 def _fmt(row: pd.Series) -> str:
