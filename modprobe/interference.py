@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modprobe import cli
+from modprobe.stats import DEFAULT_RESAMPLES
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
                         help="seed of the perturbations, generated data and bootstrap")
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
+                        help="bootstrap replicates")
     parser.add_argument("--cluster", default="auto",
                         help="TABLE form: cluster column (auto: 'cluster' if present; none)")
     parser.add_argument("--no-attention", action="store_true",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.stats import Interval, mean_interval
+from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 CLEAN = "clean"
 UNREADABLE = "unreadable"
@@ -204,7 +204,7 @@ def _check_rows(frame: pd.DataFrame, source: str) -> None:
 
 def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
                          order: Sequence[str] | None = None, confidence: float = 0.95,
-                         n_resamples: int = 2000, seed: int = 0) -> InterferenceReport:
+                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> InterferenceReport:
     """Accuracy per condition and the paired flip rate per perturbation.
 
     Args:

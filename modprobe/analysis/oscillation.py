@@ -273,7 +273,7 @@ def oscillation_report(
     groups: Sequence[Any] | np.ndarray | None = None,
     region_group: str | None = "conflict",
     radius: float = 0.5,
-    n_bootstrap: int = 2000,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
     clusters: Sequence[Any] | np.ndarray | None = None,

@@ -37,6 +37,7 @@ import pandas as pd
 from modprobe.data.tasks import TaskItem, TaskSet
 from modprobe.io import write_json
 from modprobe.spans import SPAN_NAMES
+from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
@@ -93,7 +94,7 @@ class InterferenceConfig:
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
-    n_bootstrap: int = 2000
+    n_bootstrap: int = DEFAULT_RESAMPLES
     resume: bool = False
     figures: bool = True
     groups: int | None = None

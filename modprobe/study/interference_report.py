@@ -19,6 +19,7 @@ import pandas as pd
 
 from modprobe.io import read_npy, write_csv, write_json
 from modprobe.spans import SPAN_NAMES
+from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import read_table
 
 FIGURES = "figures"
@@ -80,7 +81,8 @@ def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
 
 
 def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
-                             names: Sequence[str], model_name: str, n_bootstrap: int = 2000,
+                             names: Sequence[str], model_name: str,
+                             n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
                              span_names: Sequence[str] | None = None,
                              ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
