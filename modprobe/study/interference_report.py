@@ -103,7 +103,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
         spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
                  for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
-        shift = attention_shift(attention, spans, clusters, n_resamples=min(n_bootstrap, 1000),
+        shift = attention_shift(attention, spans, clusters, n_resamples=n_bootstrap,
                                 seed=seed)
         write_csv(out / "attention_shift.csv", shift)
     lines = report.lines()
