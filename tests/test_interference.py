@@ -111,6 +111,15 @@ def test_cli_prints_lines_and_draws_figures(tiny_dir, tasks_dir: Path, tmp_path:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["options"]["perturb"] == ["MD", "RP"]
     assert manifest["image_size"] == [32, 32]
+    assert manifest["analysis"]["n_bootstrap"] == 100 and manifest["analysis"]["seed"] == 0
+    # re-analysis takes the run's own options: the same summary, recorded in the manifest
+    from modprobe.study.interference_report import analyse_interference_folder
+
+    before = json.loads((out / "summary.json").read_text())
+    summary, _, _, _ = analyse_interference_folder(out, figures=False)
+    assert summary["lines"] == before["lines"]
+    analysis = json.loads((out / "manifest.json").read_text())["analysis"]
+    assert analysis["n_bootstrap"] == 100 and analysis["figures"] is False
     # never overwritten
     assert main(["--model", str(tiny_dir("llava")), "--data", str(tasks_dir), "--out", str(out),
                  "--quiet"]) == 2

@@ -26,6 +26,7 @@ Run folder::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -237,6 +238,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
         figures=config.figures)
+    manifest["analysis"] = {"n_bootstrap": config.n_bootstrap, "seed": config.seed,
+                            "figures": config.figures, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     mark_complete(out, manifest, remove_chunks=True)
     return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
 

@@ -186,15 +186,33 @@ def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, shift
 
 
-def analyse_interference_folder(run: str | Path, n_bootstrap: int = 2000, seed: int = 0,
-                                figures: bool = True,
+def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
+                                seed: int | None = None, figures: bool = True,
                                 ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed)."""
+    """Re-analyse a finished run folder from its tables (no model needed).
+
+    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``
+    options), so the result equals the run's summary unless one is changed. The options
+    used are recorded in the manifest's ``analysis`` entry.
+    """
+    import time
+
+    from modprobe.study.runfolder import MANIFEST
+
     run = Path(run)
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
+    options = manifest.get("options", {})
+    if n_bootstrap is None:
+        n_bootstrap = options.get("n_bootstrap", DEFAULT_RESAMPLES)
+    if seed is None:
+        seed = options.get("seed", 0)
     items = read_table(run / "items.csv")
     mass_path = run / "attention_mass.npy"
     mass = read_npy(mass_path) if mass_path.is_file() else None
-    return analyse_interference_run(run, items, mass, manifest["options"]["perturb"],
-                                    manifest["options"]["model"], n_bootstrap, seed, figures,
-                                    span_names=manifest.get("span_names"))
+    result = analyse_interference_run(run, items, mass, options["perturb"], options["model"],
+                                      n_bootstrap, seed, figures,
+                                      span_names=manifest.get("span_names"))
+    manifest["analysis"] = {"n_bootstrap": n_bootstrap, "seed": seed, "figures": figures,
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json(run / MANIFEST, manifest)
+    return result
