@@ -199,3 +199,50 @@ def test_killed_run_resumes_to_identical_tables(tiny_dir, tasks_dir: Path,
     assert a["lines"] == b["lines"]
     # a resumed run refuses changed options
     assert main([*args, "--out", str(out), "--resume", "--seed", "1", "--quiet"]) == 2
+
+
+def test_resume_refuses_changed_tasks_and_a_failed_start_leaves_no_folder(
+        tiny_dir, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from modprobe.study import interference
+    from modprobe.study.runfolder import StudyError
+
+    data = tmp_path / "tasks"
+    generate_color_tasks(data, groups=1, seed=0, variant="lowres", fmt="choice",
+                         tiers=[3], text_tiers=[1])
+    model = ["--model", str(tiny_dir("llava"))]
+    args = [*model, "--data", str(data), "--perturb", "MD", "--bootstrap", "20",
+            "--no-figures", "--quiet"]
+    run = tmp_path / "run"
+    assert main([*args, "--out", str(run)]) == 0
+    before = (run / "manifest.json").read_text()
+    assert set(json.loads(before)["fingerprints"]) == {"data", "model"}
+    # the task folder changes: resuming is refused, and the run is left as it was
+    lines = (data / "items.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["question"] += " Answer in one word."
+    (data / "items.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    assert main([*args, "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "changed since the run started" in err and "items differ" in err, err
+    assert (run / "manifest.json").read_text() == before
+
+    # a start that fails after the model loaded leaves no folder, with or without --data
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise StudyError("refused for the test")
+
+    monkeypatch.setattr(interference, "model_fingerprint", refuse)
+    for given, out in ((["--data", str(data)], tmp_path / "a"), (["--groups", "1"], tmp_path / "b")):
+        assert main([*model, *given, "--perturb", "MD", "--out", str(out), "--quiet",
+                     "--no-figures"]) == 2
+        assert "refused for the test" in capsys.readouterr().err
+        assert not out.exists(), "a failed start left its folder"
+    monkeypatch.undo()
+
+    # without --data the run generates its tasks into its own new folder
+    out = tmp_path / "generated"
+    assert main([*model, "--groups", "1", "--perturb", "MD", "--bootstrap", "20",
+                 "--limit", "4", "--out", str(out), "--quiet", "--no-figures"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and (out / "data" / "items.jsonl").is_file()
+    assert set(manifest["fingerprints"]) == {"data", "model"}

@@ -42,11 +42,15 @@ from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
+    check_run_folder,
     chunk_folder,
+    data_fingerprint,
     finished_chunks,
     gather_chunks,
     mark_complete,
+    model_fingerprint,
     prepare_run_folder,
+    undo_new_run,
     write_chunk,
 )
 
@@ -198,17 +202,31 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
 
+    # Check everything the user gave before writing anything (as the study runner does): a
+    # typo must not leave a run folder, and a refused resume must not touch the run.
     tasks, names = _check_inputs(config)
     out = Path(config.out)
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     options["perturb"] = names
-    manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS, kind="interference")
-    data = Path(config.data) if config.data is not None else _generate(config, out)
-    tasks = tasks or load_tasks(data)
-    items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+    resuming = check_run_folder(out, config.resume, kind="interference") is not None
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
-    candidates = _candidates(items, loaded)
+    created = not out.exists()
+    try:
+        data = Path(config.data) if config.data is not None else _generate(config, out)
+        tasks = tasks or load_tasks(data)
+        items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+        candidates = _candidates(items, loaded)
+        images = [it.image_file for it in tasks.items if it.image_file is not None]
+        fingerprints = {"data": data_fingerprint(data, images),
+                        "model": model_fingerprint(loaded.module)}
+        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
+                                      kind="interference", fingerprints=fingerprints,
+                                      generated=("data",) if config.data is None else ())
+    except BaseException:
+        if not resuming:
+            undo_new_run(out, created)
+        raise
     manifest.update({"source": loaded.source, "family": loaded.adapter.family,
                      "n_items": len(items), "data_folder": str(data), "image_size": list(size),
                      "image_size_note": size_note,

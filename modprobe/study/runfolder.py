@@ -149,6 +149,22 @@ def _same_option(before: Any, now: Any) -> bool:
     return False
 
 
+def undo_new_run(out: str | Path, created: bool) -> None:
+    """Remove what a refused new run wrote: the whole folder if the run ``created`` it,
+    else everything in it (it was empty before, as :func:`check_run_folder` found it)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
+
+
 def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
                        resume_keys: Sequence[str], kind: str | None = None,
                        fingerprints: Mapping[str, Any] | None = None,

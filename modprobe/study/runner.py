@@ -57,6 +57,7 @@ from modprobe.study.runfolder import (
     model_fingerprint,
     prepare_run_folder,
     read_table,
+    undo_new_run,
     write_chunk,
 )
 
@@ -178,22 +179,6 @@ def _analysis_options(config: StudyConfig) -> dict[str, Any]:
             "entropy_floor": config.entropy_floor, "figures": config.figures,
             "balance_estimate": config.balance_estimate, "all_conflicts": config.all_conflicts,
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-def _undo_new_run(out: Path, created: bool) -> None:
-    """Remove what a refused new run wrote (the folder was new or empty before it)."""
-    import shutil
-
-    if not out.is_dir():
-        return
-    if created:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for child in out.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink()
 
 
 def _generate_data(config: StudyConfig, out: Path) -> Path:
@@ -361,7 +346,7 @@ def run_study(config: StudyConfig, progress: bool = True,
                                       generated=("data",) if config.data is None else ())
     except BaseException:
         if not resuming:
-            _undo_new_run(out, created)
+            undo_new_run(out, created)
         raise
     complete = manifest.get("status") == "complete" and (out / "items.csv").is_file()
     manifest.update({"source": loaded.source, "family": loaded.adapter.family,
