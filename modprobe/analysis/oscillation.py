@@ -29,7 +29,6 @@ from modprobe.stats import (
     DEFAULT_RESAMPLES,
     bootstrap_interval,
     cluster_codes,
-    mean_interval,
     resample_weights,
 )
 
@@ -167,14 +166,6 @@ def assign_regions(x: Any, balance_point: float, radius: float = 0.5) -> np.ndar
     return regions
 
 
-def bootstrap_mean_interval(
-    values: Any, n_bootstrap: int = DEFAULT_RESAMPLES, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of `modprobe.stats.mean_interval` (NaN values dropped)."""
-    interval = mean_interval(values, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
-    return interval.estimate, interval.low, interval.high
-
-
 @dataclass(frozen=True)
 class OscillationReport:
     """Oscillation counts summarised by region and by group (docs/science.md section 1).
@@ -243,14 +234,8 @@ def _weighted_means(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return (w @ counts[finite]) / total
 
 
-def _summaries(
-    frame: pd.DataFrame,
-    key: str,
-    n_bootstrap: int,
-    confidence: float,
-    seed: int,
-    weights: np.ndarray | None = None,
-) -> pd.DataFrame:
+def _summaries(frame: pd.DataFrame, key: str, confidence: float,
+               weights: np.ndarray) -> pd.DataFrame:
     """Mean and interval per value of ``key`` (`replicates items` ``weights``, indexed by
     the frame's index: the shared bootstrap draws)."""
     rows = []
@@ -285,10 +270,11 @@ def oscillation_report(
     docs/science.md section 1, "Regions" and "Oscillation": regions are assigned to items of
     ``region_group`` (all items when ``groups`` is None) with
     ``|x - balance point| <= radius``; every group (e.g. the irrelevant-conflict
-    controls) also gets its mean. Means carry percentile-bootstrap intervals; the
-    ambiguous - clear difference resamples both regions independently. With
-    ``clusters`` every interval resamples whole clusters instead (the same draws for
-    all regions and groups, since one cluster's items fall in several of them).
+    controls) also gets its mean. Means carry percentile-bootstrap intervals from one
+    set of draws shared by every region and group, so the ambiguous - clear difference is
+    computed within each replicate (the regions are not resampled independently). With
+    ``clusters`` the draws resample whole clusters instead of items (one cluster's items
+    fall in several regions and groups).
 
     Args:
         counts: ``items`` switch counts (`oscillation_counts`; NaN = not a conflict).
@@ -351,8 +337,8 @@ def oscillation_report(
     # One set of draws for every region and group: one cluster's items fall in several.
     weights = resample_weights(c.size, n_bootstrap, np.random.default_rng(seed), codes)
     assigned = per_item[per_item["region"] != UNASSIGNED]
-    by_region = _summaries(assigned, "region", n_bootstrap, confidence, seed, weights)
-    by_group = _summaries(per_item, "group", n_bootstrap, confidence, seed, weights)
+    by_region = _summaries(assigned, "region", confidence, weights)
+    by_group = _summaries(per_item, "group", confidence, weights)
     diff = (float("nan"),) * 3
     amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
     clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
