@@ -112,7 +112,10 @@ def test_law_bands_contain_the_fit_and_monotonicity_detects_decrease() -> None:
 
 def test_monotonicity_is_not_claimed_for_increasing_or_flat_data() -> None:
     x, y = _planted(1500, 0.0, 3.0, seed=7)
-    up = fit_law(x, y, n_bootstrap=200, isotonic_band=False).monotonicity
+    law = fit_law(x, y, n_bootstrap=200, isotonic_band=False)
+    up = law.monotonicity
+    # the non-increasing monotone fit has the wrong shape for an increasing trend
+    assert law.recommendation == "logistic" and "increasing" in law.recommendation_reason
     assert not up.decreasing and up.increasing and up.spearman_rho > 0.9
     assert up.summary().startswith("monotonicity: increasing")
     rng = np.random.default_rng(8)

@@ -125,6 +125,10 @@ def recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalanceP
     if trend.direction is None:
         return "logistic", ("no monotone trend is established, so neither balance point "
                             "locates a real crossing; read them as descriptive")
+    if trend.direction == "increasing":
+        return "logistic", ("the trend is increasing, and the monotone fit is non-increasing "
+                            "(the wrong shape for these data); trust the logistic balance "
+                            "point, which follows the trend either way")
     if law_gof.rejected:
         return "monotone", (f"trust the monotone balance point: the logistic curve does not "
                             f"fit ({law_gof.describe()}), so its crossing is a compromise "
