@@ -200,6 +200,9 @@ def test_bad_input_fails_before_anything_is_written(tasks: TaskSet, tmp_path: Pa
                                             "tokens, but the clean prompts of the image-heavy"):
         train(lm, tasks, _config(out, perturbations=("MD", "RP"),
                                  loss=LossConfig(adversarial=1.0)))
+    with pytest.raises(FinetuneError, match="calibration=1.0 with calibration_kind='cross_entropy' "
+                                            "is identically 0: the clean prompts of the image-heavy"):
+        train(lm, tasks, _config(out, loss=LossConfig(calibration=1.0)))
     imageless = tasks.open(tasks.items[0])
     imageless.image = None  # a list built by hand, changed after validation
     with pytest.raises(FinetuneDataError, match=f"item {imageless.id}: its relevant span "

@@ -170,6 +170,32 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
                 raise FinetuneError(str(err)) from None
             if label == "clean":
                 _check_adversarial(loaded, train_batch, config, kind)
+                _check_calibration(loaded, train_batch, config, kind)
+
+
+def _check_calibration(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
+    """Refuse a renormalised calibration term that would be identically 0.
+
+    ``cross_entropy`` and ``margin`` renormalise the mass over the spans of
+    ``calibration_over`` (default: the content spans). When the clean prompts hold no span
+    of it but the relevant one and no perturbation adds another, the share is 1 on every
+    row and the term is 0 whatever the model does.
+    """
+    from modprobe.finetune.losses import CONTENT_SPANS
+
+    loss = config.loss
+    if loss.calibration <= 0 or loss.calibration_kind == "neg_log_mass" or config.perturbations:
+        return
+    spans = loaded.spans(clean.batch)
+    over = set(loss.calibration_over if loss.calibration_over is not None else CONTENT_SPANS)
+    others = [name for name in sorted(over - set(clean.relevant))
+              if bool(spans.mask(name).any())]
+    if not others:
+        raise FinetuneError(
+            f"calibration={loss.calibration} with calibration_kind={loss.calibration_kind!r} "
+            f"is identically 0: the clean prompts of the {kind}-heavy items hold no span of "
+            f"{sorted(over)} but the relevant one and no perturbation adds one; give "
+            "perturbations (--perturb) or use calibration_kind='neg_log_mass'")
 
 
 def _check_adversarial(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
