@@ -276,3 +276,34 @@ def test_a_short_run_lowers_each_loss_it_optimises(loss: LossConfig, tasks: Task
     assert set(before) == {"loss", *loss.enabled()}
     for term in before:
         assert after[term] < before[term], (term, before[term], after[term])
+
+
+class _TwoProcesses:
+    """An accelerator stand-in: this process and one other whose gradients are given."""
+
+    num_processes = 2
+
+    def __init__(self, other: torch.Tensor) -> None:
+        self.other = other
+        self.calls = 0
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        assert reduction == "sum"
+        self.calls += 1
+        return tensor + self.other
+
+
+def test_gradients_are_averaged_in_one_all_reduce_with_zeros_for_missing_ones() -> None:
+    from modprobe.finetune.trainer import average_gradients
+
+    a, b, c = (torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(3)),
+               torch.nn.Parameter(torch.zeros(1)))
+    a.grad = torch.ones(2, 2)  # b: this process's batch kind did not reach it; c: nobody's
+    # the other process: grads 3 for a, 4 for b, none for c; then the has-grad flags
+    other = torch.tensor([3.0] * 4 + [4.0] * 3 + [0.0] + [1.0, 1.0, 0.0])
+    fake = _TwoProcesses(other)
+    average_gradients(fake, [a, b, c])
+    assert fake.calls == 1
+    assert torch.equal(a.grad, torch.full((2, 2), 2.0))
+    assert torch.equal(b.grad, torch.full((3,), 2.0))
+    assert c.grad is None

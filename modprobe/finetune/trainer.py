@@ -367,9 +367,7 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
         if accelerator.num_processes > 1:
             # Averaging gradients by hand keeps the model unwrapped (the capture traces the
             # module itself); LoRA gradients are small, so this costs little.
-            for p in parameters.values():
-                if p.grad is not None:
-                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+            average_gradients(accelerator, list(parameters.values()))
             sums = {k: float(accelerator.reduce(torch.tensor(v, device=accelerator.device),
                                                 reduction="mean")) for k, v in sums.items()}
         if config.grad_clip is not None:
@@ -396,6 +394,33 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
     accelerator.wait_for_everyone()
     return TrainResult(out=out, model=loaded, log=pd.DataFrame(log), steps=config.steps,
                        seconds=seconds, trainable=sum(p.numel() for p in parameters.values()))
+
+
+def average_gradients(accelerator: Any, parameters: Sequence[torch.nn.Parameter]) -> None:
+    """Average the gradients of ``parameters`` over processes with one all-reduce.
+
+    Every process sends the same flat tensor (a parameter without a gradient, e.g. one
+    its batch kind did not reach, counts as zeros), so processes whose batches differ
+    cannot wait on different collectives. A parameter that no process gave a gradient
+    keeps ``grad=None`` (the optimizer skips it, as in a single process).
+    """
+    if not parameters:
+        return
+    device = parameters[0].device
+    flat = torch.cat(
+        [(p.grad.detach().float() if p.grad is not None
+          else torch.zeros(p.shape, dtype=torch.float32, device=device)).reshape(-1).to(device)
+         for p in parameters]
+        + [torch.tensor([float(p.grad is not None) for p in parameters], device=device)])
+    total = accelerator.reduce(flat, reduction="sum")
+    had = total[-len(parameters):].tolist()
+    offset = 0
+    for index, p in enumerate(parameters):
+        size = p.numel()
+        if had[index] > 0:
+            mean = total[offset:offset + size] / accelerator.num_processes
+            p.grad = mean.view(p.shape).to(device=p.device, dtype=p.dtype)
+        offset += size
 
 
 def save_model(loaded: Any, peft_model: Any, folder: Path) -> None:
