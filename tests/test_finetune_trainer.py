@@ -307,3 +307,29 @@ def test_gradients_are_averaged_in_one_all_reduce_with_zeros_for_missing_ones() 
     assert torch.equal(a.grad, torch.full((2, 2), 2.0))
     assert torch.equal(b.grad, torch.full((3,), 2.0))
     assert c.grad is None
+
+
+def test_resume_against_changed_data_or_base_weights_is_refused(tasks_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    from modprobe.study.runfolder import StudyError
+
+    data = tmp_path / "data"
+    shutil.copytree(tasks_dir, data)
+    out = tmp_path / "run"
+    train(_organism(), data, _config(out, steps=1), progress=False)
+    assert set(read_manifest_of(out)["fingerprints"]) == {"data", "model"}
+    changed = _organism()
+    with torch.no_grad():
+        next(changed.module.parameters()).add_(1.0)
+    with pytest.raises(StudyError, match="the model changed since the run started"):
+        train(changed, data, _config(out, steps=2, resume=True), progress=False)
+    images = sorted(p for p in data.rglob("*.png"))
+    shutil.copyfile(images[1], images[0])
+    with pytest.raises(StudyError, match="the dataset .* changed since the run started"):
+        train(_organism(), data, _config(out, steps=2, resume=True), progress=False)
+
+
+def read_manifest_of(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))

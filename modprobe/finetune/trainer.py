@@ -285,24 +285,48 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     Raises:
         FinetuneError, FinetuneDataError, LoraTargetError: bad input, before any step runs
             and before anything is written.
-        StudyError: the run folder exists (without ``resume``) or does not match
+        StudyError: the run folder exists (without ``resume``) or does not match: other
+            options, or data or base weights whose fingerprints changed
             (``modprobe.study.runfolder``, the rule every runner follows).
     """
     from modprobe.finetune.world import world_items, write_world_data
-    from modprobe.study.runfolder import prepare_run_folder
+    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
     check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
-    manifest = prepare_run_folder(out, options, resume=config.resume, resume_keys=_RESUME_KEYS,
-                                  kind=RUN_KIND)
-    if data is None:  # the generated items, on disk for the record (kept on resume)
-        write_world_data(out / "data", loaded, seed=config.seed)
+    accelerator = _accelerator(config, loaded.device)
+    outcome: list[Any] = [None]
+    if accelerator.is_main_process:  # one process writes the run folder
+        try:
+            fingerprints = {"model": model_fingerprint(loaded.module)}
+            data_print = _data_fingerprint(data, items)
+            if data_print is not None:
+                fingerprints["data"] = data_print
+            manifest = prepare_run_folder(out, options, resume=config.resume,
+                                          resume_keys=_RESUME_KEYS, kind=RUN_KIND,
+                                          fingerprints=fingerprints)
+            if data is None:  # the generated items, on disk for the record (kept on resume)
+                write_world_data(out / "data", loaded, seed=config.seed)
+            outcome = [manifest]
+        except Exception as err:
+            if accelerator.num_processes == 1:
+                raise
+            outcome = [err]
+    if accelerator.num_processes > 1:  # the others learn the manifest, or the refusal
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(outcome, from_process=0)
+    accelerator.wait_for_everyone()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    manifest = outcome[0]
     with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return _train(loaded, items, config, out, manifest, progress)
+        # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
+        torch.manual_seed(config.seed + accelerator.process_index)
+        return _train(loaded, items, config, out, manifest, progress, accelerator)
 
 
 def _data_name(data: Any) -> str | None:
@@ -312,14 +336,27 @@ def _data_name(data: Any) -> str | None:
     return str(Path(root).resolve()) if root is not None else None
 
 
+def _data_fingerprint(data: Any, items: Sequence[Any]) -> dict[str, str] | None:
+    """Hashes of the task folder trained on (None for items built in memory or generated:
+    the generated ones are a function of the seed, a resume key)."""
+    from modprobe.study.runfolder import data_fingerprint
+
+    if isinstance(data, (str, os.PathLike)):
+        root: Any = data
+    else:
+        root = getattr(data, "root", None)
+    if root is None:
+        return None
+    return data_fingerprint(root, [it.image_file for it in items if it.image_file])
+
+
 def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
-           manifest: dict[str, Any], progress: bool) -> TrainResult:
+           manifest: dict[str, Any], progress: bool, accelerator: Any) -> TrainResult:
     from nnsight import NNsight
     from tqdm.auto import tqdm
 
     from modprobe.finetune.step import compute_losses
 
-    accelerator = _accelerator(config, loaded.device)
     peft_model = None
     if config.mode == "lora":
         peft_model = apply_lora(loaded, config.lora, manifest["options"]["base"])
