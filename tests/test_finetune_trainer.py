@@ -227,6 +227,8 @@ def test_cli_bad_input_is_one_line_exit_2(tasks_dir: Path, tmp_path: Path,
     assert "out of range" in capsys.readouterr().err
     assert main(["--model", "lava", "--out", str(tmp_path / "r")]) == 2
     assert "unknown model alias 'lava'" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "r"), "--answer", "0"]) == 2  # a LossConfig check
+    assert capsys.readouterr().err.startswith("error: every loss weight is 0")
     assert not (tmp_path / "r").exists()
 
 
@@ -333,3 +335,13 @@ def test_resume_against_changed_data_or_base_weights_is_refused(tasks_dir: Path,
 
 def read_manifest_of(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_finetune_errors_are_modprobe_errors() -> None:
+    from modprobe.adapters.context import ContextLocationError
+    from modprobe.errors import ModprobeError
+    from modprobe.perturb import PerturbationError
+
+    for error in (FinetuneError, FinetuneDataError, LoraTargetError, PerturbationError,
+                  ContextLocationError):
+        assert issubclass(error, ModprobeError) and issubclass(error, ValueError), error

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modprobe.errors import ModprobeError
 from modprobe.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from modprobe.finetune.config import TrainConfig
 from modprobe.finetune.data import (
@@ -62,7 +63,7 @@ _RESUME_KEYS = ("base", "data", "batch_size", "grad_accum", "learning_rate", "wa
                 "precision", "threads")
 
 
-class FinetuneError(ValueError):
+class FinetuneError(ModprobeError, ValueError):
     """A fine-tuning run cannot start (the message says what to change)."""
 
 
