@@ -165,6 +165,18 @@ def test_calibration_distribution_target_and_minimum() -> None:
     assert float(attention_calibration_loss(mass, target, over=["image", "text"])) > float(best)
 
 
+def test_calibration_single_content_span_is_exactly_zero_even_for_tiny_mass() -> None:
+    # A row whose only content span is the relevant one: share 1, loss exactly 0, also
+    # for heads whose content mass is below 1e-12 (a 1e-12 floor gave share m/1e-12 < 1).
+    img, txt = SPAN_NAMES.index("image"), SPAN_NAMES.index("text")
+    mass = torch.zeros(2, 1, 3, len(SPAN_NAMES))
+    mass[..., img] = torch.tensor([0.3, 1e-13, 1e-20])
+    mass[..., txt] = 1 - mass[..., img]
+    for kind in ("cross_entropy", "margin"):
+        got = attention_calibration_loss(mass, "image", kind=kind)
+        assert float(got) == 0.0
+
+
 def test_calibration_rejects_bad_input() -> None:
     mass = _mass(2)
     with pytest.raises(ValueError, match="unknown span 'imgae'"):

@@ -193,6 +193,11 @@ def test_bad_batches_fail_before_any_step(organism: Any) -> None:
         check_batch(lm, clean, LossConfig(calibration=1.0, calibration_layers=[0, 7]))
     with pytest.raises(ValueError, match="unknown span"):
         check_batch(lm, TrainBatch(clean.batch, clean.targets, ["image", "picture"]), LossConfig())
+    with pytest.raises(ValueError, match="calibration_over: unknown span 'picture'"):
+        check_batch(lm, clean, LossConfig(calibration=1.0, calibration_over=["image", "picture"]))
+    with pytest.raises(ValueError, match=r"calibration_over=\['text'\] leaves out the relevant "
+                                         r"span\(s\) \['image'\]"):
+        check_batch(lm, clean, LossConfig(calibration=1.0, calibration_over=["text"]))
     with pytest.raises(ValueError, match="one of each per row"):
         check_batch(lm, TrainBatch(clean.batch, clean.targets[:1], ["image", "image"]), LossConfig())
     with pytest.raises(ValueError, match="every loss weight is 0"):

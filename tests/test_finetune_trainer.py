@@ -200,6 +200,9 @@ def test_bad_input_fails_before_anything_is_written(tasks: TaskSet, tmp_path: Pa
                                             "tokens, but the clean prompts of the image-heavy"):
         train(lm, tasks, _config(out, perturbations=("MD", "RP"),
                                  loss=LossConfig(adversarial=1.0)))
+    with pytest.raises(FinetuneError, match="calibration=1.0 with calibration_kind='cross_entropy' "
+                                            "is identically 0: the clean prompts of the image-heavy"):
+        train(lm, tasks, _config(out, loss=LossConfig(calibration=1.0)))
     imageless = tasks.open(tasks.items[0])
     imageless.image = None  # a list built by hand, changed after validation
     with pytest.raises(FinetuneDataError, match=f"item {imageless.id}: its relevant span "
@@ -224,6 +227,8 @@ def test_cli_bad_input_is_one_line_exit_2(tasks_dir: Path, tmp_path: Path,
     assert "out of range" in capsys.readouterr().err
     assert main(["--model", "lava", "--out", str(tmp_path / "r")]) == 2
     assert "unknown model alias 'lava'" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "r"), "--answer", "0"]) == 2  # a LossConfig check
+    assert capsys.readouterr().err.startswith("error: every loss weight is 0")
     assert not (tmp_path / "r").exists()
 
 
@@ -273,3 +278,70 @@ def test_a_short_run_lowers_each_loss_it_optimises(loss: LossConfig, tasks: Task
     assert set(before) == {"loss", *loss.enabled()}
     for term in before:
         assert after[term] < before[term], (term, before[term], after[term])
+
+
+class _TwoProcesses:
+    """An accelerator stand-in: this process and one other whose gradients are given."""
+
+    num_processes = 2
+
+    def __init__(self, other: torch.Tensor) -> None:
+        self.other = other
+        self.calls = 0
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+        assert reduction == "sum"
+        self.calls += 1
+        return tensor + self.other
+
+
+def test_gradients_are_averaged_in_one_all_reduce_with_zeros_for_missing_ones() -> None:
+    from modprobe.finetune.trainer import average_gradients
+
+    a, b, c = (torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(3)),
+               torch.nn.Parameter(torch.zeros(1)))
+    a.grad = torch.ones(2, 2)  # b: this process's batch kind did not reach it; c: nobody's
+    # the other process: grads 3 for a, 4 for b, none for c; then the has-grad flags
+    other = torch.tensor([3.0] * 4 + [4.0] * 3 + [0.0] + [1.0, 1.0, 0.0])
+    fake = _TwoProcesses(other)
+    average_gradients(fake, [a, b, c])
+    assert fake.calls == 1
+    assert torch.equal(a.grad, torch.full((2, 2), 2.0))
+    assert torch.equal(b.grad, torch.full((3,), 2.0))
+    assert c.grad is None
+
+
+def test_resume_against_changed_data_or_base_weights_is_refused(tasks_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    from modprobe.study.runfolder import StudyError
+
+    data = tmp_path / "data"
+    shutil.copytree(tasks_dir, data)
+    out = tmp_path / "run"
+    train(_organism(), data, _config(out, steps=1), progress=False)
+    assert set(read_manifest_of(out)["fingerprints"]) == {"data", "model"}
+    changed = _organism()
+    with torch.no_grad():
+        next(changed.module.parameters()).add_(1.0)
+    with pytest.raises(StudyError, match="the model changed since the run started"):
+        train(changed, data, _config(out, steps=2, resume=True), progress=False)
+    images = sorted(p for p in data.rglob("*.png"))
+    shutil.copyfile(images[1], images[0])
+    with pytest.raises(StudyError, match="the dataset .* changed since the run started"):
+        train(_organism(), data, _config(out, steps=2, resume=True), progress=False)
+
+
+def read_manifest_of(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_finetune_errors_are_modprobe_errors() -> None:
+    from modprobe.adapters.context import ContextLocationError
+    from modprobe.errors import ModprobeError
+    from modprobe.perturb import PerturbationError
+
+    for error in (FinetuneError, FinetuneDataError, LoraTargetError, PerturbationError,
+                  ContextLocationError):
+        assert issubclass(error, ModprobeError) and issubclass(error, ValueError), error

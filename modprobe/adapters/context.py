@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from modprobe.errors import ModprobeError
+
 #: Key of the `batch seq` boolean context mask in a batch from ``Adapter.encode``. It is
 #: not a model input: ``Adapter.model_inputs`` drops it.
 CONTEXT_MASK = "context_mask"
@@ -39,7 +41,7 @@ CONTEXT_MASK = "context_mask"
 _MAX_TRIM = 2
 
 
-class ContextLocationError(ValueError):
+class ContextLocationError(ModprobeError, ValueError):
     """The description's tokens cannot be located exactly in the processor's tokens."""
 
 

@@ -131,37 +131,32 @@ def config_from_args(args: argparse.Namespace) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
     args = build_parser().parse_args(argv)
-    from modprobe.adapters import AdapterError
-    from modprobe.data import DatasetError
-    from modprobe.finetune.data import FinetuneDataError
-    from modprobe.finetune.lora import LoraTargetError
+    # Expected failures (bad options or data, a refused run folder) are ModprobeErrors:
+    # `cli.entry_point` prints them as one line and exits 2; anything else is a bug.
     from modprobe.finetune.trainer import FinetuneError, train
-    from modprobe.loading import ModelNotFoundError, load, resolve_source
-    from modprobe.study.runfolder import StudyError
+    from modprobe.loading import load, resolve_source
 
     try:
         config = config_from_args(args)
         config.check()
-        resolve_source(args.model)  # a typo fails before anything heavy happens
-        from modprobe.finetune.trainer import RUN_KIND
-        from modprobe.study.runfolder import check_run_folder
+    except ValueError as err:  # LossConfig / TrainConfig option checks
+        raise FinetuneError(str(err)) from None
+    resolve_source(args.model)  # a typo fails before anything heavy happens
+    from modprobe.finetune.trainer import RUN_KIND
+    from modprobe.study.runfolder import check_run_folder
 
-        check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
-        cli.check_device(args.device)
-        data = None
-        if args.data is not None:
-            from modprobe.data.tasks import load_tasks
+    check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
+    cli.check_device(args.device)
+    data = None
+    if args.data is not None:
+        from modprobe.data.tasks import load_tasks
 
-            data = load_tasks(args.data)
-        from accelerate import PartialState
+        data = load_tasks(args.data)
+    from accelerate import PartialState
 
-        device = args.device or str(PartialState().device)
-        loaded = load(args.model, device=device, dtype=args.dtype)
-        result = train(loaded, data, config, progress=not args.quiet)
-    except (FinetuneError, FinetuneDataError, LoraTargetError, DatasetError, ModelNotFoundError,
-            AdapterError, StudyError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    device = args.device or str(PartialState().device)
+    loaded = load(args.model, device=device, dtype=args.dtype)
+    result = train(loaded, data, config, progress=not args.quiet)
     last = result.log.iloc[-1].to_dict() if len(result.log) else {}
     terms = " ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("step", "lr", "seconds"))
     print(f"trained {result.steps} steps ({result.trainable:,} parameters) in "

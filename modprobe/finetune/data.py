@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from modprobe.adapters import Prompt
+from modprobe.errors import ModprobeError
 
 #: The span that holds the answer, for each value of a task item's ``relevant`` field.
 RELEVANT_SPANS: dict[str, str] = {"image": "image", "text": "context"}
 
 
-class FinetuneDataError(ValueError):
+class FinetuneDataError(ModprobeError, ValueError):
     """Training data cannot be used (the message names the item and the fix)."""
 
 

@@ -21,11 +21,13 @@ from typing import Any
 
 import torch
 
+from modprobe.errors import ModprobeError
+
 #: The module names MMA-Bench tunes (W_Q and W_V).
 DEFAULT_TARGETS: tuple[str, ...] = ("q_proj", "v_proj")
 
 
-class LoraTargetError(ValueError):
+class LoraTargetError(ModprobeError, ValueError):
     """Requested LoRA target modules do not exist in the language model."""
 
 

@@ -123,7 +123,8 @@ def attention_calibration_loss(
       row, not a distribution).
 
     The loss is ``weight`` times the mean over rows, chosen layers and chosen heads.
-    Probabilities are floored at 1e-12 before the log.
+    Probabilities are floored at 1e-12 before the log (the renormalising sum only at the
+    dtype's smallest normal number, so a row with one span of ``O`` has ``p_r = 1``).
 
     Args:
         attention_mass: `batch layer head span` mass from ``capture(..., grad=True)``.
@@ -165,7 +166,10 @@ def attention_calibration_loss(
     keep = torch.zeros(len(SPAN_NAMES), dtype=torch.bool, device=mass.device)
     keep[chosen] = True
     kept = mass * keep
-    share = kept / kept.sum(-1, keepdim=True).clamp_min(_TINY)
+    # Floor the denominator at the dtype's smallest normal number, not at 1e-12: a head
+    # whose content-span mass is below 1e-12 still gets shares summing to 1 (a row with a
+    # single span in `over` gets share exactly 1, loss exactly 0), not a floor artefact.
+    share = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny)
     if kind == "cross_entropy":
         ce = -(share.clamp_min(_TINY).log() * dist[:, None, None, :]).sum(-1)
         return weight * ce.mean()

@@ -156,7 +156,8 @@ def check_batch(loaded: Any, train: TrainBatch, config: LossConfig, *, label: st
     """Fail with a clear error before any step when a batch cannot give the enabled losses.
 
     Checks one target and one relevant name per row, known span names, the relevant span
-    present in each row when calibrating, calibration layers and heads in range, and that
+    present in each row when calibrating, known ``calibration_over`` names that include
+    every row's relevant span, calibration layers and heads in range, and that
     the model merges image features into its sequence when the adversarial term is on.
 
     Raises:
@@ -177,6 +178,16 @@ def check_batch(loaded: Any, train: TrainBatch, config: LossConfig, *, label: st
             f"sequence, but {loaded.config.model_type} reads them through cross-attention; "
             "set adversarial=0 for this model")
     if config.calibration > 0:
+        if config.calibration_over is not None and config.calibration_kind != "neg_log_mass":
+            for name in config.calibration_over:
+                try:
+                    span_index(name)
+                except ValueError as err:
+                    raise ValueError(f"calibration_over: {err}") from None
+            missing = sorted(set(train.relevant) - set(config.calibration_over))
+            if missing:
+                raise ValueError(f"calibration_over={list(config.calibration_over)} leaves out "
+                                 f"the relevant span(s) {missing}; add them to calibration_over")
         for row, name in enumerate(train.relevant):
             if not bool(spans.mask(name)[row].any()):
                 raise ValueError(f"{label} row {row}: the relevant span {name!r} has no tokens "

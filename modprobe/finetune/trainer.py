@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modprobe.errors import ModprobeError
 from modprobe.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from modprobe.finetune.config import TrainConfig
 from modprobe.finetune.data import (
@@ -62,7 +63,7 @@ _RESUME_KEYS = ("base", "data", "batch_size", "grad_accum", "learning_rate", "wa
                 "precision", "threads")
 
 
-class FinetuneError(ValueError):
+class FinetuneError(ModprobeError, ValueError):
     """A fine-tuning run cannot start (the message says what to change)."""
 
 
@@ -170,6 +171,32 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
                 raise FinetuneError(str(err)) from None
             if label == "clean":
                 _check_adversarial(loaded, train_batch, config, kind)
+                _check_calibration(loaded, train_batch, config, kind)
+
+
+def _check_calibration(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
+    """Refuse a renormalised calibration term that would be identically 0.
+
+    ``cross_entropy`` and ``margin`` renormalise the mass over the spans of
+    ``calibration_over`` (default: the content spans). When the clean prompts hold no span
+    of it but the relevant one and no perturbation adds another, the share is 1 on every
+    row and the term is 0 whatever the model does.
+    """
+    from modprobe.finetune.losses import CONTENT_SPANS
+
+    loss = config.loss
+    if loss.calibration <= 0 or loss.calibration_kind == "neg_log_mass" or config.perturbations:
+        return
+    spans = loaded.spans(clean.batch)
+    over = set(loss.calibration_over if loss.calibration_over is not None else CONTENT_SPANS)
+    others = [name for name in sorted(over - set(clean.relevant))
+              if bool(spans.mask(name).any())]
+    if not others:
+        raise FinetuneError(
+            f"calibration={loss.calibration} with calibration_kind={loss.calibration_kind!r} "
+            f"is identically 0: the clean prompts of the {kind}-heavy items hold no span of "
+            f"{sorted(over)} but the relevant one and no perturbation adds one; give "
+            "perturbations (--perturb) or use calibration_kind='neg_log_mass'")
 
 
 def _check_adversarial(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
@@ -259,24 +286,48 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     Raises:
         FinetuneError, FinetuneDataError, LoraTargetError: bad input, before any step runs
             and before anything is written.
-        StudyError: the run folder exists (without ``resume``) or does not match
+        StudyError: the run folder exists (without ``resume``) or does not match: other
+            options, or data or base weights whose fingerprints changed
             (``modprobe.study.runfolder``, the rule every runner follows).
     """
     from modprobe.finetune.world import world_items, write_world_data
-    from modprobe.study.runfolder import prepare_run_folder
+    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
     check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
-    manifest = prepare_run_folder(out, options, resume=config.resume, resume_keys=_RESUME_KEYS,
-                                  kind=RUN_KIND)
-    if data is None:  # the generated items, on disk for the record (kept on resume)
-        write_world_data(out / "data", loaded, seed=config.seed)
+    accelerator = _accelerator(config, loaded.device)
+    outcome: list[Any] = [None]
+    if accelerator.is_main_process:  # one process writes the run folder
+        try:
+            fingerprints = {"model": model_fingerprint(loaded.module)}
+            data_print = _data_fingerprint(data, items)
+            if data_print is not None:
+                fingerprints["data"] = data_print
+            manifest = prepare_run_folder(out, options, resume=config.resume,
+                                          resume_keys=_RESUME_KEYS, kind=RUN_KIND,
+                                          fingerprints=fingerprints)
+            if data is None:  # the generated items, on disk for the record (kept on resume)
+                write_world_data(out / "data", loaded, seed=config.seed)
+            outcome = [manifest]
+        except Exception as err:
+            if accelerator.num_processes == 1:
+                raise
+            outcome = [err]
+    if accelerator.num_processes > 1:  # the others learn the manifest, or the refusal
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(outcome, from_process=0)
+    accelerator.wait_for_everyone()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    manifest = outcome[0]
     with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return _train(loaded, items, config, out, manifest, progress)
+        # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
+        torch.manual_seed(config.seed + accelerator.process_index)
+        return _train(loaded, items, config, out, manifest, progress, accelerator)
 
 
 def _data_name(data: Any) -> str | None:
@@ -286,14 +337,27 @@ def _data_name(data: Any) -> str | None:
     return str(Path(root).resolve()) if root is not None else None
 
 
+def _data_fingerprint(data: Any, items: Sequence[Any]) -> dict[str, str] | None:
+    """Hashes of the task folder trained on (None for items built in memory or generated:
+    the generated ones are a function of the seed, a resume key)."""
+    from modprobe.study.runfolder import data_fingerprint
+
+    if isinstance(data, (str, os.PathLike)):
+        root: Any = data
+    else:
+        root = getattr(data, "root", None)
+    if root is None:
+        return None
+    return data_fingerprint(root, [it.image_file for it in items if it.image_file])
+
+
 def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
-           manifest: dict[str, Any], progress: bool) -> TrainResult:
+           manifest: dict[str, Any], progress: bool, accelerator: Any) -> TrainResult:
     from nnsight import NNsight
     from tqdm.auto import tqdm
 
     from modprobe.finetune.step import compute_losses
 
-    accelerator = _accelerator(config, loaded.device)
     peft_model = None
     if config.mode == "lora":
         peft_model = apply_lora(loaded, config.lora, manifest["options"]["base"])
@@ -341,9 +405,7 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
         if accelerator.num_processes > 1:
             # Averaging gradients by hand keeps the model unwrapped (the capture traces the
             # module itself); LoRA gradients are small, so this costs little.
-            for p in parameters.values():
-                if p.grad is not None:
-                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+            average_gradients(accelerator, list(parameters.values()))
             sums = {k: float(accelerator.reduce(torch.tensor(v, device=accelerator.device),
                                                 reduction="mean")) for k, v in sums.items()}
         if config.grad_clip is not None:
@@ -370,6 +432,33 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
     accelerator.wait_for_everyone()
     return TrainResult(out=out, model=loaded, log=pd.DataFrame(log), steps=config.steps,
                        seconds=seconds, trainable=sum(p.numel() for p in parameters.values()))
+
+
+def average_gradients(accelerator: Any, parameters: Sequence[torch.nn.Parameter]) -> None:
+    """Average the gradients of ``parameters`` over processes with one all-reduce.
+
+    Every process sends the same flat tensor (a parameter without a gradient, e.g. one
+    its batch kind did not reach, counts as zeros), so processes whose batches differ
+    cannot wait on different collectives. A parameter that no process gave a gradient
+    keeps ``grad=None`` (the optimizer skips it, as in a single process).
+    """
+    if not parameters:
+        return
+    device = parameters[0].device
+    flat = torch.cat(
+        [(p.grad.detach().float() if p.grad is not None
+          else torch.zeros(p.shape, dtype=torch.float32, device=device)).reshape(-1).to(device)
+         for p in parameters]
+        + [torch.tensor([float(p.grad is not None) for p in parameters], device=device)])
+    total = accelerator.reduce(flat, reduction="sum")
+    had = total[-len(parameters):].tolist()
+    offset = 0
+    for index, p in enumerate(parameters):
+        size = p.numel()
+        if had[index] > 0:
+            mean = total[offset:offset + size] / accelerator.num_processes
+            p.grad = mean.view(p.shape).to(device=p.device, dtype=p.dtype)
+        offset += size
 
 
 def save_model(loaded: Any, peft_model: Any, folder: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modprobe.data.tasks import TaskItem, seeded_rng
+from modprobe.errors import ModprobeError
 
 #: What a perturbation function receives: the item, a numpy Generator seeded from
 #: (seed, perturbation name, item id), and the caller's options.
@@ -16,7 +17,7 @@ PerturbFn = Callable[..., TaskItem]
 MODALITIES: tuple[str, ...] = ("text", "image")
 
 
-class PerturbationError(ValueError):
+class PerturbationError(ModprobeError, ValueError):
     """An unknown perturbation, bad options, or an item it cannot perturb."""
 
 
