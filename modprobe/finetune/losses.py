@@ -123,8 +123,9 @@ def attention_calibration_loss(
       row, not a distribution).
 
     The loss is ``weight`` times the mean over rows, chosen layers and chosen heads.
-    Probabilities are floored at 1e-12 before the log (the renormalising sum only at the
-    dtype's smallest normal number, so a row with one span of ``O`` has ``p_r = 1``).
+    Probabilities are floored at 1e-12 before the log; a head whose mass on the spans of
+    ``O`` is below 1e-12 contributes 0 (it has no share to calibrate), so a row with one
+    span of ``O`` has ``p_r = 1`` and loss 0.
 
     Args:
         attention_mass: `batch layer head span` mass from ``capture(..., grad=True)``.
@@ -166,13 +167,16 @@ def attention_calibration_loss(
     keep = torch.zeros(len(SPAN_NAMES), dtype=torch.bool, device=mass.device)
     keep[chosen] = True
     kept = mass * keep
-    # Floor the denominator at the dtype's smallest normal number, not at 1e-12: a head
-    # whose content-span mass is below 1e-12 still gets shares summing to 1 (a row with a
-    # single span in `over` gets share exactly 1, loss exactly 0), not a floor artefact.
-    share = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny)
+    # A head that gives the spans of `over` less than 1e-12 of its attention has no share
+    # to calibrate: it contributes 0 (a floored denominator would turn its tiny mass into
+    # a share below 1, a floor artefact, and a smaller floor makes gradients explode).
+    # Elsewhere a row with a single span in `over` has share exactly 1 and loss 0.
+    total = kept.sum(-1, keepdim=True)
+    valid = (total > _TINY).squeeze(-1).to(mass.dtype)
+    share = kept / total.clamp_min(_TINY)
     if kind == "cross_entropy":
         ce = -(share.clamp_min(_TINY).log() * dist[:, None, None, :]).sum(-1)
-        return weight * ce.mean()
+        return weight * (ce * valid).mean()
     # margin
     if isinstance(target, torch.Tensor) and bool((dist.max(-1).values < 1).any()):
         raise ValueError("kind='margin' needs one relevant span per row, not a distribution")
@@ -181,7 +185,7 @@ def attention_calibration_loss(
     # the strongest competitor in `over` (0 when the relevant span is alone in it)
     others = share.masked_fill(onehot | ~keep, -math.inf).max(-1).values
     others = torch.where(torch.isfinite(others), others, torch.zeros_like(others))
-    return weight * torch.relu(margin - (lead - others)).mean()
+    return weight * (torch.relu(margin - (lead - others)) * valid).mean()
 
 
 def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
