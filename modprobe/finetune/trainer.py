@@ -196,7 +196,7 @@ def _check_calibration(loaded: Any, clean: Any, config: TrainConfig, kind: str) 
             f"calibration={loss.calibration} with calibration_kind={loss.calibration_kind!r} "
             f"is identically 0: the clean prompts of the {kind}-heavy items hold no span of "
             f"{sorted(over)} but the relevant one and no perturbation adds one; give "
-            "perturbations (--perturb) or use calibration_kind='neg_log_mass'")
+            "perturbations (--perturb) or use calibration_kind='neg_log_mass' (--calibration-kind neg_log_mass)")
 
 
 def _check_adversarial(loaded: Any, clean: Any, config: TrainConfig, kind: str) -> None:
