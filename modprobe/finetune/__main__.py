@@ -56,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grad-accum", type=cli.positive_int, default=1, help="micro-batches per step")
     run.add_argument("--lr", type=cli.positive_float, default=1e-4, help="AdamW learning rate")
     run.add_argument("--warmup", type=cli.nonnegative_int, default=0, help="linear warm-up steps")
-    run.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
-    run.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    run.add_argument("--weight-decay", type=cli.nonnegative_float, default=0.0, help="AdamW weight decay")
+    run.add_argument("--grad-clip", type=cli.nonnegative_float, default=1.0, help="max gradient norm (0: off)")
     run.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of batches, perturbations, torch")
     mode = parser.add_argument_group("what is trained")
     mode.add_argument("--full", action="store_true",
                       help="full fine-tuning instead of LoRA (every parameter)")
     mode.add_argument("--lora-rank", type=cli.positive_int, default=8, help="LoRA rank")
-    mode.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha")
+    mode.add_argument("--lora-alpha", type=cli.positive_float, default=16.0, help="LoRA alpha")
     mode.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout")
     mode.add_argument("--lora-targets", type=_names, default=("q_proj", "v_proj"),
                       help="comma-separated leaf names of language-model linear layers")

@@ -30,6 +30,7 @@ Per batch:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,8 +105,9 @@ class LossConfig:
     def __post_init__(self) -> None:
         for name in TERMS:
             value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"loss weight {name}={value} must be >= 0")
+            if not 0 <= value < math.inf:
+                raise ValueError(f"loss weight {name} (--{name}) must be a finite number >= 0, "
+                                 f"got {value}")
         if not any(getattr(self, name) > 0 for name in TERMS):
             raise ValueError("every loss weight is 0: enable at least one of "
                              f"{', '.join(TERMS)}")
@@ -117,8 +119,9 @@ class LossConfig:
                              f"{', '.join(CONSISTENCY_KINDS)}")
         if self.adv_norm not in ADV_NORMS:
             raise ValueError(f"unknown adv_norm {self.adv_norm!r}; use one of {', '.join(ADV_NORMS)}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature (--temperature) must be a finite number > 0, "
+                             f"got {self.temperature}")
         self.adversarial_config()  # validates the adversarial settings
 
     def adversarial_config(self) -> AdversarialConfig:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -112,6 +113,8 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
         raise FinetuneError(str(err)) from None
     if config.mode == "lora":
         resolve_targets(loaded, config.lora.targets)
+    if config.resume:
+        _check_resume_steps(Path(config.out), config.steps)
     if config.perturbations:
         from modprobe.perturb import PerturbationError, check_perturbation
 
@@ -120,6 +123,23 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
                 check_perturbation(name, **perturbation_options(loaded))
             except PerturbationError as err:
                 raise FinetuneError(str(err)) from None
+
+
+def _check_resume_steps(out: Path, steps: int) -> None:
+    """Refuse ``--resume`` with fewer steps than the run already did (the adapter and log
+    hold those steps; the manifest would claim fewer)."""
+    done = 0
+    if (folder := latest_checkpoint(out)) is not None:
+        done = int(folder.name.rsplit("-", 1)[-1])
+    try:
+        done = max(done, int(read_manifest(out).get("steps_done") or 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # no readable manifest: the run folder check says so
+    if steps < done:
+        raise FinetuneError(
+            f"{out} already holds {done} trained steps; --resume with --steps {steps} would "
+            f"record {steps} for a model trained {done}: pass --steps {done} (or more, to "
+            "train further), or train a new run into another --out")
 
 
 def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> None:
@@ -290,8 +310,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
             options, or data or base weights whose fingerprints changed
             (``modprobe.study.runfolder``, the rule every runner follows).
     """
-    from modprobe.finetune.world import world_items, write_world_data
-    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
+    from modprobe.finetune.world import world_items
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
@@ -299,6 +318,24 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
     accelerator = _accelerator(config, loaded.device)
+    # A new run that fails before its first step leaves no folder behind.
+    created = accelerator.is_main_process and not config.resume and not out.exists()
+    stepped: list[int] = []
+    try:
+        return _prepare_and_train(loaded, data, items, config, out, options, accelerator,
+                                  progress, stepped)
+    except BaseException:
+        if created and not stepped and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainConfig, out: Path,
+                       options: dict[str, Any], accelerator: Any, progress: bool,
+                       stepped: list[int]) -> TrainResult:
+    from modprobe.finetune.world import write_world_data
+    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
+
     outcome: list[Any] = [None]
     if accelerator.is_main_process:  # one process writes the run folder
         try:
@@ -327,7 +364,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
         # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
         torch.manual_seed(config.seed + accelerator.process_index)
-        return _train(loaded, items, config, out, manifest, progress, accelerator)
+        return _train(loaded, items, config, out, manifest, progress, accelerator, stepped)
 
 
 def _data_name(data: Any) -> str | None:
@@ -352,7 +389,8 @@ def _data_fingerprint(data: Any, items: Sequence[Any]) -> dict[str, str] | None:
 
 
 def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
-           manifest: dict[str, Any], progress: bool, accelerator: Any) -> TrainResult:
+           manifest: dict[str, Any], progress: bool, accelerator: Any,
+           stepped: list[int]) -> TrainResult:
     from nnsight import NNsight
     from tqdm.auto import tqdm
 
@@ -414,6 +452,7 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
         row = {"step": step + 1, **{k: sums[k] for k in ("loss", *TERMS) if k in sums},
                "lr": _learning_rate(config, step), "seconds": time.perf_counter() - tick}
         log.append(row)
+        stepped.append(step + 1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", *TERMS)})
         bar.update(1)
         done = step + 1
