@@ -17,7 +17,7 @@ Per batch:
   produces the answer logits;
 * ``answer``: cross-entropy of the answer-position logits (those that predict the
   answer token) against the targets, mean over clean and perturbed rows;
-* ``calibration``: :func:`attention_calibration_loss` on the masses of those rows toward
+* ``calibration``: :func:`attention_calibration_loss` on the log-masses of those rows toward
   each row's relevant span;
 * ``consistency``: :func:`consistency_loss` between clean row ``b`` and perturbed row
   ``b`` (JS, or KL(clean || perturbed) with the clean side detached);
@@ -213,7 +213,7 @@ def _forward(loaded: Any, batch: Mapping[str, Any], with_mass: bool
     if not with_mass:
         return answer_logits(loaded, batch), None
     cap = capture(loaded, batch, grad=True, lens=False, attention=True, top_k=1)
-    return cap.final_logits, cap.attention_mass
+    return cap.final_logits, cap.attention_log_mass
 
 
 def compute_losses(loaded: Any, clean: TrainBatch, perturbed: TrainBatch | None,
@@ -258,9 +258,9 @@ def compute_losses(loaded: Any, clean: TrainBatch, perturbed: TrainBatch | None,
         terms["answer"] = answer_loss(torch.cat(logits), torch.cat(targets))
     if config.calibration > 0:
         terms["calibration"] = attention_calibration_loss(
-            torch.cat(masses), [name for p in parts for name in p.relevant],
-            layers=config.calibration_layers, heads=config.calibration_heads,
-            kind=config.calibration_kind, over=config.calibration_over,
+            None, [name for p in parts for name in p.relevant],
+            log_mass=torch.cat(masses), layers=config.calibration_layers,
+            heads=config.calibration_heads, kind=config.calibration_kind, over=config.calibration_over,
             margin=config.calibration_margin)
     if config.consistency > 0:
         terms["consistency"] = consistency_loss(logits[0], logits[1], kind=config.consistency_kind,
