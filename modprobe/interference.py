@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-attention", action="store_true",
                         help="logit lens only (models whose attention cannot be read, e.g. "
                              "Mllama's cross-attention layers)")
+    parser.add_argument("--allow-train-overlap", action="store_true",
+                        help="evaluate a fine-tuning run (--model RUN) on items it was trained "
+                             "on (refused otherwise; by default RUN's held-out items are used)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -168,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention)
+            attention=not args.no_attention, allow_train_overlap=args.allow_train_overlap)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

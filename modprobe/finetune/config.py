@@ -38,6 +38,9 @@ class TrainConfig:
             ``"fp32"``.
         threads: torch CPU threads (None: leave as is). A CPU run is reproducible for a
             given thread count.
+        holdout: Share of the data's clusters (generator groups) held out for evaluation,
+            drawn with ``seed`` (:mod:`modprobe.finetune.split`); 0 trains on everything.
+            Ignored when ``train`` gets an evaluation set.
         resume: Continue the run in ``out`` from its last checkpoint.
     """
 
@@ -58,6 +61,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     precision: str = "auto"
     threads: int | None = None
+    holdout: float = 0.25
     resume: bool = False
 
     def __post_init__(self) -> None:
@@ -82,6 +86,9 @@ class TrainConfig:
             # A negative clip flips the gradient's sign in clip_grad_norm_; NaN fills it with NaN.
             _finite(self.grad_clip, "grad_clip", positive=True,
                     why=" (None, or --grad-clip 0, turns clipping off)")
+        if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout < 1):
+            raise ValueError(f"{_flag('holdout')} must be in [0, 1) (the share of groups held "
+                             f"out for evaluation), got {self.holdout!r}")
         if self.mode not in ("lora", "full"):
             raise ValueError(f"mode must be 'lora' or 'full', got {self.mode!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -123,7 +130,7 @@ _FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "grad_accum": "--gra
           "checkpoint_every": "--checkpoint-every", "keep_checkpoints": "keep_checkpoints",
           "warmup_steps": "--warmup", "learning_rate": "--lr", "weight_decay": "--weight-decay",
           "grad_clip": "--grad-clip", "precision": "--precision", "threads": "--threads",
-          "lora.alpha": "--lora-alpha"}
+          "lora.alpha": "--lora-alpha", "holdout": "--holdout"}
 
 
 def _flag(name: str) -> str:

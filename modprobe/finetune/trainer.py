@@ -51,6 +51,7 @@ from modprobe.finetune.data import (
     task_items,
 )
 from modprobe.finetune.lora import apply_lora, trainable_parameters
+from modprobe.finetune.split import EVAL_DIR
 from modprobe.finetune.step import TERMS, TrainBatch
 from modprobe.io import write_csv, write_json
 
@@ -59,7 +60,7 @@ RUN_KIND = "finetune"
 MODEL_DIR = "model"
 LOG_FILE = "log.csv"
 #: Options that change the trajectory: a resumed run must use the same values.
-_RESUME_KEYS = ("base", "data", "batch_size", "grad_accum", "learning_rate", "warmup_steps",
+_RESUME_KEYS = ("base", "data", "holdout", "batch_size", "grad_accum", "learning_rate", "warmup_steps",
                 "weight_decay", "grad_clip", "mode", "lora", "loss", "perturbations", "seed",
                 "precision", "threads")
 
@@ -79,6 +80,7 @@ class TrainResult:
         steps: Optimizer steps done.
         seconds: Wall time of this call's steps.
         trainable: Number of trained parameters.
+        heldout: What was held out for evaluation (a line), or "" without a split.
     """
 
     out: Path
@@ -87,6 +89,7 @@ class TrainResult:
     steps: int
     seconds: float
     trainable: int
+    heldout: str = ""
 
 
 def base_name(loaded: Any) -> str:
@@ -287,7 +290,8 @@ def _accelerator(config: TrainConfig, device: torch.device) -> Any:
     return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=device.type == "cpu")
 
 
-def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True) -> TrainResult:
+def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
+          progress: bool = True) -> TrainResult:
     """Fine-tune ``loaded`` on ``data`` and write the run folder ``config.out``.
 
     Args:
@@ -298,6 +302,10 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
             generate the color world's image-heavy and text-heavy tasks into ``RUN/data``
             (:mod:`modprobe.finetune.world`).
         config: The options.
+        eval_data: Evaluation items (same kinds as ``data``); none may share content
+            with a training item. None: hold out ``config.holdout`` of the data's
+            clusters (:mod:`modprobe.finetune.split`). The held-out items are written
+            to ``RUN/eval`` and their content keys to ``RUN/split.json``.
         progress: Show a tqdm bar with every loss term.
 
     Returns:
@@ -314,6 +322,9 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
+    split = _split(items, eval_data, config)
+    if split is not None:
+        items = split.train
     check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
@@ -322,17 +333,36 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     created = accelerator.is_main_process and not config.resume and not out.exists()
     stepped: list[int] = []
     try:
-        return _prepare_and_train(loaded, data, items, config, out, options, accelerator,
-                                  progress, stepped)
+        result = _prepare_and_train(loaded, data, items, config, out, options, accelerator,
+                                    progress, stepped, split)
     except BaseException:
         if created and not stepped and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)
         raise
+    if split is not None:
+        result.heldout = (f"held out for evaluation: {len(split.eval)} items in "
+                          f"{out / EVAL_DIR} (none shares content with the {len(split.train)} "
+                          f"training items; {len(split.dropped)} duplicates dropped)")
+    return result
+
+
+def _split(items: list[Any], eval_data: Any, config: TrainConfig) -> Any:
+    """The train / held-out split (None: train on everything, no evaluation set)."""
+    from modprobe.finetune.split import HeldOutError, given_split, split_items
+
+    try:
+        if eval_data is not None:
+            return given_split(items, task_items(eval_data))
+        if config.holdout > 0:
+            return split_items(items, config.holdout, config.seed)
+    except HeldOutError as err:
+        raise FinetuneDataError(str(err)) from None
+    return None
 
 
 def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainConfig, out: Path,
                        options: dict[str, Any], accelerator: Any, progress: bool,
-                       stepped: list[int]) -> TrainResult:
+                       stepped: list[int], split: Any) -> TrainResult:
     from modprobe.finetune.world import write_world_data
     from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
 
@@ -348,6 +378,11 @@ def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainCo
                                           fingerprints=fingerprints)
             if data is None:  # the generated items, on disk for the record (kept on resume)
                 write_world_data(out / "data", loaded, seed=config.seed)
+            if split is not None:
+                from modprobe.finetune.split import write_split
+
+                write_split(out, split, {"task": "held-out items of a fine-tuning run"})
+                manifest["split"] = split.summary()
             outcome = [manifest]
         except Exception as err:
             if accelerator.num_processes == 1:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        allow_train_overlap: Evaluate a fine-tuning run on items that share content with
+            its training items (refused otherwise; flagged in the manifest and summary).
     """
 
     model: str
@@ -108,6 +110,7 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    allow_train_overlap: bool = False
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -180,12 +183,24 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
     data = out / "data"
     if not (data / "items.jsonl").is_file():
-        organism = config.model == "organism"
+        from modprobe.finetune.split import base_model
+
+        organism = base_model(config.model) == "organism"  # a tuned organism: same variant
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
                              seed=config.seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
+
+
+def _heldout_line(config: InterferenceConfig, tasks: TaskSet, items: list[Any]) -> str | None:
+    """For a fine-tuning run: check that no item was trained on (modprobe.finetune.split)."""
+    from modprobe.finetune.split import finetune_run, heldout_note
+
+    run = finetune_run(config.model)
+    if run is None:
+        return None
+    return heldout_note(run, [tasks.open(it) for it in items], config.allow_train_overlap)
 
 
 def run_interference(config: InterferenceConfig, progress: bool = True,
@@ -202,6 +217,10 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
 
+    from modprobe.finetune.split import default_eval_data
+
+    if config.data is None and (heldout := default_eval_data(config.model)) is not None:
+        config = replace(config, data=heldout)  # a tuned run: its held-out items
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
     tasks, names = _check_inputs(config)
@@ -217,6 +236,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         tasks = tasks or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
         candidates = _candidates(items, loaded)
+        heldout_line = _heldout_line(config, tasks, items)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
                         "model": model_fingerprint(loaded.module)}
@@ -231,7 +251,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
                      "n_items": len(items), "data_folder": str(data), "image_size": list(size),
                      "image_size_note": size_note,
                      "candidates": candidates, "span_names": list(SPAN_NAMES),
-                     "perturbed_spans": {n: perturbed_span(n) for n in names}})
+                     "perturbed_spans": {n: perturbed_span(n) for n in names},
+                     **({"heldout": heldout_line} if heldout_line else {})})
     write_json(out / MANIFEST, manifest)
 
     chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
@@ -256,6 +277,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
         figures=config.figures)
+    if heldout_line:  # said first: whether these numbers are held-out
+        summary["lines"] = [heldout_line, *summary.get("lines", [])]
     manifest["analysis"] = {"n_bootstrap": config.n_bootstrap, "seed": config.seed,
                             "figures": config.figures, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     mark_complete(out, manifest, remove_chunks=True)
