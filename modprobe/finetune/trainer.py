@@ -323,6 +323,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
     split = _split(items, eval_data, config)
+    everything = items  # the data's fingerprint covers every item, held-out ones too
     if split is not None:
         items = split.train
     check_items_fit(loaded, items, config)
@@ -334,7 +335,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
     stepped: list[int] = []
     try:
         result = _prepare_and_train(loaded, data, items, config, out, options, accelerator,
-                                    progress, stepped, split)
+                                    progress, stepped, split, everything)
     except BaseException:
         if created and not stepped and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)
@@ -362,7 +363,7 @@ def _split(items: list[Any], eval_data: Any, config: TrainConfig) -> Any:
 
 def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainConfig, out: Path,
                        options: dict[str, Any], accelerator: Any, progress: bool,
-                       stepped: list[int], split: Any) -> TrainResult:
+                       stepped: list[int], split: Any, everything: list[Any]) -> TrainResult:
     from modprobe.finetune.world import write_world_data
     from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
 
@@ -370,7 +371,7 @@ def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainCo
     if accelerator.is_main_process:  # one process writes the run folder
         try:
             fingerprints = {"model": model_fingerprint(loaded.module)}
-            data_print = _data_fingerprint(data, items)
+            data_print = _data_fingerprint(data, everything)
             if data_print is not None:
                 fingerprints["data"] = data_print
             manifest = prepare_run_folder(out, options, resume=config.resume,
