@@ -341,14 +341,18 @@ def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
     path = Path(path)
     records: list[tuple[int, Any]] = []
     errors: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                records.append((line_no, json.loads(text)))
-            except json.JSONDecodeError as err:
-                errors.append(f"line {line_no}: not valid JSON ({err.msg})")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise SabotageInputError(str(path), [f"not UTF-8 text ({err.reason} at byte "
+                                             f"{err.start}); save it as UTF-8"]) from None
+    for line_no, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            records.append((line_no, json.loads(text)))
+        except json.JSONDecodeError as err:
+            errors.append(f"line {line_no}: not valid JSON ({err.msg})")
     if errors:
         raise SabotageInputError(str(path), errors)
     return agent_table(records, source=str(path), scale=scale)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,27 @@ def get_perturbation(name: str) -> Perturbation:
 def perturbations(modality: str | None = None) -> dict[str, str]:
     """``{name: modality}`` of every registered perturbation (optionally one modality's)."""
     return {n: p.modality for n, p in _REGISTRY.items() if modality in (None, p.modality)}
+
+
+def canonical_name(name: str) -> str:
+    """The registered spelling of a perturbation name, case aside (``md`` -> ``MD``);
+    ``name`` stripped when none matches (an unknown name is refused where it is used)."""
+    key = name.strip().casefold()
+    return next((known for known in _REGISTRY if known.casefold() == key), name.strip())
+
+
+def perturbation_names(names: Sequence[str], option: str = "--perturb") -> list[str]:
+    """The perturbations to run, each in its registered spelling, once.
+
+    Raises:
+        PerturbationError: a name given twice (``MD,MD`` or ``MD,md``).
+    """
+    canonical = [canonical_name(name) for name in names]
+    twice = sorted({name for name in canonical if canonical.count(name) > 1})
+    if twice:
+        raise PerturbationError(f"{option} names {', '.join(twice)} more than once; name each "
+                                "perturbation once (its rows would be counted twice)")
+    return canonical
 
 
 def check_perturbation(name: str, **options: Any) -> Perturbation:

@@ -155,7 +155,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import resolve_source
-    from modprobe.perturb import BUILTIN, applicable, check_perturbation
+    from modprobe.perturb import BUILTIN, applicable, check_perturbation, perturbation_names
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -163,7 +163,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         raise StudyError(f"--limit must be at least 1, got {config.limit}")
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
-    names = list(config.perturb) if config.perturb else list(BUILTIN)
+    names = perturbation_names(config.perturb) if config.perturb else list(BUILTIN)
     for name in names:
         check_perturbation(name, **config.options_for(name))
     resolve_source(config.model)

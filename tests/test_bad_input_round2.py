@@ -1,0 +1,154 @@
+"""Bad input, second round: files, templates, interference tables and options, run-folder
+locks, checkpoints and loading. Each refusal: one line naming the file, field or option,
+and nothing on disk changed (or no run folder left behind)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from bad_input_helpers import copy_tree, raises_unchanged, refused
+
+from modprobe.data.color_tasks import generate_color_tasks
+from modprobe.data.tasks import TaskItem, load_tasks
+from modprobe.interference import main as interference_main
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("round2") / "tasks"
+    generate_color_tasks(root, groups=1, seed=0, variant="lowres", fmt="choice",
+                         tiers=[3], text_tiers=[1])
+    return root
+
+
+@pytest.fixture
+def model(tiny_dir: Callable[..., Path]) -> Path:
+    return tiny_dir("llava")
+
+
+def _edit_first_item(folder: Path, **changes: object) -> None:
+    lines = (folder / "items.jsonl").read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[0])
+    record.update(changes)
+    lines[0] = json.dumps(record)
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------ files
+def _latin1_items(folder: Path) -> None:
+    text = (folder / "items.jsonl").read_text(encoding="utf-8")
+    (folder / "items.jsonl").write_bytes(text.replace("What", "Wh\u00e4t").encode("latin-1"))
+
+
+@pytest.mark.parametrize(("damage", "names"), [
+    (_latin1_items, ["items.jsonl", "not UTF-8"]),
+    (lambda f: (f / "dataset.json").write_bytes(b'{"name": "caf\xe9"}'),
+     ["dataset.json", "not UTF-8"]),
+    (lambda f: (f / "dataset.json").write_text("{broken"), ["dataset.json", "not valid JSON"]),
+])
+def test_task_files_in_latin1_or_corrupt_json_name_the_file(
+        damage: Callable[[Path], object], names: list[str], tasks: Path, model: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.data.__main__ import main as data_main
+
+    broken = copy_tree(tasks, tmp_path / "tasks")
+    damage(broken)
+    refused(data_main, ["validate-tasks", str(broken)], capsys, names, [tmp_path])
+    refused(interference_main, ["--model", str(model), "--data", str(broken), "--out",
+                                str(tmp_path / "run"), "--quiet"], capsys, names, [tmp_path])
+
+
+def test_sabotage_names_a_latin1_source_and_a_corrupt_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.sabotage import main as sabotage_main
+
+    (tmp_path / "agents.jsonl").write_bytes(b'{"item": "caf\xe9"}\n')
+    refused(sabotage_main, [str(tmp_path / "agents.jsonl"), "--out", str(tmp_path / "r")],
+            capsys, ["agents.jsonl", "not UTF-8"], [tmp_path])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "items.csv").write_text("id,perturbation\n")
+    for damaged in (b"{broken", b"\xff\xfe{}"):
+        (run / "manifest.json").write_bytes(damaged)
+        refused(sabotage_main, [str(run), "--out", str(tmp_path / "r")], capsys,
+                [str(run / "manifest.json"), "damaged"], [tmp_path])
+
+
+# ------------------------------------------------------------------ templates and ids
+@pytest.mark.parametrize(("field", "value", "names"), [
+    ("misleading_template", "The {colour} is {option}.", ["misleading_template", "{colour}"]),
+    ("misleading_template", "The {subject is {option}.", ["misleading_template", "brace"]),
+    ("misleading_template", "The {subject} is {option}}.", ["misleading_template", "brace"]),
+    ("id", "   ", ["field 'id'", "whitespace"]),
+    ("id", "", ["field 'id'", "empty"]),
+    ("id", "item\ud800", ["field 'id'", "lone surrogate"]),
+])
+def test_bad_templates_and_ids_are_refused_at_validation(
+        field: str, value: str, names: list[str], tasks: Path, model: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    broken = copy_tree(tasks, tmp_path / "tasks")
+    _edit_first_item(broken, **{field: value})
+    refused(interference_main, ["--model", str(model), "--data", str(broken), "--out",
+                                str(tmp_path / "run"), "--quiet"], capsys,
+            ["items.jsonl line 1", *names], [tmp_path])
+    item = load_tasks(tasks).items[0]
+    with pytest.raises(ValueError, match=field):
+        item.replaced(**{field: value})
+
+
+def test_a_conflict_dataset_refuses_blank_and_surrogate_ids(tmp_path: Path) -> None:
+    from modprobe.data import DatasetError, generate_colors, load_dataset
+
+    data = tmp_path / "colors"
+    generate_colors(data, groups=1, seed=0, variant="lowres", tiers=[0], text_tiers=[0])
+    for value, name in (("  ", "empty"), ("x\udfff", "holds a lone surrogate")):
+        _edit_first_item(data, id=value)
+        raises_unchanged(lambda: load_dataset(data), DatasetError,
+                         f"line 1, field 'id': {name}", [tmp_path])
+
+
+# ------------------------------------------------------------------ interference
+def test_perturb_twice_is_refused_and_case_is_normalised(
+        tasks: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for given in ("MD,MD", "MD,md"):
+        refused(interference_main, ["--model", str(model), "--data", str(tasks), "--perturb",
+                                    given, "--out", str(tmp_path / "run"), "--quiet"], capsys,
+                ["--perturb", "MD more than once"], [tmp_path])
+    from modprobe.perturb import perturbation_names
+
+    assert perturbation_names(["md", " uf", "FB"]) == ["MD", "UF", "FB"]
+
+
+def _table(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "predictions.csv"
+    path.write_text("\n".join(["id,perturbation,answer,gold", *rows]) + "\n")
+    return path
+
+
+def test_table_form_normalises_perturbation_case(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    table = _table(tmp_path, ["a,clean,red,red", "a,MD,blue,red", "b,Clean,red,red",
+                              "b,md,red,red"])
+    assert interference_main([str(table), "--out", str(tmp_path / "out"), "--no-figures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines if "accuracy=" in line] == ["clean", "MD"]
+    assert "MD: accuracy=0.500" in "\n".join(lines)
+    duplicated = _table(tmp_path, ["a,clean,red,red", "a,MD,blue,red", "a,md,blue,red"])
+    refused(interference_main, [str(duplicated), "--out", str(tmp_path / "o2")], capsys,
+            ["two rows", "'MD'"], [tmp_path])
+
+
+@pytest.mark.parametrize(("rows", "names"), [
+    (["a,clean,red,", "a,MD,blue,red"], ["row 2", "gold is empty"]),
+    (["a,clean,red,red", "a,,blue,red"], ["row 3", "perturbation is empty"]),
+    (["a,clean,red,red", "  ,MD,blue,red"], ["row 3", "id is empty"]),
+])
+def test_table_form_refuses_empty_cells_naming_the_row(
+        rows: list[str], names: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    table = _table(tmp_path, rows)
+    refused(interference_main, [str(table), "--out", str(tmp_path / "out")], capsys,
+            ["predictions.csv", *names], [tmp_path])
