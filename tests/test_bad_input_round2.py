@@ -152,3 +152,74 @@ def test_table_form_refuses_empty_cells_naming_the_row(
     table = _table(tmp_path, rows)
     refused(interference_main, [str(table), "--out", str(tmp_path / "out")], capsys,
             ["predictions.csv", *names], [tmp_path])
+
+
+# ------------------------------------------------------------------ one run per folder
+_SLOW_CHILD = """
+import sys, time
+from modprobe.study import interference
+write = interference.write_chunk
+def slow(folder, tables):
+    write(folder, tables)
+    time.sleep(120)  # hold the run folder while the test tries a second run in it
+interference.write_chunk = slow
+from modprobe.interference import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_runs_in_one_folder_at_once_the_second_refuses(
+        tasks: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = ["--model", str(model), "--data", str(tasks), "--perturb", "MD", "--batch-size",
+            "1", "--bootstrap", "20", "--no-figures", "--quiet", "--out", str(out)]
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_CHILD, *args],
+                             env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 180
+        while not (out / "chunks" / "00000" / "items.csv").exists():
+            assert child.poll() is None, child.stderr.read().decode()  # type: ignore[union-attr]
+            assert time.time() < deadline, "the first run wrote no chunk in time"
+            time.sleep(0.05)
+        capsys.readouterr()
+        assert interference_main([*args, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "in use by another modprobe process" in err and str(out) in err, err
+        assert not (out / "chunks" / "00001").exists(), "the second run computed a chunk"
+    finally:
+        child.kill()
+        child.wait()
+    # the lock dies with its process: the killed run resumes
+    assert interference_main([*args, "--resume"]) == 0
+    assert (out / "items.csv").is_file()
+
+
+# ------------------------------------------------------------------ API arguments
+def test_prompt_refuses_one_image_without_a_list() -> None:
+    from PIL import Image
+
+    from modprobe.adapters.base import AdapterError, Prompt
+
+    img = Image.new("RGB", (8, 8))
+    with pytest.raises(AdapterError, match=r"list of PIL images.*images=\[img\]"):
+        Prompt("What color?", images=img)  # type: ignore[arg-type]
+    with pytest.raises(AdapterError, match="got a str"):
+        Prompt("What color?", images="cat.png")  # type: ignore[arg-type]
+    assert Prompt("What color?", images=[img]).images == [img]
+
+
+@pytest.mark.parametrize("top_k", [-1, 0, 2.5, True, "5"])
+def test_capture_refuses_a_bad_top_k(top_k: object, tiny_model: Callable[..., object]) -> None:
+    from modprobe.adapters.base import Prompt
+    from modprobe.capture import CaptureOptionError, capture
+    from modprobe.errors import ModprobeError
+
+    assert issubclass(CaptureOptionError, ModprobeError)
+    with pytest.raises(CaptureOptionError, match=rf"top_k must be a positive integer.*{top_k!r}"):
+        capture(tiny_model("llava"), [Prompt("What color?")], top_k=top_k)  # type: ignore[arg-type]
