@@ -223,3 +223,129 @@ def test_capture_refuses_a_bad_top_k(top_k: object, tiny_model: Callable[..., ob
     assert issubclass(CaptureOptionError, ModprobeError)
     with pytest.raises(CaptureOptionError, match=rf"top_k must be a positive integer.*{top_k!r}"):
         capture(tiny_model("llava"), [Prompt("What color?")], top_k=top_k)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ fine-tuning runs
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 4-step LoRA run on the organism, checkpoints at steps 2 and 4."""
+    import modprobe
+    from modprobe.finetune import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("ft-round2")
+    data = root / "tasks"
+    generate_color_tasks(data, groups=1, seed=0, variant="lowres", fmt="open")
+    out = root / "run"
+    train(modprobe.load("organism", device="cpu"), load_tasks(data),
+          TrainConfig(out=str(out), steps=4, batch_size=4, learning_rate=1e-2, threads=1,
+                      checkpoint_every=2), progress=False)
+    return out
+
+
+def _adapter(run: Path) -> dict[str, object]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model" / "adapter_model.safetensors"))
+
+
+def test_load_run_with_a_damaged_adapter_or_config_is_one_error(finetuned: Path,
+                                                                tmp_path: Path) -> None:
+    import modprobe
+    from modprobe.loading import ModelLoadError
+
+    run = copy_tree(finetuned, tmp_path / "run")
+    adapter = run / "model" / "adapter_model.safetensors"
+    data = adapter.read_bytes()
+    adapter.write_bytes(data[: len(data) // 2])
+    raises_unchanged(lambda: modprobe.load(run, device="cpu"), ModelLoadError,
+                     "adapter in .* cannot be read", [tmp_path])
+    adapter.write_bytes(data)
+    config = run / "model" / "adapter_config.json"
+    original = config.read_text()
+    config.write_text(original[: len(original) // 2])
+    raises_unchanged(lambda: modprobe.load(run, device="cpu"), ModelLoadError,
+                     "adapter_config.json' is not valid JSON", [tmp_path])
+    for itself in (run, run / "model"):
+        config.write_text(json.dumps({**json.loads(original),
+                                      "base_model_name_or_path": str(itself)}))
+        raises_unchanged(lambda: modprobe.load(run, device="cpu"), ModelLoadError,
+                         "leads back to itself", [tmp_path])
+
+
+def test_load_run_refuses_changed_base_weights(finetuned: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import modprobe
+    from modprobe.loading import LOCAL_ALIASES, ModelLoadError
+
+    run = copy_tree(finetuned, tmp_path / "run")
+    base = copy_tree(LOCAL_ALIASES["organism"], tmp_path / "base")
+    config = run / "model" / "adapter_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()),
+                                  "base_model_name_or_path": str(base)}))
+    assert isinstance(modprobe.load(run, device="cpu"), modprobe.LoadedModel)  # same weights
+    weights = next(base.glob("*.safetensors"))
+    tensors = load_file(str(weights))
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    raises_unchanged(lambda: modprobe.load(run, device="cpu"), ModelLoadError,
+                     r"not the one the run .* was trained on.*verify_base=False", [tmp_path])
+    merged = modprobe.load(run, device="cpu", verify_base=False)
+    assert torch.is_tensor(next(merged.module.parameters()))
+
+
+def test_a_finished_run_without_its_model_folder_says_so(finetuned: Path,
+                                                        tmp_path: Path) -> None:
+    import shutil
+
+    import modprobe
+
+    run = copy_tree(finetuned, tmp_path / "run")
+    shutil.rmtree(run / "model")
+    error = raises_unchanged(lambda: modprobe.load(run, device="cpu"),
+                             modprobe.ModelNotFoundError, "finished, but its model folder",
+                             [tmp_path])
+    assert "has not finished" not in str(error)
+
+
+def test_resume_skips_a_truncated_newest_checkpoint_aloud(finetuned: Path,
+                                                          tmp_path: Path) -> None:
+    """A run killed after its step-4 checkpoint, whose checkpoint was then cut short,
+    resumes from step 2 and ends with the weights of the uninterrupted run."""
+    import shutil
+
+    import torch
+
+    import modprobe
+    from modprobe.finetune import TrainConfig, train
+
+    run = copy_tree(finetuned, tmp_path / "run")
+    shutil.rmtree(run / "model")
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    newest = run / "checkpoints" / "step-0000004" / "weights.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    data = finetuned.parent / "tasks"
+    config = TrainConfig(out=str(run), steps=4, batch_size=4, learning_rate=1e-2, threads=1,
+                         checkpoint_every=2, resume=True)
+    with pytest.warns(UserWarning, match=r"step-0000004 is damaged.*step-0000002"):
+        train(modprobe.load("organism", device="cpu"), load_tasks(data), config,
+              progress=False)
+    want, got = _adapter(finetuned), _adapter(run)
+    assert want.keys() == got.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)  # type: ignore[arg-type]
+
+    # no intact checkpoint left: one clear error
+    from modprobe.finetune.checkpoint import CheckpointError
+
+    shutil.rmtree(run / "model")
+    (run / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    for step in ("step-0000002", "step-0000004"):
+        state = run / "checkpoints" / step / "state.json"
+        if state.exists():
+            state.write_text("{")
+    with pytest.raises(CheckpointError, match="no intact older checkpoint.*new --out"):
+        train(modprobe.load("organism", device="cpu"), load_tasks(data), config,
+              progress=False)
