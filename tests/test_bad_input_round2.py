@@ -349,3 +349,58 @@ def test_resume_skips_a_truncated_newest_checkpoint_aloud(finetuned: Path,
     with pytest.raises(CheckpointError, match="no intact older checkpoint.*new --out"):
         train(modprobe.load("organism", device="cpu"), load_tasks(data), config,
               progress=False)
+
+
+# ------------------------------------------------------------------ refusals found late
+def test_impossible_perturbations_are_refused_before_the_run_folder(
+        tasks: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--model", str(model), "--quiet", "--no-figures", "--out", str(tmp_path / "run")]
+    refused(interference_main, [*args, "--data", str(tasks), "--perturb", "UF",
+                                "--uf-sentences", "100"], capsys,
+            ["UF", "sentences=100", "larger bank"], [tmp_path, tasks])
+    no_options = copy_tree(tasks, tmp_path / "open")
+    lines = [json.loads(line) for line in (no_options / "items.jsonl").read_text().splitlines()]
+    for record in lines:
+        for name in ("options", "format", "misleading_template"):
+            record.pop(name, None)
+    (no_options / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    refused(interference_main, [*args, "--data", str(no_options), "--perturb", "MD"], capsys,
+            ["MD", "no wrong answer to name"], [tmp_path, tasks])
+    # generated data: the refusal removes the folder it made
+    refused(interference_main, [*args, "--groups", "1", "--perturb", "UF",
+                                "--uf-sentences", "100"], capsys, "sentences=100",
+            [tmp_path, tasks])
+
+
+def test_finetune_refuses_a_late_answer_outside_the_vocabulary_before_writing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.finetune.__main__ import main as finetune_main
+
+    data = tmp_path / "tasks"
+    generate_color_tasks(data, groups=2, seed=0, variant="lowres", fmt="open")
+    lines = (data / "items.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["answer"] = "zorblax"
+    last.pop("options", None)
+    (data / "items.jsonl").write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    refused(finetune_main, ["--model", "organism", "--data", str(data), "--out",
+                            str(tmp_path / "run"), "--steps", "40", "--batch-size", "2",
+                            "--threads", "1", "--quiet"], capsys,
+            ["'zorblax'", "vocabulary"], [tmp_path])
+
+
+def test_resume_refuses_changed_ri_photos(tasks: Path, model: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, color in enumerate(("red", "blue")):
+        Image.new("RGB", (16, 16), color).save(photos / f"p{i}.png")
+    run = tmp_path / "run"
+    args = ["--model", str(model), "--data", str(tasks), "--perturb", "RI", "--ri-folder",
+            str(photos), "--bootstrap", "20", "--no-figures", "--quiet", "--out", str(run)]
+    assert interference_main(args) == 0
+    Image.new("RGB", (16, 16), "green").save(photos / "p1.png")  # same path, new photo
+    refused(interference_main, [*args, "--resume"], capsys,
+            ["--ri-folder images", "changed"], [run])

@@ -70,6 +70,7 @@ from modprobe.perturb.registry import (
     PerturbationError,
     applicable,
     canonical_name,
+    check_items_perturbable,
     check_perturbation,
     get_perturbation,
     perturb,
@@ -95,8 +96,9 @@ BUILTIN: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
 
 __all__ = [
     "BUILTIN", "DEFAULT_SIZE", "FACTS", "MODALITIES", "Perturbation", "PerturbationError",
-    "applicable", "canonical_name", "check_perturbation", "check_ri", "full_black",
-    "full_white", "get_perturbation", "irrelevant_image", "misleading_description",
+    "applicable", "canonical_name", "check_items_perturbable", "check_perturbation",
+    "check_ri", "full_black", "full_white", "get_perturbation", "irrelevant_image", "misleading_description",
     "ocr_noise", "perturb", "perturbation_names", "perturbations", "processor_image_size",
-    "random_pixels", "register_perturbation", "scene_without", "unregister_perturbation", "unrelated_facts", "usable_images",
+    "random_pixels", "register_perturbation", "scene_without", "unregister_perturbation",
+    "unrelated_facts", "usable_images",
 ]

@@ -50,6 +50,7 @@ from modprobe.study.runfolder import (
     mark_complete,
     model_fingerprint,
     prepare_run_folder,
+    ri_folder_fingerprint,
     undo_new_run,
     write_chunk,
 )
@@ -201,6 +202,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
 
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
+    from modprobe.perturb import check_items_perturbable
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
@@ -216,10 +218,13 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         data = Path(config.data) if config.data is not None else _generate(config, out)
         tasks = tasks or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+        check_items_perturbable(items, names, config.seed, config.options_for)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
                         "model": model_fingerprint(loaded.module)}
+        if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
+            fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
         manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
                                       kind="interference", fingerprints=fingerprints,
                                       generated=("data",) if config.data is None else ())

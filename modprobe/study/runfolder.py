@@ -126,7 +126,7 @@ def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, A
                if not _same_option(before.get(k), options.get(k))]
     old = manifest.get("fingerprints") or {}
     for part, what in (("data", "the dataset (items.jsonl, dataset.json or an image)"),
-                       ("model", "the model")):
+                       ("model", "the model"), ("ri_folder", "the --ri-folder images")):
         now_part = (fingerprints or {}).get(part)
         if part in old and now_part is not None and old[part] != now_part:
             detail = [name for name in now_part if old[part].get(name) != now_part.get(name)]
@@ -372,6 +372,14 @@ def data_fingerprint(root: str | Path, images: Iterable[str]) -> dict[str, str]:
         pictures.update(image.encode() + b"\0")
         _sha256_file(root / PurePosixPath(image), pictures)
     return {"items": items.hexdigest(), "images": pictures.hexdigest()}
+
+
+def ri_folder_fingerprint(folder: str | Path) -> dict[str, str]:
+    """Hash of the images RI draws from ``folder`` (names and bytes), as ``{"images": ...}``."""
+    from modprobe.perturb import usable_images
+
+    names = [Path(path).name for path in usable_images(str(folder))]
+    return {"images": data_fingerprint(folder, names)["images"]}
 
 
 def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
