@@ -404,3 +404,28 @@ def test_resume_refuses_changed_ri_photos(tasks: Path, model: Path, tmp_path: Pa
     Image.new("RGB", (16, 16), "green").save(photos / "p1.png")  # same path, new photo
     refused(interference_main, [*args, "--resume"], capsys,
             ["--ri-folder images", "changed"], [run])
+
+
+# ------------------------------------------------------------------ killed before the manifest
+def test_a_start_killed_while_writing_its_manifest_can_be_rerun(
+        tasks: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The states a SIGKILL can leave before the first manifest is in place: the atomic
+    writer's temporary file alone (rerun works, --resume says to rerun), or with the data
+    a run generates first (both say what to do)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".modprobe-tmp.manifest.json.k1ll3d.tmp").write_text('{"options": {"mo')
+    args = ["--model", str(model), "--perturb", "MD", "--bootstrap", "20", "--no-figures",
+            "--quiet", "--out", str(run)]
+    refused(interference_main, [*args, "--data", str(tasks), "--resume"], capsys,
+            ["killed before it started", "without --resume"], [tmp_path])
+    assert interference_main([*args, "--data", str(tasks)]) == 0
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+
+    generated = tmp_path / "generated"
+    generate_color_tasks(generated / "data", groups=1, seed=0, variant="lowres", fmt="choice")
+    (generated / ".modprobe-tmp.manifest.json.k1ll3d.tmp").write_text("")
+    for extra in ([], ["--resume"]):
+        refused(interference_main, [*args[:-1], str(generated), "--groups", "1", *extra],
+                capsys, ["killed before it started", f"rm -r {generated}"], [tmp_path])

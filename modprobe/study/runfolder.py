@@ -36,7 +36,16 @@ import pandas as pd
 
 from modprobe import cli
 from modprobe.errors import ModprobeError
-from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
+from modprobe.io import (
+    TMP_PREFIX,
+    TMP_SUFFIX,
+    read_csv,
+    read_npy,
+    remove_temporary_files,
+    write_csv,
+    write_json,
+    write_npy,
+)
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
@@ -82,6 +91,14 @@ def check_run_folder(out: str | Path, resume: bool,
             ``resume``, holds no run to resume, or a run of another ``kind``.
     """
     out = Path(out)
+    leftovers = _killed_start(out)
+    if leftovers is not None:
+        if set(leftovers) <= {"<temporary files>"} and not resume:
+            return None  # only half-written files of ours: prepare_run_folder removes them
+        again = f"remove it (rm -r {out}) and run" if "data" in leftovers else "run"
+        raise StudyError(f"{out} holds only what a run killed before it started left "
+                         f"({', '.join(leftovers)}; no {MANIFEST}), so nothing was computed: "
+                         f"{again} the same command again without --resume")
     try:
         cli.check_out(out, resume=resume, what="run")
     except ModprobeError as err:
@@ -103,6 +120,23 @@ def check_run_folder(out: str | Path, resume: bool,
         raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
                          f"not a {kind} run; choose another --out")
     return manifest
+
+
+def _killed_start(out: Path) -> list[str] | None:
+    """What a run killed before its first manifest was written leaves in ``out``: the
+    atomic writers' temporaries (listed as ``<temporary files>``) and the ``data`` folder
+    a runner generates first; None when ``out`` holds a manifest or anything else."""
+    if not out.is_dir() or (out / MANIFEST).exists():
+        return None
+    found: set[str] = set()
+    for entry in out.iterdir():
+        if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
+            found.add("<temporary files>")
+        elif entry.name == "data" and entry.is_dir() and not entry.is_symlink():
+            found.add("data")
+        else:
+            return None
+    return sorted(found) or None
 
 
 def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],
@@ -260,6 +294,8 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
             manifest["kind"] = kind
     if fingerprints is not None:
         manifest["fingerprints"] = dict(fingerprints)
+    if out.is_dir():
+        remove_temporary_files(out)  # a killed start's half-written manifest
     out.mkdir(parents=True, exist_ok=True)
     lock_run_folder(out)
     write_json(out / MANIFEST, manifest)
