@@ -429,3 +429,15 @@ def test_a_start_killed_while_writing_its_manifest_can_be_rerun(
     for extra in ([], ["--resume"]):
         refused(interference_main, [*args[:-1], str(generated), "--groups", "1", *extra],
                 capsys, ["killed before it started", f"rm -r {generated}"], [tmp_path])
+
+
+def test_sabotage_refuses_an_item_id_that_is_not_unicode(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modprobe.sabotage import main as sabotage_main
+
+    line = {"agent": "a", "labels": ["x"], "confidence": 0.5, "gold": "x"}
+    (tmp_path / "agents.jsonl").write_text(
+        json.dumps({"item": "q\ud800", **line}) + "\n" + json.dumps({"item": "q2", **line}) + "\n")
+    refused(sabotage_main, [str(tmp_path / "agents.jsonl"), "--out", str(tmp_path / "r"),
+                            "--no-figures"], capsys,
+            ["agents.jsonl", "line 1, field 'item'", "lone surrogate"], [tmp_path])

@@ -117,6 +117,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _not_unicode(text: str) -> str | None:
+    from modprobe.data.schema import text_problem  # lazily: modprobe.data imports Pillow
+
+    return text_problem(text)
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -185,6 +191,9 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
         item, agent = _text(rec["item"]), _text(rec["agent"])
         if item is None:
             errors.append(f"{where}, field 'item': must be a non-empty string or integer")
+        elif _not_unicode(item):
+            errors.append(f"{where}, field 'item': {_not_unicode(item)}")
+            continue
         if agent is None:
             errors.append(f"{where}, field 'agent': must be a non-empty string")
         labels_raw = rec["labels"]
