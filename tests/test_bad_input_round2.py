@@ -12,7 +12,7 @@ import pytest
 from bad_input_helpers import copy_tree, raises_unchanged, refused
 
 from modprobe.data.color_tasks import generate_color_tasks
-from modprobe.data.tasks import TaskItem, load_tasks
+from modprobe.data.tasks import load_tasks
 from modprobe.interference import main as interference_main
 
 

@@ -353,8 +353,8 @@ def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise SabotageInputError(str(path), [f"not UTF-8 text ({err.reason} at byte "
-                                             f"{err.start}); save it as UTF-8"]) from None
+        problem = f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        raise SabotageInputError(str(path), [problem]) from None
     for line_no, text in enumerate(lines, start=1):
         if not text.strip():
             continue

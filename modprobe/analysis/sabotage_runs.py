@@ -210,12 +210,13 @@ def run_kind(folder: Path) -> str | None:
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise SabotageInputError(str(path), [
-                f"not a readable JSON manifest ({err}); the run folder is damaged: rerun the "
-                "study into a new --out, or give a JSONL of agent outputs"]) from None
+            problem = (f"not a readable JSON manifest ({err}); the run folder is damaged: "
+                       "rerun the study into a new --out, or give a JSONL of agent outputs")
+            raise SabotageInputError(str(path), [problem]) from None
         if not isinstance(manifest, dict):
-            raise SabotageInputError(str(path), ["holds no JSON object; the run folder is "
-                                                 "damaged: rerun the study into a new --out"])
+            problem = ("holds no JSON object; the run folder is damaged: rerun the study into "
+                       "a new --out")
+            raise SabotageInputError(str(path), [problem])
         if manifest.get("kind") == "interference":
             return "interference"
         conditions = manifest.get("conditions") or []
