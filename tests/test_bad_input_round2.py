@@ -157,12 +157,12 @@ def test_table_form_refuses_empty_cells_naming_the_row(
 # ------------------------------------------------------------------ one run per folder
 _SLOW_CHILD = """
 import sys, time
-from modprobe.study import interference
-write = interference.write_chunk
+from modprobe.study import driver
+write = driver.write_chunk
 def slow(folder, tables):
     write(folder, tables)
     time.sleep(120)  # hold the run folder while the test tries a second run in it
-interference.write_chunk = slow
+driver.write_chunk = slow
 from modprobe.interference import main
 sys.exit(main(sys.argv[1:]))
 """
