@@ -79,7 +79,8 @@ def test_sabotage_names_a_latin1_source_and_a_corrupt_manifest(
 
 # ------------------------------------------------------------------ templates and ids
 @pytest.mark.parametrize(("field", "value", "names"), [
-    ("misleading_template", "The {colour} is {option}.", ["misleading_template", "{colour}"]),
+    ("misleading_template", "The {colour} is {option}.",
+     ["misleading_template", "item 'g0000-v03-image'", "{colour}"]),
     ("misleading_template", "The {subject is {option}.", ["misleading_template", "brace"]),
     ("misleading_template", "The {subject} is {option}}.", ["misleading_template", "brace"]),
     ("id", "   ", ["field 'id'", "whitespace"]),

@@ -305,7 +305,8 @@ def _check_record(record: Any, line: int, root: Path | None, file: str) -> list[
                                                        f"got {_describe(record[name])}"))
     if errors:
         return errors
-    errors += [FieldError(file, line, name, message)
+    errors += [FieldError(file, line, name, f"item {record['id']!r}: {message}"
+                          if name == "misleading_template" else message)
                for name, message in task_item_problems(record)]
     if "image" in record:
         problem = _image_problem(record["image"], root)
