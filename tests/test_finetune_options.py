@@ -20,7 +20,7 @@ from modprobe.finetune.__main__ import main as finetune_main
 @pytest.fixture(scope="module")
 def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tasks")
-    generate_color_tasks(root, groups=1, seed=0, variant="lowres", fmt="open")
+    generate_color_tasks(root, groups=2, seed=0, variant="lowres", fmt="open")
     return root
 
 
