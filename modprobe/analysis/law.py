@@ -275,6 +275,19 @@ def _logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.n
                   n_clusters, x0)
 
 
+def _widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
+                       level: float) -> BalancePoint:
+    """The monotone interval widened to the replicates' brackets: a step law's
+    crossing can lie anywhere in the gap between two observed x values, so the interval
+    runs from the low percentile of the brackets' left ends to the high percentile of
+    their right ends (`IsotonicFit.crossing_bracket`)."""
+    if not point.crosses:
+        return point
+    low = percentile_interval(brackets[:, 0], level)[0]
+    high = percentile_interval(brackets[:, 1], level)[1]
+    return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high))
+
+
 def balance_point(
     x: Any,
     followed_text: Any,
@@ -372,15 +385,17 @@ def fit_law(
     level = expanded_level(confidence, n_clusters if n_clusters is not None else xv.size)
     band = np.array([percentile_interval(col, level) for col in boot_curves.T]).T
     iso = fit_isotonic(xv, yv)
-    iso_cross, iso_curves = isotonic_crossings(xv, yv, weights, grid=grid)
+    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
     iso_band = None
     if isotonic_band:
         iso_q = np.array([percentile_interval(col, level) for col in iso_curves.T]).T
         iso_band = (iso_q[0], iso_q[1])
     logistic_bp = _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
     iso_x0 = iso.crossing(0.5)
-    monotone_bp = balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
-                         iso_x0 == math.inf, xv.size, n_clusters, iso_x0)
+    monotone_bp = _widen_to_brackets(
+        balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
+                                iso_x0 == math.inf, xv.size, n_clusters, iso_x0),
+        iso_brackets, level)
     labels = None if codes is None else codes
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence,
                                    labels, n_bootstrap, seed)

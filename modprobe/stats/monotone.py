@@ -80,20 +80,50 @@ class IsotonicFit:
         when the curve never reaches ``level`` on the side of larger x (a
         non-increasing curve that stays above it), -inf on the other side.
         """
+        where, at = self._locate(level)
+        if where == "block":
+            w = np.ones_like(self.x) if self.weights is None else self.weights
+            return float(np.sum(w[at] * self.x[at]) / np.sum(w[at]))
+        if where != "jump":
+            return math.inf if where == "above" else -math.inf
+        j = int(at)
+        y = self.y if not self.increasing else -self.y
+        target = level if not self.increasing else -level
+        x0, x1, y0, y1 = self.x[j - 1], self.x[j], y[j - 1], y[j]
+        return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+
+    def crossing_bracket(self, level: float = 0.5) -> tuple[float, float]:
+        """Every x at which the fit is consistent with reaching ``level``: the span of
+        a block at ``level``, or the gap ``[x_{j-1}, x_j]`` of the jump across it.
+
+        Between two observed x values a step law's crossing can lie anywhere, so the
+        monotone balance point's interval covers the replicates' brackets, not only
+        their interpolated points (`crossing`). ``(inf, inf)`` or ``(-inf, -inf)`` when
+        the fit stays on one side.
+        """
+        where, at = self._locate(level)
+        if where == "block":
+            return float(self.x[at].min()), float(self.x[at].max())
+        if where == "jump":
+            j = int(at)
+            return float(self.x[j - 1]), float(self.x[j])
+        edge = math.inf if where == "above" else -math.inf
+        return edge, edge
+
+    def _locate(self, level: float) -> tuple[str, Any]:
+        """``("block", mask)``, ``("jump", j)`` (first point below), ``("above", None)``
+        or ``("below", None)``, for a non-increasing view of the fit."""
         y = self.y if not self.increasing else -self.y
         target = level if not self.increasing else -level
         at = np.abs(y - target) <= LEVEL_TOLERANCE
         if at.any():
-            w = np.ones_like(self.x) if self.weights is None else self.weights
-            return float(np.sum(w[at] * self.x[at]) / np.sum(w[at]))
+            return "block", at
         below = np.flatnonzero(y < target)
         if below.size == 0:
-            return math.inf
-        j = int(below[0])
-        if j == 0:
-            return -math.inf
-        x0, x1, y0, y1 = self.x[j - 1], self.x[j], y[j - 1], y[j]
-        return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+            return "above", None
+        if below[0] == 0:
+            return "below", None
+        return "jump", int(below[0])
 
 
 #: Fitted values this close to the level are at the level (PAVA's pooled means carry
@@ -139,8 +169,9 @@ def isotonic_crossings(
     level: float = 0.5,
     grid: np.ndarray | None = None,
     increasing: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Crossings (and optionally curves on ``grid``) of bootstrap isotonic refits.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Crossings, brackets (and optionally curves on ``grid``) of bootstrap isotonic
+    refits.
 
     Args:
         x: ``items`` axis values.
@@ -151,18 +182,21 @@ def isotonic_crossings(
         increasing: Direction of the fits.
 
     Returns:
-        ``replicates`` crossings (+-inf: no crossing in range) and ``replicates points``
-        curves of the fit (`IsotonicFit.predict`; None without ``grid``).
+        ``replicates`` crossings (+-inf: no crossing in range), ``replicates points``
+        curves of the fit (`IsotonicFit.predict`; None without ``grid``) and
+        ``replicates 2`` brackets (`IsotonicFit.crossing_bracket`).
     """
     n_rep = weights.shape[0]
     cross = np.empty(n_rep)
+    brackets = np.empty((n_rep, 2))
     curves = None if grid is None else np.empty((n_rep, grid.size))
     for r in range(n_rep):
         fit = fit_isotonic(x, y, weights=weights[r], increasing=increasing)
         cross[r] = fit.crossing(level)
+        brackets[r] = fit.crossing_bracket(level)
         if curves is not None:
             curves[r] = fit.predict(grid)
-    return cross, curves
+    return cross, curves, brackets
 
 
 @dataclass(frozen=True)
