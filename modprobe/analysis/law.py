@@ -35,7 +35,12 @@ from modprobe.analysis.balance import (
 )
 from modprobe.stats.binning import BinStrategy, binned_rate
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
-from modprobe.stats.intervals import DEFAULT_RESAMPLES, expanded_level, percentile_interval
+from modprobe.stats.intervals import (
+    DEFAULT_RESAMPLES,
+    expanded_level,
+    percentile_interval,
+    quantile_mc_error,
+)
 from modprobe.stats.logistic import (
     LogisticFit,
     bootstrap_logistic,
@@ -285,7 +290,11 @@ def _widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
         return point
     low = percentile_interval(brackets[:, 0], level)[0]
     high = percentile_interval(brackets[:, 1], level)[1]
-    return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high))
+    tail = (1.0 - level) / 2
+    mc = max(point.mc_error, quantile_mc_error(brackets[:, 0], tail),
+             quantile_mc_error(brackets[:, 1], 1 - tail))
+    return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high),
+                   mc_error=mc)
 
 
 def balance_point(
