@@ -129,6 +129,20 @@ def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
+def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a DataFrame as Parquet (pyarrow; text columns stay text), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a table in the format its suffix names (``.parquet`` or ``.csv``), atomically."""
+    if Path(path).suffix in (".parquet", ".pq"):
+        write_parquet(path, frame)
+    else:
+        write_csv(path, frame)
+
+
 def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV written by `write_csv`; the ``text`` columns stay strings.
 

@@ -9,7 +9,7 @@ command-line face of this module.
 
 Run folder::
 
-    RUN/manifest.json           model, data, perturbations, seed, versions
+    RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
     RUN/items.csv               one row per item x condition: answer, category, correct
@@ -42,7 +42,7 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention")
+                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -61,7 +61,7 @@ class InterferenceConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
-        seed: Seed of the perturbations, the generated data and the bootstrap.
+        seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
         n_bootstrap: Bootstrap replicates of the cluster intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Draw the figures.
@@ -73,6 +73,7 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        data_seed: Seed of the perturbations and the generated data.
     """
 
     model: str
@@ -94,6 +95,7 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    data_seed: int = 0
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -168,7 +170,7 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
-                             seed=config.seed, variant="lowres" if organism else "paper",
+                             seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
@@ -310,7 +312,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     for item in items:
         variants.append(item)
         for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.seed, size=size,
+            variants.append(perturb(item, name, seed=config.data_seed, size=size,
                                     **config.options_for(name)))
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}

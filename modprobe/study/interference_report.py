@@ -9,7 +9,6 @@ re-analysed, and several runs drawn together, without the model::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.io import read_npy, write_csv, write_json
+from modprobe.io import write_csv, write_json
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
-from modprobe.study.runfolder import read_table
 
 FIGURES = "figures"
 HEAVY = {"image": "image-heavy", "text": "text-heavy"}
@@ -169,40 +167,31 @@ def _slug(text: str) -> str:
 
 
 def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """A finished run's ``summary.json`` and ``attention_shift.csv`` (empty if absent)."""
-    run = Path(run)
-    path = run / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run} has no summary.json: not a finished interference run")
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    shift_path = run / "attention_shift.csv"
-    shift = read_table(shift_path) if shift_path.is_file() else pd.DataFrame()
-    return summary, shift
+    """A finished interference run's summary and attention shift (empty if absent), for
+    drawing several runs together (:func:`modprobe.load_run` gives everything else)."""
+    from modprobe.study.run import load_run as load
+
+    loaded = load(run)
+    return loaded.summary, loaded.tables.get("attention_shift", pd.DataFrame())
 
 
 def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
                                 seed: int | None = None, figures: bool = True,
                                 ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed).
+    """Re-analyse a finished run folder from its tables (no model needed), in place.
 
-    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``
-    options), so the result equals the run's summary unless one is changed. The options
-    used are recorded in the manifest's ``analysis`` entry.
+    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
+    so the result equals the run's summary unless one is changed. The options used are
+    recorded in the manifest's ``analysis`` entry
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
     """
-    from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions
+    from modprobe.study.driver import COMMON_ANALYSIS
+    from modprobe.study.run import load_run as load
     from modprobe.study.runfolder import MANIFEST
 
-    run = Path(run)
-    manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-    options = manifest.get("options", {})
-    analysis = AnalysisOptions.of({k: options[k] for k in COMMON_ANALYSIS if k in options},
-                                  n_bootstrap=n_bootstrap, seed=seed).replace(figures=figures)
-    items = read_table(run / "items.csv")
-    mass_path = run / "attention_mass.npy"
-    mass = read_npy(mass_path) if mass_path.is_file() else None
-    result = analyse_interference_run(run, items, mass, options["perturb"], options["model"],
-                                      analysis.n_bootstrap, analysis.seed, analysis.figures,
-                                      span_names=manifest.get("span_names"))
-    manifest["analysis"] = analysis.record(COMMON_ANALYSIS)
-    write_json(run / MANIFEST, manifest)
+    loaded = load(run)
+    options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
+    write_json(loaded.path / MANIFEST, loaded.manifest)
     return result

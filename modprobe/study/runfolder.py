@@ -95,10 +95,20 @@ def check_run_folder(out: str | Path, resume: bool,
                          "is damaged, start a new --out") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
         raise StudyError(f"cannot resume: {path} has no options; start a new --out")
+    manifest["options"] = upgrade_options(manifest["options"])
     if kind is not None and manifest.get("kind", kind) != kind:
         raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
                          f"not a {kind} run; choose another --out")
     return manifest
+
+
+def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's options in today's names: runs written before ``data_seed`` existed
+    seeded their data (and perturbations) with ``seed``."""
+    upgraded = dict(options)
+    if "seed" in upgraded and "data_seed" not in upgraded:
+        upgraded["data_seed"] = upgraded["seed"]
+    return upgraded
 
 
 def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],

@@ -9,7 +9,7 @@ never interrupted. ``python -m modprobe.layers`` is the command-line face of thi
 
 Run folder::
 
-    RUN/manifest.json          model, data, seed, versions, options
+    RUN/manifest.json          model, data, seeds, versions, options
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
                                removed once the run is complete
     RUN/items.csv              one row per item (answers, entropies, correctness; a
@@ -49,7 +49,7 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
-                "seed")
+                "data_seed")
 #: The chunk files gathered into the run's tables.
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
@@ -69,7 +69,8 @@ class StudyConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype (``auto``, ``float32``, ``bfloat16``, ``float16``).
         top_k: Top tokens kept per layer.
-        seed: Seed of the bootstrap in the analysis.
+        seed: Seed of the bootstrap in the analysis (a resumed or re-analysed run may
+            change it).
         n_bootstrap: Bootstrap replicates for intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Write the figures.
@@ -80,6 +81,7 @@ class StudyConfig:
         balance_estimate: Balance point reported last and used for the oscillation
             regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
+        data_seed: Seed of the generated dataset (when ``data`` is None).
     """
 
     model: str
@@ -100,6 +102,7 @@ class StudyConfig:
     entropy_floor: float = 0.0
     balance_estimate: str = "logistic"
     all_conflicts: bool = False
+    data_seed: int = 0
 
 
 @dataclass
@@ -138,6 +141,7 @@ def _check_config(config: StudyConfig) -> None:
     integer("--batch-size", config.batch_size, 1)
     integer("--top-k", config.top_k, 1)
     integer("--seed", config.seed, 0)
+    integer("--data-seed", config.data_seed, 0)
     if config.limit is not None:
         integer("--limit", config.limit, 1)
     if config.groups is not None:
@@ -163,7 +167,8 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
     data = out / "data"
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
-        generate_colors(data, groups=config.groups or (12 if organism else 4), seed=config.seed,
+        generate_colors(data, groups=config.groups or (12 if organism else 4),
+                        seed=config.data_seed,
                         variant="lowres" if organism else "paper", overwrite=True)
     return data
 
