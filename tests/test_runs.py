@@ -18,9 +18,10 @@ from modprobe.testing import build_tiny
 
 
 def _printed(capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """The summary lines a runner's command printed (between the blank line and the folder)."""
-    out = capsys.readouterr().out
-    return [line for line in out.split("\n\n")[1].splitlines() if line]
+    """The summary lines a runner's command printed (the lines before the run folder's)."""
+    lines = capsys.readouterr().out.splitlines()
+    return [line for line in lines[:lines.index(next(x for x in lines
+                                                     if x.startswith("run folder:")))] if line]
 
 
 @pytest.fixture(scope="module")
