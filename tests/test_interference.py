@@ -198,7 +198,7 @@ def test_killed_run_resumes_to_identical_tables(tiny_dir, tasks_dir: Path,
     b = json.loads((reference / "summary.json").read_text())
     assert a["lines"] == b["lines"]
     # a resumed run refuses changed options
-    assert main([*args, "--out", str(out), "--resume", "--seed", "1", "--quiet"]) == 2
+    assert main([*args, "--out", str(out), "--resume", "--data-seed", "1", "--quiet"]) == 2
 
 
 def test_resume_refuses_changed_tasks_and_a_failed_start_leaves_no_folder(
