@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-attention", action="store_true",
                         help="logit lens only (models whose attention cannot be read, e.g. "
                              "Mllama's cross-attention layers)")
+    parser.add_argument("--table-format", choices=("parquet", "csv"), default="parquet",
+                        help="format of the run's tables (both read back with "
+                             "modprobe.load_run)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -169,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention)
+            attention=not args.no_attention, table_format=args.table_format)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

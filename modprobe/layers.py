@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "nats (the ambiguous region's radius, 0.5, is then in nats)")
     parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated dH_rel")
+    parser.add_argument("--table-format", "--format", dest="table_format",
+                        choices=("parquet", "csv"), default="parquet",
+                        help="format of the run's tables (both read back with "
+                             "modprobe.load_run)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same options)")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts)
+        all_conflicts=args.all_conflicts, table_format=args.table_format)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -57,6 +57,17 @@ def test_a_study_loads_back_with_the_summary_it_printed(
     items = run.tables["items"]
     assert len(items) == 8 and items["id"].map(type).eq(str).all()
     assert run.tables["attention_mass"].shape[:2] == (8, 3)
+    # Parquet by default, the chunks compacted into it; CSV on request, read back the same
+    assert (out / "items.parquet").is_file() and not (out / "items.csv").exists()
+    assert not (out / "chunks").exists()
+    capsys.readouterr()
+    assert main([*_study_args(model, data, tmp_path / "csv"), "--format", "csv"]) == 0
+    assert _printed(capsys) == printed
+    as_csv = modprobe.load_run(tmp_path / "csv")
+    assert (tmp_path / "csv" / "items.csv").is_file() and as_csv.config.table_format == "csv"
+    assert not list((tmp_path / "csv").glob("*.parquet"))
+    for name in ("items", "layers", "attention", "oscillation", "candidates"):
+        pd.testing.assert_frame_equal(as_csv.tables[name], run.tables[name], check_dtype=False)
 
 
 def test_reanalyse_writes_beside_and_records_itself(
@@ -69,7 +80,7 @@ def test_reanalyse_writes_beside_and_records_itself(
     run = modprobe.load_run(out)
     again = run.reanalyse(seed=7, n_bootstrap=30)
     assert again.folder == out / "analysis-2" and (again.folder / "summary.json").is_file()
-    assert (again.folder / "oscillation.csv").is_file()
+    assert (again.folder / "oscillation.parquet").is_file()
     assert (out / "summary.json").read_text() == own  # the run's own analysis is untouched
     assert (again.options.seed, again.options.n_bootstrap) == (7, 30)
     third = modprobe.load_run(out).reanalyse(axis="abs")
@@ -125,7 +136,7 @@ def test_an_interference_run_loads_back_with_the_summary_it_printed(
     assert isinstance(run.config, InterferenceConfig) and run.config.perturb == ["MD", "RP"]
     assert set(run.tables["items"]["perturbation"]) == {"clean", "MD", "RP"}
     again = run.reanalyse(seed=2)
-    assert again.folder.name == "analysis-2" and (again.folder / "flips.csv").is_file()
+    assert again.folder.name == "analysis-2" and (again.folder / "flips.parquet").is_file()
     assert json.loads((out / "manifest.json").read_text())["analyses"][0]["seed"] == 2
     with pytest.raises(StudyError, match="no analysis option axis"):
         run.reanalyse(axis="abs")

@@ -42,7 +42,8 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention")
+                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
+                "table_format")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -74,6 +75,7 @@ class InterferenceConfig:
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
         data_seed: Seed of the perturbations and the generated data.
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
     """
 
     model: str
@@ -96,6 +98,7 @@ class InterferenceConfig:
     uf_sentences: int = 3
     attention: bool = True
     data_seed: int = 0
+    table_format: str = "parquet"
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -208,7 +211,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
         tables=TABLES if config.attention else TABLES[:2],
         generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference"))
+        progress_label="modprobe.interference", table_format=config.table_format))
     driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
@@ -241,7 +244,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     summary, report, shift, figures = analyse_interference_run(
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
-        figures=analysis.figures)
+        figures=analysis.figures, table_format=analysis.table_format)
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.io import write_csv, write_json
+from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 
@@ -76,7 +76,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
                              span_names: Sequence[str] | None = None,
-                             ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+                             table_format: str = "csv") -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
     attention_shift.csv, summary.json and the figures into ``out``."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
@@ -86,18 +86,18 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
                                   n_resamples=n_bootstrap, seed=seed)
-    write_csv(out / "flips.csv", report.per_item)
+    write_table(table_path(out, "flips", table_format), report.per_item)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
         attention = attention_long(mass, items, span_names)
-        write_csv(out / "attention.csv", attention)
+        write_table(table_path(out, "attention", table_format), attention)
         present = set(attention["span"])
         spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
                  for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
         shift = attention_shift(attention, spans, clusters, n_resamples=n_bootstrap,
                                 seed=seed)
-        write_csv(out / "attention_shift.csv", shift)
+        write_table(table_path(out, "attention_shift", table_format), shift)
     lines = report.lines()
     if len(shift) and (shift["span"] == "text").any():
         lines.append("note: text perturbations' attention is on the whole text span (the "

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis.report import cluster_column
-from modprobe.io import write_csv, write_json
+from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
 __all__ = ["analyse_folder", "analyse_run", "attention_summary", "cluster_column",
@@ -136,7 +136,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
-    write_csv(out / "oscillation.csv", per_item)
+    write_table(table_path(out, "oscillation", getattr(config, "table_format", "csv")), per_item)
     summary["oscillation"] = {
         "by_region": osc.by_region.to_dict(orient="records"),
         "by_group": osc.by_group.to_dict(orient="records"),

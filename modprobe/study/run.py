@@ -148,7 +148,7 @@ class Run:
         if unknown:
             raise StudyError(f"a {self.kind.name} run has no analysis option "
                              f"{', '.join(unknown)}; it has {', '.join(self.kind.analysis_keys)}")
-        recorded = self.manifest.get("analysis") or self.options
+        recorded = {**self.options, **(self.manifest.get("analysis") or {})}
         base = {k: v for k, v in recorded.items() if k in self.kind.analysis_keys}
         return AnalysisOptions.of(base, **changes)
 
@@ -240,7 +240,8 @@ def _analyse_interference(run: Run, folder: Path, options: AnalysisOptions) -> t
     return analyse_interference_run(folder, run.tables["items"], mass,
                                     run.options["perturb"], run.options["model"],
                                     options.n_bootstrap, options.seed, options.figures,
-                                    span_names=run.manifest.get("span_names"))
+                                    span_names=run.manifest.get("span_names"),
+                                    table_format=options.table_format)
 
 
 def _finetune_config(options: dict[str, Any], path: Path) -> Any:

@@ -41,7 +41,7 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import write_csv
+from modprobe.io import table_path, write_table
 from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
@@ -49,7 +49,7 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
-                "data_seed")
+                "data_seed", "table_format")
 #: The chunk files gathered into the run's tables.
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
@@ -82,6 +82,7 @@ class StudyConfig:
             regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
         data_seed: Seed of the generated dataset (when ``data`` is None).
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
     """
 
     model: str
@@ -103,6 +104,7 @@ class StudyConfig:
     balance_estimate: str = "logistic"
     all_conflicts: bool = False
     data_seed: int = 0
+    table_format: str = "parquet"
 
 
 @dataclass
@@ -301,7 +303,7 @@ def run_study(config: StudyConfig, progress: bool = True,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
-        progress_label="modprobe.layers"))
+        progress_label="modprobe.layers", table_format=config.table_format))
     previous = driver.check_folder()
     written_spans = previous.get("span_names") if previous is not None else None
     if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
@@ -341,7 +343,8 @@ def run_study(config: StudyConfig, progress: bool = True,
     layers_frame = gathered.tables["layers.csv"]
     mass = gathered.tables["attention_mass.npy"]
     if gathered.fresh:
-        write_csv(driver.out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
+        write_table(table_path(driver.out, "attention", config.table_format),
+                    attention_table(mass, items_frame["id"].tolist()))
 
     from modprobe.study.report import analyse_run
 
