@@ -12,13 +12,13 @@ Run folder::
     RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.csv               one row per item x condition: answer, category, correct
-    RUN/layers.csv              one row per item x condition x layer (lens)
-    RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+    RUN/items.parquet           one row per item x condition: answer, category, correct
+    RUN/layers.parquet          one row per item x condition x layer (lens)
+    RUN/attention_mass.npy      `row layer head span` float32, rows as in items
                                 (absent with --no-attention)
-    RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.csv               one row per item x perturbation: correct, flipped
-    RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
+    RUN/attention.parquet       head-averaged mass: id, perturbation, layer, span, mass
+    RUN/flips.parquet           one row per item x perturbation: correct, flipped
+    RUN/attention_shift.parquet per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
     RUN/figures/*.png           radar, delta bars, attention shift by layer

@@ -12,20 +12,23 @@ Run folder::
     RUN/manifest.json          model, data, seeds, versions, options
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
                                removed once the run is complete
-    RUN/items.csv              one row per item (answers, entropies, correctness; a
+    RUN/items.parquet          one row per item (answers, entropies, correctness; a
                                text-only answer is correct when it is any of the
                                item's answer_text_options)
-    RUN/layers.csv             one row per item x condition x layer (lens)
-    RUN/candidates.csv         one row per item x condition x candidate: the model's own
+    RUN/layers.parquet         one row per item x condition x layer (lens)
+    RUN/candidates.parquet     one row per item x condition x candidate: the model's own
                                final logit and full-vocabulary probability of the answer
     RUN/attention_mass.npy     `item condition layer head span` float32 (spans: image,
                                video, audio, context = the description, text = the rest)
-    RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
-    RUN/oscillation.csv        one row per item: x, group, region, switch count
+    RUN/attention.parquet      head-averaged mass: item, condition, layer, span, mass
+    RUN/oscillation.parquet    one row per item: x, group, region, switch count
     RUN/summary.json           filter counts, TFR, both balance points with intervals,
                                goodness of fit, trend test, oscillation by region
     RUN/figures/*.png          following curve, dH_rel histogram, oscillation by region,
                                logit-difference heatmap, attention mass by layer
+
+Tables are Parquet unless the run asks for CSV (``table_format="csv"``);
+``modprobe.load_run(RUN)`` reads either.
 """
 
 from __future__ import annotations
@@ -304,13 +307,7 @@ def run_study(config: StudyConfig, progress: bool = True,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
         progress_label="modprobe.layers", table_format=config.table_format))
-    previous = driver.check_folder()
-    written_spans = previous.get("span_names") if previous is not None else None
-    if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
-        raise StudyError(
-            f"cannot resume {driver.out}: it was written with spans {', '.join(written_spans)} "
-            f"and this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another "
-            "--out")
+    _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
@@ -353,6 +350,15 @@ def run_study(config: StudyConfig, progress: bool = True,
     driver.finish(analysis.record())
     return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,
                        attention_mass=mass, summary=summary, figures=figures)
+
+
+def _check_spans(previous: dict[str, Any] | None, out: Path) -> None:
+    """Refuse to resume a run captured with another span axis (its arrays would not stack)."""
+    written = previous.get("span_names") if previous is not None else None
+    if written is not None and tuple(written) != SPAN_NAMES:
+        raise StudyError(
+            f"cannot resume {out}: it was written with spans {', '.join(written)} and this "
+            f"modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
 
 
 def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
