@@ -78,6 +78,9 @@ class Tables(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._paths)
 
+    def __repr__(self) -> str:
+        return f"Tables({str(self.folder)!r}: {', '.join(self._paths)})"
+
 
 @dataclass(frozen=True)
 class RunKind:
@@ -112,6 +115,10 @@ class Run:
     manifest: dict[str, Any]
     kind: RunKind
     _tables: Tables | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.path)!r}, kind={self.kind.name!r}, "
+                f"tables={list(self.tables)}, analyses={len(self.analyses)})")
 
     @property
     def options(self) -> dict[str, Any]:
