@@ -181,7 +181,8 @@ def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -
             run_interference(InterferenceConfig(
                 model=model, data=str(data["heldout"]) if model == "organism" else None,
                 out=str(inter), perturb=list(EVAL_PERTURB), batch_size=32, device="cpu",
-                seed=config.seed + draw, n_bootstrap=config.n_bootstrap, figures=False,
+                seed=config.seed, data_seed=config.seed + draw, n_bootstrap=config.n_bootstrap,
+                figures=False,
                 resume=inter.exists()), progress=not config.quiet)
     study = folder / "study"
     if not _complete(study):
@@ -214,9 +215,10 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
         perturbation pooled; clusters keep an item's rows together).
     """
     from modprobe.stats import mean_interval
+    from modprobe.study.runfolder import read_table
 
-    attention = pd.read_csv(folder / "attention.csv")
-    items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
+    attention = read_table(folder / "attention.csv")  # or .parquet: the run's format
+    items = read_table(folder / "items.csv")
     meta = items.drop_duplicates("id").set_index("id")
     attention = attention[attention["layer"].isin(list(layers))]
     wide_mass = attention.pivot_table(index=["id", "perturbation", "layer"], columns="span",
@@ -325,9 +327,10 @@ def paired_differences(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame
     from modprobe.io import write_csv
     from modprobe.stats import mean_interval
     from modprobe.stats.signflip import sign_flip_p
+    from modprobe.study.runfolder import read_table
 
     def flips(name: str) -> pd.DataFrame:
-        parts = [pd.read_csv(interference_folder(config, name, d) / "flips.csv")
+        parts = [read_table(interference_folder(config, name, d) / "flips.csv")
                  for d in range(config.draws)]
         return (pd.concat(parts).groupby(["perturbation", "id", "cluster"], as_index=False)
                 ["flipped"].mean())
