@@ -93,7 +93,7 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_folder(
         tasks_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever fails after the folder was made but before a step finished (here the LoRA
     injection) takes the folder with it, so a rerun is not refused as 'already exists'."""
-    import modprobe.finetune.trainer as trainer
+    from modprobe.finetune import trainer
 
     def broken(*args: object, **kw: object) -> None:
         raise RuntimeError("adapter injection failed")
