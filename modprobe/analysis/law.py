@@ -216,7 +216,8 @@ class Law:
         lines.append(f"bootstrap: {self.balance_point.n_bootstrap} replicates over {unit}"
                      + (f"; Monte Carlo error of the interval bounds {', '.join(errors)}"
                         if errors else ""))
-        lines.append(f"estimate: {self.recommendation_reason} (reported: {self.estimate})")
+        shown = self.estimate if self.reported_balance_point.crosses else "none"
+        lines.append(f"estimate: {self.recommendation_reason} (reported: {shown})")
         return lines
 
 
