@@ -9,7 +9,7 @@ Two tables, every number measured by this module (no claim in the docs is wider)
 * few clusters: the coverage of `modprobe.stats.mean_interval` (the interval of every
   rate the toolkit prints) on beta-binomial clusters, 8 and 12 of them.
 
-Run it as (about 10 minutes of one core)
+Run it as (about 25 minutes on a shared two-core machine)
 
     OMP_NUM_THREADS=1 nice python -m modprobe.analysis.coverage_table
 
