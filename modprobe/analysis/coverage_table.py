@@ -9,7 +9,7 @@ Two tables, every number measured by this module (no claim in the docs is wider)
 * few clusters: the coverage of `modprobe.stats.mean_interval` (the interval of every
   rate the toolkit prints) on beta-binomial clusters, 8 and 12 of them.
 
-Run it as (about 10 minutes of one core)
+Run it as (about 25 minutes on a shared two-core machine)
 
     OMP_NUM_THREADS=1 nice python -m modprobe.analysis.coverage_table
 
@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from modprobe import cli
-from modprobe.analysis.law import fit_law
+from modprobe.analysis.law import balance_point, fit_law
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval
 
 #: Planted laws: name -> (P(text | x) on a vectorised x, true balance point).
@@ -78,11 +78,30 @@ def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
                        f"{cover[1] / n_datasets:.2f} | {np.nanmedian(mono):.3f} ({truth:.3f}) |")
 
 
+def replicate_rows(n_datasets: int, seed: int) -> list[str]:
+    """The logistic balance point with 8 clusters (n = 500) by bootstrap replicates:
+    the expanded percentiles lie in the tails, where 400 replicates leave a bound on
+    two or three of them."""
+    rows = ["| replicates | logistic coverage |", "|---|---|"]
+    rng = np.random.default_rng(seed)
+    covered = np.zeros(2)
+    for d in range(n_datasets):
+        x, y, labels = _draw("logistic", 500, True, rng)
+        for k, n_boot in enumerate((400, DEFAULT_RESAMPLES)):
+            bp = balance_point(x, y, n_bootstrap=n_boot, seed=d, clusters=labels)
+            covered[k] += bp.crosses and bp.ci_low <= LAWS["logistic"][1] <= bp.ci_high
+    rows += [f"| {n_boot} | {c / n_datasets:.3f} |"
+             for n_boot, c in zip((400, DEFAULT_RESAMPLES), covered)]
+    return rows
+
+
 def cluster_rows(n_datasets: int, seed: int,
                  n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
-    """Coverage of `mean_interval` on beta-binomial clusters of 10-39 items, with the
-    toolkit's default replicates (the expanded percentiles lie in the tails, where
-    fewer replicates would bias the bounds inward)."""
+    """Coverage of `mean_interval` on clusters of 10-39 items: 0/1 values from
+    beta-binomial clusters (``n_datasets`` per row), paired differences and counts
+    (a quarter as many: each takes a bootstrap of the toolkit's default replicates,
+    because the expanded percentiles lie in the tails, where fewer replicates would
+    bias the bounds inward)."""
     rows = ["| clusters | quantity | intra-cluster correlation | coverage |",
             "|---|---|---|---|"]
     rng = np.random.default_rng(seed)
@@ -98,9 +117,9 @@ def cluster_rows(n_datasets: int, seed: int,
                                    n_resamples=n_bootstrap, seed=d)
                 covered += iv.low <= p <= iv.high
             rows.append(f"| {n_clusters} | rate {p} | {rho} | {covered / n_datasets:.3f} |")
-        for kind in ("paired difference", "count"):
+        for kind in ("paired difference", "count"):  # a bootstrap each: fewer datasets
             rows.append(f"| {n_clusters} | {kind} | 0.1 | "
-                        f"{_other_coverage(kind, n_clusters, n_datasets, rng):.3f} |")
+                        f"{_other_coverage(kind, n_clusters, n_datasets // 4, rng):.3f} |")
     return rows
 
 
@@ -143,13 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    print(f"few clusters: mean_interval of 0/1 values, {args.cluster_datasets} datasets per "
-          "row, nominal 0.95")
+    print(f"few clusters: mean_interval, {args.cluster_datasets} datasets per 0/1 row, "
+          f"{args.cluster_datasets // 4} per other row, nominal 0.95")
     print("\n".join(cluster_rows(args.cluster_datasets, args.seed)), flush=True)
     print(f"\nbalance points: {args.datasets} datasets per row, {args.bootstrap} replicates, "
           "nominal 0.95")
     for row in balance_rows(args.datasets, args.sizes, args.bootstrap, args.seed):
         print(row, flush=True)
+    print(f"\nlogistic balance point, 8 clusters, n = 500, {3 * args.datasets} datasets, by "
+          "replicates")
+    print("\n".join(replicate_rows(3 * args.datasets, args.seed)))
     print(f"\n({time.perf_counter() - start:.0f} s)")
     return cli.EXIT_OK
 

@@ -31,7 +31,10 @@ from modprobe.analysis.balance import (
     X_RESOLUTION,
     BalancePoint,
     balance_from_replicates,
+    logistic_point,
     recommend,
+    separated,
+    widen_to_brackets,
 )
 from modprobe.stats.binning import BinStrategy, binned_rate
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
@@ -39,12 +42,10 @@ from modprobe.stats.intervals import (
     DEFAULT_RESAMPLES,
     expanded_level,
     percentile_interval,
-    quantile_mc_error,
 )
 from modprobe.stats.logistic import (
     LogisticFit,
     bootstrap_logistic,
-    crossing,
     fit_logistic,
     fit_logistic_batch,
 )
@@ -216,7 +217,8 @@ class Law:
         lines.append(f"bootstrap: {self.balance_point.n_bootstrap} replicates over {unit}"
                      + (f"; Monte Carlo error of the interval bounds {', '.join(errors)}"
                         if errors else ""))
-        lines.append(f"estimate: {self.recommendation_reason} (reported: {self.estimate})")
+        shown = self.estimate if self.reported_balance_point.crosses else "none"
+        lines.append(f"estimate: {self.recommendation_reason} (reported: {shown})")
         return lines
 
 
@@ -231,17 +233,6 @@ def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
         return ("x separates the text- and vision-following items completely, so the "
                 "slope has no finite estimate")
     return ""
-
-
-def separated(xv: np.ndarray, yv: np.ndarray) -> bool:
-    """Whether x separates the two outcomes (completely, or quasi-completely: touching
-    at one x), so the logistic fit has no maximum-likelihood estimate (Albert and
-    Anderson 1984): the likelihood keeps rising as the slope runs to infinity, and any
-    finite slope an optimiser stops at is arbitrary."""
-    if not 0 < yv.sum() < yv.size:
-        return False
-    text, vision = xv[yv > 0.5], xv[yv <= 0.5]
-    return bool(text.max() <= vision.min() or vision.max() <= text.min())
 
 
 def _clean_xy(
@@ -260,41 +251,6 @@ def _clean_xy(
     if codes is not None and codes.max() < 1:
         raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
     return xv, yv, codes
-
-
-def _logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.ndarray,
-                    confidence: float, n_clusters: int | None) -> BalancePoint:
-    x_range = (float(xv.min()), float(xv.max()))
-    if separated(xv, yv) and np.ptp(xv) > X_RESOLUTION:
-        nan = float("nan")
-        return BalancePoint(
-            nan, nan, nan, False, None,
-            "not identified: x separates the text- and vision-following items completely, "
-            "so the logistic fit has no maximum-likelihood estimate and no balance point "
-            "(the monotone one does not need it)", nan, x_range, nan, confidence,
-            int(boot.shape[0]), "logistic", n_clusters=n_clusters)
-    coef = np.array([[fit.intercept, fit.slope]])
-    x0 = float(crossing(coef)[0])
-    above = bool(fit.predict((x_range[0] + x_range[1]) / 2) > 0.5)
-    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
-                  n_clusters, x0)
-
-
-def _widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
-                       level: float) -> BalancePoint:
-    """The monotone interval widened to the replicates' brackets: a step law's
-    crossing can lie anywhere in the gap between two observed x values, so the interval
-    runs from the low percentile of the brackets' left ends to the high percentile of
-    their right ends (`IsotonicFit.crossing_bracket`)."""
-    if not point.crosses:
-        return point
-    low = percentile_interval(brackets[:, 0], level)[0]
-    high = percentile_interval(brackets[:, 1], level)[1]
-    tail = (1.0 - level) / 2
-    mc = max(point.mc_error, quantile_mc_error(brackets[:, 0], tail),
-             quantile_mc_error(brackets[:, 1], 1 - tail))
-    return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high),
-                   mc_error=mc)
 
 
 def balance_point(
@@ -328,7 +284,7 @@ def balance_point(
     weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
     boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
     n_clusters = None if codes is None else int(codes.max()) + 1
-    return _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
+    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)
 
 
 def fit_law(
@@ -399,9 +355,9 @@ def fit_law(
     if isotonic_band:
         iso_q = np.array([percentile_interval(col, level) for col in iso_curves.T]).T
         iso_band = (iso_q[0], iso_q[1])
-    logistic_bp = _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
+    logistic_bp = logistic_point(xv, yv, fit, boot, confidence, n_clusters)
     iso_x0 = iso.crossing(0.5)
-    monotone_bp = _widen_to_brackets(
+    monotone_bp = widen_to_brackets(
         balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
                                 iso_x0 == math.inf, xv.size, n_clusters, iso_x0),
         iso_brackets, level)

@@ -164,8 +164,8 @@ def expanded_level(confidence: float, n_units: int | None) -> float:
     at 8 clusters, nominal 0.95). Taking the percentiles at the level whose normal
     quantile is ``sqrt(G / (G - 1)) t_{G-1}`` instead of ``z`` applies the small-sample
     variance correction and Student's quantile while keeping the bootstrap's shape
-    (asymmetry, a range such as [0, 1]). With 8 units 0.95 becomes 0.9886, with 12
-    0.9795, with 100 0.9525 (docs/science.md, "Intervals and clusters").
+    (asymmetry, a range such as [0, 1]). With 8 units 0.95 becomes 0.9885, with 12
+    0.9785, with 100 0.9539 (docs/science.md, "Intervals and clusters").
 
     Args:
         confidence: Nominal level.
