@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from modprobe.adapters import Adapter, AdapterError, Prompt, adapter_for
-from modprobe.cli import DTYPES, check_device, check_dtype
+from modprobe.checks import DTYPES, check_device, check_dtype
 from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
@@ -41,7 +41,7 @@ LOCAL_ALIASES: dict[str, Path] = {
     "organism": Path(__file__).resolve().parent / "organism" / "checkpoint",
 }
 
-#: Model dtypes by name (``modprobe.cli.DTYPES``: one table for the API and the CLIs).
+#: Model dtypes by name (``modprobe.checks.DTYPES``: one table for the API and the CLIs).
 _DTYPES: dict[str, Any] = {name: value if value == "auto" else getattr(torch, value)
                            for name, value in DTYPES.items()}
 

@@ -73,6 +73,7 @@ from modprobe.perturb.registry import (
     get_perturbation,
     perturb,
     perturbations,
+    perturbed_span,
     register_perturbation,
     unregister_perturbation,
 )
@@ -95,6 +96,6 @@ __all__ = [
     "BUILTIN", "DEFAULT_SIZE", "FACTS", "MODALITIES", "Perturbation", "PerturbationError",
     "applicable", "check_perturbation", "check_ri", "full_black", "full_white",
     "get_perturbation", "irrelevant_image", "misleading_description", "ocr_noise", "perturb",
-    "perturbations", "processor_image_size", "random_pixels", "register_perturbation",
+    "perturbations", "perturbed_span", "processor_image_size", "random_pixels", "register_perturbation",
     "scene_without", "unregister_perturbation", "unrelated_facts", "usable_images",
 ]

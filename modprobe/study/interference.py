@@ -37,6 +37,7 @@ import pandas as pd
 
 from modprobe.data.tasks import TaskItem, TaskSet
 from modprobe.io import write_json
+from modprobe.perturb import perturbed_span
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
@@ -140,15 +141,6 @@ class InterferenceResult:
 
     def summary_lines(self) -> list[str]:
         return list(self.summary.get("lines", []))
-
-
-def perturbed_span(name: str) -> str:
-    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
-    for text perturbations once the span axis has it, else ``text``; ``image``."""
-    from modprobe.perturb import get_perturbation
-
-    span = get_perturbation(name).span
-    return span if span in SPAN_NAMES else "text"
 
 
 def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]]:

@@ -89,7 +89,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
     attention_shift.csv, summary.json and the figures into ``out``."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
-    from modprobe.study.interference import perturbed_span
+    from modprobe.perturb import perturbed_span
 
     cluster = cluster_of(items)
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],

@@ -9,6 +9,7 @@ Everything here reads the tidy tables the runner wrote (``items.csv``, ``layers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,6 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
           layers: pd.DataFrame, mass: np.ndarray, x: np.ndarray, osc: Any, law: Any,
           logit_difference_matrix: Any) -> list[Path]:
     from modprobe.analysis import plots
-    from modprobe.study.runner import attention_table
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -301,3 +301,28 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_json(run / MANIFEST, manifest)
     return result
+
+
+def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
+    """Head-averaged attention mass as a tidy table.
+
+    Spans follow :data:`modprobe.spans.SPAN_NAMES`: ``context`` is the description,
+    ``text`` the question and chat template, so the whole text is their sum. (A run
+    saved before the context span existed has four spans and reads with its ``text``
+    holding all text.)
+
+    Args:
+        mass: `item condition layer head span`.
+        ids: Item ids, `item`.
+
+    Returns:
+        Columns ``id, condition, layer, span, mass`` (mean over heads).
+    """
+    from modprobe.adapters import CONDITIONS
+
+    mean = mass.mean(axis=3)  # item condition layer span
+    layer_count = mean.shape[2]
+    index = pd.MultiIndex.from_product(
+        [list(ids), list(CONDITIONS), range(layer_count), list(span_names_of(mean.shape[-1]))],
+        names=["id", "condition", "layer", "span"])
+    return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()

@@ -33,17 +33,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe import cli
+from modprobe.checks import check_out
 from modprobe.errors import ModprobeError
-from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
+from modprobe.io import (
+    TEXT_COLUMNS,
+    read_csv,
+    read_npy,
+    remove_temporary_files,
+    write_csv,
+    write_json,
+    write_npy,
+)
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
-#: Columns the runners' tables hold as text: read back as strings (an id ``0001`` is not
-#: the number 1, and ``0001`` and ``1`` must not collide). Absent columns are ignored.
-TEXT_COLUMNS: tuple[str, ...] = (
-    "id", "group", "shape", "answer_vision", "answer_text", "cluster", "y_vision", "y_text",
-    "y_multi", "condition", "top1_token", "candidate", "perturbation", "answer", "model")
 #: Elements read from each weight tensor for the model fingerprint (evenly spaced).
 SAMPLES_PER_TENSOR = 64
 
@@ -82,7 +85,7 @@ def check_run_folder(out: str | Path, resume: bool,
     """
     out = Path(out)
     try:
-        cli.check_out(out, resume=resume, what="run")
+        check_out(out, resume=resume, what="run")
     except ModprobeError as err:
         raise StudyError(str(err)) from None
     if not resume:
