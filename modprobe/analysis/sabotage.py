@@ -25,7 +25,7 @@ Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
   its top-1 accuracy); ``contribution_to_correct_fusion`` also needs the fused top-1 right.
 - **Reliability**: accuracy, a calibration curve (equal-width confidence bins: mean
   confidence vs accuracy) and the expected calibration error
-  ECE = sum over bins n_b / n |accuracy_b - confidence_b|.
+  ``ECE = sum over bins n_b / n |accuracy_b - confidence_b|``.
 
 Every rate comes with `modprobe.stats.mean_interval`: a cluster bootstrap when items
 carry cluster labels (or when one rate pools several agents' answers to the same item,

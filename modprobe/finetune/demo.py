@@ -15,9 +15,9 @@ MD, and random pixels, RP) plus one of the three losses:
 variant        losses
 =============  ==============================================================
 answer         answer cross-entropy only
-calibration    + attention calibration toward the relevant span (layers 2-3)
-consistency    + JS consistency between clean and perturbed answers
-adversarial    + masked adversarial embeddings on the irrelevant modality (of the
+calibration    and attention calibration toward the relevant span (layers 2-3)
+consistency    and JS consistency between clean and perturbed answers
+adversarial    and masked adversarial embeddings on the irrelevant modality (of the
                perturbed rows: the clean ones do not have it)
 =============  ==============================================================
 
