@@ -16,7 +16,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the checkout's modprobe, also without an install
 
-import modprobe  # noqa: E402
+import modprobe
 
 project = "modprobe"
 author = "modprobe contributors"

@@ -185,7 +185,7 @@ probability = _number(float, lambda v: 0 < v < 1, "a number strictly between 0 a
 
 
 def dtype_name(text: str) -> str:
-    """argparse type: a model dtype name (see :data:`DTYPES`)."""
+    """An argparse type: a model dtype name (see :data:`DTYPES`)."""
     try:
         return check_dtype(text)
     except ModprobeError as err:

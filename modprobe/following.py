@@ -1,5 +1,7 @@
-"""``python -m modprobe.following``: the same as ``modprobe following`` (see
-:mod:`modprobe.commands.following`)."""
+"""``python -m modprobe.following``: the same as ``modprobe following``.
+
+See :mod:`modprobe.commands.following`.
+"""
 
 import sys
 

@@ -1,5 +1,7 @@
-"""``python -m modprobe.interference``: the same as ``modprobe interference`` (see
-:mod:`modprobe.commands.interference`)."""
+"""``python -m modprobe.interference``: the same as ``modprobe interference``.
+
+See :mod:`modprobe.commands.interference`.
+"""
 
 import sys
 

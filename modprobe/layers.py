@@ -1,5 +1,7 @@
-"""``python -m modprobe.layers``: the same as ``modprobe study`` (see
-:mod:`modprobe.commands.study`)."""
+"""``python -m modprobe.layers``: the same as ``modprobe study``.
+
+See :mod:`modprobe.commands.study`.
+"""
 
 import sys
 

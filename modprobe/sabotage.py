@@ -1,5 +1,7 @@
-"""``python -m modprobe.sabotage``: the same as ``modprobe sabotage`` (see
-:mod:`modprobe.commands.sabotage`)."""
+"""``python -m modprobe.sabotage``: the same as ``modprobe sabotage``.
+
+See :mod:`modprobe.commands.sabotage`.
+"""
 
 import sys
 

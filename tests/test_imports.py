@@ -210,7 +210,7 @@ def test_torch_free_parts_do_not_load_torch(module: str) -> None:
     import sys
 
     code = f"import sys, {module}; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           cwd=ROOT.parent, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -103,9 +103,11 @@ def plot_flip_rates(deltas: pd.DataFrame, title: str = "Flip rate delta per pert
 def plot_attention_shift(shift: pd.DataFrame,
                          title: str = "Attention on the perturbed span, by layer",
                          fig: FigureBase | None = None) -> FigureBase:
-    """The answer position's attention mass on the perturbed span by layer, one panel per
-    span: the clean input (black, dashed) and each perturbation (solid), with interval
-    bands. Perturbations of one span share the clean items, so the clean line is one.
+    """The answer position's attention mass on the perturbed span by layer.
+
+    One panel per span: the clean input (black, dashed) and each perturbation (solid),
+    with interval bands. Perturbations of one span share the clean items, so the clean
+    line is one.
 
     Args:
         shift: The table of :func:`modprobe.analysis.interference.attention_shift`.

@@ -75,8 +75,16 @@ def figure_and_axes(ax: Axes | None, width: float, height: float, style: str = "
 
 
 def panel_figure(fig: FigureBase | None, width: float, height: float) -> FigureBase:
-    """The figure a multi-panel plot fills: ``fig`` itself (a Figure or a SubFigure, e.g.
-    from ``Figure.subfigures``), or a new ``width x height`` inch figure."""
+    """The figure a multi-panel plot fills: ``fig`` itself, or a new figure.
+
+    Args:
+        fig: The caller's Figure or SubFigure (e.g. one of ``Figure.subfigures``), or None.
+        width: Width of a new figure (inches).
+        height: Height of a new figure (inches).
+
+    Returns:
+        ``fig``, or the new figure.
+    """
     return fig if fig is not None else new_figure(width, height)
 
 
@@ -110,8 +118,10 @@ def save_figure(fig: FigureBase, path: PathLike | Sequence[PathLike] | None) -> 
 
 
 def _error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
-    """``2 n`` error-bar lengths; clipped at 0 because a percentile-bootstrap interval
-    need not contain the point estimate."""
+    """``2 n`` error-bar lengths, clipped at 0.
+
+    A percentile-bootstrap interval need not contain the point estimate.
+    """
     c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
     return np.maximum(np.stack([c - lo, hi - c]), 0.0)
 

@@ -1,5 +1,7 @@
-"""``python -m modprobe.bench``: the same as ``modprobe bench`` (see
-:mod:`modprobe.commands.bench`)."""
+"""``python -m modprobe.bench``: the same as ``modprobe bench``.
+
+See :mod:`modprobe.commands.bench`.
+"""
 
 import sys
 

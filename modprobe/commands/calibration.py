@@ -1,5 +1,7 @@
-"""``modprobe calibration``: coverage of the balance-point bootstrap interval on planted data
-(see :func:`modprobe.analysis.calibration.coverage_study`)."""
+"""``modprobe calibration``: coverage of the balance-point interval on planted data.
+
+See :func:`modprobe.analysis.calibration.coverage_study`.
+"""
 
 from __future__ import annotations
 

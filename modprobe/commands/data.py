@@ -1,5 +1,7 @@
-"""``modprobe data colors|validate|tasks|validate-tasks|vocab ...``: conflict datasets and
-interference tasks (see docs/data.md and docs/interference.md)."""
+"""``modprobe data colors|validate|tasks|validate-tasks|vocab``: datasets and task folders.
+
+See docs/data.md and docs/interference.md.
+"""
 
 
 from __future__ import annotations

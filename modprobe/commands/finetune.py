@@ -1,4 +1,4 @@
-"""``modprobe finetune``: fine-tune a model so that it uses the relevant modality.
+r"""``modprobe finetune``: fine-tune a model so that it uses the relevant modality.
 
 Examples::
 

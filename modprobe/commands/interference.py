@@ -1,4 +1,4 @@
-"""``modprobe interference``: modality interference, on a model or from a table.
+r"""``modprobe interference``: modality interference, on a model or from a table.
 
 On a model (every item clean and under each perturbation of its irrelevant modality)::
 

@@ -1,5 +1,7 @@
-"""``modprobe organism train --out DIR [--seed S] [--steps N] [--overwrite]``: train the
-bundled organism (see :mod:`modprobe.organism`)."""
+"""``modprobe organism train --out DIR``: train the bundled organism.
+
+See :mod:`modprobe.organism` and docs/organism.md.
+"""
 
 from __future__ import annotations
 

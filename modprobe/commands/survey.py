@@ -1,5 +1,7 @@
-"""``modprobe survey [MODEL_TYPE ...]``: which image-text-to-text families modprobe adapts
-(see :mod:`modprobe.testing.survey`)."""
+"""``modprobe survey [MODEL_TYPE ...]``: which image-text-to-text families modprobe adapts.
+
+See :mod:`modprobe.testing.survey`.
+"""
 
 from __future__ import annotations
 

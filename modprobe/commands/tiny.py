@@ -1,5 +1,7 @@
-"""``modprobe tiny FAMILY --out DIR [--seed S] [--overwrite]``: write a tiny random-weight
-test model (see :mod:`modprobe.testing.tiny`)."""
+"""``modprobe tiny FAMILY --out DIR``: write a tiny random-weight test model.
+
+See :mod:`modprobe.testing.tiny`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""``python -m modprobe.data``: the same as ``modprobe data`` (see
-:mod:`modprobe.commands.data`)."""
+"""``python -m modprobe.data``: the same as ``modprobe data``.
+
+See :mod:`modprobe.commands.data`.
+"""
 
 import sys
 

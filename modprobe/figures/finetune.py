@@ -46,8 +46,10 @@ def models_of(summary: pd.DataFrame) -> list[str]:
 
 
 def plot_flips(summary: pd.DataFrame, ax: Axes | None = None) -> FigureBase:
-    """The interference figure of flip rates (one bar group per perturbation, one color per
-    model), with the perturbations never used in training named so.
+    """The interference figure of flip rates, for the fine-tuning demo.
+
+    One bar group per perturbation, one color per model; the perturbations never used in
+    training are named so.
 
     Args:
         summary: The demo's ``summary.csv``.

@@ -1,5 +1,9 @@
-"""``python -m modprobe.finetune`` (and ``accelerate launch -m modprobe.finetune``): the same
-as ``modprobe finetune`` (see :mod:`modprobe.commands.finetune`)."""
+"""``python -m modprobe.finetune``: the same as ``modprobe finetune``.
+
+See :mod:`modprobe.commands.finetune`.
+
+``accelerate launch -m modprobe.finetune`` runs it on several GPUs.
+"""
 
 import sys
 

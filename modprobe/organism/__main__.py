@@ -1,5 +1,7 @@
-"""``python -m modprobe.organism``: the same as ``modprobe organism`` (see
-:mod:`modprobe.commands.organism`)."""
+"""``python -m modprobe.organism``: the same as ``modprobe organism``.
+
+See :mod:`modprobe.commands.organism`.
+"""
 
 import sys
 

@@ -1,5 +1,7 @@
-"""``python -m modprobe.testing tiny|survey ...``: the same as ``modprobe tiny`` and
-``modprobe survey`` (see :mod:`modprobe.commands.tiny`, :mod:`modprobe.commands.survey`)."""
+"""``python -m modprobe.testing tiny|survey``: the same as ``modprobe tiny`` / ``modprobe survey``.
+
+See :mod:`modprobe.commands.tiny` and :mod:`modprobe.commands.survey`.
+"""
 
 from __future__ import annotations
 
