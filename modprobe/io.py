@@ -129,13 +129,6 @@ def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
-#: Columns the runners' tables hold as text: read back as strings (an id ``0001`` is not
-#: the number 1, and ``0001`` and ``1`` must not collide). Absent columns are ignored.
-TEXT_COLUMNS: tuple[str, ...] = (
-    "id", "group", "shape", "answer_vision", "answer_text", "cluster", "y_vision", "y_text",
-    "y_multi", "condition", "top1_token", "candidate", "perturbation", "answer", "model")
-
-
 def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV written by `write_csv`; the ``text`` columns stay strings.
 
