@@ -28,6 +28,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
+from matplotlib.ticker import MaxNLocator
 
 from modprobe.analysis.interference_plots import plot_flip_rates
 from modprobe.analysis.interference_plots import plot_radar as radar
@@ -105,6 +106,7 @@ def plot_relevant_mass(demo: Path, models: Sequence[str],
     for ax in axes:
         ax.axvspan(min(CAL_LAYERS) - 0.3, max(CAL_LAYERS) + 0.3, color="0.92", zorder=0)
         ax.set_xlabel("layer (calibrated layers shaded)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("attention mass (mean over heads, items)")
     axes[-1].legend(fontsize=8)
