@@ -26,7 +26,18 @@ DTYPES: dict[str, str] = {
 
 
 def check_dtype(dtype: str, option: str = "--dtype") -> str:
-    """The canonical dtype name (``"bf16"`` -> ``"bfloat16"``), or a ModprobeError."""
+    """The canonical dtype name (``"bf16"`` -> ``"bfloat16"``).
+
+    Args:
+        dtype: A name of :data:`DTYPES`.
+        option: The option name used in messages.
+
+    Returns:
+        The torch attribute name (``"bfloat16"``) or ``"auto"``.
+
+    Raises:
+        ModprobeError: ``dtype`` is not a known name.
+    """
     if dtype not in DTYPES:
         raise ModprobeError(f"{option} {dtype!r} is not a dtype; use one of "
                             f"{', '.join(DTYPES)}")

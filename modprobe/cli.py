@@ -99,6 +99,13 @@ def run(main: Callable[[list[str] | None], int | None], argv: Sequence[str] | No
 
     ``--debug`` is taken out of ``argv`` (any position before a ``--``) and makes every
     error print its traceback.
+
+    Args:
+        main: The command, ``main(argv) -> exit code`` (None means 0).
+        argv: Its arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 done, 1 bug, 2 bad input, 130 interrupted.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     cut = args.index("--") if "--" in args else len(args)

@@ -47,7 +47,15 @@ PathLike = str | Path
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout Figure on the Agg canvas (no pyplot: nothing to close)."""
+    """A constrained-layout Figure on the Agg canvas (no pyplot: nothing to close).
+
+    Args:
+        width: Width (inches).
+        height: Height (inches).
+
+    Returns:
+        The empty figure.
+    """
     fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
     FigureCanvasAgg(fig)
     return fig

@@ -101,7 +101,15 @@ def _run_defaults(table: Path) -> tuple[dict[str, Any], str | None]:
 
 
 def write_figures(report: FollowingReport, out: Path) -> list[Path]:
-    """Write the CLI's figures for ``report`` into ``out``; returns the files."""
+    """Write the command's figures for ``report`` into ``out``.
+
+    Args:
+        report: The analysis.
+        out: The folder (created if needed).
+
+    Returns:
+        The PNG files written.
+    """
     # Imported here: plotting is only needed when --out is given.
     from modprobe.analysis.plots import plot_following_curve, plot_uncertainty_distribution
 

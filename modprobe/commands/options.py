@@ -65,6 +65,10 @@ def new_parser(prog: str, description: str, **kwargs: Any) -> argparse.ArgumentP
 def add_subparsers(parser: argparse.ArgumentParser, dest: str = "command") -> Any:
     """Subcommands (``modprobe data colors``) whose parsers share the help style.
 
+    Args:
+        parser: The command's parser.
+        dest: The attribute that names the chosen subcommand.
+
     Returns:
         The object whose ``add_parser(name, help=...)`` makes one subcommand parser.
     """
@@ -102,30 +106,60 @@ def add_out(parser: Any, help: str, *, required: bool = False, path: bool = Fals
 
 
 def add_model(parser: Any, default: str | None = "organism", help: str = MODEL_HELP) -> None:
-    """``--model``: an alias, hub id or local folder (see :func:`modprobe.load`)."""
+    """``--model``: an alias, hub id or local folder (see :func:`modprobe.load`).
+
+    Args:
+        parser: Parser or argument group.
+        default: The command's default model (None: the command decides).
+        help: The option's help.
+    """
     parser.add_argument("--model", default=default, help=help)
 
 
 def add_data(parser: Any, help: str) -> None:
-    """``--data``: an input dataset or task folder."""
+    """``--data``: an input dataset or task folder.
+
+    Args:
+        parser: Parser or argument group.
+        help: What the folder holds and the default.
+    """
     parser.add_argument("--data", default=None, help=help)
 
 
 def add_seed(parser: Any, help: str = "seed", default: int = 0) -> None:
-    """``--seed``: an integer >= 0."""
+    """``--seed``: an integer >= 0.
+
+    Args:
+        parser: Parser or argument group.
+        help: What the seed seeds.
+        default: The default seed.
+    """
     parser.add_argument("--seed", type=cli.nonnegative_int, default=default, help=help)
 
 
 def add_bootstrap(parser: Any, default: int | None = DEFAULT_RESAMPLES,
                   help: str = "bootstrap replicates") -> None:
-    """``--bootstrap`` (alias ``--n-bootstrap``): bootstrap replicates, stored as ``bootstrap``."""
+    """``--bootstrap`` (alias ``--n-bootstrap``): bootstrap replicates, stored as ``bootstrap``.
+
+    Args:
+        parser: Parser or argument group.
+        default: The default count (None: the command decides, e.g. from a run).
+        help: The option's help.
+    """
     parser.add_argument("--bootstrap", "--n-bootstrap", dest="bootstrap",
                         type=cli.positive_int, default=default, help=help)
 
 
 def add_device(parser: Any, default: str | None = None, dtype: bool = True,
                help: str = "cpu, cuda, cuda:1 (default: cuda if available)") -> None:
-    """``--device`` and (``dtype=True``) ``--dtype`` (a name of :data:`modprobe.cli.DTYPES`)."""
+    """``--device`` and ``--dtype`` (a name of :data:`modprobe.checks.DTYPES`).
+
+    Args:
+        parser: Parser or argument group.
+        default: The default device (None: CUDA when available, else CPU).
+        dtype: Also add ``--dtype``.
+        help: The ``--device`` help.
+    """
     parser.add_argument("--device", default=default, help=help)
     if dtype:
         parser.add_argument("--dtype", type=cli.dtype_name, default="auto",
@@ -134,7 +168,14 @@ def add_device(parser: Any, default: str | None = None, dtype: bool = True,
 
 def add_run_flags(parser: Any, resume: str | None, figures: bool = True,
                   quiet: bool = True) -> None:
-    """``--resume``, ``--no-figures`` and ``--quiet`` of the commands that run models."""
+    """``--resume``, ``--no-figures`` and ``--quiet`` of the commands that run models.
+
+    Args:
+        parser: Parser or argument group.
+        resume: Help of ``--resume`` (None: the command cannot resume).
+        figures: Add ``--no-figures``.
+        quiet: Add ``--quiet``.
+    """
     if resume is not None:
         parser.add_argument("--resume", action="store_true", help=resume)
     if figures:

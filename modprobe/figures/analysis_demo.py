@@ -51,6 +51,17 @@ def simulate_lens(
     final answer, more strongly the farther the item is from the balance point; an AR(1)
     noise peaking in middle-to-late layers makes near-balance items flip back and forth.
     Early layers are dominated by some other token.
+
+    Args:
+        x: The items' uncertainty axis values.
+        followed_text: Whether each item's final answer follows the text.
+        balance: The planted balance point.
+        n_layers: Layers of the toy model.
+        rng: The random generator.
+        noise: Scale of the AR(1) noise.
+
+    Returns:
+        ``layers items`` logits of Y_t, of Y_v and of the best other token.
     """
     layers = np.arange(n_layers)[:, None]
     ramp = expit((layers - 0.6 * n_layers) / 2.5)
