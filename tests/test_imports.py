@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "modprobe"
 
 #: Lowest first. Parts in one layer may import each other (without cycles).
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "io", "spans", "answers", "checks", "determinism"),  # foundations
+    ("errors", "io", "spans", "answers", "checks", "determinism", "fingerprint"),
     ("stats",),                                      # intervals, fits, resampling
     ("adapters",),                                   # model inputs (Prompt) per family
     ("data",),                                       # datasets and task folders

@@ -211,7 +211,17 @@ def interference_records(run: str | Path, scores: str = "candidates"
 def run_kind(folder: Path) -> str | None:
     """``"study"`` or ``"interference"`` for a run folder, None when not recognised."""
     if (folder / "items.csv").is_file() and (folder / "manifest.json").is_file():
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        path = folder / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            problem = (f"not a readable JSON manifest ({err}); the run folder is damaged: "
+                       "rerun the study into a new --out, or give a JSONL of agent outputs")
+            raise SabotageInputError(str(path), [problem]) from None
+        if not isinstance(manifest, dict):
+            problem = ("holds no JSON object; the run folder is damaged: rerun the study into "
+                       "a new --out")
+            raise SabotageInputError(str(path), [problem])
         if manifest.get("kind") == "interference":
             return "interference"
         conditions = manifest.get("conditions") or []

@@ -39,7 +39,12 @@ from modprobe.perturb import perturbed_span
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
-from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
+from modprobe.study.runfolder import (
+    StudyError,
+    data_fingerprint,
+    model_fingerprint,
+    ri_folder_fingerprint,
+)
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
@@ -133,7 +138,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import resolve_source
-    from modprobe.perturb import BUILTIN, applicable, check_perturbation
+    from modprobe.perturb import BUILTIN, applicable, check_perturbation, perturbation_names
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -141,7 +146,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         raise StudyError(f"--limit must be at least 1, got {config.limit}")
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
-    names = list(config.perturb) if config.perturb else list(BUILTIN)
+    names = perturbation_names(config.perturb) if config.perturb else list(BUILTIN)
     for name in names:
         check_perturbation(name, **config.options_for(name))
     resolve_source(config.model)
@@ -186,6 +191,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     """
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
+    from modprobe.perturb import check_items_perturbable
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
@@ -207,12 +213,15 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         data = Path(config.data) if config.data is not None else _generate(config, driver.out)
         tasks = given or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+        check_items_perturbable(items, names, config.seed, config.options_for)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
+        fingerprints = {"data": data_fingerprint(data, images),
+                        "model": model_fingerprint(loaded.module)}
+        if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
+            fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
         return RunInputs(
-            data=data, items=items,
-            fingerprints={"data": data_fingerprint(data, images),
-                          "model": model_fingerprint(loaded.module)},
+            data=data, items=items, fingerprints=fingerprints,
             manifest={"source": loaded.source, "family": loaded.adapter.family,
                       "image_size": list(size), "image_size_note": size_note,
                       "candidates": candidates, "span_names": list(SPAN_NAMES),
