@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("capture",),                                    # logit lens and attention mass
     ("analysis",),                                   # tidy tables -> statistics, plots
     ("study", "finetune", "organism"),               # runners, training
+    ("run",),                                        # load_run: any finished run back
     ("bench", "figures"),                            # benchmarks, documentation figures
     ("cli", "commands", "__main__"),                 # the command line, never imported
 ]

@@ -49,6 +49,7 @@ from modprobe.analysis.sabotage_input import (
     read_agent_jsonl,
 )
 from modprobe.analysis.table import TEXT_COLUMNS, read_table
+from modprobe.io import table_path
 
 #: Condition of a study run -> agent name.
 STUDY_AGENTS = {"vision": "vision", "text": "text", "multi": JOINT}
@@ -70,9 +71,9 @@ def _read(path: Path, text: tuple[str, ...] = TEXT_COLUMNS) -> pd.DataFrame:
 
 def _final_scores(run: Path, notes: list[str]) -> pd.DataFrame:
     """``id, condition, candidate, prob`` of the model's final distribution."""
-    if (run / "candidates.csv").is_file():
+    if table_path(run, "candidates").is_file():
         return _read(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
-    if not (run / "layers.csv").is_file():
+    if not table_path(run, "layers").is_file():
         raise SabotageInputError(str(run), [("the run has neither candidates.csv nor layers.csv; "
                                             "is the run finished?")])
     layers = _read(run / "layers.csv")
@@ -210,7 +211,7 @@ def interference_records(run: str | Path, scores: str = "candidates"
 
 def run_kind(folder: Path) -> str | None:
     """``"study"`` or ``"interference"`` for a run folder, None when not recognised."""
-    if (folder / "items.csv").is_file() and (folder / "manifest.json").is_file():
+    if table_path(folder, "items").is_file() and (folder / "manifest.json").is_file():
         path = folder / "manifest.json"
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))

@@ -137,6 +137,30 @@ def add_seed(parser: Any, help: str = "seed", default: int = 0) -> None:
     parser.add_argument("--seed", type=cli.nonnegative_int, default=default, help=help)
 
 
+def add_data_seed(parser: Any, help: str = "seed of the generated data") -> None:
+    """``--data-seed``: the seed of what a run generates (apart from the bootstrap's ``--seed``).
+
+    Args:
+        parser: Parser or argument group.
+        help: What the seed seeds.
+    """
+    parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0, help=help)
+
+
+def add_table_format(parser: Any, alias: bool = False) -> None:
+    """``--table-format``: Parquet (default) or CSV run tables, stored as ``table_format``.
+
+    Args:
+        parser: Parser or argument group.
+        alias: Also accept ``--format`` (commands without an answer ``--format``).
+    """
+    names = ("--table-format", "--format") if alias else ("--table-format",)
+    parser.add_argument(*names, dest="table_format", choices=("parquet", "csv"),
+                        default="parquet",
+                        help="format of the run's tables (both read back with "
+                             "modprobe.load_run)")
+
+
 def add_bootstrap(parser: Any, default: int | None = DEFAULT_RESAMPLES,
                   help: str = "bootstrap replicates") -> None:
     """``--bootstrap`` (alias ``--n-bootstrap``): bootstrap replicates, stored as ``bootstrap``.

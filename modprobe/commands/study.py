@@ -45,7 +45,8 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
     options.add_device(parser)
     parser.add_argument("--top-k", type=cli.positive_int, default=5,
                         help="top tokens kept per layer")
-    options.add_seed(parser, "seed of data generation and bootstrap")
+    options.add_seed(parser, "seed of the bootstrap")
+    options.add_data_seed(parser, "seed of the generated dataset (without --data)")
     options.add_bootstrap(parser)
     parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
                         default="logistic",
@@ -61,6 +62,7 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
     parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated "
                              "dH_rel")
+    options.add_table_format(parser, alias=True)
     options.add_run_flags(parser, resume="continue an interrupted run in --out (same options)")
     return parser
 
@@ -78,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = StudyConfig(
         model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
         limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
-        top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
+        top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap,
+        resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts)
+        all_conflicts=args.all_conflicts, table_format=args.table_format)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -35,7 +35,7 @@ from modprobe.analysis.interference_plots import plot_radar as radar
 from modprobe.analysis.plots import panel_figure, save_figure
 from modprobe.finetune.data import RELEVANT_SPANS
 from modprobe.finetune.demo import CAL_LAYERS, TRAIN_PERTURB, VARIANTS
-from modprobe.study.interference_report import load_run
+from modprobe.run import load_run
 
 #: The interference figures' palette, so a model has one color in every figure.
 PALETTE = sns.color_palette("colorblind").as_hex()
@@ -70,8 +70,10 @@ def plot_flips(summary: pd.DataFrame, ax: Axes | None = None) -> FigureBase:
 
 def relevant_by_layer(folder: Path) -> pd.DataFrame:
     """Mean mass on the relevant span per (relevant, clean/perturbed, layer)."""
-    attention = pd.read_csv(folder / "attention.csv")
-    items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
+    from modprobe.study.runfolder import read_table
+
+    attention = read_table(folder / "attention.csv")  # or .parquet: the run's format
+    items = read_table(folder / "items.csv")
     meta = items.drop_duplicates("id").set_index("id")
     attention = attention.join(meta[["relevant"]], on="id")
     attention = attention[attention["span"] == attention["relevant"].map(RELEVANT_SPANS)]
@@ -186,7 +188,7 @@ def plot_radar(demo: Path, models: Sequence[str], ax: Axes | None = None) -> Fig
     Returns:
         The figure drawn in.
     """
-    values = {m: load_run(Path(demo) / "eval" / m / "interference")[0]["radar"]
+    values = {m: load_run(Path(demo) / "eval" / m / "interference").summary["radar"]
               for m in models}
     axes = list(dict.fromkeys(a for v in values.values() for a in v))
     return radar(values, axes=axes, title="Held-out accuracy, base and fine-tuned", ax=ax)

@@ -16,7 +16,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modprobe.study.interference_report import draw_figures, load_run
+from modprobe.errors import ModprobeError
+from modprobe.run import load_run
+from modprobe.study.interference_report import draw_figures
+
+
+def summary_and_shift(run: str | Path) -> tuple[dict, object]:
+    """A finished interference run's summary and attention shift (empty if absent).
+
+    Args:
+        run: The run folder (``modprobe interference``).
+
+    Returns:
+        ``summary.json`` as a dict, and the attention-shift table.
+    """
+    import pandas as pd
+
+    loaded = load_run(run)
+    return loaded.summary, loaded.tables.get("attention_shift", pd.DataFrame())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: two runs share the legend name {names}; pass --names", file=sys.stderr)
         return 2
     try:
-        runs = {name: load_run(run) for name, run in zip(names, args.runs)}
-    except (FileNotFoundError, ValueError) as err:
+        runs = {name: summary_and_shift(run) for name, run in zip(names, args.runs)}
+    except (FileNotFoundError, ValueError, ModprobeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in draw_figures(Path(args.out), runs):
