@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "survey": ("survey", "which image-text-to-text families modprobe adapts"),
     "bench": ("bench", "benchmarks: capture and fine-tuning step cost"),
     "calibration": ("calibration", "coverage of the balance-point interval on planted data"),
+    "coverage-table": ("coverage_table", "the coverage tables of docs/science.md"),
 }
 
 

@@ -49,9 +49,10 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
     options.add_data_seed(parser, "seed of the generated dataset (without --data)")
     options.add_bootstrap(parser)
     parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
-                        default="logistic",
-                        help="balance point reported and used for regions (logistic: the "
-                             "paper's display; monotone: no shape assumed; auto: recommended)")
+                        default="auto",
+                        help="balance point reported and used for regions (auto: the "
+                             "recommended one; logistic: the paper's display; monotone: "
+                             "no shape assumed); none without an established trend")
     parser.add_argument("--all-conflicts", action="store_true",
                         help="keep every conflict (default: the paper's filter, both "
                              "unimodal answers correct)")
