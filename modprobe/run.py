@@ -20,11 +20,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modprobe.analysis.table import TABLE_SUFFIXES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions
 from modprobe.study.runfolder import MANIFEST, StudyError, read_table, upgrade_options
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY = "summary.json"
 #: Prefix of the folders re-analyses are written to (``analysis-2``, ...).
@@ -315,3 +318,51 @@ def load_run(path: str | Path) -> Run:
 
 
 __all__ = ["Analysis", "Run", "RunKind", "Tables", "load_run", "upgrade_options"]
+
+
+# ------------------------------------------------------------ re-analysis in place
+def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
+                   figures: bool = True, axis: str | None = None,
+                   entropy_floor: float | None = None, balance_estimate: str | None = None,
+                   all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed).
+
+    Options left at None take the run's own (its ``manifest.json``), so the result
+    equals the run's summary unless an option is changed. Rewrites ``summary.json``,
+    ``oscillation.csv`` and the figures in place, and records the options used in the
+    manifest's ``analysis`` entry, so the folder says how its summary was computed
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+
+    Raises:
+        StudyError: ``run`` is not a finished run folder, or an option is out of range.
+    """
+    from modprobe.io import write_json
+
+    loaded = load_run(run)
+    options = loaded.analysis_options(
+        n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
+        balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record()
+    write_json(loaded.path / MANIFEST, loaded.manifest)
+    return result
+
+
+def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
+                                seed: int | None = None, figures: bool = True,
+                                ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed), in place.
+
+    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
+    so the result equals the run's summary unless one is changed. The options used are
+    recorded in the manifest's ``analysis`` entry
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+    """
+    from modprobe.io import write_json
+
+    loaded = load_run(run)
+    options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
+    write_json(loaded.path / MANIFEST, loaded.manifest)
+    return result
