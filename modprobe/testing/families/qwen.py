@@ -13,7 +13,8 @@ from modprobe.testing.tokenizer import DEFAULT_WORDS, word_level_tokenizer
 
 # --------------------------------------------------------------------------- Qwen2.5-Omni
 #: Qwen/Qwen2.5-Omni-7B (the thinker: the text-generating half): ChatML with
-#: ``<|vision_bos|><|IMAGE|><|vision_eos|>``; the processor also holds an audio feature
+#: ``<|vision_bos|><|IMAGE|><|vision_eos|>``, ``<|vision_bos|><|VIDEO|><|vision_eos|>`` and
+#: ``<|audio_bos|><|AUDIO|><|audio_eos|>``; the processor also holds an audio feature
 #: extractor and a video processor (none without torchvision).
 OMNI_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
@@ -22,6 +23,8 @@ OMNI_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for item in message['content'] %}{% if item['type'] == 'image' %}"
     "<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif item['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif item['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
     "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )

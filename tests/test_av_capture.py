@@ -1,0 +1,153 @@
+"""Audio (and video) prompts on a tiny random Qwen2.5-Omni thinker with its real processor.
+
+The capture of a padded batch is compared with the model run as a user runs it: each
+prompt alone through the processor's own ``apply_chat_template(tokenize=True)``, its full
+output fed to the eager forward with ``output_attentions`` (modprobe.capture.reference).
+Video needs the video extra (torchvision and PyAV); without it those tests are skipped
+and the refusal is tested instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import modprobe
+from modprobe.adapters.media import Audio, MediaError, Video, write_wav
+from modprobe.capture import capture
+from modprobe.capture.reference import sharpen_attention, user_reference
+from modprobe.testing.families import build_family, load_family
+from modprobe.testing.images import noise_image
+
+TOL = 1e-5
+RATE = 16000
+FAMILY = "qwen2_5_omni_thinker"
+
+
+def tone(freq: float, seconds: float, seed: int = 0) -> Audio:
+    """A noisy sine at the feature extractor's rate."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    noise = np.random.default_rng(seed).normal(0, 0.05, t.size)
+    return Audio((0.5 * np.sin(2 * np.pi * freq * t) + noise).astype(np.float32), RATE)
+
+
+def _prompts(freq: float = 440.0) -> list[modprobe.Prompt]:
+    """Audio with a context, image with audio, and text only: lengths differ (padding)."""
+    return [
+        modprobe.Prompt("What sound is it ?", context="The sound is red .", audio=[tone(freq, 1.0)]),
+        modprobe.Prompt("What color is it ?", images=[noise_image(1, (32, 32))],
+                        audio=[tone(freq * 1.5, 0.6, seed=1)]),
+        modprobe.Prompt("What color is it ?", context="It is red ."),
+    ]
+
+
+@pytest.fixture(scope="module")
+def omni(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    folder = build_family(FAMILY, tmp_path_factory.mktemp("omni"))
+    return tuple(sharpen_attention(load_family(FAMILY, kernel, folder=folder))
+                 for kernel in ("sdpa", "eager"))
+
+
+def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max())
+
+
+def test_audio_spans_are_the_processors_token_ids(omni) -> None:
+    lm, _ = omni
+    batch = lm.encode(_prompts())
+    spans = lm.spans(batch)
+    ids = {"audio": lm.config.audio_token_id, "image": lm.config.image_token_id}
+    for name, token in ids.items():
+        assert torch.equal(spans.mask(name), batch["input_ids"] == token), name
+    counts = spans.counts()
+    assert counts["audio"][:2] == [25, 15] and counts["audio"][2] == 0  # 25 tokens a second
+    assert counts["image"][1] > 0 == counts["image"][0]
+    assert counts["context"][0] > 0 and counts["context"][2] > 0
+    assert bool((batch["attention_mask"] == 0).any()), "the batch should need padding"
+
+
+def test_capture_equals_the_users_forward(omni) -> None:
+    lm, eager = omni
+    prompts = _prompts()
+    batch = lm.encode(prompts)
+    cap = capture(lm, batch, keep_lens_logits=True)
+    with torch.no_grad():
+        ref, ids = user_reference(eager, prompts)
+    for row, row_ids in enumerate(ids):
+        mine = batch["input_ids"][row][batch["attention_mask"][row].bool()]
+        assert torch.equal(mine, row_ids), f"row {row}: token ids differ from the processor's"
+    assert _maxdiff(cap.final_logits, ref.final_logits) <= TOL, "final logits != user's forward"
+    assert _maxdiff(cap.lens_logits[:, -1], cap.final_logits) <= TOL, "lens != logits"
+    assert _maxdiff(cap.lens_logits, ref.lens_logits) <= TOL
+    mass = cap.attention_mass
+    assert _maxdiff(mass, ref.attention_mass) <= TOL, "SDPA mass != eager mass"
+    audio = modprobe.spans.SPAN_NAMES.index("audio")
+    assert float(mass[:2, ..., audio].max()) > 1e-3, "the audio gets attention somewhere"
+    assert float(mass[2, ..., audio].abs().max()) == 0.0, "no audio, no audio mass"
+    # the audio reaches the language model: another sound, other logits
+    other = capture(lm, lm.encode(_prompts(freq=900.0)), lens=False, attention=False)
+    assert _maxdiff(other.final_logits[:2], cap.final_logits[:2]) > 1e-4
+    assert _maxdiff(other.final_logits[2], cap.final_logits[2]) <= TOL
+
+
+def test_batch_equals_rows_alone(omni) -> None:
+    lm, _ = omni
+    prompts = _prompts()
+    together = capture(lm, prompts, candidates=["red", "blue"])
+    for i, prompt in enumerate(prompts):
+        alone = capture(lm, [prompt], candidates=["red", "blue"])
+        for name in ("final_logits", "lens_candidate_logits", "attention_mass"):
+            diff = _maxdiff(getattr(together, name)[i], getattr(alone, name)[0])
+            assert diff <= TOL, f"row {i} {name} differs by {diff:.2e} when batched"
+
+
+def test_audio_inputs_and_refusals(omni, tmp_path: Path) -> None:
+    lm, _ = omni
+    clip = tone(300.0, 0.5)
+    write_wav(tmp_path / "a.wav", clip)
+    from_file = modprobe.Prompt("What sound is it ?", audio=str(tmp_path / "a.wav"))
+    assert from_file.modalities == {"audio"}
+    assert np.abs(from_file.audio[0].waveform - clip.waveform).max() < 1e-4  # 16-bit PCM
+    pair = modprobe.Prompt("What sound is it ?", audio=(clip.waveform, RATE))
+    assert pair.audio[0].sampling_rate == RATE
+    with pytest.raises(MediaError, match="8000 Hz.*takes 16000 Hz; resample"):
+        lm.encode([modprobe.Prompt("What sound ?", audio=[Audio(clip.waveform, 8000)])])
+    with pytest.raises(MediaError, match="longer than the 30 s"):
+        lm.encode([modprobe.Prompt("What sound ?", audio=[tone(300.0, 31.0)])])
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not a wav")
+    with pytest.raises(MediaError, match="bad.wav: cannot read audio"):
+        modprobe.Prompt("What sound ?", audio=str(tmp_path / "bad.wav"))
+    with pytest.raises(MediaError, match="no such audio file"):
+        modprobe.Prompt("What sound ?", audio=str(tmp_path / "missing.wav"))
+    with pytest.raises(MediaError, match="1-D"):
+        Audio(np.zeros((2, 10), np.float32), RATE)
+
+
+def test_conditions_are_modality_sets() -> None:
+    from modprobe.adapters.conditions import condition_modalities
+
+    assert condition_modalities("multi") == {"image", "context"}
+    assert condition_modalities({"video", "audio"}) == {"video", "audio"}
+    with pytest.raises(ValueError, match="unknown modalities"):
+        condition_modalities({"smell"})
+
+
+def _has_video_extra() -> bool:
+    try:
+        from modprobe.adapters.media import require_video
+
+        require_video()
+    except MediaError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_video_extra(), reason="the video extra is installed")
+def test_video_without_the_extra_names_the_install_command(omni) -> None:
+    lm, _ = omni
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(MediaError, match=r"install the video extra: pip install 'modprobe\[video\]'"):
+        lm.encode([modprobe.Prompt("What shape ?", videos=[Video(frames, 2.0)])])
