@@ -151,3 +151,80 @@ def test_video_without_the_extra_names_the_install_command(omni) -> None:
     frames = np.zeros((4, 32, 32, 3), np.uint8)
     with pytest.raises(MediaError, match=r"install the video extra: pip install 'modprobe\[video\]'"):
         lm.encode([modprobe.Prompt("What shape ?", videos=[Video(frames, 2.0)])])
+
+
+needs_video = pytest.mark.skipif(not _has_video_extra(), reason="needs the video extra "
+                                 "(pip install 'modprobe[video]'): torchvision and av")
+
+
+def _with_video_processor(loaded):
+    """The loaded model, its processor using its own video processor's frame sizes.
+
+    Qwen2.5-Omni's processor class carries the 7B model's frame sizes as defaults, which
+    would turn a 32x32 test frame into thousands of tokens.
+    """
+    loaded.processor.videos_kwargs = {}
+    return loaded
+
+
+def _clip(seed: int, seconds: float, freq: float, with_audio: bool = True) -> Video:
+    frames = np.random.default_rng(seed).integers(0, 256, (int(2 * seconds), 32, 32, 3),
+                                                  dtype=np.uint8)
+    return Video(frames, 2.0, tone(freq, seconds, seed) if with_audio else None)
+
+
+@needs_video
+def test_video_with_soundtrack_is_exact(omni) -> None:
+    """Interleaved 2-second chunks of video and audio tokens: spans by token id, capture
+    equal to the processor's own output run alone through the eager forward."""
+    from modprobe.capture.reference import eager_reference, user_spans
+
+    lm, eager = (_with_video_processor(m) for m in omni)
+    prompts = [modprobe.Prompt("What shape is it ?", context="It is red .",
+                               videos=[_clip(0, 6.0, 440.0)]),
+               modprobe.Prompt("What sound is it ?", videos=[_clip(1, 2.0, 300.0)]),
+               modprobe.Prompt("What color is it ?", context="It is red .")]
+    batch = lm.encode(prompts)
+    spans = lm.spans(batch)
+    for name, token in (("video", lm.config.video_token_id), ("audio", lm.config.audio_token_id)):
+        assert torch.equal(spans.mask(name), batch["input_ids"] == token), name
+    runs = [n for n, _, _ in spans.ranges(0) if n in ("video", "audio")]
+    assert runs[:4] == ["video", "audio", "video", "audio"], "chunks interleave"
+    assert spans.counts()["audio"] == [150, 50, 0]
+    cap = capture(lm, batch, keep_lens_logits=True)
+    for row, prompt in enumerate(prompts):
+        rendered = lm.processor.apply_chat_template(
+            lm.adapter.messages(prompt), tokenize=False, add_generation_prompt=True)
+        kwargs = {"text": [rendered], "return_tensors": "pt"}
+        if prompt.videos:
+            kwargs.update(videos=[v.frames for v in prompt.videos], fps=prompt.videos[0].fps)
+        tracks = [v.audio.waveform for v in prompt.videos if v.audio is not None]
+        if tracks:
+            kwargs.update(audio=tracks, audio_from_video_indices=[0], load_audio_from_video=True)
+        with torch.no_grad():
+            inputs = dict(eager.processor(**kwargs, sampling_rate=RATE))
+            if tracks:  # as Qwen2.5-Omni's model card runs a video with its soundtrack
+                inputs["use_audio_in_video"] = True
+            row_spans = user_spans(eager, prompt, inputs)
+            ref = eager_reference(eager, inputs, row_spans, row_spans.answer_positions())
+        mine = batch["input_ids"][row][batch["attention_mask"][row].bool()]
+        assert torch.equal(mine, inputs["input_ids"][0]), f"row {row}: ids differ"
+        assert _maxdiff(cap.final_logits[row], ref.final_logits[0]) <= TOL
+        assert _maxdiff(cap.lens_logits[row], ref.lens_logits[0]) <= TOL
+        assert _maxdiff(cap.attention_mass[row], ref.attention_mass[0]) <= TOL
+    alone = capture(lm, [prompts[0]])
+    assert _maxdiff(alone.attention_mass[0], cap.attention_mass[0]) <= TOL
+    with pytest.raises(MediaError, match="one use_audio_in_video flag"):
+        lm.encode([prompts[0], modprobe.Prompt("What sound ?", audio=[tone(500.0, 1.0)])])
+
+
+@needs_video
+def test_video_file_round_trip(tmp_path: Path) -> None:
+    from modprobe.data.clips import write_clip
+
+    clip = _clip(3, 2.0, 440.0)
+    path = tmp_path / "clip.mp4"
+    write_clip(path, clip)
+    back = modprobe.Prompt("What shape ?", videos=str(path)).videos[0]
+    assert back.frames.shape == clip.frames.shape and back.fps == clip.fps
+    assert back.audio is not None and abs(back.audio.seconds - 2.0) < 0.1

@@ -24,6 +24,7 @@ from modprobe.adapters.media import (
     as_list,
     as_video,
     check_media_placeholders,
+    forward_flags,
     media_kwargs,
 )
 from modprobe.errors import ModprobeError
@@ -313,6 +314,7 @@ class Adapter:
         finally:
             tokenizer.padding_side = old_side
         out = _right_pad_qformer(dict(batch))
+        out.update(forward_flags(prompts))
         out[CONTEXT_MASK] = locate_context(
             getattr(processor, "tokenizer", processor), texts, [p.text for p in prompts],
             [p.context for p in prompts], out["input_ids"], out["attention_mask"])

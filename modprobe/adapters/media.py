@@ -222,7 +222,9 @@ def read_video(path: str | os.PathLike[str]) -> Video:
                 rate = container.streams.audio[0].rate
                 data = np.concatenate([c.reshape(c.shape[0], -1) if c.ndim > 1 else c[None]
                                        for c in chunks], axis=1)
-                audio = Audio(data.astype(np.float32).mean(axis=0), int(rate))
+                # the encoder's padding can outlast the frames: keep the clip's duration
+                keep = round(frames.shape[0] / fps * rate)
+                audio = Audio(data.astype(np.float32).mean(axis=0)[:keep], int(rate))
     except MediaError:
         raise
     except (RuntimeError, OSError, EOFError, ValueError, IndexError) as err:
@@ -315,6 +317,12 @@ def video_kwargs(processor: Any, prompts: list[Any], standalone: list[np.ndarray
     Within one prompt the chat message holds videos before audio clips, so the audio
     slots are, per prompt, its videos' soundtracks then its own clips.
     """
+    tracks = [v.audio is not None for p in prompts for v in p.videos]
+    if any(tracks) and (not all(tracks) or any(p.audio for p in prompts)):
+        raise MediaError("a batch with video soundtracks cannot also hold silent videos or "
+                         "separate audio clips: Qwen2.5-Omni's forward takes one "
+                         "use_audio_in_video flag for all its rows; encode them in separate "
+                         "batches (or give the silent videos a silent soundtrack)")
     videos, fps, audio, sources = [], [], [], []
     standalone_iter = iter(standalone)
     for i, prompt in enumerate(prompts):
@@ -328,8 +336,19 @@ def video_kwargs(processor: Any, prompts: list[Any], standalone: list[np.ndarray
         for _ in prompt.audio:
             audio.append(next(standalone_iter))
             sources.append(None)
-    out: dict[str, Any] = {"videos": videos, "fps": fps}
+    if len(set(fps)) > 1:
+        raise MediaError(f"the videos of one batch must share a frame rate (the processor takes "
+                         f"one fps), got {sorted(set(fps))}; resample the frames or encode "
+                         "them in separate batches")
+    out: dict[str, Any] = {"videos": videos, "fps": fps[0]}
     if audio:
         out.update(audio=audio, audio_from_video_indices=sources,
                    load_audio_from_video=any(s is not None for s in sources))
     return out
+
+
+def forward_flags(prompts: list[Any]) -> dict[str, Any]:
+    """Model inputs the processor does not return: ``use_audio_in_video`` for soundtracks."""
+    if any(v.audio is not None for p in prompts for v in p.videos):
+        return {"use_audio_in_video": True}
+    return {}

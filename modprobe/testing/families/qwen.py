@@ -73,8 +73,17 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
     image_processor = Qwen2VLImageProcessorPil(
         patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
         max_pixels=128 ** 2)
-    processor = image_only_processor_class(Qwen2_5OmniProcessor)(
-        image_processor=image_processor, video_processor=None,
+    from transformers.utils import is_torchvision_available
+
+    video_processor, processor_class = None, image_only_processor_class(Qwen2_5OmniProcessor)
+    if is_torchvision_available():  # the video extra: a video processor of the same patches
+        from transformers import Qwen2VLVideoProcessor
+
+        video_processor, processor_class = Qwen2VLVideoProcessor(
+            patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
+            max_pixels=32 ** 2), Qwen2_5OmniProcessor
+    processor = processor_class(
+        image_processor=image_processor, video_processor=video_processor,
         feature_extractor=WhisperFeatureExtractor(feature_size=16), tokenizer=tok,
         chat_template=OMNI_TEMPLATE)
     return config, processor
