@@ -139,12 +139,16 @@ def attention_contrast(attention: pd.DataFrame, *, hedges: bool = False,
     Returns:
         One row per (condition, layer, span): ``d, low, high, n, n_clusters, method,
         note`` (``d > 0``: the span gets more attention under the visual prompt).
+        Conditions with one prompt type only (``audio_removed``, ``frames_zeroed``) have
+        no contrast and no rows.
     """
     mass = _per_item_mass(attention)
     rows = []
     for (condition, layer, span), part in mass.groupby(["condition", "layer", "span"],
                                                        sort=False):
         vis, aud = part[part["ask"] == "visual"], part[part["ask"] == "audio"]
+        if vis.empty or aud.empty:  # a condition run for one prompt type only (removals)
+            continue
         interval = d_interval(vis["mass"], aud["mass"], vis["cluster"], aud["cluster"],
                               hedges=hedges, confidence=confidence, n_bootstrap=n_bootstrap,
                               seed=seed)
@@ -189,10 +193,15 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
     palette = sns.color_palette("colorblind", 10)
     colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
               "context": palette[4], "text": palette[7]}
+    cols = min(3, len(conditions))
+    rows = -(-len(conditions) // cols)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(3.6 * len(conditions) + 2.0, 3.4), layout="constrained", dpi=110)
+        fig = Figure(figsize=(3.6 * cols + 2.0, 3.2 * rows), layout="constrained", dpi=110)
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(conditions), sharey=True, squeeze=False)[0]
+        grid = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(conditions):]:
+        ax.set_axis_off()
     spans = [s for s in SPAN_NAMES if s in set(contrast["span"])]
     for ax, condition in zip(axes, conditions):
         cell = contrast[contrast["condition"] == condition]
@@ -207,8 +216,9 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")
         ax.set_title(str(condition), fontsize=10)
-    axes[0].set_ylabel("Cohen's d (visual - audio prompt)")
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    for row in grid:
+        row[0].set_ylabel("Cohen's d (visual - audio prompt)")
+    axes[cols - 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
     save_figure(fig, path)

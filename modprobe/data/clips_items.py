@@ -73,9 +73,23 @@ class ClipItem:
         text = QUESTIONS[self.ask].format(options=" , ".join(self.options))
         return f"{text}\n{self.suffix}" if self.suffix else text
 
-    def prompt(self) -> Prompt:
-        """The model input: the clip, the caption, the question."""
-        return Prompt(self.question, context=self.caption, videos=[self.video])
+    def prompt(self, visual: str = "video") -> Prompt:
+        """The model input: the clip, the caption, the question.
+
+        Args:
+            visual: ``"video"``: the frames as a video with the soundtrack in it (needs
+                the video extra); ``"image"``: the middle frame as an image and the
+                soundtrack as an audio clip (no torchvision needed).
+        """
+        if visual == "video":
+            return Prompt(self.question, context=self.caption, videos=[self.video])
+        if visual != "image":
+            raise ValueError(f"visual must be 'video' or 'image', not {visual!r}")
+        from PIL import Image
+
+        frame = Image.fromarray(self.video.frames[len(self.video.frames) // 2])
+        sound = [self.video.audio] if self.video.audio is not None else []
+        return Prompt(self.question, context=self.caption, images=[frame], audio=sound)
 
     def read(self, answer: Any) -> str:
         """The option an answer names, or :data:`UNREADABLE`."""

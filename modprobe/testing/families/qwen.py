@@ -30,6 +30,12 @@ OMNI_TEMPLATE = (
 )
 
 
+#: Words of the MMA clip questions (modprobe.data.clips_items) beyond the default ones,
+#: so that the audio classes are single tokens of the tiny Omni vocabulary.
+AV_WORDS: tuple[str, ...] = ("hum", "whistle", "bell", "drum", "sound", "video", "audio",
+                             "heard", "shown", "options", ":")
+
+
 def qwen2_5_omni_thinker() -> tuple[Any, Any]:
     """Qwen2.5-Omni thinker: M-RoPE, image/video/audio tokens, a processor that
     ``PROCESSOR_MAPPING_NAMES`` lists under another model type (``qwen2_5_omni``)."""
@@ -45,7 +51,7 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
 
     specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_bos|>", "<|vision_eos|>",
                 "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
-    tok = word_level_tokenizer((*DEFAULT_WORDS, *SCAFFOLD_WORDS), specials,
+    tok = word_level_tokenizer((*DEFAULT_WORDS, *SCAFFOLD_WORDS, *AV_WORDS), specials,
                                eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                extra_special_tokens={
                                    "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
