@@ -89,3 +89,85 @@ def test_bad_clip_folder_is_reported_with_line_and_field(omni: Path, tmp_path: P
     err = capsys.readouterr().err
     assert "clips.jsonl line 1, field 'video': no such file" in err
     assert not run.exists()
+
+
+def _write_clips(folder: Path, seconds: float, rate: int = 16000, audio: bool = True) -> None:
+    """Two clips (a frame folder and a WAV each) of the given length and sample rate."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from modprobe.adapters.media import Audio, write_wav
+
+    lines = []
+    for i, (shape, sound) in enumerate((("circle", "hum"), ("square", "bell"))):
+        frames = folder / f"c{i}"
+        frames.mkdir(parents=True)
+        for k in range(2):
+            Image.new("RGB", (32, 32), (40 * i, 0, 0)).save(frames / f"frame_{k:03d}.png")
+        line = {"id": f"c{i}", "video": f"c{i}", "fps": 1.0, "visual_class": shape,
+                "audio_class": sound}
+        if audio:
+            write_wav(folder / f"c{i}.wav", Audio(np.zeros(int(seconds * rate), np.float32), rate))
+            line["audio"] = f"c{i}.wav"
+        lines.append(json.dumps(line))
+    (folder / "clips.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("seconds, rate, message", [
+    (1.0, 8000, "8000 Hz, but the feature extractor takes 16000 Hz; resample"),
+    (31.0, 16000, "longer than the 30 s the feature extractor takes"),
+])
+def test_clips_the_model_cannot_take_are_refused(omni: Path, tmp_path: Path, capsys, seconds,
+                                                 rate, message) -> None:
+    data = tmp_path / "clips"
+    _write_clips(data, seconds, rate)
+    run = tmp_path / "run"
+    assert main(["--model", str(omni), "--out", str(run), "--data", str(data), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "clip 'c0'" in err and not run.exists()
+
+
+def test_prompt_longer_than_the_context_says_what_fits(omni: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    """A model with 40 positions (its saved config edited) cannot take a 1-second clip."""
+    import json
+    import shutil
+
+    small = tmp_path / "small"
+    shutil.copytree(omni, small)
+    config = json.loads((small / "config.json").read_text())
+    config["text_config"]["max_position_embeddings"] = 40
+    (small / "config.json").write_text(json.dumps(config))
+    data = tmp_path / "clips"
+    _write_clips(data, 1.0)
+    run = tmp_path / "run"
+    assert main(["--model", str(small), "--out", str(run), "--data", str(data), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "more than the model's 40 positions" in err and "fit in about" in err
+    assert not run.exists()
+
+
+def test_clip_without_soundtrack_under_an_audio_question(omni: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    data = tmp_path / "clips"
+    _write_clips(data, 1.0, audio=False)
+    run = tmp_path / "run"
+    assert main(["--model", str(omni), "--out", str(run), "--data", str(data), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "clips.jsonl line 1, field 'audio'" in err and not run.exists()
+
+
+def test_a_video_without_soundtrack_cannot_take_an_audio_question() -> None:
+    """A video file without an audio stream, and no audio file: refused by name."""
+    import numpy as np
+
+    from modprobe.adapters.media import MediaError, Video
+    from modprobe.data.clips_items import ClipItem
+    from modprobe.study.mma import MmaConfig, check_clip_inputs
+
+    silent = Video(np.zeros((2, 8, 8, 3), np.uint8), 1.0)
+    item = ClipItem("c7:audio", "audio", silent, "circle", "hum", ("hum", "bell"), "c7")
+    with pytest.raises(MediaError, match="clip 'c7' has no soundtrack"):
+        check_clip_inputs(None, [item], ["aligned"], MmaConfig("m", None, "o"))

@@ -139,6 +139,7 @@ def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
             generate_clips(data, n=config.clips, seed=config.seed)
         clips = load_clips(data)[: config.limit] if config.limit else load_clips(data)
         items = clip_items(data, clips)
+        check_clip_inputs(loaded, items, names, config)
         files = ["clips.jsonl"] + [p for c in clips for p in _clip_files(data, c)]
         return RunInputs(
             data=data, items=items,
@@ -156,6 +157,43 @@ def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
                              analysis.n_bootstrap, analysis.seed, analysis.figures)
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return result
+
+
+def check_clip_inputs(loaded: Any, items: Sequence[ClipItem], names: Sequence[str],
+                      config: MmaConfig) -> None:
+    """Refuse clips the model cannot take, before the run folder is made.
+
+    Raises:
+        MediaError: a clip without a soundtrack under an audio question; a soundtrack at a
+            sample rate the feature extractor does not take (or too long for it); a clip
+            whose prompt (with the long text, when run) is longer than the model's
+            context, saying how many seconds fit.
+    """
+    from modprobe.adapters.media import MediaError, check_audio
+
+    for item in items:
+        sound = item.video.audio
+        if sound is None:
+            if item.ask == "audio":
+                raise MediaError(f"clip {item.cluster!r} has no soundtrack (no audio file "
+                                 "and none in its video), but its audio question needs one; "
+                                 "add an audio file to its line of clips.jsonl")
+            continue
+        check_audio(loaded.processor, sound, f"clip {item.cluster!r}")
+    longest = max(items, key=lambda i: i.video.seconds)
+    if "long_text" in names:
+        from modprobe.perturb.av import long_text
+
+        longest = long_text(longest, np.random.default_rng(0), letters=config.letters)
+    tokens = int(loaded.encode([longest.prompt(config.visual)])["input_ids"].shape[1])
+    limit = getattr(loaded.adapter.language_config(loaded.config), "max_position_embeddings",
+                    None)
+    if limit and tokens > limit:
+        fits = longest.video.seconds * limit / tokens
+        raise MediaError(f"clip {longest.cluster!r} ({longest.video.seconds:.1f} s) makes a "
+                         f"prompt of {tokens} tokens, more than the model's {limit} "
+                         f"positions: clips of this frame size fit in about {fits:.0f} s; "
+                         "cut the clips (or lower --letters)")
 
 
 def _clip_files(root: Path, clip: Any) -> list[str]:
