@@ -171,3 +171,29 @@ def test_a_video_without_soundtrack_cannot_take_an_audio_question() -> None:
     item = ClipItem("c7:audio", "audio", silent, "circle", "hum", ("hum", "bell"), "c7")
     with pytest.raises(MediaError, match="clip 'c7' has no soundtrack"):
         check_clip_inputs(None, [item], ["aligned"], MmaConfig("m", None, "o"))
+
+
+def _video_extra() -> bool:
+    from modprobe.adapters.media import MediaError, require_video
+
+    try:
+        require_video()
+    except MediaError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _video_extra(), reason="needs the video extra (pip install "
+                    "'modprobe[video]'): torchvision and av")
+def test_video_run_interleaves_soundtracks(omni: Path, tmp_path: Path, monkeypatch) -> None:
+    from transformers import Qwen2_5OmniProcessor
+
+    # the class's frame-size defaults are the 7B model's (thousands of tokens per frame)
+    monkeypatch.setattr(Qwen2_5OmniProcessor, "videos_kwargs", {})
+    run = tmp_path / "run"
+    args = [a if a != "image" else "video" for a in FAST]
+    assert main(["--model", str(omni), "--out", str(run), *args, "--clips", "4",
+                 "--conditions", "aligned,misaligned"]) == 0
+    spans = pd.read_csv(run / "attention.csv").groupby("span")["mass"].max()
+    assert spans["video"] > 0 and spans["audio"] > 0 and spans["image"] == 0

@@ -192,7 +192,7 @@ def check_clip_inputs(loaded: Any, items: Sequence[ClipItem], names: Sequence[st
         fits = longest.video.seconds * limit / tokens
         raise MediaError(f"clip {longest.cluster!r} ({longest.video.seconds:.1f} s) makes a "
                          f"prompt of {tokens} tokens, more than the model's {limit} "
-                         f"positions: clips of this frame size fit in about {fits:.0f} s; "
+                         f"positions: clips of this frame size fit in about {fits:.1f} s; "
                          "cut the clips (or lower --letters)")
 
 
