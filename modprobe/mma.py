@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "with the soundtrack as audio")
     parser.add_argument("--clips", type=cli.positive_int, default=16,
                         help="synthetic clips to generate without --data")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=8, help="clips per chunk")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8, help="clip questions per chunk")
     parser.add_argument("--limit", type=cli.positive_int, default=None,
                         help="only the first N clips")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1")
