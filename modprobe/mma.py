@@ -59,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto",
                         help="auto, float32, bfloat16, float16")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
-                        help="seed of the conditions, generated clips and bootstrap")
+                        help="seed of the bootstrap")
+    parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0,
+                        help="seed of the conditions' draws and the generated clips")
+    parser.add_argument("--table-format", choices=("parquet", "csv"), default="parquet",
+                        help="format of the run's tables")
     parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
                         help="bootstrap replicates")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -85,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model=args.model, data=args.data, out=args.out, conditions=names, draws=args.draws,
         letters=args.letters, visual=args.visual, batch_size=args.batch_size,
         limit=args.limit, clips=args.clips, device=args.device, dtype=args.dtype,
-        seed=args.seed, n_bootstrap=args.bootstrap, figures=not args.no_figures,
+        seed=args.seed, data_seed=args.data_seed, table_format=args.table_format,
+        n_bootstrap=args.bootstrap, figures=not args.no_figures,
         resume=args.resume)
     try:
         result = run_mma(config, progress=not args.quiet)

@@ -108,10 +108,10 @@ def test_audio_inputs_and_refusals(omni, tmp_path: Path) -> None:
     lm, _ = omni
     clip = tone(300.0, 0.5)
     write_wav(tmp_path / "a.wav", clip)
-    from_file = modprobe.Prompt("What sound is it ?", audio=str(tmp_path / "a.wav"))
+    from_file = modprobe.Prompt("What sound is it ?", audio=[str(tmp_path / "a.wav")])
     assert from_file.modalities == {"audio"}
     assert np.abs(from_file.audio[0].waveform - clip.waveform).max() < 1e-4  # 16-bit PCM
-    pair = modprobe.Prompt("What sound is it ?", audio=(clip.waveform, RATE))
+    pair = modprobe.Prompt("What sound is it ?", audio=[(clip.waveform, RATE)])
     assert pair.audio[0].sampling_rate == RATE
     with pytest.raises(MediaError, match="8000 Hz.*takes 16000 Hz; resample"):
         lm.encode([modprobe.Prompt("What sound ?", audio=[Audio(clip.waveform, 8000)])])
@@ -119,9 +119,11 @@ def test_audio_inputs_and_refusals(omni, tmp_path: Path) -> None:
         lm.encode([modprobe.Prompt("What sound ?", audio=[tone(300.0, 31.0)])])
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not a wav")
     with pytest.raises(MediaError, match="bad.wav: cannot read audio"):
-        modprobe.Prompt("What sound ?", audio=str(tmp_path / "bad.wav"))
+        modprobe.Prompt("What sound ?", audio=[str(tmp_path / "bad.wav")])
     with pytest.raises(MediaError, match="no such audio file"):
-        modprobe.Prompt("What sound ?", audio=str(tmp_path / "missing.wav"))
+        modprobe.Prompt("What sound ?", audio=[str(tmp_path / "missing.wav")])
+    with pytest.raises(MediaError, match=r"audio must be a list.*audio=\[\.\.\.\]"):
+        modprobe.Prompt("What sound ?", audio=clip)
     with pytest.raises(MediaError, match="1-D"):
         Audio(np.zeros((2, 10), np.float32), RATE)
 
@@ -225,6 +227,6 @@ def test_video_file_round_trip(tmp_path: Path) -> None:
     clip = _clip(3, 2.0, 440.0)
     path = tmp_path / "clip.mp4"
     write_clip(path, clip)
-    back = modprobe.Prompt("What shape ?", videos=str(path)).videos[0]
+    back = modprobe.Prompt("What shape ?", videos=[str(path)]).videos[0]
     assert back.frames.shape == clip.frames.shape and back.fps == clip.fps
     assert back.audio is not None and abs(back.audio.seconds - 2.0) < 0.1

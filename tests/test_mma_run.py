@@ -10,7 +10,7 @@ import pytest
 from modprobe.mma import main
 from modprobe.testing.families import build_family
 
-FAST = ["--visual", "image", "--clips", "6", "--draws", "2", "--letters", "200",
+FAST = ["--table-format", "csv", "--visual", "image", "--clips", "6", "--draws", "2", "--letters", "200",
         "--bootstrap", "200", "--batch-size", "3", "--quiet"]
 
 

@@ -76,20 +76,25 @@ class Prompt:
         if self.context is not None and not isinstance(self.context, str):
             raise AdapterError(f"Prompt context must be a string or None, got "
                                f"{type(self.context).__name__}")
+        from PIL.Image import Image as PILImage
+
         images = self.images
         if images is None:
             images = []
+        elif isinstance(images, PILImage):
+            raise AdapterError("Prompt images must be a list of PIL images, got one image "
+                               "without a list: write images=[img]")
         elif not isinstance(images, (list, tuple)):
-            images = [images]  # one image given without a list
-        from PIL.Image import Image as PILImage
+            raise AdapterError(f"Prompt images must be a list of PIL images, got a "
+                               f"{type(images).__name__}: write images=[img] (or [] for none)")
 
         for i, image in enumerate(images):
             if not isinstance(image, PILImage):
                 raise AdapterError(f"Prompt images[{i}] is a {type(image).__name__}, not a PIL "
                                    "image; open files with PIL.Image.open(path)")
         self.images = list(images)
-        self.videos = [as_video(v) for v in as_list(self.videos)]
-        self.audio = [as_audio(a) for a in as_list(self.audio)]
+        self.videos = [as_video(v) for v in as_list(self.videos, "videos")]
+        self.audio = [as_audio(a) for a in as_list(self.audio, "audio")]
 
     @property
     def modalities(self) -> frozenset[str]:

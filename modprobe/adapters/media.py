@@ -95,18 +95,19 @@ class Video:
         return self.frames.shape[0] / self.fps
 
 
-def as_list(value: Any) -> list[Any]:
-    """``None`` -> [], one item -> [item], a list or tuple of items -> a list.
+def as_list(value: Any, name: str) -> list[Any]:
+    """``None`` -> [], a list of items -> the list; anything else is refused (as a single
+    image is): ``audio=[clip]``, not ``audio=clip``.
 
-    A ``(data, rate)`` pair is one item, not two.
+    Raises:
+        MediaError: naming the field and the fix.
     """
     if value is None:
         return []
     if isinstance(value, list):
         return value
-    if isinstance(value, tuple) and not (len(value) == 2 and isinstance(value[1], (int, float))):
-        return list(value)
-    return [value]
+    raise MediaError(f"Prompt {name} must be a list, got a {type(value).__name__}: write "
+                     f"{name}=[...] (one entry per clip; [] for none)")
 
 
 def as_audio(value: Any) -> Audio:

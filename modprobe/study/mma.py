@@ -12,10 +12,11 @@ Run folder::
 
     RUN/manifest.json        model, data, conditions, draws, seed, fingerprints
     RUN/data/                the generated clips (when no --data was given)
-    RUN/items.csv            one row per item x condition x draw: answer, gold, correct
-    RUN/attention.csv        head-averaged mass per item x condition x draw x layer x span
-    RUN/accuracy.csv         accuracy per condition and prompt type, with intervals
-    RUN/contrast.csv         Cohen's d per condition x layer x span, with intervals
+    RUN/items.parquet        one row per item x condition x draw: answer, gold, correct
+    RUN/attention.parquet    head-averaged mass per item x condition x draw x layer x span
+    RUN/accuracy.parquet     accuracy per condition and prompt type, with intervals
+    RUN/contrast.parquet     Cohen's d per condition x layer x span, with intervals
+    (``.csv`` instead with ``--table-format csv``)
     RUN/summary.json         the printed lines and both tables
     RUN/figures/             d_per_layer.png, attention_mass.png
 """
@@ -36,7 +37,7 @@ from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, R
 from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
 _RESUME_KEYS = ("model", "data", "conditions", "draws", "letters", "visual", "batch_size",
-                "limit", "dtype", "seed", "clips")
+                "limit", "dtype", "data_seed", "clips", "table_format")
 TABLES = ("attention.csv", "items.csv")
 #: Conditions whose result depends on the draw (the others run once).
 RANDOM_CONDITIONS = ("misaligned", "caption", "long_text")
@@ -60,7 +61,10 @@ class MmaConfig:
         limit: Only the first ``limit`` clips.
         clips: Clips to generate without ``data``.
         device, dtype: Where and how the model runs.
-        seed, n_bootstrap, figures, resume: As in the other runners.
+        seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
+        data_seed: Seed of the conditions' draws and the generated clips.
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
+        n_bootstrap, figures, resume: As in the other runners.
     """
 
     model: str
@@ -76,6 +80,8 @@ class MmaConfig:
     device: str | None = None
     dtype: str = "auto"
     seed: int = 0
+    data_seed: int = 0
+    table_format: str = "parquet"
     n_bootstrap: int = DEFAULT_RESAMPLES
     figures: bool = True
     resume: bool = False
@@ -129,14 +135,15 @@ def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
     driver = RunDriver(RunSpec(
         kind="mma", out=Path(config.out), resume=config.resume, options=options,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
-        generated=("data",) if config.data is None else (), progress_label="modprobe.mma"))
+        generated=("data",) if config.data is None else (), progress_label="modprobe.mma",
+        table_format=config.table_format))
     driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
 
     def load_inputs() -> RunInputs:
         data = Path(config.data) if config.data is not None else driver.out / "data"
         if config.data is None and not (data / "clips.jsonl").is_file():
-            generate_clips(data, n=config.clips, seed=config.seed)
+            generate_clips(data, n=config.clips, seed=config.data_seed)
         clips = load_clips(data)[: config.limit] if config.limit else load_clips(data)
         items = clip_items(data, clips)
         check_clip_inputs(loaded, items, names, config)
@@ -154,7 +161,8 @@ def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
         inputs.items, lambda chunk: run_chunk(loaded, chunk, names, config, pool),
         progress=progress).tables
     result = analyse_mma_run(driver.out, gathered["items.csv"], gathered["attention.csv"],
-                             analysis.n_bootstrap, analysis.seed, analysis.figures)
+                             analysis.n_bootstrap, analysis.seed, analysis.figures,
+                             analysis.table_format)
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return result
 
@@ -214,7 +222,7 @@ def variants_of(item: ClipItem, names: Sequence[str], config: MmaConfig,
             continue
         for draw in range(config.draws if name in RANDOM_CONDITIONS else 1):
             options = {"letters": config.letters} if name == "long_text" else {}
-            out.append((av_condition(item, name, seed=config.seed + draw, pool=pool,
+            out.append((av_condition(item, name, seed=config.data_seed + draw, pool=pool,
                                      **options), draw))
     return out
 
@@ -257,7 +265,8 @@ def run_chunk(loaded: Any, items: Sequence[ClipItem], names: Sequence[str], conf
 
 
 def analyse_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
-                    n_bootstrap: int, seed: int, figures: bool) -> MmaResult:
+                    n_bootstrap: int, seed: int, figures: bool,
+                    table_format: str = "parquet") -> MmaResult:
     """Accuracy and attention contrast tables, summary and figures of a run's tables."""
     from modprobe.analysis.mma import (
         accuracy_table,
@@ -266,14 +275,14 @@ def analyse_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
         plot_d_per_layer,
     )
     from modprobe.analysis.plots import plot_attention_mass
-    from modprobe.io import write_csv, write_json
+    from modprobe.io import table_path, write_json, write_table
 
     accuracy = accuracy_table(items, n_bootstrap=n_bootstrap, seed=seed)
     # spans a condition never shows (no caption: no context) are left out of its curves
     used = attention[attention.groupby(["condition", "span"])["mass"].transform("max") > 0]
     contrast = attention_contrast(used, n_bootstrap=n_bootstrap, seed=seed)
-    write_csv(out / "accuracy.csv", accuracy)
-    write_csv(out / "contrast.csv", contrast)
+    write_table(table_path(out, "accuracy", table_format), accuracy)
+    write_table(table_path(out, "contrast", table_format), contrast)
     lines = [f"{r.condition} | {r.ask} prompt: accuracy={r.accuracy:.3f} "
              f"ci=[{r.low:.3f}, {r.high:.3f}] n={r.n} clips={r.n_clusters}"
              for r in accuracy.itertuples()]
