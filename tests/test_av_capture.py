@@ -135,6 +135,13 @@ def test_conditions_are_modality_sets() -> None:
     assert condition_modalities({"video", "audio"}) == {"video", "audio"}
     with pytest.raises(ValueError, match="unknown modalities"):
         condition_modalities({"smell"})
+    clip = tone(300.0, 0.5)
+    prompt = modprobe.Prompt.for_condition({"audio", "context"}, "What sound ?", "It hums .",
+                                           None, audio=[clip])
+    assert prompt.modalities == {"audio", "context"} and prompt.context == "It hums ."
+    assert modprobe.Prompt.for_condition("text", "Q ?", "C .", None).modalities == {"context"}
+    with pytest.raises(ValueError, match="needs audio"):
+        modprobe.Prompt.for_condition({"audio"}, "What sound ?", None, None)
 
 
 def _has_video_extra() -> bool:

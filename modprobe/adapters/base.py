@@ -105,19 +105,38 @@ class Prompt:
 
     @classmethod
     def for_condition(
-        cls, condition: Condition, question: str, context: str | None, image: Image | None
+        cls, condition: Condition | set[str] | frozenset[str], question: str,
+        context: str | None, image: Image | None, videos: list[Any] | None = None,
+        audio: list[Any] | None = None,
     ) -> Prompt:
-        """Build the prompt of one study condition from an item's parts."""
-        if condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")
-        if condition in ("vision", "multi") and image is None:
-            raise ValueError(f"the {condition!r} condition needs an image")
-        if condition in ("text", "multi") and not context:
-            raise ValueError(f"the {condition!r} condition needs a textual context")
+        """Build the prompt of one study condition from an item's parts.
+
+        Args:
+            condition: ``"vision"``, ``"text"``, ``"multi"`` or a set of modalities
+                (``{"video", "audio"}``, see :func:`~modprobe.adapters.conditions.condition_modalities`):
+                the parts the prompt holds.
+            question, context, image, videos, audio: The item's parts.
+
+        Raises:
+            ValueError: an unknown condition, or a part the condition needs is missing.
+        """
+        from modprobe.adapters.conditions import condition_modalities
+
+        wanted = condition_modalities(condition)
+        given = {"image": image, "context": context, "video": videos, "audio": audio}
+        missing = [m for m in ("image", "video", "audio", "context") if m in wanted
+                   and not given[m]]
+        if missing:
+            named = {"image": "an image", "context": "a textual context", "video": "video",
+                     "audio": "audio"}
+            raise ValueError(f"the {condition!r} condition needs "
+                             f"{' and '.join(named[m] for m in missing)}")
         return cls(
             question=question,
-            context=context if condition != "vision" else None,
-            images=[image] if condition != "text" else [],
+            context=context if "context" in wanted else None,
+            images=[image] if "image" in wanted else [],
+            videos=list(videos or []) if "video" in wanted else [],
+            audio=list(audio or []) if "audio" in wanted else [],
         )
 
     @property
