@@ -2,7 +2,7 @@
 
 ```python
 import modprobe
-run = modprobe.load_run("runs/organism")        # a study, interference or fine-tuning run
+run = modprobe.load_run("runs/organism")        # a study, interference, MMA or fine-tuning run
 run.config                                      # StudyConfig(...), as the run was started
 run.tables["items"]                             # tidy frame, read on first use
 run.summary["lines"]                            # what the run printed
@@ -278,6 +278,21 @@ def _finetune_summary(run: Run) -> dict[str, Any]:
             "lines": [f"trained {steps} steps ({trainable:,} parameters); last step: {terms}"]}
 
 
+def _mma_config(options: dict[str, Any], path: Path) -> Any:
+    from modprobe.study.mma import MmaConfig
+
+    return _dataclass_from(MmaConfig, options, out=str(path))
+
+
+def _analyse_mma(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    from modprobe.study.mma import analyse_mma_run
+
+    result = analyse_mma_run(folder, run.tables["items"], run.tables["attention"],
+                             options.n_bootstrap, options.seed, options.figures,
+                             options.table_format)
+    return result.summary, result.accuracy, result.contrast, result.figures
+
+
 KINDS: dict[str, RunKind] = {
     "following": RunKind("following", _study_config, analyse=_analyse_study,
                          analysis_keys=tuple(f.name for f in fields(AnalysisOptions))),
@@ -285,11 +300,12 @@ KINDS: dict[str, RunKind] = {
                             analyse=_analyse_interference),
     "finetune": RunKind("finetune", _finetune_config, summary=_finetune_summary,
                         analysis_keys=()),
+    "mma": RunKind("mma", _mma_config, analyse=_analyse_mma),
 }
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a finished run folder of any kind (study, interference, fine-tuning).
+    """Load a finished run folder of any kind (study, interference, MMA, fine-tuning).
 
     Args:
         path: The run folder.

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 CLI = "commands"
 #: ``python -m modprobe.X`` shims of the command line.
-SHIMS = {"layers", "following", "interference", "sabotage"}
+SHIMS = {"layers", "following", "interference", "sabotage", "mma"}
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 
 

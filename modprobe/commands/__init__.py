@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sabotage": ("sabotage", "each modality as an agent: sabotage, fusion, calibration"),
     "finetune": ("finetune", "fine-tune a model to use the relevant modality"),
     "finetune-demo": ("finetune_demo", "the organism fine-tuning demonstration"),
+    "mma": ("mma", "audio-visual conflicts: MMA-Bench's conditions on a model"),
     "data": ("data", "generate and validate datasets and interference tasks"),
     "organism": ("organism", "train the bundled model organism"),
     "tiny": ("tiny", "write a tiny random-weight model of a family (tests)"),
