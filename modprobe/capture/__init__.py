@@ -31,6 +31,11 @@ from modprobe.capture.attention import (
     gather_positions,
 )
 from modprobe.capture.candidates import Candidate, CandidateError, Candidates, resolve_candidates
+from modprobe.capture.invariants import (
+    CaptureInvariantError,
+    check_lens_is_logits,
+    check_mass_sums_to_one,
+)
 from modprobe.capture.lens import entropy, lens_logits, lens_statistics, summarize
 from modprobe.capture.result import Capture, CaptureFrames
 from modprobe.capture.trace import CaptureTraceError, run_trace
@@ -98,6 +103,8 @@ def capture(
     Raises:
         CandidateError: a candidate is unknown, or two candidates share a first token.
         CaptureTraceError: the model's attention modules are not shaped as expected.
+        CaptureInvariantError: the last layer's lens is not the model's own logits, or the
+            attention mass does not sum to 1 over the spans (see ``docs/capture.md``).
     """
     if isinstance(prompts_or_batch, Mapping):
         batch = dict(prompts_or_batch)
@@ -110,14 +117,19 @@ def capture(
     vocab_size = int(unembed.weight.shape[0])
     cands = resolve_candidates(candidates, loaded.tokenizer, vocab_size)
 
+    transform = loaded.adapter.logit_transform(loaded.module)
+    family = loaded.adapter.family
     with torch.enable_grad() if grad else torch.no_grad():
         raw = run_trace(loaded, batch, spans, query, lens=lens, attention=attention)
+        if raw.attention_mass is not None:
+            check_mass_sums_to_one(raw.attention_mass, family, spans.seq_len)
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
-            stats, kept = lens_statistics(raw.hidden.to(unembed.weight.device), norm, unembed,
-                                          cands.ids, top_k, keep_logits=keep_lens_logits,
-                                          softcap=loaded.adapter.logit_softcap(loaded.config))
+            stats, kept, last = lens_statistics(
+                raw.hidden.to(unembed.weight.device), norm, unembed, cands.ids, top_k,
+                keep_logits=keep_lens_logits, transform=transform)
+            check_lens_is_logits(last, raw.final_logits, family, transform.describe())
             lens_fields = {
                 "lens_entropy": stats.entropy,
                 "lens_topk_ids": stats.topk_ids,
@@ -148,6 +160,7 @@ __all__ = [
     "Candidates",
     "Capture",
     "CaptureFrames",
+    "CaptureInvariantError",
     "CaptureTraceError",
     "allowed_keys",
     "answer_attention_rows",
