@@ -121,15 +121,12 @@ def capture(
     family = loaded.adapter.family
     with torch.enable_grad() if grad else torch.no_grad():
         raw = run_trace(loaded, batch, spans, query, lens=lens, attention=attention)
-        if raw.attention_mass is not None:
-            check_mass_sums_to_one(raw.attention_mass, family, spans.seq_len)
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
             stats, kept, last = lens_statistics(
                 raw.hidden.to(unembed.weight.device), norm, unembed, cands.ids, top_k,
                 keep_logits=keep_lens_logits, transform=transform)
-            check_lens_is_logits(last, raw.final_logits, family, transform.describe())
             lens_fields = {
                 "lens_entropy": stats.entropy,
                 "lens_topk_ids": stats.topk_ids,
@@ -138,6 +135,12 @@ def capture(
                 "lens_candidate_probs": stats.candidate_probs,
                 "lens_logits": kept,
             }
+    # The run-time checks come last: their one host sync then waits for work that the
+    # caller needs anyway, instead of holding back the lens's kernels.
+    if raw.attention_mass is not None:
+        check_mass_sums_to_one(raw.attention_mass, family, spans.seq_len)
+    if raw.hidden is not None:
+        check_lens_is_logits(last, raw.final_logits, family, transform.describe())
     return Capture(
         spans=spans,
         answer_positions=query,
