@@ -54,8 +54,8 @@ class _Plain(torch.nn.Module):  # Gemma 3, Cohere 2 Vision: the config sets, for
         return self.lm_head(h)
 
 
-_ALL = dict(logit_scale=0.25, logits_scaling=8.0, output_multiplier=2.0,
-            final_logit_softcapping=3.0)
+_ALL = {"logit_scale": 0.25, "logits_scaling": 8.0, "output_multiplier": 2.0,
+        "final_logit_softcapping": 3.0}
 
 
 @pytest.mark.parametrize(("cls", "steps"), [
@@ -90,13 +90,13 @@ _AYA_SCALES = Version(transformers.__version__) >= Version("5.25")  # 5.24 had n
 
 
 @pytest.mark.parametrize(("model_type", "attrs", "ops"), [
-    ("aya_vision", dict(logit_scale=0.0625), ("mul",) if _AYA_SCALES else ()),
-    ("granite4_vision", dict(logits_scaling=8.0), ("div",)),
-    ("hyperclovax_vision_v2", dict(logits_scaling=8.0), ("mul",)),
-    ("paligemma", dict(final_logit_softcapping=30.0), ("softcap",)),
-    ("muse_glimmer", dict(output_multiplier=2.0, final_logit_softcapping=30.0),
+    ("aya_vision", {"logit_scale": 0.0625}, ("mul",) if _AYA_SCALES else ()),
+    ("granite4_vision", {"logits_scaling": 8.0}, ("div",)),
+    ("hyperclovax_vision_v2", {"logits_scaling": 8.0}, ("mul",)),
+    ("paligemma", {"final_logit_softcapping": 30.0}, ("softcap",)),
+    ("muse_glimmer", {"output_multiplier": 2.0, "final_logit_softcapping": 30.0},
      ("mul", "softcap")),
-    ("gemma3", dict(final_logit_softcapping=30.0), ()),
+    ("gemma3", {"final_logit_softcapping": 30.0}, ()),
 ])
 def test_installed_transformers_forwards(model_type: str, attrs: dict, ops: tuple) -> None:
     """What the installed transformers' image-text-to-text forwards do, read from them."""
@@ -112,9 +112,9 @@ def test_installed_transformers_forwards(model_type: str, attrs: dict, ops: tupl
 
 _TEXT_MODELS = {
     # class name: (config class name, config overrides, expected operations)
-    "CohereForCausalLM": ("CohereConfig", dict(logit_scale=0.0625), ("mul",)),
-    "GraniteForCausalLM": ("GraniteConfig", dict(logits_scaling=8.0), ("div",)),
-    "Gemma2ForCausalLM": ("Gemma2Config", dict(final_logit_softcapping=0.5), ("softcap",)),
+    "CohereForCausalLM": ("CohereConfig", {"logit_scale": 0.0625}, ("mul",)),
+    "GraniteForCausalLM": ("GraniteConfig", {"logits_scaling": 8.0}, ("div",)),
+    "Gemma2ForCausalLM": ("Gemma2Config", {"final_logit_softcapping": 0.5}, ("softcap",)),
 }
 
 
@@ -164,7 +164,7 @@ def test_a_missed_transform_is_refused(tiny_model: Any, images: dict, monkeypatc
 
 def test_attention_mass_off_one_is_refused(tiny_model: Any, images: dict, monkeypatch) -> None:
     """Mass that no longer sums to 1 over the spans (a key in no span) is refused."""
-    import modprobe.capture.trace as trace
+    from modprobe.capture import trace
 
     lm = tiny_model("llava")
     real = trace.attention_rows_to_mass
