@@ -19,6 +19,7 @@ from modprobe.io import read_npy
 from modprobe.layers import main
 from modprobe.spans import SPAN_NAMES
 from modprobe.study import StudyConfig, StudyError, attention_table, run_study
+from modprobe.study.runfolder import read_table, table_path
 from modprobe.testing import FAMILIES, build_tiny
 
 FIGURES = {"following_curve.png", "uncertainty_distribution.png", "oscillation.png",
@@ -48,7 +49,7 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     model = build_tiny(family, tmp_path / "model", seed=1)
     result = run_study(_config(model, lowres_data, tmp_path / "run", limit=6, batch_size=3),
                        progress=False)
-    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    items = read_table(tmp_path / "run" / "items.csv")
     assert len(items) == 6
     assert (items["cluster"] == "g0000").all()  # the generator's group, for the bootstrap
     for column in ("y_vision", "y_text", "y_multi", "h_vision", "h_text", "h_multi"):
@@ -64,14 +65,14 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     context = SPAN_NAMES.index("context")
     assert (mass[:, 0, ..., context] == 0).all()
     assert (mass[:, 1, ..., context] > 0).all() and (mass[:, 2, ..., context] > 0).all()
-    table = pd.read_csv(tmp_path / "run" / "attention.csv")
+    table = read_table(tmp_path / "run" / "attention.csv")
     assert list(table["span"].unique()) == list(SPAN_NAMES)
     assert result.summary["attention"]["multi"]["context"][0] > 0
-    layers = pd.read_csv(tmp_path / "run" / "layers.csv")
+    layers = read_table(tmp_path / "run" / "layers.csv")
     assert len(layers) == 6 * 3 * mass.shape[2]
     # candidates.csv: the model's own final candidate probabilities, which the last lens
     # layer reproduces (lens = logits)
-    cands = pd.read_csv(tmp_path / "run" / "candidates.csv", keep_default_na=False)
+    cands = read_table(tmp_path / "run" / "candidates.csv")
     labels = [c[len("prob_"):] for c in layers.columns if c.startswith("prob_")]
     assert len(cands) == 6 * 3 * len(labels)
     assert list(cands.columns) == ["id", "condition", "candidate", "logit", "prob"]
@@ -127,7 +128,7 @@ def test_run_without_data_generates_it_into_the_run_folder(
     code = main(["--model", str(llava_dir), "--out", str(out), "--groups", "1", "--limit", "6",
                  "--batch-size", "3", "--bootstrap", "50", "--no-figures", "--quiet"])
     assert code == 0, capsys.readouterr().err
-    assert (out / "data" / "items.jsonl").is_file() and (out / "items.csv").is_file()
+    assert (out / "data" / "items.jsonl").is_file() and table_path(out, "items").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     # and the folder, now holding a run, is still never overwritten
@@ -190,14 +191,14 @@ def test_killed_run_resumes_to_identical_tables(llava_dir: Path, lowres_data: Pa
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    assert not table_path(out, "items").exists(), "the run finished before it could be killed"
     finished = sorted(p.name for p in (out / "chunks").iterdir()
                       if (p / "items.csv").exists())
     assert len(finished) < 6
 
     assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
     for table in ("items.csv", "layers.csv", "attention.csv", "oscillation.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+        pd.testing.assert_frame_equal(read_table(out / table), read_table(reference / table))
     np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
                                   read_npy(reference / "attention_mass.npy"))
 
@@ -232,3 +233,49 @@ def test_attention_table_and_summary_spans() -> None:
     assert list(legacy["span"].unique()) == ["image", "video", "audio", "text"]
     with pytest.raises(ValueError, match="span axis of 3"):
         attention_table(mass[..., :3], ["a", "b"])
+
+
+def test_sharded_chunks_gather_to_the_tables_of_one_process(tmp_path: Path) -> None:
+    """Two shards capture disjoint chunks of one folder; gathering gives the single-process
+    tables, and a shard never writes another's chunk (the driver's data-parallel seam)."""
+    from modprobe.study.driver import RunDriver, RunSpec, Shard
+
+    items = [f"{i:04d}" for i in range(7)]
+
+    def capture(chunk: list[str]) -> dict[str, object]:
+        return {"mass.npy": np.array([[int(i)] for i in chunk], np.float32),
+                "items.csv": pd.DataFrame({"id": chunk})}
+
+    def driver(out: Path) -> RunDriver:
+        spec = RunSpec(kind="demo", out=out, resume=False, options={}, resume_keys=(),
+                       batch_size=2, tables=("items.csv", "mass.npy"))
+        run = RunDriver(spec)
+        out.mkdir()
+        return run
+
+    whole = driver(tmp_path / "whole").run_chunks(items, capture, progress=False).tables
+    shared = driver(tmp_path / "shared")
+    seen: list[int] = []
+    shared.capture_chunks(shared.chunks(items), capture, False, seen.append, Shard(1, 2))
+    assert seen == [1, 3]  # rank 1 of 2 takes the odd chunks only
+    assert sorted(p.name for p in (tmp_path / "shared" / "chunks").iterdir()) == ["00001", "00003"]
+    shared.capture_chunks(shared.chunks(items), capture, False, seen.append, Shard(0, 2))
+    assert seen == [1, 3, 0, 2]
+    gathered = shared.gather(len(shared.chunks(items))).tables
+    assert gathered["items.csv"]["id"].tolist() == items == whole["items.csv"]["id"].tolist()
+    np.testing.assert_array_equal(gathered["mass.npy"], whole["mass.npy"])
+    with pytest.raises(StudyError, match="shard rank"):
+        Shard(2, 2)
+
+
+def test_analysis_options_have_one_definition_and_one_check() -> None:
+    from modprobe.study import AnalysisOptions
+
+    config = StudyConfig(model="m", data=None, out="o", n_bootstrap=30, axis="abs")
+    options = AnalysisOptions.of(config, seed=4)
+    assert (options.n_bootstrap, options.axis, options.seed) == (30, "abs", 4)
+    assert AnalysisOptions.of({"n_bootstrap": 30}).axis == "rel"  # an old manifest: defaults
+    for bad in ({"n_bootstrap": 0}, {"axis": "log"}, {"entropy_floor": -1.0},
+                {"balance_estimate": "mean"}):
+        with pytest.raises(StudyError, match=next(iter(bad))):
+            AnalysisOptions.of(bad)

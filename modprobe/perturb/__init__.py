@@ -69,9 +69,12 @@ from modprobe.perturb.registry import (
     Perturbation,
     PerturbationError,
     applicable,
+    canonical_name,
+    check_items_perturbable,
     check_perturbation,
     get_perturbation,
     perturb,
+    perturbation_names,
     perturbations,
     register_perturbation,
     unregister_perturbation,
@@ -93,8 +96,9 @@ BUILTIN: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
 
 __all__ = [
     "BUILTIN", "DEFAULT_SIZE", "FACTS", "MODALITIES", "Perturbation", "PerturbationError",
-    "applicable", "check_perturbation", "check_ri", "full_black", "full_white",
-    "get_perturbation", "irrelevant_image", "misleading_description", "ocr_noise", "perturb",
-    "perturbations", "processor_image_size", "random_pixels", "register_perturbation",
-    "scene_without", "unregister_perturbation", "unrelated_facts", "usable_images",
+    "applicable", "canonical_name", "check_items_perturbable", "check_perturbation",
+    "check_ri", "full_black", "full_white", "get_perturbation", "irrelevant_image", "misleading_description",
+    "ocr_noise", "perturb", "perturbation_names", "perturbations", "processor_image_size",
+    "random_pixels", "register_perturbation", "scene_without", "unregister_perturbation",
+    "unrelated_facts", "usable_images",
 ]

@@ -9,16 +9,16 @@ command-line face of this module.
 
 Run folder::
 
-    RUN/manifest.json           model, data, perturbations, seed, versions
+    RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.csv               one row per item x condition: answer, category, correct
-    RUN/layers.csv              one row per item x condition x layer (lens)
-    RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+    RUN/items.parquet           one row per item x condition: answer, category, correct
+    RUN/layers.parquet          one row per item x condition x layer (lens)
+    RUN/attention_mass.npy      `row layer head span` float32, rows as in items
                                 (absent with --no-attention)
-    RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.csv               one row per item x perturbation: correct, flipped
-    RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
+    RUN/attention.parquet       head-averaged mass: id, perturbation, layer, span, mass
+    RUN/flips.parquet           one row per item x perturbation: correct, flipped
+    RUN/attention_shift.parquet per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
     RUN/figures/*.png           radar, delta bars, attention shift by layer
@@ -26,7 +26,6 @@ Run folder::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,27 +35,20 @@ import numpy as np
 import pandas as pd
 
 from modprobe.data.tasks import TaskItem, TaskSet
-from modprobe.io import write_json
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
 from modprobe.study.runfolder import (
-    MANIFEST,
     StudyError,
-    check_run_folder,
-    chunk_folder,
     data_fingerprint,
-    finished_chunks,
-    gather_chunks,
-    mark_complete,
     model_fingerprint,
-    prepare_run_folder,
-    undo_new_run,
-    write_chunk,
+    ri_folder_fingerprint,
 )
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention")
+                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
+                "table_format")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -75,7 +67,7 @@ class InterferenceConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
-        seed: Seed of the perturbations, the generated data and the bootstrap.
+        seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
         n_bootstrap: Bootstrap replicates of the cluster intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Draw the figures.
@@ -87,6 +79,8 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        data_seed: Seed of the perturbations and the generated data.
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
     """
 
     model: str
@@ -108,6 +102,8 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    data_seed: int = 0
+    table_format: str = "parquet"
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -155,7 +151,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import resolve_source
-    from modprobe.perturb import BUILTIN, applicable, check_perturbation
+    from modprobe.perturb import BUILTIN, applicable, check_perturbation, perturbation_names
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -163,7 +159,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         raise StudyError(f"--limit must be at least 1, got {config.limit}")
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
-    names = list(config.perturb) if config.perturb else list(BUILTIN)
+    names = perturbation_names(config.perturb) if config.perturb else list(BUILTIN)
     for name in names:
         check_perturbation(name, **config.options_for(name))
     resolve_source(config.model)
@@ -182,7 +178,7 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
-                             seed=config.seed, variant="lowres" if organism else "paper",
+                             seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
@@ -192,74 +188,75 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
                      on_chunk: Callable[[int], None] | None = None) -> InterferenceResult:
     """Run (or resume) an interference study and write its run folder.
 
+    Args:
+        config: The options.
+        progress: Show a progress bar.
+        on_chunk: Called with the chunk index after each chunk is written.
+
+    Returns:
+        The :class:`InterferenceResult`.
+
     Raises:
-        StudyError: the run folder exists (without ``resume``) or does not match.
+        StudyError: the run folder exists (without ``resume``) or does not match; a disk
+            or memory failure mid-run (finished chunks are kept).
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
-    from tqdm.auto import tqdm
-
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
+    from modprobe.perturb import check_items_perturbable
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
-    tasks, names = _check_inputs(config)
-    out = Path(config.out)
+    given, names = _check_inputs(config)
+    analysis = AnalysisOptions.of(config)
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     options["perturb"] = names
-    resuming = check_run_folder(out, config.resume, kind="interference") is not None
+    driver = RunDriver(RunSpec(
+        kind="interference", out=Path(config.out), resume=config.resume, options=options,
+        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
+        tables=TABLES if config.attention else TABLES[:2],
+        generated=("data",) if config.data is None else (),
+        progress_label="modprobe.interference", table_format=config.table_format))
+    driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
-    created = not out.exists()
-    try:
-        data = Path(config.data) if config.data is not None else _generate(config, out)
-        tasks = tasks or load_tasks(data)
+
+    def load_inputs() -> RunInputs:
+        data = Path(config.data) if config.data is not None else _generate(config, driver.out)
+        tasks = given or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+        check_items_perturbable(items, names, config.data_seed, config.options_for)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
                         "model": model_fingerprint(loaded.module)}
-        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
-                                      kind="interference", fingerprints=fingerprints,
-                                      generated=("data",) if config.data is None else ())
-    except BaseException:
-        if not resuming:
-            undo_new_run(out, created)
-        raise
-    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
-                     "n_items": len(items), "data_folder": str(data), "image_size": list(size),
-                     "image_size_note": size_note,
-                     "candidates": candidates, "span_names": list(SPAN_NAMES),
-                     "perturbed_spans": {n: perturbed_span(n) for n in names}})
-    write_json(out / MANIFEST, manifest)
+        if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
+            fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
+        return RunInputs(
+            data=data, items=items, fingerprints=fingerprints,
+            manifest={"source": loaded.source, "family": loaded.adapter.family,
+                      "image_size": list(size), "image_size_note": size_note,
+                      "candidates": candidates, "span_names": list(SPAN_NAMES),
+                      "perturbed_spans": {n: perturbed_span(n) for n in names}},
+            extra={"tasks": tasks, "candidates": candidates})
 
-    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
-    done = finished_chunks(out, len(chunks))
-    bar = tqdm(total=len(items), unit="item", desc="modprobe.interference",
-               disable=not progress, initial=sum(len(chunks[i]) for i in done))
-    for index, chunk in enumerate(chunks):
-        if index in done:
-            continue
-        opened = [tasks.open(item) for item in chunk]
-        tables = run_chunk(loaded, opened, names, config, size, candidates)
-        write_chunk(chunk_folder(out, index), tables)
-        bar.update(len(chunk))
-        if on_chunk is not None:
-            on_chunk(index)
-    bar.close()
+    inputs = driver.prepare(load_inputs)
+    tasks, candidates = inputs.extra["tasks"], inputs.extra["candidates"]
+    gathered = driver.run_chunks(
+        inputs.items, lambda chunk: run_chunk(loaded, [tasks.open(item) for item in chunk],
+                                              names, config, size, candidates),
+        progress=progress, on_chunk=on_chunk).tables
 
-    gathered = gather_chunks(out, len(chunks), TABLES if config.attention else TABLES[:2])
     from modprobe.study.interference_report import analyse_interference_run
 
     summary, report, shift, figures = analyse_interference_run(
-        out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
-        model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
-        figures=config.figures)
-    manifest["analysis"] = {"n_bootstrap": config.n_bootstrap, "seed": config.seed,
-                            "figures": config.figures, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    mark_complete(out, manifest, remove_chunks=True)
-    return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
+        driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
+        model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
+        figures=analysis.figures, table_format=analysis.table_format)
+    driver.finish(analysis.record(COMMON_ANALYSIS))
+    return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
+                              figures)
 
 
 def _image_size(config: InterferenceConfig, loaded: Any) -> tuple[tuple[int, int], str]:
@@ -327,7 +324,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     for item in items:
         variants.append(item)
         for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.seed, size=size,
+            variants.append(perturb(item, name, seed=config.data_seed, size=size,
                                     **config.options_for(name)))
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}

@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.io import read_npy, write_csv, write_json
+from modprobe.analysis.report import cluster_column
+from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
-from modprobe.stats import DEFAULT_RESAMPLES
+
+__all__ = ["analyse_folder", "analyse_run", "attention_summary", "cluster_column",
+           "following_table", "layer_top1", "logit_difference_per_item"]
 
 FIGURES = "figures"
 PROMPT_LABELS = {"vision": "image + question", "text": "description + question",
@@ -37,21 +40,6 @@ def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
     table = items[columns].copy()
     table.insert(0, "model", model_name)
     return table
-
-
-def cluster_column(items: pd.DataFrame) -> tuple[str | None, str | None]:
-    """``("cluster", None)`` when every item has a cluster label, else ``(None, why)``.
-
-    The law's bootstrap resamples clusters when the dataset labels them (the generated
-    dataset does: one cluster per group of shape and colors), single items otherwise.
-    """
-    if "cluster" not in items.columns or items["cluster"].isna().all():
-        return None, None
-    missing = int(items["cluster"].isna().sum())
-    if missing:
-        return None, (f"{missing} of {len(items)} items have no cluster label, so the "
-                      "bootstrap resamples single items")
-    return "cluster", None
 
 
 def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
@@ -148,7 +136,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
-    write_csv(out / "oscillation.csv", per_item)
+    write_table(table_path(out, "oscillation", getattr(config, "table_format", "csv")), per_item)
     summary["oscillation"] = {
         "by_region": osc.by_region.to_dict(orient="records"),
         "by_group": osc.by_group.to_dict(orient="records"),
@@ -255,49 +243,22 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
 
     Options left at None take the run's own (its ``manifest.json``), so the result
     equals the run's summary unless an option is changed. Rewrites ``summary.json``,
-    ``oscillation.csv`` and the figures, and records the options used in the manifest's
-    ``analysis`` entry, so the folder says how its summary was computed.
+    ``oscillation.csv`` and the figures in place, and records the options used in the
+    manifest's ``analysis`` entry, so the folder says how its summary was computed
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
 
     Raises:
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
-    import json
-    import time
-    from types import SimpleNamespace
+    from modprobe.io import write_json
+    from modprobe.study.run import load_run
+    from modprobe.study.runfolder import MANIFEST
 
-    from modprobe.study.runfolder import MANIFEST, StudyError, read_table
-
-    run = Path(run)
-    missing = [name for name in (MANIFEST, "items.csv", "layers.csv", "attention_mass.npy")
-               if not (run / name).is_file()]
-    if missing:
-        raise StudyError(f"{run} is not a finished run folder ({', '.join(missing)} missing); "
-                         "finish it with python -m modprobe.layers ... --resume")
-    try:
-        manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-        model = manifest["options"]["model"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
-    options = manifest.get("options", {})
-    chosen = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
-              "entropy_floor": entropy_floor, "balance_estimate": balance_estimate,
-              "all_conflicts": all_conflicts}
-    fallback = {"n_bootstrap": DEFAULT_RESAMPLES, "seed": 0, "axis": "rel", "entropy_floor": 0.0,
-                "balance_estimate": "logistic", "all_conflicts": False}
-    values = {k: v if v is not None else options.get(k, fallback[k]) for k, v in chosen.items()}
-    count = values["n_bootstrap"]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise StudyError(f"n_bootstrap must be a positive integer, got {count!r}")
-    if values["axis"] not in ("rel", "abs"):
-        raise StudyError(f"axis must be rel or abs, got {values['axis']!r}")
-    if not 0 <= values["entropy_floor"] < float("inf"):
-        raise StudyError(f"entropy_floor must be a number >= 0, got {values['entropy_floor']!r}")
-    items = read_table(run / "items.csv")
-    layers = read_table(run / "layers.csv")
-    mass = read_npy(run / "attention_mass.npy")
-    config = SimpleNamespace(figures=figures, **values)
-    result = analyse_run(run, items, layers, mass, config, model, int(mass.shape[2]))
-    manifest["analysis"] = {**values, "figures": figures,
-                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_json(run / MANIFEST, manifest)
+    loaded = load_run(run)
+    options = loaded.analysis_options(
+        n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
+        balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record()
+    write_json(loaded.path / MANIFEST, loaded.manifest)
     return result
