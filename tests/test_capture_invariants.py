@@ -19,7 +19,11 @@ import modprobe
 from modprobe.adapters.base import Adapter
 from modprobe.adapters.logits import LogitTransform, find_logit_transform
 from modprobe.capture import CaptureInvariantError, capture
-from modprobe.capture.invariants import check_lens_is_logits, lens_tolerance
+from modprobe.capture.invariants import (
+    check_lens_is_logits,
+    check_mass_sums_to_one,
+    lens_tolerance,
+)
 from modprobe.errors import ModprobeError
 
 # --------------------------------------------------------------- reading the forward
@@ -196,3 +200,10 @@ def test_tolerance_and_non_finite_logits() -> None:
         check_lens_is_logits(logits.nan_to_num(0.0), logits, "x")
     with pytest.raises(CaptureInvariantError, match="of the largest logit"):
         check_lens_is_logits(logits * 1.01, logits, "x")
+    mass = torch.full((1, 2, 3, 4), 0.25)
+    check_mass_sums_to_one(mass, "x", seq_len=10)
+    mass[0, 1, 2] = float("nan")  # a model whose own activations went NaN
+    check_mass_sums_to_one(mass, "x", seq_len=10)
+    mass[0, 0, 1, 0] = 0.2
+    with pytest.raises(CaptureInvariantError, match=r"off by 0.05 .*\[0, 0, 1\]"):
+        check_mass_sums_to_one(mass, "x", seq_len=10)
