@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from modprobe.adapters.context import CONTEXT_MASK, locate_context
+from modprobe.adapters.logits import LogitTransform, find_logit_transform
 from modprobe.adapters.media import (
     Audio,
     Video,
@@ -27,7 +28,6 @@ from modprobe.adapters.media import (
     forward_flags,
     media_kwargs,
 )
-from modprobe.adapters.logits import LogitTransform, find_logit_transform
 from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
