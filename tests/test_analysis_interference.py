@@ -1,4 +1,4 @@
-"""modprobe.analysis.interference: planted flip rates recovered, interval coverage, tables."""
+"""modprobe.analysis.interference.effects: planted flip rates recovered, interval coverage, tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.interference import (
+from modprobe.analysis.interference.effects import (
     InterferenceTableError,
     analyze_interference,
     attention_shift,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modprobe.analysis.law import BalancePoint
-from modprobe.analysis.oscillation import (
+from modprobe.analysis.following.law import BalancePoint
+from modprobe.analysis.following.oscillation import (
     AMBIGUOUS,
     CLEAR,
     UNASSIGNED,
@@ -179,7 +179,7 @@ def test_singleton_clusters_match_the_item_bootstrap() -> None:
 
 
 def test_regions_go_to_the_law_items_only() -> None:
-    from modprobe.analysis.oscillation import region_items
+    from modprobe.analysis.following.oscillation import region_items
 
     # text, vision, follows neither, no conflict, text but degenerate, vision but filtered
     y_text = ["red", "red", "red", "red", "red", "red"]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from modprobe.analysis.law import fit_law
-from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_report
-from modprobe.analysis.plots import (
+from modprobe.analysis.following.law import fit_law
+from modprobe.analysis.following.oscillation import logit_difference_matrix, oscillation_report
+from modprobe.analysis.following.plots import (
     plot_attention_mass,
     plot_following_curve,
     plot_logit_difference,
@@ -19,7 +19,7 @@ from modprobe.analysis.plots import (
     plot_uncertainty_distribution,
     save_figure,
 )
-from modprobe.analysis.simulate import simulate_law
+from modprobe.analysis.following.simulate import simulate_law
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -152,7 +152,7 @@ def test_two_analyses_compose_into_one_figure_through_ax(tmp_path: Path) -> None
 def test_multi_panel_plots_fill_a_subfigure(tmp_path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.plots import new_figure
+    from modprobe.analysis.following.plots import new_figure
 
     rows = [{"condition": c, "layer": layer, "span": s, "mass": 0.1 + 0.02 * layer}
             for c in ("clean", "perturbed") for layer in range(4) for s in ("image", "text")]
@@ -187,7 +187,7 @@ def test_every_plot_function_takes_ax_or_fig() -> None:
 def test_radar_needs_polar_axes() -> None:
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.interference_plots import plot_radar
+    from modprobe.analysis.interference.plots import plot_radar
 
     fig = Figure()
     with pytest.raises(ValueError, match="polar"):

@@ -1,4 +1,4 @@
-"""modprobe.analysis.sabotage: planted saboteurs, contributors and fused answers, ties."""
+"""modprobe.analysis.sabotage.fusion: planted saboteurs, contributors and fused answers, ties."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.sabotage import analyze_sabotage, fuse
-from modprobe.analysis.sabotage_input import SabotageInputError, agent_table, read_agent_jsonl
+from modprobe.analysis.sabotage.fusion import analyze_sabotage, fuse
+from modprobe.analysis.sabotage.input import SabotageInputError, agent_table, read_agent_jsonl
 
 LABELS = ("anger", "joy", "sadness", "surprise", "neutral")
 
@@ -208,7 +208,7 @@ def test_one_confidence_spreads_the_rest_over_the_other_labels() -> None:
 
 
 def test_summary_json_has_no_nan(tmp_path: Path) -> None:
-    from modprobe.analysis.sabotage_report import write_report
+    from modprobe.analysis.sabotage.report import write_report
 
     lines, _ = planted(n_per_kind=2)
     lines = [{k: v for k, v in rec.items() if k != "cluster"} for rec in lines]
@@ -307,7 +307,7 @@ def test_cli_writes_report_and_refuses_to_overwrite(tmp_path: Path,
 def test_figures_script_redraws_from_a_report_folder(tmp_path: Path) -> None:
     import importlib.util
 
-    from modprobe.analysis.sabotage_report import write_report
+    from modprobe.analysis.sabotage.report import write_report
 
     script = Path(__file__).parent.parent / "figures" / "sabotage.py"
     spec = importlib.util.spec_from_file_location("figures_sabotage", script)

@@ -1,4 +1,4 @@
-"""modprobe.analysis.sabotage_runs: agents from study run folders (planted and real)."""
+"""modprobe.analysis.sabotage.runs: agents from study run folders (planted and real)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.sabotage import analyze_sabotage
-from modprobe.analysis.sabotage_input import SabotageInputError
-from modprobe.analysis.sabotage_runs import load_agents
+from modprobe.analysis.sabotage.fusion import analyze_sabotage
+from modprobe.analysis.sabotage.input import SabotageInputError
+from modprobe.analysis.sabotage.runs import load_agents
 from modprobe.io import write_csv, write_json
 from modprobe.study.runfolder import read_table
 

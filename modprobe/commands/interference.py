@@ -84,8 +84,8 @@ def run_table(args: argparse.Namespace) -> int:
     """The TABLE form: analyse a CSV of predictions into ``--out``."""
     import pandas as pd
 
-    from modprobe.analysis.interference import analyze_interference, read_predictions
-    from modprobe.analysis.report import cluster_column
+    from modprobe.analysis.following.report import cluster_column
+    from modprobe.analysis.interference.effects import analyze_interference, read_predictions
     from modprobe.io import write_csv, write_json
     from modprobe.study.interference_report import draw_figures, radar_axes, radar_list
 

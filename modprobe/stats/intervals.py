@@ -285,7 +285,7 @@ def cluster_wilson_interval(values: np.ndarray, codes: np.ndarray,
     ``G - 1`` degrees of freedom replaces the normal one. Unlike a bootstrap or a
     t interval it stays inside [0, 1] and widens towards 0.5 where a few clusters
     happen to agree, which keeps its level for small rates with 8 clusters
-    (beta-binomial simulation: `modprobe.analysis.coverage_table`).
+    (beta-binomial simulation: `modprobe.analysis.following.coverage_table`).
 
     Args:
         values: ``items`` 0/1 values.

@@ -79,8 +79,8 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              table_format: str = "csv") -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
     attention_shift.csv, summary.json and the figures into ``out``."""
-    from modprobe.analysis.interference import analyze_interference, attention_shift
-    from modprobe.analysis.report import cluster_column
+    from modprobe.analysis.following.report import cluster_column
+    from modprobe.analysis.interference.effects import analyze_interference, attention_shift
     from modprobe.perturb import perturbed_span
 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
@@ -117,12 +117,12 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
                  ) -> list[Path]:
     """Radar, delta bars (all runs together) and, per run, the attention shift."""
-    from modprobe.analysis.interference_plots import (
+    from modprobe.analysis.following.plots import save_figure
+    from modprobe.analysis.interference.plots import (
         plot_attention_shift,
         plot_flip_rates,
         plot_radar,
     )
-    from modprobe.analysis.plots import save_figure
 
     written: list[Path] = []
     radar = {name: _as_dict(summary["radar"]) for name, (summary, _) in runs.items()}

@@ -269,13 +269,13 @@ def analyse_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
                     n_bootstrap: int, seed: int, figures: bool,
                     table_format: str = "parquet") -> MmaResult:
     """Accuracy and attention contrast tables, summary and figures of a run's tables."""
-    from modprobe.analysis.mma import (
+    from modprobe.analysis.following.plots import plot_attention_mass
+    from modprobe.analysis.mma.measures import (
         accuracy_table,
         attention_contrast,
         mass_curves,
         plot_d_per_layer,
     )
-    from modprobe.analysis.plots import plot_attention_mass
     from modprobe.io import table_path, write_json, write_table
 
     accuracy = accuracy_table(items, n_bootstrap=n_bootstrap, seed=seed)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.report import cluster_column
+from modprobe.analysis.following.report import cluster_column
 from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
@@ -89,14 +89,14 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         The summary (its ``lines`` are what the CLI prints) and the figure paths.
     """
     from modprobe.analysis import analyze_following, oscillation_report
-    from modprobe.analysis.oscillation import (
+    from modprobe.analysis.following.oscillation import (
         logit_difference_matrix,
         oscillation_counts,
         region_items,
     )
-    from modprobe.analysis.report import json_ready
+    from modprobe.analysis.following.report import json_ready
+    from modprobe.analysis.following.uncertainty import uncertainty_axis
     from modprobe.analysis.table import TableError
-    from modprobe.analysis.uncertainty import uncertainty_axis
 
     table = following_table(items, model_name)
     lines: list[str] = []

@@ -182,7 +182,7 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
 
 def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     """Entropy (nats) of the softmax restricted to the candidate answers (`... cand`)."""
-    from modprobe.analysis.uncertainty import entropy
+    from modprobe.analysis.following.uncertainty import entropy
 
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.following import (
+from modprobe.analysis.following.law import EntropySplit, Estimate, Law, fit_law, split_by_entropy
+from modprobe.analysis.following.rates import (
     NO_CONFLICT,
     TEXT,
     VISION,
@@ -24,14 +25,13 @@ from modprobe.analysis.following import (
     correctness_mask,
     following_rates,
 )
-from modprobe.analysis.law import EntropySplit, Estimate, Law, fit_law, split_by_entropy
-from modprobe.analysis.table import TableError, validate_table
-from modprobe.analysis.uncertainty import (
+from modprobe.analysis.following.uncertainty import (
     NEAR_CERTAIN,
     UncertaintyAxis,
     saturation_share,
     uncertainty_axis,
 )
+from modprobe.analysis.table import TableError, validate_table
 from modprobe.io import json_ready
 from modprobe.stats import DEFAULT_RESAMPLES
 

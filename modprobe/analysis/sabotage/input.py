@@ -14,7 +14,7 @@ field           required  meaning
 ``confidence``  yes       one number (for the top label) or a list aligned with
                           ``labels``; on a 0-1 or a 1-100 scale (see below)
 ``response``    no        instead of ``labels`` and ``confidence``: the model's raw reply
-                          to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage_replies`);
+                          to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage.replies`);
                           an unreadable reply is reported and left out, never guessed
 ``gold``        yes       the right label (the same on every line of an item)
 ``quality``     no        the agent's self-reported data quality (same scales);
@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer
-from modprobe.analysis.sabotage_replies import parse_reply
+from modprobe.analysis.sabotage.replies import parse_reply
 
 #: The agent that saw every modality at once (the model's own fusion).
 #: Rates the sabotage analysis reports per agent, per modality and per group.

@@ -31,8 +31,13 @@ from matplotlib.figure import Figure, FigureBase
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from modprobe.analysis.law import Law
-from modprobe.analysis.oscillation import AMBIGUOUS, CLEAR, LogitDifferenceMatrix, OscillationReport
+from modprobe.analysis.following.law import Law
+from modprobe.analysis.following.oscillation import (
+    AMBIGUOUS,
+    CLEAR,
+    LogitDifferenceMatrix,
+    OscillationReport,
+)
 from modprobe.spans import SPAN_NAMES
 
 #: Span order of every modality axis in modprobe (``modprobe.spans.SPAN_NAMES``).

@@ -1,4 +1,4 @@
-"""Figures of the sabotage analysis (same conventions as `modprobe.analysis.plots`).
+"""Figures of the sabotage analysis (same conventions as `modprobe.analysis.following.plots`).
 
 Each function takes the report's tidy tables (so ``figures/sabotage.py`` can redraw them
 from a report folder's CSV files), draws into the caller's ``ax=`` (``fig=`` for the
@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
-from modprobe.analysis.plots import (
+from modprobe.analysis.following.plots import (
     PathLike,
     _error_bars,
     figure_and_axes,
@@ -52,7 +52,7 @@ def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
             confidence, accuracy, low, high``).
         ece: Expected calibration error per agent (shown in the legend).
         title: Title of the reliability panel.
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.following.plots.save_figure`).
         fig: Figure or subfigure to fill with the two panels (default: a new figure).
 
     Returns:
@@ -96,7 +96,7 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
         tau: The confidence threshold (for the legend).
         level: ``agent``, ``modality`` or ``group``.
         title: Axes title (default: names the level).
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.following.plots.save_figure`).
         ax: Axes to draw in (default: a new figure's; the legend then goes below it).
 
     Returns:
@@ -143,7 +143,7 @@ def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
     Args:
         topk: `SabotageReport.topk` (``who, k, rate, low, high``).
         title: Axes title.
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.following.plots.save_figure`).
         ax: Axes to draw in (default: a new figure's).
 
     Returns:

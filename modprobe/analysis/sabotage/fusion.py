@@ -1,8 +1,8 @@
 """Modality sabotage (docs/science.md section 3): agents, fusion, saboteurs and contributors.
 
 Each modality, and the joint input, is an *agent* that returns candidate labels, best
-first, with confidences (`modprobe.analysis.sabotage_input` reads and validates them;
-`modprobe.analysis.sabotage_runs` builds them from modprobe's run folders). Tables in,
+first, with confidences (`modprobe.analysis.sabotage.input` reads and validates them;
+`modprobe.analysis.sabotage.runs` builds them from modprobe's run folders). Tables in,
 no model code.
 
 Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_input import FUSION, JOINT, MEASURES, AgentOutputs
-from modprobe.analysis.sabotage_report import summary_dict, summary_lines
+from modprobe.analysis.sabotage.input import FUSION, JOINT, MEASURES, AgentOutputs
+from modprobe.analysis.sabotage.report import summary_dict, summary_lines
 from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 TAU = 0.70
@@ -160,7 +160,7 @@ class SabotageReport:
         return float(sel["rate"].iloc[0]) if len(sel) else float("nan")
 
     def summary(self) -> dict[str, Any]:
-        """The JSON summary (``summary.json``); see `modprobe.analysis.sabotage_report`."""
+        """The JSON summary (``summary.json``); see `modprobe.analysis.sabotage.report`."""
         return summary_dict(self)
 
     def summary_lines(self) -> list[str]:

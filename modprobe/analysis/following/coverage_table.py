@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from modprobe.analysis.law import balance_point, fit_law
+from modprobe.analysis.following.law import balance_point, fit_law
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval
 
 #: Planted laws: name -> (P(text | x) on a vectorised x, true balance point).
@@ -144,7 +144,7 @@ def _other_coverage(kind: str, n_clusters: int, n_datasets: int,
     return covered / n_datasets
 
 
-if __name__ == "__main__":  # ``python -m modprobe.analysis.coverage_table`` = ``modprobe coverage-table``
+if __name__ == "__main__":  # ``python -m modprobe.analysis.following.coverage_table`` = ``modprobe coverage-table``
     from modprobe.commands.coverage_table import main
 
     sys.exit(main())

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
-from modprobe.analysis.following import TEXT, VISION, classify_following
-from modprobe.analysis.law import BalancePoint
+from modprobe.analysis.following.law import BalancePoint
+from modprobe.analysis.following.rates import TEXT, VISION, classify_following
 from modprobe.stats import (
     DEFAULT_RESAMPLES,
     bootstrap_interval,

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.special import expit
 
 from modprobe.analysis._arrays import to_numpy
-from modprobe.analysis.balance import (
+from modprobe.analysis.following.balance import (
     X_RESOLUTION,
     BalancePoint,
     balance_from_replicates,

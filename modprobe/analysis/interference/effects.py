@@ -13,7 +13,7 @@ paired per item. Every interval comes from :func:`modprobe.stats.mean_interval` 
 per-item values (Wilson for independent items, a cluster bootstrap given clusters).
 
 ```python
-from modprobe.analysis.interference import analyze_interference, read_predictions
+from modprobe.analysis.interference.effects import analyze_interference, read_predictions
 report = analyze_interference(read_predictions(table), cluster="cluster")
 print("\\n".join(report.lines()))
 ```
