@@ -10,16 +10,15 @@ import pytest
 from matplotlib.figure import Figure
 
 from modprobe.analysis.following.law import fit_law
+from modprobe.analysis.following.layer_plots import plot_attention_mass, plot_logit_difference
 from modprobe.analysis.following.oscillation import logit_difference_matrix, oscillation_report
 from modprobe.analysis.following.plots import (
-    plot_attention_mass,
     plot_following_curve,
-    plot_logit_difference,
     plot_oscillation,
     plot_uncertainty_distribution,
-    save_figure,
 )
 from modprobe.analysis.following.simulate import simulate_law
+from modprobe.analysis.plotting import save_figure
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -152,7 +151,7 @@ def test_two_analyses_compose_into_one_figure_through_ax(tmp_path: Path) -> None
 def test_multi_panel_plots_fill_a_subfigure(tmp_path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.following.plots import new_figure
+    from modprobe.analysis.plotting import new_figure
 
     rows = [{"condition": c, "layer": layer, "span": s, "mass": 0.1 + 0.02 * layer}
             for c in ("clean", "perturbed") for layer in range(4) for s in ("image", "text")]

@@ -65,11 +65,13 @@ Oscillation (`modprobe.analysis.following.oscillation`)::
     logit_difference(lens_logits, text_ids, vision_ids) -> ndarray (layers items)
     logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix
 
-Plots (`modprobe.analysis.following.plots`; imported lazily, each returns a Figure, ``path=`` saves)::
+Plots (imported lazily, each returns a Figure, ``path=`` saves)::
 
     plot_following_curve(laws, ...), plot_uncertainty_distribution(values, ...),
-    plot_oscillation(reports, ...), plot_logit_difference(matrix, ...),
-    plot_attention_mass(frame, ...), save_figure(fig, path)
+    plot_oscillation(reports, ...)                       # following.plots
+    plot_logit_difference(matrix, ...), plot_attention_mass(frame, ...)
+                                                         # following.layer_plots
+    save_figure(fig, path), new_figure, figure_and_axes  # plotting (shared)
 
 ``clusters`` (labels per item) makes the bootstrap resample whole clusters of correlated
 items instead of single items; ``analyze_following(table, cluster=COLUMN)`` passes a

@@ -25,10 +25,9 @@ from modprobe.analysis import (
     oscillation_report,
     states_from_logits,
 )
+from modprobe.analysis.following.layer_plots import plot_attention_mass, plot_logit_difference
 from modprobe.analysis.following.plots import (
-    plot_attention_mass,
     plot_following_curve,
-    plot_logit_difference,
     plot_oscillation,
     plot_uncertainty_distribution,
 )

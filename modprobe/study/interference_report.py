@@ -117,12 +117,12 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
                  ) -> list[Path]:
     """Radar, delta bars (all runs together) and, per run, the attention shift."""
-    from modprobe.analysis.following.plots import save_figure
     from modprobe.analysis.interference.plots import (
         plot_attention_shift,
         plot_flip_rates,
         plot_radar,
     )
+    from modprobe.analysis.plotting import save_figure
 
     written: list[Path] = []
     radar = {name: _as_dict(summary["radar"]) for name, (summary, _) in runs.items()}

@@ -269,7 +269,7 @@ def analyse_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
                     n_bootstrap: int, seed: int, figures: bool,
                     table_format: str = "parquet") -> MmaResult:
     """Accuracy and attention contrast tables, summary and figures of a run's tables."""
-    from modprobe.analysis.following.plots import plot_attention_mass
+    from modprobe.analysis.following.layer_plots import plot_attention_mass
     from modprobe.analysis.mma.measures import (
         accuracy_table,
         attention_contrast,

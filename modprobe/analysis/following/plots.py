@@ -18,125 +18,26 @@ both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure, FigureBase
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.figure import FigureBase
 
 from modprobe.analysis.following.law import Law
 from modprobe.analysis.following.oscillation import (
     AMBIGUOUS,
     CLEAR,
-    LogitDifferenceMatrix,
     OscillationReport,
 )
-from modprobe.spans import SPAN_NAMES
-
-#: Span order of every modality axis in modprobe (``modprobe.spans.SPAN_NAMES``).
-SPAN_ORDER: tuple[str, ...] = SPAN_NAMES
-
-#: Legend labels of the spans: ``context`` is the description, ``text`` the rest of the
-#: text (all text = context + text).
-SPAN_LABELS: dict[str, str] = {"context": "context (description)",
-                               "text": "text (question, template)"}
-
-PathLike = str | Path
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout Figure on the Agg canvas (no pyplot: nothing to close).
-
-    Args:
-        width: Width (inches).
-        height: Height (inches).
-
-    Returns:
-        The empty figure.
-    """
-    fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def figure_and_axes(ax: Axes | None, width: float, height: float, style: str = "whitegrid",
-                    **subplot: Any) -> tuple[FigureBase, Axes]:
-    """The axes to draw in: ``ax`` itself, or the one axes of a new figure.
-
-    Args:
-        ax: The caller's axes, or None for a new ``width x height`` inch figure.
-        width: Width of a new figure (inches).
-        height: Height of a new figure (inches).
-        style: The seaborn style of a new figure's axes (a given ``ax`` keeps its own).
-        **subplot: ``add_subplot`` arguments of a new axes (``projection="polar"``).
-
-    Returns:
-        The figure (or subfigure) holding the axes, and the axes.
-    """
-    if ax is not None:
-        return ax.figure, ax
-    with sns.axes_style(style):
-        fig = new_figure(width, height)
-        return fig, fig.add_subplot(**subplot)
-
-
-def panel_figure(fig: FigureBase | None, width: float, height: float) -> FigureBase:
-    """The figure a multi-panel plot fills: ``fig`` itself, or a new figure.
-
-    Args:
-        fig: The caller's Figure or SubFigure (e.g. one of ``Figure.subfigures``), or None.
-        width: Width of a new figure (inches).
-        height: Height of a new figure (inches).
-
-    Returns:
-        ``fig``, or the new figure.
-    """
-    return fig if fig is not None else new_figure(width, height)
-
-
-
-def save_figure(fig: FigureBase, path: PathLike | Sequence[PathLike] | None) -> list[Path]:
-    """Save ``fig`` as PNG and/or PDF.
-
-    Args:
-        fig: The figure (a subfigure saves the whole figure holding it).
-        path: A path with suffix ``.png``/``.pdf``; a path without suffix (both formats
-            are written); a sequence of paths; or None (nothing is written).
-
-    Returns:
-        The files written.
-    """
-    if path is None:
-        return []
-    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
-    written = []
-    for p in paths:
-        targets = (
-            [p]
-            if p.suffix.lower() in (".png", ".pdf")
-            else [p.with_name(p.name + ".png"), p.with_name(p.name + ".pdf")]
-        )
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fig.figure.savefig(target, dpi=150)
-            written.append(target)
-    return written
-
-
-def _error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
-    """``2 n`` error-bar lengths, clipped at 0.
-
-    A percentile-bootstrap interval need not contain the point estimate.
-    """
-    c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
-    return np.maximum(np.stack([c - lo, hi - c]), 0.0)
+from modprobe.analysis.plotting import (
+    PathLike,
+    error_bars,
+    figure_and_axes,
+    save_figure,
+)
 
 
 def _as_mapping(laws: Law | Mapping[str, Law]) -> Mapping[str, Law]:
@@ -201,7 +102,7 @@ def plot_following_curve(
             ax.errorbar(
                 b["x_mean"],
                 b["rate"],
-                yerr=_error_bars(b["rate"], b["ci_low"], b["ci_high"]),
+                yerr=error_bars(b["rate"], b["ci_low"], b["ci_high"]),
                 fmt="o",
                 ms=4,
                 color=color,
@@ -214,7 +115,7 @@ def plot_following_curve(
         if show_isotonic and mono is not None and mono.crosses:
             # Drawn just below 0.5 so the two intervals do not hide each other.
             ax.errorbar([mono.value], [0.46],
-                        xerr=_error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
+                        xerr=error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
                         fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
                         capsize=3, zorder=4,
                         label=f"{name + ' ' if name and len(mapping) > 1 else ''}monotone "
@@ -223,7 +124,7 @@ def plot_following_curve(
             ax.errorbar(
                 [bp.value],
                 [0.5],
-                xerr=_error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
+                xerr=error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
                 fmt="D",
                 ms=7,
                 color=color,
@@ -354,7 +255,7 @@ def plot_oscillation(
         ax.errorbar(
             pos,
             part["mean"],
-            yerr=_error_bars(part["mean"], part["ci_low"], part["ci_high"]),
+            yerr=error_bars(part["mean"], part["ci_low"], part["ci_high"]),
             fmt="o",
             ms=7,
             capsize=4,
@@ -383,160 +284,3 @@ def plot_oscillation(
     return fig
 
 
-def plot_logit_difference(
-    matrix: LogitDifferenceMatrix,
-    balance_point: float | None = None,
-    x_label: str = r"$\Delta H_{rel}$ (items sorted)",
-    n_ticks: int = 7,
-    title: str | None = None,
-    path: PathLike | Sequence[PathLike] | None = None,
-    ax: Axes | None = None,
-) -> FigureBase:
-    """Heatmap of per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis.
-
-    docs/science.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
-    items sorted by dH_rel on the x axis (ticks show dH_rel values), a diverging colour
-    scale centred at 0 (red: the text answer leads; blue: the vision answer leads),
-    clipped at the 99th percentile of ``|difference|``; the balance point, if given,
-    is a vertical line.
-
-    Args:
-        matrix: `LogitDifferenceMatrix` (``layers items``, sorted).
-        balance_point: Axis value to mark.
-        x_label: X axis label.
-        n_ticks: Number of x ticks.
-        title: Figure title.
-        path: Where to save.
-        ax: Axes to draw in (default: a new figure's).
-
-    Returns:
-        The figure drawn in (``ax.figure`` when ``ax`` is given).
-    """
-    values = matrix.values
-    fig, ax = figure_and_axes(ax, 7.0, 4.2, style="white")
-    finite = values[np.isfinite(values)]
-    vmax = float(np.quantile(np.abs(finite), 0.99)) if finite.size else 1.0
-    vmax = vmax if vmax > 0 else 1.0
-    image = ax.imshow(
-        values,
-        aspect="auto",
-        origin="lower",
-        cmap="RdBu_r",
-        norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax),
-        interpolation="nearest",
-    )
-    cbar = fig.colorbar(image, ax=ax, pad=0.01)
-    cbar.set_label(r"logit($Y_t$) $-$ logit($Y_v$)")
-    n_items = values.shape[1]
-    if n_items:
-        ticks = np.unique(np.linspace(0, n_items - 1, n_ticks).round().astype(int))
-        ax.set_xticks(ticks, [f"{matrix.x[t]:.2f}" for t in ticks])
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("layer")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if balance_point is not None and np.isfinite(balance_point) and n_items:
-        pos = np.searchsorted(matrix.x, balance_point) - 0.5
-        ax.axvline(pos, color="black", lw=1.2, ls="--", label=f"balance point {balance_point:.2f}")
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    if title:
-        ax.set_title(title)
-    save_figure(fig, path)
-    return fig
-
-
-def plot_attention_mass(
-    frame: pd.DataFrame,
-    title: str | None = None,
-    path: PathLike | Sequence[PathLike] | None = None,
-    fig: FigureBase | None = None,
-) -> FigureBase:
-    """Attention mass received by each span, per layer.
-
-    docs/science.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
-    panel per (``model``, ``condition``) when present: models in rows, conditions in
-    columns, so each panel reads as image vs description (``context``) vs question and
-    template (``text``). Colour = span, in modprobe's span order, labelled by
-    :data:`SPAN_LABELS`. Several rows per (model, condition, layer, span), e.g. heads or
-    items, are averaged; the shaded band is the normal 95% interval ``mean +- 1.96 SE``
-    (computed by one groupby, so frames with millions of rows plot quickly).
-
-    Args:
-        frame: Tidy frame with columns ``layer, span, mass`` and optional ``model``,
-            ``condition``.
-        title: Figure title.
-        path: Where to save.
-        fig: Figure or subfigure to fill with the panels (default: a new figure).
-
-    Returns:
-        The figure (or subfigure) drawn in.
-
-    Raises:
-        ValueError: On missing columns or unknown spans.
-    """
-    missing = {"layer", "span", "mass"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"attention frame lacks column(s) {sorted(missing)}")
-    unknown = set(frame["span"]) - set(SPAN_ORDER)
-    if unknown:
-        raise ValueError(f"unknown span(s) {sorted(unknown)}; spans are {', '.join(SPAN_ORDER)}")
-    data = frame.assign(
-        model=frame.get("model", ""),
-        condition=frame.get("condition", ""),
-        span=frame["span"].astype(str),
-    )
-    stats_frame = (
-        data.groupby(["model", "condition", "span", "layer"], sort=False)["mass"]
-        .agg(["mean", "sem", "count"])
-        .reset_index()
-    )
-    stats_frame["sem"] = stats_frame["sem"].fillna(0.0)
-    models = list(dict.fromkeys(data["model"]))
-    conditions = list(dict.fromkeys(data["condition"]))
-    spans = [s for s in SPAN_ORDER if s in set(data["span"])]
-    # Fixed colours per span (the description in purple, the template-and-question text in
-    # grey), so that video's orange and the description never look alike.
-    palette = sns.color_palette("colorblind", 10)
-    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
-              "context": palette[4], "text": palette[7]}
-    colors.update({s: palette[9] for s in SPAN_ORDER if s not in colors})
-    fig = panel_figure(fig, 3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6)
-    with sns.axes_style("whitegrid"):
-        grid = fig.subplots(len(models), len(conditions), sharey=True, squeeze=False)
-    for r, model in enumerate(models):
-        for c, condition in enumerate(conditions):
-            ax = grid[r, c]
-            cell = stats_frame[(stats_frame["model"] == model)
-                               & (stats_frame["condition"] == condition)]
-            if cell.empty:  # this model was not run under this condition
-                ax.set_axis_off()
-                continue
-            for span in spans:
-                part = cell[cell["span"] == span].sort_values("layer")
-                if part.empty:
-                    continue
-                mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
-                ax.fill_between(part["layer"], mean - half, mean + half, color=colors[span],
-                                alpha=0.18, lw=0)
-                ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("layer")
-            if c == 0 or not grid[r, c - 1].axison:
-                ax.tick_params(labelleft=True)  # sharey hides them off the first column
-                ax.set_ylabel(f"{model}\nattention mass" if len(models) > 1 and model
-                              else "attention mass")
-            name = " | ".join(str(p) for p in (model if len(models) > 1 else "", condition)
-                              if p)
-            if name:
-                ax.set_title(name, fontsize=10)
-    # Shared y axis: fix its bottom only once every panel is drawn (fixing it per panel
-    # froze the top at the first panels' data and cut off the later ones).
-    top = float(np.nanmax(stats_frame["mean"] + 1.96 * stats_frame["sem"].fillna(0)))
-    grid[0, 0].set_ylim(0, max(top, 1e-9) * 1.05)
-    handles = [Line2D([], [], color=colors[s], lw=2, label=SPAN_LABELS.get(s, s)) for s in spans]
-    grid[0, -1].legend(
-        handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False
-    )
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path)
-    return fig

@@ -2,7 +2,7 @@
 
 Like :mod:`modprobe.analysis.following.plots`: each function draws into the caller's ``ax=`` (or
 ``fig=`` for the multi-panel one), else into a fresh Agg figure (no pyplot state), and
-returns the figure it drew in; save it with :func:`modprobe.analysis.following.plots.save_figure`.
+returns the figure it drew in; save it with :func:`modprobe.analysis.plotting.save_figure`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
-from modprobe.analysis.following.plots import figure_and_axes, panel_figure
+from modprobe.analysis.plotting import figure_and_axes, panel_figure
 
 
 def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None = None,
