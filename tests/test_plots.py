@@ -170,12 +170,14 @@ def test_every_plot_function_takes_ax_or_fig() -> None:
     """All plotting functions of the package compose (ax= for one axes, fig= for panels)."""
     import inspect
 
-    from modprobe.analysis import interference_plots, plots, sabotage_plots
+    from modprobe.analysis.following import layer_plots, plots
+    from modprobe.analysis.interference import plots as interference_plots
+    from modprobe.analysis.sabotage import plots as sabotage_plots
     from modprobe.figures import finetune
     from modprobe.organism import plots as organism_plots
 
     found = {}
-    for module in (plots, interference_plots, sabotage_plots, organism_plots, finetune):
+    for module in (plots, layer_plots, interference_plots, sabotage_plots, organism_plots, finetune):
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if name.startswith("plot_") and function.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = inspect.signature(function).parameters

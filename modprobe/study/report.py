@@ -203,21 +203,22 @@ def _short_name(model: str) -> str:
 def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
           layers: pd.DataFrame, mass: np.ndarray, x: np.ndarray, osc: Any, law: Any,
           logit_difference_matrix: Any) -> list[Path]:
-    from modprobe.analysis import plots
+    from modprobe.analysis.following import layer_plots, plots
+    from modprobe.analysis.plotting import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if report is not None and report.laws:
-        written += plots.save_figure(plots.plot_following_curve(
+        written += save_figure(plots.plot_following_curve(
             {model_name: next(iter(report.laws.values()))}, show_isotonic=True,
             title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict
     if finite.any():
-        written += plots.save_figure(plots.plot_uncertainty_distribution(
+        written += save_figure(plots.plot_uncertainty_distribution(
             {model_name: x[finite]}, title="Relative uncertainty of conflict items"),
             folder / "uncertainty_distribution.png")
-    written += plots.save_figure(plots.plot_oscillation(
+    written += save_figure(plots.plot_oscillation(
         osc, title=f"Lens oscillation, T/V switches: {model_name}"),
         folder / "oscillation.png")
     diff = logit_difference_per_item(items, layers)
@@ -226,7 +227,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
         matrix = logit_difference_matrix(diff[:, keep], x[keep])
         shown = law.reported_balance_point if law is not None else None
         bp = shown.value if shown is not None and shown.crosses else None
-        written += plots.save_figure(plots.plot_logit_difference(
+        written += save_figure(layer_plots.plot_logit_difference(
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
     frame = attention_table(mass, items["id"].tolist())
@@ -236,7 +237,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     frame = frame[total > 0]
     # Condition names would read like span names ("text" twice): name the prompts instead.
     frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
-    written += plots.save_figure(plots.plot_attention_mass(
+    written += save_figure(layer_plots.plot_attention_mass(
         frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),
         folder / "attention_mass.png")
     return written
