@@ -8,6 +8,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from modprobe.analysis.following.calibration import coverage_study
+from modprobe.analysis.following.entropy_split import split_by_entropy
 from modprobe.analysis.following.law import (
     balance_point,
     binned_following_rate,
@@ -15,7 +16,6 @@ from modprobe.analysis.following.law import (
     fit_law,
     fit_logistic,
     fit_logistic_batch,
-    split_by_entropy,
 )
 from modprobe.analysis.following.simulate import simulate_following_table, simulate_law
 from modprobe.analysis.following.uncertainty import relative_uncertainty

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from modprobe.analysis.following.law import BalancePoint
+from modprobe.analysis.following.logit_difference import logit_difference, logit_difference_matrix
 from modprobe.analysis.following.oscillation import (
     AMBIGUOUS,
     CLEAR,
@@ -13,8 +14,6 @@ from modprobe.analysis.following.oscillation import (
     assign_regions,
     count_switches,
     layer_states,
-    logit_difference,
-    logit_difference_matrix,
     oscillation_counts,
     oscillation_report,
     states_from_logits,

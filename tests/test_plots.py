@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from modprobe.analysis.following.law import fit_law
 from modprobe.analysis.following.layer_plots import plot_attention_mass, plot_logit_difference
-from modprobe.analysis.following.oscillation import logit_difference_matrix, oscillation_report
+from modprobe.analysis.following.logit_difference import logit_difference_matrix
+from modprobe.analysis.following.oscillation import oscillation_report
 from modprobe.analysis.following.plots import (
     plot_following_curve,
     plot_oscillation,

@@ -50,7 +50,7 @@ The law (`modprobe.analysis.following.law`)::
     balance_point(x, followed_text, n_bootstrap=2000, confidence=0.95, seed=0,
                   clusters=None) -> BalancePoint   (logistic only)
     split_by_entropy(h_text, h_vision, x, followed_text, clusters=None,
-                     **fit_law_kwargs) -> EntropySplit
+                     **fit_law_kwargs) -> EntropySplit   (following.entropy_split)
     binned_following_rate(x, followed_text, bins=10, strategy="quantile") -> DataFrame
     (the fits, tests and intervals themselves live in `modprobe.stats`: logistic,
     monotone, binning, gof, intervals, resample)
@@ -63,7 +63,7 @@ Oscillation (`modprobe.analysis.following.oscillation`)::
     oscillation_counts(layer_top1, y_text, y_vision) -> ndarray (NaN: not a conflict)
     assign_regions(x, balance_point, radius=0.5) -> ndarray
     logit_difference(lens_logits, text_ids, vision_ids) -> ndarray (layers items)
-    logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix
+    logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix  (following.logit_difference)
 
 Plots (imported lazily, each returns a Figure, ``path=`` saves)::
 
@@ -96,9 +96,9 @@ Simulation and calibration: `modprobe.analysis.following.simulate` (planted-law 
 from __future__ import annotations
 
 from modprobe.analysis._arrays import normalize_answer
+from modprobe.analysis.following.entropy_split import EntropySplit, split_by_entropy
 from modprobe.analysis.following.law import (
     BalancePoint,
-    EntropySplit,
     IsotonicFit,
     Law,
     LogisticFit,
@@ -109,16 +109,17 @@ from modprobe.analysis.following.law import (
     fit_law,
     fit_logistic,
     fit_logistic_batch,
-    split_by_entropy,
+)
+from modprobe.analysis.following.logit_difference import (
+    LogitDifferenceMatrix,
+    logit_difference,
+    logit_difference_matrix,
 )
 from modprobe.analysis.following.oscillation import (
-    LogitDifferenceMatrix,
     OscillationReport,
     assign_regions,
     count_switches,
     layer_states,
-    logit_difference,
-    logit_difference_matrix,
     oscillation_counts,
     oscillation_report,
     states_from_logits,
@@ -129,7 +130,8 @@ from modprobe.analysis.following.rates import (
     following_rates,
     wilson_interval,
 )
-from modprobe.analysis.following.report import FollowingReport, ModelFollowing, analyze_following
+from modprobe.analysis.following.report import analyze_following
+from modprobe.analysis.following.results import FollowingReport, ModelFollowing
 from modprobe.analysis.following.uncertainty import (
     UncertaintyAxis,
     absolute_uncertainty,

@@ -35,7 +35,7 @@ from modprobe.commands import options
 from modprobe.commands.options import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
-    from modprobe.analysis.following.report import FollowingReport
+    from modprobe.analysis.following.results import FollowingReport
 
 #: ``modprobe.analysis.following.law.ESTIMATES`` and ``modprobe.analysis.following.report.AUTO`` (a test checks).
 ESTIMATES: tuple[str, ...] = ("logistic", "monotone", "auto")

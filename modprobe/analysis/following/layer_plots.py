@@ -16,7 +16,7 @@ from matplotlib.figure import FigureBase
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from modprobe.analysis.following.oscillation import LogitDifferenceMatrix
+from modprobe.analysis.following.logit_difference import LogitDifferenceMatrix
 from modprobe.analysis.plotting import (
     SPAN_LABELS,
     SPAN_ORDER,
