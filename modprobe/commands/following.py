@@ -154,7 +154,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
 
 def report_summary(report: FollowingReport) -> dict[str, Any]:
     """``summary.json`` of the CLI: one entry per model (the study's fields), JSON-ready."""
-    from modprobe.analysis.following.report import json_ready
+    from modprobe.io import json_ready
 
     models = {name: m.to_dict() for name, m in report.models.items()}
     if len(models) == 1:

@@ -91,9 +91,9 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     from modprobe.analysis import analyze_following, oscillation_report
     from modprobe.analysis.following.logit_difference import logit_difference_matrix
     from modprobe.analysis.following.oscillation import oscillation_counts, region_items
-    from modprobe.analysis.following.report import json_ready
     from modprobe.analysis.following.uncertainty import uncertainty_axis
     from modprobe.analysis.table import TableError
+    from modprobe.io import json_ready
 
     table = following_table(items, model_name)
     lines: list[str] = []
