@@ -54,7 +54,7 @@ PLANTED = {"UF": 0.1, "MD": 0.45, "RP": 0.25}
 
 def test_planted_flip_rates_are_recovered() -> None:
     table = read_predictions(simulate(np.random.default_rng(0), PLANTED, 200, 10, None))
-    report = analyze_interference(table, cluster="cluster", n_resamples=500)
+    report = analyze_interference(table, cluster="cluster", n_bootstrap=500)
     for name, p in PLANTED.items():
         delta = report.condition(name).delta
         assert abs(delta.estimate - p) < 0.03 and delta.low < p < delta.high
@@ -76,7 +76,7 @@ def _coverage(concentration: float | None, use_clusters: bool, reps: int) -> flo
     for _ in range(reps):
         table = read_predictions(simulate(rng, PLANTED, 30, 6, concentration))
         report = analyze_interference(table, cluster="cluster" if use_clusters else None,
-                                      n_resamples=400, seed=int(rng.integers(1 << 31)))
+                                      n_bootstrap=400, seed=int(rng.integers(1 << 31)))
         for name, p in PLANTED.items():
             delta = report.condition(name).delta
             hits += delta.low <= p <= delta.high

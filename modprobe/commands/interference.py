@@ -105,7 +105,7 @@ def run_table(args: argparse.Namespace) -> int:
         raise ValueError(f"table {path} is not a readable CSV ({exc})") from None
     table = read_predictions(raw, source=str(path))
     cluster = {"auto": cluster_column(table)[0], "none": None}.get(args.cluster, args.cluster)
-    report = analyze_interference(table, cluster=cluster, n_resamples=args.bootstrap,
+    report = analyze_interference(table, cluster=cluster, n_bootstrap=args.bootstrap,
                                   seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "flips.csv", report.per_item)

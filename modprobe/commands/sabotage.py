@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               scale=args.scale)
         report = analyze_sabotage(outputs, tau=args.tau, weights=args.weights,
                                   fuse_joint=args.fuse_joint, bins=args.bins,
-                                  n_resamples=args.bootstrap, seed=args.seed)
+                                  n_bootstrap=args.bootstrap, seed=args.seed)
     except (SabotageInputError, ReportFolderError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -315,7 +315,7 @@ def mean_interval(
     clusters: Any | None = None,
     *,
     confidence: float = 0.95,
-    n_resamples: int = DEFAULT_RESAMPLES,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
     """The mean of per-item values with its interval, cluster-aware.
@@ -336,7 +336,7 @@ def mean_interval(
         values: ``items`` numbers (bools allowed).
         clusters: ``items`` cluster labels, or None for independent items.
         confidence: Nominal coverage.
-        n_resamples: Bootstrap replicates (ignored by Wilson).
+        n_bootstrap: Bootstrap replicates (ignored by Wilson).
         seed: Bootstrap seed.
 
     Returns:
@@ -360,7 +360,7 @@ def mean_interval(
         if np.all((x == 0) | (x == 1)):
             return cluster_wilson_interval(x, codes, confidence)
         rng = np.random.default_rng(seed)
-        weights = resample_weights(n, n_resamples, rng, codes)
+        weights = resample_weights(n, n_bootstrap, rng, codes)
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = (weights @ x) / weights.sum(axis=1)
         return bootstrap_interval(boot, estimate, confidence=confidence,
@@ -371,6 +371,6 @@ def mean_interval(
     if n < 2:
         return not_identified("one item: no spread", n=n, confidence=confidence,
                               estimate=estimate)
-    weights = resample_weights(n, n_resamples, np.random.default_rng(seed))
+    weights = resample_weights(n, n_bootstrap, np.random.default_rng(seed))
     return bootstrap_interval((weights @ x) / n, estimate, confidence=confidence,
                               method="bootstrap", n=n)

@@ -3,8 +3,8 @@
 Reads only tables (``items.csv``, ``attention_mass.npy``), so a finished run can be
 re-analysed, and several runs drawn together, without the model::
 
-    from modprobe.run import analyse_interference_folder
-    summary, report, shift, figures = analyse_interference_folder("runs/interference")
+    from modprobe.run import analyze_interference_folder
+    summary, report, shift, figures = analyze_interference_folder("runs/interference")
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
     return out
 
 
-def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
+def analyze_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
                              names: Sequence[str], model_name: str,
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
@@ -85,7 +85,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
-                                  n_resamples=n_bootstrap, seed=seed)
+                                  n_bootstrap=n_bootstrap, seed=seed)
     write_table(table_path(out, "flips", table_format), report.per_item)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
@@ -95,7 +95,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
         spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
                  for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
-        shift = attention_shift(attention, spans, clusters, n_resamples=n_bootstrap,
+        shift = attention_shift(attention, spans, clusters, n_bootstrap=n_bootstrap,
                                 seed=seed)
         write_table(table_path(out, "attention_shift", table_format), shift)
     lines = report.lines()

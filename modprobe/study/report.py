@@ -3,8 +3,8 @@
 Everything here reads the tidy tables the runner wrote (``items.csv``, ``layers.csv``,
 ``attention_mass.npy``), so a finished run can be re-analysed without the model::
 
-    from modprobe.run import analyse_folder             # in place; or
-    summary, figures = analyse_folder("runs/organism")  # modprobe.load_run(...).reanalyse()
+    from modprobe.run import analyze_folder             # in place; or
+    summary, figures = analyze_folder("runs/organism")  # modprobe.load_run(...).reanalyze()
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modprobe.analysis.following.report import cluster_column
 from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
-__all__ = ["analyse_run", "attention_summary", "cluster_column",
+__all__ = ["analyze_run", "attention_summary", "cluster_column",
            "following_table", "layer_top1", "logit_difference_per_item"]
 
 FIGURES = "figures"
@@ -72,7 +72,7 @@ def layer_top1(items: pd.DataFrame, layers: pd.DataFrame, condition: str = "mult
     return [tokens.get(i, []) for i in items["id"]]
 
 
-def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.ndarray,
+def analyze_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.ndarray,
                 config: Any, model_name: str, num_layers: int) -> tuple[dict[str, Any], list[Path]]:
     """Compute the statistics of a run, write ``summary.json``/``oscillation.csv``, draw figures.
 

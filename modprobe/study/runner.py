@@ -345,9 +345,9 @@ def run_study(config: StudyConfig, progress: bool = True,
         write_table(table_path(driver.out, "attention", config.table_format),
                     attention_table(mass, items_frame["id"].tolist()))
 
-    from modprobe.study.report import analyse_run
+    from modprobe.study.report import analyze_run
 
-    summary, figures = analyse_run(driver.out, items_frame, layers_frame, mass, analysis,
+    summary, figures = analyze_run(driver.out, items_frame, layers_frame, mass, analysis,
                                    model_name=config.model, num_layers=mass.shape[2])
     driver.finish(analysis.record())
     return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,

@@ -111,7 +111,7 @@ def cluster_rows(n_datasets: int, seed: int,
                 means = rng.beta(a, b, n_clusters)
                 values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, means)])
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
-                                   n_resamples=n_bootstrap, seed=d)
+                                   n_bootstrap=n_bootstrap, seed=d)
                 covered += iv.low <= p <= iv.high
             rows.append(f"| {n_clusters} | rate {p} | {rho} | {covered / n_datasets:.3f} |")
         for kind in ("paired difference", "count"):  # a bootstrap each: fewer datasets

@@ -187,7 +187,7 @@ def _rate_row(values: pd.Series, clusters: Any, **options: Any) -> dict[str, Any
 
 def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "equal",
                      fuse_joint: bool = False, bins: int = 10, max_k: int | None = None,
-                     confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                     confidence: float = 0.95, n_bootstrap: int = DEFAULT_RESAMPLES,
                      seed: int = 0) -> SabotageReport:
     """Fusion, sabotage, contributions, top-k and reliability of agent outputs.
 
@@ -199,7 +199,7 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
         bins: Equal-width confidence bins of the calibration curve.
         max_k: Largest k of the top-k curves (None: the longest ranked list, at least 5).
         confidence: Interval level.
-        n_resamples: Bootstrap replicates of cluster intervals.
+        n_bootstrap: Bootstrap replicates of cluster intervals.
         seed: Bootstrap seed.
 
     Returns:
@@ -211,7 +211,7 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
     agents = outputs.agents
     fused_agents = agents if fuse_joint else default_fused_agents(table)
     fused = fuse(table, weights=weights, agents=fused_agents)
-    options = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    options = {"confidence": confidence, "n_bootstrap": n_bootstrap, "seed": seed}
 
     top = table[table["rank"] == 1].set_index(["item", "agent"])
     per_agent = top[["modality", "label", "score", "gold", "cluster", "group"]].rename(
