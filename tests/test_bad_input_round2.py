@@ -198,7 +198,7 @@ def test_two_runs_in_one_folder_at_once_the_second_refuses(
         child.wait()
     # the lock dies with its process: the killed run resumes
     assert interference_main([*args, "--resume"]) == 0
-    assert (out / "items.csv").is_file()
+    assert (out / "items.parquet").is_file()  # the default table format
 
 
 # ------------------------------------------------------------------ API arguments

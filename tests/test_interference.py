@@ -23,6 +23,7 @@ from modprobe.io import read_npy
 from modprobe.perturb import BUILTIN, applicable
 from modprobe.spans import SPAN_NAMES
 from modprobe.study.interference import InterferenceConfig, run_interference
+from modprobe.study.runfolder import read_table, table_path
 from modprobe.testing import FAMILIES
 
 LINE = re.compile(r"^(\w+): accuracy=(\d\.\d{3}|nan) ci=\[\S+, \S+\]"
@@ -49,7 +50,7 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     result = run_interference(InterferenceConfig(
         model=str(tiny_dir(family)), data=str(tasks_dir), out=str(out), batch_size=8,
         n_bootstrap=100, figures=False, uf_sentences=1), progress=False)
-    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+    items = read_table(out / "items.csv")
     assert len(items) == _expected_rows(tasks_dir) == len(result.items)
     # every image-heavy item gets the text perturbations, every text-heavy one the image ones
     heavy = items[items["relevant"] == "image"].groupby("id")["perturbation"].apply(set)
@@ -69,14 +70,14 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     lines = [line for line in summary["lines"] if not line.startswith("note")]
     assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "OCR", "RP",
                                                              "RI", "FB", "FW"]
-    shift = pd.read_csv(out / "attention_shift.csv")
+    shift = read_table(out / "attention_shift.csv")
     assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RP", "RI", "FB", "FW"}
     assert (shift.loc[shift["span"] == "image", "clean"] == 0).all()  # no image when clean
     if "context" in SPAN_NAMES:  # text perturbations are measured on the description's tokens
         text = shift[shift["perturbation"].isin(["UF", "MD", "OCR"])]
         assert set(text["span"]) == {"context"}
         assert (text["clean"] == 0).all() and (text["perturbed"] > 0).all()
-    layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
+    layers = read_table(out / "layers.csv")
     assert len(layers) == len(items) * mass.shape[1]
 
 
@@ -90,7 +91,7 @@ def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
         model=str(model), data=str(tasks_dir), out=str(tmp_path / "run"), batch_size=8,
         n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only),
         progress=False)
-    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    items = read_table(tmp_path / "run" / "items.csv")
     assert len(items) == _expected_rows(tasks_dir)
     assert (tmp_path / "run" / "attention_mass.npy").exists() != lens_only
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -187,18 +188,18 @@ def test_killed_run_resumes_to_identical_tables(tiny_dir, tasks_dir: Path,
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    assert not table_path(out, "items").exists(), "the run finished before it could be killed"
     assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
     for table in ("items.csv", "layers.csv", "attention.csv", "flips.csv",
                   "attention_shift.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+        pd.testing.assert_frame_equal(read_table(out / table), read_table(reference / table))
     np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
                                   read_npy(reference / "attention_mass.npy"))
     a = json.loads((out / "summary.json").read_text())
     b = json.loads((reference / "summary.json").read_text())
     assert a["lines"] == b["lines"]
     # a resumed run refuses changed options
-    assert main([*args, "--out", str(out), "--resume", "--seed", "1", "--quiet"]) == 2
+    assert main([*args, "--out", str(out), "--resume", "--data-seed", "1", "--quiet"]) == 2
 
 
 def test_resume_refuses_changed_tasks_and_a_failed_start_leaves_no_folder(

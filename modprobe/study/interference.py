@@ -9,16 +9,16 @@ command-line face of this module.
 
 Run folder::
 
-    RUN/manifest.json           model, data, perturbations, seed, versions
+    RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.csv               one row per item x condition: answer, category, correct
-    RUN/layers.csv              one row per item x condition x layer (lens)
-    RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+    RUN/items.parquet           one row per item x condition: answer, category, correct
+    RUN/layers.parquet          one row per item x condition x layer (lens)
+    RUN/attention_mass.npy      `row layer head span` float32, rows as in items
                                 (absent with --no-attention)
-    RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.csv               one row per item x perturbation: correct, flipped
-    RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
+    RUN/attention.parquet       head-averaged mass: id, perturbation, layer, span, mass
+    RUN/flips.parquet           one row per item x perturbation: correct, flipped
+    RUN/attention_shift.parquet per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
     RUN/figures/*.png           radar, delta bars, attention shift by layer
@@ -47,7 +47,8 @@ from modprobe.study.runfolder import (
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention")
+                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
+                "table_format")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -66,7 +67,7 @@ class InterferenceConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
-        seed: Seed of the perturbations, the generated data and the bootstrap.
+        seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
         n_bootstrap: Bootstrap replicates of the cluster intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Draw the figures.
@@ -78,6 +79,8 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        data_seed: Seed of the perturbations and the generated data.
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
     """
 
     model: str
@@ -99,6 +102,8 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    data_seed: int = 0
+    table_format: str = "parquet"
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -173,7 +178,7 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
-                             seed=config.seed, variant="lowres" if organism else "paper",
+                             seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
@@ -212,7 +217,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
         tables=TABLES if config.attention else TABLES[:2],
         generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference"))
+        progress_label="modprobe.interference", table_format=config.table_format))
     driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
@@ -221,7 +226,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         data = Path(config.data) if config.data is not None else _generate(config, driver.out)
         tasks = given or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
-        check_items_perturbable(items, names, config.seed, config.options_for)
+        check_items_perturbable(items, names, config.data_seed, config.options_for)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
@@ -248,7 +253,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     summary, report, shift, figures = analyse_interference_run(
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
-        figures=analysis.figures)
+        figures=analysis.figures, table_format=analysis.table_format)
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)
@@ -319,7 +324,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     for item in items:
         variants.append(item)
         for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.seed, size=size,
+            variants.append(perturb(item, name, seed=config.data_seed, size=size,
                                     **config.options_for(name)))
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}

@@ -4,9 +4,10 @@ Every runner of modprobe (the following study, the interference study, ...) writ
 results the same way::
 
     RUN/manifest.json        options, versions, status ("running" / "complete")
-    RUN/chunks/NNNNN/        one folder per chunk of items; its marker file (written
-                             last, atomically) says the chunk is finished
-    RUN/<table>.csv ...      the chunks' tables concatenated once all are done
+    RUN/chunks/NNNNN/        one folder per chunk of items (CSV and .npy); its marker
+                             file (written last, atomically) says the chunk is finished
+    RUN/<table>.parquet ...  the chunks' tables concatenated once all are done (Parquet,
+                             or CSV when the run asks for it), then the chunks are removed
 
 An existing non-empty folder is never written into unless the run is resumed with the
 same options (the ones that change the numbers) and the same inputs: the manifest keeps
@@ -43,9 +44,11 @@ from modprobe.io import (
     TMP_SUFFIX,
     read_npy,
     remove_temporary_files,
+    table_path,
     write_csv,
     write_json,
     write_npy,
+    write_parquet,
 )
 
 MANIFEST = "manifest.json"
@@ -112,10 +115,22 @@ def check_run_folder(out: str | Path, resume: bool,
                          "is damaged, start a new --out") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
         raise StudyError(f"cannot resume: {path} has no options; start a new --out")
+    manifest["options"] = upgrade_options(manifest["options"])
     if kind is not None and manifest.get("kind", kind) != kind:
         raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
                          f"not a {kind} run; choose another --out")
     return manifest
+
+
+def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's options in today's names: runs written before ``data_seed`` existed
+    seeded their data (and perturbations) with ``seed``; runs written before Parquet wrote
+    CSV tables."""
+    upgraded = dict(options)
+    if "seed" in upgraded and "data_seed" not in upgraded:
+        upgraded["data_seed"] = upgraded["seed"]
+    upgraded.setdefault("table_format", "csv")  # runs before Parquet wrote CSV
+    return upgraded
 
 
 def _killed_start(out: Path) -> list[str] | None:
@@ -332,6 +347,8 @@ def write_chunk(folder: Path, files: Mapping[str, pd.DataFrame | np.ndarray],
 def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
     if isinstance(value, np.ndarray):
         write_npy(path, value)
+    elif path.suffix == ".parquet":
+        write_parquet(path, value)
     else:
         write_csv(path, value)
 
@@ -342,10 +359,11 @@ def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
     return analysis_table.read_table(path, validate=False, text=text)
 
 
-def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]:
+def gather_chunks(out: Path, count: int, names: Sequence[str],
+                  table_format: str = "csv") -> dict[str, Any]:
     """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out/<name>`` (a complete run whose chunks were removed:
-    read those tables back)."""
+    and write each whole table to ``out`` in ``table_format`` (a complete run whose chunks
+    were removed: read those tables back). Keys of the result are ``names``."""
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
     if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion
@@ -356,7 +374,7 @@ def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]
             value: Any = np.concatenate([read_npy(f / name) for f in folders], axis=0)
         else:
             value = pd.concat([read_table(f / name) for f in folders], ignore_index=True)
-        _write(out / name, value)
+        _write(table_path(out, name, table_format), value)
         gathered[name] = value
     return gathered
 
