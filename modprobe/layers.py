@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "modprobe.load_run)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same options)")
+    parser.add_argument("--causal", action="store_true",
+                        help="also knock out image and context attention and patch the residual "
+                             "stream between conditions, one layer at a time (docs/causal.md)")
+    parser.add_argument("--lens", choices=("logit", "tuned"), default="logit",
+                        help="tuned: also capture the tuned lens and rerun the oscillation "
+                             "analysis on it (needs translators)")
+    parser.add_argument("--translators", default=None,
+                        help="tuned-lens translators file (default: the model folder's "
+                             "tuned_lens.safetensors)")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -91,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts, table_format=args.table_format)
+        all_conflicts=args.all_conflicts, causal=args.causal, lens=args.lens,
+        translators=args.translators, table_format=args.table_format)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

@@ -115,3 +115,82 @@ def causal_chunk_files(loaded: Any, prompts: dict[str, Sequence[Any]], items: Se
     """The ``--causal`` chunk files of one chunk of conflict items."""
     return {"knockout.csv": knockout_frame(loaded, prompts["multi"], items, candidates),
             "patching.csv": patching_frame(loaded, prompts, items, candidates)}
+
+
+def tuned_lens_frame(cap: Any, condition: str, ids: Sequence[str]) -> pd.DataFrame:
+    """A capture's tuned lens as a ``layers``-shaped table (``layers_tuned.csv`` rows)."""
+    from dataclasses import replace
+
+    tuned = replace(cap, lens_entropy=cap.tuned_entropy, lens_topk_ids=cap.tuned_topk_ids,
+                    lens_topk_probs=cap.tuned_topk_probs,
+                    lens_candidate_logits=cap.tuned_candidate_logits,
+                    lens_candidate_probs=cap.tuned_candidate_probs, lens_logits=None,
+                    attention_mass=None)
+    lens = tuned.to_frames().lens
+    lens.insert(0, "condition", condition)
+    lens.insert(0, "id", [ids[r] for r in lens["row"]])
+    return lens.drop(columns=["row"])
+
+
+def analyse_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFrame,
+                             mass: np.ndarray, analysis: Any, model_name: str,
+                             summary: dict[str, Any], figures: list[Any],
+                             fmt: str = "parquet") -> None:
+    """Add the causal tables' and the tuned lens's readings to a run's summary and figures.
+
+    Writes ``knockout_by_layer`` and ``patching_by_layer`` tables, ``figures/causal.png``,
+    and under ``--lens tuned`` a second analysis on the tuned lens in ``tuned/``; appends
+    their lines to ``summary.json``.
+    """
+    from pathlib import Path
+
+    from modprobe.analysis.causal import (
+        decision_layer,
+        knockout_by_layer,
+        patching_by_layer,
+        plot_causal,
+    )
+    from modprobe.analysis.report import cluster_column, json_ready
+    from modprobe.io import table_path, write_json, write_table
+    from modprobe.study.report import analyse_run
+
+    out = Path(out)
+    cluster, _ = cluster_column(items)
+    clusters = dict(zip(items["id"], items[cluster])) if cluster else None
+    if clusters is not None and len(set(clusters.values())) < 2:
+        clusters = None  # one cluster: resample items, as the following analysis does
+    lines = list(summary.get("lines", []))
+    if "knockout.csv" in tables:
+        is_conflict = (items["group"] == "conflict") if "group" in items else \
+            (items["answer_text"] != items["answer_vision"])
+        conflicts = set(items.loc[is_conflict, "id"])
+        knock = tables["knockout.csv"]
+        knock = knock[knock["id"].isin(conflicts)]
+        patched = tables["patching.csv"]
+        patched = patched[patched["id"].isin(conflicts)]
+        by_layer = knockout_by_layer(knock, clusters, analysis.n_bootstrap, analysis.seed)
+        shares = patching_by_layer(patched, clusters, analysis.n_bootstrap, analysis.seed)
+        write_table(table_path(out, "knockout_by_layer", fmt), by_layer)
+        write_table(table_path(out, "patching_by_layer", fmt), shares)
+        causal: dict[str, Any] = {"knockout_by_layer": by_layer.to_dict(orient="records"),
+                                  "patching_by_layer": shares.to_dict(orient="records")}
+        for span in ("image", "context"):
+            found = decision_layer(knock, span, clusters, analysis.n_bootstrap, analysis.seed)
+            if found is not None:
+                lines.append(found.line())
+                causal[f"decision_layer_{span}"] = vars(found)
+        summary["causal"] = causal
+        if analysis.figures:
+            plot_causal(by_layer, shares, out / "figures" / "causal.png")
+            figures.append(out / "figures" / "causal.png")
+    if "layers_tuned.csv" in tables:
+        tuned_summary, tuned_figures = analyse_run(
+            out / "tuned", items, tables["layers_tuned.csv"], mass, analysis,
+            model_name=model_name, num_layers=mass.shape[2])
+        osc = [f"tuned lens {line}" for line in tuned_summary.get("lines", [])
+               if line.startswith("oscillation")]
+        lines += osc
+        summary["tuned_lens"] = {"oscillation": tuned_summary.get("oscillation")}
+        figures += tuned_figures
+    summary["lines"] = lines
+    write_json(out / "summary.json", json_ready(summary))
