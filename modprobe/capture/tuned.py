@@ -189,3 +189,25 @@ def collect_states(loaded: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, to
         raw = run_trace(loaded, batch, spans, spans.answer_positions(), lens=True, attention=False)
     assert raw.hidden is not None
     return raw.hidden.float(), raw.final_logits.float()
+
+
+def states_of_prompts(loaded: Any, prompts: list[Any], batch_size: int = 16,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`collect_states` over prompts, ``batch_size`` at a time (concatenated)."""
+    hidden, final = [], []
+    for start in range(0, len(prompts), batch_size):
+        h, f = collect_states(loaded, loaded.encode(prompts[start:start + batch_size]))
+        hidden.append(h)
+        final.append(f)
+    return torch.cat(hidden), torch.cat(final)
+
+
+def held_out_kl(loaded: Any, translators: Translators, hidden: torch.Tensor,
+                final_logits: torch.Tensor) -> torch.Tensor:
+    """`layer` mean KL(final || tuned lens) of held-out states, in nats."""
+    norm = loaded.adapter.norm(loaded.module)
+    unembed = loaded.adapter.lm_head(loaded.module)
+    with torch.no_grad():
+        logits = tuned_logits(hidden, translators, norm, unembed,
+                              loaded.adapter.logit_softcap(loaded.config))
+        return layer_kl(logits, final_logits)
