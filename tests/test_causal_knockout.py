@@ -97,3 +97,6 @@ def test_knockout_refuses_bad_input(pair: tuple[Any, Any]) -> None:
         knockout(lm, _prompts(), span="image", layers=[n])
     with pytest.raises(InterventionError, match="unknown span 'pixels'"):
         knockout(lm, _prompts(), span="pixels", layers=[0])
+    # without candidates: full logits, an empty candidate axis
+    out = knockout(lm, _prompts(), span="image", layers=[0])
+    assert out.knocked_candidate_logits.shape == (2, 0) and out.knocked_logits.shape[0] == 2

@@ -33,6 +33,7 @@ import torch
 from modprobe.capture.attention import allowed_keys, gather_positions
 from modprobe.capture.candidates import Candidate, resolve_candidates
 from modprobe.capture.trace import (
+    _last_logits_only,
     attention_call_name,
     check_attention_capture,
     chunk_sizes,
@@ -140,8 +141,16 @@ def _layer_output(envoy: Any) -> Any:
     return out[0] if isinstance(out, tuple) else out
 
 
-def _logit_setup(loaded: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    return forward_kwargs(loaded, dict(inputs))
+def _logit_setup(loaded: Any, inputs: Mapping[str, Any],
+                 positions: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
+    """Forward kwargs and where to read the logits: as the capture does, only the last
+    position's logits are computed when every query position is the last one."""
+    kwargs = forward_kwargs(loaded, dict(inputs))
+    positions = positions.to(loaded.device)
+    if _last_logits_only(loaded.module, kwargs, positions):
+        kwargs["logits_to_keep"] = 1
+        return kwargs, torch.zeros_like(positions)
+    return kwargs, positions
 
 
 def knockout_trace(
@@ -159,9 +168,8 @@ def knockout_trace(
     check_attention_capture(loaded)
     chunks = chunk_sizes(loaded)
     attention_mask = inputs.get("attention_mask")
-    kwargs = _logit_setup(loaded, inputs)
-    device = loaded.device
-    positions = positions.to(device)
+    kwargs, logit_positions = _logit_setup(loaded, inputs, positions)
+    positions = positions.to(loaded.device)
     envoys = {i: adapter.attention_module(model, i) for i in layers}
     calls = {i: attention_call_name(e) for i, e in envoys.items()}
     with model.trace(**kwargs):
@@ -175,7 +183,7 @@ def knockout_trace(
                                      args[2].shape[2], attention_mask=attention_mask,
                                      sliding_window=window, chunk_size=chunks[i])
             op.inputs = _replace_mask(args, call_kwargs, new_mask)
-        final = gather_positions(model.output.logits, positions, dim=1).save()
+        final = gather_positions(model.output.logits, logit_positions, dim=1).save()
     return final
 
 
@@ -217,8 +225,9 @@ def _encode(loaded: Any, prompts_or_batch: Any) -> dict[str, Any]:
 def clean_logits(loaded: Any, batch: Mapping[str, Any], positions: torch.Tensor) -> torch.Tensor:
     """`batch vocab` the model's own logits at ``positions`` (no intervention)."""
     model = loaded.model
-    with torch.no_grad(), model.trace(**_logit_setup(loaded, batch)):
-        final = gather_positions(model.output.logits, positions.to(loaded.device), dim=1).save()
+    kwargs, logit_positions = _logit_setup(loaded, batch, positions)
+    with torch.no_grad(), model.trace(**kwargs):
+        final = gather_positions(model.output.logits, logit_positions, dim=1).save()
     return final
 
 
@@ -258,7 +267,7 @@ def knockout(
     with torch.no_grad():
         base = clean if clean is not None else clean_logits(loaded, batch, positions)
         knocked = knockout_trace(loaded, batch, positions, blocked, chosen)
-    ids = torch.as_tensor(cands.ids, device=base.device)
+    ids = torch.as_tensor(cands.ids, dtype=torch.long, device=base.device)
     return KnockoutResult(
         span=span, layers=chosen, candidate_labels=list(cands.labels),
         clean_logits=base.float(), knocked_logits=knocked.float(),
@@ -321,7 +330,9 @@ def residual_stream(loaded: Any, batch: Mapping[str, Any], layers: Sequence[int]
     model = loaded.model
     envoys = loaded.adapter.decoder_layers(model)
     saved: dict[int, Any] = {}
-    with torch.no_grad(), model.trace(**_logit_setup(loaded, batch)):
+    # no logits are read: only the last position's are computed where the forward allows
+    kwargs, _ = _logit_setup(loaded, batch, loaded.spans(batch).answer_positions())
+    with torch.no_grad(), model.trace(**kwargs):
         for i in layers:
             saved[i] = _layer_output(envoys[i]).save()
     return {i: v for i, v in saved.items()}
@@ -344,10 +355,11 @@ def patch_trace(
     model = loaded.model
     envoy = loaded.adapter.decoder_layers(model)[layer]
     rows, cols = where
-    with torch.no_grad(), model.trace(**_logit_setup(loaded, batch)):
+    kwargs, logit_positions = _logit_setup(loaded, batch, positions)
+    with torch.no_grad(), model.trace(**kwargs):
         out = _layer_output(envoy)
         out[rows.to(out.device), cols.to(out.device)] = values.to(out.device, out.dtype)
-        final = gather_positions(model.output.logits, positions.to(loaded.device), dim=1).save()
+        final = gather_positions(model.output.logits, logit_positions, dim=1).save()
     return final
 
 
