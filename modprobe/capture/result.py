@@ -63,6 +63,9 @@ class Capture:
         final_candidate_probs: `batch cand`.
         attention_mass: `batch layer head span` attention the answer position gives each
             span; sums to 1 over ``span`` (None when attention was not captured).
+        attention_log_mass: `batch layer head span` log of ``attention_mass`` computed in
+            log space from the attention scores: exact where the mass underflows, with a
+            bounded gradient (only from ``capture(..., grad=True)``; else None).
         lens_logits: `batch layer vocab` (only with ``keep_lens_logits=True``).
         tuned_entropy, tuned_topk_ids, tuned_topk_probs, tuned_candidate_logits,
         tuned_candidate_probs, tuned_logits: the same statistics of the tuned lens (only
@@ -85,6 +88,7 @@ class Capture:
     lens_candidate_logits: torch.Tensor | None = None
     lens_candidate_probs: torch.Tensor | None = None
     attention_mass: torch.Tensor | None = None
+    attention_log_mass: torch.Tensor | None = None
     lens_logits: torch.Tensor | None = None
     tuned_entropy: torch.Tensor | None = None
     tuned_topk_ids: torch.Tensor | None = None
