@@ -82,7 +82,6 @@ def knockout_mask(
     attention_mask: torch.Tensor | None = None,
     sliding_window: int | None = None,
     chunk_size: int | None = None,
-    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """The kernel's 4-D mask with each row's query position cut off from ``blocked`` keys.
 
@@ -96,7 +95,6 @@ def knockout_mask(
         attention_mask: `batch seq` padding mask, used only when ``mask`` is None.
         sliding_window: Sliding window of the layer, used only when ``mask`` is None.
         chunk_size: Attention chunk of the layer, used only when ``mask`` is None.
-        dtype: Unused for boolean masks; kept for a float mask's fill value.
 
     Returns:
         `batch mask_head query key` mask of the same kind as ``mask`` (boolean when None).

@@ -194,3 +194,29 @@ def analyse_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
         figures += tuned_figures
     summary["lines"] = lines
     write_json(out / "summary.json", json_ready(summary))
+
+
+def causal_tables(config: Any) -> tuple[str, ...]:
+    """The chunk files a study run adds to the capture's: the tuned lens's, the causal ones."""
+    return (*(("layers_tuned.csv",) if config.lens == "tuned" else ()),
+            *(CAUSAL_TABLES if config.causal else ()))
+
+
+def study_translators(config: Any, loaded: Any) -> Any:
+    """A study run's tuned-lens translators (None for the logit lens), checked against the
+    model: ``config.translators``, else the model folder's ``tuned_lens.safetensors``."""
+    if config.lens != "tuned":
+        return None
+    from pathlib import Path
+
+    from modprobe.capture.tuned import TRANSLATORS_FILE, Translators
+    from modprobe.study.runfolder import StudyError
+
+    path = config.translators
+    if path is None:
+        folder = Path(str(loaded.source))
+        path = str(folder / TRANSLATORS_FILE) if folder.is_dir() else None
+    if path is None:
+        raise StudyError("--lens tuned needs --translators FILE for a model that is not a local "
+                         "folder (train them with modprobe.capture.tuned.train_translators)")
+    return Translators.load(path, loaded)

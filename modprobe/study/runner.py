@@ -47,6 +47,7 @@ from modprobe.analysis import normalize_answer
 from modprobe.io import table_path, write_table
 from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.causal import causal_tables, study_translators
 from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
 from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
@@ -329,13 +330,13 @@ def run_study(config: StudyConfig, progress: bool = True,
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
-        tables=_tables(config),
+        tables=(*TABLES, *causal_tables(config)),
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
         progress_label="modprobe.layers", table_format=config.table_format))
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
-    translators = _translators(config, loaded)
+    translators = study_translators(config, loaded)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
         resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
@@ -409,30 +410,6 @@ def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: li
         files.update(causal_chunk_files(loaded, prompts, items, candidates))
     files["items.csv"] = items_frame
     return files
-
-
-def _tables(config: StudyConfig) -> tuple[str, ...]:
-    """The chunk files of a run: the capture's, then the tuned lens's and the causal ones."""
-    from modprobe.study.causal import CAUSAL_TABLES
-
-    return (*TABLES, *(("layers_tuned.csv",) if config.lens == "tuned" else ()),
-            *(CAUSAL_TABLES if config.causal else ()))
-
-
-def _translators(config: StudyConfig, loaded: Any) -> Any:
-    """The run's tuned-lens translators (None for the logit lens), checked against the model."""
-    if config.lens != "tuned":
-        return None
-    from modprobe.capture.tuned import TRANSLATORS_FILE, Translators
-
-    path = config.translators
-    if path is None:
-        folder = Path(str(loaded.source))
-        path = str(folder / TRANSLATORS_FILE) if folder.is_dir() else None
-    if path is None:
-        raise StudyError("--lens tuned needs --translators FILE for a model that is not a local "
-                         "folder (train them with modprobe.capture.tuned.train_translators)")
-    return Translators.load(path, loaded)
 
 
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
