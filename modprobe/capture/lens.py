@@ -73,7 +73,7 @@ class DistributionStats:
 def summarize(
     logits: torch.Tensor, candidate_ids: tuple[int, ...], top_k: int
 ) -> DistributionStats:
-    """Entropy, top-k and candidate columns of `... vocab` logits (float32 outputs).
+    """Entropy, top-k and candidate columns of vocabulary logits (float32 outputs).
 
     Differentiable in ``logits`` (except the integer ``topk_ids``). Holds two `... vocab`
     temporaries besides ``logits`` (log-probabilities and probabilities): the entropy is

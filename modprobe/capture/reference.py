@@ -76,6 +76,8 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
 
 def _user_messages(prompt: Any) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [{"type": "image", "image": img} for img in prompt.images]
+    content += [{"type": "video", "video": v.frames} for v in getattr(prompt, "videos", [])]
+    content += [{"type": "audio", "audio": a.waveform} for a in getattr(prompt, "audio", [])]
     content.append({"type": "text", "text": prompt.text})
     return [{"role": "user", "content": content}]
 
