@@ -97,8 +97,8 @@ def cluster_rows(n_datasets: int, seed: int,
     """Coverage of `mean_interval` on clusters of 10-39 items: 0/1 values from
     beta-binomial clusters, paired differences and counts, these also on unequal
     clusters of 2-79 items (``n_datasets`` per row), with the median interval width."""
-    rows = ["| clusters | quantity | cluster sizes | intra-cluster correlation | coverage "
-            "| median width |", "|---|---|---|---|---|---|"]
+    rows = [("| clusters | quantity | cluster sizes | intra-cluster correlation | coverage "
+             "| median width |"), "|---|---|---|---|---|---|"]
     rng = np.random.default_rng(seed)
     for n_clusters in (8, 12):
         for p, rho in ((0.5, 0.2), (0.3, 0.1), (0.15, 0.05), (0.1, 0.1)):
