@@ -116,8 +116,11 @@ def cluster_rows(n_datasets: int, seed: int,
                         f"{covered / n_datasets:.3f} | {np.median(widths):.3f} |")
         for kind, skew, (low, high) in OTHER_ROWS:
             cover, width = _other_coverage(kind, skew, n_clusters, n_datasets, rng, (low, high))
+            shape = 2.0 if skew == "moderate" else 1.0  # counts: ICC of Poisson-Gamma
+            icc = (1.5 / shape) / (1.5 / shape + 1) if kind == "count" else (
+                0.1 if skew == "moderate" else 0.2)
             rows.append(f"| {n_clusters} | {kind} ({skew}) | {low}-{high - 1} | "
-                        f"{0.1 if skew == 'moderate' else 0.2} | {cover:.3f} | {width:.3f} |")
+                        f"{icc:.2f} | {cover:.3f} | {width:.3f} |")
     return rows
 
 
