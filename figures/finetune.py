@@ -9,7 +9,7 @@ interference runs of the base organism and of each variant), and writes
 * ``finetune_flips.png``: flip rate per perturbation and model, with 95% intervals
   (perturbations never used in training are marked; the interference figure);
 * ``finetune_relevant_mass.png``: attention mass the answer position gives the relevant
-  span, per layer, clean and perturbed, per model (the calibrated layers shaded);
+  span, per layer, clean and perturbed, per model (layers 2-3, where the organism decides, shaded);
 * ``finetune_following.png``: text-following rate and balance point per model;
 * ``finetune_training.png``: every loss term per step, per variant;
 * ``finetune_radar.png``: the interference radar, one polygon per model.
@@ -86,7 +86,7 @@ def plot_relevant_mass(demo: Path, models: Sequence[str], out: Path) -> Path:
             ax.set_title(title, fontsize=9)
     for ax in axes:
         ax.axvspan(min(CAL_LAYERS) - 0.3, max(CAL_LAYERS) + 0.3, color="0.92", zorder=0)
-        ax.set_xlabel("layer (calibrated layers shaded)")
+        ax.set_xlabel(f"layer ({min(CAL_LAYERS)}-{max(CAL_LAYERS)}, where the organism decides, shaded)")
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("attention mass (mean over heads, items)")
     axes[-1].legend(fontsize=8)
@@ -154,7 +154,10 @@ def plot_radar(demo: Path, models: Sequence[str], out: Path) -> Path:
     from modprobe.analysis.plots import save_figure
     from modprobe.study.interference_report import load_run
 
-    values = {m: load_run(demo / "eval" / m / "interference")[0]["radar"] for m in models}
+    # the run's radar is a list of {axis, accuracy} records, one per spoke
+    values = {m: {r["axis"]: r["accuracy"]
+                  for r in load_run(demo / "eval" / m / "interference")[0]["radar"]}
+              for m in models}
     axes = list(dict.fromkeys(a for v in values.values() for a in v))
     path = out / "finetune_radar.png"
     save_figure(radar(values, axes=axes, title="Held-out accuracy, base and fine-tuned"), path)
