@@ -1,7 +1,7 @@
 """The organism demonstration of ``docs/finetune.md``: train, evaluate, ablate.
 
 ```bash
-python -m modprobe.finetune.demo --out runs/finetune-demo          # ~15-30 min on 2 CPU cores
+python -m modprobe.finetune.demo --out runs/finetune-demo          # ~6 min on 2 busy CPU cores
 python figures/finetune.py runs/finetune-demo --out docs/figures    # the before/after figures
 ```
 
