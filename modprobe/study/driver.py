@@ -361,6 +361,6 @@ class RunDriver:
 
 
 def _describe(err: BaseException) -> str:
-    from modprobe.cli import describe
+    from modprobe.errors import describe
 
     return describe(err)
