@@ -1,5 +1,5 @@
 """``python -m modprobe.organism train --out DIR [--seed S] [--steps N] [--overwrite]``: train
-the organism."""
+the organism; ``train-av`` trains the audio-visual organism (``docs/mma.md``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from modprobe import cli
 from modprobe.organism.config import OrganismConfig
@@ -35,7 +36,47 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--probe-items", type=cli.positive_int, default=defaults.probe_items,
                        help="items per held-out probe set")
     train.add_argument("--quiet", action="store_true", help="do not print the log rows")
+    _add_train_av(sub)
     return parser
+
+
+def _add_train_av(sub: Any) -> None:
+    from modprobe.organism.av import AVOrganismConfig
+
+    defaults = AVOrganismConfig()
+    train_av = sub.add_parser(
+        "train-av", epilog=cli.EPILOG,
+        help="train the audio-visual organism (a tiny Qwen2.5-Omni thinker on the clip task)")
+    train_av.add_argument("--out", required=True,
+                          help="folder to write (model, processor, log); must be empty")
+    train_av.add_argument("--overwrite", action="store_true",
+                          help="write into a non-empty --out, replacing the checkpoint there")
+    train_av.add_argument("--seed", type=cli.nonnegative_int, default=defaults.seed)
+    train_av.add_argument("--steps", type=cli.positive_int, default=defaults.steps)
+    train_av.add_argument("--batch-size", type=cli.positive_int, default=defaults.batch_size)
+    train_av.add_argument("--lr", type=cli.positive_float, default=defaults.learning_rate)
+    train_av.add_argument("--threads", type=cli.positive_int, default=defaults.threads,
+                          help="torch CPU threads (deterministic per seed and thread count)")
+    train_av.add_argument("--eval-every", type=cli.positive_int, default=defaults.eval_every)
+    train_av.add_argument("--probe-clips", type=cli.positive_int, default=defaults.probe_clips,
+                          help="held-out clips per probe set")
+    train_av.add_argument("--quiet", action="store_true", help="do not print the log rows")
+
+
+def _show(row: dict[str, float]) -> None:
+    print(" ".join(f"{k.removeprefix('acc/')}={v:.3g}" for k, v in row.items()), flush=True)
+
+
+def _main_train_av(args: argparse.Namespace, out: Any) -> int:
+    from modprobe.organism.av import AVOrganismConfig, train_av
+
+    config = dataclasses.replace(
+        AVOrganismConfig(), seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every,
+        probe_clips=args.probe_clips)
+    train_av(config, out, progress=None if args.quiet else _show)
+    print(f"trained the audio-visual organism {config.steps} steps; saved to {out}")
+    return cli.EXIT_OK
 
 
 @cli.entry_point
@@ -44,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Before training: a wrong --out must not cost the whole training run.
     out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
+    if args.command == "train-av":
+        return _main_train_av(args, out)
     from modprobe.organism.train import save, train
 
     config = dataclasses.replace(
