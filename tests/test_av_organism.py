@@ -55,6 +55,13 @@ def test_training_is_deterministic_from_its_seed(tmp_path: Path) -> None:
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_command_defaults_are_the_config_defaults() -> None:
+    from modprobe.commands.organism import AV_DEFAULTS
+
+    config = AVOrganismConfig()
+    assert AV_DEFAULTS == {k: getattr(config, k) for k in AV_DEFAULTS}
+
+
 def test_train_av_refuses_a_non_empty_out_before_training(tmp_path: Path, capsys) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     assert main(["train-av", "--out", str(tmp_path)]) == 2

@@ -1,4 +1,4 @@
-"""``python -m modprobe.mma`` end to end on a tiny random Qwen2.5-Omni thinker."""
+"""``modprobe mma`` end to end on a tiny random Qwen2.5-Omni thinker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import modprobe
+from modprobe.commands import main as modprobe_main
 from modprobe.mma import main
 from modprobe.testing.families import build_family
 
@@ -22,9 +24,17 @@ def omni(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_run_writes_tables_figures_and_resumes(omni: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    assert main(["--model", str(omni), "--out", str(run), *FAST]) == 0
+    assert modprobe_main(["mma", "--model", str(omni), "--out", str(run), *FAST]) == 0
     printed = capsys.readouterr().out
     assert "misaligned | audio prompt: accuracy=" in printed
+    # the finished run loads back with the summary it printed, and re-analysing its
+    # tables with the same options gives that summary again
+    loaded = modprobe.load_run(run)
+    assert loaded.kind.name == "mma" and loaded.config.clips == 6
+    assert loaded.summary["lines"] and all(line in printed for line in loaded.summary["lines"])
+    assert printed.count(" prompt: accuracy=") == len(
+        [x for x in loaded.summary["lines"] if " prompt: accuracy=" in x])
+    assert loaded.reanalyse(figures=False).summary == loaded.summary
     items = pd.read_csv(run / "items.csv")
     # 6 clips x 2 prompt types: aligned, audio_removed or frames_zeroed (1 draw each),
     # misaligned, caption, long_text (2 draws each)

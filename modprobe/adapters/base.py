@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from modprobe.adapters.context import CONTEXT_MASK, locate_context
+from modprobe.adapters.logits import LogitTransform, find_logit_transform
 from modprobe.adapters.media import (
     Audio,
     Video,
@@ -228,15 +229,17 @@ class Adapter:
         """The language model's config (heads, kv heads, head_dim, layer types...)."""
         return getattr(config, self.text_config, None) or config
 
-    def logit_softcap(self, config: Any) -> float | None:
-        """The language model's final-logit soft cap (``final_logit_softcapping``), if any.
+    def logit_transform(self, model: Any) -> LogitTransform:
+        """What the model's forward does to the unembedding's output (see :mod:`.logits`).
 
-        Gemma-2 language models (PaliGemma 2) squash their logits with
-        ``cap * tanh(logits / cap)``; the logit lens applies the same cap so that the last
-        layer's lens is the model's output.
+        Cohere's ``logit_scale``, Granite's ``logits_scaling``, Gemma 2's final soft cap:
+        the logit lens applies the same steps, so that the last layer's lens is the
+        model's output.
         """
-        cap = getattr(self.language_config(config), "final_logit_softcapping", None)
-        return None if cap is None else float(cap)
+        model = _unwrap(model)
+        owner = self.unembed.rsplit(".", 1)[0] if "." in self.unembed else None
+        head_owner = get_submodule(model, owner) if owner else model
+        return find_logit_transform(model, self.language_config(model.config), head_owner)
 
     # ----------------------------------------------------------------- tokens
     def token_ids(self, config: Any) -> dict[str, int]:

@@ -172,20 +172,25 @@ def mass_curves(attention: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
-                     path: Any = None) -> Any:
-    """Cohen's d per layer, one line per span with its interval band, one panel per
-    condition (MMA-Bench's white-box figure). Above 0: more attention under the visual
-    prompt.
+                     path: Any = None, fig: Any = None) -> Any:
+    """Cohen's d per layer: a line per span with its interval band, a panel per condition.
+
+    MMA-Bench's white-box figure. Above 0: more attention under the visual prompt.
+
+    Args:
+        contrast: :func:`attention_contrast`'s table (``condition, layer, span, d, low,
+            high``).
+        title: Figure title.
+        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        fig: Figure or subfigure to fill with the panels (default: a new figure).
 
     Returns:
-        The matplotlib figure (saved to ``path`` when given, see ``save_figure``).
+        The figure (or subfigure) drawn in.
     """
     import seaborn as sns
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from modprobe.analysis.plots import SPAN_LABELS, save_figure
+    from modprobe.analysis.plots import SPAN_LABELS, panel_figure, save_figure
     from modprobe.spans import SPAN_NAMES
 
     _require(contrast, ("condition", "layer", "span", "d", "low", "high"), "contrast")
@@ -195,9 +200,8 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
               "context": palette[4], "text": palette[7]}
     cols = min(3, len(conditions))
     rows = -(-len(conditions) // cols)
+    fig = panel_figure(fig, 3.6 * cols + 2.0, 3.2 * rows)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(3.6 * cols + 2.0, 3.2 * rows), layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
         grid = fig.subplots(rows, cols, sharey=True, squeeze=False)
     axes = list(grid.flat)
     for ax in axes[len(conditions):]:

@@ -139,11 +139,10 @@ def eager_reference(
                             for a in lm_out.attentions], dim=1)
     hidden = [gather_positions(h, positions, dim=1) for h in lm_out.hidden_states[1:]]
     norm, head = adapter.norm(module), adapter.lm_head(module)
-    cap = adapter.logit_softcap(loaded.config)
+    transform = adapter.logit_transform(module)
 
     def project(h: torch.Tensor) -> torch.Tensor:
-        logits = head(h)
-        return logits if cap is None else torch.tanh(logits / cap) * cap
+        return transform(head(h))
 
     lens = torch.stack([project(norm(h)) for h in hidden[:-1]] + [project(hidden[-1])], dim=1)
     final = gather_positions(out.logits, positions, dim=1)

@@ -27,7 +27,7 @@ Run folder::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.data.tasks import TaskItem, TaskSet
+from modprobe.perturb import perturbed_span
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
@@ -81,6 +82,8 @@ class InterferenceConfig:
             attention cannot be read, e.g. cross-attention layers).
         data_seed: Seed of the perturbations and the generated data.
         table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
+        allow_train_overlap: Evaluate a fine-tuning run on items that share content with
+            its training items (refused otherwise; flagged in the manifest and summary).
     """
 
     model: str
@@ -104,6 +107,7 @@ class InterferenceConfig:
     attention: bool = True
     data_seed: int = 0
     table_format: str = "parquet"
+    allow_train_overlap: bool = False
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -138,15 +142,6 @@ class InterferenceResult:
         return list(self.summary.get("lines", []))
 
 
-def perturbed_span(name: str) -> str:
-    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
-    for text perturbations once the span axis has it, else ``text``; ``image``."""
-    from modprobe.perturb import get_perturbation
-
-    span = get_perturbation(name).span
-    return span if span in SPAN_NAMES else "text"
-
-
 def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]]:
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
@@ -176,12 +171,24 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
     data = out / "data"
     if not (data / "items.jsonl").is_file():
-        organism = config.model == "organism"
+        from modprobe.data.split import base_model
+
+        organism = base_model(config.model) == "organism"  # a tuned organism: same variant
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
                              seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
+
+
+def _heldout_line(config: InterferenceConfig, tasks: TaskSet, items: list[Any]) -> str | None:
+    """For a fine-tuning run: check that no item was trained on (modprobe.data.split)."""
+    from modprobe.data.split import finetune_run, heldout_note
+
+    run = finetune_run(config.model)
+    if run is None:
+        return None
+    return heldout_note(run, [tasks.open(it) for it in items], config.allow_train_overlap)
 
 
 def run_interference(config: InterferenceConfig, progress: bool = True,
@@ -202,10 +209,13 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
+    from modprobe.data.split import default_eval_data
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
 
+    if config.data is None and (heldout := default_eval_data(config.model)) is not None:
+        config = replace(config, data=heldout)  # a tuned run: its held-out items
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
     given, names = _check_inputs(config)
@@ -228,6 +238,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
         check_items_perturbable(items, names, config.data_seed, config.options_for)
         candidates = _candidates(items, loaded)
+        heldout_line = _heldout_line(config, tasks, items)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
                         "model": model_fingerprint(loaded.module)}
@@ -238,8 +249,9 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
             manifest={"source": loaded.source, "family": loaded.adapter.family,
                       "image_size": list(size), "image_size_note": size_note,
                       "candidates": candidates, "span_names": list(SPAN_NAMES),
-                      "perturbed_spans": {n: perturbed_span(n) for n in names}},
-            extra={"tasks": tasks, "candidates": candidates})
+                      "perturbed_spans": {n: perturbed_span(n) for n in names},
+                      **({"heldout": heldout_line} if heldout_line else {})},
+            extra={"tasks": tasks, "candidates": candidates, "heldout": heldout_line})
 
     inputs = driver.prepare(load_inputs)
     tasks, candidates = inputs.extra["tasks"], inputs.extra["candidates"]
@@ -254,6 +266,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
         figures=analysis.figures, table_format=analysis.table_format)
+    if inputs.extra["heldout"]:  # said first: whether these numbers are held-out
+        summary["lines"] = [inputs.extra["heldout"], *summary.get("lines", [])]
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)

@@ -6,7 +6,8 @@ class), the model answers the aligned clip and each condition of
 input gives the answer (the option with the highest logit) and the attention mass the
 answer position gives each span, layer by layer. Chunks, resume, fingerprints and the
 manifest are the shared run driver's (:mod:`modprobe.study.driver`).
-``python -m modprobe.mma`` is its command line.
+``modprobe mma`` (:mod:`modprobe.commands.mma`) is its command line; ``modprobe.load_run(RUN)``
+loads a finished run back.
 
 Run folder::
 
