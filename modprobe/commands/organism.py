@@ -1,7 +1,6 @@
-"""``modprobe organism train --out DIR``: train the bundled organism; ``train-av`` the
-audio-visual one.
+"""``modprobe organism train --out DIR``: train the bundled organism.
 
-See :mod:`modprobe.organism` and docs/organism.md.
+``modprobe organism train-av --out DIR`` trains the audio-visual one (docs/mma.md). See :mod:`modprobe.organism` and docs/organism.md.
 """
 
 from __future__ import annotations
