@@ -80,11 +80,11 @@ def test_study_agents_rank_candidates_and_take_gold_by_group(tmp_path: Path) -> 
     # vision (red 0.89) and text (blue 0.75) keeps red; the joint answer is blue
     assert per.loc[("c1", "text"), "potential_sabotage"] == 1
     assert per.loc[("c1", "text"), "successful_sabotage"] == 0
-    assert per.loc[("c1", "text"), "successful_sabotage_joint"] == 1
+    assert per.loc[("c1", "text"), "wrong_agent_joint"] == 1
     assert report.items.set_index("item").loc["c1", "fused_top1"] == "red"
     groups = report.summary()["groups"]
     assert groups["conflict/text"]["potential_sabotage"]["count"] == 1
-    assert groups["image_irrelevant/vision"]["contributions"]["count"] == 0
+    assert groups["image_irrelevant/vision"]["accuracy"]["count"] == 0
 
 
 def test_numeric_looking_ids_and_clusters_stay_text(tmp_path: Path) -> None:

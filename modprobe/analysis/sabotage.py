@@ -18,11 +18,18 @@ Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
   listed it (more first), then by the label's text (alphabetical). Top-k is read from
   this order.
 - **Potential sabotage** by agent m on an item: its top label is wrong and its
-  confidence in it is >= tau. **Successful sabotage**: also the fused top-1 is that
-  label (defined for fused agents). ``successful_sabotage_joint``: the joint agent's
-  top-1 is that label instead (the model's own fusion, when a ``joint`` agent exists).
-- **Contributor**: an agent whose top label is the gold one (its contribution rate is
-  its top-1 accuracy); ``contribution_to_correct_fusion`` also needs the fused top-1 right.
+  confidence in it is >= tau.
+- **Successful sabotage** (paper 002's saboteur, read counterfactually): a potential
+  sabotage on an item whose fused top-1 is wrong and whose fusion over the other fused
+  agents (`modprobe.analysis.sabotage_counterfactual`) would have been right. A
+  unanimous error has no successful saboteur.
+- **Contributor** (paper 002's, counterfactually): an agent whose top label is gold, on
+  an item whose fused top-1 is gold and whose fusion without it is not.
+- The looser counts, under their own names: ``wrong_agent_fused`` (a potential sabotage
+  whose label the fused top-1 is, whatever the others said), ``wrong_agent_joint`` (the
+  joint agent's top-1 is that label: the model's own fusion, when a ``joint`` agent
+  exists), ``accuracy`` (top label gold) and ``correct_agent_fused`` (top label gold and
+  fused top-1 gold).
 - **Reliability**: accuracy, a calibration curve (equal-width confidence bins: mean
   confidence vs accuracy) and the expected calibration error
   ECE = sum over bins n_b / n |accuracy_b - confidence_b|.
@@ -40,14 +47,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modprobe.analysis.sabotage_counterfactual import counterfactual_roles, fused_without
 from modprobe.analysis.sabotage_input import JOINT, AgentOutputs
 from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 TAU = 0.70
 WEIGHTS = ("equal", "quality")
 #: Rates reported per agent, per modality and per group.
-MEASURES = ("potential_sabotage", "successful_sabotage", "successful_sabotage_joint",
-            "contributions", "contribution_to_correct_fusion")
+MEASURES = ("potential_sabotage", "successful_sabotage", "wrong_agent_fused",
+            "wrong_agent_joint", "accuracy", "contributions", "correct_agent_fused")
 FUSION = "fusion"
 TIE_DECIMALS = 12
 
@@ -120,11 +128,13 @@ class SabotageReport:
         fused_agents: The agents summed in the fusion.
         fused: `fuse` output (item x label, ranked).
         per_agent: One row per item x agent: ``item, agent, modality, label, confidence,
-            gold, correct, gold_rank, fused_top1, joint_top1, potential_sabotage,
-            successful_sabotage, successful_sabotage_joint, contributions,
-            contribution_to_correct_fusion, cluster, group`` (NaN where undefined).
+            gold, correct, gold_rank, fused_top1, joint_top1, top1_without (fused top-1
+            without the agent), potential_sabotage, successful_sabotage,
+            wrong_agent_fused, wrong_agent_joint, accuracy, contributions,
+            correct_agent_fused, cluster, group`` (NaN where undefined).
         items: One row per item: gold, fused top-1 and its p, fused gold rank,
-            contributors, saboteurs, successful saboteurs, the joint agent's answer.
+            contributors, correct agents, saboteurs, successful saboteurs, the joint
+            agent's answer.
         rates: One row per (level, name, measure): count, n, rate, low, high, method.
         topk: One row per (who, k): count, n, rate, low, high (who: agents and fusion).
         calibration: One row per (agent, bin): bin edges, n, confidence, accuracy, low, high.
@@ -236,17 +246,22 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
     wrong_sure = ~correct & (per_agent["confidence"] >= tau)
     per_agent["potential_sabotage"] = wrong_sure.astype(float)
     in_fusion = per_agent["agent"].isin(fused_agents)
-    per_agent["successful_sabotage"] = np.where(
+    per_agent["in_fusion"] = in_fusion
+    per_agent["wrong_agent_fused"] = np.where(
         in_fusion, (wrong_sure & (per_agent["fused_top1"] == per_agent["label"])).astype(float),
         np.nan)
     has_joint = per_agent["joint_top1"].notna() & (per_agent["agent"] != JOINT)
-    per_agent["successful_sabotage_joint"] = np.where(
+    per_agent["wrong_agent_joint"] = np.where(
         has_joint, (wrong_sure & (per_agent["joint_top1"] == per_agent["label"])).astype(float),
         np.nan)
-    per_agent["contributions"] = correct.astype(float)
-    per_agent["contribution_to_correct_fusion"] = np.where(
+    per_agent["accuracy"] = correct.astype(float)
+    per_agent["correct_agent_fused"] = np.where(
         in_fusion, (correct & (per_agent["fused_top1"] == per_agent["gold"])).astype(float),
         np.nan)
+    without = fused_without(table, fused_agents, weights)
+    per_agent = per_agent.merge(without, on=["item", "agent"], how="left")
+    per_agent["successful_sabotage"], per_agent["contributions"] = counterfactual_roles(
+        per_agent)
 
     items = _item_table(table, fused, per_agent, fused_agents)
     complete = bool(items["cluster"].notna().all())
@@ -290,14 +305,17 @@ def _item_table(table: pd.DataFrame, fused: pd.DataFrame, per_agent: pd.DataFram
 
     fused_mask = per_agent["agent"].isin(fused_agents)
     items["n_agents"] = grouped["agent"].size()
-    items["contributors"] = names(fused_mask & per_agent["correct"])
+    items["contributors"] = names(per_agent["contributions"] == 1)
+    items["correct_agents"] = names(fused_mask & per_agent["correct"])
     items["saboteurs"] = names(per_agent["potential_sabotage"] == 1)
     items["successful_saboteurs"] = names(per_agent["successful_sabotage"] == 1)
+    items["wrong_agents_fused"] = names(per_agent["wrong_agent_fused"] == 1)
     if JOINT in set(per_agent["agent"]):
         joint = per_agent[per_agent["agent"] == JOINT].set_index("item")
         items["joint_top1"] = joint["label"]
         items["joint_correct"] = joint["correct"]
-    for column in ("contributors", "saboteurs", "successful_saboteurs"):
+    for column in ("contributors", "correct_agents", "saboteurs", "successful_saboteurs",
+                   "wrong_agents_fused"):
         items[column] = items[column].fillna("")
     return items.reset_index()
 
@@ -380,9 +398,10 @@ def _sabotaged(per_agent: pd.DataFrame) -> pd.DataFrame:
     others = answers.groupby("item", sort=False)["answer"].agg("; ".join)
     chosen = per_agent[per_agent["potential_sabotage"] == 1]
     out = chosen[["item", "agent", "label", "confidence", "gold", "fused_top1",
-                  "successful_sabotage", "joint_top1", "successful_sabotage_joint",
-                  "group"]].copy()
+                  "top1_without", "successful_sabotage", "wrong_agent_fused", "joint_top1",
+                  "wrong_agent_joint", "group"]].copy()
     out["all_agents"] = out["item"].map(others)
-    out = out.sort_values(["successful_sabotage", "confidence"], ascending=[False, False],
+    out = out.sort_values(["successful_sabotage", "wrong_agent_fused", "confidence"],
+                          ascending=[False, False, False],
                           kind="mergesort", na_position="last")
     return out.reset_index(drop=True)
