@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="run folder (default: runs/interference-"
                                                     "<model>); never overwritten")
     parser.add_argument("--perturb", default=None,
-                        help="comma-separated perturbations (default: UF,MD,OCR,RP,RI,FB,FW)")
+                        help="comma-separated perturbations (default: UF,MD,OCR,RI,FB,FW; "
+                             "RP too with --text-baseline none)")
+    parser.add_argument("--text-baseline", choices=("noise", "none"), default="noise",
+                        help="clean input of text-heavy items: a random-noise image (paper "
+                             "003; RI/FB/FW replace it) or no image")
     parser.add_argument("--groups", type=cli.positive_int, default=None,
                         help="color-world groups to generate without --data "
                              "(default 12 for the organism, 8 otherwise)")
@@ -168,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention)
+            attention=not args.no_attention, text_baseline=args.text_baseline)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

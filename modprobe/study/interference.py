@@ -56,7 +56,8 @@ from modprobe.study.runfolder import (
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention")
+                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention",
+                "text_baseline")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -69,7 +70,8 @@ class InterferenceConfig:
         data: Task folder (``modprobe.data.tasks`` schema); None: generate the color
             world's image-heavy and text-heavy tasks into ``out/data``.
         out: Run folder.
-        perturb: Perturbation names (None: every built-in one).
+        perturb: Perturbation names (None: every built-in one, less RP under the noise
+            baseline).
         batch_size: Items per chunk (each chunk runs one batch per condition).
         limit: Only the first ``limit`` items.
         device: Torch device (None: CUDA when available).
@@ -87,6 +89,8 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        text_baseline: Clean input of text-heavy items without an image: ``noise`` (a
+            random-pixel image, paper 003's default) or ``none`` (no image).
     """
 
     model: str
@@ -108,6 +112,7 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    text_baseline: str = "noise"
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -155,7 +160,13 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import resolve_source
-    from modprobe.perturb import BUILTIN, applicable, check_perturbation
+    from modprobe.perturb import (
+        BUILTIN,
+        applicable,
+        check_perturbation,
+        check_text_baseline,
+        default_perturbations,
+    )
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -163,7 +174,9 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         raise StudyError(f"--limit must be at least 1, got {config.limit}")
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
-    names = list(config.perturb) if config.perturb else list(BUILTIN)
+    check_text_baseline(config.text_baseline)
+    names = list(config.perturb) if config.perturb else default_perturbations(
+        BUILTIN, config.text_baseline)
     for name in names:
         check_perturbation(name, **config.options_for(name))
     resolve_source(config.model)
@@ -255,7 +268,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     summary, report, shift, figures = analyse_interference_run(
         out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
-        figures=config.figures)
+        figures=config.figures, text_baseline=config.text_baseline)
     manifest["analysis"] = {"n_bootstrap": config.n_bootstrap, "seed": config.seed,
                             "figures": config.figures, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     mark_complete(out, manifest, remove_chunks=True)
@@ -310,6 +323,21 @@ def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
     return aliases
 
 
+def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
+                       config: InterferenceConfig, size: tuple[int, int]) -> list[TaskItem]:
+    """Every item's clean input (text-heavy ones under ``config.text_baseline``), each
+    followed by its perturbations, in item then condition order."""
+    from modprobe.perturb import applicable, perturb, text_baseline
+
+    variants: list[TaskItem] = []
+    for item in items:
+        variants.append(text_baseline(item, config.text_baseline, seed=config.seed, size=size))
+        for name in applicable(item, names):
+            variants.append(perturb(item, name, seed=config.seed, size=size,
+                                    **config.options_for(name)))
+    return variants
+
+
 def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
               config: InterferenceConfig, size: tuple[int, int],
               candidates: Sequence[str]) -> dict[str, Any]:
@@ -321,14 +349,9 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     """
     from modprobe.analysis import normalize_answer
     from modprobe.capture import capture
-    from modprobe.perturb import applicable, get_perturbation, perturb
+    from modprobe.perturb import get_perturbation
 
-    variants: list[TaskItem] = []
-    for item in items:
-        variants.append(item)
-        for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.seed, size=size,
-                                    **config.options_for(name)))
+    variants = condition_variants(items, names, config, size)
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}
     for row, variant in enumerate(variants):

@@ -85,9 +85,12 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
                              span_names: Sequence[str] | None = None,
+                             text_baseline: str | None = None,
                              ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
-    attention_shift.csv, summary.json and the figures into ``out``."""
+    attention_shift.csv, summary.json and the figures into ``out``. ``text_baseline``
+    (the run's clean input of text-heavy items; None for runs that predate the option,
+    which had no image) is named in a note."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
     from modprobe.study.interference import perturbed_span
 
@@ -110,8 +113,11 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     if len(shift) and (shift["span"] == "text").any():
         lines.append("note: text perturbations' attention is on the whole text span (the "
                      "question's tokens included): this span axis has no context sub-span")
+    if "relevant" in items.columns and (items["relevant"] == "text").any():
+        lines.append(_baseline_note(text_baseline))
     summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),
                                "n_rows": len(items), **report.to_dict(), "lines": lines,
+                               "text_baseline": text_baseline or "none",
                                "radar": radar_list(radar_axes(items, report))}
     if len(shift):
         summary["attention_shift"] = shift.to_dict(orient="records")
@@ -120,6 +126,14 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     if figures:
         drawn = draw_figures(out / FIGURES, {_short(model_name): (summary, shift)})
     return summary, report, shift, drawn
+
+
+def _baseline_note(text_baseline: str | None) -> str:
+    if text_baseline == "noise":
+        return ("note: text-heavy items' clean input has a random-noise image (paper 003's "
+                "baseline); RI/FB/FW replace it, RP is a second noise draw")
+    return ("note: text-heavy items' clean input has no image (--text-baseline none); every "
+            "image perturbation adds one")
 
 
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
@@ -211,7 +225,8 @@ def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
     mass = read_npy(mass_path) if mass_path.is_file() else None
     result = analyse_interference_run(run, items, mass, options["perturb"], options["model"],
                                       n_bootstrap, seed, figures,
-                                      span_names=manifest.get("span_names"))
+                                      span_names=manifest.get("span_names"),
+                                      text_baseline=options.get("text_baseline"))
     manifest["analysis"] = {"n_bootstrap": n_bootstrap, "seed": seed, "figures": figures,
                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_json(run / MANIFEST, manifest)
