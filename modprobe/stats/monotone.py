@@ -26,6 +26,7 @@ from scipy.optimize import isotonic_regression
 
 from modprobe.stats._arrays import to_numpy
 from modprobe.stats.resample import cluster_codes
+from modprobe.stats.signflip import RANDOM_FLIPS, sign_flip_pvalues
 
 
 @dataclass(frozen=True)
@@ -243,18 +244,10 @@ def trend_test(x: Any, y: Any, clusters: Any | None = None, alpha: float = 0.05,
                      clustered=clusters is not None, alpha=alpha)
 
 
-#: Up to this many clusters every sign pattern is enumerated (2^14 = 16,384).
+#: Up to this many clusters the trend test enumerates every sign pattern (2^14 = 16,384;
+#: it runs over many bootstrap datasets at once, so its limit is lower than
+#: `modprobe.stats.signflip.EXACT_SIGN_FLIPS_UP_TO`).
 EXACT_FLIPS_UP_TO = 14
-#: Random sign patterns drawn beyond that.
-RANDOM_FLIPS = 4999
-
-
-def _sign_patterns(n_units: int, rng: np.random.Generator) -> np.ndarray:
-    """``patterns units`` +-1 weights: all of them for few units, else random ones."""
-    if n_units <= EXACT_FLIPS_UP_TO:
-        codes = np.arange(2**n_units)[:, None] >> np.arange(n_units)[None, :]
-        return np.where(codes & 1, 1.0, -1.0)
-    return rng.choice(np.array([-1.0, 1.0]), size=(RANDOM_FLIPS, n_units))
 
 
 def trend_scores(
@@ -283,15 +276,5 @@ def trend_scores(
     v = n_clusters / max(n_clusters - 1, 1) * np.sum(per_cluster**2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(v > 0, u / np.sqrt(v), np.nan)
-    signs = _sign_patterns(n_clusters, np.random.default_rng(seed))
-    exceed = np.zeros(x.shape[0])
-    scale = 1e-9 * np.sqrt(np.sum(per_cluster**2, axis=1))
-    for chunk in np.array_split(signs, max(1, signs.shape[0] // 1024)):
-        flipped = np.abs(per_cluster @ chunk.T)  # datasets patterns
-        exceed += np.sum(flipped >= np.abs(u)[:, None] - scale[:, None], axis=1)
-    if n_clusters <= EXACT_FLIPS_UP_TO:  # every pattern, the observed one included
-        p = exceed / signs.shape[0]
-    else:  # random patterns: count the observed one too, so p is never 0
-        p = (exceed + 1) / (signs.shape[0] + 1)
-    p = np.where(v > 0, p, np.nan)
+    p = sign_flip_pvalues(per_cluster, EXACT_FLIPS_UP_TO, RANDOM_FLIPS, seed)
     return t, max(n_clusters - 1, 1), p, u
