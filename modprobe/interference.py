@@ -16,6 +16,11 @@ perturbation, answer, gold`` (clean rows have perturbation ``clean``; optional
 Both print one line per condition::
 
     MD: accuracy=0.792 ci=[0.700, 0.860] delta=0.125 ci=[0.070, 0.210] n=48
+
+Two runs of the same items, compared item by item (paired differences B minus A, with a
+cluster interval and the exact sign-flip p)::
+
+    python -m modprobe.interference compare runs/base runs/finetuned
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from modprobe import cli
 from modprobe.stats import DEFAULT_RESAMPLES
@@ -44,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Perturb the task-irrelevant modality (text for image-heavy items, the "
                     "image for text-heavy ones) and measure accuracy, the flip rate delta "
                     "with paired cluster-aware intervals, and where in the layers the "
-                    "perturbed span takes the answer position's attention.",
+                    "perturbed span takes the answer position's attention. "
+                    "'python -m modprobe.interference compare RUN_A RUN_B' compares two "
+                    "runs of the same items.",
         formatter_class=_Formatter, epilog=cli.EPILOG)
     parser.add_argument("table", nargs="?", default=None,
                         help="CSV of predictions (id, perturbation, answer, gold [, cluster, "
@@ -137,9 +145,76 @@ def run_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_compare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modprobe.interference compare",
+        description="Paired comparison of two interference runs of the same items: per "
+                    "perturbation, the difference (B minus A) in flip rate and accuracy, "
+                    "item by item, with its cluster interval and exact sign-flip p.",
+        formatter_class=_Formatter, epilog=cli.EPILOG)
+    parser.add_argument("run_a", help="run folder A (with items.csv) or a predictions CSV")
+    parser.add_argument("run_b", help="run folder B, over the same items")
+    parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
+                        help="bootstrap replicates")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
+                        help="bootstrap and sign-flip seed")
+    parser.add_argument("--json", default=None,
+                        help="also write the comparison to this JSON file (must not exist)")
+    return parser
+
+
+def _compare_input(path: Path) -> Any:
+    """A run folder's ``items.csv``, or a predictions CSV read as the TABLE form reads it."""
+    import pandas as pd
+
+    from modprobe.analysis.interference import read_predictions
+    from modprobe.study.runfolder import read_table
+
+    if path.is_dir():
+        if not (path / "items.csv").is_file():
+            raise ValueError(f"{path} has no items.csv: not a finished interference run "
+                             "folder (finish it with --resume, or give a predictions CSV)")
+        return read_table(path / "items.csv")
+    if not path.is_file():
+        raise ValueError(f"{path} not found; give an interference run folder or a "
+                         "predictions CSV")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return read_predictions(raw, source=str(path))
+
+
+def run_compare(argv: Sequence[str]) -> int:
+    """The ``compare`` form: paired differences of two runs, printed (and as JSON)."""
+    from modprobe.analysis.interference_compare import compare_interference
+    from modprobe.io import write_json
+
+    args = build_compare_parser().parse_args(argv)
+    if args.json is not None and Path(args.json).exists():
+        raise ValueError(f"--json {args.json} already exists; choose a new file (modprobe "
+                         "never overwrites results)")
+    a, b = Path(args.run_a), Path(args.run_b)
+    names = (a.name or str(a), b.name or str(b))
+    if names[0] == names[1]:
+        names = (str(a), str(b))
+    result = compare_interference(_compare_input(a), _compare_input(b), names=names,
+                                  n_resamples=args.bootstrap, seed=args.seed)
+    for line in result.lines():
+        print(line)
+    if args.json is not None:
+        write_json(Path(args.json), result.to_dict())
+        print(f"\ncomparison: {args.json}")
+    return 0
+
+
 @cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        try:
+            return run_compare(argv[1:])
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     if args.table is None:
         cli.check_device(args.device)  # before the run folder is made

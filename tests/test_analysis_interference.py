@@ -197,3 +197,84 @@ def test_figures_script_draws_several_runs_on_one_radar(tmp_path: Path,
     assert draw([*runs, "--names", "one", "--out", str(tmp_path / "fig2")]) == 2
     assert "2 runs" in capsys.readouterr().err
     assert draw([str(tmp_path / "nothing"), "--out", str(tmp_path / "fig3")]) == 2
+
+
+def _rerun(rng: np.random.Generator, table: pd.DataFrame, flip: dict[str, float]) -> pd.DataFrame:
+    """Run B of run A's items: the same clean answers, perturbed answers redrawn with the
+    flip rates ``flip`` (perturbations not named keep A's answers)."""
+    clean = table[table["perturbation"] == "clean"].set_index("id")["answer"]
+    out = table.copy()
+    for i, row in out.iterrows():
+        rate = flip.get(row["perturbation"])
+        if rate is None:
+            continue
+        before = clean[row["id"]]
+        out.loc[i, "answer"] = rng.choice([o for o in OPTIONS if o != before]) \
+            if rng.random() < rate else before
+    return out
+
+
+def test_paired_comparison_recovers_a_planted_difference() -> None:
+    from modprobe.analysis.interference_compare import compare_interference
+
+    rng = np.random.default_rng(5)
+    raw_a = simulate(rng, {"UF": 0.1, "MD": 0.45}, 40, 8, 4.0)
+    raw_b = _rerun(rng, raw_a, {"MD": 0.15})
+    result = compare_interference(read_predictions(raw_a), read_predictions(raw_b),
+                                  n_resamples=1000)
+    table = result.table.set_index(["perturbation", "measure"])
+    md = table.loc[("MD", "flip rate")]
+    assert md["low"] < -0.30 < md["high"] and abs(md["difference"] + 0.30) < 0.06
+    assert md["p"] < 0.001 and md["n_clusters"] == 40 and md["n"] == 320
+    # the difference is the paired mean: B's rate minus A's, on the same items
+    assert md["difference"] == pytest.approx(md["b"] - md["a"])
+    # UF answers are the same in both runs: no difference, nothing to test
+    uf = table.loc[("UF", "flip rate")]
+    assert uf["difference"] == 0 and uf["low"] == uf["high"] == 0 and np.isnan(uf["p"])
+    assert ("clean", "accuracy") in table.index and ("clean", "flip rate") not in table.index
+    lines = result.lines()
+    assert lines[1].startswith("clean: accuracy") and lines[3].startswith("MD: flip rate")
+
+
+def test_paired_comparison_averages_draws_within_items() -> None:
+    from modprobe.analysis.interference_compare import item_means
+
+    rows = [("a", "clean", 0, "red", True, "g"), ("a", "MD", 0, "blue", False, "g"),
+            ("a", "clean", 1, "red", True, "g"), ("a", "MD", 1, "red", True, "g"),
+            ("b", "clean", 0, "red", False, "h"), ("b", "MD", 0, "red", False, "h"),
+            ("b", "clean", 1, "blue", False, "h"), ("b", "MD", 1, "red", False, "h")]
+    table = pd.DataFrame(rows, columns=["id", "perturbation", "draw", "category", "correct",
+                                        "cluster"])
+    means = item_means(table).set_index(["id", "perturbation"])
+    # a flips in draw 0 only; b flips in draw 1 only (its clean answer differs by draw)
+    assert means.loc[("a", "MD"), "flipped"] == 0.5 and means.loc[("b", "MD"), "flipped"] == 0.5
+    assert means.loc[("a", "MD"), "correct"] == 0.5 and means.loc[("a", "MD"), "n_draws"] == 2
+    assert np.isnan(means.loc[("a", "clean"), "flipped"])
+
+
+def test_paired_comparison_refuses_runs_of_different_items(tmp_path: Path, capsys) -> None:
+    from modprobe.analysis.interference_compare import RunsDifferError, compare_interference
+
+    raw = simulate(np.random.default_rng(6), {"MD": 0.3}, 6, 4, None)
+    a = read_predictions(raw)
+    with pytest.raises(RunsDifferError, match=r"only in A, 0 only in B \(first: item 'c0-0'"):
+        compare_interference(a, read_predictions(raw[raw["id"] != "c0-0"]))
+    with pytest.raises(RunsDifferError, match="runs differ in their conditions: only in A: MD"):
+        compare_interference(a, read_predictions(raw[raw["perturbation"] == "clean"]))
+    regolded = raw.assign(gold=np.where(raw["id"] == "c1-2", "purple", raw["gold"]))
+    with pytest.raises(RunsDifferError, match="gold answer of 1 items .*'c1-2'"):
+        compare_interference(a, read_predictions(regolded))
+    # the command: paired lines, and a one-line refusal (exit 2) that writes nothing
+    raw.to_csv(tmp_path / "a.csv", index=False)
+    _rerun(np.random.default_rng(7), raw, {"MD": 0.0}).to_csv(tmp_path / "b.csv", index=False)
+    raw[raw["id"] != "c0-0"].to_csv(tmp_path / "short.csv", index=False)
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"),
+                 "--json", str(tmp_path / "cmp.json"), "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "MD: flip rate" in out and "diff=" in out and "p=" in out
+    assert json.loads((tmp_path / "cmp.json").read_text())["names"] == ["a.csv", "b.csv"]
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "short.csv"),
+                 "--json", str(tmp_path / "no.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: runs differ in their items")
+    assert not (tmp_path / "no.json").exists()
