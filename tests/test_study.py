@@ -232,3 +232,49 @@ def test_attention_table_and_summary_spans() -> None:
     assert list(legacy["span"].unique()) == ["image", "video", "audio", "text"]
     with pytest.raises(ValueError, match="span axis of 3"):
         attention_table(mass[..., :3], ["a", "b"])
+
+
+def test_sharded_chunks_gather_to_the_tables_of_one_process(tmp_path: Path) -> None:
+    """Two shards capture disjoint chunks of one folder; gathering gives the single-process
+    tables, and a shard never writes another's chunk (the driver's data-parallel seam)."""
+    from modprobe.study.driver import RunDriver, RunSpec, Shard
+
+    items = [f"{i:04d}" for i in range(7)]
+
+    def capture(chunk: list[str]) -> dict[str, object]:
+        return {"mass.npy": np.array([[int(i)] for i in chunk], np.float32),
+                "items.csv": pd.DataFrame({"id": chunk})}
+
+    def driver(out: Path) -> RunDriver:
+        spec = RunSpec(kind="demo", out=out, resume=False, options={}, resume_keys=(),
+                       batch_size=2, tables=("items.csv", "mass.npy"))
+        run = RunDriver(spec)
+        out.mkdir()
+        return run
+
+    whole = driver(tmp_path / "whole").run_chunks(items, capture, progress=False).tables
+    shared = driver(tmp_path / "shared")
+    seen: list[int] = []
+    shared.capture_chunks(shared.chunks(items), capture, False, seen.append, Shard(1, 2))
+    assert seen == [1, 3]  # rank 1 of 2 takes the odd chunks only
+    assert sorted(p.name for p in (tmp_path / "shared" / "chunks").iterdir()) == ["00001", "00003"]
+    shared.capture_chunks(shared.chunks(items), capture, False, seen.append, Shard(0, 2))
+    assert seen == [1, 3, 0, 2]
+    gathered = shared.gather(len(shared.chunks(items))).tables
+    assert gathered["items.csv"]["id"].tolist() == items == whole["items.csv"]["id"].tolist()
+    np.testing.assert_array_equal(gathered["mass.npy"], whole["mass.npy"])
+    with pytest.raises(StudyError, match="shard rank"):
+        Shard(2, 2)
+
+
+def test_analysis_options_have_one_definition_and_one_check() -> None:
+    from modprobe.study import AnalysisOptions
+
+    config = StudyConfig(model="m", data=None, out="o", n_bootstrap=30, axis="abs")
+    options = AnalysisOptions.of(config, seed=4)
+    assert (options.n_bootstrap, options.axis, options.seed) == (30, "abs", 4)
+    assert AnalysisOptions.of({"n_bootstrap": 30}).axis == "rel"  # an old manifest: defaults
+    for bad in ({"n_bootstrap": 0}, {"axis": "log"}, {"entropy_floor": -1.0},
+                {"balance_estimate": "mean"}):
+        with pytest.raises(StudyError, match=next(iter(bad))):
+            AnalysisOptions.of(bad)

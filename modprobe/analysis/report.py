@@ -351,12 +351,35 @@ def _analyze_model(
     )
 
 
+def cluster_column(items: pd.DataFrame) -> tuple[str | None, str | None]:
+    """The one rule that picks a table's cluster column (``cluster="auto"`` everywhere).
+
+    A column named ``cluster`` is used when every row has a label: the bootstrap then
+    resamples clusters (the generated datasets label one cluster per group of shape and
+    colors), else single rows.
+
+    Args:
+        items: A table (one row per item, or per item x condition).
+
+    Returns:
+        ``("cluster", None)`` when every row is labelled; ``(None, None)`` without labels;
+        ``(None, why)`` when only some rows are labelled (``why`` says the bootstrap
+        resamples single items).
+    """
+    if CLUSTER_COLUMN not in items.columns or items[CLUSTER_COLUMN].isna().all():
+        return None, None
+    missing = int(items[CLUSTER_COLUMN].isna().sum())
+    if missing:
+        return None, (f"{missing} of {len(items)} items have no cluster label, so the "
+                      "bootstrap resamples single items")
+    return CLUSTER_COLUMN, None
+
+
 def _resolve_cluster(items: pd.DataFrame, cluster: str | None) -> tuple[str | None, bool]:
     """The cluster column to use and whether it was found (``cluster="auto"``)."""
     if cluster == AUTO:
-        if CLUSTER_COLUMN in items.columns and items[CLUSTER_COLUMN].notna().all():
-            return CLUSTER_COLUMN, True
-        return None, False
+        found, _ = cluster_column(items)
+        return found, found is not None
     if cluster is not None:
         if cluster not in items.columns:
             raise TableError(

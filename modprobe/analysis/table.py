@@ -19,6 +19,7 @@ column             required  meaning
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,14 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("model", "group", "correct_text", "correct_
 ENTROPY_COLUMNS: tuple[str, ...] = ("h_text", "h_vision")
 BOOL_COLUMNS: tuple[str, ...] = ("correct_text", "correct_vision")
 
-#: Columns read as text, so that labels like ``0001`` and ``1`` stay distinct strings.
-_TEXT_DTYPES = {c: str for c in ("y_text", "y_vision", "y_multi", "model", "group", "cluster",
-                                 "id")}
+#: Columns read as text, so that labels like ``0001`` and ``1`` stay distinct strings (an id
+#: ``0001`` is not the number 1): the prediction table's and the runners' tables'. Absent
+#: columns are ignored.
+TEXT_COLUMNS: tuple[str, ...] = (
+    "id", "group", "shape", "answer_vision", "answer_text", "cluster", "y_vision", "y_text",
+    "y_multi", "condition", "top1_token", "candidate", "perturbation", "answer", "model")
+#: Suffixes :func:`read_table` reads.
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".parquet", ".pq")
 
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
@@ -54,14 +60,22 @@ class TableError(ModprobeError, ValueError):
         self.row = row
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet prediction table (by file suffix) and validate it.
+def read_table(path: str | Path, validate: bool = True,
+               text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet table (by file suffix): the one table reader of modprobe.
+
+    Prediction tables and every table a runner writes are read with it. In CSV and TSV
+    files an empty cell is missing, the strings ``NA`` or ``null`` are not, and the
+    ``text`` columns stay strings.
 
     Args:
         path: ``.csv``, ``.tsv``, ``.parquet`` or ``.pq`` file.
+        validate: Check it as a prediction table (see `validate_table`); off for other
+            tables (a run's ``layers.csv``, ``attention.csv``, ...).
+        text: Columns read as strings.
 
     Returns:
-        The validated table (see `validate_table`).
+        The table (validated and normalised when ``validate``).
 
     Raises:
         TableError: On a missing file, an unknown suffix or invalid contents.
@@ -70,24 +84,22 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not p.is_file():
         raise TableError(f"no such file: {p}")
     suffix = p.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise TableError(f"unsupported table format {suffix!r} of {p} (use .csv, .tsv or "
+                         ".parquet)")
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(p, dtype=_TEXT_DTYPES)
-        elif suffix == ".tsv":
-            frame = pd.read_csv(
-                p, sep="\t", dtype=_TEXT_DTYPES
-            )
-        elif suffix in (".parquet", ".pq"):
+        if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
         else:
-            raise TableError(f"unsupported table format {suffix!r} (use .csv, .tsv or .parquet)")
-    except TableError:
-        raise
+            sep = "\t" if suffix == ".tsv" else ","
+            head = pd.read_csv(p, sep=sep, nrows=0).columns
+            frame = pd.read_csv(p, sep=sep, keep_default_na=False, na_values=[""],
+                                dtype={c: str for c in text if c in head})
     except ImportError as err:
         raise TableError(f"cannot read {p.name}: {err} (install pyarrow for parquet)") from None
     except (ValueError, OSError, pd.errors.ParserError) as err:  # carry line information
         raise TableError(f"cannot read {p}: {err}") from None
-    return validate_table(frame)
+    return validate_table(frame) if validate else frame
 
 
 def _parse_bool(value: Any, column: str, row: int) -> bool:

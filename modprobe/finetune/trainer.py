@@ -29,8 +29,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modprobe.determinism import deterministic_torch
 from modprobe.errors import ModprobeError
 from modprobe.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from modprobe.finetune.config import TrainConfig
@@ -244,22 +244,6 @@ def _learning_rate(config: TrainConfig, step: int) -> float:
     return config.learning_rate
 
 
-@contextmanager
-def _deterministic(threads: int | None) -> Iterator[None]:
-    """Deterministic kernels (and a fixed thread count) for the run; restored after."""
-    before_threads = torch.get_num_threads()
-    before = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    if threads:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before_threads)
-        torch.use_deterministic_algorithms(before, warn_only=warn_only)
-
-
 def _accelerator(config: TrainConfig, device: torch.device) -> Any:
     from accelerate import Accelerator
 
@@ -324,9 +308,8 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     manifest = outcome[0]
-    with _deterministic(config.threads), torch.random.fork_rng(devices=[]):
-        # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
-        torch.manual_seed(config.seed + accelerator.process_index)
+    # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
+    with deterministic_torch(config.seed + accelerator.process_index, config.threads):
         return _train(loaded, items, config, out, manifest, progress, accelerator)
 
 

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
 from modprobe.adapters import ADAPTERS
+from modprobe.determinism import deterministic_torch
 from modprobe.io import make_readable
 from modprobe.organism import sources
 from modprobe.organism.config import OrganismConfig
@@ -143,25 +143,6 @@ def _learning_rate(config: OrganismConfig, step: int) -> float:
     return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-@contextmanager
-def _reproducible(config: OrganismConfig) -> Iterator[None]:
-    """Seeded, deterministic, ``config.threads``-threaded torch; global state restored after."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.set_num_threads(config.threads)
-        torch.manual_seed(config.seed)
-        # Deterministic kernels make "same seed -> identical weights" hold on CPU (for a
-        # given thread count: a different split can change float summation order).
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-
-
 def train(config: OrganismConfig,
           progress: Callable[[dict[str, float]], None] | None = None) -> TrainingRun:
     """Train an organism from scratch, deterministically from ``config.seed``.
@@ -173,7 +154,7 @@ def train(config: OrganismConfig,
     Returns:
         The trained model, its processor, the log and the timing.
     """
-    with _reproducible(config):
+    with deterministic_torch(config.seed, config.threads):
         return _train(config, progress)
 
 

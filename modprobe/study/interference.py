@@ -26,7 +26,6 @@ Run folder::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,23 +35,10 @@ import numpy as np
 import pandas as pd
 
 from modprobe.data.tasks import TaskItem, TaskSet
-from modprobe.io import write_json
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
-from modprobe.study.runfolder import (
-    MANIFEST,
-    StudyError,
-    check_run_folder,
-    chunk_folder,
-    data_fingerprint,
-    finished_chunks,
-    gather_chunks,
-    mark_complete,
-    model_fingerprint,
-    prepare_run_folder,
-    undo_new_run,
-    write_chunk,
-)
+from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
+from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
@@ -205,74 +191,71 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
                      on_chunk: Callable[[int], None] | None = None) -> InterferenceResult:
     """Run (or resume) an interference study and write its run folder.
 
+    Args:
+        config: The options.
+        progress: Show a progress bar.
+        on_chunk: Called with the chunk index after each chunk is written.
+
+    Returns:
+        The :class:`InterferenceResult`.
+
     Raises:
-        StudyError: the run folder exists (without ``resume``) or does not match.
+        StudyError: the run folder exists (without ``resume``) or does not match; a disk
+            or memory failure mid-run (finished chunks are kept).
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
-    from tqdm.auto import tqdm
-
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
-    tasks, names = _check_inputs(config)
-    out = Path(config.out)
+    given, names = _check_inputs(config)
+    analysis = AnalysisOptions.of(config)
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     options["perturb"] = names
-    resuming = check_run_folder(out, config.resume, kind="interference") is not None
+    driver = RunDriver(RunSpec(
+        kind="interference", out=Path(config.out), resume=config.resume, options=options,
+        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
+        tables=TABLES if config.attention else TABLES[:2],
+        generated=("data",) if config.data is None else (),
+        progress_label="modprobe.interference"))
+    driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
-    created = not out.exists()
-    try:
-        data = Path(config.data) if config.data is not None else _generate(config, out)
-        tasks = tasks or load_tasks(data)
+
+    def load_inputs() -> RunInputs:
+        data = Path(config.data) if config.data is not None else _generate(config, driver.out)
+        tasks = given or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
-        fingerprints = {"data": data_fingerprint(data, images),
-                        "model": model_fingerprint(loaded.module)}
-        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
-                                      kind="interference", fingerprints=fingerprints,
-                                      generated=("data",) if config.data is None else ())
-    except BaseException:
-        if not resuming:
-            undo_new_run(out, created)
-        raise
-    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
-                     "n_items": len(items), "data_folder": str(data), "image_size": list(size),
-                     "image_size_note": size_note,
-                     "candidates": candidates, "span_names": list(SPAN_NAMES),
-                     "perturbed_spans": {n: perturbed_span(n) for n in names}})
-    write_json(out / MANIFEST, manifest)
+        return RunInputs(
+            data=data, items=items,
+            fingerprints={"data": data_fingerprint(data, images),
+                          "model": model_fingerprint(loaded.module)},
+            manifest={"source": loaded.source, "family": loaded.adapter.family,
+                      "image_size": list(size), "image_size_note": size_note,
+                      "candidates": candidates, "span_names": list(SPAN_NAMES),
+                      "perturbed_spans": {n: perturbed_span(n) for n in names}},
+            extra={"tasks": tasks, "candidates": candidates})
 
-    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
-    done = finished_chunks(out, len(chunks))
-    bar = tqdm(total=len(items), unit="item", desc="modprobe.interference",
-               disable=not progress, initial=sum(len(chunks[i]) for i in done))
-    for index, chunk in enumerate(chunks):
-        if index in done:
-            continue
-        opened = [tasks.open(item) for item in chunk]
-        tables = run_chunk(loaded, opened, names, config, size, candidates)
-        write_chunk(chunk_folder(out, index), tables)
-        bar.update(len(chunk))
-        if on_chunk is not None:
-            on_chunk(index)
-    bar.close()
+    inputs = driver.prepare(load_inputs)
+    tasks, candidates = inputs.extra["tasks"], inputs.extra["candidates"]
+    gathered = driver.run_chunks(
+        inputs.items, lambda chunk: run_chunk(loaded, [tasks.open(item) for item in chunk],
+                                              names, config, size, candidates),
+        progress=progress, on_chunk=on_chunk).tables
 
-    gathered = gather_chunks(out, len(chunks), TABLES if config.attention else TABLES[:2])
     from modprobe.study.interference_report import analyse_interference_run
 
     summary, report, shift, figures = analyse_interference_run(
-        out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
-        model_name=config.model, n_bootstrap=config.n_bootstrap, seed=config.seed,
-        figures=config.figures, text_baseline=config.text_baseline)
-    manifest["analysis"] = {"n_bootstrap": config.n_bootstrap, "seed": config.seed,
-                            "figures": config.figures, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    mark_complete(out, manifest, remove_chunks=True)
-    return InterferenceResult(out, gathered["items.csv"], report, shift, summary, figures)
+        driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
+        model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
+        figures=analysis.figures, text_baseline=config.text_baseline)
+    driver.finish(analysis.record(COMMON_ANALYSIS))
+    return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
+                              figures)
 
 
 def _image_size(config: InterferenceConfig, loaded: Any) -> tuple[tuple[int, int], str]:

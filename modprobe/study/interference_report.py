@@ -53,13 +53,6 @@ def _span_names(width: int) -> list[str]:
                      f"({', '.join(SPAN_NAMES)})")
 
 
-def cluster_of(items: pd.DataFrame) -> str | None:
-    """``"cluster"`` when every row has a cluster label, else None (items independent)."""
-    if "cluster" in items.columns and items["cluster"].notna().all():
-        return "cluster"
-    return None
-
-
 def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
     """Accuracy per radar spoke. With a ``relevant`` column: the image-heavy items' clean
     accuracy, then their text perturbations; the text-heavy items' clean accuracy, then
@@ -92,9 +85,10 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     (the run's clean input of text-heavy items; None for runs that predate the option,
     which had no image) is named in a note."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
+    from modprobe.analysis.report import cluster_column
     from modprobe.study.interference import perturbed_span
 
-    cluster = cluster_of(items)
+    cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
                                   n_resamples=n_bootstrap, seed=seed)
     write_csv(out / "flips.csv", report.per_item)
@@ -209,25 +203,21 @@ def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
     options), so the result equals the run's summary unless one is changed. The options
     used are recorded in the manifest's ``analysis`` entry.
     """
-    import time
-
+    from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions
     from modprobe.study.runfolder import MANIFEST
 
     run = Path(run)
     manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
     options = manifest.get("options", {})
-    if n_bootstrap is None:
-        n_bootstrap = options.get("n_bootstrap", DEFAULT_RESAMPLES)
-    if seed is None:
-        seed = options.get("seed", 0)
+    analysis = AnalysisOptions.of({k: options[k] for k in COMMON_ANALYSIS if k in options},
+                                  n_bootstrap=n_bootstrap, seed=seed).replace(figures=figures)
     items = read_table(run / "items.csv")
     mass_path = run / "attention_mass.npy"
     mass = read_npy(mass_path) if mass_path.is_file() else None
     result = analyse_interference_run(run, items, mass, options["perturb"], options["model"],
-                                      n_bootstrap, seed, figures,
+                                      analysis.n_bootstrap, analysis.seed, analysis.figures,
                                       span_names=manifest.get("span_names"),
                                       text_baseline=options.get("text_baseline"))
-    manifest["analysis"] = {"n_bootstrap": n_bootstrap, "seed": seed, "figures": figures,
-                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    manifest["analysis"] = analysis.record(COMMON_ANALYSIS)
     write_json(run / MANIFEST, manifest)
     return result

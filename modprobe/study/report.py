@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modprobe.analysis.report import cluster_column
 from modprobe.io import read_npy, write_csv, write_json
 from modprobe.spans import span_names_of
-from modprobe.stats import DEFAULT_RESAMPLES
+
+__all__ = ["analyse_folder", "analyse_run", "attention_summary", "cluster_column",
+           "following_table", "layer_top1", "logit_difference_per_item"]
 
 FIGURES = "figures"
 PROMPT_LABELS = {"vision": "image + question", "text": "description + question",
@@ -37,21 +40,6 @@ def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
     table = items[columns].copy()
     table.insert(0, "model", model_name)
     return table
-
-
-def cluster_column(items: pd.DataFrame) -> tuple[str | None, str | None]:
-    """``("cluster", None)`` when every item has a cluster label, else ``(None, why)``.
-
-    The law's bootstrap resamples clusters when the dataset labels them (the generated
-    dataset does: one cluster per group of shape and colors), single items otherwise.
-    """
-    if "cluster" not in items.columns or items["cluster"].isna().all():
-        return None, None
-    missing = int(items["cluster"].isna().sum())
-    if missing:
-        return None, (f"{missing} of {len(items)} items have no cluster label, so the "
-                      "bootstrap resamples single items")
-    return "cluster", None
 
 
 def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
@@ -262,9 +250,8 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
     import json
-    import time
-    from types import SimpleNamespace
 
+    from modprobe.study.driver import AnalysisOptions
     from modprobe.study.runfolder import MANIFEST, StudyError, read_table
 
     run = Path(run)
@@ -278,26 +265,14 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
         model = manifest["options"]["model"]
     except (ValueError, KeyError, TypeError) as err:
         raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
-    options = manifest.get("options", {})
-    chosen = {"n_bootstrap": n_bootstrap, "seed": seed, "axis": axis,
-              "entropy_floor": entropy_floor, "balance_estimate": balance_estimate,
-              "all_conflicts": all_conflicts}
-    fallback = {"n_bootstrap": DEFAULT_RESAMPLES, "seed": 0, "axis": "rel", "entropy_floor": 0.0,
-                "balance_estimate": "logistic", "all_conflicts": False}
-    values = {k: v if v is not None else options.get(k, fallback[k]) for k, v in chosen.items()}
-    count = values["n_bootstrap"]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise StudyError(f"n_bootstrap must be a positive integer, got {count!r}")
-    if values["axis"] not in ("rel", "abs"):
-        raise StudyError(f"axis must be rel or abs, got {values['axis']!r}")
-    if not 0 <= values["entropy_floor"] < float("inf"):
-        raise StudyError(f"entropy_floor must be a number >= 0, got {values['entropy_floor']!r}")
+    options = AnalysisOptions.of(manifest.get("options", {}), n_bootstrap=n_bootstrap,
+                                 seed=seed, axis=axis, entropy_floor=entropy_floor,
+                                 balance_estimate=balance_estimate,
+                                 all_conflicts=all_conflicts).replace(figures=figures)
     items = read_table(run / "items.csv")
     layers = read_table(run / "layers.csv")
     mass = read_npy(run / "attention_mass.npy")
-    config = SimpleNamespace(figures=figures, **values)
-    result = analyse_run(run, items, layers, mass, config, model, int(mass.shape[2]))
-    manifest["analysis"] = {**values, "figures": figures,
-                            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = analyse_run(run, items, layers, mass, options, model, int(mass.shape[2]))
+    manifest["analysis"] = options.record()
     write_json(run / MANIFEST, manifest)
     return result

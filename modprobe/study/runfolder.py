@@ -34,16 +34,13 @@ import numpy as np
 import pandas as pd
 
 from modprobe import cli
+from modprobe.analysis import table as analysis_table
+from modprobe.analysis.table import TEXT_COLUMNS
 from modprobe.errors import ModprobeError
-from modprobe.io import read_csv, read_npy, remove_temporary_files, write_csv, write_json, write_npy
+from modprobe.io import read_npy, remove_temporary_files, write_csv, write_json, write_npy
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
-#: Columns the runners' tables hold as text: read back as strings (an id ``0001`` is not
-#: the number 1, and ``0001`` and ``1`` must not collide). Absent columns are ignored.
-TEXT_COLUMNS: tuple[str, ...] = (
-    "id", "group", "shape", "answer_vision", "answer_text", "cluster", "y_vision", "y_text",
-    "y_multi", "condition", "top1_token", "candidate", "perturbation", "answer", "model")
 #: Elements read from each weight tensor for the model fingerprint (evenly spaced).
 SAMPLES_PER_TENSOR = 64
 
@@ -249,9 +246,9 @@ def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
 
 
 def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
-    """A CSV the runners wrote (empty strings are missing, ``"NA"`` stays a string, the
-    ``text`` columns stay strings)."""
-    return read_csv(path, text=text)
+    """A table a runner wrote: :func:`modprobe.analysis.table.read_table` (the one reader),
+    without the prediction-table check."""
+    return analysis_table.read_table(path, validate=False, text=text)
 
 
 def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]:

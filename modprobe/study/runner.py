@@ -30,7 +30,6 @@ Run folder::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,28 +41,17 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import read_npy, write_csv, write_json
+from modprobe.io import write_csv
 from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
-from modprobe.study.runfolder import (
-    MANIFEST,
-    StudyError,
-    check_run_folder,
-    chunk_folder,
-    data_fingerprint,
-    finished_chunks,
-    gather_chunks,
-    mark_complete,
-    model_fingerprint,
-    prepare_run_folder,
-    read_table,
-    undo_new_run,
-    write_chunk,
-)
+from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
+from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
                 "seed")
+#: The chunk files gathered into the run's tables.
+TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
 @dataclass
@@ -149,7 +137,6 @@ def _check_config(config: StudyConfig) -> None:
 
     integer("--batch-size", config.batch_size, 1)
     integer("--top-k", config.top_k, 1)
-    integer("--bootstrap", config.n_bootstrap, 1)
     integer("--seed", config.seed, 0)
     if config.limit is not None:
         integer("--limit", config.limit, 1)
@@ -158,11 +145,7 @@ def _check_config(config: StudyConfig) -> None:
         if config.data is not None:
             raise StudyError("--groups sets the size of the generated dataset, so it applies "
                              "only without --data; drop one of them")
-    if config.axis not in ("rel", "abs"):
-        raise StudyError(f"--axis must be rel or abs, got {config.axis!r}")
-    if not (isinstance(config.entropy_floor, (int, float)) and
-            0 <= config.entropy_floor < float("inf")):
-        raise StudyError(f"--entropy-floor must be a number >= 0, got {config.entropy_floor!r}")
+    AnalysisOptions.of(config)  # --bootstrap, --axis, --entropy-floor, --estimate
     check_dtype(config.dtype)
     if config.candidates is not None:
         if not config.candidates or not all(isinstance(c, str) and c.strip()
@@ -171,14 +154,6 @@ def _check_config(config: StudyConfig) -> None:
                              f"got {config.candidates!r}")
         if len(set(config.candidates)) != len(config.candidates):
             raise StudyError(f"--candidates lists an answer twice: {config.candidates!r}")
-
-
-def _analysis_options(config: StudyConfig) -> dict[str, Any]:
-    """The options the summary was computed with (re-analysis records its own)."""
-    return {"n_bootstrap": config.n_bootstrap, "seed": config.seed, "axis": config.axis,
-            "entropy_floor": config.entropy_floor, "figures": config.figures,
-            "balance_estimate": config.balance_estimate, "all_conflicts": config.all_conflicts,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _generate_data(config: StudyConfig, out: Path) -> Path:
@@ -306,115 +281,79 @@ def run_study(config: StudyConfig, progress: bool = True,
     Nothing is written before every check passed; a refused new run leaves no folder.
     """
     from modprobe.capture.candidates import resolve_candidates
-    from modprobe.cli import check_device, describe
+    from modprobe.cli import check_device
     from modprobe.data import load_dataset
     from modprobe.loading import load, resolve_source
 
     # Check everything the user gave before writing anything: a typo must not leave a run
     # folder, and a refused resume must not touch the run.
     _check_config(config)
+    analysis = AnalysisOptions.of(config)  # checked by _check_config
     resolve_source(config.model)
     device = check_device(config.device)
-    out = Path(config.out)
-    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    manifest = check_run_folder(out, config.resume, kind="following")
-    resuming = manifest is not None
-    written_spans = manifest.get("span_names") if manifest is not None else None
+    driver = RunDriver(RunSpec(
+        kind="following", out=Path(config.out), resume=config.resume,
+        options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
+        resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
+        optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
+        progress_label="modprobe.layers"))
+    previous = driver.check_folder()
+    written_spans = previous.get("span_names") if previous is not None else None
     if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
         raise StudyError(
-            f"cannot resume {out}: it was written with spans {', '.join(written_spans)} and "
-            f"this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
+            f"cannot resume {driver.out}: it was written with spans {', '.join(written_spans)} "
+            f"and this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another "
+            "--out")
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
         resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
-    created = not out.exists()
-    try:
-        data = Path(config.data) if config.data is not None else _generate_data(config, out)
+
+    def load_inputs() -> RunInputs:
+        data = Path(config.data) if config.data is not None else _generate_data(config,
+                                                                                driver.out)
         dataset = given or load_dataset(data)
         items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
-        if not items:
-            raise StudyError(f"no items to run in {data}")
         candidates = config.candidates or sorted(
             {a for it in items for a in (it.answer_vision, it.answer_text)})
         resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
         fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
                         "model": model_fingerprint(loaded.module)}
-        manifest = prepare_run_folder(out, options, config.resume, _RESUME_KEYS,
-                                      kind="following", fingerprints=fingerprints,
-                                      generated=("data",) if config.data is None else ())
-    except BaseException:
-        if not resuming:
-            undo_new_run(out, created)
-        raise
-    complete = manifest.get("status") == "complete" and (out / "items.csv").is_file()
-    manifest.update({"source": loaded.source, "family": loaded.adapter.family,
-                     "n_items": len(items), "data_folder": str(data), "candidates": candidates,
-                     "span_names": list(SPAN_NAMES),
-                     "conditions": list(CONDITIONS)})
-    write_json(out / MANIFEST, manifest)
-    if complete:  # resuming a finished run: re-analyse its tables with the options now
-        items_frame, layers_frame = read_table(out / "items.csv"), read_table(out / "layers.csv")
-        mass = read_npy(out / "attention_mass.npy")
-    else:
-        try:
-            items_frame, layers_frame, mass = _capture_chunks(
-                loaded, dataset, items, candidates, config, out, progress, on_chunk)
-        except OSError as err:
-            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: fix "
-                             "this, then rerun the same command with --resume") from err
-        except Exception as err:
-            if type(err).__name__ != "OutOfMemoryError":
-                raise
-            raise StudyError(f"{describe(err)}; the finished chunks are kept in {out}: free "
-                             "memory and rerun with --resume, or use a smaller --batch-size in "
-                             "a new --out") from err
+        return RunInputs(data=data, items=items, fingerprints=fingerprints,
+                         manifest={"source": loaded.source, "family": loaded.adapter.family,
+                                   "candidates": candidates, "span_names": list(SPAN_NAMES),
+                                   "conditions": list(CONDITIONS)},
+                         extra={"dataset": dataset, "candidates": candidates})
+
+    inputs = driver.prepare(load_inputs)
+    dataset, candidates = inputs.extra["dataset"], inputs.extra["candidates"]
+    gathered = driver.run_chunks(
+        inputs.items, lambda chunk: _chunk_files(loaded, dataset, chunk, candidates,
+                                                 config.top_k),
+        progress=progress, on_chunk=on_chunk)
+    items_frame = gathered.tables["items.csv"]
+    layers_frame = gathered.tables["layers.csv"]
+    mass = gathered.tables["attention_mass.npy"]
+    if gathered.fresh:
+        write_csv(driver.out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
 
     from modprobe.study.report import analyse_run
 
-    summary, figures = analyse_run(out, items_frame, layers_frame, mass, config,
+    summary, figures = analyse_run(driver.out, items_frame, layers_frame, mass, analysis,
                                    model_name=config.model, num_layers=mass.shape[2])
-    manifest["analysis"] = _analysis_options(config)
-    mark_complete(out, manifest, remove_chunks=True)
-    return StudyResult(out=out, items=items_frame, layers=layers_frame, attention_mass=mass,
-                       summary=summary, figures=figures)
+    driver.finish(analysis.record())
+    return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,
+                       attention_mass=mass, summary=summary, figures=figures)
 
 
-def _capture_chunks(loaded: Any, dataset: Any, items: list[Any], candidates: list[str],
-                    config: StudyConfig, out: Path, progress: bool,
-                    on_chunk: Callable[[int], None] | None,
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Capture the chunks not yet on disk, then write and return the run's tables."""
-    from tqdm.auto import tqdm
-
-    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
-    done = finished_chunks(out, len(chunks))
-    bar = tqdm(total=len(items), unit="item", desc="modprobe.layers", disable=not progress,
-               initial=sum(len(chunks[i]) for i in done))
-    for index, chunk in enumerate(chunks):
-        if index in done:
-            continue
-        items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, chunk,
-                                                                 candidates, config.top_k)
-        write_chunk(chunk_folder(out, index), {"attention_mass.npy": mass,
-                                               "layers.csv": layers_frame,
-                                               "candidates.csv": cand_frame,
-                                               "items.csv": items_frame})
-        bar.update(len(chunk))
-        if on_chunk is not None:
-            on_chunk(index)
-    bar.close()
-
-    tables = gather_chunks(out, len(chunks), ["items.csv", "layers.csv", "attention_mass.npy"])
-    items_frame, layers_frame = tables["items.csv"], tables["layers.csv"]
-    mass = tables["attention_mass.npy"]
-    # Chunks written before candidates.csv existed (a resumed older run) have none; the run
-    # then has no candidates.csv and readers fall back on the last lens layer.
-    if all((chunk_folder(out, i) / "candidates.csv").is_file() for i in range(len(chunks))):
-        gather_chunks(out, len(chunks), ["candidates.csv"])
-    write_csv(out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
-    return items_frame, layers_frame, mass
+def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
+                 top_k: int) -> dict[str, Any]:
+    """One chunk's files, the marker (``items.csv``) last."""
+    items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, items,
+                                                             candidates, top_k)
+    return {"attention_mass.npy": mass, "layers.csv": layers_frame,
+            "candidates.csv": cand_frame, "items.csv": items_frame}
 
 
 def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:

@@ -1,0 +1,357 @@
+"""The one run driver: the start sequence, chunk loop and finish every runner shares.
+
+A runner (the following study, the interference study, ...) says what its run is (a
+:class:`RunSpec`), how to load its inputs and how to capture one chunk; the driver does
+the rest, in the same order for every kind of run::
+
+    driver = RunDriver(spec)
+    driver.check_folder()                 # writes nothing: a typo leaves no trace
+    ...runner's own checks and model loading...
+    inputs = driver.prepare(load_inputs)  # inputs, fingerprints, folder (undone on failure)
+    tables = driver.run_chunks(inputs.items, capture_chunk, progress)  # resumable chunks
+    ...runner's analysis (summary.json, figures)...
+    driver.finish(analysis)               # manifest: analysis options, status complete
+
+Chunks are fixed by the item list and the batch size, so chunk ``i`` always holds the
+same items. A :class:`Shard` is a filter on those chunks: several processes (ranks) can
+each capture their own chunks of one run folder, and one of them gathers the tables
+once all chunks are written (:meth:`RunDriver.gather`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.runfolder import (
+    MANIFEST,
+    StudyError,
+    check_run_folder,
+    chunk_folder,
+    finished_chunks,
+    gather_chunks,
+    mark_complete,
+    prepare_run_folder,
+    undo_new_run,
+    write_chunk,
+)
+
+#: The analysis options that apply to every kind of run (the rest: following studies).
+COMMON_ANALYSIS = ("n_bootstrap", "seed", "figures")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How a run's tables are analysed (changing them needs no model, only the tables).
+
+    Attributes:
+        n_bootstrap: Bootstrap replicates of every interval.
+        seed: Seed of the bootstrap.
+        figures: Draw the figures.
+        axis: Uncertainty axis of the following analysis: ``rel`` or ``abs``.
+        entropy_floor: Floor on entropies (nats) before the axis is computed.
+        balance_estimate: Balance point reported last (``logistic``, ``monotone``, ``auto``).
+        all_conflicts: Keep every conflict (skip the paper's correctness filter).
+    """
+
+    n_bootstrap: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    figures: bool = True
+    axis: str = "rel"
+    entropy_floor: float = 0.0
+    balance_estimate: str = "logistic"
+    all_conflicts: bool = False
+
+    @classmethod
+    def of(cls, source: Any, **changes: Any) -> AnalysisOptions:
+        """The options of ``source`` (a run config or a manifest's ``options`` mapping;
+        missing ones take the defaults), with ``changes`` that are not None applied."""
+        names = [f.name for f in fields(cls)]
+        if isinstance(source, Mapping):
+            values = {n: source[n] for n in names if n in source}
+        else:
+            values = {n: getattr(source, n) for n in names if hasattr(source, n)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise StudyError(f"unknown analysis option(s) {', '.join(unknown)}; the options "
+                             f"are {', '.join(names)}")
+        options = cls(**values)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """Refuse values that cannot give a meaningful analysis, naming the option.
+
+        Raises:
+            StudyError: naming the option and the value given.
+        """
+        count = self.n_bootstrap
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StudyError(f"n_bootstrap (--bootstrap) must be a positive integer, "
+                             f"got {count!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise StudyError(f"seed (--seed) must be an integer >= 0, got {self.seed!r}")
+        if self.axis not in ("rel", "abs"):
+            raise StudyError(f"axis (--axis) must be rel or abs, got {self.axis!r}")
+        floor = self.entropy_floor
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or \
+                not 0 <= floor < float("inf"):
+            raise StudyError(f"entropy_floor (--entropy-floor) must be a number >= 0, "
+                             f"got {floor!r}")
+        if self.balance_estimate not in ("logistic", "monotone", "auto"):
+            raise StudyError(f"balance_estimate (--estimate) must be logistic, monotone or "
+                             f"auto, got {self.balance_estimate!r}")
+
+    def replace(self, **changes: Any) -> AnalysisOptions:
+        """A copy with ``changes`` (None values ignored), checked."""
+        options = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        options.check()
+        return options
+
+    def record(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The manifest's ``analysis`` entry: the options (``names`` only, when given) and
+        when the analysis ran."""
+        values = asdict(self)
+        if names is not None:
+            values = {n: values[n] for n in names}
+        return {**values, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The chunks one process of a data-parallel run captures: ``index % count == rank``.
+
+    The default (rank 0 of 1) takes every chunk. Each chunk is written by exactly one rank,
+    so ranks never write the same file; the tables are gathered once every chunk is done.
+    """
+
+    rank: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.count:
+            raise StudyError(f"shard rank must be in 0..{self.count - 1}, got {self.rank}")
+
+    def takes(self, chunk: int) -> bool:
+        """Whether chunk number ``chunk`` belongs to this shard."""
+        return chunk % self.count == self.rank
+
+
+@dataclass
+class RunSpec:
+    """What a runner's run is, for the driver.
+
+    Attributes:
+        kind: The run kind (``following``, ``interference``); a resume of another kind is
+            refused.
+        out: The run folder.
+        resume: Continue the run in ``out``.
+        options: The run's options (written to the manifest).
+        resume_keys: The options that change the numbers (equal on resume).
+        batch_size: Items per chunk.
+        tables: The chunk files gathered into the run's tables, in order; every chunk has
+            them. The marker (last written, chunk done) is ``items.csv``.
+        optional_tables: Chunk files gathered only when every chunk has them (runs resumed
+            from an older version may lack them).
+        generated: Entries the runner writes into a new ``out`` before preparing it (the
+            data it generates).
+        progress_label: The progress bar's label.
+    """
+
+    kind: str
+    out: Path
+    resume: bool
+    options: dict[str, Any]
+    resume_keys: Sequence[str]
+    batch_size: int
+    tables: Sequence[str]
+    optional_tables: Sequence[str] = ()
+    generated: Sequence[str] = ()
+    progress_label: str = "modprobe"
+
+
+@dataclass
+class RunInputs:
+    """The inputs a runner loaded for a run.
+
+    Attributes:
+        data: The dataset folder (fingerprinted).
+        items: The items to run, in order (chunks are consecutive slices of it).
+        fingerprints: ``{"data": data_fingerprint(...), "model": model_fingerprint(...)}``
+            (:mod:`modprobe.study.runfolder`): recorded, and compared on resume.
+        manifest: Entries the runner adds to the manifest (source, candidates, ...).
+        extra: Anything else the runner needs later (the loaded dataset, ...).
+    """
+
+    data: Path
+    items: list[Any]
+    fingerprints: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunTables:
+    """The gathered tables of a run and whether they were gathered now (False: a resumed
+    finished run, read back from its folder)."""
+
+    tables: dict[str, Any]
+    fresh: bool
+
+
+class RunDriver:
+    """Drives one run folder from the first check to the finished manifest.
+
+    Args:
+        spec: What the run is.
+    """
+
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
+        self.out = Path(spec.out)
+        self.previous: dict[str, Any] | None = None  # the resumed run's manifest
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def resuming(self) -> bool:
+        """Whether an existing run is being resumed (known after :meth:`check_folder`)."""
+        return self.previous is not None
+
+    def check_folder(self) -> dict[str, Any] | None:
+        """Check the run folder (writes nothing); returns the resumed run's manifest.
+
+        Raises:
+            StudyError: the folder is a file, unwritable, not empty without ``resume``,
+                holds no run to resume or a run of another kind.
+        """
+        self.previous = check_run_folder(self.out, self.spec.resume, kind=self.spec.kind)
+        return self.previous
+
+    def prepare(self, load_inputs: Callable[[], RunInputs]) -> RunInputs:
+        """Load the inputs (and their fingerprints), create (or check) the run folder.
+
+        A new run's folder is removed again when any of this fails, so a refused run
+        leaves nothing behind; a refused resume touches nothing of the run.
+
+        Args:
+            load_inputs: Loads (or generates into the run folder) the run's inputs and
+                fingerprints its data and model.
+
+        Returns:
+            What ``load_inputs`` returned.
+        """
+        spec = self.spec
+        created = not self.out.exists()
+        try:
+            inputs = load_inputs()
+            if not inputs.items:
+                raise StudyError(f"no items to run in {inputs.data}")
+            self.manifest = prepare_run_folder(self.out, spec.options, spec.resume,
+                                               spec.resume_keys, kind=spec.kind,
+                                               fingerprints=inputs.fingerprints,
+                                               generated=spec.generated)
+        except BaseException:
+            if not self.resuming:
+                undo_new_run(self.out, created)
+            raise
+        self.manifest.update({"n_items": len(inputs.items), "data_folder": str(inputs.data),
+                              **inputs.manifest})
+        self._write_manifest()
+        return inputs
+
+    def chunks(self, items: Sequence[Any]) -> list[Sequence[Any]]:
+        """The run's chunks: consecutive slices of ``batch_size`` items."""
+        size = self.spec.batch_size
+        return [items[i:i + size] for i in range(0, len(items), size)]
+
+    def is_finished(self) -> bool:
+        """Whether the run folder holds a finished run with its gathered tables."""
+        return (self.manifest.get("status") == "complete"
+                and all((self.out / name).is_file() for name in self.spec.tables))
+
+    def run_chunks(self, items: Sequence[Any],
+                   capture: Callable[[Sequence[Any]], Mapping[str, Any]],
+                   progress: bool = True, on_chunk: Callable[[int], None] | None = None,
+                   shard: Shard = Shard()) -> RunTables:
+        """Capture every chunk not yet on disk, then gather the run's tables.
+
+        Args:
+            items: The run's items.
+            capture: Captures one chunk; returns its files (``{"items.csv": frame, ...}``).
+            progress: Show a progress bar.
+            on_chunk: Called with the chunk index after each chunk is written.
+            shard: The chunks this process captures (all of them by default).
+
+        Returns:
+            The gathered tables (a finished run's tables read back, nothing recomputed).
+
+        Raises:
+            StudyError: a disk or memory failure (the finished chunks are kept).
+        """
+        if self.is_finished():
+            return RunTables(gather_chunks(self.out, 0, self.spec.tables), fresh=False)
+        chunks = self.chunks(items)
+        try:
+            self.capture_chunks(chunks, capture, progress, on_chunk, shard)
+        except OSError as err:
+            raise StudyError(f"{_describe(err)}; the finished chunks are kept in {self.out}: "
+                             "fix this, then rerun the same command with --resume") from err
+        except Exception as err:
+            if type(err).__name__ != "OutOfMemoryError":
+                raise
+            raise StudyError(f"{_describe(err)}; the finished chunks are kept in {self.out}: "
+                             "free memory and rerun with --resume, or use a smaller "
+                             "--batch-size in a new --out") from err
+        return self.gather(len(chunks))
+
+    def capture_chunks(self, chunks: Sequence[Sequence[Any]],
+                       capture: Callable[[Sequence[Any]], Mapping[str, Any]],
+                       progress: bool, on_chunk: Callable[[int], None] | None,
+                       shard: Shard = Shard()) -> None:
+        """The chunk loop: capture and write this shard's unfinished chunks, in order."""
+        from tqdm.auto import tqdm
+
+        mine = [i for i in range(len(chunks)) if shard.takes(i)]
+        done = finished_chunks(self.out, len(chunks))
+        bar = tqdm(total=sum(len(chunks[i]) for i in mine), unit="item",
+                   desc=self.spec.progress_label, disable=not progress,
+                   initial=sum(len(chunks[i]) for i in mine if i in done))
+        for index in mine:
+            if index in done:
+                continue
+            write_chunk(chunk_folder(self.out, index), capture(chunks[index]))
+            bar.update(len(chunks[index]))
+            if on_chunk is not None:
+                on_chunk(index)
+        bar.close()
+
+    def gather(self, count: int) -> RunTables:
+        """Concatenate the ``count`` chunks' files into the run's tables (once all are
+        written: in a sharded run, after every rank finished its chunks)."""
+        tables = gather_chunks(self.out, count, self.spec.tables)
+        optional = [name for name in self.spec.optional_tables
+                    if all((chunk_folder(self.out, i) / name).is_file() for i in range(count))]
+        if optional:
+            tables.update(gather_chunks(self.out, count, optional))
+        return RunTables(tables, fresh=True)
+
+    def finish(self, analysis: Mapping[str, Any]) -> None:
+        """Record the analysis in the manifest, mark the run complete, drop the chunks."""
+        self.manifest["analysis"] = dict(analysis)
+        mark_complete(self.out, self.manifest, remove_chunks=True)
+
+    def _write_manifest(self) -> None:
+        from modprobe.io import write_json
+
+        write_json(self.out / MANIFEST, self.manifest)
+
+
+def _describe(err: BaseException) -> str:
+    from modprobe.cli import describe
+
+    return describe(err)
