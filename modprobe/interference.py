@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
-                        help="seed of the perturbations, generated data and bootstrap")
+                        help="seed of the perturbations (draw 0; the other draws derive "
+                             "theirs from it), generated data and bootstrap")
+    parser.add_argument("--draws", type=cli.positive_int, default=5,
+                        help="perturbation draws: every item runs clean and perturbed once "
+                             "per draw, each with its own seed; intervals average each item "
+                             "over its draws")
     parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
                         help="bootstrap replicates")
     parser.add_argument("--cluster", default="auto",
@@ -133,6 +138,7 @@ def run_table(args: argparse.Namespace) -> int:
                                   seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "flips.csv", report.per_item)
+    write_csv(out / "draws.csv", report.per_draw)
     summary = {"table": str(path), "n_items": int(table["id"].nunique()), **report.to_dict(),
                "radar": radar_list(radar_axes(table, report))}
     write_json(out / "summary.json", summary)
@@ -247,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention, text_baseline=args.text_baseline)
+            attention=not args.no_attention, text_baseline=args.text_baseline,
+            draws=args.draws)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

@@ -278,3 +278,68 @@ def test_paired_comparison_refuses_runs_of_different_items(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: runs differ in their items")
     assert not (tmp_path / "no.json").exists()
+
+
+def _draw_table(rng: np.random.Generator, clusters: int, size: int, rates: list[np.ndarray]
+                ) -> pd.DataFrame:
+    """Items answer clean ``red`` (gold red); under MD draw r item i flips to ``blue``
+    with probability ``rates[r][i]``; one row per item, draw and condition."""
+    rows = []
+    for r, rate in enumerate(rates):
+        for i in range(clusters * size):
+            item, cluster = f"c{i // size}-{i % size}", f"c{i // size}"
+            rows.append((item, "clean", r, "red", "red", cluster))
+            rows.append((item, "MD", r, "blue" if rng.random() < rate[i] else "red", "red",
+                         cluster))
+    frame = pd.DataFrame(rows, columns=["id", "perturbation", "draw", "answer", "gold",
+                                        "cluster"])
+    return read_predictions(frame)
+
+
+def test_a_second_draw_enters_the_estimate_and_the_interval() -> None:
+    from modprobe.stats import mean_interval
+
+    # Draw 0 flips exactly 3 of 8 items in every cluster: alone, its interval has no
+    # width. A second seed flips other items (rate 0.2, independent per item, as the
+    # perturbations are seeded per item): the estimate is the draw average and the
+    # interval takes the draw-to-draw variation in.
+    rng = np.random.default_rng(11)
+    first = np.array([1.0 if i % 8 < 3 else 0.0 for i in range(96)])
+    table = _draw_table(rng, 12, 8, [first, np.full(96, 0.2)])
+    one = analyze_interference(table[table["draw"] == 0], cluster="cluster", n_resamples=500)
+    assert one.condition("MD").delta.estimate == 0.375
+    assert one.condition("MD").delta.low == one.condition("MD").delta.high == 0.375
+    both = analyze_interference(table, cluster="cluster", n_resamples=500)
+    md = both.condition("MD").delta
+    per_draw = both.per_draw[both.per_draw["perturbation"] == "MD"].set_index("draw")["delta"]
+    assert per_draw[0] == 0.375 and md.estimate == pytest.approx(per_draw.mean())
+    assert md.high - md.low > 0.05 and md.n == 96 and both.n_draws == 2
+    # exactly the cluster interval of each item's draw average
+    flips = both.per_item[both.per_item["perturbation"] == "MD"]
+    averaged = flips.groupby("id", sort=False).agg(f=("flipped", "mean"), c=("cluster", "first"))
+    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), n_resamples=500)
+    assert (md.low, md.high) == (expected.low, expected.high)
+    assert any("2 perturbation draws per item" in n for n in both.notes)
+
+
+@pytest.mark.slow
+def test_draw_averaged_intervals_cover_the_flip_rate_over_draws() -> None:
+    # Item flip probabilities vary by cluster (Beta), draws are independent per item: the
+    # interval over draw averages covers the mean probability; pooling every (item, draw)
+    # answer as an independent item does not.
+    rng = np.random.default_rng(12)
+    hits = naive_hits = 0
+    reps = 120
+    for _ in range(reps):
+        p = np.repeat(rng.beta(1.0, 3.0, size=12), 8)        # 12 clusters of 8, mean 0.25
+        table = _draw_table(rng, 12, 8, [p] * 3)
+        report = analyze_interference(table, cluster="cluster", n_resamples=400,
+                                      seed=int(rng.integers(1 << 30)))
+        delta = report.condition("MD").delta
+        hits += delta.low <= 0.25 <= delta.high
+        pooled = table.assign(id=table["id"] + "/" + table["draw"].astype(str)).drop(
+            columns="draw")
+        naive = analyze_interference(pooled, cluster=None).condition("MD").delta
+        naive_hits += naive.low <= 0.25 <= naive.high
+    assert hits / reps >= 0.88, hits / reps
+    assert naive_hits / reps < hits / reps - 0.15, (naive_hits / reps, hits / reps)

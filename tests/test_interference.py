@@ -38,9 +38,9 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _expected_rows(tasks_dir: Path, baseline: str = "noise") -> int:
+def _expected_rows(tasks_dir: Path, baseline: str = "noise", draws: int = 5) -> int:
     names = default_perturbations(BUILTIN, baseline)
-    return sum(1 + len(applicable(item, names)) for item in load_tasks(tasks_dir))
+    return draws * sum(1 + len(applicable(item, names)) for item in load_tasks(tasks_dir))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -49,9 +49,9 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     out = tmp_path / "run"
     result = run_interference(InterferenceConfig(
         model=str(tiny_dir(family)), data=str(tasks_dir), out=str(out), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1), progress=False)
+        n_bootstrap=100, figures=False, uf_sentences=1, draws=1), progress=False)
     items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
-    assert len(items) == _expected_rows(tasks_dir) == len(result.items)
+    assert len(items) == _expected_rows(tasks_dir, draws=1) == len(result.items)
     # every image-heavy item gets the text perturbations, every text-heavy one the image ones
     heavy = items[items["relevant"] == "image"].groupby("id")["perturbation"].apply(set)
     assert all(p == {"clean", "UF", "MD", "OCR"} for p in heavy)
@@ -88,10 +88,10 @@ def test_no_image_baseline_keeps_rp_and_clean_text_heavy_rows_without_image(
     out = tmp_path / "run"
     run_interference(InterferenceConfig(
         model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1, text_baseline="none"),
+        n_bootstrap=100, figures=False, uf_sentences=1, text_baseline="none", draws=1),
         progress=False)
     items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
-    assert len(items) == _expected_rows(tasks_dir, "none")
+    assert len(items) == _expected_rows(tasks_dir, "none", draws=1)
     light = items[items["relevant"] == "text"].groupby("id")["perturbation"].apply(set)
     assert all(p == {"clean", "RP", "RI", "FB", "FW"} for p in light)
     image_mass = read_npy(out / "attention_mass.npy")[..., SPAN_NAMES.index("image")].sum(
@@ -102,6 +102,39 @@ def test_no_image_baseline_keeps_rp_and_clean_text_heavy_rows_without_image(
     assert manifest["options"]["text_baseline"] == "none"
 
 
+def test_perturbation_draws_enter_the_run_and_its_intervals(tiny_dir, tasks_dir: Path,
+                                                            tmp_path: Path) -> None:
+    # Two draws: each perturbation runs with two seeds derived from the run's seed, the
+    # per-draw table keeps each draw's rates, and the printed intervals are over each
+    # item's draw averages.
+    from modprobe.analysis.interference import analyze_interference
+    from modprobe.perturb import draw_seeds
+
+    out = tmp_path / "run"
+    run_interference(InterferenceConfig(
+        model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
+        n_bootstrap=100, figures=False, uf_sentences=1, draws=2, seed=3), progress=False)
+    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+    assert len(items) == _expected_rows(tasks_dir, draws=2)
+    assert sorted(set(zip(items["draw"], items["seed"]))) == list(enumerate(draw_seeds(3, 2)))
+    layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
+    assert set(layers["draw"]) == {0, 1}
+    per_draw = pd.read_csv(out / "draws.csv")
+    assert len(per_draw[per_draw["perturbation"] == "MD"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_draws"] == 2
+    assert any("2 perturbation draws per item" in line for line in summary["lines"])
+    # the interval is the one of the per-item draw averages (cluster bootstrap)
+    md = next(c for c in summary["conditions"] if c["perturbation"] == "MD")
+    flips = pd.read_csv(out / "flips.csv", keep_default_na=False, na_values=[""])
+    md_flips = flips[flips["perturbation"] == "MD"]
+    assert md["delta"]["estimate"] == pytest.approx(md_flips["flipped"].mean())
+    assert md["n"] == md_flips["id"].nunique()
+    one = analyze_interference(items[items["draw"] == 0], cluster="cluster",
+                               n_resamples=100)
+    assert one.n_draws == 1 and one.condition("MD").n == md["n"]
+
+
 @pytest.mark.parametrize("family, lens_only", [("idefics3", False), ("gemma3", True)])
 def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
                               tmp_path: Path) -> None:
@@ -110,10 +143,10 @@ def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
     model = build_family(family, tmp_path / "model")
     run_interference(InterferenceConfig(
         model=str(model), data=str(tasks_dir), out=str(tmp_path / "run"), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only),
+        n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only, draws=1),
         progress=False)
     items = pd.read_csv(tmp_path / "run" / "items.csv")
-    assert len(items) == _expected_rows(tasks_dir)
+    assert len(items) == _expected_rows(tasks_dir, draws=1)
     assert (tmp_path / "run" / "attention_mass.npy").exists() != lens_only
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [LINE.match(line).group(1) for line in summary["lines"] if LINE.match(line)][:2] \

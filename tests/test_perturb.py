@@ -257,8 +257,10 @@ def test_clean_text_heavy_prompt_has_a_noise_image_by_default_and_none_on_reques
         return int((codes == SPAN_NAMES.index("image")).sum())
 
     for baseline, has_image in (("noise", True), ("none", False)):
-        config = InterferenceConfig(model="m", data=None, out="o", text_baseline=baseline)
-        variants = condition_variants([text_item], ["RI", "FB"], config, (32, 32))
+        config = InterferenceConfig(model="m", data=None, out="o", text_baseline=baseline,
+                                    draws=1)
+        variants = [v for _, _, v in condition_variants([text_item], ["RI", "FB"], config,
+                                                        (32, 32))]
         clean = variants[0]
         assert clean.perturbation == "clean"
         assert (image_tokens(clean) > 0) is has_image

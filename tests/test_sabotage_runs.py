@@ -164,19 +164,22 @@ def test_cli_on_a_real_interference_run(fmt: str, tmp_path: Path,
     model = build_tiny("llava", tmp_path / "model", seed=0)
     run_interference(InterferenceConfig(model=str(model), data=str(data), out=str(tmp_path / "run"),
                                         perturb=["MD", "FB"], batch_size=8, limit=8,
-                                        n_bootstrap=20, figures=False), progress=False)
+                                        n_bootstrap=20, figures=False, draws=2),
+                     progress=False)
     assert main([str(tmp_path / "run"), "--out", str(tmp_path / "report"),
                  "--bootstrap", "50"]) == 0
     printed = capsys.readouterr().out
     assert "interference run: agents are its conditions" in printed
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     items = pd.read_csv(tmp_path / "run" / "items.csv", keep_default_na=False)
-    assert summary["n_items"] == items["id"].nunique()
+    # with perturbation draws each (item, draw) is an item, clustered with its other draws
+    items["item"] = items["id"] + "/draw" + items["draw"].astype(str)
+    assert summary["n_items"] == items["item"].nunique() == 2 * items["id"].nunique()
     assert set(summary["agents"]) == {"joint"} | (set(items["perturbation"]) - {"clean"})
     # each condition's agent answers what the run read (its top label), when readable
     per = pd.read_csv(tmp_path / "report" / "per_agent.csv", keep_default_na=False)
     per["perturbation"] = per["agent"].replace({"joint": "clean"})
-    both = per.merge(items, left_on=["item", "perturbation"], right_on=["id", "perturbation"])
+    both = per.merge(items, on=["item", "perturbation"])
     assert len(both) == len(items)
     if fmt == "choice":
         assert (both["label"] == both["category"].str.casefold()).all()

@@ -81,6 +81,7 @@ from modprobe.perturb.registry import (
     PerturbationError,
     applicable,
     check_perturbation,
+    draw_seeds,
     get_perturbation,
     perturb,
     perturbations,
@@ -104,7 +105,7 @@ BUILTIN: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
 
 __all__ = [
     "BUILTIN", "DEFAULT_SIZE", "DEFAULT_TEXT_BASELINE", "FACTS", "TEXT_BASELINES",
-    "check_text_baseline", "default_perturbations", "text_baseline", "MODALITIES", "Perturbation", "PerturbationError",
+    "check_text_baseline", "default_perturbations", "draw_seeds", "text_baseline", "MODALITIES", "Perturbation", "PerturbationError",
     "applicable", "check_perturbation", "check_ri", "full_black", "full_white",
     "get_perturbation", "irrelevant_image", "misleading_description", "ocr_noise", "perturb",
     "perturbations", "processor_image_size", "random_pixels", "register_perturbation",

@@ -12,12 +12,14 @@ Run folder::
     RUN/manifest.json           model, data, perturbations, seed, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.csv               one row per item x condition: answer, category, correct
-    RUN/layers.csv              one row per item x condition x layer (lens)
+    RUN/items.csv               one row per item x draw x condition: answer, category,
+                                correct, draw, seed
+    RUN/layers.csv              one row per item x draw x condition x layer (lens)
     RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
                                 (absent with --no-attention)
     RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.csv               one row per item x perturbation: correct, flipped
+    RUN/flips.csv               one row per item x draw x perturbation: correct, flipped
+    RUN/draws.csv               per condition x draw: accuracy and flip rate of that draw
     RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
@@ -43,7 +45,7 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
                 "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention",
-                "text_baseline")
+                "text_baseline", "draws")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -77,6 +79,8 @@ class InterferenceConfig:
             attention cannot be read, e.g. cross-attention layers).
         text_baseline: Clean input of text-heavy items without an image: ``noise`` (a
             random-pixel image, paper 003's default) or ``none`` (no image).
+        draws: Perturbation draws: every item runs clean and perturbed once per draw,
+            with the seeds :func:`modprobe.perturb.draw_seeds` derives from ``seed``.
     """
 
     model: str
@@ -99,6 +103,7 @@ class InterferenceConfig:
     uf_sentences: int = 3
     attention: bool = True
     text_baseline: str = "noise"
+    draws: int = 5
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -161,6 +166,8 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
     check_text_baseline(config.text_baseline)
+    if config.draws < 1:
+        raise StudyError(f"--draws must be at least 1, got {config.draws}")
     names = list(config.perturb) if config.perturb else default_perturbations(
         BUILTIN, config.text_baseline)
     for name in names:
@@ -307,34 +314,41 @@ def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
 
 
 def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
-                       config: InterferenceConfig, size: tuple[int, int]) -> list[TaskItem]:
-    """Every item's clean input (text-heavy ones under ``config.text_baseline``), each
-    followed by its perturbations, in item then condition order."""
-    from modprobe.perturb import applicable, perturb, text_baseline
+                       config: InterferenceConfig, size: tuple[int, int],
+                       ) -> list[tuple[int, int, TaskItem]]:
+    """``(draw, seed, variant)`` of every item's clean input (text-heavy ones under
+    ``config.text_baseline``) and its perturbations, once per perturbation draw, in item,
+    then draw, then condition order."""
+    from modprobe.perturb import applicable, draw_seeds, perturb, text_baseline
 
-    variants: list[TaskItem] = []
+    seeds = draw_seeds(config.seed, config.draws)
+    variants: list[tuple[int, int, TaskItem]] = []
     for item in items:
-        variants.append(text_baseline(item, config.text_baseline, seed=config.seed, size=size))
-        for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.seed, size=size,
-                                    **config.options_for(name)))
+        for draw, seed in enumerate(seeds):
+            variants.append((draw, seed, text_baseline(item, config.text_baseline, seed=seed,
+                                                        size=size)))
+            variants += [(draw, seed, perturb(item, name, seed=seed, size=size,
+                                              **config.options_for(name)))
+                         for name in applicable(item, names)]
     return variants
 
 
 def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
               config: InterferenceConfig, size: tuple[int, int],
               candidates: Sequence[str]) -> dict[str, Any]:
-    """Capture one chunk: each item clean and under each perturbation that fits it.
+    """Capture one chunk: each item clean and under each perturbation that fits it, once
+    per perturbation draw, in batches of at most ``config.batch_size`` prompts.
 
     Returns:
-        ``items.csv`` rows (item x condition, in item then condition order), ``layers.csv``
+        ``items.csv`` rows (item x draw x condition, in that order), ``layers.csv``
         rows and the `row layer head span` attention mass.
     """
     from modprobe.analysis import normalize_answer
     from modprobe.capture import capture
     from modprobe.perturb import get_perturbation
 
-    variants = condition_variants(items, names, config, size)
+    drawn = condition_variants(items, names, config, size)
+    variants = [variant for _, _, variant in drawn]
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}
     for row, variant in enumerate(variants):
@@ -342,7 +356,9 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     records: list[dict[str, Any]] = [{} for _ in variants]
     lens_parts: list[pd.DataFrame] = []
     mass: list[np.ndarray | None] = [None] * len(variants)
-    for rows in groups.values():
+    step = config.batch_size
+    batches = [rows[i:i + step] for rows in groups.values() for i in range(0, len(rows), step)]
+    for rows in batches:
         batch = [variants[r] for r in rows]
         cap = capture(loaded, [v.prompt() for v in batch], candidates=list(candidates),
                       top_k=config.top_k, attention=config.attention).cpu()
@@ -355,7 +371,8 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
             category = v.read(token, _first_token_aliases(v, loaded.tokenizer)
                               if v.format == "choice" else None)
             records[row] = {
-                "id": v.id, "perturbation": v.perturbation, "relevant": v.relevant,
+                "id": v.id, "perturbation": v.perturbation, "draw": drawn[row][0],
+                "seed": drawn[row][1], "relevant": v.relevant,
                 "modality": get_perturbation(v.perturbation).modality
                 if v.perturbation != "clean" else "", "task": v.task, "format": v.format,
                 "cluster": v.cluster, "answer": answer, "category": category,
@@ -365,6 +382,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
             if cap.attention_mass is not None:
                 mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
         lens = frames.lens
+        lens.insert(0, "draw", [drawn[rows[r]][0] for r in lens["row"]])
         lens.insert(0, "perturbation", [variants[rows[r]].perturbation for r in lens["row"]])
         lens.insert(0, "id", [variants[rows[r]].id for r in lens["row"]])
         lens["_order"] = [rows[r] for r in lens["row"]]

@@ -92,6 +92,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
                                   n_resamples=n_bootstrap, seed=seed)
     write_csv(out / "flips.csv", report.per_item)
+    write_csv(out / "draws.csv", report.per_draw)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
         attention = attention_long(mass, items, span_names)
