@@ -306,8 +306,9 @@ def _notes(table: pd.DataFrame, results: list[ConditionResult], cluster: str | N
            n_draws: int) -> list[str]:
     notes: list[str] = []
     if "relevant" in table.columns:
-        parts = [f"{HEAVY.get(k, k)} {v.mean():.3f} (n={len(v)})" for k, v in
-                 table[table["perturbation"] == CLEAN].groupby("relevant")["correct"]]
+        clean = table[table["perturbation"] == CLEAN]
+        parts = [f"{HEAVY.get(k, k)} {v['correct'].mean():.3f} (n={v['id'].nunique()})"
+                 for k, v in clean.groupby("relevant")]
         notes.append(f"clean accuracy by task: {', '.join(parts)}")
     flat = [f"{r.perturbation} {kind}" for r in results
             for kind, i in (("accuracy", r.accuracy), ("delta", r.delta))

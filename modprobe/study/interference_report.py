@@ -126,7 +126,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
 def _baseline_note(text_baseline: str | None) -> str:
     if text_baseline == "noise":
         return ("note: text-heavy items' clean input has a random-noise image (paper 003's "
-                "baseline); RI/FB/FW replace it, RP is a second noise draw")
+                "baseline); RI/FB/FW replace it")
     return ("note: text-heavy items' clean input has no image (--text-baseline none); every "
             "image perturbation adds one")
 
