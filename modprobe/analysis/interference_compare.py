@@ -81,17 +81,21 @@ class Comparison:
             n_clusters, a, b, difference, low, high, p, method``.
         names: The two runs' names (A, B).
         notes: Caveats printed after the lines.
+        confidence: Interval level.
     """
 
     table: pd.DataFrame
     names: tuple[str, str] = ("A", "B")
     notes: list[str] = field(default_factory=list)
+    confidence: float = 0.95
 
     def lines(self) -> list[str]:
         """One line per perturbation (flip rate, then accuracy), then the notes."""
         a, b = self.names
-        out = [f"paired differences, {b} minus {a} (same items; 95% cluster interval, exact "
-               "sign-flip p)"]
+        level = f"{100 * self.confidence:g}%"
+        header = (f"paired differences, {b} minus {a} (same items; {level} cluster interval, "
+                  "exact sign-flip p)")
+        out = [header]
         for name, part in self.table.groupby("perturbation", sort=False):
             pieces = [f"{row.measure} {_num(row.a)} -> {_num(row.b)} "
                       f"diff={_signed(row.difference)} ci=[{_signed(row.low)}, "
@@ -209,4 +213,4 @@ def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str
              else "items (no cluster labels)")
     notes.append(f"intervals resample {units}; p: exact sign-flip test of a zero mean "
                  "difference, flipping whole clusters")
-    return Comparison(pd.DataFrame(rows), names, notes)
+    return Comparison(pd.DataFrame(rows), names, notes, confidence)
