@@ -230,7 +230,8 @@ def test_paired_comparison_recovers_a_planted_difference() -> None:
     assert md["difference"] == pytest.approx(md["b"] - md["a"])
     # UF answers are the same in both runs: no difference, nothing to test
     uf = table.loc[("UF", "flip rate")]
-    assert uf["difference"] == 0 and uf["low"] <= 0 <= uf["high"] and np.isnan(uf["p"])
+    assert uf["difference"] == uf["low"] == uf["high"] == 0 and np.isnan(uf["p"])
+    assert uf["method"] == "identical"
     assert ("clean", "accuracy") in table.index and ("clean", "flip rate") not in table.index
     lines = result.lines()
     assert lines[1].startswith("clean: accuracy") and lines[3].startswith("MD: flip rate")

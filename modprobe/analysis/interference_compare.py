@@ -120,7 +120,7 @@ def _signed(value: float) -> str:
 
 
 def _p(value: float) -> str:
-    return "n/a (no difference)" if not math.isfinite(value) else f"{value:.3g}"
+    return "n/a (identical on every item)" if not math.isfinite(value) else f"{value:.3g}"
 
 
 def check_same_items(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> None:
@@ -195,15 +195,19 @@ def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str
             if name == CLEAN and column == "flipped":
                 continue
             diff = (part[f"{column}_b"] - part[f"{column}_a"]).to_numpy(float)
-            interval = mean_interval(diff, labels, confidence=confidence,
-                                     n_resamples=n_resamples, seed=seed)
-            rows.append({"perturbation": name, "measure": measure, "n": len(part),
-                         "n_clusters": interval.n_clusters,
-                         "a": float(part[f"{column}_a"].mean()),
-                         "b": float(part[f"{column}_b"].mean()),
-                         "difference": interval.estimate, "low": interval.low,
-                         "high": interval.high,
-                         "p": sign_flip_p(diff, labels, seed=seed), "method": interval.method})
+            row = {"perturbation": name, "measure": measure, "n": len(part),
+                   "a": float(part[f"{column}_a"].mean()), "b": float(part[f"{column}_b"].mean())}
+            if np.all(diff == 0):  # identical on every item: no spread to resample, no test
+                row.update({"n_clusters": len(set(labels)) if labels is not None else None,
+                            "difference": 0.0, "low": 0.0, "high": 0.0, "p": math.nan,
+                            "method": "identical"})
+            else:
+                interval = mean_interval(diff, labels, confidence=confidence,
+                                         n_resamples=n_resamples, seed=seed)
+                row.update({"n_clusters": interval.n_clusters, "difference": interval.estimate,
+                            "low": interval.low, "high": interval.high,
+                            "p": sign_flip_p(diff, labels, seed=seed), "method": interval.method})
+            rows.append(row)
     notes = []
     draws = (int(means_a["n_draws"].max()), int(means_b["n_draws"].max()))
     if max(draws) > 1:
