@@ -61,8 +61,10 @@ def plot_flips(summary: pd.DataFrame, out: Path) -> Path:
 
 def relevant_by_layer(folder: Path) -> pd.DataFrame:
     """Mean mass on the relevant span per (relevant, clean/perturbed, layer)."""
-    attention = pd.read_csv(folder / "attention.csv")
-    items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
+    from modprobe.study.runfolder import read_table
+
+    attention = read_table(folder / "attention.csv")  # or .parquet: the run's format
+    items = read_table(folder / "items.csv")
     meta = items.drop_duplicates("id").set_index("id")
     attention = attention.join(meta[["relevant"]], on="id")
     attention = attention[attention["span"] == attention["relevant"].map(RELEVANT_SPANS)]

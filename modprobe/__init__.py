@@ -29,13 +29,15 @@ _LAZY = {
     "ModelLoadError": "modprobe.loading",
     "ModprobeError": "modprobe.errors",
     "load": "modprobe.loading",
+    "load_run": "modprobe.study.run",
+    "Run": "modprobe.study.run",
     "SPAN_NAMES": "modprobe.spans",
     "ModalitySpans": "modprobe.spans",
 }
 
 __all__ = ["ADAPTERS", "ALIASES", "SPAN_NAMES", "Adapter", "AdapterError", "LoadedModel",
            "ModalitySpans", "ModelLoadError", "ModelNotFoundError", "ModprobeError", "Prompt",
-           "adapter_for", "load"]
+           "Run", "adapter_for", "load", "load_run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run_defaults(table: Path) -> tuple[dict[str, Any], str | None]:
     """Options of the run whose ``items.csv`` this is (``{}`` for any other table)."""
     manifest = table.parent / "manifest.json"
-    if table.name != "items.csv" or not manifest.is_file():
+    if table.name not in ("items.csv", "items.parquet") or not manifest.is_file():
         return {}, None
     try:
         options = json.loads(manifest.read_text(encoding="utf-8")).get("options", {})

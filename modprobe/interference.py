@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
+                        help="seed of the bootstrap")
+    parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0,
                         help="seed of the perturbations (draw 0; the other draws derive "
-                             "theirs from it), generated data and bootstrap")
+                             "theirs from it) and the generated data")
     parser.add_argument("--draws", type=cli.positive_int, default=5,
                         help="perturbation draws: every item runs clean and perturbed once "
                              "per draw, each with its own seed; intervals average each item "
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-attention", action="store_true",
                         help="logit lens only (models whose attention cannot be read, e.g. "
                              "Mllama's cross-attention layers)")
+    parser.add_argument("--table-format", choices=("parquet", "csv"), default="parquet",
+                        help="format of the run's tables (both read back with "
+                             "modprobe.load_run)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -113,6 +118,7 @@ def run_table(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from modprobe.analysis.interference import analyze_interference, read_predictions
+    from modprobe.analysis.report import cluster_column
     from modprobe.io import write_csv, write_json
     from modprobe.study.interference_report import draw_figures, radar_axes, radar_list
 
@@ -131,9 +137,7 @@ def run_table(args: argparse.Namespace) -> int:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"table {path} is not a readable CSV ({exc})") from None
     table = read_predictions(raw, source=str(path))
-    cluster = {"auto": "cluster" if "cluster" in table.columns and
-               table["cluster"].notna().all() else None, "none": None}.get(args.cluster,
-                                                                           args.cluster)
+    cluster = {"auto": cluster_column(table)[0], "none": None}.get(args.cluster, args.cluster)
     report = analyze_interference(table, cluster=cluster, n_resamples=args.bootstrap,
                                   seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +162,7 @@ def build_compare_parser() -> argparse.ArgumentParser:
                     "perturbation, the difference (B minus A) in flip rate and accuracy, "
                     "item by item, with its cluster interval and exact sign-flip p.",
         formatter_class=_Formatter, epilog=cli.EPILOG)
-    parser.add_argument("run_a", help="run folder A (with items.csv) or a predictions CSV")
+    parser.add_argument("run_a", help="run folder A (with its items table) or a predictions CSV")
     parser.add_argument("run_b", help="run folder B, over the same items")
     parser.add_argument("--bootstrap", type=cli.positive_int, default=DEFAULT_RESAMPLES,
                         help="bootstrap replicates")
@@ -170,17 +174,20 @@ def build_compare_parser() -> argparse.ArgumentParser:
 
 
 def _compare_input(path: Path) -> Any:
-    """A run folder's ``items.csv``, or a predictions CSV read as the TABLE form reads it."""
+    """A run folder's items table, or a predictions CSV read as the TABLE form reads it."""
     import pandas as pd
 
     from modprobe.analysis.interference import read_predictions
+    from modprobe.io import table_path
     from modprobe.study.runfolder import read_table
 
     if path.is_dir():
-        if not (path / "items.csv").is_file():
-            raise ValueError(f"{path} has no items.csv: not a finished interference run "
-                             "folder (finish it with --resume, or give a predictions CSV)")
-        return read_table(path / "items.csv")
+        items = table_path(path, "items")
+        if not items.is_file():
+            raise ValueError(f"{path} has no items table (items.parquet or items.csv): not "
+                             "a finished interference run folder (finish it with --resume, "
+                             "or give a predictions CSV)")
+        return read_table(items)
     if not path.is_file():
         raise ValueError(f"{path} not found; give an interference run folder or a "
                          "predictions CSV")
@@ -249,12 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = InterferenceConfig(
             model=model, data=args.data, out=str(out), perturb=names,
             batch_size=args.batch_size, limit=args.limit, device=args.device, dtype=args.dtype,
-            top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
+            top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention, text_baseline=args.text_baseline,
-            draws=args.draws)
+            attention=not args.no_attention, table_format=args.table_format,
+            text_baseline=args.text_baseline, draws=args.draws)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

@@ -129,6 +129,50 @@ def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
+#: The formats run tables are written in, and their file suffixes.
+TABLE_FORMATS: dict[str, str] = {"parquet": ".parquet", "csv": ".csv"}
+
+
+def table_path(folder: Path, name: str, table_format: str | None = None) -> Path:
+    """The file of run table ``name`` (``items`` or ``items.csv``) in ``folder``.
+
+    Args:
+        folder: A run folder (or an analysis folder).
+        name: The table's name, with or without suffix (``.npy`` arrays keep theirs).
+        table_format: ``parquet`` or ``csv``: the file to write. None: the file that
+            exists, in either format (the CSV name when neither does).
+    """
+    path = Path(folder) / name
+    if path.suffix == ".npy":
+        return path
+    stem = path.stem if path.suffix in TABLE_FORMATS.values() else path.name
+    if table_format is not None:
+        if table_format not in TABLE_FORMATS:
+            from modprobe.errors import ModprobeError
+
+            raise ModprobeError(f"--table-format must be {' or '.join(TABLE_FORMATS)}, got "
+                                f"{table_format!r}")
+        return path.with_name(stem + TABLE_FORMATS[table_format])
+    for suffix in TABLE_FORMATS.values():
+        if path.with_name(stem + suffix).is_file():
+            return path.with_name(stem + suffix)
+    return path.with_name(stem + ".csv")
+
+
+def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a DataFrame as Parquet (pyarrow; text columns stay text), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a table in the format its suffix names (``.parquet`` or ``.csv``), atomically."""
+    if Path(path).suffix in (".parquet", ".pq"):
+        write_parquet(path, frame)
+    else:
+        write_csv(path, frame)
+
+
 def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV written by `write_csv`; the ``text`` columns stay strings.
 

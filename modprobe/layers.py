@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="top tokens kept per layer")
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of data generation and bootstrap")
+    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0,
+                        help="seed of the generated dataset (without --data)")
     parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
     parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
                         default="logistic",
@@ -62,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "nats (the ambiguous region's radius, 0.5, is then in nats)")
     parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated dH_rel")
+    parser.add_argument("--table-format", "--format", dest="table_format",
+                        choices=("parquet", "csv"), default="parquet",
+                        help="format of the run's tables (both read back with "
+                             "modprobe.load_run)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out (same options)")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -82,10 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = StudyConfig(
         model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
         limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
-        top_k=args.top_k, seed=args.seed, n_bootstrap=args.bootstrap, resume=args.resume,
+        top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts)
+        all_conflicts=args.all_conflicts, table_format=args.table_format)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

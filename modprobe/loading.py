@@ -163,6 +163,10 @@ def finetuned_model_dir(path: Path) -> Path | None:
     if not isinstance(info, dict) or info.get("kind") != "finetune":
         return None
     model = path / "model"
+    if info.get("status") == "complete" and not model.is_dir():
+        raise ModelNotFoundError(
+            f"fine-tuning run {str(path)!r} finished, but its model folder {str(model)!r} is "
+            "gone (deleted or moved); put the folder back, or train again into a new --out")
     if info.get("status") != "complete" or not model.is_dir():
         raise ModelNotFoundError(
             f"fine-tuning run {str(path)!r} has not finished (status {info.get('status')!r}); "
@@ -171,28 +175,105 @@ def finetuned_model_dir(path: Path) -> Path | None:
     return model
 
 
-def _load_adapter(folder: Path, name: str, **load_kwargs: Any) -> LoadedModel:
+#: Adapter folders whose base model is being loaded (a base that leads back is a cycle).
+_ADAPTERS_LOADING: set[str] = set()
+
+
+def _adapter_base(folder: Path) -> str:
+    """``base_model_name_or_path`` of the adapter in ``folder``.
+
+    Raises:
+        ModelLoadError: ``adapter_config.json`` is not UTF-8 JSON or names no base.
+    """
+    import json
+
+    path = folder / "adapter_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{str(path)!r} is not valid JSON ({err}); copy the run again, "
+                             "or train again") from None
+    base_name = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base_name, str) or not base_name:
+        raise ModelNotFoundError(f"{str(folder)!r} holds a LoRA adapter without "
+                                 "base_model_name_or_path in adapter_config.json")
+    return base_name
+
+
+def _check_base_fingerprint(folder: Path, base: LoadedModel, base_name: str,
+                            verify_base: bool, requested_dtype: Any) -> None:
+    """Refuse to merge a run's adapter onto base weights other than those it was trained
+    on: the run's ``manifest.json`` keeps the base model's fingerprint
+    (:func:`modprobe.study.runfolder.model_fingerprint`). The fingerprint is compared in
+    every dtype the base could have been trained in, so loading a bfloat16 base in float32
+    passes; a base loaded in a lower precision than ``auto`` that does not match gets a
+    warning instead (the check cannot tell). An adapter folder without a run manifest
+    beside it is not checked."""
+    import json
+
+    if not verify_base:
+        return
+    try:
+        manifest = json.loads((folder.parent / "manifest.json").read_text(encoding="utf-8"))
+        recorded = manifest["fingerprints"]["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not isinstance(recorded, dict) or manifest.get("kind") != "finetune":
+        return
+    from modprobe.study.runfolder import model_fingerprint
+
+    for dtype in (None, torch.float32, torch.bfloat16, torch.float16):
+        if model_fingerprint(base.module, as_dtype=dtype) == recorded:
+            return
+    message = (f"the base model {base_name!r} is not the one the run {str(folder.parent)!r} "
+               "was trained on (its weights or config fingerprint changed since training), so "
+               "its adapter would be merged onto other weights; restore the original base, "
+               "or train again (to merge anyway: modprobe.load(RUN, verify_base=False))")
+    if requested_dtype not in (None, "auto") and base.module.dtype != torch.float32:
+        # A base trained in float32 and loaded in a lower precision cannot be matched.
+        warnings.warn(f"{message}; or the base was trained in a higher precision than "
+                      f"dtype={requested_dtype!r}: load with dtype='auto' to check",
+                      stacklevel=3)
+        return
+    raise ModelLoadError(message)
+
+
+def _load_adapter(folder: Path, name: str, verify_base: bool = True,
+                  **load_kwargs: Any) -> LoadedModel:
     """Base model + LoRA adapter of ``folder``, merged, wrapped for nnsight.
 
     The adapter's ``base_model_name_or_path`` (an alias or a folder, as
     ``modprobe.finetune`` records it) is loaded with the same options; merging leaves a
     plain model of the base class, so capture and runners see no peft layers.
     """
-    import json
-
     from nnsight import NNsight
     from peft import PeftModel
 
-    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    base_name = config.get("base_model_name_or_path")
-    if not base_name:
-        raise ModelNotFoundError(f"{str(folder)!r} holds a LoRA adapter without "
-                                 "base_model_name_or_path in adapter_config.json")
-    base = load(base_name, **load_kwargs)
-    with warnings.catch_warnings():
-        # peft asks transformers about gradient checkpointing through a deprecated name.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-        merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
+    base_name = _adapter_base(folder)
+    key = str(folder.resolve())
+    if key in _ADAPTERS_LOADING:
+        raise ModelLoadError(
+            f"the LoRA adapter in {str(folder)!r} names a base model "
+            f"({base_name!r} in adapter_config.json) that leads back to itself; set "
+            "base_model_name_or_path to the model it was trained on")
+    _ADAPTERS_LOADING.add(key)
+    try:
+        base = load(base_name, **load_kwargs)
+    finally:
+        _ADAPTERS_LOADING.discard(key)
+    _check_base_fingerprint(folder, base, base_name, verify_base, load_kwargs.get("dtype"))
+    try:
+        with warnings.catch_warnings():
+            # peft asks transformers about gradient checkpointing through a deprecated name.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            merged = PeftModel.from_pretrained(base.module, str(folder)).merge_and_unload()
+    except Exception as err:  # safetensors' SafetensorError derives from Exception only
+        if _is_corrupt_weights(err) or isinstance(err, (OSError, KeyError, ValueError)):
+            raise ModelLoadError(
+                f"the LoRA adapter in {str(folder)!r} cannot be read ({_first_line(err)[:200]});"
+                " its files are truncated, corrupt or from another base model: copy the run "
+                "again, or train again") from err
+        raise
     merged.eval()
     return LoadedModel(model=NNsight(merged), processor=base.processor, adapter=base.adapter,
                        name=name, source=str(folder))
@@ -334,6 +415,7 @@ def load(
     attn_implementation: str = "sdpa",
     trust_remote_code: bool = False,
     local_files_only: bool | None = None,
+    verify_base: bool = True,
 ) -> LoadedModel:
     """Load a model by alias, hub id or local folder, wrapped for nnsight.
 
@@ -349,6 +431,9 @@ def load(
             (PaliGemma 2) need: transformers refuses SDPA for them, and ``load`` says so.
         trust_remote_code: Run code shipped with the checkpoint. Off unless you ask.
         local_files_only: Never touch the network (default: only for local folders).
+        verify_base: For a fine-tuning run: refuse to merge its adapter when the base
+            model's fingerprint differs from the one recorded at training (the base was
+            retrained or replaced). ``False`` merges anyway.
 
     Returns:
         The :class:`LoadedModel`.
@@ -367,8 +452,8 @@ def load(
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
     if is_local and (Path(source) / "adapter_config.json").is_file():
-        return _load_adapter(Path(source), os.fspath(name_or_path), device=device, dtype=dtype,
-                             attn_implementation=attn_implementation,
+        return _load_adapter(Path(source), os.fspath(name_or_path), verify_base,
+                             device=device, dtype=dtype, attn_implementation=attn_implementation,
                              trust_remote_code=trust_remote_code,
                              local_files_only=local_files_only)
     if isinstance(dtype, str):

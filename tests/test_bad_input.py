@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from bad_input_helpers import break_image, copy_tree, first_image, refused, snapshot
@@ -19,6 +18,7 @@ from bad_input_helpers import break_image, copy_tree, first_image, refused, snap
 from modprobe.data import DatasetError, generate_colors
 from modprobe.layers import main
 from modprobe.study import StudyConfig, StudyError, run_study
+from modprobe.study.runfolder import read_table, table_path
 
 FAST = ["--bootstrap", "20", "--no-figures", "--quiet"]
 
@@ -270,7 +270,7 @@ def test_disk_full_mid_run_keeps_finished_chunks_then_resumes(
     assert not stray.exists()
     assert not (out / "chunks").exists(), "chunks are a second copy of a finished run"
     assert kept  # chunk 0 was reused, not recomputed: its rows are in the final table
-    assert len(pd.read_csv(out / "items.csv")) == 4
+    assert len(read_table(out / "items.csv")) == 4
 
 
 def test_permission_error_mid_run_is_one_line(model: Path, data: Path, tmp_path: Path,
@@ -299,7 +299,8 @@ def test_finished_run_tables_types_modes_and_json(finished: Path) -> None:
     assert not (finished / "chunks").exists()
     umask = os.umask(0)
     os.umask(umask)
-    for path in (finished / "items.csv", finished / "summary.json", finished / "manifest.json"):
+    for path in (table_path(finished, "items"), finished / "summary.json",
+                 finished / "manifest.json"):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     manifest = json.loads((finished / "manifest.json").read_text())
     assert set(manifest["fingerprints"]) == {"data", "model"}
@@ -326,14 +327,16 @@ def test_numeric_looking_ids_stay_distinct(model: Path, data: Path, tmp_path: Pa
 def test_resume_of_a_finished_run_records_new_analysis_options(
         model: Path, data: Path, finished: Path, tmp_path: Path) -> None:
     run = copy_tree(finished, tmp_path / "run")
-    tables = snapshot(run / "items.csv", run / "layers.csv", run / "attention_mass.npy")
+    tables = snapshot(table_path(run, "items"), table_path(run, "layers"),
+                      run / "attention_mass.npy")
     args = ["--model", str(model), "--data", str(data), "--out", str(run), "--limit", "4",
             "--batch-size", "2", "--bootstrap", "30", "--no-figures", "--quiet", "--resume"]
     assert main(args) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["analysis"]["n_bootstrap"] == 30
     assert manifest["options"]["n_bootstrap"] == 30
-    assert snapshot(run / "items.csv", run / "layers.csv", run / "attention_mass.npy") == tables
+    assert snapshot(table_path(run, "items"), table_path(run, "layers"),
+                    run / "attention_mass.npy") == tables
 
 
 def test_reanalysis_records_its_options(finished: Path, tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ def test_prompt_without_a_question() -> None:
 
 def test_prompt_images_and_context() -> None:
     img = Image.new("RGB", (8, 8))
-    assert Prompt("q?", images=img).images == [img]  # type: ignore[arg-type]
+    assert Prompt("q?", images=[img]).images == [img]
+    assert Prompt("q?", images=(img,)).images == [img]
     with pytest.raises(AdapterError, match=r"images\[0\] is a str.*PIL.Image.open"):
         Prompt("q?", images=["cat.png"])  # type: ignore[list-item]
     with pytest.raises(AdapterError, match="context must be a string"):

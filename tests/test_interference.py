@@ -23,6 +23,7 @@ from modprobe.io import read_npy
 from modprobe.perturb import BUILTIN, applicable, default_perturbations
 from modprobe.spans import SPAN_NAMES
 from modprobe.study.interference import InterferenceConfig, run_interference
+from modprobe.study.runfolder import read_table, table_path
 from modprobe.testing import FAMILIES
 
 LINE = re.compile(r"^(\w+): accuracy=(\d\.\d{3}|nan) ci=\[\S+, \S+\]"
@@ -50,7 +51,7 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     result = run_interference(InterferenceConfig(
         model=str(tiny_dir(family)), data=str(tasks_dir), out=str(out), batch_size=8,
         n_bootstrap=100, figures=False, uf_sentences=1, draws=1), progress=False)
-    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+    items = read_table(out / "items.csv")
     assert len(items) == _expected_rows(tasks_dir, draws=1) == len(result.items)
     # every image-heavy item gets the text perturbations, every text-heavy one the image ones
     heavy = items[items["relevant"] == "image"].groupby("id")["perturbation"].apply(set)
@@ -72,14 +73,14 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "OCR",
                                                              "RI", "FB", "FW"]
     assert any("random-noise image" in line for line in summary["lines"])
-    shift = pd.read_csv(out / "attention_shift.csv")
+    shift = read_table(out / "attention_shift.csv")
     assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RI", "FB", "FW"}
     assert (shift.loc[shift["span"] == "image", "clean"] > 0).all()  # the noise image
     if "context" in SPAN_NAMES:  # text perturbations are measured on the description's tokens
         text = shift[shift["perturbation"].isin(["UF", "MD", "OCR"])]
         assert set(text["span"]) == {"context"}
         assert (text["clean"] == 0).all() and (text["perturbed"] > 0).all()
-    layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
+    layers = read_table(out / "layers.csv")
     assert len(layers) == len(items) * mass.shape[1]
 
 
@@ -90,7 +91,7 @@ def test_no_image_baseline_keeps_rp_and_clean_text_heavy_rows_without_image(
         model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
         n_bootstrap=100, figures=False, uf_sentences=1, text_baseline="none", draws=1),
         progress=False)
-    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+    items = read_table(out / "items.csv")
     assert len(items) == _expected_rows(tasks_dir, "none", draws=1)
     light = items[items["relevant"] == "text"].groupby("id")["perturbation"].apply(set)
     assert all(p == {"clean", "RP", "RI", "FB", "FW"} for p in light)
@@ -113,20 +114,20 @@ def test_perturbation_draws_enter_the_run_and_its_intervals(tiny_dir, tasks_dir:
     out = tmp_path / "run"
     run_interference(InterferenceConfig(
         model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1, draws=2, seed=3), progress=False)
-    items = pd.read_csv(out / "items.csv", keep_default_na=False, na_values=[""])
+        n_bootstrap=100, figures=False, uf_sentences=1, draws=2, data_seed=3), progress=False)
+    items = read_table(out / "items.csv")
     assert len(items) == _expected_rows(tasks_dir, draws=2)
     assert sorted(set(zip(items["draw"], items["seed"]))) == list(enumerate(draw_seeds(3, 2)))
-    layers = pd.read_csv(out / "layers.csv", keep_default_na=False, na_values=[""])
+    layers = read_table(out / "layers.csv")
     assert set(layers["draw"]) == {0, 1}
-    per_draw = pd.read_csv(out / "draws.csv")
+    per_draw = read_table(out / "draws.csv")
     assert len(per_draw[per_draw["perturbation"] == "MD"]) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_draws"] == 2
     assert any("2 perturbation draws per item" in line for line in summary["lines"])
     # the interval is the one of the per-item draw averages (cluster bootstrap)
     md = next(c for c in summary["conditions"] if c["perturbation"] == "MD")
-    flips = pd.read_csv(out / "flips.csv", keep_default_na=False, na_values=[""])
+    flips = read_table(out / "flips.csv")
     md_flips = flips[flips["perturbation"] == "MD"]
     assert md["delta"]["estimate"] == pytest.approx(md_flips["flipped"].mean())
     assert md["n"] == md_flips["id"].nunique()
@@ -145,7 +146,7 @@ def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
         model=str(model), data=str(tasks_dir), out=str(tmp_path / "run"), batch_size=8,
         n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only, draws=1),
         progress=False)
-    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    items = read_table(tmp_path / "run" / "items.csv")
     assert len(items) == _expected_rows(tasks_dir, draws=1)
     assert (tmp_path / "run" / "attention_mass.npy").exists() != lens_only
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -242,18 +243,18 @@ def test_killed_run_resumes_to_identical_tables(tiny_dir, tasks_dir: Path,
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    assert not table_path(out, "items").exists(), "the run finished before it could be killed"
     assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
     for table in ("items.csv", "layers.csv", "attention.csv", "flips.csv",
                   "attention_shift.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+        pd.testing.assert_frame_equal(read_table(out / table), read_table(reference / table))
     np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
                                   read_npy(reference / "attention_mass.npy"))
     a = json.loads((out / "summary.json").read_text())
     b = json.loads((reference / "summary.json").read_text())
     assert a["lines"] == b["lines"]
     # a resumed run refuses changed options
-    assert main([*args, "--out", str(out), "--resume", "--seed", "1", "--quiet"]) == 2
+    assert main([*args, "--out", str(out), "--resume", "--data-seed", "1", "--quiet"]) == 2
 
 
 def test_resume_refuses_changed_tasks_and_a_failed_start_leaves_no_folder(

@@ -13,6 +13,7 @@ from modprobe.analysis.sabotage import analyze_sabotage
 from modprobe.analysis.sabotage_input import SabotageInputError
 from modprobe.analysis.sabotage_runs import load_agents
 from modprobe.io import write_csv, write_json
+from modprobe.study.runfolder import read_table
 
 CANDIDATES = ["blue", "green", "red"]
 #: item -> group, answers, and per condition the final probabilities of blue, green, red
@@ -141,9 +142,9 @@ def test_cli_on_a_real_study_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["n_items"] == 12 and summary["confidence_scales"]["vision"] == "0-1"
     # each agent's top label is the model's own answer whenever that answer is a candidate
-    items = pd.read_csv(tmp_path / "run" / "items.csv", keep_default_na=False)
-    per = pd.read_csv(tmp_path / "report" / "per_agent.csv", keep_default_na=False)
-    candidates = set(pd.read_csv(tmp_path / "run" / "candidates.csv")["candidate"])
+    items = read_table(tmp_path / "run" / "items.csv")
+    per = read_table(tmp_path / "report" / "per_agent.csv")
+    candidates = set(read_table(tmp_path / "run" / "candidates.csv")["candidate"])
     for condition, agent in (("vision", "vision"), ("text", "text"), ("multi", "joint")):
         mine = per[per["agent"] == agent].set_index("item")["label"]
         answers = items.set_index("id")[f"y_{condition}"]
@@ -171,13 +172,13 @@ def test_cli_on_a_real_interference_run(fmt: str, tmp_path: Path,
     printed = capsys.readouterr().out
     assert "interference run: agents are its conditions" in printed
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    items = pd.read_csv(tmp_path / "run" / "items.csv", keep_default_na=False)
+    items = read_table(tmp_path / "run" / "items.csv")
     # with perturbation draws each (item, draw) is an item, clustered with its other draws
     items["item"] = items["id"] + "/draw" + items["draw"].astype(str)
     assert summary["n_items"] == items["item"].nunique() == 2 * items["id"].nunique()
     assert set(summary["agents"]) == {"joint"} | (set(items["perturbation"]) - {"clean"})
     # each condition's agent answers what the run read (its top label), when readable
-    per = pd.read_csv(tmp_path / "report" / "per_agent.csv", keep_default_na=False)
+    per = read_table(tmp_path / "report" / "per_agent.csv")
     per["perturbation"] = per["agent"].replace({"joint": "clean"})
     both = per.merge(items, on=["item", "perturbation"])
     assert len(both) == len(items)

@@ -19,6 +19,7 @@ from modprobe.io import read_npy
 from modprobe.layers import main
 from modprobe.spans import SPAN_NAMES
 from modprobe.study import StudyConfig, StudyError, attention_table, run_study
+from modprobe.study.runfolder import read_table, table_path
 from modprobe.testing import FAMILIES, build_tiny
 
 FIGURES = {"following_curve.png", "uncertainty_distribution.png", "oscillation.png",
@@ -48,7 +49,7 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     model = build_tiny(family, tmp_path / "model", seed=1)
     result = run_study(_config(model, lowres_data, tmp_path / "run", limit=6, batch_size=3),
                        progress=False)
-    items = pd.read_csv(tmp_path / "run" / "items.csv")
+    items = read_table(tmp_path / "run" / "items.csv")
     assert len(items) == 6
     assert (items["cluster"] == "g0000").all()  # the generator's group, for the bootstrap
     for column in ("y_vision", "y_text", "y_multi", "h_vision", "h_text", "h_multi"):
@@ -64,14 +65,14 @@ def test_short_run_on_every_family(family: str, lowres_data: Path, tmp_path: Pat
     context = SPAN_NAMES.index("context")
     assert (mass[:, 0, ..., context] == 0).all()
     assert (mass[:, 1, ..., context] > 0).all() and (mass[:, 2, ..., context] > 0).all()
-    table = pd.read_csv(tmp_path / "run" / "attention.csv")
+    table = read_table(tmp_path / "run" / "attention.csv")
     assert list(table["span"].unique()) == list(SPAN_NAMES)
     assert result.summary["attention"]["multi"]["context"][0] > 0
-    layers = pd.read_csv(tmp_path / "run" / "layers.csv")
+    layers = read_table(tmp_path / "run" / "layers.csv")
     assert len(layers) == 6 * 3 * mass.shape[2]
     # candidates.csv: the model's own final candidate probabilities, which the last lens
     # layer reproduces (lens = logits)
-    cands = pd.read_csv(tmp_path / "run" / "candidates.csv", keep_default_na=False)
+    cands = read_table(tmp_path / "run" / "candidates.csv")
     labels = [c[len("prob_"):] for c in layers.columns if c.startswith("prob_")]
     assert len(cands) == 6 * 3 * len(labels)
     assert list(cands.columns) == ["id", "condition", "candidate", "logit", "prob"]
@@ -127,7 +128,7 @@ def test_run_without_data_generates_it_into_the_run_folder(
     code = main(["--model", str(llava_dir), "--out", str(out), "--groups", "1", "--limit", "6",
                  "--batch-size", "3", "--bootstrap", "50", "--no-figures", "--quiet"])
     assert code == 0, capsys.readouterr().err
-    assert (out / "data" / "items.jsonl").is_file() and (out / "items.csv").is_file()
+    assert (out / "data" / "items.jsonl").is_file() and table_path(out, "items").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     # and the folder, now holding a run, is still never overwritten
@@ -190,14 +191,14 @@ def test_killed_run_resumes_to_identical_tables(llava_dir: Path, lowres_data: Pa
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (out / "items.csv").exists(), "the run finished before it could be killed"
+    assert not table_path(out, "items").exists(), "the run finished before it could be killed"
     finished = sorted(p.name for p in (out / "chunks").iterdir()
                       if (p / "items.csv").exists())
     assert len(finished) < 6
 
     assert main([*args, "--out", str(out), "--resume", "--quiet", "--no-figures"]) == 0
     for table in ("items.csv", "layers.csv", "attention.csv", "oscillation.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+        pd.testing.assert_frame_equal(read_table(out / table), read_table(reference / table))
     np.testing.assert_array_equal(read_npy(out / "attention_mass.npy"),
                                   read_npy(reference / "attention_mass.npy"))
 

@@ -58,12 +58,17 @@ class Prompt:
         if self.context is not None and not isinstance(self.context, str):
             raise AdapterError(f"Prompt context must be a string or None, got "
                                f"{type(self.context).__name__}")
+        from PIL.Image import Image as PILImage
+
         images = self.images
         if images is None:
             images = []
+        elif isinstance(images, PILImage):
+            raise AdapterError("Prompt images must be a list of PIL images, got one image "
+                               "without a list: write images=[img]")
         elif not isinstance(images, (list, tuple)):
-            images = [images]  # one image given without a list
-        from PIL.Image import Image as PILImage
+            raise AdapterError(f"Prompt images must be a list of PIL images, got a "
+                               f"{type(images).__name__}: write images=[img] (or [] for none)")
 
         for i, image in enumerate(images):
             if not isinstance(image, PILImage):

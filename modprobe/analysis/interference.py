@@ -156,8 +156,9 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
                                      "prediction table needs id, perturbation, answer, gold "
                                      "(optional: cluster, options, relevant)")
     frame = table.copy()
+    _check_cells(frame, source)
     frame["id"] = frame["id"].astype(str)
-    frame["perturbation"] = frame["perturbation"].astype(str).str.strip()
+    frame["perturbation"] = _perturbation_names(frame["perturbation"])
     _check_rows(frame, source)
     categories, golds = [], []
     for row_number, row in enumerate(frame.itertuples(index=False), start=2):
@@ -198,9 +199,33 @@ def _gold_index(gold: Any, options: list[str]) -> int | None:
     return None
 
 
+def _check_cells(frame: pd.DataFrame, source: str) -> None:
+    """Refuse an empty or blank id, perturbation or gold cell, naming its row (row 1 is
+    the header); an empty *answer* is a valid (unreadable) answer."""
+    for column in ("id", "perturbation", "gold"):
+        for index, value in enumerate(frame[column]):
+            if value is None or (isinstance(value, float) and math.isnan(value)) \
+                    or not str(value).strip():
+                raise InterferenceTableError(
+                    f"{source} row {index + 2}: column {column} is empty; every row needs "
+                    f"its {column} (clean rows have perturbation 'clean')")
+
+
+def _perturbation_names(column: pd.Series) -> list[str]:
+    """Perturbation names as the model form spells them: a registered name in its own
+    case (``md`` -> ``MD``), ``clean`` in lower case, any other name in its first spelling
+    (``Blur`` and ``blur`` are one)."""
+    from modprobe.perturb import canonical_name
+
+    first: dict[str, str] = {CLEAN: CLEAN}
+    names = []
+    for value in column:
+        name = canonical_name(str(value))
+        names.append(first.setdefault(name.casefold(), name))
+    return names
+
+
 def _check_rows(frame: pd.DataFrame, source: str) -> None:
-    if (frame["id"].str.strip() == "").any() or frame["id"].isin(["nan", "None"]).any():
-        raise InterferenceTableError(f"{source}: column id has empty values")
     keys = ["id", "draw"] if "draw" in frame.columns else ["id"]
     duplicated = frame.duplicated([*keys, "perturbation"])
     if duplicated.any():
@@ -320,7 +345,7 @@ def _notes(table: pd.DataFrame, results: list[ConditionResult], cluster: str | N
     if n_draws > 1:
         notes.append(f"{n_draws} perturbation draws per item: each item's accuracy and flips "
                      "are averaged over its draws before resampling, so the intervals include "
-                     "the draw-to-draw variance (per-draw rates: draws.csv)")
+                     "the draw-to-draw variance (per-draw rates: the draws table)")
     else:
         notes.append("one perturbation draw: the intervals do not include the variance "
                      "between perturbation draws (a model run takes --draws R; a table can "

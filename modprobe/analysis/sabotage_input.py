@@ -117,6 +117,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _not_unicode(text: str) -> str | None:
+    from modprobe.data.schema import text_problem  # lazily: modprobe.data imports Pillow
+
+    return text_problem(text)
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -185,6 +191,9 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
         item, agent = _text(rec["item"]), _text(rec["agent"])
         if item is None:
             errors.append(f"{where}, field 'item': must be a non-empty string or integer")
+        elif _not_unicode(item):
+            errors.append(f"{where}, field 'item': {_not_unicode(item)}")
+            continue
         if agent is None:
             errors.append(f"{where}, field 'agent': must be a non-empty string")
         labels_raw = rec["labels"]
@@ -341,14 +350,18 @@ def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
     path = Path(path)
     records: list[tuple[int, Any]] = []
     errors: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                records.append((line_no, json.loads(text)))
-            except json.JSONDecodeError as err:
-                errors.append(f"line {line_no}: not valid JSON ({err.msg})")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        problem = f"not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        raise SabotageInputError(str(path), [problem]) from None
+    for line_no, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            records.append((line_no, json.loads(text)))
+        except json.JSONDecodeError as err:
+            errors.append(f"line {line_no}: not valid JSON ({err.msg})")
     if errors:
         raise SabotageInputError(str(path), errors)
     return agent_table(records, source=str(path), scale=scale)

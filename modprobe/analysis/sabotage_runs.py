@@ -48,6 +48,7 @@ from modprobe.analysis.sabotage_input import (
     agent_table,
     read_agent_jsonl,
 )
+from modprobe.io import table_path
 from modprobe.study.runfolder import TEXT_COLUMNS, read_table
 
 #: Condition of a study run -> agent name.
@@ -65,9 +66,9 @@ INTERFERENCE_TEXT = (*TEXT_COLUMNS, "gold", "category", "modality", "relevant")
 
 def _final_scores(run: Path, notes: list[str]) -> pd.DataFrame:
     """``id, condition, candidate, prob`` of the model's final distribution."""
-    if (run / "candidates.csv").is_file():
+    if table_path(run, "candidates").is_file():
         return read_table(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
-    if not (run / "layers.csv").is_file():
+    if not table_path(run, "layers").is_file():
         raise SabotageInputError(str(run), [("the run has neither candidates.csv nor layers.csv; "
                                             "is the run finished?")])
     layers = read_table(run / "layers.csv")
@@ -219,8 +220,18 @@ def interference_records(run: str | Path, scores: str = "candidates"
 
 def run_kind(folder: Path) -> str | None:
     """``"study"`` or ``"interference"`` for a run folder, None when not recognised."""
-    if (folder / "items.csv").is_file() and (folder / "manifest.json").is_file():
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if table_path(folder, "items").is_file() and (folder / "manifest.json").is_file():
+        path = folder / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            problem = (f"not a readable JSON manifest ({err}); the run folder is damaged: "
+                       "rerun the study into a new --out, or give a JSONL of agent outputs")
+            raise SabotageInputError(str(path), [problem]) from None
+        if not isinstance(manifest, dict):
+            problem = ("holds no JSON object; the run folder is damaged: rerun the study into "
+                       "a new --out")
+            raise SabotageInputError(str(path), [problem])
         if manifest.get("kind") == "interference":
             return "interference"
         conditions = manifest.get("conditions") or []

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.errors import ModprobeError
+from modprobe.io import table_path
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("h_text", "h_vision", "y_text", "y_vision", "y_multi")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("model", "group", "correct_text", "correct_vision")
@@ -66,7 +67,8 @@ def read_table(path: str | Path, validate: bool = True,
 
     Prediction tables and every table a runner writes are read with it. In CSV and TSV
     files an empty cell is missing, the strings ``NA`` or ``null`` are not, and the
-    ``text`` columns stay strings.
+    ``text`` columns stay strings. A run table asked for in one format and written in
+    the other (``items.csv`` / ``items.parquet``) is found under either name.
 
     Args:
         path: ``.csv``, ``.tsv``, ``.parquet`` or ``.pq`` file.
@@ -82,7 +84,9 @@ def read_table(path: str | Path, validate: bool = True,
     """
     p = Path(path)
     if not p.is_file():
-        raise TableError(f"no such file: {p}")
+        p = table_path(p.parent, p.name)  # a run's items.csv written as items.parquet
+    if not p.is_file():
+        raise TableError(f"no such file: {path}")
     suffix = p.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise TableError(f"unsupported table format {suffix!r} of {p} (use .csv, .tsv or "

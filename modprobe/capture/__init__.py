@@ -18,6 +18,7 @@ use the attention mass and lens logits. See ``docs/capture.md``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,7 +35,23 @@ from modprobe.capture.candidates import Candidate, CandidateError, Candidates, r
 from modprobe.capture.lens import entropy, lens_logits, lens_statistics, summarize
 from modprobe.capture.result import Capture, CaptureFrames
 from modprobe.capture.trace import CaptureTraceError, run_trace
+from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
+
+
+class CaptureOptionError(ModprobeError, ValueError):
+    """An argument of :func:`capture` that cannot work (``top_k=-1``)."""
+
+
+def _check_top_k(top_k: Any) -> int:
+    try:
+        value = operator.index(top_k)  # ints and numpy integers, not 2.5 or True
+    except TypeError:
+        value = None
+    if value is None or isinstance(top_k, bool) or value < 1:
+        raise CaptureOptionError(f"capture: top_k must be a positive integer (the most "
+                                 f"probable tokens kept per layer), got {top_k!r}")
+    return value
 
 
 def _query_positions(
@@ -97,8 +114,10 @@ def capture(
 
     Raises:
         CandidateError: a candidate is unknown, or two candidates share a first token.
+        CaptureOptionError: ``top_k`` is not a positive integer.
         CaptureTraceError: the model's attention modules are not shaped as expected.
     """
+    top_k = _check_top_k(top_k)
     if isinstance(prompts_or_batch, Mapping):
         batch = dict(prompts_or_batch)
     else:
@@ -148,6 +167,7 @@ __all__ = [
     "Candidates",
     "Capture",
     "CaptureFrames",
+    "CaptureOptionError",
     "CaptureTraceError",
     "allowed_keys",
     "answer_attention_rows",

@@ -133,7 +133,7 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DatasetError(root, [FieldError(ITEMS_FILE, 0, None,
                                              f"not UTF-8 text ({exc.reason})")]) from None
     items, errors = parse_items(text, root)
-    info, info_errors = _read_info(root)
+    info, info_errors = read_info(root)
     errors = info_errors + errors
     if not errors and not items:
         errors.append(FieldError(ITEMS_FILE, 0, None, "holds no items"))
@@ -142,15 +142,20 @@ def load_dataset(root: str | Path) -> Dataset:
     return Dataset(root, items, info)
 
 
-def _read_info(root: Path) -> tuple[dict[str, Any], list[FieldError]]:
+def read_info(root: Path) -> tuple[dict[str, Any], list[FieldError]]:
+    """``dataset.json`` of a folder (empty when absent) and its problems (not UTF-8, not
+    JSON, not an object), as field errors naming the file."""
     path = root / INFO_FILE
     if not path.exists():
         return {}, []
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return {}, [FieldError(INFO_FILE, getattr(exc, "lineno", 0), None,
-                               f"not valid JSON ({exc})")]
+    except UnicodeDecodeError as exc:
+        return {}, [FieldError(INFO_FILE, 0, None, f"not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start}); save it as UTF-8")]
+    except json.JSONDecodeError as exc:
+        return {}, [FieldError(INFO_FILE, exc.lineno, None, f"not valid JSON ({exc.msg} at "
+                               f"column {exc.colno})")]
     if not isinstance(info, dict):
         return {}, [FieldError(INFO_FILE, 0, None, "must hold a JSON object")]
     return info, []

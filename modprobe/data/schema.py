@@ -184,6 +184,8 @@ def check_record(record: Any, line: int, root: Path | None, file: str = "items.j
                                       f"got {_describe(value)}"))
         elif expected is str and name != "context" and not value.strip():
             errors.append(error(name, "empty"))
+        elif expected is str and text_problem(value):
+            errors.append(error(name, text_problem(value)))  # type: ignore[arg-type]
     ok = {name for name in record if not any(e.field == name for e in errors)}
 
     if "context" in ok and not record["context"].strip():
@@ -210,6 +212,27 @@ def check_record(record: Any, line: int, root: Path | None, file: str = "items.j
         if problem:
             errors.append(error("image", problem))
     return errors
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be written as UTF-8 (a lone surrogate such as ``"\\ud800"``,
+    which JSON escapes allow), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (f"holds a lone surrogate {text[err.start]!r} at character {err.start}, which "
+                "is not Unicode text; fix the \\u escape (a pair such as \\ud83d\\ude00, or "
+                "the character itself)")
+    return None
+
+
+def id_problem(value: Any) -> str | None:
+    """Why an item id is unusable (not a string, empty or blank, not Unicode), or None."""
+    if not isinstance(value, str):
+        return f"expected a string, got {_describe(value)}"
+    if not value.strip():
+        return f"empty or only whitespace ({value!r}); give every item a visible id"
+    return text_problem(value)
 
 
 def _image_problem(image: str, root: Path | None,

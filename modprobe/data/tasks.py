@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from modprobe.data.choice import LETTERS, format_choices, read_choice
+from modprobe.data.dataset import read_info
 from modprobe.data.schema import (
     _TYPE_NAMES,
     DatasetError,
@@ -39,7 +41,9 @@ from modprobe.data.schema import (
     _describe,
     _image_problem,
     _type_ok,
+    id_problem,
     parse_jsonl,
+    text_problem,
 )
 from modprobe.io import write_bytes
 
@@ -180,6 +184,13 @@ def task_item_problems(item: TaskItem | Mapping[str, Any]) -> list[tuple[str, st
     """``(field, message)`` for every inconsistency of an item (empty when it is fine)."""
     get = item.get if isinstance(item, Mapping) else (lambda k, d=None: getattr(item, k, d))
     problems: list[tuple[str, str]] = []
+    problem = id_problem(get("id"))
+    if problem:
+        problems.append(("id", problem))
+    problems += [(name, text_problem(get(name)))  # type: ignore[misc]
+                 for name in ("question", "answer", "context", "subject", "cluster", "task",
+                              "misleading_template")
+                 if isinstance(get(name), str) and text_problem(get(name))]
     relevant, fmt, options = get("relevant"), get("format") or "open", get("options")
     if relevant not in RELEVANT:
         problems.append(("relevant", f"unknown value {relevant!r}; use image or text"))
@@ -205,9 +216,37 @@ def task_item_problems(item: TaskItem | Mapping[str, Any]) -> list[tuple[str, st
         problems.append(("context", ("missing or empty, but the relevant modality is text: a "
                                     "text-heavy item needs its description")))
     template = get("misleading_template")
-    if template is not None and "{option}" not in template:
-        problems.append(("misleading_template", "must contain {option}"))
+    if template is not None:
+        problem = template_problem(template)
+        if problem:
+            problems.append(("misleading_template", problem))
     return problems
+
+
+#: The fields a misleading template may name.
+TEMPLATE_FIELDS: tuple[str, ...] = ("option", "subject")
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a misleading template (None when it formats): a brace without
+    its pair, a field other than ``{option}`` and ``{subject}``, or no ``{option}``."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template)
+                 if name is not None]
+    except ValueError as err:
+        return (f"{template!r} is not a template ({err}); write a literal brace twice "
+                "({{ or }})")
+    unknown = [name for name in names if name not in TEMPLATE_FIELDS]
+    if unknown:
+        return (f"{template!r} names the unknown field {{{unknown[0]}}}; use only {{option}} "
+                "(the wrong option) and {subject} (the asked object)")
+    if "option" not in names:
+        return "must contain {option}"
+    try:
+        template.format(option="red", subject="circle")
+    except (ValueError, TypeError) as err:  # a bad conversion or format spec: {option!x}
+        return f"{template!r} does not format ({err}); write {{option}} and {{subject}} plainly"
+    return None
 
 
 def _key(text: str) -> str:
@@ -266,7 +305,8 @@ def _check_record(record: Any, line: int, root: Path | None, file: str) -> list[
                                                        f"got {_describe(record[name])}"))
     if errors:
         return errors
-    errors += [FieldError(file, line, name, message)
+    errors += [FieldError(file, line, name, f"item {record['id']!r}: {message}"
+                          if name == "misleading_template" else message)
                for name, message in task_item_problems(record)]
     if "image" in record:
         problem = _image_problem(record["image"], root)
@@ -295,7 +335,12 @@ def load_tasks(root: str | Path) -> TaskSet:
         raise DatasetError(root, [FieldError("items.jsonl", 0, None,
                                              f"not found in {root}; a task folder needs "
                                              "items.jsonl")], schema=SCHEMA_DOC)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(root, [FieldError("items.jsonl", 0, None, (
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8")
+        )], schema=SCHEMA_DOC) from None
     if _is_conflict_dataset(text):
         raise DatasetError(root, [FieldError("items.jsonl", 0, None, (
             "holds a conflict dataset (answer_vision/answer_text, for python -m "
@@ -305,11 +350,11 @@ def load_tasks(root: str | Path) -> TaskSet:
     items, errors = parse_tasks(text, root)
     if not errors and not items:
         errors.append(FieldError("items.jsonl", 0, None, "holds no items"))
+    info, info_errors = read_info(root)
+    errors = info_errors + errors
     if errors:
         raise DatasetError(root, errors, schema=SCHEMA_DOC)
-    info_path = root / "dataset.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-    return TaskSet(root, items, info if isinstance(info, dict) else {})
+    return TaskSet(root, items, info)
 
 
 def _is_conflict_dataset(text: str) -> bool:

@@ -22,12 +22,16 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from modprobe.errors import ModprobeError
 
 CHECKPOINTS = "checkpoints"
 _NAME = re.compile(r"^step-(\d{7})$")
@@ -107,6 +111,8 @@ def save_checkpoint(run: Path, step: int, parameters: dict[str, torch.nn.Paramet
         for file in tmp.iterdir():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+        if final.exists():  # a damaged checkpoint of this step, skipped on resume
+            shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -116,27 +122,82 @@ def save_checkpoint(run: Path, step: int, parameters: dict[str, torch.nn.Paramet
     return final
 
 
+class CheckpointError(ModprobeError, ValueError):
+    """No intact checkpoint to resume from, or one of another run's parameters."""
+
+
+def _read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor],
+                                            dict[str, torch.Tensor]]:
+    """``state.json``, the weights and the optimizer tensors of a checkpoint, each read
+    whole (a truncated or missing file is found here, before anything is restored).
+
+    Raises:
+        CheckpointError: a file is missing, truncated or not what it should be.
+    """
+    try:
+        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        weights = load_file(str(folder / "weights.safetensors"))
+        tensors = load_file(str(folder / "optimizer.safetensors"))
+        if not isinstance(meta, dict) or not {"step", "param_names", "param_groups",
+                                               "optimizer_scalars", "log"} <= set(meta):
+            raise ValueError("state.json lacks the step, parameters or log")
+        if "rng/torch" not in tensors or set(meta["param_names"]) - set(weights):
+            raise ValueError("a tensor is missing")
+    except (OSError, ValueError, SafetensorError) as err:
+        raise CheckpointError(f"checkpoint {folder} is damaged "
+                              f"({type(err).__name__}: {str(err).strip()[:160]})") from None
+    return meta, weights, tensors
+
+
+def _older_checkpoints(folder: Path) -> list[Path]:
+    """The other checkpoints of ``folder``'s run with a lower step, newest first."""
+    match = _NAME.match(folder.name)
+    if match is None or not folder.parent.is_dir():
+        return []
+    step = int(match.group(1))
+    steps = [(int(m.group(1)), p) for p in folder.parent.iterdir()
+             if (m := _NAME.match(p.name)) and int(m.group(1)) < step]
+    return [p for _, p in sorted(steps, reverse=True)]
+
+
 def load_checkpoint(folder: Path, parameters: dict[str, torch.nn.Parameter],
                     optimizer: torch.optim.Optimizer) -> TrainingState:
     """Restore parameters, optimizer state and random state from a checkpoint folder.
 
+    A damaged checkpoint (a file truncated or missing, e.g. by a full disk or a copy cut
+    short) is skipped with a warning naming it, and the newest intact older checkpoint of
+    the run is restored instead: training repeats the steps in between.
+
     Raises:
-        ValueError: the checkpoint holds other parameters than the model being trained
-            (different LoRA targets or training mode).
+        CheckpointError: no intact checkpoint is left (the message names the damage and
+            says to start a new ``--out``), or the checkpoint holds other parameters than
+            the model being trained (different LoRA targets or training mode).
     """
     folder = Path(folder)
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    damaged: list[str] = []
+    for candidate in [folder, *_older_checkpoints(folder)]:
+        try:
+            meta, weights, tensors = _read_checkpoint(candidate)
+        except CheckpointError as err:
+            damaged.append(str(err))
+            continue
+        if damaged:
+            warnings.warn(f"{'; '.join(damaged)}: resuming from the intact checkpoint "
+                          f"{candidate} (step {meta['step']}) instead", stacklevel=2)
+        break
+    else:
+        raise CheckpointError(f"{'; '.join(damaged)}, and no intact older checkpoint is "
+                              "left to resume from; start a new --out")
+    folder = candidate
     names = list(parameters)
     if meta["param_names"] != names:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {folder} trains other parameters than this run "
             f"({len(meta['param_names'])} saved, {len(names)} now); resume with the "
             "original options")
-    weights = load_file(str(folder / "weights.safetensors"))
     with torch.no_grad():
         for name, p in parameters.items():
             p.copy_(weights[name].to(p.device, p.dtype))
-    tensors = load_file(str(folder / "optimizer.safetensors"))
     per_param: dict[int, dict[str, Any]] = {}
     for index, name in enumerate(names):
         fields = {key.split("/", 1)[1]: value for key, value in tensors.items()

@@ -191,9 +191,10 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
         perturbation pooled; clusters keep an item's rows together).
     """
     from modprobe.stats import mean_interval
+    from modprobe.study.runfolder import read_table
 
-    attention = pd.read_csv(folder / "attention.csv")
-    items = pd.read_csv(folder / "items.csv", keep_default_na=False, na_values=[""])
+    attention = read_table(folder / "attention.csv")  # or .parquet: the run's format
+    items = read_table(folder / "items.csv")
     meta = items.drop_duplicates("id").set_index("id")
     attention = attention[attention["layer"].isin(list(layers))]
     wide_mass = attention.pivot_table(index=["id", "perturbation", "layer"], columns="span",

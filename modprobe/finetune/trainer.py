@@ -133,7 +133,7 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
         FinetuneError / FinetuneDataError: with a one-line reason.
     """
     from modprobe.finetune.step import check_batch
-    from modprobe.perturb import applicable, perturb
+    from modprobe.perturb import applicable, check_items_perturbable, perturb
     from modprobe.spans import SPAN_NAMES
 
     spans = sorted({relevant_span(it) for it in items})
@@ -142,6 +142,10 @@ def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> N
         raise FinetuneError(f"relevant span(s) {unknown} are not spans of this modprobe "
                             f"({', '.join(SPAN_NAMES)})")
     cache: dict[str, int] = {}
+    # Every answer and every text perturbation now, not when a late batch draws them.
+    _answer_ids(loaded.tokenizer, [it.answer for it in items], cache)
+    check_items_perturbable(items, list(config.perturbations), config.seed,
+                            lambda _name: perturbation_options(loaded))
     for kind in sorted({it.relevant for it in items}):
         rows = [it for it in items if it.relevant == kind][: config.batch_size]
         span = relevant_span(rows[0])

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from modprobe.io import table_path
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
     MANIFEST,
@@ -41,7 +42,7 @@ from modprobe.study.runfolder import (
 )
 
 #: The analysis options that apply to every kind of run (the rest: following studies).
-COMMON_ANALYSIS = ("n_bootstrap", "seed", "figures")
+COMMON_ANALYSIS = ("n_bootstrap", "seed", "figures", "table_format")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class AnalysisOptions:
         entropy_floor: Floor on entropies (nats) before the axis is computed.
         balance_estimate: Balance point reported last (``logistic``, ``monotone``, ``auto``).
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
+        table_format: Format of the tables the analysis writes (``parquet`` or ``csv``:
+            the run's own).
     """
 
     n_bootstrap: int = DEFAULT_RESAMPLES
@@ -65,6 +68,7 @@ class AnalysisOptions:
     entropy_floor: float = 0.0
     balance_estimate: str = "logistic"
     all_conflicts: bool = False
+    table_format: str = "parquet"
 
     @classmethod
     def of(cls, source: Any, **changes: Any) -> AnalysisOptions:
@@ -103,6 +107,7 @@ class AnalysisOptions:
                 not 0 <= floor < float("inf"):
             raise StudyError(f"entropy_floor (--entropy-floor) must be a number >= 0, "
                              f"got {floor!r}")
+        table_path(Path("."), "check", self.table_format)  # refuses an unknown format
         if self.balance_estimate not in ("logistic", "monotone", "auto"):
             raise StudyError(f"balance_estimate (--estimate) must be logistic, monotone or "
                              f"auto, got {self.balance_estimate!r}")
@@ -155,12 +160,14 @@ class RunSpec:
         resume_keys: The options that change the numbers (equal on resume).
         batch_size: Items per chunk.
         tables: The chunk files gathered into the run's tables, in order; every chunk has
-            them. The marker (last written, chunk done) is ``items.csv``.
+            them. The marker (last written, chunk done) is ``items.csv``. Chunks are CSV
+            and ``.npy``; the gathered tables are written in ``table_format``.
         optional_tables: Chunk files gathered only when every chunk has them (runs resumed
             from an older version may lack them).
         generated: Entries the runner writes into a new ``out`` before preparing it (the
             data it generates).
         progress_label: The progress bar's label.
+        table_format: ``parquet`` or ``csv``: the format of the gathered tables.
     """
 
     kind: str
@@ -173,6 +180,7 @@ class RunSpec:
     optional_tables: Sequence[str] = ()
     generated: Sequence[str] = ()
     progress_label: str = "modprobe"
+    table_format: str = "parquet"
 
 
 @dataclass
@@ -272,7 +280,7 @@ class RunDriver:
     def is_finished(self) -> bool:
         """Whether the run folder holds a finished run with its gathered tables."""
         return (self.manifest.get("status") == "complete"
-                and all((self.out / name).is_file() for name in self.spec.tables))
+                and all(table_path(self.out, name).is_file() for name in self.spec.tables))
 
     def run_chunks(self, items: Sequence[Any],
                    capture: Callable[[Sequence[Any]], Mapping[str, Any]],
@@ -333,11 +341,11 @@ class RunDriver:
     def gather(self, count: int) -> RunTables:
         """Concatenate the ``count`` chunks' files into the run's tables (once all are
         written: in a sharded run, after every rank finished its chunks)."""
-        tables = gather_chunks(self.out, count, self.spec.tables)
+        tables = gather_chunks(self.out, count, self.spec.tables, self.spec.table_format)
         optional = [name for name in self.spec.optional_tables
                     if all((chunk_folder(self.out, i) / name).is_file() for i in range(count))]
         if optional:
-            tables.update(gather_chunks(self.out, count, optional))
+            tables.update(gather_chunks(self.out, count, optional, self.spec.table_format))
         return RunTables(tables, fresh=True)
 
     def finish(self, analysis: Mapping[str, Any]) -> None:

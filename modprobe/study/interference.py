@@ -9,18 +9,18 @@ command-line face of this module.
 
 Run folder::
 
-    RUN/manifest.json           model, data, perturbations, seed, versions
+    RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.csv               one row per item x draw x condition: answer, category,
+    RUN/items.parquet           one row per item x draw x condition: answer, category,
                                 correct, draw, seed
-    RUN/layers.csv              one row per item x draw x condition x layer (lens)
-    RUN/attention_mass.npy      `row layer head span` float32, rows as in items.csv
+    RUN/layers.parquet          one row per item x draw x condition x layer (lens)
+    RUN/attention_mass.npy      `row layer head span` float32, rows as in items
                                 (absent with --no-attention)
-    RUN/attention.csv           head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.csv               one row per item x draw x perturbation: correct, flipped
-    RUN/draws.csv               per condition x draw: accuracy and flip rate of that draw
-    RUN/attention_shift.csv     per perturbation x layer: mass on the perturbed span,
+    RUN/attention.parquet       head-averaged mass: id, perturbation, layer, span, mass
+    RUN/flips.parquet           one row per item x draw x perturbation: correct, flipped
+    RUN/draws.parquet           per condition x draw: accuracy and flip rate of that draw
+    RUN/attention_shift.parquet per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
     RUN/figures/*.png           radar, delta bars, attention shift by layer
@@ -40,12 +40,17 @@ from modprobe.data.tasks import TaskItem, TaskSet
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
-from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
+from modprobe.study.runfolder import (
+    StudyError,
+    data_fingerprint,
+    model_fingerprint,
+    ri_folder_fingerprint,
+)
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
-                "dtype", "top_k", "seed", "image_size", "ri_folder", "uf_sentences", "attention",
-                "text_baseline", "draws")
+                "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
+                "table_format", "text_baseline", "draws")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -65,7 +70,7 @@ class InterferenceConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
-        seed: Seed of the perturbations, the generated data and the bootstrap.
+        seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
         n_bootstrap: Bootstrap replicates of the cluster intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Draw the figures.
@@ -77,10 +82,12 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
+        data_seed: Seed of the perturbations (draw 0; the other draws derive theirs from
+            it, :func:`modprobe.perturb.draw_seeds`) and the generated data.
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
         text_baseline: Clean input of text-heavy items without an image: ``noise`` (a
             random-pixel image, paper 003's default) or ``none`` (no image).
-        draws: Perturbation draws: every item runs clean and perturbed once per draw,
-            with the seeds :func:`modprobe.perturb.draw_seeds` derives from ``seed``.
+        draws: Perturbation draws: every item runs clean and perturbed once per draw.
     """
 
     model: str
@@ -102,6 +109,8 @@ class InterferenceConfig:
     ri_folder: str | None = None
     uf_sentences: int = 3
     attention: bool = True
+    data_seed: int = 0
+    table_format: str = "parquet"
     text_baseline: str = "noise"
     draws: int = 5
 
@@ -157,6 +166,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         check_perturbation,
         check_text_baseline,
         default_perturbations,
+        perturbation_names,
     )
 
     if config.batch_size < 1:
@@ -168,7 +178,7 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     check_text_baseline(config.text_baseline)
     if config.draws < 1:
         raise StudyError(f"--draws must be at least 1, got {config.draws}")
-    names = list(config.perturb) if config.perturb else default_perturbations(
+    names = perturbation_names(config.perturb) if config.perturb else default_perturbations(
         BUILTIN, config.text_baseline)
     for name in names:
         check_perturbation(name, **config.options_for(name))
@@ -188,7 +198,7 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
-                             seed=config.seed, variant="lowres" if organism else "paper",
+                             seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
@@ -214,6 +224,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     """
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
+    from modprobe.perturb import check_items_perturbable
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
@@ -226,7 +237,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
         tables=TABLES if config.attention else TABLES[:2],
         generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference"))
+        progress_label="modprobe.interference", table_format=config.table_format))
     driver.check_folder()
     loaded = load(config.model, device=config.device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
@@ -235,12 +246,15 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         data = Path(config.data) if config.data is not None else _generate(config, driver.out)
         tasks = given or load_tasks(data)
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+        check_items_perturbable(items, names, config.data_seed, config.options_for)
         candidates = _candidates(items, loaded)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
+        fingerprints = {"data": data_fingerprint(data, images),
+                        "model": model_fingerprint(loaded.module)}
+        if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
+            fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
         return RunInputs(
-            data=data, items=items,
-            fingerprints={"data": data_fingerprint(data, images),
-                          "model": model_fingerprint(loaded.module)},
+            data=data, items=items, fingerprints=fingerprints,
             manifest={"source": loaded.source, "family": loaded.adapter.family,
                       "image_size": list(size), "image_size_note": size_note,
                       "candidates": candidates, "span_names": list(SPAN_NAMES),
@@ -259,7 +273,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     summary, report, shift, figures = analyse_interference_run(
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
-        figures=analysis.figures, text_baseline=config.text_baseline)
+        figures=analysis.figures, table_format=analysis.table_format,
+        text_baseline=config.text_baseline)
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)
@@ -321,7 +336,7 @@ def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
     then draw, then condition order."""
     from modprobe.perturb import applicable, draw_seeds, perturb, text_baseline
 
-    seeds = draw_seeds(config.seed, config.draws)
+    seeds = draw_seeds(config.data_seed, config.draws)
     variants: list[tuple[int, int, TaskItem]] = []
     for item in items:
         for draw, seed in enumerate(seeds):

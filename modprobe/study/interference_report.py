@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.io import read_npy, write_csv, write_json
+from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
-from modprobe.study.runfolder import read_table
 
 FIGURES = "figures"
 HEAVY = {"image": "image-heavy", "text": "text-heavy"}
@@ -78,7 +77,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
                              span_names: Sequence[str] | None = None,
-                             text_baseline: str | None = None,
+                             table_format: str = "csv", text_baseline: str | None = None,
                              ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
     attention_shift.csv, summary.json and the figures into ``out``. ``text_baseline``
@@ -91,19 +90,19 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
                                   n_resamples=n_bootstrap, seed=seed)
-    write_csv(out / "flips.csv", report.per_item)
-    write_csv(out / "draws.csv", report.per_draw)
+    write_table(table_path(out, "flips", table_format), report.per_item)
+    write_table(table_path(out, "draws", table_format), report.per_draw)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
         attention = attention_long(mass, items, span_names)
-        write_csv(out / "attention.csv", attention)
+        write_table(table_path(out, "attention", table_format), attention)
         present = set(attention["span"])
         spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
                  for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
         shift = attention_shift(attention, spans, clusters, n_resamples=n_bootstrap,
                                 seed=seed)
-        write_csv(out / "attention_shift.csv", shift)
+        write_table(table_path(out, "attention_shift", table_format), shift)
     lines = report.lines()
     if len(shift) and (shift["span"] == "text").any():
         lines.append("note: text perturbations' attention is on the whole text span (the "
@@ -184,41 +183,40 @@ def _slug(text: str) -> str:
 
 
 def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """A finished run's ``summary.json`` and ``attention_shift.csv`` (empty if absent)."""
-    run = Path(run)
-    path = run / "summary.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run} has no summary.json: not a finished interference run")
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    shift_path = run / "attention_shift.csv"
-    shift = read_table(shift_path) if shift_path.is_file() else pd.DataFrame()
-    return summary, shift
+    """A finished interference run's summary and attention shift (empty if absent), for
+    drawing several runs together (:func:`modprobe.load_run` gives everything else). An
+    output folder of the TABLE form (a ``summary.json``, no manifest) gives its summary."""
+    from modprobe.study.run import load_run as load
+    from modprobe.study.runfolder import MANIFEST
+
+    folder = Path(run)
+    if not (folder / MANIFEST).is_file():
+        if (folder / "summary.json").is_file():
+            return (json.loads((folder / "summary.json").read_text(encoding="utf-8")),
+                    pd.DataFrame())
+        raise FileNotFoundError(f"{folder} has no summary.json: not a finished interference "
+                                "run (or TABLE analysis) folder")
+    loaded = load(run)
+    return loaded.summary, loaded.tables.get("attention_shift", pd.DataFrame())
 
 
 def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
                                 seed: int | None = None, figures: bool = True,
                                 ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed).
+    """Re-analyse a finished run folder from its tables (no model needed), in place.
 
-    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``
-    options), so the result equals the run's summary unless one is changed. The options
-    used are recorded in the manifest's ``analysis`` entry.
+    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
+    so the result equals the run's summary unless one is changed. The options used are
+    recorded in the manifest's ``analysis`` entry
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
     """
-    from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions
+    from modprobe.study.driver import COMMON_ANALYSIS
+    from modprobe.study.run import load_run as load
     from modprobe.study.runfolder import MANIFEST
 
-    run = Path(run)
-    manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-    options = manifest.get("options", {})
-    analysis = AnalysisOptions.of({k: options[k] for k in COMMON_ANALYSIS if k in options},
-                                  n_bootstrap=n_bootstrap, seed=seed).replace(figures=figures)
-    items = read_table(run / "items.csv")
-    mass_path = run / "attention_mass.npy"
-    mass = read_npy(mass_path) if mass_path.is_file() else None
-    result = analyse_interference_run(run, items, mass, options["perturb"], options["model"],
-                                      analysis.n_bootstrap, analysis.seed, analysis.figures,
-                                      span_names=manifest.get("span_names"),
-                                      text_baseline=options.get("text_baseline"))
-    manifest["analysis"] = analysis.record(COMMON_ANALYSIS)
-    write_json(run / MANIFEST, manifest)
+    loaded = load(run)
+    options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
+    write_json(loaded.path / MANIFEST, loaded.manifest)
     return result

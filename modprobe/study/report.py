@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis.report import cluster_column
-from modprobe.io import read_npy, write_csv, write_json
+from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
 __all__ = ["analyse_folder", "analyse_run", "attention_summary", "cluster_column",
@@ -136,7 +136,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     lines += osc.summary_lines()
     per_item = osc.per_item.copy()
     per_item.insert(0, "id", items["id"].to_numpy())
-    write_csv(out / "oscillation.csv", per_item)
+    write_table(table_path(out, "oscillation", getattr(config, "table_format", "csv")), per_item)
     summary["oscillation"] = {
         "by_region": osc.by_region.to_dict(orient="records"),
         "by_group": osc.by_group.to_dict(orient="records"),
@@ -243,36 +243,22 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
 
     Options left at None take the run's own (its ``manifest.json``), so the result
     equals the run's summary unless an option is changed. Rewrites ``summary.json``,
-    ``oscillation.csv`` and the figures, and records the options used in the manifest's
-    ``analysis`` entry, so the folder says how its summary was computed.
+    ``oscillation.csv`` and the figures in place, and records the options used in the
+    manifest's ``analysis`` entry, so the folder says how its summary was computed
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
 
     Raises:
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
-    import json
+    from modprobe.io import write_json
+    from modprobe.study.run import load_run
+    from modprobe.study.runfolder import MANIFEST
 
-    from modprobe.study.driver import AnalysisOptions
-    from modprobe.study.runfolder import MANIFEST, StudyError, read_table
-
-    run = Path(run)
-    missing = [name for name in (MANIFEST, "items.csv", "layers.csv", "attention_mass.npy")
-               if not (run / name).is_file()]
-    if missing:
-        raise StudyError(f"{run} is not a finished run folder ({', '.join(missing)} missing); "
-                         "finish it with python -m modprobe.layers ... --resume")
-    try:
-        manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-        model = manifest["options"]["model"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise StudyError(f"{run / MANIFEST} is damaged ({err}); cannot re-analyse") from None
-    options = AnalysisOptions.of(manifest.get("options", {}), n_bootstrap=n_bootstrap,
-                                 seed=seed, axis=axis, entropy_floor=entropy_floor,
-                                 balance_estimate=balance_estimate,
-                                 all_conflicts=all_conflicts).replace(figures=figures)
-    items = read_table(run / "items.csv")
-    layers = read_table(run / "layers.csv")
-    mass = read_npy(run / "attention_mass.npy")
-    result = analyse_run(run, items, layers, mass, options, model, int(mass.shape[2]))
-    manifest["analysis"] = options.record()
-    write_json(run / MANIFEST, manifest)
+    loaded = load_run(run)
+    options = loaded.analysis_options(
+        n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
+        balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record()
+    write_json(loaded.path / MANIFEST, loaded.manifest)
     return result

@@ -4,9 +4,10 @@ Every runner of modprobe (the following study, the interference study, ...) writ
 results the same way::
 
     RUN/manifest.json        options, versions, status ("running" / "complete")
-    RUN/chunks/NNNNN/        one folder per chunk of items; its marker file (written
-                             last, atomically) says the chunk is finished
-    RUN/<table>.csv ...      the chunks' tables concatenated once all are done
+    RUN/chunks/NNNNN/        one folder per chunk of items (CSV and .npy); its marker
+                             file (written last, atomically) says the chunk is finished
+    RUN/<table>.parquet ...  the chunks' tables concatenated once all are done (Parquet,
+                             or CSV when the run asks for it), then the chunks are removed
 
 An existing non-empty folder is never written into unless the run is resumed with the
 same options (the ones that change the numbers) and the same inputs: the manifest keeps
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -37,7 +39,17 @@ from modprobe import cli
 from modprobe.analysis import table as analysis_table
 from modprobe.analysis.table import TEXT_COLUMNS
 from modprobe.errors import ModprobeError
-from modprobe.io import read_npy, remove_temporary_files, write_csv, write_json, write_npy
+from modprobe.io import (
+    TMP_PREFIX,
+    TMP_SUFFIX,
+    read_npy,
+    remove_temporary_files,
+    table_path,
+    write_csv,
+    write_json,
+    write_npy,
+    write_parquet,
+)
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
@@ -78,6 +90,14 @@ def check_run_folder(out: str | Path, resume: bool,
             ``resume``, holds no run to resume, or a run of another ``kind``.
     """
     out = Path(out)
+    leftovers = _killed_start(out)
+    if leftovers is not None:
+        if set(leftovers) <= {"<temporary files>"} and not resume:
+            return None  # only half-written files of ours: prepare_run_folder removes them
+        again = f"remove it (rm -r {out}) and run" if "data" in leftovers else "run"
+        raise StudyError(f"{out} holds only what a run killed before it started left "
+                         f"({', '.join(leftovers)}; no {MANIFEST}), so nothing was computed: "
+                         f"{again} the same command again without --resume")
     try:
         cli.check_out(out, resume=resume, what="run")
     except ModprobeError as err:
@@ -95,10 +115,39 @@ def check_run_folder(out: str | Path, resume: bool,
                          "is damaged, start a new --out") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
         raise StudyError(f"cannot resume: {path} has no options; start a new --out")
+    manifest["options"] = upgrade_options(manifest["options"])
     if kind is not None and manifest.get("kind", kind) != kind:
         raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
                          f"not a {kind} run; choose another --out")
     return manifest
+
+
+def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's options in today's names: runs written before ``data_seed`` existed
+    seeded their data (and perturbations) with ``seed``; runs written before Parquet wrote
+    CSV tables."""
+    upgraded = dict(options)
+    if "seed" in upgraded and "data_seed" not in upgraded:
+        upgraded["data_seed"] = upgraded["seed"]
+    upgraded.setdefault("table_format", "csv")  # runs before Parquet wrote CSV
+    return upgraded
+
+
+def _killed_start(out: Path) -> list[str] | None:
+    """What a run killed before its first manifest was written leaves in ``out``: the
+    atomic writers' temporaries (listed as ``<temporary files>``) and the ``data`` folder
+    a runner generates first; None when ``out`` holds a manifest or anything else."""
+    if not out.is_dir() or (out / MANIFEST).exists():
+        return None
+    found: set[str] = set()
+    for entry in out.iterdir():
+        if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
+            found.add("<temporary files>")
+        elif entry.name == "data" and entry.is_dir() and not entry.is_symlink():
+            found.add("data")
+        else:
+            return None
+    return sorted(found) or None
 
 
 def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],
@@ -122,7 +171,7 @@ def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, A
                if not _same_option(before.get(k), options.get(k))]
     old = manifest.get("fingerprints") or {}
     for part, what in (("data", "the dataset (items.jsonl, dataset.json or an image)"),
-                       ("model", "the model")):
+                       ("model", "the model"), ("ri_folder", "the --ri-folder images")):
         now_part = (fingerprints or {}).get(part)
         if part in old and now_part is not None and old[part] != now_part:
             detail = [name for name in now_part if old[part].get(name) != now_part.get(name)]
@@ -146,12 +195,64 @@ def _same_option(before: Any, now: Any) -> bool:
     return False
 
 
+#: Run folders this process holds the lock of: resolved path -> open folder descriptor.
+_LOCKS: dict[str, int] = {}
+
+
+def lock_run_folder(out: str | Path) -> None:
+    """Hold an exclusive OS lock on the run folder ``out`` for this process.
+
+    The lock is ``flock`` on the folder itself (no lock file: the folder's contents are
+    not touched), so the OS drops it when the process ends, crash or kill included; a
+    second process that tries to run in the folder at the same time is refused instead of
+    computing the same chunks twice. Taking it again in the same process is a no-op, and
+    :func:`release_run_folder` gives it back. Where the file system has no ``flock``
+    (Windows, some network mounts) nothing is locked.
+
+    Raises:
+        StudyError: another process holds the lock.
+    """
+    key = str(Path(out).resolve())
+    if key in _LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    descriptor = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StudyError(f"{out} is in use by another modprobe process (a run, a --resume or "
+                         "a notebook that started one); wait for it to finish or stop it, "
+                         "then resume; two runs in one folder would compute everything "
+                         "twice") from None
+    except OSError:  # no flock on this file system
+        os.close(descriptor)
+        return
+    _LOCKS[key] = descriptor
+
+
+def release_run_folder(out: str | Path) -> None:
+    """Give back this process's lock on ``out`` (:func:`lock_run_folder`), if it holds it."""
+    descriptor = _LOCKS.pop(str(Path(out).resolve()), None)
+    if descriptor is not None:
+        os.close(descriptor)  # closing the descriptor releases the flock
+
+
 def undo_new_run(out: str | Path, created: bool) -> None:
     """Remove what a refused new run wrote: the whole folder if the run ``created`` it,
-    else everything in it (it was empty before, as :func:`check_run_folder` found it)."""
+    else everything in it (it was empty before, as :func:`check_run_folder` found it).
+    A folder another process has locked (:func:`lock_run_folder`) is its run: left alone."""
     out = Path(out)
     if not out.is_dir():
         return
+    try:
+        lock_run_folder(out)
+    except StudyError:
+        return
+    release_run_folder(out)
     if created:
         shutil.rmtree(out, ignore_errors=True)
         return
@@ -188,6 +289,8 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
             is off; nothing to resume; the options, inputs or kind differ.
     """
     out = Path(out)
+    if resume and out.is_dir():
+        lock_run_folder(out)  # before reading the manifest: one run per folder at a time
     only_ours = (not resume and bool(generated) and out.is_dir()
                  and {p.name for p in out.iterdir()} <= set(generated))
     manifest = None if only_ours else check_run_folder(out, resume, kind)
@@ -202,7 +305,10 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
             manifest["kind"] = kind
     if fingerprints is not None:
         manifest["fingerprints"] = dict(fingerprints)
+    if out.is_dir():
+        remove_temporary_files(out)  # a killed start's half-written manifest
     out.mkdir(parents=True, exist_ok=True)
+    lock_run_folder(out)
     write_json(out / MANIFEST, manifest)
     return manifest
 
@@ -241,6 +347,8 @@ def write_chunk(folder: Path, files: Mapping[str, pd.DataFrame | np.ndarray],
 def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
     if isinstance(value, np.ndarray):
         write_npy(path, value)
+    elif path.suffix == ".parquet":
+        write_parquet(path, value)
     else:
         write_csv(path, value)
 
@@ -251,10 +359,11 @@ def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
     return analysis_table.read_table(path, validate=False, text=text)
 
 
-def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]:
+def gather_chunks(out: Path, count: int, names: Sequence[str],
+                  table_format: str = "csv") -> dict[str, Any]:
     """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out/<name>`` (a complete run whose chunks were removed:
-    read those tables back)."""
+    and write each whole table to ``out`` in ``table_format`` (a complete run whose chunks
+    were removed: read those tables back). Keys of the result are ``names``."""
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
     if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion
@@ -265,7 +374,7 @@ def gather_chunks(out: Path, count: int, names: Sequence[str]) -> dict[str, Any]
             value: Any = np.concatenate([read_npy(f / name) for f in folders], axis=0)
         else:
             value = pd.concat([read_table(f / name) for f in folders], ignore_index=True)
-        _write(out / name, value)
+        _write(table_path(out, name, table_format), value)
         gathered[name] = value
     return gathered
 
@@ -284,6 +393,7 @@ def mark_complete(out: Path, manifest: dict[str, Any], remove_chunks: bool = Fal
     write_json(out / MANIFEST, manifest)
     if remove_chunks:
         shutil.rmtree(out / CHUNKS, ignore_errors=True)
+    release_run_folder(out)
 
 
 def _sha256_file(path: Path, digest: Any | None = None) -> Any:
@@ -314,13 +424,22 @@ def data_fingerprint(root: str | Path, images: Iterable[str]) -> dict[str, str]:
     return {"items": items.hexdigest(), "images": pictures.hexdigest()}
 
 
-def model_fingerprint(module: Any) -> dict[str, str]:
+def ri_folder_fingerprint(folder: str | Path) -> dict[str, str]:
+    """Hash of the images RI draws from ``folder`` (names and bytes), as ``{"images": ...}``."""
+    from modprobe.perturb import usable_images
+
+    names = [Path(path).name for path in usable_images(str(folder))]
+    return {"images": data_fingerprint(folder, names)["images"]}
+
+
+def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
     """Hashes of a loaded model: ``config`` and ``weights``.
 
     ``config`` hashes the model config without the fields that name where it was loaded
     from; ``weights`` hashes every parameter and buffer's name, shape and dtype and
     :data:`SAMPLES_PER_TENSOR` evenly spaced values of it (training or fine-tuning changes
-    them), so it costs milliseconds even for a 7B model on a GPU.
+    them), so it costs milliseconds even for a 7B model on a GPU. ``as_dtype`` (a torch
+    dtype): the fingerprint the model would have with its floating tensors in that dtype.
     """
     import torch
 
@@ -331,11 +450,14 @@ def model_fingerprint(module: Any) -> dict[str, str]:
     weights = hashlib.sha256()
     with torch.no_grad():
         for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            weights.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            dtype = tensor.dtype
+            if as_dtype is not None and tensor.is_floating_point():
+                dtype = as_dtype
+            weights.update(f"{name}:{tuple(tensor.shape)}:{dtype}".encode())
             flat = tensor.detach().reshape(-1)
             if flat.numel() == 0:
                 continue
             index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()),
                                    device=flat.device).round().long()
-            weights.update(flat[index].float().cpu().numpy().tobytes())
+            weights.update(flat[index].to(dtype).float().cpu().numpy().tobytes())
     return {"config": config_hash.hexdigest(), "weights": weights.hexdigest()}

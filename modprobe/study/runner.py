@@ -9,23 +9,26 @@ never interrupted. ``python -m modprobe.layers`` is the command-line face of thi
 
 Run folder::
 
-    RUN/manifest.json          model, data, seed, versions, options
+    RUN/manifest.json          model, data, seeds, versions, options
     RUN/chunks/NNNNN/          per-chunk results (items.csv written last = chunk done),
                                removed once the run is complete
-    RUN/items.csv              one row per item (answers, entropies, correctness; a
+    RUN/items.parquet          one row per item (answers, entropies, correctness; a
                                text-only answer is correct when it is any of the
                                item's answer_text_options)
-    RUN/layers.csv             one row per item x condition x layer (lens)
-    RUN/candidates.csv         one row per item x condition x candidate: the model's own
+    RUN/layers.parquet         one row per item x condition x layer (lens)
+    RUN/candidates.parquet     one row per item x condition x candidate: the model's own
                                final logit and full-vocabulary probability of the answer
     RUN/attention_mass.npy     `item condition layer head span` float32 (spans: image,
                                video, audio, context = the description, text = the rest)
-    RUN/attention.csv          head-averaged mass: item, condition, layer, span, mass
-    RUN/oscillation.csv        one row per item: x, group, region, switch count
+    RUN/attention.parquet      head-averaged mass: item, condition, layer, span, mass
+    RUN/oscillation.parquet    one row per item: x, group, region, switch count
     RUN/summary.json           filter counts, TFR, both balance points with intervals,
                                goodness of fit, trend test, oscillation by region
     RUN/figures/*.png          following curve, dH_rel histogram, oscillation by region,
                                logit-difference heatmap, attention mass by layer
+
+Tables are Parquet unless the run asks for CSV (``table_format="csv"``);
+``modprobe.load_run(RUN)`` reads either.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import torch
 
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
-from modprobe.io import write_csv
+from modprobe.io import table_path, write_table
 from modprobe.spans import SPAN_NAMES, span_names_of
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
@@ -49,7 +52,7 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
-                "seed")
+                "data_seed", "table_format")
 #: The chunk files gathered into the run's tables.
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
@@ -69,7 +72,8 @@ class StudyConfig:
         device: Torch device (None: CUDA when available).
         dtype: Model dtype (``auto``, ``float32``, ``bfloat16``, ``float16``).
         top_k: Top tokens kept per layer.
-        seed: Seed of the bootstrap in the analysis.
+        seed: Seed of the bootstrap in the analysis (a resumed or re-analysed run may
+            change it).
         n_bootstrap: Bootstrap replicates for intervals.
         resume: Continue an interrupted run in ``out``.
         figures: Write the figures.
@@ -80,6 +84,8 @@ class StudyConfig:
         balance_estimate: Balance point reported last and used for the oscillation
             regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
+        data_seed: Seed of the generated dataset (when ``data`` is None).
+        table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
     """
 
     model: str
@@ -100,6 +106,8 @@ class StudyConfig:
     entropy_floor: float = 0.0
     balance_estimate: str = "logistic"
     all_conflicts: bool = False
+    data_seed: int = 0
+    table_format: str = "parquet"
 
 
 @dataclass
@@ -138,6 +146,7 @@ def _check_config(config: StudyConfig) -> None:
     integer("--batch-size", config.batch_size, 1)
     integer("--top-k", config.top_k, 1)
     integer("--seed", config.seed, 0)
+    integer("--data-seed", config.data_seed, 0)
     if config.limit is not None:
         integer("--limit", config.limit, 1)
     if config.groups is not None:
@@ -163,7 +172,8 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
     data = out / "data"
     if not (data / "items.jsonl").is_file():
         organism = config.model == "organism"
-        generate_colors(data, groups=config.groups or (12 if organism else 4), seed=config.seed,
+        generate_colors(data, groups=config.groups or (12 if organism else 4),
+                        seed=config.data_seed,
                         variant="lowres" if organism else "paper", overwrite=True)
     return data
 
@@ -296,14 +306,8 @@ def run_study(config: StudyConfig, progress: bool = True,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
-        progress_label="modprobe.layers"))
-    previous = driver.check_folder()
-    written_spans = previous.get("span_names") if previous is not None else None
-    if written_spans is not None and tuple(written_spans) != SPAN_NAMES:
-        raise StudyError(
-            f"cannot resume {driver.out}: it was written with spans {', '.join(written_spans)} "
-            f"and this modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another "
-            "--out")
+        progress_label="modprobe.layers", table_format=config.table_format))
+    _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
@@ -336,7 +340,8 @@ def run_study(config: StudyConfig, progress: bool = True,
     layers_frame = gathered.tables["layers.csv"]
     mass = gathered.tables["attention_mass.npy"]
     if gathered.fresh:
-        write_csv(driver.out / "attention.csv", attention_table(mass, items_frame["id"].tolist()))
+        write_table(table_path(driver.out, "attention", config.table_format),
+                    attention_table(mass, items_frame["id"].tolist()))
 
     from modprobe.study.report import analyse_run
 
@@ -345,6 +350,15 @@ def run_study(config: StudyConfig, progress: bool = True,
     driver.finish(analysis.record())
     return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,
                        attention_mass=mass, summary=summary, figures=figures)
+
+
+def _check_spans(previous: dict[str, Any] | None, out: Path) -> None:
+    """Refuse to resume a run captured with another span axis (its arrays would not stack)."""
+    written = previous.get("span_names") if previous is not None else None
+    if written is not None and tuple(written) != SPAN_NAMES:
+        raise StudyError(
+            f"cannot resume {out}: it was written with spans {', '.join(written)} and this "
+            f"modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
 
 
 def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
