@@ -22,7 +22,8 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("P
 #: Every subcommand path whose --help a user can ask for.
 HELP_PATHS = [[name] for name in COMMANDS] + [
     ["data", "colors"], ["data", "validate"], ["data", "tasks"], ["data", "validate-tasks"],
-    ["bench", "capture"], ["bench", "finetune"], ["organism", "train"]]
+    ["bench", "capture"], ["bench", "finetune"], ["organism", "train"],
+    ["interference", "compare"]]
 #: Modules a parser must not need (each costs seconds to import).
 HEAVY = ("torch", "transformers", "pandas", "scipy", "matplotlib", "nnsight", "peft")
 
@@ -104,6 +105,14 @@ def test_defaults_repeated_for_fast_help_match_the_library() -> None:
     assert bench.VARIANTS == variants.VARIANTS
     assert (tiny.FAMILIES, tiny.LAYERS) == (FAMILIES, TEXT_DEFAULTS["num_hidden_layers"])
     assert finetune_demo.VARIANTS == VARIANTS
+    from modprobe.commands import interference
+    from modprobe.perturb import DEFAULT_TEXT_BASELINE, TEXT_BASELINES
+    from modprobe.study.interference import InterferenceConfig
+
+    assert (interference.TEXT_BASELINES, interference.DEFAULT_TEXT_BASELINE) == (
+        TEXT_BASELINES, DEFAULT_TEXT_BASELINE)
+    assert interference.DRAWS == InterferenceConfig.draws
+    assert InterferenceConfig.text_baseline == DEFAULT_TEXT_BASELINE
     assert finetune_demo.DEFAULTS == {k: getattr(DemoConfig, k) for k in finetune_demo.DEFAULTS}
     config = OrganismConfig()
     assert organism.DEFAULTS == {k: getattr(config, k) for k in organism.DEFAULTS}
