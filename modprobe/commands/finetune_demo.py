@@ -14,7 +14,7 @@ from modprobe.commands import options
 
 #: ``modprobe.finetune.demo.VARIANTS`` and the ``DemoConfig`` defaults (a test checks).
 VARIANTS: tuple[str, ...] = ("answer", "calibration", "consistency", "adversarial")
-DEFAULTS = {"steps": 100, "batch_size": 8, "learning_rate": 3e-3, "train_groups": 24,
+DEFAULTS = {"steps": 100, "batch_size": 8, "learning_rate": 3e-3, "train_groups": 48,
             "draws": 3, "conflict_groups": 4, "threads": 1, "n_bootstrap": 1000}
 
 
