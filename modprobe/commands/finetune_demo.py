@@ -34,7 +34,8 @@ def build_parser(prog: str = "modprobe finetune-demo") -> argparse.ArgumentParse
     parser.add_argument("--train-groups", type=cli.positive_int,
                         default=DEFAULTS["train_groups"], help="groups of training items")
     parser.add_argument("--draws", type=cli.positive_int, default=DEFAULTS["draws"],
-                        help="perturbation seeds of the evaluation")
+                        help="perturbation seeds of the evaluation (one interference run "
+                             "of one draw each, with the no-image text baseline)")
     parser.add_argument("--conflict-groups", type=cli.positive_int,
                         default=DEFAULTS["conflict_groups"],
                         help="groups of the conflict dataset")

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from modprobe import cli
 from modprobe.commands import options
 
-#: Defaults and choices of ``modprobe.analysis.sabotage.fusion`` (TAU), ``sabotage_input`` (SCALES)
+#: Defaults and choices of ``modprobe.analysis.sabotage.analysis`` (TAU), ``sabotage_input`` (SCALES)
 #: and ``sabotage_runs`` (GOLDS, SCORES), repeated so --help need not load them (a test
 #: checks they agree).
 TAU = 0.70
@@ -72,7 +72,7 @@ def build_parser(prog: str = "modprobe sabotage") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
     args = build_parser().parse_args(argv)
-    from modprobe.analysis.sabotage.fusion import analyze_sabotage
+    from modprobe.analysis.sabotage.analysis import analyze_sabotage
     from modprobe.analysis.sabotage.input import SabotageInputError
     from modprobe.analysis.sabotage.report import ReportFolderError, check_out, write_report
     from modprobe.analysis.sabotage.runs import load_agents

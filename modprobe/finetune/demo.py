@@ -48,6 +48,11 @@ from modprobe.finetune.lora import LoraSettings
 TRAIN_PERTURB: tuple[str, ...] = ("MD", "RP")
 #: Perturbations of the evaluation: every built-in one.
 EVAL_PERTURB: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
+#: Clean input of the evaluation's text-heavy items: no image. docs/finetune.md's numbers
+#: were measured with this baseline, and RP (a training perturbation) only measures
+#: adding an image under it; the interference runner's own default (a noise image) would
+#: turn RP into a second noise draw and change every image perturbation's reading.
+EVAL_TEXT_BASELINE = "none"
 #: Layers where the demo reads the attention on the relevant span (the organism decides
 #: in layers 2-3).
 CAL_LAYERS: tuple[int, ...] = (2, 3)
@@ -180,8 +185,9 @@ def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -
                 model=model, data=str(data["heldout"]) if model == "organism" else None,
                 out=str(inter), perturb=list(EVAL_PERTURB), batch_size=32, device="cpu",
                 seed=config.seed, data_seed=config.seed + draw, n_bootstrap=config.n_bootstrap,
-                figures=False,
-                resume=inter.exists()), progress=not config.quiet)
+                figures=False, text_baseline=EVAL_TEXT_BASELINE,
+                # one draw per run: the demo's draws are separate runs (seeds seed + draw)
+                draws=1, resume=inter.exists()), progress=not config.quiet)
     study = folder / "study"
     if not _complete(study):
         run_study(StudyConfig(model=model, data=str(data["conflicts"]), out=str(study),
