@@ -181,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
               f"plus --resume (run folder: {out})", file=sys.stderr)
         return 130
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return 0
     print()
     for line in result.summary_lines():
         print(line)

@@ -98,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
               f"plus --resume (run folder: {out})", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return cli.EXIT_OK
     print()
     for line in result.summary_lines():
         print(line)

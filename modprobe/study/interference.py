@@ -185,7 +185,8 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
 
 def run_interference(config: InterferenceConfig, progress: bool = True,
-                     on_chunk: Callable[[int], None] | None = None) -> InterferenceResult:
+                     on_chunk: Callable[[int], None] | None = None
+                     ) -> InterferenceResult | None:
     """Run (or resume) an interference study and write its run folder.
 
     Args:
@@ -194,7 +195,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         on_chunk: Called with the chunk index after each chunk is written.
 
     Returns:
-        The :class:`InterferenceResult`.
+        The :class:`InterferenceResult`; None on the ranks other than 0 of a
+        data-parallel run (as :func:`modprobe.study.run_study`).
 
     Raises:
         StudyError: the run folder exists (without ``resume``) or does not match; a disk
@@ -202,9 +204,11 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
+    from modprobe.cli import check_device
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
+    from modprobe.study.distributed import current_world
 
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
@@ -212,14 +216,16 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     analysis = AnalysisOptions.of(config)
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     options["perturb"] = names
+    world = current_world()
     driver = RunDriver(RunSpec(
         kind="interference", out=Path(config.out), resume=config.resume, options=options,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
         tables=TABLES if config.attention else TABLES[:2],
         generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference", table_format=config.table_format))
+        progress_label="modprobe.interference", table_format=config.table_format), world)
     driver.check_folder()
-    loaded = load(config.model, device=config.device, dtype=config.dtype)
+    device = world.device(check_device(config.device))  # one GPU per rank
+    loaded = load(config.model, device=device, dtype=config.dtype)
     size, size_note = _image_size(config, loaded)
 
     def load_inputs() -> RunInputs:
@@ -246,8 +252,10 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     gathered = driver.run_chunks(
         inputs.items, lambda chunk: run_chunk(loaded, [tasks.open(item) for item in chunk],
                                               names, config, size, candidates),
-        progress=progress, on_chunk=on_chunk).tables
-
+        progress=progress, on_chunk=on_chunk)
+    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
+        return None
+    gathered = gathered.tables
     from modprobe.study.interference_report import analyse_interference_run
 
     summary, report, shift, figures = analyse_interference_run(

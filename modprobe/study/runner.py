@@ -268,7 +268,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
 
 
 def run_study(config: StudyConfig, progress: bool = True,
-              on_chunk: Callable[[int], None] | None = None) -> StudyResult:
+              on_chunk: Callable[[int], None] | None = None) -> StudyResult | None:
     """Run (or resume) a study and write its run folder.
 
     Args:
@@ -278,7 +278,9 @@ def run_study(config: StudyConfig, progress: bool = True,
             notebooks that watch a run).
 
     Returns:
-        The :class:`StudyResult`.
+        The :class:`StudyResult`; None on the ranks other than 0 of a data-parallel run
+        (``torchrun``/``accelerate launch``: every rank captures its shard of the chunks,
+        rank 0 gathers and analyses; :mod:`modprobe.study.distributed`).
 
     Raises:
         StudyError: an option is out of range, the run folder exists (without
@@ -294,19 +296,21 @@ def run_study(config: StudyConfig, progress: bool = True,
     from modprobe.cli import check_device
     from modprobe.data import load_dataset
     from modprobe.loading import load, resolve_source
+    from modprobe.study.distributed import current_world
 
     # Check everything the user gave before writing anything: a typo must not leave a run
     # folder, and a refused resume must not touch the run.
     _check_config(config)
     analysis = AnalysisOptions.of(config)  # checked by _check_config
     resolve_source(config.model)
-    device = check_device(config.device)
+    world = current_world()
+    device = world.device(check_device(config.device))
     driver = RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
-        progress_label="modprobe.layers", table_format=config.table_format))
+        progress_label="modprobe.layers", table_format=config.table_format), world)
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, device=device, dtype=config.dtype)
@@ -336,6 +340,8 @@ def run_study(config: StudyConfig, progress: bool = True,
         inputs.items, lambda chunk: _chunk_files(loaded, dataset, chunk, candidates,
                                                  config.top_k),
         progress=progress, on_chunk=on_chunk)
+    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
+        return None
     items_frame = gathered.tables["items.csv"]
     layers_frame = gathered.tables["layers.csv"]
     mass = gathered.tables["attention_mass.npy"]
