@@ -61,7 +61,8 @@ def _env() -> dict[str, str]:
 def _torchrun(nproc: int, target: list[str], args: list[str]) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={nproc}", *target, *args]
-    return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, check=False, env=_env(), capture_output=True, text=True,
+                          timeout=300)
 
 
 def _single(module: str, args: list[str]) -> None:

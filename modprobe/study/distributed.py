@@ -94,7 +94,7 @@ class World:
             try:
                 result = work()
                 message[0] = json.dumps({"ok": result})
-            except BaseException as err:  # every rank must hear of it, then re-raised
+            except BaseException as err:  # noqa: BLE001 - every rank hears of it; re-raised
                 failure = err
                 message[0] = json.dumps({"error": _one_line(err)})
         import torch.distributed as dist
