@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uf-sentences", type=cli.positive_int, default=3, help="unrelated facts per UF")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1")
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--device-map", default=None,
+                        help="shard the model over devices instead of --device: auto, "
+                             "balanced, sequential, or a JSON object of module -> device "
+                             "(docs/scale.md)")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0,
                         help="seed of the bootstrap")
@@ -167,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--perturb names no perturbation; e.g. --perturb UF,MD,RP")
         config = InterferenceConfig(
             model=model, data=args.data, out=str(out), perturb=names,
-            batch_size=args.batch_size, limit=args.limit, device=args.device, dtype=args.dtype,
+            batch_size=args.batch_size, limit=args.limit, device=args.device, device_map=args.device_map, dtype=args.dtype,
             top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated candidate answers (default: every answer in the data)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
+    parser.add_argument("--device-map", default=None,
+                        help="shard the model over devices instead of --device: auto, "
+                             "balanced, sequential, or a JSON object of module -> device "
+                             "(docs/scale.md)")
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="top tokens kept per layer")
     parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of the bootstrap")
     parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0,
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         candidates = [c.strip() for c in args.candidates.split(",")]
     config = StudyConfig(
         model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
-        limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
+        limit=args.limit, candidates=candidates, device=args.device, device_map=args.device_map, dtype=args.dtype,
         top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,

@@ -114,6 +114,29 @@ class World:
             return f"cuda:{self.local_rank}"
         return device
 
+    def placement(self, device: str | None, device_map: Any) -> dict[str, Any]:
+        """``modprobe.load``'s placement arguments for a runner's ``--device`` and
+        ``--device-map`` (a name or JSON text from the command line, or a dict).
+
+        Raises:
+            ModprobeError: both given, a bad map, a device this machine lacks, or a map
+                in a run of several processes (each would spread over every GPU).
+        """
+        from modprobe.cli import check_device
+        from modprobe.loading import parse_device_map
+
+        if device_map is None:
+            return {"device": self.device(check_device(device))}
+        if device is not None:
+            raise ModprobeError("--device and --device-map both given: --device-map places "
+                                "every layer itself; drop one")
+        if self.count > 1:
+            raise ModprobeError("--device-map shards one model over the GPUs, so it runs in "
+                                "one process; drop it, or run one process per GPU with "
+                                "--device cuda (docs/scale.md)")
+        parsed = parse_device_map(device_map) if isinstance(device_map, str) else device_map
+        return {"device_map": parsed}
+
 
 def _one_line(err: BaseException) -> str:
     from modprobe.cli import describe

@@ -65,6 +65,8 @@ class InterferenceConfig:
         batch_size: Items per chunk (each chunk runs one batch per condition).
         limit: Only the first ``limit`` items.
         device: Torch device (None: CUDA when available).
+        device_map: Shard the model over devices instead (as in
+            :class:`modprobe.study.StudyConfig`).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
         seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
@@ -90,6 +92,7 @@ class InterferenceConfig:
     batch_size: int = 16
     limit: int | None = None
     device: str | None = None
+    device_map: str | dict[str, Any] | None = None
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
@@ -204,7 +207,6 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
-    from modprobe.cli import check_device
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
@@ -224,8 +226,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         generated=("data",) if config.data is None else (),
         progress_label="modprobe.interference", table_format=config.table_format), world)
     driver.check_folder()
-    device = world.device(check_device(config.device))  # one GPU per rank
-    loaded = load(config.model, device=device, dtype=config.dtype)
+    loaded = load(config.model, dtype=config.dtype,
+                  **world.placement(config.device, config.device_map))  # one GPU per rank
     size, size_note = _image_size(config, loaded)
 
     def load_inputs() -> RunInputs:

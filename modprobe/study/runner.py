@@ -70,6 +70,8 @@ class StudyConfig:
         limit: Only the first ``limit`` items (None: all).
         candidates: Candidate answers scored at every layer (None: every answer in the data).
         device: Torch device (None: CUDA when available).
+        device_map: Shard the model over devices instead (``auto`` or a JSON object /
+            dict of module -> device; :func:`modprobe.load`); not with ``device``.
         dtype: Model dtype (``auto``, ``float32``, ``bfloat16``, ``float16``).
         top_k: Top tokens kept per layer.
         seed: Seed of the bootstrap in the analysis (a resumed or re-analysed run may
@@ -95,6 +97,7 @@ class StudyConfig:
     limit: int | None = None
     candidates: list[str] | None = None
     device: str | None = None
+    device_map: str | dict[str, Any] | None = None
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
@@ -293,7 +296,6 @@ def run_study(config: StudyConfig, progress: bool = True,
     Nothing is written before every check passed; a refused new run leaves no folder.
     """
     from modprobe.capture.candidates import resolve_candidates
-    from modprobe.cli import check_device
     from modprobe.data import load_dataset
     from modprobe.loading import load, resolve_source
     from modprobe.study.distributed import current_world
@@ -304,7 +306,7 @@ def run_study(config: StudyConfig, progress: bool = True,
     analysis = AnalysisOptions.of(config)  # checked by _check_config
     resolve_source(config.model)
     world = current_world()
-    device = world.device(check_device(config.device))
+    placement = world.placement(config.device, config.device_map)
     driver = RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
@@ -313,7 +315,7 @@ def run_study(config: StudyConfig, progress: bool = True,
         progress_label="modprobe.layers", table_format=config.table_format), world)
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
-    loaded = load(config.model, device=device, dtype=config.dtype)
+    loaded = load(config.model, dtype=config.dtype, **placement)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
         resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
