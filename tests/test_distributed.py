@@ -166,3 +166,18 @@ def test_a_refused_run_ends_every_rank_with_the_reason(model_dir: Path,
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
+
+
+def test_study_bench_runs_the_real_commands_and_checks_its_options(tmp_path: Path) -> None:
+    from modprobe.bench.study import StudyBenchOptions, command
+
+    options = StudyBenchOptions(limit=8, batch_size=4)
+    one = command(options, 1, tmp_path / "a")
+    two = command(options, 2, tmp_path / "b")
+    assert one[1:3] == ["-m", "modprobe.layers"]
+    assert two[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert one[one.index("--limit"):] == two[two.index("--limit"):-1] + [str(tmp_path / "a")]
+    with pytest.raises(ValueError, match="no chunk"):
+        StudyBenchOptions(limit=4, batch_size=4, processes=2)
+    with pytest.raises(ValueError, match="2 or more"):
+        StudyBenchOptions(processes=1)
