@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     clus.add_argument("--no-cluster", action="store_true",
                       help="treat items as independent even if the table has clusters")
     parser.add_argument("--estimate", choices=ESTIMATES, default=None,
-                        help="balance point reported last and used for regions: logistic "
-                        "(default, the paper's display), monotone, or auto (the recommended)")
+                        help="balance point reported last and used for regions: auto "
+                        "(default: the recommended one), or logistic (the paper's display) "
+                        "or monotone to force one; none is reported without an established "
+                        "trend")
     return parser
 
 
@@ -164,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "n_bootstrap": args.bootstrap, "seed": args.seed,
              "balance_estimate": args.estimate}
     options = {"axis": "rel", "entropy_floor": 0.0, "n_bootstrap": DEFAULT_RESAMPLES,
-               "seed": 0, "balance_estimate": "logistic"}
+               "seed": 0, "balance_estimate": "auto"}
     for key in options:
         if given[key] is not None:
             options[key] = given[key]

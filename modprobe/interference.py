@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-attention", action="store_true",
                         help="logit lens only (models whose attention cannot be read, e.g. "
                              "Mllama's cross-attention layers)")
+    parser.add_argument("--allow-train-overlap", action="store_true",
+                        help="evaluate a fine-tuning run (--model RUN) on items it was trained "
+                             "on (refused otherwise; by default RUN's held-out items are used)")
     parser.add_argument("--table-format", choices=("parquet", "csv"), default="parquet",
                         help="format of the run's tables (both read back with "
                              "modprobe.load_run)")
@@ -176,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=not args.no_figures, groups=args.groups, format=args.format,
             image_size=list(args.image_size) if args.image_size else None,
             ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
-            attention=not args.no_attention, table_format=args.table_format)
+            attention=not args.no_attention, table_format=args.table_format,
+            allow_train_overlap=args.allow_train_overlap)
         result = run_interference(config, progress=not args.quiet)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)

@@ -57,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seed of the generated dataset (without --data)")
     parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
     parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
-                        default="logistic",
-                        help="balance point reported and used for regions (logistic: the "
-                             "paper's display; monotone: no shape assumed; auto: recommended)")
+                        default="auto",
+                        help="balance point reported and used for regions (auto, default: "
+                             "the recommended one; logistic: the paper's display; monotone: "
+                             "no shape assumed); none without an established trend")
     parser.add_argument("--all-conflicts", action="store_true",
                         help="keep every conflict (default: the paper's filter, both "
                              "unimodal answers correct)")

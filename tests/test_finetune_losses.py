@@ -198,9 +198,12 @@ def test_calibration_rejects_bad_input() -> None:
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
 @pytest.mark.parametrize("kind", ["cross_entropy", "neg_log_mass", "margin"])
-def test_calibration_gradient_matches_eager_attention(pair: tuple[Any, Any], kind: str) -> None:
-    """The loss on the capture's SDPA-side mass has the gradient of the same loss built
-    from transformers' eager ``output_attentions`` (float32)."""
+@pytest.mark.parametrize("source", ["mass", "log_mass"])
+def test_calibration_gradient_matches_eager_attention(pair: tuple[Any, Any], kind: str,
+                                                      source: str) -> None:
+    """The loss on the capture's SDPA-side mass (or on its log-masses computed from the
+    scores, what training uses) has the gradient of the same loss built from
+    transformers' eager ``output_attentions`` (float32)."""
     lm, eager = pair
     prompts = [
         modprobe.Prompt("What color is the circle ?", context="The circle is red .",
@@ -218,7 +221,10 @@ def test_calibration_gradient_matches_eager_attention(pair: tuple[Any, Any], kin
         return [loaded.adapter.attention_module(loaded.module, i).q_proj.weight for i in layers]
 
     cap = capture(lm, batch, grad=True, lens=False)
-    loss = attention_calibration_loss(cap.attention_mass, **options)
+    if source == "mass":
+        loss = attention_calibration_loss(cap.attention_mass, **options)
+    else:
+        loss = attention_calibration_loss(None, log_mass=cap.attention_log_mass, **options)
     grads = torch.autograd.grad(loss, q_weights(lm))
     ref = eager_reference(eager, batch, cap.spans, cap.answer_positions)
     ref_loss = attention_calibration_loss(ref.attention_mass, **options)
@@ -230,3 +236,88 @@ def test_calibration_gradient_matches_eager_attention(pair: tuple[Any, Any], kin
         assert scale > 1e-4, f"layer {layer}: the reference gradient vanishes"
         diff = float((g - r).abs().max())
         assert diff <= 1e-5 * max(1.0, scale), f"layer {layer}: {diff:.2e} (scale {scale:.2e})"
+
+
+# --------------------------------------------------------------------------- log space
+def _scores_with_tiny_span(gap: float, keys: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """`1 1 keys` scores and `1 keys span` one-hot: keys 0-3 image, 4-7 context, 8-11 text;
+    the context keys (the relevant span) score ``gap`` below the others."""
+    codes = torch.tensor([SPAN_NAMES.index(s) for s in ["image"] * 4 + ["context"] * 4
+                          + ["text"] * 4])
+    one_hot = F.one_hot(codes, len(SPAN_NAMES)).float().unsqueeze(0)
+    scores = torch.linspace(-1.0, 1.0, keys).view(1, 1, keys)
+    scores = scores - gap * (codes == SPAN_NAMES.index("context")).float()
+    return scores.requires_grad_(True), one_hot
+
+
+def test_log_mass_is_the_log_of_the_mass_and_stays_finite_where_it_underflows() -> None:
+    from modprobe.capture.attention import attention_rows_to_mass, attention_scores_to_log_mass
+
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, len(SPAN_NAMES), (3, 20), generator=gen)
+    codes[:, 0] = SPAN_NAMES.index("text")
+    one_hot = F.one_hot(codes, len(SPAN_NAMES)).float()
+    one_hot[:, :, SPAN_NAMES.index("video")] = 0  # a span with no token: mass 0
+    scores = torch.randn(3, 4, 20, generator=gen) * 3
+    mass = attention_rows_to_mass(torch.softmax(scores, -1), one_hot)
+    log_mass = attention_scores_to_log_mass(scores, one_hot)
+    present = mass > 0
+    assert torch.allclose(log_mass[present], mass[present].log(), atol=1e-5)
+    assert bool((log_mass[~present] == torch.finfo(torch.float32).min).all())
+    tiny, tiny_hot = _scores_with_tiny_span(200.0)  # context mass e^-200: 0 in float32
+    log_tiny = attention_scores_to_log_mass(tiny, tiny_hot)[0, 0, SPAN_NAMES.index("context")]
+    assert float(log_tiny.detach()) == pytest.approx(-200.0 + float(torch.linspace(-1, 1, 12)[4:8].logsumexp(0))
+                                            - float(tiny.detach()[0, 0].logsumexp(0)), abs=1e-3)
+
+
+@pytest.mark.parametrize("gap", [69.0, 200.0])  # context mass about 1e-30, and e^-200 (0.0)
+@pytest.mark.parametrize("kind", ["cross_entropy", "neg_log_mass"])
+def test_calibration_gradient_at_tiny_mass_is_full_size_and_points_to_the_span(
+        gap: float, kind: str) -> None:
+    """A head that gives the relevant span almost nothing is pushed toward it with a
+    gradient of size about 1 (docs/finetune_losses.md): descent raises the relevant keys'
+    scores and lowers the others'. The floored mass (what the loss used before) gives
+    exactly zero gradient there."""
+    from modprobe.capture.attention import attention_rows_to_mass, attention_scores_to_log_mass
+
+    scores, one_hot = _scores_with_tiny_span(gap)
+    log_mass = attention_scores_to_log_mass(scores, one_hot).unsqueeze(1)  # b l h s
+    loss = attention_calibration_loss(None, "context", log_mass=log_mass, kind=kind)
+    (grad,) = torch.autograd.grad(loss, scores)
+    relevant, others = grad[0, 0, 4:8], torch.cat([grad[0, 0, :4], grad[0, 0, 8:]])
+    assert float(loss.detach()) > gap - 5
+    assert bool((relevant < 0).all()) and float(relevant.sum()) == pytest.approx(-1.0, abs=1e-5)
+    if kind == "cross_entropy":  # the share among content spans: the text keys stay out
+        assert bool((grad[0, 0, :4] > 0).all()) and bool((grad[0, 0, 8:] == 0).all())
+    else:
+        assert bool((others > 0).all())
+    assert float(grad.sum()) == pytest.approx(0.0, abs=1e-5)  # softmax: shift-invariant
+
+    old_scores = scores.detach().requires_grad_(True)
+    mass = attention_rows_to_mass(torch.softmax(old_scores, -1), one_hot).unsqueeze(1)
+    old = -mass[..., SPAN_NAMES.index("context")].clamp_min(1e-12).log().mean()
+    (old_grad,) = torch.autograd.grad(old, old_scores)
+    assert float(old_grad.abs().max()) == 0.0  # the case the log-space loss removes
+
+
+def test_calibration_on_the_organism_moves_every_head_the_floor_froze() -> None:
+    """On the base organism, the (row, layer, head) entries whose relevant mass is below
+    the old 1e-12 floor now send a gradient into their layer's query weights."""
+    from modprobe.finetune.data import relevant_span
+    from modprobe.finetune.world import world_items
+
+    lm = modprobe.load("organism", device="cpu")
+    rows = [it for it in world_items(lm, seed=0, groups=2) if it.relevant == "text"][:4]
+    cap = capture(lm, [it.prompt() for it in rows], grad=True, lens=False, top_k=1)
+    assert cap.attention_mass is not None and cap.attention_log_mass is not None
+    rel = SPAN_NAMES.index(relevant_span(rows[0]))
+    frozen = cap.attention_mass[..., rel].detach() < 1e-12
+    assert int(frozen.sum()) > 0, "the organism has no head below the old floor"
+    layers = sorted({int(i) for i in frozen.nonzero()[:, 1]})
+    weights = [lm.adapter.attention_module(lm.module, i).q_proj.weight for i in layers]
+    new = -(cap.attention_log_mass[..., rel] * frozen).sum()
+    old = -(cap.attention_mass[..., rel].clamp_min(1e-12).log() * frozen).sum()
+    for layer, g_new, g_old in zip(layers, torch.autograd.grad(new, weights, retain_graph=True),
+                                   torch.autograd.grad(old, weights), strict=True):
+        assert float(g_new.norm()) > 1e-3, f"layer {layer}: no gradient from frozen heads"
+        assert float(g_old.norm()) == 0.0

@@ -283,3 +283,54 @@ def test_step_shaped_truth_is_flagged_and_the_monotone_interval_covers_it() -> N
           f"coverage {covered_logistic / n:.2f}, mean monotone estimate {np.mean(estimates):.3f}")
     assert flagged / n >= 0.9 and recommended / n >= 0.9
     assert covered / n >= 0.9
+
+
+def test_no_law_established_prints_no_balance_point_on_clustered_null_tables() -> None:
+    # Clustered tables without effect (8 clusters, shared logit shifts): whenever the
+    # trend test does not establish a law, the reported balance point is "none", with
+    # every estimate option (main printed a number in most of them).
+    from modprobe.analysis.simulate import simulate_clustered_law
+
+    rng = np.random.default_rng(5)
+    seen = named = 0
+    for d in range(12):
+        x, y, c = simulate_clustered_law(8, 30, 0.0, 0.0, 1.0, rng, x_spread=0.4)
+        for estimate in ("auto", "logistic", "monotone"):
+            law = fit_law(x, y, n_bootstrap=200, clusters=c, isotonic_band=False, seed=d,
+                          balance_estimate=estimate)
+            shown = law.reported_balance_point
+            if law.monotonicity.direction is None:
+                seen += 1
+                assert not shown.crosses and shown.summary().startswith("balance_point=none (")
+                chosen = (law.balance_point_monotone if law.estimate == "monotone"
+                          else law.balance_point)
+                if chosen.crosses:  # a curve that stays on one side keeps its own reason
+                    named += 1
+                    assert "(no law is established: no monotone trend" in shown.summary()
+    assert seen >= 24 and named >= 6, (seen, named)
+
+
+def test_the_recommended_estimate_is_reported_unless_one_is_forced() -> None:
+    from modprobe.analysis.simulate import simulate_step_law
+
+    x, y, c = simulate_step_law(30, 20, -1.8, 0.8, 0.25, 0.5, np.random.default_rng(0))
+    law = fit_law(x, y, n_bootstrap=200, clusters=c, isotonic_band=False)
+    assert law.recommendation == "monotone" and law.monotonicity.direction == "decreasing"
+    assert law.reported_balance_point is law.balance_point_monotone  # default: auto
+    forced = fit_law(x, y, n_bootstrap=200, clusters=c, isotonic_band=False,
+                     balance_estimate="logistic")
+    assert forced.reported_balance_point is forced.balance_point
+
+
+def test_separated_items_get_no_logistic_balance_point() -> None:
+    # The logistic MLE does not exist when x separates the outcomes: no number from it.
+    law = fit_law([0.0, 1.0, 2.0], [True, False, False], n_bootstrap=50)
+    assert not law.balance_point.crosses
+    assert "no maximum-likelihood estimate" in law.balance_point.reason
+    assert law.balance_point_monotone.crosses  # the monotone one needs no MLE
+    x = np.r_[np.linspace(-2, -0.1, 40), np.linspace(0.1, 2, 40)]
+    y = np.r_[np.ones(40), np.zeros(40)].astype(bool)
+    law = fit_law(x, y, n_bootstrap=100)
+    assert law.monotonicity.direction == "decreasing"
+    assert not law.balance_point.crosses and law.recommendation == "monotone"
+    assert law.reported_balance_point.value == pytest.approx(0.0)

@@ -176,3 +176,19 @@ def test_singleton_clusters_match_the_item_bootstrap() -> None:
     assert d_item[0] == pytest.approx(d_cluster[0])
     assert (d_cluster[2] - d_cluster[1]) / (d_item[2] - d_item[1]) == pytest.approx(1, abs=0.15)
     assert "oscillation intervals: bootstrap over 600 clusters" in by_cluster.summary_lines()
+
+
+def test_regions_go_to_the_law_items_only() -> None:
+    from modprobe.analysis.oscillation import region_items
+
+    # text, vision, follows neither, no conflict, text but degenerate, vision but filtered
+    y_text = ["red", "red", "red", "red", "red", "red"]
+    y_vision = ["blue", "blue", "blue", "red", "blue", "blue"]
+    y_multi = ["red", "blue", "green", "red", "red", "blue"]
+    degenerate = [False, False, False, False, True, False]
+    both = [True, True, True, True, True, False]
+    mask = region_items(y_text, y_vision, y_multi, degenerate, both)
+    assert mask.tolist() == [True, True, False, False, False, False]
+    counts = np.array([1.0, 2.0, 3.0, np.nan, 1.0, 1.0])
+    report = oscillation_report(counts, np.zeros(6), 0.0, in_regions=mask, n_bootstrap=50)
+    assert int(report.by_region["n"].sum()) == 2

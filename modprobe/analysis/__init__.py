@@ -11,7 +11,7 @@ High level (used by ``python -m modprobe.following`` and the study runner)::
     analyze_following(table, axis="rel", entropy_floor=0.0, filter_correct=None,
                       conflict_group="conflict", n_bootstrap=2000, confidence=0.95,
                       bins=10, seed=0, split=True, isotonic_band=True, cluster="auto",
-                      balance_estimate="logistic") -> FollowingReport
+                      balance_estimate="auto") -> FollowingReport
         FollowingReport.models[name] -> ModelFollowing(rates, axis, items, law, split,
                                                        filter_steps, ...)
         FollowingReport.summary_lines() / .laws;  ModelFollowing.to_dict() (summary.json)
@@ -44,7 +44,7 @@ Following (`modprobe.analysis.following`)::
 The law (`modprobe.analysis.law`)::
 
     fit_law(x, followed_text, n_bootstrap=2000, confidence=0.95, bins=10, ...,
-            clusters=None, balance_estimate="logistic") -> Law
+            clusters=None, balance_estimate="auto") -> Law
         Law.balance_point (logistic), .balance_point_monotone, .goodness_of_fit,
         .monotonicity, .recommendation / .recommendation_reason, .summary_lines()
     balance_point(x, followed_text, n_bootstrap=2000, confidence=0.95, seed=0,

@@ -9,13 +9,14 @@ curve stays on) and says in one line which estimate to trust (`recommend`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from modprobe.stats.gof import GoodnessOfFit
-from modprobe.stats.intervals import bootstrap_interval
+from modprobe.stats.intervals import bootstrap_interval, percentile_interval, quantile_mc_error
+from modprobe.stats.logistic import LogisticFit, crossing
 
 
 @dataclass(frozen=True)
@@ -151,3 +152,51 @@ def recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalanceP
     return "logistic", ("the logistic balance point lies inside the monotone one's interval "
                         "and the logistic fit is not rejected; the logistic one (the "
                         "paper's display) stands")
+
+
+def separated(xv: np.ndarray, yv: np.ndarray) -> bool:
+    """Whether x separates the two outcomes (completely, or quasi-completely: touching
+    at one x), so the logistic fit has no maximum-likelihood estimate (Albert and
+    Anderson 1984): the likelihood keeps rising as the slope runs to infinity, and any
+    finite slope an optimiser stops at is arbitrary."""
+    if not 0 < yv.sum() < yv.size:
+        return False
+    text, vision = xv[yv > 0.5], xv[yv <= 0.5]
+    return bool(text.max() <= vision.min() or vision.max() <= text.min())
+
+
+def logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.ndarray,
+                    confidence: float, n_clusters: int | None) -> BalancePoint:
+    """The logistic `BalancePoint` from the full-sample fit and bootstrap coefficients
+    (``replicates 2``); not identified when x separates the outcomes (`separated`)."""
+    x_range = (float(xv.min()), float(xv.max()))
+    if separated(xv, yv) and np.ptp(xv) > X_RESOLUTION:
+        nan = float("nan")
+        return BalancePoint(
+            nan, nan, nan, False, None,
+            "not identified: x separates the text- and vision-following items completely, "
+            "so the logistic fit has no maximum-likelihood estimate and no balance point "
+            "(the monotone one does not need it)", nan, x_range, nan, confidence,
+            int(boot.shape[0]), "logistic", n_clusters=n_clusters)
+    coef = np.array([[fit.intercept, fit.slope]])
+    x0 = float(crossing(coef)[0])
+    above = bool(fit.predict((x_range[0] + x_range[1]) / 2) > 0.5)
+    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
+                  n_clusters, x0)
+
+
+def widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
+                       level: float) -> BalancePoint:
+    """The monotone interval widened to the replicates' brackets: a step law's
+    crossing can lie anywhere in the gap between two observed x values, so the interval
+    runs from the low percentile of the brackets' left ends to the high percentile of
+    their right ends (`IsotonicFit.crossing_bracket`)."""
+    if not point.crosses:
+        return point
+    low = percentile_interval(brackets[:, 0], level)[0]
+    high = percentile_interval(brackets[:, 1], level)[1]
+    tail = (1.0 - level) / 2
+    mc = max(point.mc_error, quantile_mc_error(brackets[:, 0], tail),
+             quantile_mc_error(brackets[:, 1], 1 - tail))
+    return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high),
+                   mc_error=mc)

@@ -139,8 +139,8 @@ def following_rates(
     but excluded. With ``filter_correct`` only items whose text-only and vision-only
     answers are both correct are kept, as in the paper's macro analysis. The Wilson
     interval treats items as independent; given ``clusters`` (items made together,
-    whose outcomes correlate) the interval is the percentile interval of
-    ``#text / #decided`` over ``n_bootstrap`` resamples of whole clusters.
+    whose outcomes correlate) it is the cluster-adjusted Wilson interval of
+    `modprobe.stats.mean_interval`.
 
     Args:
         labels: ``items`` labels from `classify_following`.
@@ -178,7 +178,7 @@ def following_rates(
         interval = mean_interval((lab[in_ratio] == TEXT).astype(float), labels[in_ratio],
                                  confidence=confidence, n_resamples=n_bootstrap, seed=seed)
         # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
-        if interval.method == "cluster-bootstrap":
+        if interval.n_clusters is not None and interval.identified:
             n_clusters = interval.n_clusters
             tfr_ci = interval.ci
     return FollowingRates(

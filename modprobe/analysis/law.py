@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -31,15 +31,21 @@ from modprobe.analysis.balance import (
     X_RESOLUTION,
     BalancePoint,
     balance_from_replicates,
+    logistic_point,
     recommend,
+    separated,
+    widen_to_brackets,
 )
 from modprobe.stats.binning import BinStrategy, binned_rate
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
-from modprobe.stats.intervals import DEFAULT_RESAMPLES, percentile_interval
+from modprobe.stats.intervals import (
+    DEFAULT_RESAMPLES,
+    expanded_level,
+    percentile_interval,
+)
 from modprobe.stats.logistic import (
     LogisticFit,
     bootstrap_logistic,
-    crossing,
     fit_logistic,
     fit_logistic_batch,
 )
@@ -130,8 +136,8 @@ class Law:
         grid: ``points`` x values spanning the observed range.
         logistic_curve: ``points`` fitted P(text) on the grid.
         logistic_band: ``(low, high)``, each ``points``: pointwise bootstrap band.
-        isotonic_curve: ``points`` centred isotonic fit on the grid (the curve whose
-            0.5 crossing is the monotone balance point).
+        isotonic_curve: ``points`` isotonic fit on the grid (the curve whose 0.5
+            crossing is the monotone balance point).
         isotonic_band: ``(low, high)`` bootstrap band of the isotonic fit, or None.
         monotonicity: `MonotonicityTest`.
         balance_point: The logistic `BalancePoint` (the paper's display).
@@ -143,8 +149,8 @@ class Law:
         goodness_of_fit: Hosmer-Lemeshow test of the logistic fit.
         recommendation: ``"logistic"`` or ``"monotone"``: which balance point to trust.
         recommendation_reason: One line saying why.
-        estimate: The balance point reported (option ``balance_estimate``; ``auto``
-            follows the recommendation).
+        estimate: The balance point reported (option ``balance_estimate``; ``auto``,
+            the default, follows the recommendation).
     """
 
     x_label: str
@@ -168,14 +174,33 @@ class Law:
     goodness_of_fit: GoodnessOfFit | None = None
     recommendation: str = "logistic"
     recommendation_reason: str = ""
-    estimate: str = "logistic"
+    estimate: str = "auto"
+
+    @property
+    def established(self) -> bool:
+        """Whether the trend test establishes a law (a direction at level ``alpha``)."""
+        return self.monotonicity.direction is not None
 
     @property
     def reported_balance_point(self) -> BalancePoint:
-        """The balance point of the ``estimate`` option (logistic by default)."""
+        """The balance point printed last and used for the regions.
+
+        The ``estimate`` option's (``auto``, the default: the recommended one), but no
+        number at all when no law is established: a crossing of a curve whose trend the
+        data do not establish locates nothing (both crossings stay in
+        `summary_lines`, as descriptive numbers).
+        """
+        chosen = self.balance_point
         if self.estimate == "monotone" and self.balance_point_monotone is not None:
-            return self.balance_point_monotone
-        return self.balance_point
+            chosen = self.balance_point_monotone
+        if self.established or not chosen.crosses:  # a curve that stays on one side says so
+            return chosen
+        nan = float("nan")
+        test = (self.monotonicity.trend.describe() if self.monotonicity.trend is not None
+                else f"p={self.monotonicity.p_value:.2g}")
+        return replace(chosen, value=nan, ci_low=nan, ci_high=nan, crosses=False,
+                       direction=None, reason=f"no law is established: no monotone trend "
+                       f"({test}), so no balance point is reported")
 
     def summary_lines(self) -> list[str]:
         """Goodness of fit, both balance points with their Monte Carlo error, the
@@ -192,7 +217,8 @@ class Law:
         lines.append(f"bootstrap: {self.balance_point.n_bootstrap} replicates over {unit}"
                      + (f"; Monte Carlo error of the interval bounds {', '.join(errors)}"
                         if errors else ""))
-        lines.append(f"estimate: {self.recommendation_reason} (reported: {self.estimate})")
+        shown = self.estimate if self.reported_balance_point.crosses else "none"
+        lines.append(f"estimate: {self.recommendation_reason} (reported: {shown})")
         return lines
 
 
@@ -203,11 +229,9 @@ def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
     if yv.sum() in (0, yv.size):
         side = "text" if yv.sum() else "vision"
         return f"every item follows the {side}, so no slope can be fitted"
-    if 0 < yv.sum() < yv.size and not fit.converged:
-        text, vision = xv[yv > 0.5], xv[yv <= 0.5]
-        if text.max() <= vision.min() or vision.max() <= text.min():
-            return ("x separates the text- and vision-following items completely, so the "
-                    "slope has no finite estimate")
+    if separated(xv, yv):
+        return ("x separates the text- and vision-following items completely, so the "
+                "slope has no finite estimate")
     return ""
 
 
@@ -227,16 +251,6 @@ def _clean_xy(
     if codes is not None and codes.max() < 1:
         raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
     return xv, yv, codes
-
-
-def _logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.ndarray,
-                    confidence: float, n_clusters: int | None) -> BalancePoint:
-    x_range = (float(xv.min()), float(xv.max()))
-    coef = np.array([[fit.intercept, fit.slope]])
-    x0 = float(crossing(coef)[0])
-    above = bool(fit.predict((x_range[0] + x_range[1]) / 2) > 0.5)
-    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
-                  n_clusters, x0)
 
 
 def balance_point(
@@ -270,7 +284,7 @@ def balance_point(
     weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
     boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
     n_clusters = None if codes is None else int(codes.max()) + 1
-    return _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
+    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)
 
 
 def fit_law(
@@ -285,7 +299,7 @@ def fit_law(
     isotonic_band: bool = True,
     x_label: str = "dH_rel",
     clusters: Any | None = None,
-    balance_estimate: Estimate = "logistic",
+    balance_estimate: Estimate = "auto",
     alpha: float = 0.05,
 ) -> Law:
     """Fit the modality-following law, check it, and locate its balance points.
@@ -309,8 +323,9 @@ def fit_law(
         x_label: Axis name carried into plots.
         clusters: ``items`` cluster labels: resample whole clusters of items whose
             outcomes are correlated, and test with cluster-robust variances.
-        balance_estimate: The balance point reported: ``"logistic"`` (the paper's
-            display), ``"monotone"``, or ``"auto"`` (the recommended one).
+        balance_estimate: The balance point reported: ``"auto"`` (default: the
+            recommended one), or ``"logistic"`` (the paper's display) or ``"monotone"``
+            to force one. Without an established trend none is reported.
         alpha: Level of the trend test and of the goodness-of-fit verdict.
 
     Returns:
@@ -330,17 +345,22 @@ def fit_law(
     x_range = (float(xv.min()), float(xv.max()))
     grid = np.linspace(x_range[0], x_range[1], grid_size)
     boot_curves = expit(boot[:, :1] + boot[:, 1:] * grid)
-    band = np.array([percentile_interval(col, confidence) for col in boot_curves.T]).T
+    # Bands and the slope's interval keep their level with few clusters, as every
+    # interval does (`modprobe.stats.intervals.expanded_level`).
+    level = expanded_level(confidence, n_clusters if n_clusters is not None else xv.size)
+    band = np.array([percentile_interval(col, level) for col in boot_curves.T]).T
     iso = fit_isotonic(xv, yv)
-    iso_cross, iso_curves = isotonic_crossings(xv, yv, weights, grid=grid)
+    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
     iso_band = None
     if isotonic_band:
-        iso_q = np.array([percentile_interval(col, confidence) for col in iso_curves.T]).T
+        iso_q = np.array([percentile_interval(col, level) for col in iso_curves.T]).T
         iso_band = (iso_q[0], iso_q[1])
-    logistic_bp = _logistic_point(xv, yv, fit, boot, confidence, n_clusters)
+    logistic_bp = logistic_point(xv, yv, fit, boot, confidence, n_clusters)
     iso_x0 = iso.crossing(0.5)
-    monotone_bp = balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
-                         iso_x0 == math.inf, xv.size, n_clusters, iso_x0)
+    monotone_bp = widen_to_brackets(
+        balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
+                                iso_x0 == math.inf, xv.size, n_clusters, iso_x0),
+        iso_brackets, level)
     labels = None if codes is None else codes
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence,
                                    labels, n_bootstrap, seed)
@@ -348,7 +368,7 @@ def fit_law(
     if len(binned) >= 3 and binned["rate"].nunique() > 1:
         rho = float(pd.Series(binned["x_mean"]).corr(binned["rate"], method="spearman"))
     trend = _trend_test(xv, yv, labels, alpha)
-    slope_ci = percentile_interval(boot[:, 1], confidence)
+    slope_ci = percentile_interval(boot[:, 1], level)
     monotonicity = MonotonicityTest(
         slope=fit.slope, slope_ci=slope_ci, p_value=trend.p_value, statistic=trend.statistic,
         df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
@@ -359,7 +379,7 @@ def fit_law(
     return Law(
         x_label=x_label, n=int(xv.size), n_text=int(yv.sum()), binned=binned, logistic=fit,
         isotonic=iso, grid=grid, logistic_curve=fit.predict(grid),
-        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict_centred(grid),
+        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict(grid),
         isotonic_band=iso_band, monotonicity=monotonicity, balance_point=logistic_bp,
         bootstrap_coef=boot, confidence=confidence, seed=seed, n_clusters=n_clusters,
         balance_point_monotone=monotone_bp, goodness_of_fit=gof, recommendation=choice,

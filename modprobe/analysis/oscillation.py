@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer, to_numpy
+from modprobe.analysis.following import TEXT, VISION, classify_following
 from modprobe.analysis.law import BalancePoint
 from modprobe.stats import (
     DEFAULT_RESAMPLES,
@@ -166,6 +167,30 @@ def assign_regions(x: Any, balance_point: float, radius: float = 0.5) -> np.ndar
     return regions
 
 
+def region_items(y_text: Any, y_vision: Any, y_multi: Any, degenerate: Any,
+                 both_correct: Any | None = None) -> np.ndarray:
+    """``items`` bools: the items that get a region, the law's items.
+
+    A region says on which side of the balance point an item lies, so it is given to
+    the items the law is fitted on (docs/science.md, "Regions"): decided conflicts
+    (following the text or the vision; an item that follows neither is on no side),
+    with a defined axis value, and passing the paper's filter when it ran
+    (``both_correct``).
+
+    Args:
+        y_text: ``items`` text-only answers.
+        y_vision: ``items`` vision-only answers.
+        y_multi: ``items`` multimodal answers.
+        degenerate: ``items`` bools: axis value undefined.
+        both_correct: ``items`` bools of the correctness filter, or None (not applied).
+    """
+    labels = classify_following(y_text, y_vision, y_multi)
+    keep = np.isin(labels, [TEXT, VISION]) & ~to_numpy(degenerate, dtype=bool).reshape(-1)
+    if both_correct is not None:
+        keep &= to_numpy(both_correct, dtype=bool).reshape(-1)
+    return keep
+
+
 @dataclass(frozen=True)
 class OscillationReport:
     """Oscillation counts summarised by region and by group (docs/science.md section 1).
@@ -235,9 +260,10 @@ def _weighted_means(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _summaries(frame: pd.DataFrame, key: str, confidence: float,
-               weights: np.ndarray) -> pd.DataFrame:
+               weights: np.ndarray, n_clusters: int | None) -> pd.DataFrame:
     """Mean and interval per value of ``key`` (`replicates items` ``weights``, indexed by
-    the frame's index: the shared bootstrap draws)."""
+    the frame's index: the shared bootstrap draws; ``n_clusters`` resampled, None:
+    items)."""
     rows = []
     for name, part in frame.groupby(key, sort=True):
         counts = part["count"].to_numpy(dtype=np.float64)
@@ -245,7 +271,7 @@ def _summaries(frame: pd.DataFrame, key: str, confidence: float,
         mean = float(finite.mean()) if finite.size else float("nan")
         interval = bootstrap_interval(
             _weighted_means(counts, weights[:, part.index.to_numpy()]), mean,
-            confidence=confidence)
+            confidence=confidence, n=int(finite.size), n_clusters=n_clusters)
         rows.append({key: name, "n": int(finite.size), "mean": mean, "ci_low": interval.low,
                      "ci_high": interval.high, "mc_error": interval.mc_error})
     return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high", "mc_error"])
@@ -289,7 +315,7 @@ def oscillation_report(
         clusters: ``items`` cluster labels (items made together, whose counts
             correlate): resample clusters instead of items.
         in_regions: ``items`` bools: only these items of ``region_group`` get a region
-            (the study passes the paper's correctness filter); None: all of them.
+            (the study passes the law's items, `region_items`); None: all of them.
         axis_unit: Unit of ``x`` and ``radius`` for the report (``"dH_rel units"``, or
             ``"nats"`` on the absolute axis H_t - H_v).
 
@@ -337,8 +363,8 @@ def oscillation_report(
     # One set of draws for every region and group: one cluster's items fall in several.
     weights = resample_weights(c.size, n_bootstrap, np.random.default_rng(seed), codes)
     assigned = per_item[per_item["region"] != UNASSIGNED]
-    by_region = _summaries(assigned, "region", confidence, weights)
-    by_group = _summaries(per_item, "group", confidence, weights)
+    by_region = _summaries(assigned, "region", confidence, weights, n_clusters)
+    by_group = _summaries(per_item, "group", confidence, weights, n_clusters)
     diff = (float("nan"),) * 3
     amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
     clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
@@ -348,7 +374,8 @@ def oscillation_report(
         boot = (_weighted_means(counts_of[AMBIGUOUS], weights)
                 - _weighted_means(counts_of[CLEAR], weights))
         interval = bootstrap_interval(boot, float(amb.mean() - clr.mean()),
-                                      confidence=confidence)
+                                      confidence=confidence, n=amb.size + clr.size,
+                                      n_clusters=n_clusters)
         diff = (interval.estimate, interval.low, interval.high)
     return OscillationReport(
         per_item=per_item,

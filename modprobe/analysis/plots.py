@@ -103,7 +103,7 @@ def plot_following_curve(
     Args:
         laws: One `Law` or model name -> `Law` (overlaid).
         show_bins: Draw the binned rates.
-        show_isotonic: Draw the centred isotonic fit (dashed), its band if bootstrapped
+        show_isotonic: Draw the isotonic fit (dashed), its band if bootstrapped
             and no logistic band is drawn, and the monotone balance point (hollow
             circle, with its interval).
         show_band: Draw the logistic bootstrap band.

@@ -98,7 +98,8 @@ class ModelFollowing:
     def summary_lines(self) -> list[str]:
         """Report lines; the last one is ``balance_point=<x> ci=[<lo>, <hi>]``.
 
-        When there is no crossing the last line is ``balance_point=none (<reason>)``.
+        When no law is established, or the reported curve does not cross, the last line
+        is ``balance_point=none (<reason>)``.
         """
         r = self.rates
         axis_name = "dH_rel" if self.axis.axis == "rel" else "H_t - H_v (nats)"
@@ -410,7 +411,7 @@ def analyze_following(
     split: bool = True,
     isotonic_band: bool = True,
     cluster: str | None = AUTO,
-    balance_estimate: Estimate = "logistic",
+    balance_estimate: Estimate = "auto",
 ) -> FollowingReport:
     """Every section-1 statistic of a prediction table, per model.
 
@@ -440,7 +441,8 @@ def analyze_following(
             every test uses cluster-robust variances. ``"auto"`` (default): the column
             ``cluster`` when the table has one with every row labelled; None: items.
         balance_estimate: Balance point reported last and used for regions:
-            ``"logistic"`` (default, the paper's display), ``"monotone"`` or ``"auto"``.
+            ``"auto"`` (default: the recommended one), or ``"logistic"`` or
+            ``"monotone"`` to force one; none when no law is established.
 
     Returns:
         `FollowingReport`.

@@ -106,7 +106,8 @@ def capture(
         grad: Keep autograd on: every float tensor of the result is attached to the
             graph, so a loss on attention mass or lens logits trains the model.
         lens: Capture the logit lens (``lens_*`` fields).
-        attention: Capture the attention mass (``attention_mass``).
+        attention: Capture the attention mass (``attention_mass``; with ``grad`` also
+            ``attention_log_mass``, its log computed from the scores, for losses).
         keep_lens_logits: Also return the `batch layer vocab` lens logits.
 
     Returns:
@@ -156,6 +157,7 @@ def capture(
         final_candidate_logits=final.candidate_logits,
         final_candidate_probs=final.candidate_probs,
         attention_mass=raw.attention_mass,
+        attention_log_mass=raw.attention_log_mass,
         tokenizer=loaded.tokenizer,
         **lens_fields,
     )

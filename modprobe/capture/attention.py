@@ -13,6 +13,8 @@ The rows are reduced at once to the mass each modality span receives
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from modprobe.spans import ModalitySpans
@@ -85,7 +87,7 @@ def mask_rows(mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return gather_positions(mask, positions, dim=2)
 
 
-def answer_attention_rows(
+def answer_attention_scores(
     query: torch.Tensor,
     key: torch.Tensor,
     positions: torch.Tensor,
@@ -117,7 +119,8 @@ def answer_attention_rows(
             ``softcap * tanh(scores / softcap)`` before the mask, as in eager attention.
 
     Returns:
-        `batch head seq` float32 probabilities (each row sums to 1).
+        `batch head seq` float32 masked scores (the attention logits; keys a row may not
+        attend hold the dtype's minimum): their softmax is the attention row.
     """
     batch, heads, _, dim = query.shape
     kv_heads, seq = key.shape[1], key.shape[2]
@@ -139,7 +142,58 @@ def answer_attention_rows(
             scores = scores.masked_fill(~rows, torch.finfo(scores.dtype).min)
         else:
             scores = scores + rows.float()
-    return torch.softmax(scores, dim=-1)
+    return scores
+
+
+def answer_attention_rows(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    positions: torch.Tensor,
+    scaling: float,
+    mask: torch.Tensor | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Attention probabilities of each row's query position over all keys.
+
+    The softmax of :func:`answer_attention_scores` (same arguments and options).
+
+    Returns:
+        `batch head seq` float32 probabilities (each row sums to 1).
+    """
+    return torch.softmax(
+        answer_attention_scores(query, key, positions, scaling, mask, **options), dim=-1)
+
+
+def attention_scores_to_log_mass(
+    scores: torch.Tensor, spans: ModalitySpans | torch.Tensor
+) -> torch.Tensor:
+    """Log of the attention mass each span receives, computed in log space from the scores.
+
+    ``log m_s = logsumexp_{k in s} z_k - logsumexp_k z_k`` for the masked scores ``z`` of
+    :func:`answer_attention_scores`. Unlike ``log`` of :func:`attention_rows_to_mass`, it
+    stays finite and exact when a span's mass underflows float32, and its gradient
+    (``d log m_s / d z_k = 1[k in s] softmax_s(z)_k - softmax(z)_k``) is bounded by 1, so a
+    head that gives a span almost nothing is still pushed toward it
+    (docs/finetune_losses.md). A span without tokens in a row gets the dtype's minimum
+    (mass 0), not ``-inf``, so sums and gradients stay finite.
+
+    Args:
+        scores: `batch ... seq` masked attention scores.
+        spans: The batch's :class:`~modprobe.spans.ModalitySpans`, or its `batch seq span`
+            one-hot.
+
+    Returns:
+        `batch ... span` float32 log-masses in :data:`modprobe.spans.SPAN_NAMES` order.
+    """
+    inside = span_one_hot(spans, torch.float32).to(scores.device).bool()
+    flat = scores.float().reshape(scores.shape[0], -1, scores.shape[-1])  # b n k
+    lowest = torch.finfo(torch.float32).min
+    # b n k s: each span's keys keep their score, the others the lowest float
+    per_span = flat.unsqueeze(-1).masked_fill(~inside.unsqueeze(1), lowest)
+    log_mass = per_span.logsumexp(dim=2) - flat.logsumexp(dim=-1, keepdim=True)
+    empty = ~inside.any(dim=1).unsqueeze(1)  # b 1 s: spans without a token in the row
+    log_mass = log_mass.masked_fill(empty, lowest)
+    return log_mass.reshape(*scores.shape[:-1], inside.shape[-1])
 
 
 def span_one_hot(

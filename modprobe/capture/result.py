@@ -63,6 +63,9 @@ class Capture:
         final_candidate_probs: `batch cand`.
         attention_mass: `batch layer head span` attention the answer position gives each
             span; sums to 1 over ``span`` (None when attention was not captured).
+        attention_log_mass: `batch layer head span` log of ``attention_mass`` computed in
+            log space from the attention scores: exact where the mass underflows, with a
+            bounded gradient (only from ``capture(..., grad=True)``; else None).
         lens_logits: `batch layer vocab` (only with ``keep_lens_logits=True``).
         tokenizer: Used to decode token ids in :meth:`to_frames`.
     """
@@ -82,6 +85,7 @@ class Capture:
     lens_candidate_logits: torch.Tensor | None = None
     lens_candidate_probs: torch.Tensor | None = None
     attention_mass: torch.Tensor | None = None
+    attention_log_mass: torch.Tensor | None = None
     lens_logits: torch.Tensor | None = None
     tokenizer: Any = field(default=None, repr=False, compare=False)
 

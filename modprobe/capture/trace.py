@@ -27,8 +27,9 @@ from typing import Any
 import torch
 
 from modprobe.capture.attention import (
-    answer_attention_rows,
+    answer_attention_scores,
     attention_rows_to_mass,
+    attention_scores_to_log_mass,
     gather_positions,
 )
 from modprobe.spans import ModalitySpans
@@ -49,11 +50,14 @@ class TraceOutput:
             (None when the lens was not requested).
         final_logits: `batch vocab` the model's own logits at the query position.
         attention_mass: `batch layer head span` (None when attention was not requested).
+        attention_log_mass: `batch layer head span` log of the mass, computed in log space
+            from the scores (only under autograd, for training losses; else None).
     """
 
     hidden: torch.Tensor | None
     final_logits: torch.Tensor
     attention_mass: torch.Tensor | None
+    attention_log_mass: torch.Tensor | None = None
 
 
 def attention_call_name(attention_envoy: Any) -> str:
@@ -136,8 +140,10 @@ def _layer_mass(
     one_hot: torch.Tensor,
     attention_mask: torch.Tensor | None,
     chunk_size: int | None = None,
-) -> torch.Tensor:
-    """`batch head span` mass of one layer, read from its attention kernel call."""
+    with_log: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`batch head span` mass of one layer, read from its attention kernel call, and (under
+    autograd) its log computed from the scores."""
     args, kwargs = getattr(attention_envoy.source, call).inputs
     module = attention_envoy._module
     query, key = args[1], args[2]
@@ -156,7 +162,7 @@ def _layer_mass(
         scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
     window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
     softcap = kwargs.get("softcap")
-    probs = answer_attention_rows(
+    scores = answer_attention_scores(
         query,
         key,
         positions,
@@ -167,7 +173,9 @@ def _layer_mass(
         chunk_size=chunk_size,
         softcap=None if softcap is None else float(softcap),
     )
-    return attention_rows_to_mass(probs, one_hot)
+    mass = attention_rows_to_mass(torch.softmax(scores, dim=-1), one_hot)
+    log_mass = attention_scores_to_log_mass(scores, one_hot) if with_log else None
+    return mass, log_mass
 
 
 def check_attention_capture(loaded: Any) -> None:
@@ -278,14 +286,18 @@ def run_trace(
 
     skipped = skipped_layers(loaded, kwargs)
     masses: list[torch.Tensor] = []
+    log_masses: list[torch.Tensor] = []
+    with_log = torch.is_grad_enabled()  # a training loss wants the log-masses too
     hidden: list[torch.Tensor] = []
     with model.trace(**kwargs):
         for i in range(n_layers):
             if attention:
-                mass = _layer_mass(attn_envoys[i], calls[i], positions, one_hot, attention_mask,
-                                   chunks[i])
+                mass, log_mass = _layer_mass(attn_envoys[i], calls[i], positions, one_hot,
+                                             attention_mask, chunks[i], with_log)
                 # .to(device): layers may sit on different GPUs (device_map="auto")
                 masses.append(mass.to(device).save())
+                if log_mass is not None:
+                    log_masses.append(log_mass.to(device).save())
             if lens and i in skipped:
                 hidden.append(hidden[-1])  # the layer does not run: the residual passes
             elif lens:
@@ -298,4 +310,5 @@ def run_trace(
         hidden=torch.stack(hidden, dim=1) if lens else None,
         final_logits=final,
         attention_mass=torch.stack(masses, dim=1) if attention else None,
+        attention_log_mass=torch.stack(log_masses, dim=1) if log_masses else None,
     )

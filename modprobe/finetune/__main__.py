@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="task folder whose items carry a 'relevant' field (image or text; "
                              "docs/interference.md); default: generate the color "
                              "world's tasks into RUN/data")
+    parser.add_argument("--eval-data", default=None,
+                        help="task folder of evaluation items (none may share content with "
+                             "the training items); default: hold out --holdout of the groups")
+    parser.add_argument("--holdout", type=float, default=0.25,
+                        help="share of the data's groups held out for evaluation (RUN/eval; "
+                             "0: train on everything)")
     parser.add_argument("--out", required=True, help="run folder (never overwritten)")
     run = parser.add_argument_group("optimisation")
     run.add_argument("--steps", type=cli.positive_int, default=200, help="optimizer steps")
@@ -56,14 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grad-accum", type=cli.positive_int, default=1, help="micro-batches per step")
     run.add_argument("--lr", type=cli.positive_float, default=1e-4, help="AdamW learning rate")
     run.add_argument("--warmup", type=cli.nonnegative_int, default=0, help="linear warm-up steps")
-    run.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
-    run.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    run.add_argument("--weight-decay", type=cli.nonnegative_float, default=0.0, help="AdamW weight decay")
+    run.add_argument("--grad-clip", type=cli.nonnegative_float, default=1.0, help="max gradient norm (0: off)")
     run.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of batches, perturbations, torch")
     mode = parser.add_argument_group("what is trained")
     mode.add_argument("--full", action="store_true",
                       help="full fine-tuning instead of LoRA (every parameter)")
     mode.add_argument("--lora-rank", type=cli.positive_int, default=8, help="LoRA rank")
-    mode.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha")
+    mode.add_argument("--lora-alpha", type=cli.positive_float, default=16.0, help="LoRA alpha")
     mode.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout")
     mode.add_argument("--lora-targets", type=_names, default=("q_proj", "v_proj"),
                       help="comma-separated leaf names of language-model linear layers")
@@ -124,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> object:
                           targets=tuple(args.lora_targets)),
         loss=loss, perturbations=tuple(args.perturb), seed=args.seed,
         checkpoint_every=args.checkpoint_every, precision=args.precision, threads=args.threads,
-        resume=args.resume)
+        holdout=args.holdout, resume=args.resume)
 
 
 @cli.entry_point
@@ -147,20 +153,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
     cli.check_device(args.device)
-    data = None
-    if args.data is not None:
-        from modprobe.data.tasks import load_tasks
+    from modprobe.data.tasks import load_tasks
 
-        data = load_tasks(args.data)
+    data = load_tasks(args.data) if args.data is not None else None
+    eval_data = load_tasks(args.eval_data) if args.eval_data is not None else None
     from accelerate import PartialState
 
     device = args.device or str(PartialState().device)
     loaded = load(args.model, device=device, dtype=args.dtype)
-    result = train(loaded, data, config, progress=not args.quiet)
+    result = train(loaded, data, config, eval_data=eval_data, progress=not args.quiet)
     last = result.log.iloc[-1].to_dict() if len(result.log) else {}
     terms = " ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("step", "lr", "seconds"))
     print(f"trained {result.steps} steps ({result.trainable:,} parameters) in "
           f"{result.seconds:.0f} s; last step: {terms}")
+    if result.heldout:
+        print(result.heldout)
     print(f"run folder: {result.out}  (load it with modprobe.load({str(result.out)!r}))")
     return 0
 

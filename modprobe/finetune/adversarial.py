@@ -36,6 +36,7 @@ Keep the weights in float32 and train under bf16 autocast to keep the perturbati
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,11 +80,12 @@ class AdversarialConfig:
         if self.norm not in ADV_NORMS:
             raise ValueError(f"unknown adversarial norm {self.norm!r}; use one of {', '.join(ADV_NORMS)}")
         if self.steps < 0:
-            raise ValueError(f"adversarial steps must be >= 0, got {self.steps}")
-        if not self.eps > 0:
-            raise ValueError(f"adversarial eps must be positive, got {self.eps}")
-        if self.step_size < 0 or self.init_scale < 0:
-            raise ValueError("adversarial step_size and init_scale must be >= 0")
+            raise ValueError(f"adversarial steps (--adv-steps) must be >= 0, got {self.steps}")
+        if not 0 < self.eps < math.inf:
+            raise ValueError(f"adversarial eps (--adv-eps) must be a finite number > 0, got {self.eps}")
+        if not (0 <= self.step_size < math.inf and 0 <= self.init_scale < math.inf):
+            raise ValueError(f"adversarial step_size (--adv-step-size) and init_scale must be "
+                             f"finite numbers >= 0, got {self.step_size} and {self.init_scale}")
 
 
 def irrelevant_spans(relevant: str) -> tuple[str, ...]:

@@ -38,6 +38,9 @@ class TrainConfig:
             ``"fp32"``.
         threads: torch CPU threads (None: leave as is). A CPU run is reproducible for a
             given thread count.
+        holdout: Share of the data's clusters (generator groups) held out for evaluation,
+            drawn with ``seed`` (:mod:`modprobe.finetune.split`); 0 trains on everything.
+            Ignored when ``train`` gets an evaluation set.
         resume: Continue the run in ``out`` from its last checkpoint.
     """
 
@@ -58,6 +61,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     precision: str = "auto"
     threads: int | None = None
+    holdout: float = 0.25
     resume: bool = False
 
     def __post_init__(self) -> None:
@@ -68,23 +72,48 @@ class TrainConfig:
         self.perturbations = tuple(self.perturbations)
 
     def check(self) -> None:
-        """Raise a one-line ``ValueError`` naming the first bad option."""
+        """Raise a one-line ``ValueError`` naming the first bad option (and its CLI flag)."""
         for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{_flag(name)} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"{_flag('warmup_steps')} must be an integer >= 0, "
+                             f"got {self.warmup_steps!r}")
+        _finite(self.learning_rate, "learning_rate", positive=True)
+        _finite(self.weight_decay, "weight_decay")
+        if self.grad_clip is not None:
+            # A negative clip flips the gradient's sign in clip_grad_norm_; NaN fills it with NaN.
+            _finite(self.grad_clip, "grad_clip", positive=True,
+                    why=" (None, or --grad-clip 0, turns clipping off)")
+        if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout < 1):
+            raise ValueError(f"{_flag('holdout')} must be in [0, 1) (the share of groups held "
+                             f"out for evaluation), got {self.holdout!r}")
         if self.mode not in ("lora", "full"):
             raise ValueError(f"mode must be 'lora' or 'full', got {self.mode!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-        if self.mode == "lora" and self.lora.rank < 1:
-            raise ValueError(f"LoRA rank must be at least 1, got {self.lora.rank}")
+            raise ValueError(f"{_flag('precision')} must be auto, bf16 or fp32, "
+                             f"got {self.precision!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"{_flag('threads')} must be an integer >= 1, got {self.threads!r}")
+        if self.mode == "lora":
+            self.lora_check()
         if self.loss.consistency > 0 and not self.perturbations:
             raise ValueError("the consistency loss compares clean and perturbed answers: "
                              "give perturbations (e.g. --perturb MD,RP)")
+
+    def lora_check(self) -> None:
+        """The LoRA settings: rank >= 1, alpha > 0 (0 trains nothing), dropout in [0, 1)."""
+        lora = self.lora
+        if isinstance(lora.rank, bool) or not isinstance(lora.rank, int) or lora.rank < 1:
+            raise ValueError(f"LoRA rank (--lora-rank) must be an integer >= 1, got {lora.rank!r}")
+        _finite(lora.alpha, "lora.alpha", positive=True,
+                why=" (the update is scaled by alpha / rank: 0 leaves the model as its base)")
+        if not 0 <= lora.dropout < 1:
+            raise ValueError(f"LoRA dropout (--lora-dropout) must be in [0, 1), got {lora.dropout!r}")
+        if not lora.targets:
+            raise ValueError("LoRA targets (--lora-targets) are empty; name at least one "
+                             "linear layer (e.g. q_proj,v_proj)")
 
     def options(self) -> dict[str, Any]:
         """JSON-ready options for the manifest (nested dataclasses as dicts)."""
@@ -94,3 +123,27 @@ class TrainConfig:
         options.pop("out")
         options.pop("resume")
         return json.loads(json.dumps(options, default=str))
+
+
+#: The command-line flag of each option, for messages that both API and CLI users read.
+_FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "grad_accum": "--grad-accum",
+          "checkpoint_every": "--checkpoint-every", "keep_checkpoints": "keep_checkpoints",
+          "warmup_steps": "--warmup", "learning_rate": "--lr", "weight_decay": "--weight-decay",
+          "grad_clip": "--grad-clip", "precision": "--precision", "threads": "--threads",
+          "lora.alpha": "--lora-alpha", "holdout": "--holdout"}
+
+
+def _flag(name: str) -> str:
+    flag = _FLAGS.get(name, name)
+    return flag if flag == name else f"{name} ({flag})"
+
+
+def _finite(value: Any, name: str, *, positive: bool = False, why: str = "") -> None:
+    """Refuse a non-number, NaN, an infinity, a negative (or, with ``positive``, 0)."""
+    import math
+
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > 0 if positive else value >= 0))
+    if not ok:
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{_flag(name)} must be a finite number {bound}{why}, got {value!r}")

@@ -15,16 +15,21 @@ MD, and random pixels, RP) plus one of the three losses:
 variant        losses
 =============  ==============================================================
 answer         answer cross-entropy only
-calibration    + attention calibration toward the relevant span (layers 2-3)
+calibration    + attention calibration toward the relevant span (all layers, weight 0.1)
 consistency    + JS consistency between clean and perturbed answers
 adversarial    + masked adversarial embeddings on the irrelevant modality (of the
                perturbed rows: the clean ones do not have it)
 =============  ==============================================================
 
-Every variant and the base organism are evaluated on held-out items (another generator
-seed) with the interference runner under all seven perturbations (UF, OCR, RI, FB and FW
-were never used in training), and with the modality-following study on a conflict
-dataset. Each step keeps its run folder, so an interrupted demo resumes where it stopped.
+Every variant holds out a quarter of the training groups (the same ones: same data and
+seed; items sharing content with a training item are dropped, see
+:mod:`modprobe.finetune.split`), and every variant and the base organism are evaluated on
+those held-out items with the interference runner under all seven perturbations (UF,
+OCR, RI, FB and FW were never used in training), over ``draws`` perturbation seeds, and
+with the modality-following study on a conflict dataset. :func:`paired_differences`
+compares each variant with the base item by item (flip of the variant minus flip of the
+base, averaged over draws) with cluster intervals and the exact cluster sign-flip p. Each
+step keeps its run folder, so an interrupted demo resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -40,25 +45,35 @@ import numpy as np
 import pandas as pd
 
 from modprobe import cli
+from modprobe.finetune.lora import LoraSettings
 
 #: Perturbations the variants train on (one text, one image).
 TRAIN_PERTURB: tuple[str, ...] = ("MD", "RP")
 #: Perturbations of the evaluation: every built-in one.
 EVAL_PERTURB: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
-#: Layers the calibration variant calibrates (the organism decides in layers 2-3).
+#: Layers where the demo reads the attention on the relevant span (the organism decides
+#: in layers 2-3).
 CAL_LAYERS: tuple[int, ...] = (2, 3)
+#: LoRA of the demo: rank 16 on every linear layer of the language model (MMA's rank 8 on
+#: q_proj and v_proj barely moved the organism's image-perturbation flips in 150 steps).
+DEMO_LORA = LoraSettings(rank=16, alpha=32.0, targets=("q_proj", "k_proj", "v_proj", "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj"))
 
 
 def variant_losses(name: str) -> Any:
     """The :class:`LossConfig` of a variant of the ablation."""
     from modprobe.finetune.step import LossConfig
 
+    # Calibration at weight 0.1: its log-space value starts near 8 nats (heads with almost
+    # no mass on the relevant span count fully), ten times the answer loss.
     table = {"answer": LossConfig(),
-             "calibration": LossConfig(calibration=1.0, calibration_layers=list(CAL_LAYERS)),
+             "calibration": LossConfig(calibration=0.1),
              "consistency": LossConfig(consistency=1.0),
              # The color world's clean prompts lack the irrelevant modality (a perturbation
-             # adds it), so the adversarial embeddings go on the perturbed rows.
-             "adversarial": LossConfig(adversarial=1.0, adv_on_perturbed=True)}
+             # adds it), so the adversarial embeddings go on the perturbed rows; eps 0.1
+             # is where the two ascent steps measurably raise the loss on the organism
+             # (docs/finetune.md, the eps curve; at the paper's 1e-3 they add 0.04 nats).
+             "adversarial": LossConfig(adversarial=1.0, adv_on_perturbed=True, adv_eps=0.1)}
     if name not in table:
         raise ValueError(f"unknown variant {name!r}; use one of {', '.join(table)}")
     return table[name]
@@ -76,9 +91,9 @@ class DemoConfig:
         variants: Which variants of the ablation to train.
         steps: Optimizer steps per variant.
         batch_size: Rows per step (each with a perturbed copy).
-        learning_rate: LoRA learning rate (10x MMA's 1e-4: the organism's runs are short).
+        learning_rate: LoRA learning rate (30x MMA's 1e-4: the organism's runs are short).
         train_groups: Generator groups of the training items (11 items each).
-        heldout_groups: Groups of the held-out interference items (another seed).
+        draws: Perturbation seeds of the evaluation (``seed``, ``seed + 1``, ...).
         conflict_groups: Groups of the conflict dataset of the following study.
         seed: Seed of the training data and runs (held-out data use ``seed + 1``).
         threads: torch threads of training.
@@ -87,11 +102,11 @@ class DemoConfig:
 
     out: str
     variants: tuple[str, ...] = VARIANTS
-    steps: int = 150
+    steps: int = 100
     batch_size: int = 8
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     train_groups: int = 24
-    heldout_groups: int = 8
+    draws: int = 3
     conflict_groups: int = 4
     seed: int = 0
     threads: int = 1
@@ -108,18 +123,16 @@ def _complete(run: Path) -> bool:
 
 
 def prepare_data(config: DemoConfig) -> dict[str, Path]:
-    """Training tasks, held-out tasks and the conflict dataset (kept when present)."""
+    """Training tasks and the conflict dataset (kept when present); the held-out items are
+    the runs' own (``RUN/eval``)."""
     from modprobe.data import generate_colors, load_dataset, write_dataset
     from modprobe.data.color_tasks import generate_color_tasks
 
     root = Path(config.out) / "data"
-    paths = {"train": root / "train", "heldout": root / "heldout", "conflicts": root / "conflicts"}
+    paths = {"train": root / "train", "conflicts": root / "conflicts"}
     if not (paths["train"] / "items.jsonl").is_file():
         generate_color_tasks(paths["train"], groups=config.train_groups, seed=config.seed,
                              variant="lowres", fmt="open", overwrite=True)
-    if not (paths["heldout"] / "items.jsonl").is_file():
-        generate_color_tasks(paths["heldout"], groups=config.heldout_groups,
-                             seed=config.seed + 1, variant="lowres", fmt="open", overwrite=True)
     if not (paths["conflicts"] / "items.jsonl").is_file():
         generate_colors(paths["conflicts"], groups=config.conflict_groups, seed=config.seed + 1,
                         variant="lowres", overwrite=True)
@@ -141,25 +154,36 @@ def train_variant(config: DemoConfig, name: str, data: Path) -> Path:
         loaded = modprobe.load("organism", device="cpu")
         train(loaded, data, TrainConfig(
             out=str(run), steps=config.steps, batch_size=config.batch_size,
-            learning_rate=config.learning_rate, loss=variant_losses(name),
+            learning_rate=config.learning_rate, loss=variant_losses(name), lora=DEMO_LORA,
             perturbations=TRAIN_PERTURB, seed=config.seed, threads=config.threads,
             checkpoint_every=max(config.steps // 3, 1), resume=run.exists()),
             progress=not config.quiet)
     return run
 
 
+def interference_folder(config: DemoConfig, name: str, draw: int = 0) -> Path:
+    """The interference run of model ``name`` under perturbation draw ``draw``."""
+    folder = Path(config.out) / "eval" / name
+    return folder / ("interference" if draw == 0 else f"interference-draw{draw}")
+
+
 def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -> Path:
-    """The interference run and the following study of one model (kept when complete)."""
+    """The interference runs (one per draw) and the following study of one model (kept
+    when complete). A tuned run is evaluated on its own held-out items (the runner's
+    default, checked against its training items); the base on ``data["heldout"]``."""
     from modprobe.study import StudyConfig, run_study
     from modprobe.study.interference import InterferenceConfig, run_interference
 
     folder = Path(config.out) / "eval" / name
-    inter = folder / "interference"
-    if not _complete(inter):
-        run_interference(InterferenceConfig(
-            model=model, data=str(data["heldout"]), out=str(inter), perturb=list(EVAL_PERTURB),
-            batch_size=32, device="cpu", seed=config.seed, n_bootstrap=config.n_bootstrap,
-            figures=False, resume=inter.exists()), progress=not config.quiet)
+    for draw in range(config.draws):
+        inter = interference_folder(config, name, draw)
+        if not _complete(inter):
+            run_interference(InterferenceConfig(
+                model=model, data=str(data["heldout"]) if model == "organism" else None,
+                out=str(inter), perturb=list(EVAL_PERTURB), batch_size=32, device="cpu",
+                seed=config.seed, data_seed=config.seed + draw, n_bootstrap=config.n_bootstrap,
+                figures=False,
+                resume=inter.exists()), progress=not config.quiet)
     study = folder / "study"
     if not _complete(study):
         run_study(StudyConfig(model=model, data=str(data["conflicts"]), out=str(study),
@@ -284,9 +308,52 @@ def run_demo(config: DemoConfig) -> pd.DataFrame:
     models = {"base": "organism"}
     for name in config.variants:
         models[name] = str(train_variant(config, name, data["train"]))
+    # Every variant held out the same groups (same data, same seed): the base is
+    # evaluated on the first run's held-out items.
+    data["heldout"] = Path(models[config.variants[0]]) / "eval"
     for name, model in models.items():
         evaluate(config, name, model, data)
+    paired_differences(config, list(models)[1:])
     return summarise(config, list(models))
+
+
+def paired_differences(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame:
+    """Each variant minus the base, item by item, per perturbation (``paired.csv``).
+
+    Per item, the flip indicator averaged over the draws, for the variant and the base;
+    their difference's mean with a cluster-bootstrap interval and the exact two-sided
+    cluster sign-flip p-value (:func:`modprobe.stats.signflip.sign_flip_p`).
+    """
+    from modprobe.io import write_csv
+    from modprobe.stats import mean_interval
+    from modprobe.stats.signflip import sign_flip_p
+    from modprobe.study.runfolder import read_table
+
+    def flips(name: str) -> pd.DataFrame:
+        parts = [read_table(interference_folder(config, name, d) / "flips.csv")
+                 for d in range(config.draws)]
+        return (pd.concat(parts).groupby(["perturbation", "id", "cluster"], as_index=False)
+                ["flipped"].mean())
+
+    base = flips("base")
+    rows = []
+    for name in names:
+        paired = flips(name).merge(base, on=["perturbation", "id", "cluster"],
+                                   suffixes=("", "_base"))
+        for perturbation, part in paired.groupby("perturbation"):
+            diff = (part["flipped"] - part["flipped_base"]).to_numpy(float)
+            clusters = part["cluster"].to_numpy()
+            interval = mean_interval(diff, clusters, seed=config.seed)
+            rows.append({"model": name, "perturbation": perturbation,
+                         "flip": float(part["flipped"].mean()),
+                         "flip_base": float(part["flipped_base"].mean()),
+                         "difference": interval.estimate, "low": interval.low,
+                         "high": interval.high, "p_sign_flip": sign_flip_p(diff, clusters),
+                         "n_items": len(part), "n_clusters": int(pd.Series(clusters).nunique()),
+                         "draws": config.draws})
+    table = pd.DataFrame(rows)
+    write_csv(Path(config.out) / "paired.csv", table)
+    return table
 
 
 @cli.entry_point
@@ -301,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=cli.positive_int, default=DemoConfig.batch_size)
     parser.add_argument("--lr", type=cli.positive_float, default=DemoConfig.learning_rate)
     parser.add_argument("--train-groups", type=cli.positive_int, default=DemoConfig.train_groups)
-    parser.add_argument("--heldout-groups", type=cli.positive_int, default=DemoConfig.heldout_groups)
+    parser.add_argument("--draws", type=cli.positive_int, default=DemoConfig.draws,
+                        help="perturbation seeds of the evaluation")
     parser.add_argument("--conflict-groups", type=cli.positive_int, default=DemoConfig.conflict_groups)
     parser.add_argument("--bootstrap", type=cli.positive_int, default=DemoConfig.n_bootstrap)
     parser.add_argument("--threads", type=cli.positive_int, default=DemoConfig.threads)
@@ -309,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = DemoConfig(out=args.out, variants=tuple(v for v in args.variants.split(",") if v),
                         steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                        train_groups=args.train_groups, heldout_groups=args.heldout_groups,
+                        train_groups=args.train_groups, draws=args.draws,
                         conflict_groups=args.conflict_groups, n_bootstrap=args.bootstrap,
                         threads=args.threads, quiet=args.quiet)
     for name in config.variants:

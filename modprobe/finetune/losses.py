@@ -29,9 +29,9 @@ CONSISTENCY_KINDS: tuple[str, ...] = ("js", "kl")
 #: most attention sinks) is left out of the default renormalisation unless a target names it.
 CONTENT_SPANS: tuple[str, ...] = tuple(s for s in ("image", "video", "audio", "context")
                                        if s in SPAN_NAMES)
-#: Floor on a probability before its log: a span whose mass underflows to 0 contributes
-#: -log(1e-12) = 27.6 nats (with no gradient) instead of infinity.
-_TINY = 1e-12
+#: Floor of the masses' logs when only masses are given (no ``log_mass``): the smallest
+#: normal float32. Below it the log has no gradient; pass the capture's log-masses.
+_TINY = torch.finfo(torch.float32).tiny
 
 SpanTarget = str | Sequence[str] | torch.Tensor
 
@@ -93,9 +93,10 @@ def _select(mass: torch.Tensor, layers: Sequence[int] | None, heads: Sequence[in
 
 
 def attention_calibration_loss(
-    attention_mass: torch.Tensor,
+    attention_mass: torch.Tensor | None,
     target: SpanTarget,
     *,
+    log_mass: torch.Tensor | None = None,
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
     kind: str = "cross_entropy",
@@ -107,30 +108,35 @@ def attention_calibration_loss(
 
     Notation, per row ``b``, chosen layer ``l`` and head ``h``: ``m_s`` is the attention
     mass the answer position gives span ``s`` (``attention_mass[b, l, h, s]``; it sums to 1
-    over all spans), ``t`` the row's target distribution over spans (one-hot on the
-    relevant span when a name is given), ``O`` the spans of ``over`` and
-    ``p_s = m_s / sum_{s' in O} m_{s'}`` the mass renormalised over ``O``.
+    over all spans), ``l_s = log m_s``, ``t`` the row's target distribution over spans
+    (one-hot on the relevant span when a name is given), ``O`` the spans of ``over`` and
+    ``log p_s = l_s - logsumexp_{s' in O} l_{s'}`` the log of the mass renormalised over ``O``.
 
     * ``"cross_entropy"``: ``-sum_{s in O} t_s log p_s``. With the default ``O`` (the
       content spans: image, video, audio, context, plus any span the target names) it
       moves the *share* of attention between modalities, leaving alone what the template
       and BOS tokens ("text") absorb.
-    * ``"neg_log_mass"``: ``-sum_s t_s log m_s`` on the raw mass: it raises the absolute
+    * ``"neg_log_mass"``: ``-sum_s t_s l_s`` on the raw mass: it raises the absolute
       attention on the relevant span, taking it from every other token, template
       included. (For a one-hot target: ``-log m_r``.)
     * ``"margin"``: ``max(0, margin - (p_r - max_{s in O, s != r} p_s))``: zero once the
       relevant span leads every other span of ``O`` by ``margin`` (needs a span name per
       row, not a distribution).
 
-    The loss is ``weight`` times the mean over rows, chosen layers and chosen heads.
-    Probabilities are floored at 1e-12 before the log; a head whose mass on the spans of
-    ``O`` is below 1e-12 contributes 0 (it has no share to calibrate), so a row with one
-    span of ``O`` has ``p_r = 1`` and loss 0.
+    Everything is computed from log-masses, so a head that gives the relevant span
+    almost nothing (``m_r = 1e-30``) contributes its true ``-log p_r`` (69 nats) and,
+    through the capture's ``attention_log_mass``, a gradient of size about 1 toward the
+    span (docs/finetune_losses.md derives it). A row whose only span of ``O`` is the
+    relevant one has ``log p_r = 0`` and loss 0. The loss is ``weight`` times the mean over
+    rows, chosen layers and chosen heads.
 
     Args:
-        attention_mass: `batch layer head span` mass from ``capture(..., grad=True)``.
+        attention_mass: `batch layer head span` mass (used when ``log_mass`` is None; its
+            log is then floored at the smallest normal float, with no gradient below it).
         target: Per row the relevant span name (``"image"``, ``"context"``...), one name
             for all rows, or a `batch span` target distribution (SPAN_NAMES order).
+        log_mass: `batch layer head span` log-masses computed from the attention scores
+            (``capture(..., grad=True).attention_log_mass``): what training should pass.
         layers: Decoder layers to calibrate (default all); negative indices count back.
         heads: Heads to calibrate in each chosen layer (default all).
         kind: ``"cross_entropy"``, ``"neg_log_mass"`` or ``"margin"``.
@@ -139,7 +145,7 @@ def attention_calibration_loss(
         weight: Multiplies the loss.
 
     Returns:
-        A scalar tensor (differentiable through ``attention_mass``).
+        A scalar tensor (differentiable through ``log_mass`` or ``attention_mass``).
 
     Raises:
         ValueError: unknown kind or span, layers or heads out of range, a target weight
@@ -147,15 +153,19 @@ def attention_calibration_loss(
     """
     if kind not in CALIBRATION_KINDS:
         raise ValueError(f"unknown calibration kind {kind!r}; use one of {', '.join(CALIBRATION_KINDS)}")
-    if attention_mass.dim() != 4 or attention_mass.shape[-1] != len(SPAN_NAMES):
-        raise ValueError(f"attention_mass must be `batch layer head span` with {len(SPAN_NAMES)} "
-                         f"spans, got shape {tuple(attention_mass.shape)}")
-    batch = attention_mass.shape[0]
-    dist = target_distribution(target, batch, device=attention_mass.device)
-    mass = _select(attention_mass.float(), layers, heads)
+    given = log_mass if log_mass is not None else attention_mass
+    if given is None or given.dim() != 4 or given.shape[-1] != len(SPAN_NAMES):
+        shape = None if given is None else tuple(given.shape)
+        raise ValueError(f"attention_mass (or log_mass) must be `batch layer head span` with "
+                         f"{len(SPAN_NAMES)} spans, got shape {shape}")
+    if log_mass is None:
+        log_mass = given.float().clamp_min(_TINY).log()
+    batch = given.shape[0]
+    dist = target_distribution(target, batch, device=given.device)
+    logs = _select(log_mass.float(), layers, heads)
+    weights = dist[:, None, None, :]
     if kind == "neg_log_mass":
-        nll = -(mass.clamp_min(_TINY).log() * dist[:, None, None, :]).sum(-1)
-        return weight * nll.mean()
+        return weight * _weighted_sum(-logs, weights).mean()
 
     named = sorted({i for i in torch.nonzero(dist.sum(0) > 0).flatten().tolist()})
     chosen = [span_index(s) for s in over] if over is not None else sorted(
@@ -164,28 +174,29 @@ def attention_calibration_loss(
     if outside:
         raise ValueError(f"the target puts weight on {outside}, which over={list(over or ())} "
                          "leaves out; add them to over")
-    keep = torch.zeros(len(SPAN_NAMES), dtype=torch.bool, device=mass.device)
+    keep = torch.zeros(len(SPAN_NAMES), dtype=torch.bool, device=logs.device)
     keep[chosen] = True
-    kept = mass * keep
-    # A head that gives the spans of `over` less than 1e-12 of its attention has no share
-    # to calibrate: it contributes 0 (a floored denominator would turn its tiny mass into
-    # a share below 1, a floor artefact, and a smaller floor makes gradients explode).
-    # Elsewhere a row with a single span in `over` has share exactly 1 and loss 0.
-    total = kept.sum(-1, keepdim=True)
-    valid = (total > _TINY).squeeze(-1).to(mass.dtype)
-    share = kept / total.clamp_min(_TINY)
+    # log p_s = l_s - logsumexp over O: spans outside O get the lowest float (share 0).
+    kept = logs.masked_fill(~keep, torch.finfo(torch.float32).min)
+    log_share = kept - kept.logsumexp(-1, keepdim=True)
     if kind == "cross_entropy":
-        ce = -(share.clamp_min(_TINY).log() * dist[:, None, None, :]).sum(-1)
-        return weight * (ce * valid).mean()
+        return weight * _weighted_sum(-log_share, weights).mean()
     # margin
     if isinstance(target, torch.Tensor) and bool((dist.max(-1).values < 1).any()):
         raise ValueError("kind='margin' needs one relevant span per row, not a distribution")
+    share = log_share.exp()
     onehot = dist.bool()[:, None, None, :]
-    lead = (share * dist[:, None, None, :]).sum(-1)
+    lead = (share * weights).sum(-1)
     # the strongest competitor in `over` (0 when the relevant span is alone in it)
     others = share.masked_fill(onehot | ~keep, -math.inf).max(-1).values
     others = torch.where(torch.isfinite(others), others, torch.zeros_like(others))
-    return weight * (torch.relu(margin - (lead - others)) * valid).mean()
+    return weight * torch.relu(margin - (lead - others)).mean()
+
+
+def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_s w_s v_s`` over the last axis, with terms of weight 0 left out (a span
+    without tokens has a log-mass of the lowest float: 0 times it must stay 0)."""
+    return torch.where(weights > 0, values * weights, torch.zeros_like(values)).sum(-1)
 
 
 def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -17,7 +17,7 @@ Per batch:
   produces the answer logits;
 * ``answer``: cross-entropy of the answer-position logits (those that predict the
   answer token) against the targets, mean over clean and perturbed rows;
-* ``calibration``: :func:`attention_calibration_loss` on the masses of those rows toward
+* ``calibration``: :func:`attention_calibration_loss` on the log-masses of those rows toward
   each row's relevant span;
 * ``consistency``: :func:`consistency_loss` between clean row ``b`` and perturbed row
   ``b`` (JS, or KL(clean || perturbed) with the clean side detached);
@@ -30,6 +30,7 @@ Per batch:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,8 +105,9 @@ class LossConfig:
     def __post_init__(self) -> None:
         for name in TERMS:
             value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"loss weight {name}={value} must be >= 0")
+            if not 0 <= value < math.inf:
+                raise ValueError(f"loss weight {name} (--{name}) must be a finite number >= 0, "
+                                 f"got {value}")
         if not any(getattr(self, name) > 0 for name in TERMS):
             raise ValueError("every loss weight is 0: enable at least one of "
                              f"{', '.join(TERMS)}")
@@ -117,8 +119,9 @@ class LossConfig:
                              f"{', '.join(CONSISTENCY_KINDS)}")
         if self.adv_norm not in ADV_NORMS:
             raise ValueError(f"unknown adv_norm {self.adv_norm!r}; use one of {', '.join(ADV_NORMS)}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature (--temperature) must be a finite number > 0, "
+                             f"got {self.temperature}")
         self.adversarial_config()  # validates the adversarial settings
 
     def adversarial_config(self) -> AdversarialConfig:
@@ -210,7 +213,7 @@ def _forward(loaded: Any, batch: Mapping[str, Any], with_mass: bool
     if not with_mass:
         return answer_logits(loaded, batch), None
     cap = capture(loaded, batch, grad=True, lens=False, attention=True, top_k=1)
-    return cap.final_logits, cap.attention_mass
+    return cap.final_logits, cap.attention_log_mass
 
 
 def compute_losses(loaded: Any, clean: TrainBatch, perturbed: TrainBatch | None,
@@ -255,9 +258,9 @@ def compute_losses(loaded: Any, clean: TrainBatch, perturbed: TrainBatch | None,
         terms["answer"] = answer_loss(torch.cat(logits), torch.cat(targets))
     if config.calibration > 0:
         terms["calibration"] = attention_calibration_loss(
-            torch.cat(masses), [name for p in parts for name in p.relevant],
-            layers=config.calibration_layers, heads=config.calibration_heads,
-            kind=config.calibration_kind, over=config.calibration_over,
+            None, [name for p in parts for name in p.relevant],
+            log_mass=torch.cat(masses), layers=config.calibration_layers,
+            heads=config.calibration_heads, kind=config.calibration_kind, over=config.calibration_over,
             margin=config.calibration_margin)
     if config.consistency > 0:
         terms["consistency"] = consistency_loss(logits[0], logits[1], kind=config.consistency_kind,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from modprobe.finetune.data import (
     task_items,
 )
 from modprobe.finetune.lora import apply_lora, trainable_parameters
+from modprobe.finetune.split import EVAL_DIR
 from modprobe.finetune.step import TERMS, TrainBatch
 from modprobe.io import write_csv, write_json
 
@@ -58,7 +60,7 @@ RUN_KIND = "finetune"
 MODEL_DIR = "model"
 LOG_FILE = "log.csv"
 #: Options that change the trajectory: a resumed run must use the same values.
-_RESUME_KEYS = ("base", "data", "batch_size", "grad_accum", "learning_rate", "warmup_steps",
+_RESUME_KEYS = ("base", "data", "holdout", "batch_size", "grad_accum", "learning_rate", "warmup_steps",
                 "weight_decay", "grad_clip", "mode", "lora", "loss", "perturbations", "seed",
                 "precision", "threads")
 
@@ -78,6 +80,7 @@ class TrainResult:
         steps: Optimizer steps done.
         seconds: Wall time of this call's steps.
         trainable: Number of trained parameters.
+        heldout: What was held out for evaluation (a line), or "" without a split.
     """
 
     out: Path
@@ -86,6 +89,7 @@ class TrainResult:
     steps: int
     seconds: float
     trainable: int
+    heldout: str = ""
 
 
 def base_name(loaded: Any) -> str:
@@ -112,6 +116,8 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
         raise FinetuneError(str(err)) from None
     if config.mode == "lora":
         resolve_targets(loaded, config.lora.targets)
+    if config.resume:
+        _check_resume_steps(Path(config.out), config.steps)
     if config.perturbations:
         from modprobe.perturb import PerturbationError, check_perturbation
 
@@ -120,6 +126,23 @@ def check_options(loaded: Any, config: TrainConfig) -> None:
                 check_perturbation(name, **perturbation_options(loaded))
             except PerturbationError as err:
                 raise FinetuneError(str(err)) from None
+
+
+def _check_resume_steps(out: Path, steps: int) -> None:
+    """Refuse ``--resume`` with fewer steps than the run already did (the adapter and log
+    hold those steps; the manifest would claim fewer)."""
+    done = 0
+    if (folder := latest_checkpoint(out)) is not None:
+        done = int(folder.name.rsplit("-", 1)[-1])
+    try:
+        done = max(done, int(read_manifest(out).get("steps_done") or 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # no readable manifest: the run folder check says so
+    if steps < done:
+        raise FinetuneError(
+            f"{out} already holds {done} trained steps; --resume with --steps {steps} would "
+            f"record {steps} for a model trained {done}: pass --steps {done} (or more, to "
+            "train further), or train a new run into another --out")
 
 
 def check_items_fit(loaded: Any, items: Sequence[Any], config: TrainConfig) -> None:
@@ -255,7 +278,8 @@ def _accelerator(config: TrainConfig, device: torch.device) -> Any:
     return Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=device.type == "cpu")
 
 
-def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True) -> TrainResult:
+def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
+          progress: bool = True) -> TrainResult:
     """Fine-tune ``loaded`` on ``data`` and write the run folder ``config.out``.
 
     Args:
@@ -266,6 +290,10 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
             generate the color world's image-heavy and text-heavy tasks into ``RUN/data``
             (:mod:`modprobe.finetune.world`).
         config: The options.
+        eval_data: Evaluation items (same kinds as ``data``); none may share content
+            with a training item. None: hold out ``config.holdout`` of the data's
+            clusters (:mod:`modprobe.finetune.split`). The held-out items are written
+            to ``RUN/eval`` and their content keys to ``RUN/split.json``.
         progress: Show a tqdm bar with every loss term.
 
     Returns:
@@ -278,20 +306,60 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
             options, or data or base weights whose fingerprints changed
             (``modprobe.study.runfolder``, the rule every runner follows).
     """
-    from modprobe.finetune.world import world_items, write_world_data
-    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
+    from modprobe.finetune.world import world_items
 
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
+    split = _split(items, eval_data, config)
+    everything = items  # the data's fingerprint covers every item, held-out ones too
+    if split is not None:
+        items = split.train
     check_items_fit(loaded, items, config)
     out = Path(config.out)
     options = {"base": base_name(loaded), "data": _data_name(data), **config.options()}
     accelerator = _accelerator(config, loaded.device)
+    # A new run that fails before its first step leaves no folder behind.
+    created = accelerator.is_main_process and not config.resume and not out.exists()
+    stepped: list[int] = []
+    try:
+        result = _prepare_and_train(loaded, data, items, config, out, options, accelerator,
+                                    progress, stepped, split, everything)
+    except BaseException:
+        if created and not stepped and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if split is not None:
+        result.heldout = (f"held out for evaluation: {len(split.eval)} items in "
+                          f"{out / EVAL_DIR} (none shares content with the {len(split.train)} "
+                          f"training items; {len(split.dropped)} duplicates dropped)")
+    return result
+
+
+def _split(items: list[Any], eval_data: Any, config: TrainConfig) -> Any:
+    """The train / held-out split (None: train on everything, no evaluation set)."""
+    from modprobe.finetune.split import HeldOutError, given_split, split_items
+
+    try:
+        if eval_data is not None:
+            return given_split(items, task_items(eval_data))
+        if config.holdout > 0:
+            return split_items(items, config.holdout, config.seed)
+    except HeldOutError as err:
+        raise FinetuneDataError(str(err)) from None
+    return None
+
+
+def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainConfig, out: Path,
+                       options: dict[str, Any], accelerator: Any, progress: bool,
+                       stepped: list[int], split: Any, everything: list[Any]) -> TrainResult:
+    from modprobe.finetune.world import write_world_data
+    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
+
     outcome: list[Any] = [None]
     if accelerator.is_main_process:  # one process writes the run folder
         try:
             fingerprints = {"model": model_fingerprint(loaded.module)}
-            data_print = _data_fingerprint(data, items)
+            data_print = _data_fingerprint(data, everything)
             if data_print is not None:
                 fingerprints["data"] = data_print
             manifest = prepare_run_folder(out, options, resume=config.resume,
@@ -299,6 +367,11 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
                                           fingerprints=fingerprints)
             if data is None:  # the generated items, on disk for the record (kept on resume)
                 write_world_data(out / "data", loaded, seed=config.seed)
+            if split is not None:
+                from modprobe.finetune.split import write_split
+
+                write_split(out, split, {"task": "held-out items of a fine-tuning run"})
+                manifest["split"] = split.summary()
             outcome = [manifest]
         except Exception as err:
             if accelerator.num_processes == 1:
@@ -314,7 +387,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, progress: bool = True)
     manifest = outcome[0]
     # One seed per process (adversarial starts, dropout); process 0 keeps `seed`.
     with deterministic_torch(config.seed + accelerator.process_index, config.threads):
-        return _train(loaded, items, config, out, manifest, progress, accelerator)
+        return _train(loaded, items, config, out, manifest, progress, accelerator, stepped)
 
 
 def _data_name(data: Any) -> str | None:
@@ -339,7 +412,8 @@ def _data_fingerprint(data: Any, items: Sequence[Any]) -> dict[str, str] | None:
 
 
 def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
-           manifest: dict[str, Any], progress: bool, accelerator: Any) -> TrainResult:
+           manifest: dict[str, Any], progress: bool, accelerator: Any,
+           stepped: list[int]) -> TrainResult:
     from nnsight import NNsight
     from tqdm.auto import tqdm
 
@@ -401,6 +475,7 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
         row = {"step": step + 1, **{k: sums[k] for k in ("loss", *TERMS) if k in sums},
                "lr": _learning_rate(config, step), "seconds": time.perf_counter() - tick}
         log.append(row)
+        stepped.append(step + 1)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", *TERMS)})
         bar.update(1)
         done = step + 1

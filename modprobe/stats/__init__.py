@@ -13,7 +13,8 @@ print(acc.format())                                       # 0.812 ci=[0.741, 0.8
 Modules: `intervals` (Interval, Wilson, bootstrap intervals with Monte Carlo error),
 `resample` (item and cluster bootstrap weights), `logistic` (batched weighted IRLS),
 `monotone` (isotonic fit, its crossing, the cluster-robust trend test), `binning`
-(display bins), `gof` (Hosmer-Lemeshow, cluster-aware).
+(display bins), `gof` (Hosmer-Lemeshow, cluster-aware), `signflip` (exact cluster
+sign-flip p-values for paired differences).
 """
 
 from modprobe.stats.gof import GoodnessOfFit, hosmer_lemeshow
@@ -30,9 +31,10 @@ from modprobe.stats.intervals import (
 )
 from modprobe.stats.monotone import IsotonicFit, TrendTest, fit_isotonic, trend_test
 from modprobe.stats.resample import cluster_codes, cluster_resample_weights, resample_weights
+from modprobe.stats.signflip import sign_flip_p
 
 __all__ = ["DEFAULT_RESAMPLES", "GoodnessOfFit", "Interval", "IsotonicFit", "TrendTest",
            "bootstrap_interval", "cluster_codes", "cluster_resample_weights", "fit_isotonic",
            "hosmer_lemeshow", "mean_interval", "not_identified", "percentile_interval",
-           "quantile_mc_error", "resample_weights", "trend_test", "wilson_interval",
+           "quantile_mc_error", "resample_weights", "sign_flip_p", "trend_test", "wilson_interval",
            "wilson_intervals"]

@@ -4,8 +4,9 @@ Two pieces of the law that assume no curve shape (docs/science.md, "The law",
 "Monotonicity test", "Balance point"):
 
 * `fit_isotonic`: least-squares monotone (non-increasing by default) regression of a 0/1
-  outcome on x, and `IsotonicFit.crossing`, where its centred version crosses a level
-  (0.5: the non-parametric balance point); `isotonic_crossings` for bootstrap replicates;
+  outcome on x, and `IsotonicFit.crossing`, where the fitted step function reaches a
+  level, jumps included (0.5: the non-parametric balance point); `isotonic_crossings`
+  for bootstrap replicates;
 * `trend_test`: does P(y | x) rise or fall with x? The score of the logistic slope at
   ``b = 0`` is a sum over clusters (items that share a cluster count as one unit of
   evidence); its p-value comes from flipping the signs of the cluster sums (a wild
@@ -26,6 +27,7 @@ from scipy.optimize import isotonic_regression
 
 from modprobe.stats._arrays import to_numpy
 from modprobe.stats.resample import cluster_codes
+from modprobe.stats.signflip import RANDOM_FLIPS, sign_flip_pvalues
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ class IsotonicFit:
     def centred(self) -> tuple[np.ndarray, np.ndarray]:
         """Centred isotonic regression (Oron and Flournoy 2017): one point per block of
         equal fitted values, at the block's weighted mean x; ``(x, y)``, strictly
-        monotone. Interpolating between block centres, not block edges, is the
-        standard monotone estimate of where a curve reaches a target (e.g. a median
-        effective dose) and is less biased than the step function's edges.
+        monotone. Interpolating between block centres is a common monotone estimate of
+        where a smooth curve reaches a target (e.g. a median effective dose), but it
+        smooths a jump away, so `crossing` does not use it (docs/science.md).
         """
         if self.weights is None:
             return self.x, self.y
@@ -63,41 +65,70 @@ class IsotonicFit:
         cx = np.add.reduceat(self.weights * self.x, starts) / w
         return cx, self.y[starts]
 
-    def predict_centred(self, x: Any) -> np.ndarray:
-        """The centred fit (`centred`) at ``x``: linear between block centres, constant
-        outside; the curve whose crossing `crossing` reports."""
-        cx, cy = self.centred()
-        return np.interp(to_numpy(x), cx, cy)
-
     def crossing(self, level: float = 0.5) -> float:
-        """Where the centred fit (`centred`) crosses ``level``: the monotone balance
-        point.
+        """Where the isotonic fit reaches ``level``: the monotone balance point.
 
-        Inside the range: linear interpolation between the block centres either side
-        of ``level`` (a block exactly at ``level``: between its two neighbours). Outside: +inf when the
-        curve never reaches ``level`` on the side of larger x (a non-increasing curve
-        that stays above it), -inf on the other side.
+        The generalised inverse of the fitted step function, jumps included: a block of
+        fitted values within `LEVEL_TOLERANCE` of ``level`` crosses at the block's
+        centre (its weighted mean x; no float equality, so a block that rounding left
+        at 0.49999999999999994 is a block at 0.5); otherwise the crossing lies on the
+        segment between the last point above ``level`` and the first point below it,
+        linearly between them (the curve `predict` draws). This converges to the
+        truth for a step law as well as a smooth one, because the fit's jumps converge
+        to the law's (the centred fit's crossing, `centred`, does not: it
+        interpolates across a jump between block centres). Outside the range: +inf
+        when the curve never reaches ``level`` on the side of larger x (a
+        non-increasing curve that stays above it), -inf on the other side.
         """
-        cx, cy = self.centred()
-        y = cy if not self.increasing else -cy
+        where, at = self._locate(level)
+        if where == "block":
+            w = np.ones_like(self.x) if self.weights is None else self.weights
+            return float(np.sum(w[at] * self.x[at]) / np.sum(w[at]))
+        if where != "jump":
+            return math.inf if where == "above" else -math.inf
+        j = int(at)
+        y = self.y if not self.increasing else -self.y
         target = level if not self.increasing else -level
-        below = np.flatnonzero(y <= target)
-        if below.size == 0:
-            return math.inf
-        j = int(below[0])
-        if y[j] == target:
-            # A block exactly at the level: its centre is one point of a crossing that
-            # could lie anywhere in it, and a point estimate that jumps there whenever a
-            # block's mean happens to be 0.5 is unstable; interpolate between the
-            # neighbouring blocks instead (a line through them crosses inside the block).
-            if 0 < j < y.size - 1:
-                x0, x1, y0, y1 = cx[j - 1], cx[j + 1], y[j - 1], y[j + 1]
-                return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
-            return float(cx[j])
-        if j == 0:
-            return -math.inf
-        x0, x1, y0, y1 = cx[j - 1], cx[j], y[j - 1], y[j]
+        x0, x1, y0, y1 = self.x[j - 1], self.x[j], y[j - 1], y[j]
         return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
+
+    def crossing_bracket(self, level: float = 0.5) -> tuple[float, float]:
+        """Every x at which the fit is consistent with reaching ``level``: the span of
+        a block at ``level``, or the gap ``[x_{j-1}, x_j]`` of the jump across it.
+
+        Between two observed x values a step law's crossing can lie anywhere, so the
+        monotone balance point's interval covers the replicates' brackets, not only
+        their interpolated points (`crossing`). ``(inf, inf)`` or ``(-inf, -inf)`` when
+        the fit stays on one side.
+        """
+        where, at = self._locate(level)
+        if where == "block":
+            return float(self.x[at].min()), float(self.x[at].max())
+        if where == "jump":
+            j = int(at)
+            return float(self.x[j - 1]), float(self.x[j])
+        edge = math.inf if where == "above" else -math.inf
+        return edge, edge
+
+    def _locate(self, level: float) -> tuple[str, Any]:
+        """``("block", mask)``, ``("jump", j)`` (first point below), ``("above", None)``
+        or ``("below", None)``, for a non-increasing view of the fit."""
+        y = self.y if not self.increasing else -self.y
+        target = level if not self.increasing else -level
+        at = np.abs(y - target) <= LEVEL_TOLERANCE
+        if at.any():
+            return "block", at
+        below = np.flatnonzero(y < target)
+        if below.size == 0:
+            return "above", None
+        if below[0] == 0:
+            return "below", None
+        return "jump", int(below[0])
+
+
+#: Fitted values this close to the level are at the level (PAVA's pooled means carry
+#: rounding error of a few ulps; a rate of n items differs from 0.5 by at least 1/2n).
+LEVEL_TOLERANCE = 1e-9
 
 
 def fit_isotonic(
@@ -138,30 +169,34 @@ def isotonic_crossings(
     level: float = 0.5,
     grid: np.ndarray | None = None,
     increasing: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Crossings (and optionally curves on ``grid``) of bootstrap isotonic refits.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Crossings, brackets (and optionally curves on ``grid``) of bootstrap isotonic
+    refits.
 
     Args:
         x: ``items`` axis values.
         y: ``items`` outcomes.
         weights: ``replicates items`` bootstrap multiplicities.
         level: The level crossed.
-        grid: Points at which to also evaluate every (centred) refit, for a band.
+        grid: Points at which to also evaluate every refit, for a band.
         increasing: Direction of the fits.
 
     Returns:
-        ``replicates`` crossings (+-inf: no crossing in range) and ``replicates points``
-        curves (None without ``grid``).
+        ``replicates`` crossings (+-inf: no crossing in range), ``replicates points``
+        curves of the fit (`IsotonicFit.predict`; None without ``grid``) and
+        ``replicates 2`` brackets (`IsotonicFit.crossing_bracket`).
     """
     n_rep = weights.shape[0]
     cross = np.empty(n_rep)
+    brackets = np.empty((n_rep, 2))
     curves = None if grid is None else np.empty((n_rep, grid.size))
     for r in range(n_rep):
         fit = fit_isotonic(x, y, weights=weights[r], increasing=increasing)
         cross[r] = fit.crossing(level)
+        brackets[r] = fit.crossing_bracket(level)
         if curves is not None:
-            curves[r] = fit.predict_centred(grid)
-    return cross, curves
+            curves[r] = fit.predict(grid)
+    return cross, curves, brackets
 
 
 @dataclass(frozen=True)
@@ -243,18 +278,10 @@ def trend_test(x: Any, y: Any, clusters: Any | None = None, alpha: float = 0.05,
                      clustered=clusters is not None, alpha=alpha)
 
 
-#: Up to this many clusters every sign pattern is enumerated (2^14 = 16,384).
+#: Up to this many clusters the trend test enumerates every sign pattern (2^14 = 16,384;
+#: it runs over many bootstrap datasets at once, so its limit is lower than
+#: `modprobe.stats.signflip.EXACT_SIGN_FLIPS_UP_TO`).
 EXACT_FLIPS_UP_TO = 14
-#: Random sign patterns drawn beyond that.
-RANDOM_FLIPS = 4999
-
-
-def _sign_patterns(n_units: int, rng: np.random.Generator) -> np.ndarray:
-    """``patterns units`` +-1 weights: all of them for few units, else random ones."""
-    if n_units <= EXACT_FLIPS_UP_TO:
-        codes = np.arange(2**n_units)[:, None] >> np.arange(n_units)[None, :]
-        return np.where(codes & 1, 1.0, -1.0)
-    return rng.choice(np.array([-1.0, 1.0]), size=(RANDOM_FLIPS, n_units))
 
 
 def trend_scores(
@@ -283,15 +310,5 @@ def trend_scores(
     v = n_clusters / max(n_clusters - 1, 1) * np.sum(per_cluster**2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(v > 0, u / np.sqrt(v), np.nan)
-    signs = _sign_patterns(n_clusters, np.random.default_rng(seed))
-    exceed = np.zeros(x.shape[0])
-    scale = 1e-9 * np.sqrt(np.sum(per_cluster**2, axis=1))
-    for chunk in np.array_split(signs, max(1, signs.shape[0] // 1024)):
-        flipped = np.abs(per_cluster @ chunk.T)  # datasets patterns
-        exceed += np.sum(flipped >= np.abs(u)[:, None] - scale[:, None], axis=1)
-    if n_clusters <= EXACT_FLIPS_UP_TO:  # every pattern, the observed one included
-        p = exceed / signs.shape[0]
-    else:  # random patterns: count the observed one too, so p is never 0
-        p = (exceed + 1) / (signs.shape[0] + 1)
-    p = np.where(v > 0, p, np.nan)
+    p = sign_flip_pvalues(per_cluster, EXACT_FLIPS_UP_TO, RANDOM_FLIPS, seed)
     return t, max(n_clusters - 1, 1), p, u

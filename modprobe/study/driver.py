@@ -55,7 +55,8 @@ class AnalysisOptions:
         figures: Draw the figures.
         axis: Uncertainty axis of the following analysis: ``rel`` or ``abs``.
         entropy_floor: Floor on entropies (nats) before the axis is computed.
-        balance_estimate: Balance point reported last (``logistic``, ``monotone``, ``auto``).
+        balance_estimate: Balance point reported last (``auto``, the recommended one, or
+            ``logistic`` or ``monotone`` to force one).
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
         table_format: Format of the tables the analysis writes (``parquet`` or ``csv``:
             the run's own).
@@ -66,7 +67,7 @@ class AnalysisOptions:
     figures: bool = True
     axis: str = "rel"
     entropy_floor: float = 0.0
-    balance_estimate: str = "logistic"
+    balance_estimate: str = "auto"
     all_conflicts: bool = False
     table_format: str = "parquet"
 

@@ -27,7 +27,7 @@ Run folder::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ class InterferenceConfig:
             attention cannot be read, e.g. cross-attention layers).
         data_seed: Seed of the perturbations and the generated data.
         table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
+        allow_train_overlap: Evaluate a fine-tuning run on items that share content with
+            its training items (refused otherwise; flagged in the manifest and summary).
     """
 
     model: str
@@ -107,6 +109,7 @@ class InterferenceConfig:
     attention: bool = True
     data_seed: int = 0
     table_format: str = "parquet"
+    allow_train_overlap: bool = False
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -179,12 +182,24 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
     data = out / "data"
     if not (data / "items.jsonl").is_file():
-        organism = config.model == "organism"
+        from modprobe.finetune.split import base_model
+
+        organism = base_model(config.model) == "organism"  # a tuned organism: same variant
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
                              seed=config.data_seed, variant="lowres" if organism else "paper",
                              fmt=config.format or ("open" if organism else "choice"),
                              overwrite=True)
     return data
+
+
+def _heldout_line(config: InterferenceConfig, tasks: TaskSet, items: list[Any]) -> str | None:
+    """For a fine-tuning run: check that no item was trained on (modprobe.finetune.split)."""
+    from modprobe.finetune.split import finetune_run, heldout_note
+
+    run = finetune_run(config.model)
+    if run is None:
+        return None
+    return heldout_note(run, [tasks.open(it) for it in items], config.allow_train_overlap)
 
 
 def run_interference(config: InterferenceConfig, progress: bool = True,
@@ -208,10 +223,13 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
     from modprobe.data.tasks import load_tasks
+    from modprobe.finetune.split import default_eval_data
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
     from modprobe.study.distributed import current_world
 
+    if config.data is None and (heldout := default_eval_data(config.model)) is not None:
+        config = replace(config, data=heldout)  # a tuned run: its held-out items
     # Check everything the user gave before writing anything (as the study runner does): a
     # typo must not leave a run folder, and a refused resume must not touch the run.
     given, names = _check_inputs(config)
@@ -236,6 +254,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
         check_items_perturbable(items, names, config.data_seed, config.options_for)
         candidates = _candidates(items, loaded)
+        heldout_line = _heldout_line(config, tasks, items)
         images = [it.image_file for it in tasks.items if it.image_file is not None]
         fingerprints = {"data": data_fingerprint(data, images),
                         "model": model_fingerprint(loaded.module)}
@@ -246,8 +265,9 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
             manifest={"source": loaded.source, "family": loaded.adapter.family,
                       "image_size": list(size), "image_size_note": size_note,
                       "candidates": candidates, "span_names": list(SPAN_NAMES),
-                      "perturbed_spans": {n: perturbed_span(n) for n in names}},
-            extra={"tasks": tasks, "candidates": candidates})
+                      "perturbed_spans": {n: perturbed_span(n) for n in names},
+                      **({"heldout": heldout_line} if heldout_line else {})},
+            extra={"tasks": tasks, "candidates": candidates, "heldout": heldout_line})
 
     inputs = driver.prepare(load_inputs)
     tasks, candidates = inputs.extra["tasks"], inputs.extra["candidates"]
@@ -264,6 +284,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
         figures=analysis.figures, table_format=analysis.table_format)
+    if inputs.extra["heldout"]:  # said first: whether these numbers are held-out
+        summary["lines"] = [inputs.extra["heldout"], *summary.get("lines", [])]
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)

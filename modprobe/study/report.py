@@ -88,7 +88,11 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         The summary (its ``lines`` are what the CLI prints) and the figure paths.
     """
     from modprobe.analysis import analyze_following, oscillation_report
-    from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_counts
+    from modprobe.analysis.oscillation import (
+        logit_difference_matrix,
+        oscillation_counts,
+        region_items,
+    )
     from modprobe.analysis.report import json_ready
     from modprobe.analysis.table import TableError
     from modprobe.analysis.uncertainty import uncertainty_axis
@@ -103,7 +107,7 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     if cluster_note:
         lines.append(f"note: {cluster_note}")
     all_conflicts = bool(getattr(config, "all_conflicts", False))
-    estimate = getattr(config, "balance_estimate", "logistic")
+    estimate = getattr(config, "balance_estimate", "auto")
     try:
         report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
                                    n_bootstrap=config.n_bootstrap, seed=config.seed,
@@ -118,15 +122,18 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         lines.append(f"following: not analysed ({err})")
         summary["following_error"] = str(err)
 
-    x = np.asarray(uncertainty_axis(items["h_text"], items["h_vision"], axis=config.axis,
-                                    entropy_floor=config.entropy_floor).values, dtype=float)
+    axis_values = uncertainty_axis(items["h_text"], items["h_vision"], axis=config.axis,
+                                   entropy_floor=config.entropy_floor)
+    x = np.asarray(axis_values.values, dtype=float)
     counts = oscillation_counts(layer_top1(items, layers), items["y_text"].tolist(),
                                 items["y_vision"].tolist())
-    # The paper's filter also decides which conflicts get a region.
-    in_regions = None
+    # Regions go to the law's items (`region_items`): not to conflicts that follow
+    # neither modality, which lie on no side of the balance point.
+    both = None
     if report is not None and report.filter_correct:
-        in_regions = (items["correct_text"].astype(bool)
-                      & items["correct_vision"].astype(bool)).to_numpy()
+        both = (items["correct_text"].astype(bool) & items["correct_vision"].astype(bool))
+    in_regions = region_items(items["y_text"], items["y_vision"], items["y_multi"],
+                              axis_values.degenerate, both)
     osc = oscillation_report(counts, x, law.reported_balance_point if law is not None else None,
                              groups=items["group"].tolist(), n_bootstrap=config.n_bootstrap,
                              seed=config.seed,

@@ -84,7 +84,8 @@ class StudyConfig:
         entropy_floor: Floor on entropies before the axis is computed (nats); tames
             saturated dH_rel values of very confident models (docs/analyses.md).
         balance_estimate: Balance point reported last and used for the oscillation
-            regions: ``logistic`` (the paper's display), ``monotone`` or ``auto``.
+            regions: ``auto`` (default: the recommended one), or ``logistic`` (the
+            paper's display) or ``monotone`` to force one.
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
         data_seed: Seed of the generated dataset (when ``data`` is None).
         table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
@@ -107,7 +108,7 @@ class StudyConfig:
     groups: int | None = None
     axis: str = "rel"
     entropy_floor: float = 0.0
-    balance_estimate: str = "logistic"
+    balance_estimate: str = "auto"
     all_conflicts: bool = False
     data_seed: int = 0
     table_format: str = "parquet"
