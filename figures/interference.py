@@ -3,46 +3,13 @@
     python figures/interference.py runs/base runs/finetuned --out docs/figures/interference
     python figures/interference.py runs/base runs/finetuned --names base fine-tuned
 
-Each RUN is a folder written by ``python -m modprobe.interference`` (either form: a model
-run or a TABLE analysis); its ``summary.json`` holds the accuracies and flip rates. All
-runs share one radar (one polygon each) and one grouped bar chart of delta with
-intervals; each model run's attention shift by layer gets its own figure.
+The figures are drawn by :mod:`modprobe.figures.interference` (importable from an installed
+package); this script only runs its ``main``.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from modprobe.study.interference_report import draw_figures, load_run
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders (each with summary.json)")
-    parser.add_argument("--names", nargs="+", default=None,
-                        help="legend names, one per run (default: the folder names)")
-    parser.add_argument("--out", default="figures/interference", help="output folder")
-    args = parser.parse_args(argv)
-    names = args.names or [Path(r).resolve().name for r in args.runs]
-    if len(names) != len(args.runs):
-        print(f"error: --names gives {len(names)} names for {len(args.runs)} runs",
-              file=sys.stderr)
-        return 2
-    if len(set(names)) != len(names):
-        print(f"error: two runs share the legend name {names}; pass --names", file=sys.stderr)
-        return 2
-    try:
-        runs = {name: load_run(run) for name, run in zip(names, args.runs)}
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path in draw_figures(Path(args.out), runs):
-        print(f"figure: {path}")
-    return 0
-
+from modprobe.figures.interference import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,37 +1,14 @@
-"""Redraw the sabotage figures from a report folder of ``python -m modprobe.sabotage``.
+"""Redraw the sabotage figures from a report folder of ``modprobe sabotage``.
 
     python figures/sabotage.py REPORT [--out DIR]
 
-Reads ``REPORT/summary.json``, ``rates.csv``, ``topk.csv`` and ``calibration.csv`` (no
-model, no agent outputs needed) and writes ``reliability.png``, ``sabotage_bars.png``
-(``sabotage_bars_modality.png`` when modalities group several agents) and
-``topk_coverage.png`` into DIR (default: ``REPORT/figures``). Edit the plotting functions in
-`modprobe.analysis.sabotage_plots` to restyle them for a paper.
+The figures are drawn by :mod:`modprobe.figures.sabotage` (importable from an installed
+package); this script only runs its ``main``.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from modprobe.analysis.sabotage_report import ReportFolderError, draw_figures
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("report", type=Path, help="report folder (python -m modprobe.sabotage)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="folder for the figures (default: REPORT/figures)")
-    args = parser.parse_args(argv)
-    try:
-        files = draw_figures(args.report, args.out or args.report / "figures")
-    except ReportFolderError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(str(f) for f in files))
-    return 0
-
+from modprobe.figures.sabotage import main
 
 if __name__ == "__main__":
     sys.exit(main())

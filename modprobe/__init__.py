@@ -29,8 +29,8 @@ _LAZY = {
     "ModelLoadError": "modprobe.loading",
     "ModprobeError": "modprobe.errors",
     "load": "modprobe.loading",
-    "load_run": "modprobe.study.run",
-    "Run": "modprobe.study.run",
+    "load_run": "modprobe.run",
+    "Run": "modprobe.run",
     "SPAN_NAMES": "modprobe.spans",
     "ModalitySpans": "modprobe.spans",
 }

@@ -1,118 +1,13 @@
-"""``python -m modprobe.layers``: run a modality-following study and write its run folder.
+"""``python -m modprobe.layers``: the same as ``modprobe study``.
 
-Examples::
-
-    python -m modprobe.layers --model organism --out runs/organism     # CPU, ~minutes
-    python -m modprobe.layers --model llava --data data/colors --out runs/llava --batch-size 16
-    python -m modprobe.layers --model llava --data data/colors --out runs/llava --resume
-
-Without ``--data`` a color-conflict dataset is generated into ``RUN/data`` (the lowres
-variant for the bundled organism, the paper's variant otherwise).
+See :mod:`modprobe.commands.study`.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from modprobe import cli
+from modprobe.commands.study import build_parser, main
 
-ORGANISM = "organism"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m modprobe.layers",
-        description="Capture logit lens and attention mass of a multimodal model on a conflict "
-                    "dataset under vision-only, text-only and conflict prompts, then analyse "
-                    "modality following (TFR, balance point, oscillation) and draw the figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog=cli.EPILOG,
-    )
-    parser.add_argument("--model", default=ORGANISM,
-                        help="alias (organism, llava, llava-next, qwen2-vl, qwen2.5-vl, "
-                             "instructblip), hub id, or local folder")
-    parser.add_argument("--data", default=None,
-                        help="dataset folder (python -m modprobe.data colors --out DIR); "
-                             "default: generate one into RUN/data")
-    parser.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
-    parser.add_argument("--groups", type=cli.positive_int, default=None,
-                        help="groups to generate when --data is not given "
-                             "(default: 12 for the organism, 4 otherwise)")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=8, help="items per batch")
-    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N items")
-    parser.add_argument("--candidates", default=None,
-                        help="comma-separated candidate answers (default: every answer in the data)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--dtype", type=cli.dtype_name, default="auto", help="auto, float32, bfloat16, float16")
-    parser.add_argument("--device-map", default=None,
-                        help="shard the model over devices instead of --device: auto, "
-                             "balanced, sequential, or a JSON object of module -> device "
-                             "(docs/scale.md)")
-    parser.add_argument("--top-k", type=cli.positive_int, default=5, help="top tokens kept per layer")
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0, help="seed of the bootstrap")
-    parser.add_argument("--data-seed", type=cli.nonnegative_int, default=0,
-                        help="seed of the generated dataset (without --data)")
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=2000, help="bootstrap replicates")
-    parser.add_argument("--estimate", choices=("logistic", "monotone", "auto"),
-                        default="auto",
-                        help="balance point reported and used for regions (auto, default: "
-                             "the recommended one; logistic: the paper's display; monotone: "
-                             "no shape assumed); none without an established trend")
-    parser.add_argument("--all-conflicts", action="store_true",
-                        help="keep every conflict (default: the paper's filter, both "
-                             "unimodal answers correct)")
-    parser.add_argument("--axis", choices=("rel", "abs"), default="rel",
-                        help="uncertainty axis: rel = dH_rel = 2(H_t-H_v)/(H_t+H_v), abs = H_t-H_v in "
-                             "nats (the ambiguous region's radius, 0.5, is then in nats)")
-    parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
-                        help="floor on entropies (nats) before the axis; tames saturated dH_rel")
-    parser.add_argument("--table-format", "--format", dest="table_format",
-                        choices=("parquet", "csv"), default="parquet",
-                        help="format of the run's tables (both read back with "
-                             "modprobe.load_run)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run in --out (same options)")
-    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-@cli.entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
-    args = build_parser().parse_args(argv)
-    from modprobe.study import StudyConfig, run_study
-
-    out = Path(args.out or Path("runs") / Path(str(args.model)).name.replace("/", "_"))
-    candidates = None
-    if args.candidates is not None:
-        candidates = [c.strip() for c in args.candidates.split(",")]
-    config = StudyConfig(
-        model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
-        limit=args.limit, candidates=candidates, device=args.device, device_map=args.device_map, dtype=args.dtype,
-        top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap, resume=args.resume,
-        figures=not args.no_figures, groups=args.groups, axis=args.axis,
-        entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts, table_format=args.table_format)
-    try:
-        result = run_study(config, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
-              f"plus --resume (run folder: {out})", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
-        return cli.EXIT_OK
-    print()
-    for line in result.summary_lines():
-        print(line)
-    print(f"\nrun folder: {result.out}")
-    for path in result.figures:
-        print(f"figure: {path}")
-    return cli.EXIT_OK
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from modprobe.adapters import Adapter, AdapterError, Prompt, adapter_for
-from modprobe.cli import DTYPES, check_device, check_dtype
+from modprobe.checks import DTYPES, check_device, check_dtype
 from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
@@ -42,7 +42,7 @@ LOCAL_ALIASES: dict[str, Path] = {
     "organism": Path(__file__).resolve().parent / "organism" / "checkpoint",
 }
 
-#: Model dtypes by name (``modprobe.cli.DTYPES``: one table for the API and the CLIs).
+#: Model dtypes by name (``modprobe.checks.DTYPES``: one table for the API and the CLIs).
 _DTYPES: dict[str, Any] = {name: value if value == "auto" else getattr(torch, value)
                            for name, value in DTYPES.items()}
 
@@ -213,7 +213,7 @@ def _check_base_fingerprint(folder: Path, base: LoadedModel, base_name: str,
                             verify_base: bool, requested_dtype: Any) -> None:
     """Refuse to merge a run's adapter onto base weights other than those it was trained
     on: the run's ``manifest.json`` keeps the base model's fingerprint
-    (:func:`modprobe.study.runfolder.model_fingerprint`). The fingerprint is compared in
+    (:func:`modprobe.fingerprint.model_fingerprint`). The fingerprint is compared in
     every dtype the base could have been trained in, so loading a bfloat16 base in float32
     passes; a base loaded in a lower precision than ``auto`` that does not match gets a
     warning instead (the check cannot tell). An adapter folder without a run manifest
@@ -229,7 +229,7 @@ def _check_base_fingerprint(folder: Path, base: LoadedModel, base_name: str,
         return
     if not isinstance(recorded, dict) or manifest.get("kind") != "finetune":
         return
-    from modprobe.study.runfolder import model_fingerprint
+    from modprobe.fingerprint import model_fingerprint
 
     for dtype in (None, torch.float32, torch.bfloat16, torch.float16):
         if model_fingerprint(base.module, as_dtype=dtype) == recorded:

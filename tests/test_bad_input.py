@@ -340,7 +340,7 @@ def test_resume_of_a_finished_run_records_new_analysis_options(
 
 
 def test_reanalysis_records_its_options(finished: Path, tmp_path: Path) -> None:
-    from modprobe.study.report import analyse_folder
+    from modprobe.run import analyse_folder
 
     run = copy_tree(finished, tmp_path / "run")
     analyse_folder(run, n_bootstrap=25, figures=False, entropy_floor=0.01)

@@ -274,8 +274,8 @@ def test_following_unidentified_law_says_why(tmp_path: Path,
 
 
 # ------------------------------------------------------------------ bench and calibration
-from modprobe.analysis.calibration import main as calibration_main
 from modprobe.bench.__main__ import main as bench_main
+from modprobe.commands.calibration import main as calibration_main
 
 
 @pytest.mark.parametrize(("extra", "names"), [

@@ -95,6 +95,6 @@ def test_sabotage_bad_source_and_out(tmp_path: Path, capsys: pytest.CaptureFixtu
 ])
 def test_finetune_demo_bad_options(extra: list[str], names: str, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from modprobe.finetune.demo import main as demo_main
+    from modprobe.commands.finetune_demo import main as demo_main
 
     refused(demo_main, ["--out", str(tmp_path / "demo"), *extra], capsys, names, [tmp_path])

@@ -237,9 +237,10 @@ def finetuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = root / "tasks"
     generate_color_tasks(data, groups=1, seed=0, variant="lowres", fmt="open")
     out = root / "run"
+    # one group cannot be split: train on everything (holdout=0)
     train(modprobe.load("organism", device="cpu"), load_tasks(data),
           TrainConfig(out=str(out), steps=4, batch_size=4, learning_rate=1e-2, threads=1,
-                      checkpoint_every=2), progress=False)
+                      checkpoint_every=2, holdout=0), progress=False)
     return out
 
 
@@ -330,7 +331,7 @@ def test_resume_skips_a_truncated_newest_checkpoint_aloud(finetuned: Path,
     newest.write_bytes(newest.read_bytes()[:100])
     data = finetuned.parent / "tasks"
     config = TrainConfig(out=str(run), steps=4, batch_size=4, learning_rate=1e-2, threads=1,
-                         checkpoint_every=2, resume=True)
+                         checkpoint_every=2, holdout=0, resume=True)
     with pytest.warns(UserWarning, match=r"step-0000004 is damaged.*step-0000002"):
         train(modprobe.load("organism", device="cpu"), load_tasks(data), config,
               progress=False)

@@ -37,8 +37,9 @@ def test_chunked_statistics_equal_layer_by_layer(chunk_bytes: int) -> None:
     norm, unembed = _model()
     hidden = torch.randn(2, 7, 12)  # 7 layers: 1, 3 (uneven: 3+3+1) or 7 per chunk
     cands = (4, 0, 49)
-    stats, kept = lens_statistics(hidden, norm, unembed, cands, top_k=3, keep_logits=True,
-                                  chunk_bytes=chunk_bytes)
+    stats, kept, last = lens_statistics(hidden, norm, unembed, cands, top_k=3,
+                                        keep_logits=True, chunk_bytes=chunk_bytes)
+    assert torch.equal(last, kept[:, -1]), "the last layer's logits, for the run-time check"
     with torch.no_grad():
         for layer in range(7):
             logits = lens_logits(hidden[:, layer], norm, unembed)
@@ -58,7 +59,7 @@ def test_chunked_statistics_are_differentiable() -> None:
 
     def grad(chunk_bytes: int) -> torch.Tensor:
         unembed.zero_grad()
-        stats, _ = lens_statistics(hidden, norm, unembed, (1, 2), top_k=2,
+        stats, _, _ = lens_statistics(hidden, norm, unembed, (1, 2), top_k=2,
                                    chunk_bytes=chunk_bytes)
         (stats.entropy.sum() + stats.candidate_logits[..., 0].sum()).backward()
         return unembed.weight.grad.clone()

@@ -11,9 +11,9 @@ from bad_input_helpers import raises_unchanged, refused
 
 import modprobe
 from modprobe.data.color_tasks import color_task_items, generate_color_tasks
+from modprobe.data.split import HeldOutError, content_key, split_items
 from modprobe.data.tasks import load_tasks
 from modprobe.finetune import FinetuneDataError, TrainConfig, train
-from modprobe.finetune.split import HeldOutError, content_key, split_items
 from modprobe.interference import main as interference_main
 
 

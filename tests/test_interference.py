@@ -114,7 +114,7 @@ def test_cli_prints_lines_and_draws_figures(tiny_dir, tasks_dir: Path, tmp_path:
     assert manifest["image_size"] == [32, 32]
     assert manifest["analysis"]["n_bootstrap"] == 100 and manifest["analysis"]["seed"] == 0
     # re-analysis takes the run's own options: the same summary, recorded in the manifest
-    from modprobe.study.interference_report import analyse_interference_folder
+    from modprobe.run import analyse_interference_folder
 
     before = json.loads((out / "summary.json").read_text())
     summary, _, _, _ = analyse_interference_folder(out, figures=False)

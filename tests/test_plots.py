@@ -120,3 +120,77 @@ def test_attention_mass_without_model_or_condition_averages_rows() -> None:
     assert len(fig.axes) == 1
     line = fig.axes[0].get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), [0.3, 0.6])
+
+
+def _oscillation():
+    counts = np.array([2.0, 1.0, 0.0, 0.0, 1.0, 0.0, 3.0, 0.0])
+    x = np.array([0.0, 0.2, 1.5, -1.8, 0.0, 0.1, -0.1, 1.2])
+    groups = ["conflict"] * 6 + ["text_irrelevant"] * 2
+    return oscillation_report(counts, x, 0.0, groups=groups, n_bootstrap=50)
+
+
+def test_two_analyses_compose_into_one_figure_through_ax(tmp_path: Path) -> None:
+    """The following curve and the oscillation drawn side by side in the caller's figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    number = fig.number
+    before = plt.get_fignums()
+    drawn = [plot_following_curve({"A": _law(-0.3, 0)}, ax=left, title="following"),
+             plot_oscillation({"A": _oscillation()}, ax=right, title="oscillation")]
+    assert drawn == [fig, fig]  # each returns the figure it drew in, no new one
+    assert plt.get_fignums() == before and plt.fignum_exists(number)  # nothing closed
+    assert fig.axes == [left, right]
+    assert left.get_title() == "following" and left.get_ylabel() == "P(text-following)"
+    assert left.get_legend().get_texts()[0].get_text().startswith("A (x*=")
+    assert [t.get_text() for t in right.get_xticklabels()][:2] == ["ambiguous", "clear"]
+    written = save_figure(fig, tmp_path / "composed.png")
+    assert written[0].read_bytes().startswith(PNG_MAGIC)
+    plt.close(fig)
+
+
+def test_multi_panel_plots_fill_a_subfigure(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from modprobe.analysis.plots import new_figure
+
+    rows = [{"condition": c, "layer": layer, "span": s, "mass": 0.1 + 0.02 * layer}
+            for c in ("clean", "perturbed") for layer in range(4) for s in ("image", "text")]
+    fig = new_figure(12, 7)
+    top, bottom = fig.subfigures(2, 1)
+    assert plot_attention_mass(pd.DataFrame(rows), fig=top) is top
+    assert plot_logit_difference(
+        logit_difference_matrix(np.random.default_rng(1).normal(size=(4, 20)),
+                                np.linspace(-1, 1, 20)), ax=bottom.add_subplot()) is bottom
+    assert len(top.axes) == 2 and len(bottom.axes) == 2  # two panels; heatmap + colorbar
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert save_figure(top, tmp_path / "sub.png")[0].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_every_plot_function_takes_ax_or_fig() -> None:
+    """All plotting functions of the package compose (ax= for one axes, fig= for panels)."""
+    import inspect
+
+    from modprobe.analysis import interference_plots, plots, sabotage_plots
+    from modprobe.figures import finetune
+    from modprobe.organism import plots as organism_plots
+
+    found = {}
+    for module in (plots, interference_plots, sabotage_plots, organism_plots, finetune):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("plot_") and function.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = inspect.signature(function).parameters
+    assert len(found) >= 17
+    assert [n for n, params in found.items() if not {"ax", "fig"} & set(params)] == []
+
+
+def test_radar_needs_polar_axes() -> None:
+    from matplotlib.figure import Figure
+
+    from modprobe.analysis.interference_plots import plot_radar
+
+    fig = Figure()
+    with pytest.raises(ValueError, match="polar"):
+        plot_radar({"m": {"clean": 0.9, "MD": 0.5}}, ax=fig.add_subplot())
+    polar = fig.add_subplot(projection="polar")
+    assert plot_radar({"m": {"clean": 0.9, "MD": 0.5, "UF": 0.7}}, ax=polar) is fig

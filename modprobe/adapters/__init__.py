@@ -18,10 +18,12 @@ from modprobe.adapters.base import (
     Prompt,
     get_submodule,
 )
+from modprobe.adapters.conditions import CONDITION_MODALITIES, MODALITIES, condition_modalities
 from modprobe.adapters.generic import generic_adapter
 from modprobe.adapters.instructblip import INSTRUCTBLIP
 from modprobe.adapters.llava import LLAVA
 from modprobe.adapters.llava_next import LLAVA_NEXT
+from modprobe.adapters.media import Audio, MediaError, Video
 from modprobe.adapters.qwen2_vl import QWEN2_5_VL, QWEN2_VL
 
 #: Adapters of the families modprobe supports and tests, by family name.
@@ -51,11 +53,17 @@ def adapter_for(model: torch.nn.Module, processor: Any | None = None) -> Adapter
 __all__ = [
     "ADAPTERS",
     "CONDITIONS",
+    "CONDITION_MODALITIES",
+    "MODALITIES",
     "Adapter",
     "AdapterError",
+    "Audio",
     "Condition",
+    "MediaError",
     "Prompt",
+    "Video",
     "adapter_for",
+    "condition_modalities",
     "generic_adapter",
     "get_submodule",
 ]

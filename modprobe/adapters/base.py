@@ -17,6 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from modprobe.adapters.context import CONTEXT_MASK, locate_context
+from modprobe.adapters.logits import LogitTransform, find_logit_transform
+from modprobe.adapters.media import (
+    Audio,
+    Video,
+    as_audio,
+    as_list,
+    as_video,
+    check_media_placeholders,
+    forward_flags,
+    media_kwargs,
+)
 from modprobe.errors import ModprobeError
 from modprobe.spans import ModalitySpans
 
@@ -34,20 +45,28 @@ class AdapterError(ModprobeError, ValueError):
 
 @dataclass
 class Prompt:
-    """One model input: an optional image, an optional textual context, and a question.
+    """One model input: optional images, videos, audio and textual context, and a question.
 
     The three study conditions are ``Prompt(question, image=img)`` (vision-only),
     ``Prompt(question, context=text)`` (text-only) and both (conflict / multi).
+    Audio-visual prompts add ``videos`` (each with its soundtrack, if any) and ``audio``
+    (clips heard on their own); the chat message holds images, videos, audio, then text.
 
     Attributes:
         question: The question, e.g. ``"What color is the circle? Please use one word..."``.
-        context: Textual description placed between the image and the question.
+        context: Textual description placed between the media and the question.
         images: Images shown before the text (most studies use exactly one).
+        videos: Videos (:class:`~modprobe.adapters.media.Video`, ``(frames, fps)`` or a
+            file path); a video's soundtrack goes in with it (interleaved by Qwen2.5-Omni).
+        audio: Audio clips (:class:`~modprobe.adapters.media.Audio`,
+            ``(waveform, sampling_rate)`` or a file path).
     """
 
     question: str = ""
     context: str | None = None
     images: list[Image] = field(default_factory=list)
+    videos: list[Video] = field(default_factory=list)
+    audio: list[Audio] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Checked here, where the prompt is made, not deep inside a processor call.
@@ -75,22 +94,50 @@ class Prompt:
                 raise AdapterError(f"Prompt images[{i}] is a {type(image).__name__}, not a PIL "
                                    "image; open files with PIL.Image.open(path)")
         self.images = list(images)
+        self.videos = [as_video(v) for v in as_list(self.videos, "videos")]
+        self.audio = [as_audio(a) for a in as_list(self.audio, "audio")]
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        """The modalities this prompt holds (``image``, ``video``, ``audio``, ``context``)."""
+        held = {"image": self.images, "video": self.videos, "context": self.context,
+                "audio": self.audio or [v for v in self.videos if v.audio is not None]}
+        return frozenset(name for name, value in held.items() if value)
 
     @classmethod
     def for_condition(
-        cls, condition: Condition, question: str, context: str | None, image: Image | None
+        cls, condition: Condition | set[str] | frozenset[str], question: str,
+        context: str | None, image: Image | None, videos: list[Any] | None = None,
+        audio: list[Any] | None = None,
     ) -> Prompt:
-        """Build the prompt of one study condition from an item's parts."""
-        if condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")
-        if condition in ("vision", "multi") and image is None:
-            raise ValueError(f"the {condition!r} condition needs an image")
-        if condition in ("text", "multi") and not context:
-            raise ValueError(f"the {condition!r} condition needs a textual context")
+        """Build the prompt of one study condition from an item's parts.
+
+        Args:
+            condition: ``"vision"``, ``"text"``, ``"multi"`` or a set of modalities
+                (``{"video", "audio"}``, see :func:`~modprobe.adapters.conditions.condition_modalities`):
+                the parts the prompt holds.
+            question, context, image, videos, audio: The item's parts.
+
+        Raises:
+            ValueError: an unknown condition, or a part the condition needs is missing.
+        """
+        from modprobe.adapters.conditions import condition_modalities
+
+        wanted = condition_modalities(condition)
+        given = {"image": image, "context": context, "video": videos, "audio": audio}
+        missing = [m for m in ("image", "video", "audio", "context") if m in wanted
+                   and not given[m]]
+        if missing:
+            named = {"image": "an image", "context": "a textual context", "video": "video",
+                     "audio": "audio"}
+            raise ValueError(f"the {condition!r} condition needs "
+                             f"{' and '.join(named[m] for m in missing)}")
         return cls(
             question=question,
-            context=context if condition != "vision" else None,
-            images=[image] if condition != "text" else [],
+            context=context if "context" in wanted else None,
+            images=[image] if "image" in wanted else [],
+            videos=list(videos or []) if "video" in wanted else [],
+            audio=list(audio or []) if "audio" in wanted else [],
         )
 
     @property
@@ -182,15 +229,17 @@ class Adapter:
         """The language model's config (heads, kv heads, head_dim, layer types...)."""
         return getattr(config, self.text_config, None) or config
 
-    def logit_softcap(self, config: Any) -> float | None:
-        """The language model's final-logit soft cap (``final_logit_softcapping``), if any.
+    def logit_transform(self, model: Any) -> LogitTransform:
+        """What the model's forward does to the unembedding's output (see :mod:`.logits`).
 
-        Gemma-2 language models (PaliGemma 2) squash their logits with
-        ``cap * tanh(logits / cap)``; the logit lens applies the same cap so that the last
-        layer's lens is the model's output.
+        Cohere's ``logit_scale``, Granite's ``logits_scaling``, Gemma 2's final soft cap:
+        the logit lens applies the same steps, so that the last layer's lens is the
+        model's output.
         """
-        cap = getattr(self.language_config(config), "final_logit_softcapping", None)
-        return None if cap is None else float(cap)
+        model = _unwrap(model)
+        owner = self.unembed.rsplit(".", 1)[0] if "." in self.unembed else None
+        head_owner = get_submodule(model, owner) if owner else model
+        return find_logit_transform(model, self.language_config(model.config), head_owner)
 
     # ----------------------------------------------------------------- tokens
     def token_ids(self, config: Any) -> dict[str, int]:
@@ -232,6 +281,8 @@ class Adapter:
     def messages(self, prompt: Prompt) -> list[dict[str, Any]]:
         """Chat messages (transformers' multimodal format) for one prompt."""
         content: list[dict[str, Any]] = [{"type": "image"} for _ in prompt.images]
+        content += [{"type": "video"} for _ in prompt.videos]
+        content += [{"type": "audio"} for _ in prompt.audio]
         content.append({"type": "text", "text": prompt.text})
         return [{"role": "user", "content": content}]
 
@@ -285,10 +336,12 @@ class Adapter:
                 kwargs["add_special_tokens"] = False
             if any(p.images for p in prompts):
                 kwargs["images"] = self.batch_images(prompts)
+            kwargs.update(media_kwargs(processor, prompts))
             batch = processor(**kwargs)
         finally:
             tokenizer.padding_side = old_side
         out = _right_pad_qformer(dict(batch))
+        out.update(forward_flags(prompts))
         out[CONTEXT_MASK] = locate_context(
             getattr(processor, "tokenizer", processor), texts, [p.text for p in prompts],
             [p.context for p in prompts], out["input_ids"], out["attention_mask"])
@@ -319,6 +372,7 @@ class Adapter:
         """
         image_token = getattr(processor, "image_token", None)
         image_token = getattr(image_token, "content", image_token)  # AddedToken -> str
+        check_media_placeholders(processor, prompts, texts)
         for i, (prompt, text) in enumerate(zip(prompts, texts)):
             found = text.count(image_token) if image_token else 0
             if self.chat_template and image_token and found != len(prompt.images):

@@ -5,22 +5,18 @@ balance point at its nominal rate. This module simulates many datasets from a kn
 logistic law (`modprobe.analysis.simulate.simulate_law`), computes the interval on each
 and reports how often it covers the planted value. Run it as
 
-    python -m modprobe.analysis.calibration --datasets 400 --items 500 --bootstrap 400
+    modprobe calibration --datasets 400 --items 500 --bootstrap 400
 
 (the output of that command is pasted in docs/analyses.md).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from modprobe import cli
 from modprobe.analysis.law import balance_point
 from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
 from modprobe.stats import wilson_interval
@@ -172,43 +168,9 @@ def coverage_study(
     )
 
 
-@cli.entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m modprobe.analysis.calibration [--datasets N] ...``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m modprobe.analysis.calibration",
-        description="Coverage of the balance-point bootstrap interval on planted data.",
-        epilog=cli.EPILOG,
-    )
-    parser.add_argument("--datasets", type=cli.positive_int, default=200)
-    parser.add_argument("--items", type=cli.positive_int, default=500)
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=400)
-    parser.add_argument("--balance-point", type=float, default=-0.3)
-    parser.add_argument("--slope", type=float, default=-4.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clusters", type=cli.positive_int, default=None,
-                        help="clusters per dataset (items share a logit shift within one)")
-    parser.add_argument("--cluster-sd", type=cli.nonnegative_float, default=1.0,
-                        help="standard deviation of the clusters' logit shifts")
-    parser.add_argument("--unit", choices=("item", "cluster"), default="item",
-                        help="what the bootstrap resamples")
-    args = parser.parse_args(argv)
-    if args.unit == "cluster" and not args.clusters:
-        parser.error("--unit cluster needs --clusters")
-    result = coverage_study(
-        n_datasets=args.datasets,
-        n_items=args.items,
-        n_bootstrap=args.bootstrap,
-        true_balance_point=args.balance_point,
-        slope=args.slope,
-        seed=args.seed,
-        n_clusters=args.clusters,
-        cluster_sd=args.cluster_sd if args.clusters else 0.0,
-        unit=args.unit,
-    )
-    print(result.summary())
-    return 0
+if __name__ == "__main__":  # ``python -m modprobe.analysis.calibration``: the same as ``modprobe calibration``
+    import sys
 
+    from modprobe.commands.calibration import main
 
-if __name__ == "__main__":
     sys.exit(main())

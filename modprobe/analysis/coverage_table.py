@@ -11,22 +11,19 @@ Two tables, every number measured by this module (no claim in the docs is wider)
 
 Run it as (about 25 minutes on a shared two-core machine)
 
-    OMP_NUM_THREADS=1 nice python -m modprobe.analysis.coverage_table
+    OMP_NUM_THREADS=1 nice modprobe coverage-table
 
 and paste its output into docs/science.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy.special import expit, logit
 
-from modprobe import cli
 from modprobe.analysis.law import balance_point, fit_law
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval
 
@@ -147,34 +144,7 @@ def _other_coverage(kind: str, n_clusters: int, n_datasets: int,
     return covered / n_datasets
 
 
-@cli.entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m modprobe.analysis.coverage_table [--datasets N] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m modprobe.analysis.coverage_table",
-                                     description="Coverage tables of docs/science.md.",
-                                     epilog=cli.EPILOG)
-    parser.add_argument("--datasets", type=cli.positive_int, default=60,
-                        help="datasets per balance-point row")
-    parser.add_argument("--cluster-datasets", type=cli.positive_int, default=2000,
-                        help="datasets per few-clusters row (an analytic interval: cheap)")
-    parser.add_argument("--sizes", type=cli.positive_int, nargs="+", default=[500, 2000])
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=200)
-    parser.add_argument("--seed", type=cli.nonnegative_int, default=0)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    print(f"few clusters: mean_interval, {args.cluster_datasets} datasets per 0/1 row, "
-          f"{args.cluster_datasets // 4} per other row, nominal 0.95")
-    print("\n".join(cluster_rows(args.cluster_datasets, args.seed)), flush=True)
-    print(f"\nbalance points: {args.datasets} datasets per row, {args.bootstrap} replicates, "
-          "nominal 0.95")
-    for row in balance_rows(args.datasets, args.sizes, args.bootstrap, args.seed):
-        print(row, flush=True)
-    print(f"\nlogistic balance point, 8 clusters, n = 500, {3 * args.datasets} datasets, by "
-          "replicates")
-    print("\n".join(replicate_rows(3 * args.datasets, args.seed)))
-    print(f"\n({time.perf_counter() - start:.0f} s)")
-    return cli.EXIT_OK
+if __name__ == "__main__":  # ``python -m modprobe.analysis.coverage_table`` = ``modprobe coverage-table``
+    from modprobe.commands.coverage_table import main
 
-
-if __name__ == "__main__":
     sys.exit(main())

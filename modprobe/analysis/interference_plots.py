@@ -1,7 +1,8 @@
 """Figures of the interference study: radar of accuracy, flip-rate bars, attention shift.
 
-Each function builds a fresh Agg figure (no pyplot state), like
-:mod:`modprobe.analysis.plots`; save it with :func:`modprobe.analysis.plots.save_figure`.
+Like :mod:`modprobe.analysis.plots`: each function draws into the caller's ``ax=`` (or
+``fig=`` for the multi-panel one), else into a fresh Agg figure (no pyplot state), and
+returns the figure it drew in; save it with :func:`modprobe.analysis.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
+from matplotlib.figure import FigureBase
+
+from modprobe.analysis.plots import figure_and_axes, panel_figure
 
 
 def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None = None,
-               title: str = "Accuracy under each perturbation") -> Figure:
+               title: str = "Accuracy under each perturbation", ax: Axes | None = None,
+               ) -> FigureBase:
     """The paper's radar: one spoke per condition, one polygon per model or variant.
 
     Args:
@@ -24,13 +28,22 @@ def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] 
             out of its polygon's spokes as gaps at 0 are not drawn: they are skipped).
         axes: Spoke order (default: first seen).
         title: Figure title.
+        ax: Polar axes to draw in (``add_subplot(projection="polar")``; default: a new
+            figure's).
+
+    Returns:
+        The figure drawn in.
+
+    Raises:
+        ValueError: ``ax`` is not polar.
     """
+    if ax is not None and ax.name != "polar":
+        raise ValueError("plot_radar draws on polar axes: pass ax=fig.add_subplot("
+                         "projection='polar')")
     names = list(axes) if axes is not None else list(dict.fromkeys(
         c for values in accuracy.values() for c in values))
     angles = np.linspace(0, 2 * np.pi, len(names), endpoint=False)
-    fig = Figure(figsize=(7.6, 6.4), layout="constrained", dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(projection="polar")
+    fig, ax = figure_and_axes(ax, 7.6, 6.4, style="white", projection="polar")
     palette = sns.color_palette("colorblind", max(len(accuracy), 1))
     for (model, values), color in zip(accuracy.items(), palette):
         keep = [i for i, n in enumerate(names) if n in values and np.isfinite(values[n])]
@@ -51,21 +64,22 @@ def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] 
 
 
 def plot_flip_rates(deltas: pd.DataFrame, title: str = "Flip rate delta per perturbation",
-                    ) -> Figure:
+                    ax: Axes | None = None) -> FigureBase:
     """Bars of delta = mean 1[answer changed] with their intervals.
 
     Args:
         deltas: ``model, perturbation, delta, low, high`` (one row per model and
             perturbation; bars are grouped by perturbation, one color per model).
         title: Figure title.
+        ax: Axes to draw in (default: a new figure's).
+
+    Returns:
+        The figure drawn in.
     """
     perturbations = list(dict.fromkeys(deltas["perturbation"]))
     models = list(dict.fromkeys(deltas["model"]))
-    with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(min(11.0, 2.0 + 0.75 * len(perturbations) * len(models) ** 0.5),
-                              3.8), layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+    fig, ax = figure_and_axes(
+        ax, min(11.0, 2.0 + 0.75 * len(perturbations) * len(models) ** 0.5), 3.8)
     width = 0.8 / max(len(models), 1)
     palette = sns.color_palette("colorblind", max(len(models), 1))
     for k, (model, color) in enumerate(zip(models, palette)):
@@ -87,21 +101,27 @@ def plot_flip_rates(deltas: pd.DataFrame, title: str = "Flip rate delta per pert
 
 
 def plot_attention_shift(shift: pd.DataFrame,
-                         title: str = "Attention on the perturbed span, by layer") -> Figure:
-    """The answer position's attention mass on the perturbed span by layer, one panel per
-    span: the clean input (black, dashed) and each perturbation (solid), with interval
-    bands. Perturbations of one span share the clean items, so the clean line is one.
+                         title: str = "Attention on the perturbed span, by layer",
+                         fig: FigureBase | None = None) -> FigureBase:
+    """The answer position's attention mass on the perturbed span by layer.
+
+    One panel per span: the clean input (black, dashed) and each perturbation (solid),
+    with interval bands. Perturbations of one span share the clean items, so the clean
+    line is one.
 
     Args:
         shift: The table of :func:`modprobe.analysis.interference.attention_shift`.
         title: Figure title.
+        fig: Figure or subfigure to fill with the panels (default: a new figure).
+
+    Returns:
+        The figure (or subfigure) drawn in.
     """
     spans = list(dict.fromkeys(shift["span"])) if len(shift) else ["text"]
     names = list(dict.fromkeys(shift["perturbation"])) if len(shift) else []
     palette = dict(zip(names, sns.color_palette("colorblind", max(len(names), 1))))
+    fig = panel_figure(fig, 4.2 * len(spans) + 0.6, 4.0)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(4.2 * len(spans) + 0.6, 4.0), layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(spans), sharey=True, squeeze=False)[0]
     for ax, span in zip(axes, spans):
         part = shift[shift["span"] == span]

@@ -1,9 +1,18 @@
 """Figures for the section-1 analyses (matplotlib Agg, seaborn styling).
 
-Every function builds a fresh `matplotlib.figure.Figure` without pyplot (so nothing
-global changes and no display is needed: the figure renders with the Agg canvas),
-returns it, and saves it when ``path`` is given: a ``.png`` or ``.pdf`` suffix picks the
-format, no suffix writes both.
+Every function draws into the axes you pass as ``ax=`` (or, for multi-panel figures, the
+figure or subfigure you pass as ``fig=``), so several analyses compose into one figure::
+
+    fig = matplotlib.figure.Figure(figsize=(12, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    plot_following_curve(laws, ax=left)
+    plot_oscillation(reports, ax=right)
+
+Without ``ax``/``fig`` it builds a fresh `matplotlib.figure.Figure` without pyplot (so
+nothing global changes, nothing needs closing and no display is needed: the figure
+renders with the Agg canvas). Either way it returns the figure it drew in and saves it
+when ``path`` is given: a ``.png`` or ``.pdf`` suffix picks the format, no suffix writes
+both.
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, FigureBase
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
@@ -36,20 +46,62 @@ SPAN_LABELS: dict[str, str] = {"context": "context (description)",
 PathLike = str | Path
 
 
-def _new_figure(width: float, height: float, style: str = "whitegrid") -> tuple[Figure, Any]:
-    """A constrained-layout Agg figure whose axes get a seaborn style."""
+def new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout Figure on the Agg canvas (no pyplot: nothing to close).
+
+    Args:
+        width: Width (inches).
+        height: Height (inches).
+
+    Returns:
+        The empty figure.
+    """
+    fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_and_axes(ax: Axes | None, width: float, height: float, style: str = "whitegrid",
+                    **subplot: Any) -> tuple[FigureBase, Axes]:
+    """The axes to draw in: ``ax`` itself, or the one axes of a new figure.
+
+    Args:
+        ax: The caller's axes, or None for a new ``width x height`` inch figure.
+        width: Width of a new figure (inches).
+        height: Height of a new figure (inches).
+        style: The seaborn style of a new figure's axes (a given ``ax`` keeps its own).
+        **subplot: ``add_subplot`` arguments of a new axes (``projection="polar"``).
+
+    Returns:
+        The figure (or subfigure) holding the axes, and the axes.
+    """
+    if ax is not None:
+        return ax.figure, ax
     with sns.axes_style(style):
-        fig = Figure(figsize=(width, height), layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-    return fig, ax
+        fig = new_figure(width, height)
+        return fig, fig.add_subplot(**subplot)
 
 
-def save_figure(fig: Figure, path: PathLike | Sequence[PathLike] | None) -> list[Path]:
+def panel_figure(fig: FigureBase | None, width: float, height: float) -> FigureBase:
+    """The figure a multi-panel plot fills: ``fig`` itself, or a new figure.
+
+    Args:
+        fig: The caller's Figure or SubFigure (e.g. one of ``Figure.subfigures``), or None.
+        width: Width of a new figure (inches).
+        height: Height of a new figure (inches).
+
+    Returns:
+        ``fig``, or the new figure.
+    """
+    return fig if fig is not None else new_figure(width, height)
+
+
+
+def save_figure(fig: FigureBase, path: PathLike | Sequence[PathLike] | None) -> list[Path]:
     """Save ``fig`` as PNG and/or PDF.
 
     Args:
-        fig: The figure.
+        fig: The figure (a subfigure saves the whole figure holding it).
         path: A path with suffix ``.png``/``.pdf``; a path without suffix (both formats
             are written); a sequence of paths; or None (nothing is written).
 
@@ -68,14 +120,16 @@ def save_figure(fig: Figure, path: PathLike | Sequence[PathLike] | None) -> list
         )
         for target in targets:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target, dpi=150)
+            fig.figure.savefig(target, dpi=150)
             written.append(target)
     return written
 
 
 def _error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
-    """``2 n`` error-bar lengths; clipped at 0 because a percentile-bootstrap interval
-    need not contain the point estimate."""
+    """``2 n`` error-bar lengths, clipped at 0.
+
+    A percentile-bootstrap interval need not contain the point estimate.
+    """
     c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
     return np.maximum(np.stack([c - lo, hi - c]), 0.0)
 
@@ -92,7 +146,8 @@ def plot_following_curve(
     title: str | None = None,
     x_label: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
-) -> Figure:
+    ax: Axes | None = None,
+) -> FigureBase:
     """P(text-following) against the uncertainty axis, one curve per model.
 
     docs/science.md section 1, "The law" and "Balance point": the logistic fit with its
@@ -110,12 +165,13 @@ def plot_following_curve(
         title: Figure title.
         x_label: Axis label (default: the first law's ``x_label``).
         path: Where to save (see `save_figure`).
+        ax: Axes to draw in (default: a new figure's).
 
     Returns:
-        The figure.
+        The figure drawn in (``ax.figure`` when ``ax`` is given).
     """
     mapping = _as_mapping(laws)
-    fig, ax = _new_figure(6.4, 4.2)
+    fig, ax = figure_and_axes(ax, 6.4, 4.2)
     palette = sns.color_palette("colorblind", max(len(mapping), 1))
     ax.axhline(0.5, color="0.55", lw=0.8, ls=":")
     first = next(iter(mapping.values()), None)
@@ -190,7 +246,8 @@ def plot_uncertainty_distribution(
     bins: int = 30,
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
-) -> Figure:
+    ax: Axes | None = None,
+) -> FigureBase:
     """Distribution of the uncertainty axis per model (step histograms, density scale).
 
     docs/science.md section 1, "Relative uncertainty": shows where items lie on
@@ -203,9 +260,10 @@ def plot_uncertainty_distribution(
         bins: Histogram bins.
         title: Figure title.
         path: Where to save.
+        ax: Axes to draw in (default: a new figure's).
 
     Returns:
-        The figure.
+        The figure drawn in (``ax.figure`` when ``ax`` is given).
     """
     if isinstance(values, pd.DataFrame):
         frame = values[["x", "model"]] if "model" in values else values[["x"]].assign(model="")
@@ -218,7 +276,7 @@ def plot_uncertainty_distribution(
             ignore_index=True,
         )
     frame = frame[np.isfinite(frame["x"].to_numpy(float))]
-    fig, ax = _new_figure(6.4, 3.6)
+    fig, ax = figure_and_axes(ax, 6.4, 3.6)
     n_models = frame["model"].nunique()
     sns.histplot(
         data=frame,
@@ -245,7 +303,8 @@ def plot_oscillation(
     include_groups: Sequence[str] | None = None,
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
-) -> Figure:
+    ax: Axes | None = None,
+) -> FigureBase:
     """Mean oscillation count by region (and control group), with intervals.
 
     docs/science.md section 1, "Oscillation" and "Regions": one point per category
@@ -258,9 +317,10 @@ def plot_oscillation(
             default: every group except ``conflict`` (whose items are the regions).
         title: Figure title.
         path: Where to save.
+        ax: Axes to draw in (default: a new figure's).
 
     Returns:
-        The figure.
+        The figure drawn in (``ax.figure`` when ``ax`` is given).
     """
     mapping = {"": reports} if isinstance(reports, OscillationReport) else dict(reports)
     rows = []
@@ -280,7 +340,7 @@ def plot_oscillation(
     frame = pd.DataFrame(rows, columns=["model", "category", "n", "mean", "ci_low", "ci_high"])
     order = [c for c in (AMBIGUOUS, CLEAR) if c in set(frame["category"])]
     order += [c for c in dict.fromkeys(frame["category"]) if c not in order]
-    fig, ax = _new_figure(max(4.0, 1.5 + 1.3 * len(order)), 3.8)
+    fig, ax = figure_and_axes(ax, max(4.0, 1.5 + 1.3 * len(order)), 3.8)
     palette = sns.color_palette("colorblind", max(len(mapping), 1))
     width = 0.6 / max(len(mapping), 1)
     for m, (model, color) in enumerate(zip(mapping, palette)):
@@ -325,7 +385,8 @@ def plot_logit_difference(
     n_ticks: int = 7,
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
-) -> Figure:
+    ax: Axes | None = None,
+) -> FigureBase:
     """Heatmap of per-layer ``logit(Y_t) - logit(Y_v)``, items ordered by the axis.
 
     docs/science.md section 1, "Heatmap": layers on the y axis (first layer at the bottom),
@@ -341,12 +402,13 @@ def plot_logit_difference(
         n_ticks: Number of x ticks.
         title: Figure title.
         path: Where to save.
+        ax: Axes to draw in (default: a new figure's).
 
     Returns:
-        The figure.
+        The figure drawn in (``ax.figure`` when ``ax`` is given).
     """
     values = matrix.values
-    fig, ax = _new_figure(7.0, 4.2, style="white")
+    fig, ax = figure_and_axes(ax, 7.0, 4.2, style="white")
     finite = values[np.isfinite(values)]
     vmax = float(np.quantile(np.abs(finite), 0.99)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
@@ -381,7 +443,8 @@ def plot_attention_mass(
     frame: pd.DataFrame,
     title: str | None = None,
     path: PathLike | Sequence[PathLike] | None = None,
-) -> Figure:
+    fig: FigureBase | None = None,
+) -> FigureBase:
     """Attention mass received by each span, per layer.
 
     docs/science.md sections 1-2 (attention per modality; MMA-Bench's white-box view). One
@@ -397,9 +460,10 @@ def plot_attention_mass(
             ``condition``.
         title: Figure title.
         path: Where to save.
+        fig: Figure or subfigure to fill with the panels (default: a new figure).
 
     Returns:
-        The figure.
+        The figure (or subfigure) drawn in.
 
     Raises:
         ValueError: On missing columns or unknown spans.
@@ -430,10 +494,8 @@ def plot_attention_mass(
     colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
               "context": palette[4], "text": palette[7]}
     colors.update({s: palette[9] for s in SPAN_ORDER if s not in colors})
+    fig = panel_figure(fig, 3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6),
-                     layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
         grid = fig.subplots(len(models), len(conditions), sharey=True, squeeze=False)
     for r, model in enumerate(models):
         for c, condition in enumerate(conditions):

@@ -37,7 +37,7 @@ from modprobe.stats import DEFAULT_RESAMPLES
 
 #: Model name used when the table has no ``model`` column.
 DEFAULT_MODEL = "model"
-#: Share of items with |dH_rel| > 1.5 above which the report warns of saturation.
+#: Share of items with ``|dH_rel| > 1.5`` above which the report warns of saturation.
 SATURATION_WARNING = 0.5
 #: ``cluster=AUTO``: use a column named ``cluster`` when the table has one.
 AUTO = "auto"

@@ -25,7 +25,7 @@ Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
   its top-1 accuracy); ``contribution_to_correct_fusion`` also needs the fused top-1 right.
 - **Reliability**: accuracy, a calibration curve (equal-width confidence bins: mean
   confidence vs accuracy) and the expected calibration error
-  ECE = sum over bins n_b / n |accuracy_b - confidence_b|.
+  ``ECE = sum over bins n_b / n |accuracy_b - confidence_b|``.
 
 Every rate comes with `modprobe.stats.mean_interval`: a cluster bootstrap when items
 carry cluster labels (or when one rate pools several agents' answers to the same item,
@@ -40,15 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_input import JOINT, AgentOutputs
+from modprobe.analysis.sabotage_input import FUSION, JOINT, MEASURES, AgentOutputs
+from modprobe.analysis.sabotage_report import summary_dict, summary_lines
 from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 TAU = 0.70
 WEIGHTS = ("equal", "quality")
-#: Rates reported per agent, per modality and per group.
-MEASURES = ("potential_sabotage", "successful_sabotage", "successful_sabotage_joint",
-            "contributions", "contribution_to_correct_fusion")
-FUSION = "fusion"
 TIE_DECIMALS = 12
 
 
@@ -164,14 +161,10 @@ class SabotageReport:
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary (``summary.json``); see `modprobe.analysis.sabotage_report`."""
-        from modprobe.analysis.sabotage_report import summary_dict
-
         return summary_dict(self)
 
     def summary_lines(self) -> list[str]:
         """What the CLI prints."""
-        from modprobe.analysis.sabotage_report import summary_lines
-
         return summary_lines(self)
 
 

@@ -5,26 +5,26 @@ One JSON object per line, one line per item and agent (docs/science.md section 3
     {"item": "q17", "agent": "vision", "labels": ["joy", "surprise", "neutral"],
      "confidence": [82, 10, 5], "quality": 0.9, "gold": "joy"}
 
-=============  ========  ==========================================================
-field          required  meaning
-=============  ========  ==========================================================
-``item``       yes       item id (string or integer)
-``agent``      yes       agent name; ``joint`` is the model given every modality
-``labels``     yes       candidate labels, best first (a list, or one string)
-``confidence`` yes       one number (for the top label) or a list aligned with
-                         ``labels``; on a 0-1 or a 1-100 scale (see below)
-``response``   no        instead of ``labels`` and ``confidence``: the model's raw reply
-                         to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage_replies`);
-                         an unreadable reply is reported and left out, never guessed
-``gold``       yes       the right label (the same on every line of an item)
-``quality``    no        the agent's self-reported data quality (same scales);
-                         the fusion weight under ``weights="quality"``
-``modality``   no        the agent's modality (default: the agent's name); rates
-                         are also reported per modality
-``cluster``    no        cluster label of the item (items that share a source):
-                         intervals resample whole clusters
-``group``      no        item group; rates are also reported per group
-=============  ========  ==========================================================
+==============  ========  ==========================================================
+field           required  meaning
+==============  ========  ==========================================================
+``item``        yes       item id (string or integer)
+``agent``       yes       agent name; ``joint`` is the model given every modality
+``labels``      yes       candidate labels, best first (a list, or one string)
+``confidence``  yes       one number (for the top label) or a list aligned with
+                          ``labels``; on a 0-1 or a 1-100 scale (see below)
+``response``    no        instead of ``labels`` and ``confidence``: the model's raw reply
+                          to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage_replies`);
+                          an unreadable reply is reported and left out, never guessed
+``gold``        yes       the right label (the same on every line of an item)
+``quality``     no        the agent's self-reported data quality (same scales);
+                          the fusion weight under ``weights="quality"``
+``modality``    no        the agent's modality (default: the agent's name); rates
+                          are also reported per modality
+``cluster``     no        cluster label of the item (items that share a source):
+                          intervals resample whole clusters
+``group``       no        item group; rates are also reported per group
+==============  ========  ==========================================================
 
 Labels and gold are compared after `modprobe.analysis.normalize_answer` (``" Joy."`` is
 ``joy``). **Scales**: each agent's confidences (and, separately, its qualities) are on
@@ -54,6 +54,11 @@ from modprobe.analysis._arrays import normalize_answer
 from modprobe.analysis.sabotage_replies import parse_reply
 
 #: The agent that saw every modality at once (the model's own fusion).
+#: Rates the sabotage analysis reports per agent, per modality and per group.
+MEASURES = ("potential_sabotage", "successful_sabotage", "successful_sabotage_joint",
+            "contributions", "contribution_to_correct_fusion")
+#: The name of the late fusion among the agents of a report's tables.
+FUSION = "fusion"
 JOINT = "joint"
 #: Scale names as reported.
 UNIT, PERCENT = "0-1", "1-100"

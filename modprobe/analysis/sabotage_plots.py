@@ -1,8 +1,9 @@
 """Figures of the sabotage analysis (same conventions as `modprobe.analysis.plots`).
 
 Each function takes the report's tidy tables (so ``figures/sabotage.py`` can redraw them
-from a report folder's CSV files), returns a fresh Figure and saves it when ``path`` is
-given.
+from a report folder's CSV files), draws into the caller's ``ax=`` (``fig=`` for the
+two-panel reliability figure) or a fresh figure, returns the figure it drew in and saves
+it when ``path`` is given.
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
+from matplotlib.figure import FigureBase
 
-from modprobe.analysis.plots import PathLike, _error_bars, save_figure
+from modprobe.analysis.plots import (
+    PathLike,
+    _error_bars,
+    figure_and_axes,
+    panel_figure,
+    save_figure,
+)
 
 #: Bars of the sabotage figure, in order, with their legend text.
 BAR_MEASURES = {
@@ -36,17 +43,23 @@ def _palette(names: list[str]) -> dict[str, Any]:
 
 def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
                      title: str = "Reliability of each agent",
-                     path: PathLike | None = None) -> Figure:
+                     path: PathLike | None = None, fig: FigureBase | None = None,
+                     ) -> FigureBase:
     """Calibration curve per agent (accuracy vs mean confidence per bin) and bin counts.
 
     Args:
         calibration: `SabotageReport.calibration` (``agent, bin_low, bin_high, n,
             confidence, accuracy, low, high``).
         ece: Expected calibration error per agent (shown in the legend).
+        title: Title of the reliability panel.
+        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        fig: Figure or subfigure to fill with the two panels (default: a new figure).
+
+    Returns:
+        The figure (or subfigure) drawn in.
     """
+    fig = panel_figure(fig, 9.5, 4.2)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(9.5, 4.2), layout="constrained", dpi=110)
-        FigureCanvasAgg(fig)
         ax, ax_n = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
     agents = list(dict.fromkeys(calibration["agent"]))
     colors = _palette(agents)
@@ -74,23 +87,27 @@ def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
 
 
 def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
-                       title: str | None = None, path: PathLike | None = None) -> Figure:
+                       title: str | None = None, path: PathLike | None = None,
+                       ax: Axes | None = None) -> FigureBase:
     """Rates of potential and successful sabotage and of contribution, with intervals.
 
     Args:
         rates: `SabotageReport.rates` (``level, name, measure, rate, low, high``).
         tau: The confidence threshold (for the legend).
         level: ``agent``, ``modality`` or ``group``.
+        title: Axes title (default: names the level).
+        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        ax: Axes to draw in (default: a new figure's; the legend then goes below it).
+
+    Returns:
+        The figure drawn in.
     """
+    own = ax is None
     part = rates[(rates["level"] == level) & rates["measure"].isin(list(BAR_MEASURES))]
     names = list(dict.fromkeys(part["name"]))
     measures = [m for m in BAR_MEASURES if part.loc[part["measure"] == m, "rate"].notna().any()]
-    with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(max(6.0, min(1.6, 8.0 / len(names)) * len(names) + 3), 4.4),
-                     layout="constrained",
-                     dpi=110)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+    fig, ax = figure_and_axes(ax, max(6.0, min(1.6, 8.0 / max(len(names), 1)) * len(names) + 3),
+                              4.4)
     colors = dict(zip(BAR_MEASURES, sns.color_palette("Set2", len(BAR_MEASURES))))
     width = 0.8 / max(len(measures), 1)
     x = np.arange(len(names))
@@ -110,23 +127,29 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
     ax.set_xticks(x, [n.replace("/", "\n") for n in names], fontsize=8 if len(names) > 5 else None)
     ax.set(ylim=(0, 1.0), ylabel="share of items", xlabel=level,
            title=title or f"Sabotage and contribution per {level}")
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2,
-               fontsize=8, frameon=False)
+    if own:  # below the axes, in the figure's margin (constrained layout)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2,
+                   fontsize=8, frameon=False)
+    else:
+        ax.legend(fontsize=7, frameon=False)
     save_figure(fig, path)
     return fig
 
 
 def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
-                       path: PathLike | None = None) -> Figure:
+                       path: PathLike | None = None, ax: Axes | None = None) -> FigureBase:
     """Share of items whose gold label is in the top k, per agent and for the fusion.
 
     Args:
         topk: `SabotageReport.topk` (``who, k, rate, low, high``).
+        title: Axes title.
+        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        ax: Axes to draw in (default: a new figure's).
+
+    Returns:
+        The figure drawn in.
     """
-    fig_ax = Figure(figsize=(6.4, 4.2), layout="constrained", dpi=110)
-    FigureCanvasAgg(fig_ax)
-    with sns.axes_style("whitegrid"):
-        ax = fig_ax.add_subplot()
+    fig, ax = figure_and_axes(ax, 6.4, 4.2)
     whos = list(dict.fromkeys(topk["who"]))
     agents = [w for w in whos if w != "fusion"]
     colors = _palette(agents)
@@ -143,5 +166,5 @@ def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
     ax.set(xlabel="k", ylabel="gold label in the top k", ylim=(0, 1.03), title=title)
     ax.set_xticks(sorted(topk["k"].unique()))
     ax.legend(fontsize=8, loc="lower right")
-    save_figure(fig_ax, path)
-    return fig_ax
+    save_figure(fig, path)
+    return fig

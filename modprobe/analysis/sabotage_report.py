@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from modprobe.analysis.sabotage_input import FUSION, MEASURES
 from modprobe.io import json_ready, write_csv, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,8 +50,6 @@ def _rate(row: pd.Series) -> dict[str, Any]:
 
 def summary_dict(report: SabotageReport) -> dict[str, Any]:
     """The report as JSON-ready numbers (no NaN: undefined values are null)."""
-    from modprobe.analysis.sabotage import FUSION, MEASURES
-
     def coverage(who: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k in (1, 3, 5):
@@ -105,8 +104,6 @@ def _fmt(row: pd.Series) -> str:
 
 def summary_lines(report: SabotageReport) -> list[str]:
     """Human-readable summary: one block per agent, then fusion and notes."""
-    from modprobe.analysis.sabotage import FUSION
-
     scales = ", ".join(f"{a} {s}" for a, s in report.outputs.scales.items())
     lines = [f"source: {report.outputs.source}",
              (f"items: {len(report.items)}; agents: {', '.join(report.agents)}; fused: "

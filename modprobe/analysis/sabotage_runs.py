@@ -48,8 +48,8 @@ from modprobe.analysis.sabotage_input import (
     agent_table,
     read_agent_jsonl,
 )
+from modprobe.analysis.table import TEXT_COLUMNS, read_table
 from modprobe.io import table_path
-from modprobe.study.runfolder import TEXT_COLUMNS, read_table
 
 #: Condition of a study run -> agent name.
 STUDY_AGENTS = {"vision": "vision", "text": "text", "multi": JOINT}
@@ -64,14 +64,19 @@ AUTO_GOLD = {"conflict": "answer_vision", "text_irrelevant": "answer_vision",
 INTERFERENCE_TEXT = (*TEXT_COLUMNS, "gold", "category", "modality", "relevant")
 
 
+def _read(path: Path, text: tuple[str, ...] = TEXT_COLUMNS) -> pd.DataFrame:
+    """A table a runner wrote (the one table reader, no prediction-table validation)."""
+    return read_table(path, validate=False, text=text)
+
+
 def _final_scores(run: Path, notes: list[str]) -> pd.DataFrame:
     """``id, condition, candidate, prob`` of the model's final distribution."""
     if table_path(run, "candidates").is_file():
-        return read_table(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
+        return _read(run / "candidates.csv")[["id", "condition", "candidate", "prob"]]
     if not table_path(run, "layers").is_file():
         raise SabotageInputError(str(run), [("the run has neither candidates.csv nor layers.csv; "
                                             "is the run finished?")])
-    layers = read_table(run / "layers.csv")
+    layers = _read(run / "layers.csv")
     last = layers[layers["layer"] == layers["layer"].max()]
     probs = [c for c in last.columns if c.startswith("prob_")]
     if not probs:
@@ -98,7 +103,7 @@ def study_records(run: str | Path, gold: str = "auto",
         raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
     run = Path(run)
     notes: list[str] = []
-    items = read_table(run / "items.csv")
+    items = _read(run / "items.csv")
     final = _final_scores(run, notes)
     final = final[final["condition"].isin(list(STUDY_AGENTS))]
     wide = final.pivot_table(index=["id", "condition"], columns="candidate", values="prob",
@@ -172,8 +177,8 @@ def interference_records(run: str | Path, scores: str = "candidates"
     run = Path(run)
     notes = [("interference run: agents are its conditions (clean = joint; each perturbation "
              "an agent of the modality it perturbs); no vision-only or text-only answers")]
-    items = read_table(run / "items.csv", text=INTERFERENCE_TEXT)
-    layers = read_table(run / "layers.csv", text=INTERFERENCE_TEXT)
+    items = _read(run / "items.csv", INTERFERENCE_TEXT)
+    layers = _read(run / "layers.csv", INTERFERENCE_TEXT)
     last = layers[layers["layer"] == layers["layer"].max()]
     prob_columns = sorted((c for c in last.columns if c.startswith("prob_")), key=str)
     labels = np.asarray([c[len("prob_"):] for c in prob_columns], dtype=object)

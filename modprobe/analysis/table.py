@@ -2,19 +2,19 @@
 
 One row per item, columns (docs/science.md section 1):
 
-=================  ========  ====================================================
-column             required  meaning
-=================  ========  ====================================================
-``h_text``         yes       entropy H_t of the text-only answer (nats, >= 0)
-``h_vision``       yes       entropy H_v of the vision-only answer (nats, >= 0)
-``y_text``         yes       text-only answer Y_t (string or token id)
-``y_vision``       yes       vision-only answer Y_v
-``y_multi``        yes       answer with both modalities Y_m (empty = no answer)
-``model``          no        model name; one analysis per model
-``group``          no        item group (``conflict``, ``text_irrelevant``, ...)
-``correct_text``   no        Y_t is correct (bool: true/false, 1/0, yes/no)
-``correct_vision`` no        Y_v is correct
-=================  ========  ====================================================
+==================  ========  ====================================================
+column              required  meaning
+==================  ========  ====================================================
+``h_text``          yes       entropy H_t of the text-only answer (nats, >= 0)
+``h_vision``        yes       entropy H_v of the vision-only answer (nats, >= 0)
+``y_text``          yes       text-only answer Y_t (string or token id)
+``y_vision``        yes       vision-only answer Y_v
+``y_multi``         yes       answer with both modalities Y_m (empty = no answer)
+``model``           no        model name; one analysis per model
+``group``           no        item group (``conflict``, ``text_irrelevant``, ...)
+``correct_text``    no        Y_t is correct (bool: true/false, 1/0, yes/no)
+``correct_vision``  no        Y_v is correct
+==================  ========  ====================================================
 """
 
 from __future__ import annotations

@@ -141,9 +141,11 @@ def _first_line(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m modprobe.bench.child SPEC.json", file=sys.stderr)
-        return 2
+    if len(args) != 1 or args[0].startswith("-"):
+        # Not a command: the benchmark starts it with a spec file it wrote.
+        print("modprobe.bench.child is internal (the capture benchmark runs it with a spec "
+              "file); use 'modprobe bench capture --help'", file=sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
     data: dict[str, Any] = json.loads(Path(args[0]).read_text())
     spec = ChildSpec(**data)
     result = run_child(spec)

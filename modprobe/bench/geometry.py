@@ -184,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m modprobe.bench.geometry OUT_DIR GEOMETRY_JSON", file=sys.stderr)
-        return 2
+        # Not a command: the benchmark runs it in a child process.
+        print("modprobe.bench.geometry is internal (the benchmarks run it as "
+              "'python -m modprobe.bench.geometry OUT_DIR GEOMETRY_JSON'); use "
+              "'modprobe bench --help'", file=sys.stderr)
+        return 0 if args in (["-h"], ["--help"]) else 2
     build_bench_model(BenchGeometry(**json.loads(args[1])), args[0])
     return 0
 

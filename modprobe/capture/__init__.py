@@ -32,6 +32,11 @@ from modprobe.capture.attention import (
     gather_positions,
 )
 from modprobe.capture.candidates import Candidate, CandidateError, Candidates, resolve_candidates
+from modprobe.capture.invariants import (
+    CaptureInvariantError,
+    check_lens_is_logits,
+    check_mass_sums_to_one,
+)
 from modprobe.capture.lens import entropy, lens_logits, lens_statistics, summarize
 from modprobe.capture.result import Capture, CaptureFrames
 from modprobe.capture.trace import CaptureTraceError, run_trace
@@ -117,6 +122,8 @@ def capture(
         CandidateError: a candidate is unknown, or two candidates share a first token.
         CaptureOptionError: ``top_k`` is not a positive integer.
         CaptureTraceError: the model's attention modules are not shaped as expected.
+        CaptureInvariantError: the last layer's lens is not the model's own logits, or the
+            attention mass does not sum to 1 over the spans (see ``docs/capture.md``).
     """
     top_k = _check_top_k(top_k)
     if isinstance(prompts_or_batch, Mapping):
@@ -130,14 +137,16 @@ def capture(
     vocab_size = int(unembed.weight.shape[0])
     cands = resolve_candidates(candidates, loaded.tokenizer, vocab_size)
 
+    transform = loaded.adapter.logit_transform(loaded.module)
+    family = loaded.adapter.family
     with torch.enable_grad() if grad else torch.no_grad():
         raw = run_trace(loaded, batch, spans, query, lens=lens, attention=attention)
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
-            stats, kept = lens_statistics(raw.hidden.to(unembed.weight.device), norm, unembed,
-                                          cands.ids, top_k, keep_logits=keep_lens_logits,
-                                          softcap=loaded.adapter.logit_softcap(loaded.config))
+            stats, kept, last = lens_statistics(
+                raw.hidden.to(unembed.weight.device), norm, unembed, cands.ids, top_k,
+                keep_logits=keep_lens_logits, transform=transform)
             lens_fields = {
                 "lens_entropy": stats.entropy,
                 "lens_topk_ids": stats.topk_ids,
@@ -146,6 +155,12 @@ def capture(
                 "lens_candidate_probs": stats.candidate_probs,
                 "lens_logits": kept,
             }
+    # The run-time checks come last: their one host sync then waits for work that the
+    # caller needs anyway, instead of holding back the lens's kernels.
+    if raw.attention_mass is not None:
+        check_mass_sums_to_one(raw.attention_mass, family, spans.seq_len)
+    if raw.hidden is not None:
+        check_lens_is_logits(last, raw.final_logits, family, transform.describe())
     return Capture(
         spans=spans,
         answer_positions=query,
@@ -169,6 +184,7 @@ __all__ = [
     "Candidates",
     "Capture",
     "CaptureFrames",
+    "CaptureInvariantError",
     "CaptureOptionError",
     "CaptureTraceError",
     "allowed_keys",

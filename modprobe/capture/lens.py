@@ -17,7 +17,7 @@ def lens_logits(
     hidden: torch.Tensor,
     norm: Callable[[torch.Tensor], torch.Tensor],
     unembed: Callable[[torch.Tensor], torch.Tensor],
-    softcap: float | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Project residual-stream states to the vocabulary.
 
@@ -26,16 +26,14 @@ def lens_logits(
             It must NOT already be normalised (transformers' ``hidden_states[-1]`` is).
         norm: The model's final norm.
         unembed: The model's unembedding (``lm_head``).
-        softcap: The model's final-logit soft cap (Gemma 2's ``final_logit_softcapping``):
-            logits become ``softcap * tanh(logits / softcap)``, as in the model's forward.
+        transform: What the model's forward does to the unembedding's output (Cohere's
+            ``logit_scale``, Gemma 2's soft cap: ``Adapter.logit_transform``), if anything.
 
     Returns:
         `batch layer vocab` logits, in the model's dtype (as the model would compute them).
     """
     logits = unembed(norm(hidden))
-    if softcap is not None:
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits
+    return logits if transform is None else transform(logits)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -73,7 +71,7 @@ class DistributionStats:
 def summarize(
     logits: torch.Tensor, candidate_ids: tuple[int, ...], top_k: int
 ) -> DistributionStats:
-    """Entropy, top-k and candidate columns of `... vocab` logits (float32 outputs).
+    """Entropy, top-k and candidate columns of vocabulary logits (float32 outputs).
 
     Differentiable in ``logits`` (except the integer ``topk_ids``). Holds two `... vocab`
     temporaries besides ``logits`` (log-probabilities and probabilities): the entropy is
@@ -123,8 +121,8 @@ def lens_statistics(
     keep_logits: bool = False,
     vocab_size: int | None = None,
     chunk_bytes: int = LENS_CHUNK_BYTES,
-    softcap: float | None = None,
-) -> tuple[DistributionStats, torch.Tensor | None]:
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[DistributionStats, torch.Tensor | None, torch.Tensor]:
     """`summarize` of the lens of every layer, a bounded chunk of layers at a time.
 
     Projecting all layers at once holds several `batch layer vocab` float32 tensors at
@@ -143,10 +141,12 @@ def lens_statistics(
         vocab_size: Size of the unembedding's output (to size the chunks); None reads it
             from ``unembed.weight`` and falls back to one layer per chunk.
         chunk_bytes: Budget of one chunk's float32 logits (see `layers_per_chunk`).
-        softcap: The model's final-logit soft cap, if any (see `lens_logits`).
+        transform: The model's logit transform, if any (see `lens_logits`).
 
     Returns:
-        `DistributionStats` with a `layer` axis after `batch`, and the logits or None.
+        `DistributionStats` with a `layer` axis after `batch`; the `batch layer vocab`
+        logits or None; and the last layer's `batch vocab` logits in the model's dtype
+        (what the model's own logits must equal: the capture's run-time check).
     """
     batch, layers = hidden.shape[0], hidden.shape[1]
     if vocab_size is None:
@@ -156,11 +156,11 @@ def lens_statistics(
     per_chunk = []
     kept = []
     for start in range(0, layers, chunk):
-        logits = lens_logits(hidden[:, start:start + chunk], norm, unembed, softcap)
+        logits = lens_logits(hidden[:, start:start + chunk], norm, unembed, transform)
         per_chunk.append(summarize(logits, candidate_ids, top_k))
         if keep_logits:
             kept.append(logits.float())
     stats = DistributionStats(**{
         f.name: torch.cat([getattr(s, f.name) for s in per_chunk], dim=1)
         for f in fields(DistributionStats)})
-    return stats, torch.cat(kept, dim=1) if keep_logits else None
+    return stats, torch.cat(kept, dim=1) if keep_logits else None, logits[:, -1]

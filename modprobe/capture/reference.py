@@ -76,6 +76,8 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
 
 def _user_messages(prompt: Any) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [{"type": "image", "image": img} for img in prompt.images]
+    content += [{"type": "video", "video": v.frames} for v in getattr(prompt, "videos", [])]
+    content += [{"type": "audio", "audio": a.waveform} for a in getattr(prompt, "audio", [])]
     content.append({"type": "text", "text": prompt.text})
     return [{"role": "user", "content": content}]
 
@@ -137,11 +139,10 @@ def eager_reference(
                             for a in lm_out.attentions], dim=1)
     hidden = [gather_positions(h, positions, dim=1) for h in lm_out.hidden_states[1:]]
     norm, head = adapter.norm(module), adapter.lm_head(module)
-    cap = adapter.logit_softcap(loaded.config)
+    transform = adapter.logit_transform(module)
 
     def project(h: torch.Tensor) -> torch.Tensor:
-        logits = head(h)
-        return logits if cap is None else torch.tanh(logits / cap) * cap
+        return transform(head(h))
 
     lens = torch.stack([project(norm(h)) for h in hidden[:-1]] + [project(hidden[-1])], dim=1)
     final = gather_positions(out.logits, positions, dim=1)

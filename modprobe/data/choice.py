@@ -18,7 +18,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def format_choices(question: str, options: Sequence[str]) -> str:
-    """``question``, then one ``A. option`` line per option, then the instruction."""
+    """The question, then one lettered line per option (``A) red`` style), then the instruction."""
     listed = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
     return f"{question}\n{listed}\n{CHOICE_INSTRUCTION}"
 

@@ -474,7 +474,7 @@ _WORD = re.compile(r"'s|[a-z0-9]+(?:-[a-z0-9]+)*|[?.,]")
 
 
 def words(text: str) -> list[str]:
-    """Word-level tokens of a lowres text: lowercase words, ``'s`` and ``? . ,``."""
+    """Word-level tokens of a lowres text: lowercase words, ``'s`` and the marks ``?,.``"""
     return _WORD.findall(text.lower())
 
 

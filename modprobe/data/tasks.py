@@ -8,7 +8,7 @@ modality (``modprobe.perturb``) and counts how often the answer changes.
 Two formats:
 
 - **open answer** (``options`` absent, or present but not shown): the answer is compared
-  with the gold one after :func:`modprobe.analysis.normalize_answer`;
+  with the gold one after :func:`modprobe.answers.normalize_answer`;
 - **multiple choice** (``format="choice"``): the options are listed in the prompt as
   ``A. red`` ... and an answer is read as the option letter *or* the option's word, both
   mapped to one option (:func:`read_choice`). An answer naming no option, or two
@@ -134,7 +134,7 @@ class TaskItem:
         """The category of a model's answer: the option it names (its text) for multiple
         choice, else the normalised answer; :data:`UNREADABLE` when none can be read.
         ``aliases`` as in :func:`read_choice` (multiple choice only)."""
-        from modprobe.analysis import normalize_answer
+        from modprobe.answers import normalize_answer
 
         if self.format == "choice":
             index = read_choice(answer, self.options or [], aliases)
@@ -144,7 +144,7 @@ class TaskItem:
 
     def gold(self) -> str:
         """The gold answer as a category (comparable with :meth:`read`)."""
-        from modprobe.analysis import normalize_answer
+        from modprobe.answers import normalize_answer
 
         if self.format == "choice":
             return next(o for o in self.options or [] if _key(o) == _key(self.answer))

@@ -39,7 +39,7 @@ class TrainConfig:
         threads: torch CPU threads (None: leave as is). A CPU run is reproducible for a
             given thread count.
         holdout: Share of the data's clusters (generator groups) held out for evaluation,
-            drawn with ``seed`` (:mod:`modprobe.finetune.split`); 0 trains on everything.
+            drawn with ``seed`` (:mod:`modprobe.data.split`); 0 trains on everything.
             Ignored when ``train`` gets an evaluation set.
         resume: Continue the run in ``out`` from its last checkpoint.
     """

@@ -1,7 +1,7 @@
 """The organism demonstration of ``docs/finetune.md``: train, evaluate, ablate.
 
 ```bash
-python -m modprobe.finetune.demo --out runs/finetune-demo          # ~15-30 min on 2 CPU cores
+modprobe finetune-demo --out runs/finetune-demo          # ~15-30 min on 2 CPU cores
 python figures/finetune.py runs/finetune-demo --out docs/figures    # the before/after figures
 ```
 
@@ -15,15 +15,15 @@ MD, and random pixels, RP) plus one of the three losses:
 variant        losses
 =============  ==============================================================
 answer         answer cross-entropy only
-calibration    + attention calibration toward the relevant span (all layers, weight 0.1)
-consistency    + JS consistency between clean and perturbed answers
-adversarial    + masked adversarial embeddings on the irrelevant modality (of the
+calibration    and attention calibration toward the relevant span (all layers, weight 0.1)
+consistency    and JS consistency between clean and perturbed answers
+adversarial    and masked adversarial embeddings on the irrelevant modality (of the
                perturbed rows: the clean ones do not have it)
 =============  ==============================================================
 
 Every variant holds out a quarter of the training groups (the same ones: same data and
 seed; items sharing content with a training item are dropped, see
-:mod:`modprobe.finetune.split`), and every variant and the base organism are evaluated on
+:mod:`modprobe.data.split`), and every variant and the base organism are evaluated on
 those held-out items with the interference runner under all seven perturbations (UF,
 OCR, RI, FB and FW were never used in training), over ``draws`` perturbation seeds, and
 with the modality-following study on a conflict dataset. :func:`paired_differences`
@@ -34,8 +34,6 @@ step keeps its run folder, so an interrupted demo resumes where it stopped.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +42,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe import cli
 from modprobe.finetune.lora import LoraSettings
 
 #: Perturbations the variants train on (one text, one image).
@@ -356,37 +353,9 @@ def paired_differences(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame
     return table
 
 
-@cli.entry_point
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modprobe.finetune.demo",
-                                     description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog=cli.EPILOG)
-    parser.add_argument("--out", required=True, help="demo folder (resumed when it exists)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
-    parser.add_argument("--steps", type=cli.positive_int, default=DemoConfig.steps)
-    parser.add_argument("--batch-size", type=cli.positive_int, default=DemoConfig.batch_size)
-    parser.add_argument("--lr", type=cli.positive_float, default=DemoConfig.learning_rate)
-    parser.add_argument("--train-groups", type=cli.positive_int, default=DemoConfig.train_groups)
-    parser.add_argument("--draws", type=cli.positive_int, default=DemoConfig.draws,
-                        help="perturbation seeds of the evaluation")
-    parser.add_argument("--conflict-groups", type=cli.positive_int, default=DemoConfig.conflict_groups)
-    parser.add_argument("--bootstrap", type=cli.positive_int, default=DemoConfig.n_bootstrap)
-    parser.add_argument("--threads", type=cli.positive_int, default=DemoConfig.threads)
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    config = DemoConfig(out=args.out, variants=tuple(v for v in args.variants.split(",") if v),
-                        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                        train_groups=args.train_groups, draws=args.draws,
-                        conflict_groups=args.conflict_groups, n_bootstrap=args.bootstrap,
-                        threads=args.threads, quiet=args.quiet)
-    for name in config.variants:
-        variant_losses(name)  # unknown names fail before anything runs
-    table = run_demo(config)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(wide(table).to_string())
-    return 0
+if __name__ == "__main__":  # ``python -m modprobe.finetune.demo``: the same as ``modprobe finetune-demo``
+    import sys
 
+    from modprobe.commands.finetune_demo import main
 
-if __name__ == "__main__":
     sys.exit(main())

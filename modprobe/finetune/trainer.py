@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modprobe.data.split import EVAL_DIR
 from modprobe.determinism import deterministic_torch
 from modprobe.errors import ModprobeError
 from modprobe.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -51,7 +52,6 @@ from modprobe.finetune.data import (
     task_items,
 )
 from modprobe.finetune.lora import apply_lora, trainable_parameters
-from modprobe.finetune.split import EVAL_DIR
 from modprobe.finetune.step import TERMS, TrainBatch
 from modprobe.io import write_csv, write_json
 
@@ -292,7 +292,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
         config: The options.
         eval_data: Evaluation items (same kinds as ``data``); none may share content
             with a training item. None: hold out ``config.holdout`` of the data's
-            clusters (:mod:`modprobe.finetune.split`). The held-out items are written
+            clusters (:mod:`modprobe.data.split`). The held-out items are written
             to ``RUN/eval`` and their content keys to ``RUN/split.json``.
         progress: Show a tqdm bar with every loss term.
 
@@ -337,7 +337,7 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
 
 def _split(items: list[Any], eval_data: Any, config: TrainConfig) -> Any:
     """The train / held-out split (None: train on everything, no evaluation set)."""
-    from modprobe.finetune.split import HeldOutError, given_split, split_items
+    from modprobe.data.split import HeldOutError, given_split, split_items
 
     try:
         if eval_data is not None:
@@ -368,7 +368,7 @@ def _prepare_and_train(loaded: Any, data: Any, items: list[Any], config: TrainCo
             if data is None:  # the generated items, on disk for the record (kept on resume)
                 write_world_data(out / "data", loaded, seed=config.seed)
             if split is not None:
-                from modprobe.finetune.split import write_split
+                from modprobe.data.split import write_split
 
                 write_split(out, split, {"task": "held-out items of a fine-tuning run"})
                 manifest["split"] = split.summary()

@@ -76,6 +76,7 @@ from modprobe.perturb.registry import (
     perturb,
     perturbation_names,
     perturbations,
+    perturbed_span,
     register_perturbation,
     unregister_perturbation,
 )
@@ -98,7 +99,7 @@ __all__ = [
     "BUILTIN", "DEFAULT_SIZE", "FACTS", "MODALITIES", "Perturbation", "PerturbationError",
     "applicable", "canonical_name", "check_items_perturbable", "check_perturbation",
     "check_ri", "full_black", "full_white", "get_perturbation", "irrelevant_image", "misleading_description",
-    "ocr_noise", "perturb", "perturbation_names", "perturbations", "processor_image_size",
-    "random_pixels", "register_perturbation", "scene_without", "unregister_perturbation",
-    "unrelated_facts", "usable_images",
+    "ocr_noise", "perturb", "perturbation_names", "perturbations", "perturbed_span",
+    "processor_image_size", "random_pixels", "register_perturbation", "scene_without",
+    "unregister_perturbation", "unrelated_facts", "usable_images",
 ]

@@ -90,6 +90,22 @@ def unregister_perturbation(name: str) -> None:
     del _REGISTRY[name]
 
 
+def perturbed_span(name: str) -> str:
+    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
+    for text perturbations once the span axis has it, else ``text``; ``image``.
+
+    Args:
+        name: A registered perturbation.
+
+    Returns:
+        A name of :data:`modprobe.spans.SPAN_NAMES`.
+    """
+    from modprobe.spans import SPAN_NAMES
+
+    span = get_perturbation(name).span
+    return span if span in SPAN_NAMES else "text"
+
+
 def get_perturbation(name: str) -> Perturbation:
     """The registered perturbation ``name`` (error listing the known ones otherwise)."""
     try:

@@ -10,7 +10,7 @@ one process and nothing is initialised.
 
 The run driver (:mod:`modprobe.study.driver`) uses the world so that rank 0 checks and
 prepares the run folder (and takes its lock) before any rank writes, every rank captures
-its own :class:`~modprobe.study.driver.Shard` of the chunks, and rank 0 gathers and
+its own :class:`Shard` of the chunks, and rank 0 gathers and
 analyses after a barrier.
 """
 
@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from modprobe.errors import ModprobeError
+from modprobe.study.runfolder import StudyError
 
 T = TypeVar("T")
 
@@ -35,6 +36,26 @@ BARRIER_TIMEOUT = timedelta(hours=48)
 
 class DistributedError(ModprobeError):
     """Another rank of a data-parallel run refused the run (its message is repeated)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The chunks one process of a data-parallel run captures: ``index % count == rank``.
+
+    The default (rank 0 of 1) takes every chunk. Each chunk is written by exactly one rank,
+    so ranks never write the same file; the tables are gathered once every chunk is done.
+    """
+
+    rank: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.count:
+            raise StudyError(f"shard rank must be in 0..{self.count - 1}, got {self.rank}")
+
+    def takes(self, chunk: int) -> bool:
+        """Whether chunk number ``chunk`` belongs to this shard."""
+        return chunk % self.count == self.rank
 
 
 @dataclass
@@ -60,9 +81,7 @@ class World:
 
     @property
     def shard(self) -> Any:
-        """This rank's chunks (:class:`~modprobe.study.driver.Shard`)."""
-        from modprobe.study.driver import Shard
-
+        """This rank's chunks (:class:`Shard`)."""
         return Shard(self.rank, self.count)
 
     def barrier(self) -> None:
@@ -122,7 +141,7 @@ class World:
             ModprobeError: both given, a bad map, a device this machine lacks, or a map
                 in a run of several processes (each would spread over every GPU).
         """
-        from modprobe.cli import check_device
+        from modprobe.checks import check_device
         from modprobe.loading import parse_device_map
 
         if device_map is None:
@@ -139,7 +158,7 @@ class World:
 
 
 def _one_line(err: BaseException) -> str:
-    from modprobe.cli import describe
+    from modprobe.errors import describe
 
     return describe(err)
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from modprobe.study.distributed import Shard, World
 from modprobe.io import table_path
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.runfolder import (
@@ -128,26 +129,6 @@ class AnalysisOptions:
         return {**values, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-@dataclass(frozen=True)
-class Shard:
-    """The chunks one process of a data-parallel run captures: ``index % count == rank``.
-
-    The default (rank 0 of 1) takes every chunk. Each chunk is written by exactly one rank,
-    so ranks never write the same file; the tables are gathered once every chunk is done.
-    """
-
-    rank: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rank < self.count:
-            raise StudyError(f"shard rank must be in 0..{self.count - 1}, got {self.rank}")
-
-    def takes(self, chunk: int) -> bool:
-        """Whether chunk number ``chunk`` belongs to this shard."""
-        return chunk % self.count == self.rank
-
-
 @dataclass
 class RunSpec:
     """What a runner's run is, for the driver.
@@ -225,8 +206,6 @@ class RunDriver:
     """
 
     def __init__(self, spec: RunSpec, world: Any = None):
-        from modprobe.study.distributed import World
-
         self.spec = spec
         self.world = world if world is not None else World()
         self.out = Path(spec.out)
@@ -387,6 +366,6 @@ class RunDriver:
 
 
 def _describe(err: BaseException) -> str:
-    from modprobe.cli import describe
+    from modprobe.errors import describe
 
     return describe(err)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.data.tasks import TaskItem, TaskSet
+from modprobe.perturb import perturbed_span
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
@@ -144,15 +145,6 @@ class InterferenceResult:
         return list(self.summary.get("lines", []))
 
 
-def perturbed_span(name: str) -> str:
-    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
-    for text perturbations once the span axis has it, else ``text``; ``image``."""
-    from modprobe.perturb import get_perturbation
-
-    span = get_perturbation(name).span
-    return span if span in SPAN_NAMES else "text"
-
-
 def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]]:
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
@@ -182,7 +174,7 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
     data = out / "data"
     if not (data / "items.jsonl").is_file():
-        from modprobe.finetune.split import base_model
+        from modprobe.data.split import base_model
 
         organism = base_model(config.model) == "organism"  # a tuned organism: same variant
         generate_color_tasks(data, groups=config.groups or (12 if organism else 8),
@@ -193,8 +185,8 @@ def _generate(config: InterferenceConfig, out: Path) -> Path:
 
 
 def _heldout_line(config: InterferenceConfig, tasks: TaskSet, items: list[Any]) -> str | None:
-    """For a fine-tuning run: check that no item was trained on (modprobe.finetune.split)."""
-    from modprobe.finetune.split import finetune_run, heldout_note
+    """For a fine-tuning run: check that no item was trained on (modprobe.data.split)."""
+    from modprobe.data.split import finetune_run, heldout_note
 
     run = finetune_run(config.model)
     if run is None:
@@ -222,8 +214,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         DatasetError: the task folder does not validate.
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
+    from modprobe.data.split import default_eval_data
     from modprobe.data.tasks import load_tasks
-    from modprobe.finetune.split import default_eval_data
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
     from modprobe.study.distributed import current_world

@@ -3,7 +3,7 @@
 Reads only tables (``items.csv``, ``attention_mass.npy``), so a finished run can be
 re-analysed, and several runs drawn together, without the model::
 
-    from modprobe.study.interference_report import analyse_interference_folder, radar_axes
+    from modprobe.run import analyse_interference_folder
     summary, report, shift, figures = analyse_interference_folder("runs/interference")
 """
 
@@ -81,7 +81,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     attention_shift.csv, summary.json and the figures into ``out``."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
     from modprobe.analysis.report import cluster_column
-    from modprobe.study.interference import perturbed_span
+    from modprobe.perturb import perturbed_span
 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
@@ -166,32 +166,3 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
-def load_run(run: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """A finished interference run's summary and attention shift (empty if absent), for
-    drawing several runs together (:func:`modprobe.load_run` gives everything else)."""
-    from modprobe.study.run import load_run as load
-
-    loaded = load(run)
-    return loaded.summary, loaded.tables.get("attention_shift", pd.DataFrame())
-
-
-def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
-                                seed: int | None = None, figures: bool = True,
-                                ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed), in place.
-
-    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
-    so the result equals the run's summary unless one is changed. The options used are
-    recorded in the manifest's ``analysis`` entry
-    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
-    """
-    from modprobe.study.driver import COMMON_ANALYSIS
-    from modprobe.study.run import load_run as load
-    from modprobe.study.runfolder import MANIFEST
-
-    loaded = load(run)
-    options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
-    result = loaded.analyse_into(loaded.path, options)
-    loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
-    write_json(loaded.path / MANIFEST, loaded.manifest)
-    return result

@@ -3,12 +3,13 @@
 Everything here reads the tidy tables the runner wrote (``items.csv``, ``layers.csv``,
 ``attention_mass.npy``), so a finished run can be re-analysed without the model::
 
-    from modprobe.study.report import analyse_folder
-    summary, figures = analyse_folder("runs/organism")
+    from modprobe.run import analyse_folder             # in place; or
+    summary, figures = analyse_folder("runs/organism")  # modprobe.load_run(...).reanalyse()
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from modprobe.analysis.report import cluster_column
 from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
-__all__ = ["analyse_folder", "analyse_run", "attention_summary", "cluster_column",
+__all__ = ["analyse_run", "attention_summary", "cluster_column",
            "following_table", "layer_top1", "logit_difference_per_item"]
 
 FIGURES = "figures"
@@ -203,7 +204,6 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
           layers: pd.DataFrame, mass: np.ndarray, x: np.ndarray, osc: Any, law: Any,
           logit_difference_matrix: Any) -> list[Path]:
     from modprobe.analysis import plots
-    from modprobe.study.runner import attention_table
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -242,30 +242,26 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     return written
 
 
-def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
-                   figures: bool = True, axis: str | None = None,
-                   entropy_floor: float | None = None, balance_estimate: str | None = None,
-                   all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
-    """Re-analyse a finished run folder from its tables (no model needed).
+def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
+    """Head-averaged attention mass as a tidy table.
 
-    Options left at None take the run's own (its ``manifest.json``), so the result
-    equals the run's summary unless an option is changed. Rewrites ``summary.json``,
-    ``oscillation.csv`` and the figures in place, and records the options used in the
-    manifest's ``analysis`` entry, so the folder says how its summary was computed
-    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+    Spans follow :data:`modprobe.spans.SPAN_NAMES`: ``context`` is the description,
+    ``text`` the question and chat template, so the whole text is their sum. (A run
+    saved before the context span existed has four spans and reads with its ``text``
+    holding all text.)
 
-    Raises:
-        StudyError: ``run`` is not a finished run folder, or an option is out of range.
+    Args:
+        mass: `item condition layer head span`.
+        ids: Item ids, `item`.
+
+    Returns:
+        Columns ``id, condition, layer, span, mass`` (mean over heads).
     """
-    from modprobe.io import write_json
-    from modprobe.study.run import load_run
-    from modprobe.study.runfolder import MANIFEST
+    from modprobe.adapters import CONDITIONS
 
-    loaded = load_run(run)
-    options = loaded.analysis_options(
-        n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
-        balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
-    result = loaded.analyse_into(loaded.path, options)
-    loaded.manifest["analysis"] = options.record()
-    write_json(loaded.path / MANIFEST, loaded.manifest)
-    return result
+    mean = mass.mean(axis=3)  # item condition layer span
+    layer_count = mean.shape[2]
+    index = pd.MultiIndex.from_product(
+        [list(ids), list(CONDITIONS), range(layer_count), list(span_names_of(mean.shape[-1]))],
+        names=["id", "condition", "layer", "span"])
+    return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()

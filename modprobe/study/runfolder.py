@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe import cli
 from modprobe.analysis import table as analysis_table
 from modprobe.analysis.table import TEXT_COLUMNS
+from modprobe.checks import check_out
 from modprobe.errors import ModprobeError
+from modprobe.fingerprint import SAMPLES_PER_TENSOR, model_fingerprint  # noqa: F401
 from modprobe.io import (
     TMP_PREFIX,
     TMP_SUFFIX,
@@ -53,8 +54,6 @@ from modprobe.io import (
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
-#: Elements read from each weight tensor for the model fingerprint (evenly spaced).
-SAMPLES_PER_TENSOR = 64
 
 
 class StudyError(ModprobeError, RuntimeError):
@@ -99,7 +98,7 @@ def check_run_folder(out: str | Path, resume: bool,
                          f"({', '.join(leftovers)}; no {MANIFEST}), so nothing was computed: "
                          f"{again} the same command again without --resume")
     try:
-        cli.check_out(out, resume=resume, what="run")
+        check_out(out, resume=resume, what="run")
     except ModprobeError as err:
         raise StudyError(str(err)) from None
     if not resume:
@@ -432,32 +431,3 @@ def ri_folder_fingerprint(folder: str | Path) -> dict[str, str]:
     return {"images": data_fingerprint(folder, names)["images"]}
 
 
-def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
-    """Hashes of a loaded model: ``config`` and ``weights``.
-
-    ``config`` hashes the model config without the fields that name where it was loaded
-    from; ``weights`` hashes every parameter and buffer's name, shape and dtype and
-    :data:`SAMPLES_PER_TENSOR` evenly spaced values of it (training or fine-tuning changes
-    them), so it costs milliseconds even for a 7B model on a GPU. ``as_dtype`` (a torch
-    dtype): the fingerprint the model would have with its floating tensors in that dtype.
-    """
-    import torch
-
-    config = module.config.to_dict()
-    for key in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
-        config.pop(key, None)
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    weights = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            dtype = tensor.dtype
-            if as_dtype is not None and tensor.is_floating_point():
-                dtype = as_dtype
-            weights.update(f"{name}:{tuple(tensor.shape)}:{dtype}".encode())
-            flat = tensor.detach().reshape(-1)
-            if flat.numel() == 0:
-                continue
-            index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()),
-                                   device=flat.device).round().long()
-            weights.update(flat[index].to(dtype).float().cpu().numpy().tobytes())
-    return {"config": config_hash.hexdigest(), "weights": weights.hexdigest()}

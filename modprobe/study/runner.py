@@ -45,9 +45,10 @@ import torch
 from modprobe.adapters import CONDITIONS, Prompt
 from modprobe.analysis import normalize_answer
 from modprobe.io import table_path, write_table
-from modprobe.spans import SPAN_NAMES, span_names_of
+from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
+from modprobe.study.report import attention_table
 from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
 #: Options that change the numbers: a resumed run must use the same values.
@@ -140,7 +141,7 @@ class StudyResult:
 
 def _check_config(config: StudyConfig) -> None:
     """Refuse options that cannot give a meaningful run, naming the CLI option."""
-    from modprobe.cli import check_dtype
+    from modprobe.checks import check_dtype
 
     def integer(option: str, value: Any, least: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -377,26 +378,3 @@ def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: li
                                                              candidates, top_k)
     return {"attention_mass.npy": mass, "layers.csv": layers_frame,
             "candidates.csv": cand_frame, "items.csv": items_frame}
-
-
-def attention_table(mass: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
-    """Head-averaged attention mass as a tidy table.
-
-    Spans follow :data:`modprobe.spans.SPAN_NAMES`: ``context`` is the description,
-    ``text`` the question and chat template, so the whole text is their sum. (A run
-    saved before the context span existed has four spans and reads with its ``text``
-    holding all text.)
-
-    Args:
-        mass: `item condition layer head span`.
-        ids: Item ids, `item`.
-
-    Returns:
-        Columns ``id, condition, layer, span, mass`` (mean over heads).
-    """
-    mean = mass.mean(axis=3)  # item condition layer span
-    layer_count = mean.shape[2]
-    index = pd.MultiIndex.from_product(
-        [list(ids), list(CONDITIONS), range(layer_count), list(span_names_of(mean.shape[-1]))],
-        names=["id", "condition", "layer", "span"])
-    return pd.DataFrame({"mass": mean.reshape(-1)}, index=index).reset_index()

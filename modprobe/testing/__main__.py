@@ -1,62 +1,27 @@
-"""``python -m modprobe.testing tiny FAMILY --out DIR [--seed S] [--overwrite]``: write a tiny
-test model.
+"""``python -m modprobe.testing tiny|survey``: the same as ``modprobe tiny`` / ``modprobe survey``.
 
-``python -m modprobe.testing survey [MODEL_TYPE ...]``: which image-text-to-text families
-modprobe adapts (see :mod:`modprobe.testing.survey`).
+See :mod:`modprobe.commands.tiny` and :mod:`modprobe.commands.survey`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
 from modprobe import cli
-from modprobe.testing.tiny import FAMILIES, TEXT_DEFAULTS
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m modprobe.testing",
-        description="Test support for modprobe (no network needed).", epilog=cli.EPILOG)
-    commands = parser.add_subparsers(dest="command", required=True)
-    tiny = commands.add_parser(
-        "tiny", help="write a tiny random-weight model of a family (model + processor)",
-        epilog=cli.EPILOG)
-    tiny.add_argument("family", choices=FAMILIES, help="model family")
-    tiny.add_argument("--out", required=True,
-                      help="folder to write (created if needed; must be empty)")
-    tiny.add_argument("--overwrite", action="store_true",
-                      help="write into a non-empty --out, replacing the model files there")
-    tiny.add_argument("--seed", type=cli.nonnegative_int, default=0,
-                      help="seed of the random weights")
-    tiny.add_argument("--layers", type=cli.positive_int,
-                      default=TEXT_DEFAULTS["num_hidden_layers"],
-                      help="language-model decoder layers")
-    survey = commands.add_parser(
-        "survey", help="which image-text-to-text families modprobe adapts (meta device, "
-                       "no weights): a markdown table")
-    survey.add_argument("model_types", nargs="*",
-                        help="model types to check (default: transformers' whole mapping)")
-    return parser
+def main(argv: Sequence[str] | None = None) -> int:
+    """``tiny ...`` or ``survey ...``; returns the exit code."""
+    from modprobe.commands import survey, tiny
 
-
-@cli.entry_point
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and build the requested tiny model (or run the survey)."""
-    args = build_parser().parse_args(argv)
-    if args.command == "survey":
-        from modprobe.testing.survey import markdown_table
-        from modprobe.testing.survey import survey as run_survey
-
-        print(markdown_table(run_survey(args.model_types or None)))
-        return cli.EXIT_OK
-    out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
-
-    from modprobe.testing.tiny import build_tiny
-
-    out = build_tiny(args.family, out, seed=args.seed, num_hidden_layers=args.layers)
-    print(f"wrote a tiny {args.family} model to {out}; load it with modprobe.load({str(out)!r})")
-    return cli.EXIT_OK
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {"tiny": tiny.main, "survey": survey.main}
+    if not args or args[0] not in commands:
+        print("usage: python -m modprobe.testing {tiny,survey} ... (or: modprobe tiny, "
+              "modprobe survey; --help for options)", file=sys.stderr)
+        return cli.EXIT_OK if args[:1] in (["-h"], ["--help"]) else cli.EXIT_BAD_INPUT
+    return commands[args[0]](args[1:])
 
 
 if __name__ == "__main__":

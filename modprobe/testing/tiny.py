@@ -85,7 +85,7 @@ LLAVA_NEXT_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
 )
 
-#: Qwen/Qwen2-VL-*-Instruct and Qwen2.5-VL: ChatML with ``<|vision_start|>`` wrappers.
+#: ``Qwen/Qwen2-VL-*-Instruct`` and Qwen2.5-VL: ChatML with ``<|vision_start|>`` wrappers.
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"

@@ -56,8 +56,11 @@ class TinyFamily:
         attention: Whether attention mass is captured (False: refused, lens only).
         stand_in: The processor holds a stand-in part that does not save and reload
             (:func:`load_family` builds such families in memory).
-        upstream_error: The error the model's own forward raises in the installed
-            transformers (the family cannot run at all, so there is nothing to capture).
+        upstream_error: The error the model's own forward raises in transformers before
+            ``upstream_fixed_in`` (the family cannot run at all, so there is nothing to
+            capture).
+        upstream_fixed_in: The first transformers version whose forward runs the family
+            ("" while none does); from there on it is in the exactness matrix.
         sharpen: Factor for :func:`modprobe.capture.reference.sharpen_attention` in tests
             (attention scores times its square): smaller for families that normalise
             queries and keys, whose random scores are not near zero to begin with.
@@ -71,7 +74,19 @@ class TinyFamily:
     sharpen: float = 8.0
     stand_in: bool = False
     upstream_error: str = ""
+    upstream_fixed_in: str = ""
     note: str = ""
+
+    def runs_upstream(self) -> bool:
+        """Whether the installed transformers runs this family's own forward."""
+        if not self.upstream_error:
+            return True
+        if not self.upstream_fixed_in:
+            return False
+        import transformers
+        from packaging.version import Version
+
+        return Version(transformers.__version__) >= Version(self.upstream_fixed_in)
 
 
 #: Families of the matrix, in test order.
@@ -93,7 +108,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
                note="Pixtral rows, image_sizes, template BOS, stand-in processor"),
     TinyFamily("llama4", llama4, stand_in=True, sharpen=1.5,
                note="chunked and NoPE layers, MoE, stand-in image processor",
-               upstream_error="'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'"),
+               upstream_error="'MoeCausalLMOutputWithPast' object has no attribute 'image_outputs'",
+               upstream_fixed_in="5.25"),
 )}
 
 

@@ -14,7 +14,7 @@ from modprobe.testing.families.common import (
 )
 
 # --------------------------------------------------------------------------- Gemma 3
-#: google/gemma-3-*-it: the template writes BOS; one ``<start_of_image>`` per image, which
+#: ``google/gemma-3-*-it``: the template writes BOS; one ``<start_of_image>`` per image, which
 #: the processor expands to ``\n\n<start_of_image><image_soft_token>xN<end_of_image>\n\n``.
 GEMMA3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"

@@ -13,7 +13,8 @@ from modprobe.testing.tokenizer import DEFAULT_WORDS, word_level_tokenizer
 
 # --------------------------------------------------------------------------- Qwen2.5-Omni
 #: Qwen/Qwen2.5-Omni-7B (the thinker: the text-generating half): ChatML with
-#: ``<|vision_bos|><|IMAGE|><|vision_eos|>``; the processor also holds an audio feature
+#: ``<|vision_bos|><|IMAGE|><|vision_eos|>``, ``<|vision_bos|><|VIDEO|><|vision_eos|>`` and
+#: ``<|audio_bos|><|AUDIO|><|audio_eos|>``; the processor also holds an audio feature
 #: extractor and a video processor (none without torchvision).
 OMNI_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
@@ -22,9 +23,17 @@ OMNI_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for item in message['content'] %}{% if item['type'] == 'image' %}"
     "<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif item['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif item['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
     "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+#: Words of the MMA clip questions (modprobe.data.clips_items) beyond the default ones,
+#: so that the audio classes are single tokens of the tiny Omni vocabulary.
+AV_WORDS: tuple[str, ...] = ("hum", "whistle", "bell", "drum", "sound", "video", "audio",
+                             "heard", "shown", "options", ":")
 
 
 def qwen2_5_omni_thinker() -> tuple[Any, Any]:
@@ -42,7 +51,7 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
 
     specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_bos|>", "<|vision_eos|>",
                 "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
-    tok = word_level_tokenizer((*DEFAULT_WORDS, *SCAFFOLD_WORDS), specials,
+    tok = word_level_tokenizer((*DEFAULT_WORDS, *SCAFFOLD_WORDS, *AV_WORDS), specials,
                                eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                extra_special_tokens={
                                    "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
@@ -70,8 +79,17 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
     image_processor = Qwen2VLImageProcessorPil(
         patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
         max_pixels=128 ** 2)
-    processor = image_only_processor_class(Qwen2_5OmniProcessor)(
-        image_processor=image_processor, video_processor=None,
+    from transformers.utils import is_torchvision_available
+
+    video_processor, processor_class = None, image_only_processor_class(Qwen2_5OmniProcessor)
+    if is_torchvision_available():  # the video extra: a video processor of the same patches
+        from transformers import Qwen2VLVideoProcessor
+
+        video_processor, processor_class = Qwen2VLVideoProcessor(
+            patch_size=4, merge_size=2, temporal_patch_size=2, min_pixels=16 ** 2,
+            max_pixels=32 ** 2), Qwen2_5OmniProcessor
+    processor = processor_class(
+        image_processor=image_processor, video_processor=video_processor,
         feature_extractor=WhisperFeatureExtractor(feature_size=16), tokenizer=tok,
         chat_template=OMNI_TEMPLATE)
     return config, processor

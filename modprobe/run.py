@@ -2,7 +2,7 @@
 
 ```python
 import modprobe
-run = modprobe.load_run("runs/organism")        # a study, interference or fine-tuning run
+run = modprobe.load_run("runs/organism")        # a study, interference, MMA or fine-tuning run
 run.config                                      # StudyConfig(...), as the run was started
 run.tables["items"]                             # tidy frame, read on first use
 run.summary["lines"]                            # what the run printed
@@ -20,11 +20,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modprobe.analysis.table import TABLE_SUFFIXES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions
 from modprobe.study.runfolder import MANIFEST, StudyError, read_table, upgrade_options
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY = "summary.json"
 #: Prefix of the folders re-analyses are written to (``analysis-2``, ...).
@@ -275,6 +278,21 @@ def _finetune_summary(run: Run) -> dict[str, Any]:
             "lines": [f"trained {steps} steps ({trainable:,} parameters); last step: {terms}"]}
 
 
+def _mma_config(options: dict[str, Any], path: Path) -> Any:
+    from modprobe.study.mma import MmaConfig
+
+    return _dataclass_from(MmaConfig, options, out=str(path))
+
+
+def _analyse_mma(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    from modprobe.study.mma import analyse_mma_run
+
+    result = analyse_mma_run(folder, run.tables["items"], run.tables["attention"],
+                             options.n_bootstrap, options.seed, options.figures,
+                             options.table_format)
+    return result.summary, result.accuracy, result.contrast, result.figures
+
+
 KINDS: dict[str, RunKind] = {
     "following": RunKind("following", _study_config, analyse=_analyse_study,
                          analysis_keys=tuple(f.name for f in fields(AnalysisOptions))),
@@ -282,11 +300,12 @@ KINDS: dict[str, RunKind] = {
                             analyse=_analyse_interference),
     "finetune": RunKind("finetune", _finetune_config, summary=_finetune_summary,
                         analysis_keys=()),
+    "mma": RunKind("mma", _mma_config, analyse=_analyse_mma),
 }
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a finished run folder of any kind (study, interference, fine-tuning).
+    """Load a finished run folder of any kind (study, interference, MMA, fine-tuning).
 
     Args:
         path: The run folder.
@@ -315,3 +334,51 @@ def load_run(path: str | Path) -> Run:
 
 
 __all__ = ["Analysis", "Run", "RunKind", "Tables", "load_run", "upgrade_options"]
+
+
+# ------------------------------------------------------------ re-analysis in place
+def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
+                   figures: bool = True, axis: str | None = None,
+                   entropy_floor: float | None = None, balance_estimate: str | None = None,
+                   all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed).
+
+    Options left at None take the run's own (its ``manifest.json``), so the result
+    equals the run's summary unless an option is changed. Rewrites ``summary.json``,
+    ``oscillation.csv`` and the figures in place, and records the options used in the
+    manifest's ``analysis`` entry, so the folder says how its summary was computed
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+
+    Raises:
+        StudyError: ``run`` is not a finished run folder, or an option is out of range.
+    """
+    from modprobe.io import write_json
+
+    loaded = load_run(run)
+    options = loaded.analysis_options(
+        n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
+        balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record()
+    write_json(loaded.path / MANIFEST, loaded.manifest)
+    return result
+
+
+def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
+                                seed: int | None = None, figures: bool = True,
+                                ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+    """Re-analyse a finished run folder from its tables (no model needed), in place.
+
+    ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
+    so the result equals the run's summary unless one is changed. The options used are
+    recorded in the manifest's ``analysis`` entry
+    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+    """
+    from modprobe.io import write_json
+
+    loaded = load_run(run)
+    options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
+    result = loaded.analyse_into(loaded.path, options)
+    loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
+    write_json(loaded.path / MANIFEST, loaded.manifest)
+    return result

@@ -10,11 +10,11 @@ was trained on. The run folder records the split::
     RUN/split.json   content keys of the training and held-out items, counts, seed
     RUN/eval/        the held-out items as a task folder (items.jsonl + images)
 
-and ``python -m modprobe.interference --model RUN`` evaluates on ``RUN/eval`` by default,
+and ``modprobe interference --model RUN`` evaluates on ``RUN/eval`` by default,
 refusing (or, when forced, flagging) an evaluation set that shares content with training.
 
 ```python
-from modprobe.finetune.split import content_key, split_items
+from modprobe.data.split import content_key, split_items
 split = split_items(items, fraction=0.25, seed=0)
 split.train, split.eval, split.dropped        # items, items, held-out items dropped as duplicates
 ```

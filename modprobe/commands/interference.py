@@ -1,0 +1,181 @@
+r"""``modprobe interference``: modality interference, on a model or from a table.
+
+On a model (every item clean and under each perturbation of its irrelevant modality)::
+
+    modprobe interference --model organism --out runs/interference     # CPU, minutes
+    modprobe interference --model llava --data tasks/ --out runs/llava \\
+        --perturb UF,MD,RP,RI,FB,FW --ri-folder photos/
+    modprobe interference --model llava --data tasks/ --out runs/llava --resume
+
+From a table of predictions of any model (API models included), columns ``id,
+perturbation, answer, gold`` (clean rows have perturbation ``clean``; optional
+``cluster``, ``options`` as ``red|blue|green``, ``relevant``)::
+
+    modprobe interference predictions.csv --out runs/api-model
+
+Both print one line per condition::
+
+    MD: accuracy=0.792 ci=[0.700, 0.860] delta=0.125 ci=[0.070, 0.210] n=48
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from modprobe import cli
+from modprobe.commands import options
+
+
+def build_parser(prog: str = "modprobe interference") -> argparse.ArgumentParser:
+    """The parser of ``modprobe interference``."""
+    parser = options.new_parser(
+        prog, "Perturb the task-irrelevant modality (text for image-heavy items, the "
+              "image for text-heavy ones) and measure accuracy, the flip rate delta "
+              "with paired cluster-aware intervals, and where in the layers the "
+              "perturbed span takes the answer position's attention.")
+    parser.add_argument("table", nargs="?", default=None,
+                        help="CSV of predictions (id, perturbation, answer, gold [, cluster, "
+                             "options, relevant]); analyse it instead of running a model")
+    options.add_model(parser, default=None,
+                      help="alias (organism, llava, qwen2-vl, ...), hub id, or local folder "
+                           "(default: organism, unless a TABLE is given)")
+    options.add_data(parser, "task folder (items.jsonl with a relevant field; docs/"
+                             "interference.md); default: the color world's tasks in RUN/data")
+    options.add_out(parser, "run folder (default: runs/interference-<model>); never "
+                            "overwritten")
+    parser.add_argument("--perturb", default=None,
+                        help="comma-separated perturbations (default: UF,MD,OCR,RP,RI,FB,FW)")
+    parser.add_argument("--groups", type=cli.positive_int, default=None,
+                        help="color-world groups to generate without --data "
+                             "(default 12 for the organism, 8 otherwise)")
+    parser.add_argument("--format", choices=("open", "choice"), default=None,
+                        help="answer format of generated tasks (default: open for the "
+                             "organism, choice otherwise)")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=16, help="items per batch")
+    parser.add_argument("--limit", type=cli.positive_int, default=None, help="only the first N items")
+    parser.add_argument("--image-size", type=cli.positive_int, nargs=2, metavar=("W", "H"), default=None,
+                        help="size of RP/RI/FB/FW images (default: the processor's)")
+    parser.add_argument("--ri-folder", default=None,
+                        help="folder of real irrelevant images for RI (default: generated "
+                             "scenes without the asked object)")
+    parser.add_argument("--uf-sentences", type=cli.positive_int, default=3, help="unrelated facts per UF")
+    options.add_device(parser)
+    options.add_device_map(parser)
+    parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
+    options.add_seed(parser, "seed of the bootstrap")
+    options.add_data_seed(parser, "seed of the perturbations and the generated data")
+    options.add_bootstrap(parser)
+    parser.add_argument("--cluster", default="auto",
+                        help="TABLE form: cluster column (auto: 'cluster' if present; none)")
+    parser.add_argument("--no-attention", action="store_true",
+                        help="logit lens only (models whose attention cannot be read, e.g. "
+                             "Mllama's cross-attention layers)")
+    parser.add_argument("--allow-train-overlap", action="store_true",
+                        help="evaluate a fine-tuning run (--model RUN) on items it was trained "
+                             "on (refused otherwise; by default RUN's held-out items are used)")
+    options.add_table_format(parser)
+    options.add_run_flags(parser, resume="continue an interrupted run")
+    return parser
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """The TABLE form: analyse a CSV of predictions into ``--out``."""
+    import pandas as pd
+
+    from modprobe.analysis.interference import analyze_interference, read_predictions
+    from modprobe.analysis.report import cluster_column
+    from modprobe.io import write_csv, write_json
+    from modprobe.study.interference_report import draw_figures, radar_axes, radar_list
+
+    path = Path(args.table)
+    if args.model or args.data or args.resume:
+        raise ValueError("a TABLE is analysed on its own: drop --model, --data and --resume")
+    if not path.is_file():
+        raise ValueError(f"table {path} not found; give a CSV with columns id, perturbation, "
+                         "answer, gold")
+    out = Path(args.out or Path("runs") / f"interference-{path.stem}")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"output folder {out} already exists and is not empty; choose "
+                         "another --out (modprobe never overwrites results)")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"table {path} is not a readable CSV ({exc})") from None
+    table = read_predictions(raw, source=str(path))
+    cluster = {"auto": cluster_column(table)[0], "none": None}.get(args.cluster, args.cluster)
+    report = analyze_interference(table, cluster=cluster, n_resamples=args.bootstrap,
+                                  seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "flips.csv", report.per_item)
+    summary = {"table": str(path), "n_items": int(table["id"].nunique()), **report.to_dict(),
+               "radar": radar_list(radar_axes(table, report))}
+    write_json(out / "summary.json", summary)
+    for line in report.lines():
+        print(line)
+    if not args.no_figures:
+        for figure in draw_figures(out / "figures", {path.stem: (summary, pd.DataFrame())}):
+            print(f"figure: {figure}")
+    print(f"\noutput folder: {out}")
+    return 0
+
+
+@cli.entry_point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, with a one-line reason)."""
+    args = build_parser().parse_args(argv)
+    if args.table is None:
+        cli.check_device(args.device)  # before the run folder is made
+    from modprobe.adapters import AdapterError
+    from modprobe.data import DatasetError
+    from modprobe.loading import ModelNotFoundError
+    from modprobe.perturb import PerturbationError
+    from modprobe.study.interference import InterferenceConfig, run_interference
+    from modprobe.study.runfolder import StudyError
+
+    bad_input = (StudyError, DatasetError, ModelNotFoundError, AdapterError,
+                 PerturbationError, ValueError, FileNotFoundError)
+    if args.table is not None:
+        try:
+            return run_table(args)
+        except bad_input as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    model = args.model or "organism"
+    out = Path(args.out or Path("runs") / f"interference-{Path(model).name}")
+    try:
+        names = [n.strip() for n in args.perturb.split(",") if n.strip()] if args.perturb \
+            else None
+        if args.perturb is not None and not names:
+            raise ValueError("--perturb names no perturbation; e.g. --perturb UF,MD,RP")
+        config = InterferenceConfig(
+            model=model, data=args.data, out=str(out), perturb=names,
+            batch_size=args.batch_size, limit=args.limit, device=args.device,
+            device_map=args.device_map, dtype=args.dtype,
+            top_k=args.top_k, seed=args.seed, data_seed=args.data_seed,
+            n_bootstrap=args.bootstrap, resume=args.resume,
+            figures=not args.no_figures, groups=args.groups, format=args.format,
+            image_size=list(args.image_size) if args.image_size else None,
+            ri_folder=args.ri_folder, uf_sentences=args.uf_sentences,
+            attention=not args.no_attention, table_format=args.table_format,
+            allow_train_overlap=args.allow_train_overlap)
+        result = run_interference(config, progress=not args.quiet)
+    except bad_input as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
+              f"plus --resume (run folder: {out})", file=sys.stderr)
+        return 130
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return 0
+    print()
+    for line in result.summary_lines():
+        print(line)
+    print(f"\nrun folder: {result.out}")
+    for path in result.figures:
+        print(f"figure: {path}")
+    return 0
+

@@ -1,0 +1,70 @@
+"""``modprobe organism train --out DIR``: train the bundled organism.
+
+See :mod:`modprobe.organism` and docs/organism.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+
+from modprobe import cli
+from modprobe.commands import options
+
+#: ``modprobe.organism.config.OrganismConfig``'s defaults (a test checks they agree; the
+#: organism package imports torch).
+DEFAULTS = {"seed": 0, "steps": 1500, "batch_size": 48, "learning_rate": 3e-3, "threads": 1,
+            "eval_every": 100, "probe_items": 64}
+
+
+def build_parser(prog: str = "modprobe organism") -> argparse.ArgumentParser:
+    """The parser of ``modprobe organism``."""
+    parser = options.new_parser(
+        prog, "Train the bundled model organism (a tiny LLaVA on the lowres color task).")
+    sub = options.add_subparsers(parser)
+    train = sub.add_parser("train", help="train from scratch and save_pretrained to --out")
+    options.add_out(train, "folder to write (model, processor, log); must be empty",
+                    required=True,
+                    overwrite="write into a non-empty --out, replacing the checkpoint there")
+    options.add_seed(train, default=DEFAULTS["seed"])
+    train.add_argument("--steps", type=cli.positive_int, default=DEFAULTS["steps"],
+                       help="optimizer steps")
+    train.add_argument("--batch-size", type=cli.positive_int, default=DEFAULTS["batch_size"],
+                       help="items per step")
+    train.add_argument("--lr", type=cli.positive_float, default=DEFAULTS["learning_rate"],
+                       help="peak learning rate")
+    train.add_argument("--threads", type=cli.positive_int, default=DEFAULTS["threads"],
+                       help="torch CPU threads (results are deterministic per seed and "
+                            "thread count)")
+    train.add_argument("--eval-every", type=cli.positive_int, default=DEFAULTS["eval_every"],
+                       help="steps between held-out evaluations")
+    train.add_argument("--probe-items", type=cli.positive_int, default=DEFAULTS["probe_items"],
+                       help="items per held-out probe set")
+    train.add_argument("--quiet", action="store_true", help="do not print the log rows")
+    return parser
+
+
+@cli.entry_point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``modprobe organism``."""
+    args = build_parser().parse_args(argv)
+    # Before training: a wrong --out must not cost the whole training run.
+    out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
+    from modprobe.organism.config import OrganismConfig
+    from modprobe.organism.train import save, train
+
+    config = dataclasses.replace(
+        OrganismConfig(), seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every,
+        probe_items=args.probe_items)
+
+    def show(row: dict[str, float]) -> None:
+        cells = " ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in row.items())
+        print(cells, flush=True)
+
+    run = train(config, progress=None if args.quiet else show)
+    out = save(run, config, out)
+    print(f"trained {config.steps} steps in {run.seconds:.0f} s wall, {run.cpu_seconds:.0f} s "
+          f"CPU ({run.steps_per_second:.2f} steps/s, {config.threads} threads); saved to {out}")
+    return cli.EXIT_OK
