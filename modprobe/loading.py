@@ -66,6 +66,8 @@ class LoadedModel:
         adapter: Where this family keeps its parts and how its prompts are built.
         name: What the user asked for (alias, hub id or folder).
         source: The resolved hub id or local folder.
+        remote: Where traces run: ``False`` here, ``True`` on NDIF, ``"local"`` through
+            nnsight's local simulation of a remote run (see :func:`load`).
     """
 
     model: Any
@@ -73,6 +75,7 @@ class LoadedModel:
     adapter: Adapter
     name: str
     source: str
+    remote: bool | str = False
 
     @property
     def module(self) -> torch.nn.Module:
@@ -86,7 +89,10 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         """Where inputs go: the model's device, or under a ``device_map`` the first
-        device that holds layers (accelerate moves activations between the others)."""
+        device that holds layers (accelerate moves activations between the others).
+        Remote models (on the meta device here) take their inputs on the CPU."""
+        if self.remote is True:
+            return torch.device("cpu")
         placed = getattr(self.module, "hf_device_map", None)
         if placed:
             for where in placed.values():
@@ -428,6 +434,7 @@ def load(
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[Any, Any] | None = None,
     offload_folder: str | os.PathLike[str] | None = None,
+    remote: bool | str = False,
 ) -> LoadedModel:
     """Load a model by alias, hub id or local folder, wrapped for nnsight.
 
@@ -453,6 +460,11 @@ def load(
         max_memory: Memory per device for ``device_map="auto"``, e.g.
             ``{0: "20GiB", 1: "20GiB", "cpu": "60GiB"}``.
         offload_folder: Where layers mapped to ``"disk"`` are kept (needed for them).
+        remote: ``True``: build the model on the meta device (no weights here) and run
+            every trace on NDIF through nnsight (API key: ``NDIF_API_KEY`` or nnsight's
+            config); only hub ids NDIF hosts. ``"local"``: load the weights here and
+            run every trace through nnsight's local simulation of a remote run, which
+            serialises each trace as NDIF would (a check before a remote run).
 
     Returns:
         The :class:`LoadedModel`.
@@ -470,6 +482,10 @@ def load(
 
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
+    if remote:
+        return _load_remote(source, os.fspath(name_or_path), remote, device=device,
+                            dtype=dtype, attn_implementation=attn_implementation,
+                            device_map=device_map)
     if is_local and (Path(source) / "adapter_config.json").is_file():
         return _load_adapter(Path(source), os.fspath(name_or_path), verify_base,
                              device=device, dtype=dtype, attn_implementation=attn_implementation,
@@ -536,6 +552,41 @@ def load(
         wrapped = NNsight(module)
     return LoadedModel(model=wrapped, processor=processor, adapter=adapter,
                        name=os.fspath(name_or_path), source=source)
+
+
+def _load_remote(source: str, name: str, remote: bool | str, *, device: Any, dtype: Any,
+                 attn_implementation: str, device_map: Any) -> LoadedModel:
+    """:func:`load` with ``remote=True`` (NDIF) or ``remote="local"`` (its simulation)."""
+    if remote is not True and remote != "local":
+        raise ModprobeError(f"remote must be True (NDIF) or 'local' (nnsight's local "
+                            f"simulation of a remote run), got {remote!r}")
+    if device_map is not None:
+        raise ModprobeError("remote and device_map both given: a remote model is placed "
+                            "by NDIF; drop device_map")
+    folder = Path(source)
+    if folder.is_dir() and (folder / "adapter_config.json").is_file():
+        raise ModprobeError(f"{source!r} is a fine-tuning run folder: its adapter exists "
+                            "only here, so it cannot run remotely; load it without remote=")
+    if remote is True and folder.is_dir():
+        raise ModprobeError(f"remote=True runs on NDIF, which only runs hub models it hosts; "
+                            f"{source!r} is a local folder. Pass the hub id, or "
+                            "remote='local' to check the traces here")
+    from nnsight.modeling.transformers import TransformersModel
+
+    if remote == "local":
+        local = load(source, device=device, dtype=dtype, attn_implementation=attn_implementation)
+        module, processor = local.module, local.processor
+    else:
+        processor = load_processor(source, trust_remote_code=False,
+                                   local_files_only=False)
+        module = source  # nnsight builds it on the meta device from the hub's config
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # VisionLanguageModel-era deprecation notes
+        wrapped = TransformersModel(module, task="image-text-to-text", processor=processor)
+    adapter = adapter_for(wrapped._module, processor)
+    adapter.token_ids(wrapped._module.config)
+    return LoadedModel(model=wrapped, processor=processor, adapter=adapter, name=name,
+                       source=source, remote=remote)
 
 
 def _placement(device: Any, device_map: Any, max_memory: Any,
