@@ -81,6 +81,35 @@ def _query_positions(
     return pos
 
 
+def _check_tuned(loaded: Any, lens: Any, translators: Any) -> Any:
+    """The translators for ``lens="tuned"`` (checked against the model), else None."""
+    if lens not in (True, False, "logit", "tuned"):
+        raise CaptureOptionError(f"capture: lens must be True, False, 'logit' or 'tuned', "
+                                 f"got {lens!r}")
+    if lens != "tuned":
+        return None
+    if translators is None:
+        raise CaptureOptionError("capture: lens='tuned' needs translators=...; train them with "
+                                 "modprobe.capture.tuned.train_translators or load them with "
+                                 "Translators.load")
+    translators.check(loaded)
+    return translators
+
+
+def _tuned_fields(loaded: Any, hidden: torch.Tensor, translators: Any, ids: tuple[int, ...],
+                  top_k: int, keep: bool) -> dict[str, torch.Tensor | None]:
+    """``tuned_*`` fields: the lens statistics of the translated residual stream."""
+    norm = loaded.adapter.norm(loaded.module)
+    unembed = loaded.adapter.lm_head(loaded.module)
+    stats, kept, _ = lens_statistics(translators.apply(hidden).to(hidden.dtype).to(
+        unembed.weight.device), norm, unembed, ids, top_k, keep_logits=keep,
+        transform=loaded.adapter.logit_transform(loaded.module))
+    return {"tuned_entropy": stats.entropy, "tuned_topk_ids": stats.topk_ids,
+            "tuned_topk_probs": stats.topk_probs,
+            "tuned_candidate_logits": stats.candidate_logits,
+            "tuned_candidate_probs": stats.candidate_probs, "tuned_logits": kept}
+
+
 def capture(
     loaded: Any,
     prompts_or_batch: Sequence[Prompt] | Mapping[str, Any],
@@ -89,9 +118,10 @@ def capture(
     top_k: int = 5,
     positions: Sequence[int] | torch.Tensor | None = None,
     grad: bool = False,
-    lens: bool = True,
+    lens: bool | str = True,
     attention: bool = True,
     keep_lens_logits: bool = False,
+    translators: Any = None,
 ) -> Capture:
     """Logit lens and attention mass of every decoder layer, at the answer position.
 
@@ -110,10 +140,14 @@ def capture(
             prompt token); must not be padding.
         grad: Keep autograd on: every float tensor of the result is attached to the
             graph, so a loss on attention mass or lens logits trains the model.
-        lens: Capture the logit lens (``lens_*`` fields).
+        lens: Capture the logit lens (``lens_*`` fields); ``"tuned"``: also the tuned
+            lens (``tuned_*`` fields) through ``translators``.
         attention: Capture the attention mass (``attention_mass``; with ``grad`` also
             ``attention_log_mass``, its log computed from the scores, for losses).
-        keep_lens_logits: Also return the `batch layer vocab` lens logits.
+        keep_lens_logits: Also return the `batch layer vocab` lens logits (and tuned-lens
+            logits under ``lens="tuned"``).
+        translators: :class:`modprobe.capture.tuned.Translators` of this model, for
+            ``lens="tuned"``.
 
     Returns:
         The :class:`Capture`.
@@ -126,6 +160,7 @@ def capture(
             attention mass does not sum to 1 over the spans (see ``docs/capture.md``).
     """
     top_k = _check_top_k(top_k)
+    tuned = _check_tuned(loaded, lens, translators)
     if isinstance(prompts_or_batch, Mapping):
         batch = dict(prompts_or_batch)
     else:
@@ -155,6 +190,9 @@ def capture(
                 "lens_candidate_probs": stats.candidate_probs,
                 "lens_logits": kept,
             }
+            if tuned is not None:
+                lens_fields.update(_tuned_fields(loaded, raw.hidden, tuned, cands.ids, top_k,
+                                                 keep_lens_logits))
     # The run-time checks come last: their one host sync then waits for work that the
     # caller needs anyway, instead of holding back the lens's kernels.
     if raw.attention_mass is not None:

@@ -67,6 +67,9 @@ class Capture:
             log space from the attention scores: exact where the mass underflows, with a
             bounded gradient (only from ``capture(..., grad=True)``; else None).
         lens_logits: `batch layer vocab` (only with ``keep_lens_logits=True``).
+        tuned_entropy, tuned_topk_ids, tuned_topk_probs, tuned_candidate_logits,
+        tuned_candidate_probs, tuned_logits: the same statistics of the tuned lens (only
+            with ``capture(..., lens="tuned", translators=...)``).
         tokenizer: Used to decode token ids in :meth:`to_frames`.
     """
 
@@ -87,6 +90,12 @@ class Capture:
     attention_mass: torch.Tensor | None = None
     attention_log_mass: torch.Tensor | None = None
     lens_logits: torch.Tensor | None = None
+    tuned_entropy: torch.Tensor | None = None
+    tuned_topk_ids: torch.Tensor | None = None
+    tuned_topk_probs: torch.Tensor | None = None
+    tuned_candidate_logits: torch.Tensor | None = None
+    tuned_candidate_probs: torch.Tensor | None = None
+    tuned_logits: torch.Tensor | None = None
     tokenizer: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ shape helpers

@@ -1,4 +1,4 @@
-"""``modprobe bench capture|finetune|study [options]``: the benchmarks (see docs/performance.md)."""
+"""``modprobe bench capture|finetune|causal|study [options]``: the benchmarks (see docs/performance.md)."""
 
 
 from __future__ import annotations
@@ -77,6 +77,21 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
     tune.add_argument("--train", choices=("lora", "full"), default="lora",
                       help="rank-8 LoRA on q_proj/v_proj (default) or every weight")
     options.add_device(tune, default="cpu", dtype=False, help="cpu or cuda (cuda:N)")
+    knock = commands.add_parser(
+        "causal",
+        help="knockout and patching sweeps over all layers relative to one capture",
+        description=(
+            "Median time of one capture, a knockout sweep (one forward per layer) and a "
+            "patching sweep over all layers, on the benchmark geometry. The last line is "
+            "'knockout sweep/capture time=X (L layers); patching sweep/capture time=Y'."))
+    knock.add_argument("--tokens", type=cli.positive_int, default=640, help="tokens per row")
+    knock.add_argument("--batch", type=cli.positive_int, default=1, help="rows per batch")
+    knock.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers")
+    knock.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads")
+    knock.add_argument("--hidden", type=cli.positive_int, default=256, help="residual width")
+    knock.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width")
+    knock.add_argument("--repeats", type=cli.positive_int, default=3, help="timed runs of each")
+    options.add_device(knock, default="cpu", dtype=False, help="cpu or cuda (cuda:N)")
     study = commands.add_parser(
         "study", help="items per second of a study with 1 and N data-parallel processes",
         description=("Wall time of modprobe study with one process and with "
@@ -107,6 +122,21 @@ def _study(args: argparse.Namespace) -> int:
     return cli.EXIT_OK
 
 
+def _causal(args: argparse.Namespace) -> int:
+    from modprobe.bench.causal import CausalBenchOptions, run_causal_bench
+    from modprobe.bench.geometry import BenchGeometry
+
+    device = cli.check_device(args.device)
+    try:
+        geometry = BenchGeometry(layers=args.layers, heads=args.heads, hidden=args.hidden,
+                                 intermediate=args.intermediate, tokens=args.tokens,
+                                 batch=args.batch)
+    except ValueError as err:  # geometry checks, before any work
+        raise cli.ModprobeError(str(err)) from None
+    run_causal_bench(CausalBenchOptions(geometry, repeats=args.repeats, device=device))
+    return cli.EXIT_OK
+
+
 def _finetune(args: argparse.Namespace) -> int:
     from modprobe.bench.finetune import FinetuneBenchOptions, run_finetune_bench
     from modprobe.bench.geometry import BenchGeometry
@@ -134,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return _finetune(args)
     if args.command == "study":
         return _study(args)
+    if args.command == "causal":
+        return _causal(args)
     from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench
     from modprobe.bench.geometry import BenchGeometry
 

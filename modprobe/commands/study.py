@@ -64,6 +64,15 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
     parser.add_argument("--entropy-floor", type=cli.nonnegative_float, default=0.0,
                         help="floor on entropies (nats) before the axis; tames saturated "
                              "dH_rel")
+    parser.add_argument("--causal", action="store_true",
+                        help="also knock out image and context attention and patch the residual "
+                             "stream between conditions, one layer at a time (docs/causal.md)")
+    parser.add_argument("--lens", choices=("logit", "tuned"), default="logit",
+                        help="tuned: also capture the tuned lens and rerun the oscillation "
+                             "analysis on it (needs translators)")
+    parser.add_argument("--translators", default=None,
+                        help="tuned-lens translators file (default: the model folder's "
+                             "tuned_lens.safetensors)")
     options.add_table_format(parser, alias=True)
     options.add_run_flags(parser, resume="continue an interrupted run in --out (same options)")
     return parser
@@ -87,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
-        all_conflicts=args.all_conflicts, table_format=args.table_format)
+        all_conflicts=args.all_conflicts, table_format=args.table_format, causal=args.causal,
+        lens=args.lens, translators=args.translators)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

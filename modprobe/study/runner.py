@@ -47,6 +47,7 @@ from modprobe.analysis import normalize_answer
 from modprobe.io import table_path, write_table
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.causal import causal_tables, study_translators
 from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
 from modprobe.study.report import attention_table
 from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
@@ -90,6 +91,12 @@ class StudyConfig:
         all_conflicts: Keep every conflict (skip the paper's correctness filter).
         data_seed: Seed of the generated dataset (when ``data`` is None).
         table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
+        causal: Also run attention knockout and activation patching on every item, one
+            layer at a time (``knockout`` and ``patching`` tables, docs/causal.md).
+        lens: ``logit`` or ``tuned``: ``tuned`` also captures the tuned lens
+            (``layers_tuned`` table) and reruns the oscillation analysis on it (``tuned/``).
+        translators: Translators file for ``lens="tuned"`` (default: the model folder's
+            ``tuned_lens.safetensors``).
     """
 
     model: str
@@ -113,6 +120,9 @@ class StudyConfig:
     all_conflicts: bool = False
     data_seed: int = 0
     table_format: str = "parquet"
+    causal: bool = False
+    lens: str = "logit"
+    translators: str | None = None
 
 
 @dataclass
@@ -161,6 +171,11 @@ def _check_config(config: StudyConfig) -> None:
                              "only without --data; drop one of them")
     AnalysisOptions.of(config)  # --bootstrap, --axis, --entropy-floor, --estimate
     check_dtype(config.dtype)
+    if config.lens not in ("logit", "tuned"):
+        raise StudyError(f"--lens must be logit or tuned, got {config.lens!r}")
+    if config.translators is not None and config.lens != "tuned":
+        raise StudyError("--translators applies only with --lens tuned; add --lens tuned or "
+                         "drop --translators")
     if config.candidates is not None:
         if not config.candidates or not all(isinstance(c, str) and c.strip()
                                             for c in config.candidates):
@@ -225,7 +240,8 @@ def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
 
 
 def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame]:
+               top_k: int, translators: Any = None,
+               ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Capture one chunk of items under the three conditions."""
     from modprobe.capture import capture
 
@@ -238,9 +254,16 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
     layer_frames: list[pd.DataFrame] = []
     candidate_frames: list[pd.DataFrame] = []
     masses: list[np.ndarray] = []
+    tuned_frames: list[pd.DataFrame] = []
     for condition in CONDITIONS:
         prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
-        cap = capture(loaded, prompts, candidates=candidates, top_k=top_k).cpu()
+        cap = capture(loaded, prompts, candidates=candidates, top_k=top_k,
+                      lens="tuned" if translators is not None else True,
+                      translators=translators).cpu()
+        if translators is not None:
+            from modprobe.study.causal import tuned_lens_frame
+
+            tuned_frames.append(tuned_lens_frame(cap, condition, [it.id for it in items]))
         frames = cap.to_frames()  # decodes every token once, with the capture's decoder
         final = frames.final
         # An answer that normalises to nothing (a whitespace or empty token) keeps its
@@ -269,7 +292,8 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
         normalize_answer(y) in {normalize_answer(o) for o in options.split(OPTIONS_SEPARATOR)}
         for y, options in zip(items_frame["y_text"], items_frame["answer_text_options"])]
     return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
-            pd.concat(candidate_frames, ignore_index=True))
+            pd.concat(candidate_frames, ignore_index=True),
+            pd.concat(tuned_frames, ignore_index=True) if tuned_frames else None)
 
 
 def run_study(config: StudyConfig, progress: bool = True,
@@ -312,12 +336,14 @@ def run_study(config: StudyConfig, progress: bool = True,
     driver = RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
-        resume_keys=_RESUME_KEYS, batch_size=config.batch_size, tables=TABLES,
+        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
+        tables=(*TABLES, *causal_tables(config)),
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
         progress_label="modprobe.layers", table_format=config.table_format), world)
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
     loaded = load(config.model, dtype=config.dtype, **placement)
+    translators = study_translators(config, loaded)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
         resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
@@ -342,7 +368,7 @@ def run_study(config: StudyConfig, progress: bool = True,
     dataset, candidates = inputs.extra["dataset"], inputs.extra["candidates"]
     gathered = driver.run_chunks(
         inputs.items, lambda chunk: _chunk_files(loaded, dataset, chunk, candidates,
-                                                 config.top_k),
+                                                 config.top_k, translators, config.causal),
         progress=progress, on_chunk=on_chunk)
     if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
         return None
@@ -357,6 +383,11 @@ def run_study(config: StudyConfig, progress: bool = True,
 
     summary, figures = analyse_run(driver.out, items_frame, layers_frame, mass, analysis,
                                    model_name=config.model, num_layers=mass.shape[2])
+    if config.causal or translators is not None:
+        from modprobe.study.causal import analyse_causal_and_tuned
+
+        analyse_causal_and_tuned(driver.out, gathered.tables, items_frame, mass, analysis,
+                                 config.model, summary, figures, config.table_format)
     driver.finish(analysis.record())
     return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,
                        attention_mass=mass, summary=summary, figures=figures)
@@ -372,9 +403,20 @@ def _check_spans(previous: dict[str, Any] | None, out: Path) -> None:
 
 
 def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-                 top_k: int) -> dict[str, Any]:
+                 top_k: int, translators: Any = None, causal: bool = False) -> dict[str, Any]:
     """One chunk's files, the marker (``items.csv``) last."""
-    items_frame, layers_frame, mass, cand_frame = _run_chunk(loaded, dataset, items,
-                                                             candidates, top_k)
-    return {"attention_mass.npy": mass, "layers.csv": layers_frame,
-            "candidates.csv": cand_frame, "items.csv": items_frame}
+    items_frame, layers_frame, mass, cand_frame, tuned = _run_chunk(
+        loaded, dataset, items, candidates, top_k, translators)
+    files: dict[str, Any] = {"attention_mass.npy": mass, "layers.csv": layers_frame,
+                             "candidates.csv": cand_frame}
+    if tuned is not None:
+        files["layers_tuned.csv"] = tuned
+    if causal:
+        from modprobe.study.causal import causal_chunk_files
+
+        parts = [dataset.prompts(item) for item in items]
+        prompts = {c: [Prompt.for_condition(c, *p[c]) for p in parts] for c in CONDITIONS}
+        files.update(causal_chunk_files(loaded, prompts, items, candidates))
+    files["items.csv"] = items_frame
+    return files
+
