@@ -40,8 +40,8 @@ class TranslatorError(ModprobeError, ValueError):
 
 
 def weights_fingerprint(loaded: Any) -> str:
-    """The model's weights hash (:func:`modprobe.study.runfolder.model_fingerprint`)."""
-    from modprobe.study.runfolder import model_fingerprint
+    """The model's weights hash (:func:`modprobe.fingerprint.model_fingerprint`)."""
+    from modprobe.fingerprint import model_fingerprint
 
     return model_fingerprint(loaded.module)["weights"]
 
