@@ -1,5 +1,8 @@
 """``python -m modprobe.interference``: the same as ``modprobe interference``.
 
+``python -m modprobe.interference compare RUN_A RUN_B`` is ``modprobe interference
+compare RUN_A RUN_B``.
+
 See :mod:`modprobe.commands.interference`.
 """
 

@@ -40,6 +40,7 @@ ALIASES: dict[str, str] = {
 #: ship one, e.g. the bundled model organism).
 LOCAL_ALIASES: dict[str, Path] = {
     "organism": Path(__file__).resolve().parent / "organism" / "checkpoint",
+    "av-organism": Path(__file__).resolve().parent / "organism" / "av_checkpoint",
 }
 
 #: Model dtypes by name (``modprobe.checks.DTYPES``: one table for the API and the CLIs).

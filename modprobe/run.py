@@ -251,7 +251,8 @@ def _analyse_interference(run: Run, folder: Path, options: AnalysisOptions) -> t
                                     run.options["perturb"], run.options["model"],
                                     options.n_bootstrap, options.seed, options.figures,
                                     span_names=run.manifest.get("span_names"),
-                                    table_format=options.table_format)
+                                    table_format=options.table_format,
+                                    text_baseline=run.options.get("text_baseline"))
 
 
 def _finetune_config(options: dict[str, Any], path: Path) -> Any:

@@ -197,3 +197,151 @@ def test_figures_script_draws_several_runs_on_one_radar(tmp_path: Path,
     assert draw([*runs, "--names", "one", "--out", str(tmp_path / "fig2")]) == 2
     assert "2 runs" in capsys.readouterr().err
     assert draw([str(tmp_path / "nothing"), "--out", str(tmp_path / "fig3")]) == 2
+
+
+def _rerun(rng: np.random.Generator, table: pd.DataFrame, flip: dict[str, float]) -> pd.DataFrame:
+    """Run B of run A's items: the same clean answers, perturbed answers redrawn with the
+    flip rates ``flip`` (perturbations not named keep A's answers)."""
+    clean = table[table["perturbation"] == "clean"].set_index("id")["answer"]
+    out = table.copy()
+    for i, row in out.iterrows():
+        rate = flip.get(row["perturbation"])
+        if rate is None:
+            continue
+        before = clean[row["id"]]
+        out.loc[i, "answer"] = rng.choice([o for o in OPTIONS if o != before]) \
+            if rng.random() < rate else before
+    return out
+
+
+def test_paired_comparison_recovers_a_planted_difference() -> None:
+    from modprobe.analysis.interference_compare import compare_interference
+
+    rng = np.random.default_rng(5)
+    raw_a = simulate(rng, {"UF": 0.1, "MD": 0.45}, 40, 8, 4.0)
+    raw_b = _rerun(rng, raw_a, {"MD": 0.15})
+    result = compare_interference(read_predictions(raw_a), read_predictions(raw_b),
+                                  n_resamples=1000)
+    table = result.table.set_index(["perturbation", "measure"])
+    md = table.loc[("MD", "flip rate")]
+    assert md["low"] < -0.30 < md["high"] and abs(md["difference"] + 0.30) < 0.06
+    assert md["p"] < 0.001 and md["n_clusters"] == 40 and md["n"] == 320
+    # the difference is the paired mean: B's rate minus A's, on the same items
+    assert md["difference"] == pytest.approx(md["b"] - md["a"])
+    # UF answers are the same in both runs: no difference, nothing to test
+    uf = table.loc[("UF", "flip rate")]
+    assert uf["difference"] == uf["low"] == uf["high"] == 0 and np.isnan(uf["p"])
+    assert uf["method"] == "identical"
+    assert ("clean", "accuracy") in table.index and ("clean", "flip rate") not in table.index
+    lines = result.lines()
+    assert lines[1].startswith("clean: accuracy") and lines[3].startswith("MD: flip rate")
+
+
+def test_paired_comparison_averages_draws_within_items() -> None:
+    from modprobe.analysis.interference_compare import item_means
+
+    rows = [("a", "clean", 0, "red", True, "g"), ("a", "MD", 0, "blue", False, "g"),
+            ("a", "clean", 1, "red", True, "g"), ("a", "MD", 1, "red", True, "g"),
+            ("b", "clean", 0, "red", False, "h"), ("b", "MD", 0, "red", False, "h"),
+            ("b", "clean", 1, "blue", False, "h"), ("b", "MD", 1, "red", False, "h")]
+    table = pd.DataFrame(rows, columns=["id", "perturbation", "draw", "category", "correct",
+                                        "cluster"])
+    means = item_means(table).set_index(["id", "perturbation"])
+    # a flips in draw 0 only; b flips in draw 1 only (its clean answer differs by draw)
+    assert means.loc[("a", "MD"), "flipped"] == 0.5 and means.loc[("b", "MD"), "flipped"] == 0.5
+    assert means.loc[("a", "MD"), "correct"] == 0.5 and means.loc[("a", "MD"), "n_draws"] == 2
+    assert np.isnan(means.loc[("a", "clean"), "flipped"])
+
+
+def test_paired_comparison_refuses_runs_of_different_items(tmp_path: Path, capsys) -> None:
+    from modprobe.analysis.interference_compare import RunsDifferError, compare_interference
+
+    raw = simulate(np.random.default_rng(6), {"MD": 0.3}, 6, 4, None)
+    a = read_predictions(raw)
+    with pytest.raises(RunsDifferError, match=r"only in A, 0 only in B \(first: item 'c0-0'"):
+        compare_interference(a, read_predictions(raw[raw["id"] != "c0-0"]))
+    with pytest.raises(RunsDifferError, match="runs differ in their conditions: only in A: MD"):
+        compare_interference(a, read_predictions(raw[raw["perturbation"] == "clean"]))
+    regolded = raw.assign(gold=np.where(raw["id"] == "c1-2", "purple", raw["gold"]))
+    with pytest.raises(RunsDifferError, match="gold answer of 1 items .*'c1-2'"):
+        compare_interference(a, read_predictions(regolded))
+    # the command: paired lines, and a one-line refusal (exit 2) that writes nothing
+    raw.to_csv(tmp_path / "a.csv", index=False)
+    _rerun(np.random.default_rng(7), raw, {"MD": 0.0}).to_csv(tmp_path / "b.csv", index=False)
+    raw[raw["id"] != "c0-0"].to_csv(tmp_path / "short.csv", index=False)
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"),
+                 "--json", str(tmp_path / "cmp.json"), "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "MD: flip rate" in out and "diff=" in out and "p=" in out
+    assert json.loads((tmp_path / "cmp.json").read_text())["names"] == ["a.csv", "b.csv"]
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "short.csv"),
+                 "--json", str(tmp_path / "no.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: runs differ in their items")
+    assert not (tmp_path / "no.json").exists()
+
+
+def _draw_table(rng: np.random.Generator, clusters: int, size: int, rates: list[np.ndarray]
+                ) -> pd.DataFrame:
+    """Items answer clean ``red`` (gold red); under MD draw r item i flips to ``blue``
+    with probability ``rates[r][i]``; one row per item, draw and condition."""
+    rows = []
+    for r, rate in enumerate(rates):
+        for i in range(clusters * size):
+            item, cluster = f"c{i // size}-{i % size}", f"c{i // size}"
+            rows.append((item, "clean", r, "red", "red", cluster))
+            rows.append((item, "MD", r, "blue" if rng.random() < rate[i] else "red", "red",
+                         cluster))
+    frame = pd.DataFrame(rows, columns=["id", "perturbation", "draw", "answer", "gold",
+                                        "cluster"])
+    return read_predictions(frame)
+
+
+def test_a_second_draw_enters_the_estimate_and_the_interval() -> None:
+    from modprobe.stats import mean_interval
+
+    # Draw 0 flips exactly 3 of 8 items in every cluster (rate 0.375, the same in every
+    # cluster); a second seed flips other items (rate 0.2, independent per item, as the
+    # perturbations are seeded per item). The estimate is the draw average, and the
+    # interval is the cluster interval of each item's draw average, whose spread holds
+    # the items on which the two draws disagree.
+    rng = np.random.default_rng(11)
+    first = np.array([1.0 if i % 8 < 3 else 0.0 for i in range(96)])
+    table = _draw_table(rng, 12, 8, [first, np.full(96, 0.2)])
+    one = analyze_interference(table[table["draw"] == 0], cluster="cluster", n_resamples=500)
+    assert one.condition("MD").delta.estimate == 0.375 and one.n_draws == 1
+    both = analyze_interference(table, cluster="cluster", n_resamples=500)
+    md = both.condition("MD").delta
+    per_draw = both.per_draw[both.per_draw["perturbation"] == "MD"].set_index("draw")["delta"]
+    assert per_draw[0] == 0.375 and per_draw[1] != 0.375
+    assert md.estimate == pytest.approx(per_draw.mean()) and md.n == 96 and both.n_draws == 2
+    flips = both.per_item[both.per_item["perturbation"] == "MD"]
+    averaged = flips.groupby("id", sort=False).agg(f=("flipped", "mean"), c=("cluster", "first"))
+    assert (averaged["f"] == 0.5).sum() > 10         # the draws disagree on these items
+    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), n_resamples=500)
+    assert (md.low, md.high) == (expected.low, expected.high)
+    assert (md.low, md.high) != (one.condition("MD").delta.low, one.condition("MD").delta.high)
+    assert any("2 perturbation draws per item" in n for n in both.notes)
+
+
+@pytest.mark.slow
+def test_draw_averaged_intervals_cover_the_flip_rate_over_draws() -> None:
+    # Item flip probabilities vary by cluster (Beta), draws are independent per item: the
+    # interval over draw averages covers the mean probability; pooling every (item, draw)
+    # answer as an independent item does not.
+    rng = np.random.default_rng(12)
+    hits = naive_hits = 0
+    reps = 120
+    for _ in range(reps):
+        p = np.repeat(rng.beta(1.0, 3.0, size=12), 8)        # 12 clusters of 8, mean 0.25
+        table = _draw_table(rng, 12, 8, [p] * 3)
+        report = analyze_interference(table, cluster="cluster", n_resamples=400,
+                                      seed=int(rng.integers(1 << 30)))
+        delta = report.condition("MD").delta
+        hits += delta.low <= 0.25 <= delta.high
+        pooled = table.assign(id=table["id"] + "/" + table["draw"].astype(str)).drop(
+            columns="draw")
+        naive = analyze_interference(pooled, cluster=None).condition("MD").delta
+        naive_hits += naive.low <= 0.25 <= naive.high
+    assert hits / reps >= 0.88, hits / reps
+    assert naive_hits / reps < hits / reps - 0.15, (naive_hits / reps, hits / reps)

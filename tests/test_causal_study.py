@@ -74,3 +74,21 @@ def test_translators_of_another_model_are_refused_before_writing(
         run_study(_config(llava_dir, lowres_data, out, translators=str(path)), progress=False)
     with pytest.raises(StudyError, match="--lens must be logit or tuned"):
         run_study(_config(llava_dir, lowres_data, out, lens="tunned"), progress=False)
+
+
+def test_resume_with_other_causal_or_lens_options_is_refused_up_front(tmp_path) -> None:
+    """--causal, --lens and --translators change the tables: a resume must keep them, also
+    for runs whose manifest predates those options (there they meant off / logit / none)."""
+    from modprobe.study.runfolder import StudyError, check_resume
+    from modprobe.study.runner import _RESUME_DEFAULTS, _RESUME_KEYS
+
+    old = {"options": {"model": "m", "data": "d"}}  # written before the causal options
+    same = {"model": "m", "data": "d", "causal": False, "lens": "logit", "translators": None}
+    check_resume(tmp_path, old, same, _RESUME_KEYS, defaults=_RESUME_DEFAULTS)
+    for change in ({"causal": True}, {"lens": "tuned"}, {"translators": "t.safetensors"}):
+        with pytest.raises(StudyError, match=next(iter(change))):
+            check_resume(tmp_path, old, {**same, **change}, _RESUME_KEYS,
+                         defaults=_RESUME_DEFAULTS)
+    new = {"options": {**same, "causal": True}}
+    with pytest.raises(StudyError, match="causal: True -> False"):
+        check_resume(tmp_path, new, same, _RESUME_KEYS, defaults=_RESUME_DEFAULTS)

@@ -20,7 +20,7 @@ from modprobe.data.color_tasks import generate_color_tasks
 from modprobe.data.tasks import load_tasks
 from modprobe.interference import main
 from modprobe.io import read_npy
-from modprobe.perturb import BUILTIN, applicable
+from modprobe.perturb import BUILTIN, applicable, default_perturbations
 from modprobe.spans import SPAN_NAMES
 from modprobe.study.interference import InterferenceConfig, run_interference
 from modprobe.study.runfolder import read_table, table_path
@@ -39,8 +39,9 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _expected_rows(tasks_dir: Path) -> int:
-    return sum(1 + len(applicable(item, BUILTIN)) for item in load_tasks(tasks_dir))
+def _expected_rows(tasks_dir: Path, baseline: str = "noise", draws: int = 5) -> int:
+    names = default_perturbations(BUILTIN, baseline)
+    return draws * sum(1 + len(applicable(item, names)) for item in load_tasks(tasks_dir))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -49,36 +50,90 @@ def test_short_run_on_every_family(family: str, tiny_dir, tasks_dir: Path,
     out = tmp_path / "run"
     result = run_interference(InterferenceConfig(
         model=str(tiny_dir(family)), data=str(tasks_dir), out=str(out), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1), progress=False)
+        n_bootstrap=100, figures=False, uf_sentences=1, draws=1), progress=False)
     items = read_table(out / "items.csv")
-    assert len(items) == _expected_rows(tasks_dir) == len(result.items)
+    assert len(items) == _expected_rows(tasks_dir, draws=1) == len(result.items)
     # every image-heavy item gets the text perturbations, every text-heavy one the image ones
     heavy = items[items["relevant"] == "image"].groupby("id")["perturbation"].apply(set)
     assert all(p == {"clean", "UF", "MD", "OCR"} for p in heavy)
+    # paper 003's baseline: the clean text-heavy input is a noise image, RI/FB/FW replace it
     light = items[items["relevant"] == "text"].groupby("id")["perturbation"].apply(set)
-    assert all(p == {"clean", "RP", "RI", "FB", "FW"} for p in light)
+    assert all(p == {"clean", "RI", "FB", "FW"} for p in light)
     options = {t.id: set(t.options) for t in load_tasks(tasks_dir)}
     assert all(c in options[i] | {"unreadable"} for i, c in zip(items["id"], items["category"]))
     mass = read_npy(out / "attention_mass.npy")
     assert mass.shape[0] == len(items) and mass.shape[-1] == len(SPAN_NAMES)
     assert ((mass >= 0) & (mass <= 1 + 1e-5)).all()
     image_mass = mass[..., SPAN_NAMES.index("image")].sum(axis=(1, 2))
-    has_image = (items["relevant"] == "image") | (items["modality"] == "image")
-    assert (image_mass[~has_image.to_numpy()] == 0).all()
-    assert (image_mass[has_image.to_numpy()] > 0).all()
+    # every row has an image: image-heavy items their own, text-heavy ones noise or a
+    # perturbation's image
+    assert (image_mass > 0).all()
     summary = json.loads((out / "summary.json").read_text())
     lines = [line for line in summary["lines"] if not line.startswith("note")]
-    assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "OCR", "RP",
+    assert [LINE.match(line).group(1) for line in lines] == ["clean", "UF", "MD", "OCR",
                                                              "RI", "FB", "FW"]
+    assert any("random-noise image" in line for line in summary["lines"])
     shift = read_table(out / "attention_shift.csv")
-    assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RP", "RI", "FB", "FW"}
-    assert (shift.loc[shift["span"] == "image", "clean"] == 0).all()  # no image when clean
+    assert set(shift["perturbation"]) == {"UF", "MD", "OCR", "RI", "FB", "FW"}
+    assert (shift.loc[shift["span"] == "image", "clean"] > 0).all()  # the noise image
     if "context" in SPAN_NAMES:  # text perturbations are measured on the description's tokens
         text = shift[shift["perturbation"].isin(["UF", "MD", "OCR"])]
         assert set(text["span"]) == {"context"}
         assert (text["clean"] == 0).all() and (text["perturbed"] > 0).all()
     layers = read_table(out / "layers.csv")
     assert len(layers) == len(items) * mass.shape[1]
+
+
+def test_no_image_baseline_keeps_rp_and_clean_text_heavy_rows_without_image(
+        tiny_dir, tasks_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run_interference(InterferenceConfig(
+        model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
+        n_bootstrap=100, figures=False, uf_sentences=1, text_baseline="none", draws=1),
+        progress=False)
+    items = read_table(out / "items.csv")
+    assert len(items) == _expected_rows(tasks_dir, "none", draws=1)
+    light = items[items["relevant"] == "text"].groupby("id")["perturbation"].apply(set)
+    assert all(p == {"clean", "RP", "RI", "FB", "FW"} for p in light)
+    image_mass = read_npy(out / "attention_mass.npy")[..., SPAN_NAMES.index("image")].sum(
+        axis=(1, 2))
+    clean_text = ((items["relevant"] == "text") & (items["perturbation"] == "clean")).to_numpy()
+    assert (image_mass[clean_text] == 0).all() and (image_mass[~clean_text] > 0).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["text_baseline"] == "none"
+
+
+def test_perturbation_draws_enter_the_run_and_its_intervals(tiny_dir, tasks_dir: Path,
+                                                            tmp_path: Path) -> None:
+    # Two draws: each perturbation runs with two seeds derived from the run's seed, the
+    # per-draw table keeps each draw's rates, and the printed intervals are over each
+    # item's draw averages.
+    from modprobe.analysis.interference import analyze_interference
+    from modprobe.perturb import draw_seeds
+
+    out = tmp_path / "run"
+    run_interference(InterferenceConfig(
+        model=str(tiny_dir("llava")), data=str(tasks_dir), out=str(out), batch_size=8,
+        n_bootstrap=100, figures=False, uf_sentences=1, draws=2, data_seed=3), progress=False)
+    items = read_table(out / "items.csv")
+    assert len(items) == _expected_rows(tasks_dir, draws=2)
+    assert sorted(set(zip(items["draw"], items["seed"]))) == list(enumerate(draw_seeds(3, 2)))
+    layers = read_table(out / "layers.csv")
+    assert set(layers["draw"]) == {0, 1}
+    per_draw = read_table(out / "draws.csv")
+    assert len(per_draw[per_draw["perturbation"] == "MD"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_draws"] == 2
+    assert any("2 perturbation draws per item" in line for line in summary["lines"])
+    # the interval is the one of the per-item draw averages (cluster bootstrap)
+    md = next(c for c in summary["conditions"] if c["perturbation"] == "MD")
+    flips = read_table(out / "flips.csv")
+    md_flips = flips[flips["perturbation"] == "MD"]
+    assert md["delta"]["estimate"] == pytest.approx(md_flips["flipped"].mean())
+    assert md["n"] == md_flips["id"].nunique()
+    one = analyze_interference(items[items["draw"] == 0], cluster="cluster",
+                               n_resamples=100)
+    assert one.n_draws == 1 and one.condition("MD").n == md["n"]
 
 
 @pytest.mark.parametrize("family, lens_only", [("idefics3", False), ("gemma3", True)])
@@ -89,10 +144,10 @@ def test_generic_families_run(family: str, lens_only: bool, tasks_dir: Path,
     model = build_family(family, tmp_path / "model")
     run_interference(InterferenceConfig(
         model=str(model), data=str(tasks_dir), out=str(tmp_path / "run"), batch_size=8,
-        n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only),
+        n_bootstrap=100, figures=False, uf_sentences=1, attention=not lens_only, draws=1),
         progress=False)
     items = read_table(tmp_path / "run" / "items.csv")
-    assert len(items) == _expected_rows(tasks_dir)
+    assert len(items) == _expected_rows(tasks_dir, draws=1)
     assert (tmp_path / "run" / "attention_mass.npy").exists() != lens_only
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [LINE.match(line).group(1) for line in summary["lines"] if LINE.match(line)][:2] \

@@ -239,3 +239,39 @@ def _check_registered_gray(gray: object) -> None:
         register_perturbation("GRAY_TEST", "image", gray)
     with pytest.raises(PerturbationError, match="relevant modality"):
         perturb(item, "MD")
+
+
+def test_clean_text_heavy_prompt_has_a_noise_image_by_default_and_none_on_request(
+        tiny_model, color_items: list[TaskItem]) -> None:
+    from modprobe.perturb import text_baseline
+    from modprobe.spans import SPAN_NAMES
+    from modprobe.study.interference import InterferenceConfig, condition_variants
+
+    loaded = tiny_model("llava")
+    text_item = next(it for it in color_items if it.relevant == "text")
+    image_item = next(it for it in color_items if it.relevant == "image")
+
+    def image_tokens(item: TaskItem) -> int:
+        batch = loaded.encode([item.prompt()])
+        codes = loaded.spans(batch).codes
+        return int((codes == SPAN_NAMES.index("image")).sum())
+
+    for baseline, has_image in (("noise", True), ("none", False)):
+        config = InterferenceConfig(model="m", data=None, out="o", text_baseline=baseline,
+                                    draws=1)
+        variants = [v for _, _, v in condition_variants([text_item], ["RI", "FB"], config,
+                                                        (32, 32))]
+        clean = variants[0]
+        assert clean.perturbation == "clean"
+        assert (image_tokens(clean) > 0) is has_image
+        assert [v.perturbation for v in variants[1:]] == ["RI", "FB"]
+        assert all(image_tokens(v) > 0 for v in variants[1:])
+    # the noise is seeded, and another stream than RP's
+    once = text_baseline(text_item, "noise", seed=3, size=(16, 16))
+    assert _bytes(once) == _bytes(text_baseline(text_item, "noise", seed=3, size=(16, 16)))
+    assert _bytes(once) != _bytes(perturb(text_item, "RP", seed=3, size=(16, 16)))
+    assert _bytes(once) != _bytes(text_baseline(text_item, "noise", seed=4, size=(16, 16)))
+    # image-heavy items keep their own image
+    assert text_baseline(image_item, "noise") is image_item
+    with pytest.raises(PerturbationError, match="--text-baseline must be one of noise, none"):
+        text_baseline(text_item, "gray")

@@ -135,6 +135,9 @@ def test_an_interference_run_loads_back_with_the_summary_it_printed(
     assert run.summary["lines"] == printed and printed
     assert isinstance(run.config, InterferenceConfig) and run.config.perturb == ["MD", "RP"]
     assert set(run.tables["items"]["perturbation"]) == {"clean", "MD", "RP"}
+    # the default five perturbation draws load back: the draw column and the per-draw table
+    assert run.config.draws == 5 and set(run.tables["items"]["draw"]) == set(range(5))
+    assert set(run.tables["draws"]["draw"]) == set(range(5))
     again = run.reanalyse(seed=2)
     assert again.folder.name == "analysis-2" and (again.folder / "flips.parquet").is_file()
     assert json.loads((out / "manifest.json").read_text())["analyses"][0]["seed"] == 2

@@ -80,8 +80,12 @@ def test_planted_saboteurs_contributors_and_fused_answers_are_recovered_exactly(
     assert (items["saboteurs"] == kind.map(expected_saboteurs)).all()
     expected_success = {"wins": "text", "held": "", "shy": "", "agree": "", "vision": "vision"}
     assert (items["successful_saboteurs"] == kind.map(expected_success)).all()
-    expected_contrib = {"wins": "vision", "held": "vision", "shy": "vision",
+    expected_correct = {"wins": "vision", "held": "vision", "shy": "vision",
                         "agree": "text,vision", "vision": "text"}
+    assert (items["correct_agents"] == kind.map(expected_correct)).all()
+    # a contributor's removal loses the right fused answer: only vision on held (on agree
+    # either agent alone is still right; elsewhere the fusion is wrong anyway)
+    expected_contrib = {"wins": "", "held": "vision", "shy": "", "agree": "", "vision": ""}
     assert (items["contributors"] == kind.map(expected_contrib)).all()
 
     summary = report.summary()
@@ -89,11 +93,12 @@ def test_planted_saboteurs_contributors_and_fused_answers_are_recovered_exactly(
     n = 30
     assert text["potential_sabotage"]["count"] == 12 and text["potential_sabotage"]["n"] == n
     assert text["successful_sabotage"]["count"] == 6
-    assert text["successful_sabotage_joint"]["count"] == 12  # wins and held: joint says anger
-    assert text["contributions"]["count"] == 12
+    assert text["wrong_agent_fused"]["count"] == 6
+    assert text["wrong_agent_joint"]["count"] == 12  # wins and held: joint says anger
+    assert text["accuracy"]["count"] == 12 and text["contributions"]["count"] == 0
     assert vision["potential_sabotage"]["count"] == 6
     assert vision["successful_sabotage"]["count"] == 6
-    assert vision["contributions"]["count"] == 24
+    assert vision["accuracy"]["count"] == 24 and vision["contributions"]["count"] == 6
     assert joint["potential_sabotage"]["count"] == 18
     assert joint["successful_sabotage"]["count"] is None or joint["successful_sabotage"][
         "rate"] is None  # joint is not fused: undefined, not zero
@@ -362,3 +367,65 @@ def test_rate_intervals_cover_a_planted_clustered_rate() -> None:
         covered_independent += naive.low <= 0.3 <= naive.high
     assert 0.87 <= covered / replicates <= 0.99
     assert covered_independent / replicates < 0.87
+
+
+def _three_agents(answers: dict[str, tuple[str, float]], gold: str = "joy",
+                  item: str = "q") -> list[dict[str, Any]]:
+    return [{"item": item, "agent": agent, "labels": [label], "confidence": conf,
+             "gold": gold} for agent, (label, conf) in answers.items()]
+
+
+def test_saboteurs_and_contributors_are_counterfactual_as_in_paper_002() -> None:
+    # A unanimous error: removing any one wrong agent leaves the others' wrong answer,
+    # so nobody sabotaged the fusion (the looser count names all three).
+    lines = _three_agents({"audio": ("anger", 0.9), "text": ("anger", 0.9),
+                           "vision": ("anger", 0.9)}, item="unanimous")
+    # One confident wrong agent overrides two correct, less sure ones: anger 0.95 beats
+    # joy 0.4 + 0.4; without audio the fusion says joy. One saboteur; the two correct
+    # agents lost, so neither contributed.
+    lines += _three_agents({"audio": ("anger", 0.95), "text": ("joy", 0.4),
+                            "vision": ("joy", 0.4)}, item="override")
+    # Two sure correct agents outvote a sure wrong one, and each is needed (joy 0.9 alone
+    # loses to anger 0.95): two contributors, the wrong agent a potential saboteur only.
+    lines += _three_agents({"audio": ("anger", 0.95), "text": ("joy", 0.9),
+                            "vision": ("joy", 0.9)}, item="needed")
+    # Three correct agents: no single one is needed, so no contributor.
+    lines += _three_agents({"audio": ("joy", 0.8), "text": ("joy", 0.8),
+                            "vision": ("joy", 0.8)}, item="spare")
+    report = analyze_sabotage(agent_table(_records(lines)), n_resamples=50)
+    items = report.items.set_index("item")
+    assert items.loc["unanimous", "successful_saboteurs"] == ""
+    assert items.loc["unanimous", "wrong_agents_fused"] == "audio,text,vision"
+    assert items.loc["override", "successful_saboteurs"] == "audio"
+    assert items.loc["override", "contributors"] == ""
+    assert items.loc["needed", "successful_saboteurs"] == ""
+    assert items.loc["needed", "saboteurs"] == "audio"
+    assert items.loc["needed", "contributors"] == "text,vision"
+    assert items.loc["spare", "contributors"] == ""
+    assert items.loc["spare", "correct_agents"] == "audio,text,vision"
+    per = report.per_agent.set_index(["item", "agent"])
+    assert per.loc[("override", "text"), "top1_without"] == "anger"
+    assert per.loc[("override", "audio"), "top1_without"] == "joy"
+    summary = report.summary()["agents"]
+    assert summary["audio"]["successful_sabotage"]["count"] == 1
+    assert summary["audio"]["wrong_agent_fused"]["count"] == 2
+    assert summary["text"]["successful_sabotage"]["count"] == 0
+    assert summary["text"]["contributions"]["count"] == 1
+    assert summary["text"]["accuracy"]["count"] == 3
+
+
+def test_an_only_agent_contributes_when_right_and_never_sabotages() -> None:
+    # Without the item's only fused agent there is no answer: right, it contributed;
+    # wrong, removing it gives no gold answer either.
+    lines = [{"item": "a", "agent": "text", "labels": ["joy"], "confidence": 0.9,
+              "gold": "joy"},
+             {"item": "b", "agent": "text", "labels": ["anger"], "confidence": 0.9,
+              "gold": "joy"},
+             {"item": "b", "agent": "vision", "labels": ["anger"], "confidence": 0.9,
+              "gold": "joy"}]
+    report = analyze_sabotage(agent_table(_records(lines)), n_resamples=50)
+    items = report.items.set_index("item")
+    assert items.loc["a", "contributors"] == "text"
+    assert items.loc["b", "successful_saboteurs"] == ""
+    per = report.per_agent.set_index(["item", "agent"])
+    assert per.loc[("a", "text"), "top1_without"] is None

@@ -81,11 +81,11 @@ def test_study_agents_rank_candidates_and_take_gold_by_group(tmp_path: Path) -> 
     # vision (red 0.89) and text (blue 0.75) keeps red; the joint answer is blue
     assert per.loc[("c1", "text"), "potential_sabotage"] == 1
     assert per.loc[("c1", "text"), "successful_sabotage"] == 0
-    assert per.loc[("c1", "text"), "successful_sabotage_joint"] == 1
+    assert per.loc[("c1", "text"), "wrong_agent_joint"] == 1
     assert report.items.set_index("item").loc["c1", "fused_top1"] == "red"
     groups = report.summary()["groups"]
     assert groups["conflict/text"]["potential_sabotage"]["count"] == 1
-    assert groups["image_irrelevant/vision"]["contributions"]["count"] == 0
+    assert groups["image_irrelevant/vision"]["accuracy"]["count"] == 0
 
 
 def test_numeric_looking_ids_and_clusters_stay_text(tmp_path: Path) -> None:
@@ -165,19 +165,22 @@ def test_cli_on_a_real_interference_run(fmt: str, tmp_path: Path,
     model = build_tiny("llava", tmp_path / "model", seed=0)
     run_interference(InterferenceConfig(model=str(model), data=str(data), out=str(tmp_path / "run"),
                                         perturb=["MD", "FB"], batch_size=8, limit=8,
-                                        n_bootstrap=20, figures=False), progress=False)
+                                        n_bootstrap=20, figures=False, draws=2),
+                     progress=False)
     assert main([str(tmp_path / "run"), "--out", str(tmp_path / "report"),
                  "--bootstrap", "50"]) == 0
     printed = capsys.readouterr().out
     assert "interference run: agents are its conditions" in printed
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     items = read_table(tmp_path / "run" / "items.csv")
-    assert summary["n_items"] == items["id"].nunique()
+    # with perturbation draws each (item, draw) is an item, clustered with its other draws
+    items["item"] = items["id"] + "/draw" + items["draw"].astype(str)
+    assert summary["n_items"] == items["item"].nunique() == 2 * items["id"].nunique()
     assert set(summary["agents"]) == {"joint"} | (set(items["perturbation"]) - {"clean"})
     # each condition's agent answers what the run read (its top label), when readable
     per = read_table(tmp_path / "report" / "per_agent.csv")
     per["perturbation"] = per["agent"].replace({"joint": "clean"})
-    both = per.merge(items, left_on=["item", "perturbation"], right_on=["id", "perturbation"])
+    both = per.merge(items, on=["item", "perturbation"])
     assert len(both) == len(items)
     if fmt == "choice":
         assert (both["label"] == both["category"].str.casefold()).all()

@@ -95,17 +95,15 @@ def replicate_rows(n_datasets: int, seed: int) -> list[str]:
 def cluster_rows(n_datasets: int, seed: int,
                  n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
     """Coverage of `mean_interval` on clusters of 10-39 items: 0/1 values from
-    beta-binomial clusters (``n_datasets`` per row), paired differences and counts
-    (a quarter as many: each takes a bootstrap of the toolkit's default replicates,
-    because the expanded percentiles lie in the tails, where fewer replicates would
-    bias the bounds inward)."""
-    rows = ["| clusters | quantity | intra-cluster correlation | coverage |",
-            "|---|---|---|---|"]
+    beta-binomial clusters, paired differences and counts, these also on unequal
+    clusters of 2-79 items (``n_datasets`` per row), with the median interval width."""
+    rows = [("| clusters | quantity | cluster sizes | intra-cluster correlation | coverage "
+             "| median width |"), "|---|---|---|---|---|---|"]
     rng = np.random.default_rng(seed)
     for n_clusters in (8, 12):
         for p, rho in ((0.5, 0.2), (0.3, 0.1), (0.15, 0.05), (0.1, 0.1)):
             a, b = p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho
-            covered = 0
+            covered, widths = 0, []
             for d in range(n_datasets):
                 sizes = rng.integers(10, 40, n_clusters)
                 means = rng.beta(a, b, n_clusters)
@@ -113,35 +111,54 @@ def cluster_rows(n_datasets: int, seed: int,
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
                                    n_resamples=n_bootstrap, seed=d)
                 covered += iv.low <= p <= iv.high
-            rows.append(f"| {n_clusters} | rate {p} | {rho} | {covered / n_datasets:.3f} |")
-        for kind in ("paired difference", "count"):  # a bootstrap each: fewer datasets
-            rows.append(f"| {n_clusters} | {kind} | 0.1 | "
-                        f"{_other_coverage(kind, n_clusters, n_datasets // 4, rng):.3f} |")
+                widths.append(iv.high - iv.low)
+            rows.append(f"| {n_clusters} | rate {p} | 10-39 | {rho} | "
+                        f"{covered / n_datasets:.3f} | {np.median(widths):.3f} |")
+        for kind, skew, (low, high) in OTHER_ROWS:
+            cover, width = _other_coverage(kind, skew, n_clusters, n_datasets, rng, (low, high))
+            shape = 2.0 if skew == "moderate" else 1.0  # counts: ICC of Poisson-Gamma
+            icc = (1.5 / shape) / (1.5 / shape + 1) if kind == "count" else (
+                0.1 if skew == "moderate" else 0.2)
+            rows.append(f"| {n_clusters} | {kind} ({skew}) | {low}-{high - 1} | "
+                        f"{icc:.2f} | {cover:.3f} | {width:.3f} |")
     return rows
 
 
-def _other_coverage(kind: str, n_clusters: int, n_datasets: int,
-                    rng: np.random.Generator) -> float:
-    """Coverage of `mean_interval` (expanded percentile cluster bootstrap) for values
-    that are not 0/1: paired differences in {-1, 0, +1} (P(+1) ~ Beta(mean 0.2),
-    P(-1) ~ Beta(mean 0.1) per cluster, intra-cluster correlation 0.1; truth 0.1) and
-    counts (Poisson with a Gamma(2, 0.75) rate per cluster; truth 1.5)."""
-    covered = 0
+#: Means of values that are not 0/1: (quantity, skew, cluster sizes drawn from [a, b)).
+OTHER_ROWS = [(kind, skew, sizes) for kind in ("paired difference", "count")
+              for skew, sizes in (("moderate", (10, 40)), ("moderate", (2, 80)),
+                                  ("strong", (10, 40)))]
+
+
+def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
+                    rng: np.random.Generator,
+                    size_range: tuple[int, int]) -> tuple[float, float]:
+    """Coverage and median width of `mean_interval` (studentised cluster bootstrap) for
+    values that are not 0/1, on clusters whose sizes are drawn uniformly from
+    ``size_range`` (end excluded). Paired differences in {-1, 0, +1} with Beta P(+1)
+    and P(-1) per cluster: moderate, means 0.2 and 0.1, intra-cluster correlation 0.1
+    (truth 0.1); strong, means 0.1 and 0.02, correlation 0.2 (truth 0.08). Counts
+    Poisson with a Gamma rate of mean 1.5 per cluster: moderate, shape 2; strong,
+    shape 1 (exponential)."""
+    covered, widths = 0, []
     for d in range(n_datasets):
-        sizes = rng.integers(10, 40, n_clusters)
+        sizes = rng.integers(*size_range, n_clusters)
         codes = np.repeat(np.arange(n_clusters), sizes)
         if kind == "count":
-            truth = 1.5
-            values = rng.poisson(rng.gamma(2.0, 0.75, n_clusters)[codes]).astype(float)
+            truth, shape = 1.5, 2.0 if skew == "moderate" else 1.0
+            rate = rng.gamma(shape, truth / shape, n_clusters)
+            values = rng.poisson(rate[codes]).astype(float)
         else:
-            truth = 0.1
-            up = rng.beta(0.2 * 9, 0.8 * 9, n_clusters)[codes]
-            down = rng.beta(0.1 * 9, 0.9 * 9, n_clusters)[codes]
+            (p_up, p_down), k = ((0.2, 0.1), 9) if skew == "moderate" else ((0.1, 0.02), 4)
+            truth = p_up - p_down
+            up = rng.beta(p_up * k, (1 - p_up) * k, n_clusters)[codes]
+            down = rng.beta(p_down * k, (1 - p_down) * k, n_clusters)[codes]
             u = rng.random(codes.size)
             values = (u < up).astype(float) - ((u >= up) & (u < up + down)).astype(float)
         iv = mean_interval(values, codes, seed=d)
         covered += iv.low <= truth <= iv.high
-    return covered / n_datasets
+        widths.append(iv.high - iv.low)
+    return covered / n_datasets, float(np.median(widths))
 
 
 if __name__ == "__main__":  # ``python -m modprobe.analysis.coverage_table`` = ``modprobe coverage-table``

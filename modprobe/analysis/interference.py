@@ -12,6 +12,14 @@ perturbation (docs/science.md section 4) is the flip rate
 paired per item. Every interval comes from :func:`modprobe.stats.mean_interval` over
 per-item values (Wilson for independent items, a cluster bootstrap given clusters).
 
+With perturbation draws (a ``draw`` column: every item clean and perturbed once per
+draw, each draw with its own seed), a flip pairs a perturbed answer with the clean answer
+of the same item and draw, each item's correctness and flips are averaged over its
+draws, and the intervals are computed over these per-item averages. Draws are seeded per
+(draw seed, perturbation, item), so they are independent across items: the draw-to-draw
+variance is then part of each item's (and each cluster's) variation, which the cluster
+bootstrap resamples. ``InterferenceReport.per_draw`` gives every draw's own rates.
+
 ```python
 from modprobe.analysis.interference import analyze_interference, read_predictions
 report = analyze_interference(read_predictions(table), cluster="cluster")
@@ -98,12 +106,17 @@ class InterferenceReport:
             clean_correct, flipped`` (and ``cluster``).
         cluster: The cluster column used, or None (items independent).
         notes: Caveats printed with the lines (unreadable answers, clusters).
+        per_draw: One row per condition and draw: ``perturbation, draw, n, accuracy,
+            delta`` (delta NaN for clean); a single draw 0 without a ``draw`` column.
+        n_draws: Perturbation draws per item (the most any item has).
     """
 
     conditions: list[ConditionResult]
     per_item: pd.DataFrame
     cluster: str | None = None
     notes: list[str] = field(default_factory=list)
+    per_draw: pd.DataFrame = field(default_factory=pd.DataFrame)
+    n_draws: int = 1
 
     def lines(self) -> list[str]:
         """One line per condition (the CLI prints these), then the notes."""
@@ -117,6 +130,7 @@ class InterferenceReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"conditions": [c.to_dict() for c in self.conditions], "cluster": self.cluster,
+                "n_draws": self.n_draws, "per_draw": self.per_draw.to_dict("records"),
                 "notes": list(self.notes), "lines": self.lines()}
 
 
@@ -212,19 +226,23 @@ def _perturbation_names(column: pd.Series) -> list[str]:
 
 
 def _check_rows(frame: pd.DataFrame, source: str) -> None:
-    duplicated = frame.duplicated(["id", "perturbation"])
+    keys = ["id", "draw"] if "draw" in frame.columns else ["id"]
+    duplicated = frame.duplicated([*keys, "perturbation"])
     if duplicated.any():
         row = frame[duplicated].iloc[0]
+        where = f" in draw {row['draw']}" if "draw" in keys else ""
         raise InterferenceTableError(f"{source}: id {row['id']!r} has two rows for "
-                                     f"perturbation {row['perturbation']!r}")
-    clean_ids = set(frame.loc[frame["perturbation"] == CLEAN, "id"])
-    if not clean_ids:
+                                     f"perturbation {row['perturbation']!r}{where}")
+    clean_keys = set(map(tuple, frame.loc[frame["perturbation"] == CLEAN, keys].to_numpy()))
+    if not clean_keys:
         raise InterferenceTableError(f"{source}: no clean rows (perturbation 'clean'); the flip "
                                      "rate compares every perturbed answer with its clean one")
-    orphans = frame.loc[(frame["perturbation"] != CLEAN) & ~frame["id"].isin(clean_ids), "id"]
-    if len(orphans):
-        raise InterferenceTableError(f"{source}: id {orphans.iloc[0]!r} has perturbed rows but "
-                                     "no clean row")
+    perturbed = frame.loc[frame["perturbation"] != CLEAN, keys]
+    orphans = [k for k in map(tuple, perturbed.to_numpy()) if k not in clean_keys]
+    if orphans:
+        where = f" in draw {orphans[0][1]}" if "draw" in keys else ""
+        raise InterferenceTableError(f"{source}: id {orphans[0][0]!r} has perturbed rows but "
+                                     f"no clean row{where}")
 
 
 def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
@@ -243,32 +261,43 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
     """
     if cluster is not None and cluster not in table.columns:
         raise InterferenceTableError(f"no column {cluster!r} to take clusters from")
-    clean = table[table["perturbation"] == CLEAN].set_index("id")
+    table = table.assign(draw=table["draw"] if "draw" in table.columns else 0)
+    clean = table[table["perturbation"] == CLEAN].set_index(["id", "draw"])
     names = [CLEAN] + [p for p in dict.fromkeys(table["perturbation"]) if p != CLEAN]
     if order is not None:
         names = [p for p in order if p in names] + [p for p in names if p not in order]
+    n_draws = int(table.groupby("id")["draw"].nunique().max())
 
     def interval(values: Any, rows: pd.DataFrame) -> Interval:
-        clusters = rows[cluster].astype(str).to_numpy() if cluster else None
-        return mean_interval(np.asarray(values, dtype=float), clusters, confidence=confidence,
-                             n_resamples=n_resamples, seed=seed)
+        # Average each item over its draws first: the item (in its cluster) is the unit.
+        frame = pd.DataFrame({"id": rows["id"].to_numpy(),
+                              "value": np.asarray(values, dtype=float)})
+        if cluster:
+            frame["cluster"] = rows[cluster].astype(str).to_numpy()
+        per_item = frame.groupby("id", sort=False).agg(
+            value=("value", "mean"), **({"cluster": ("cluster", "first")} if cluster else {}))
+        return mean_interval(per_item["value"].to_numpy(),
+                             per_item["cluster"].to_numpy() if cluster else None,
+                             confidence=confidence, n_resamples=n_resamples, seed=seed)
 
     results: list[ConditionResult] = []
     per_item: list[pd.DataFrame] = []
     notes: list[str] = []
     for name in names:
         rows = table[table["perturbation"] == name]
+        n_items = int(rows["id"].nunique())
         unreadable = int((rows["category"] == UNREADABLE).sum())
         if unreadable:
             notes.append(f"{name}: {unreadable} of {len(rows)} answers unreadable (counted as "
                          "not correct; a change to or from unreadable counts as a flip)")
         accuracy = interval(rows["correct"], rows)
         if name == CLEAN:
-            results.append(ConditionResult(name, accuracy, None, None, len(rows), unreadable))
+            results.append(ConditionResult(name, accuracy, None, None, n_items, unreadable))
             continue
-        before = clean.loc[rows["id"]]
+        before = clean.loc[pd.MultiIndex.from_frame(rows[["id", "draw"]])]
         flipped = rows["category"].to_numpy() != before["category"].to_numpy()
         paired = pd.DataFrame({"id": rows["id"].to_numpy(), "perturbation": name,
+                               "draw": rows["draw"].to_numpy(),
                                "correct": rows["correct"].to_numpy(bool),
                                "clean_correct": before["correct"].to_numpy(bool),
                                "flipped": flipped})
@@ -277,11 +306,34 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         per_item.append(paired)
         drop = before["correct"].to_numpy(float) - rows["correct"].to_numpy(float)
         results.append(ConditionResult(name, accuracy, interval(flipped, rows),
-                                       interval(before["correct"], rows), len(rows),
+                                       interval(before["correct"], rows), n_items,
                                        unreadable, interval(drop, rows)))
+    frame = pd.concat(per_item, ignore_index=True) if per_item else pd.DataFrame(
+        columns=["id", "perturbation", "draw", "correct", "clean_correct", "flipped"])
+    per_draw = _per_draw(table, frame)
+    notes += _notes(table, results, cluster, n_draws)
+    return InterferenceReport(results, frame, cluster, notes, per_draw, n_draws)
+
+
+def _per_draw(table: pd.DataFrame, flips: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and flip rate of every condition in every draw (point estimates)."""
+    accuracy = table.groupby(["perturbation", "draw"], sort=False).agg(
+        n=("id", "nunique"), accuracy=("correct", "mean")).reset_index()
+    if "seed" in table.columns:
+        seeds = table.groupby("draw")["seed"].first()
+        accuracy.insert(2, "seed", accuracy["draw"].map(seeds))
+    delta = flips.groupby(["perturbation", "draw"], sort=False)["flipped"].mean().rename(
+        "delta").reset_index()
+    return accuracy.merge(delta, on=["perturbation", "draw"], how="left")
+
+
+def _notes(table: pd.DataFrame, results: list[ConditionResult], cluster: str | None,
+           n_draws: int) -> list[str]:
+    notes: list[str] = []
     if "relevant" in table.columns:
-        parts = [f"{HEAVY.get(k, k)} {v.mean():.3f} (n={len(v)})" for k, v in
-                 table[table["perturbation"] == CLEAN].groupby("relevant")["correct"]]
+        clean = table[table["perturbation"] == CLEAN]
+        parts = [f"{HEAVY.get(k, k)} {v['correct'].mean():.3f} (n={v['id'].nunique()})"
+                 for k, v in clean.groupby("relevant")]
         notes.append(f"clean accuracy by task: {', '.join(parts)}")
     flat = [f"{r.perturbation} {kind}" for r in results
             for kind, i in (("accuracy", r.accuracy), ("delta", r.delta))
@@ -290,12 +342,18 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         notes.append(f"zero-width interval ({', '.join(flat)}): every resampled "
                      f"{'cluster' if cluster else 'item'} gives the same value; the data show "
                      "no spread, not certainty")
+    if n_draws > 1:
+        notes.append(f"{n_draws} perturbation draws per item: each item's accuracy and flips "
+                     "are averaged over its draws before resampling, so the intervals include "
+                     "the draw-to-draw variance (per-draw rates: the draws table)")
+    else:
+        notes.append("one perturbation draw: the intervals do not include the variance "
+                     "between perturbation draws (a model run takes --draws R; a table can "
+                     "carry a draw column)")
     if cluster:
         notes.append(f"intervals resample clusters ({table[cluster].nunique()} in column "
                      f"{cluster!r})")
-    frame = pd.concat(per_item, ignore_index=True) if per_item else pd.DataFrame(
-        columns=["id", "perturbation", "correct", "clean_correct", "flipped"])
-    return InterferenceReport(results, frame, cluster, notes)
+    return notes
 
 
 def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],

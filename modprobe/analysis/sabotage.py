@@ -18,11 +18,18 @@ Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
   listed it (more first), then by the label's text (alphabetical). Top-k is read from
   this order.
 - **Potential sabotage** by agent m on an item: its top label is wrong and its
-  confidence in it is >= tau. **Successful sabotage**: also the fused top-1 is that
-  label (defined for fused agents). ``successful_sabotage_joint``: the joint agent's
-  top-1 is that label instead (the model's own fusion, when a ``joint`` agent exists).
-- **Contributor**: an agent whose top label is the gold one (its contribution rate is
-  its top-1 accuracy); ``contribution_to_correct_fusion`` also needs the fused top-1 right.
+  confidence in it is >= tau.
+- **Successful sabotage** (paper 002's saboteur, read counterfactually): a potential
+  sabotage on an item whose fused top-1 is wrong and whose fusion over the other fused
+  agents (`modprobe.analysis.sabotage_counterfactual`) would have been right. A
+  unanimous error has no successful saboteur.
+- **Contributor** (paper 002's, counterfactually): an agent whose top label is gold, on
+  an item whose fused top-1 is gold and whose fusion without it is not.
+- The looser counts, under their own names: ``wrong_agent_fused`` (a potential sabotage
+  whose label the fused top-1 is, whatever the others said), ``wrong_agent_joint`` (the
+  joint agent's top-1 is that label: the model's own fusion, when a ``joint`` agent
+  exists), ``accuracy`` (top label gold) and ``correct_agent_fused`` (top label gold and
+  fused top-1 gold).
 - **Reliability**: accuracy, a calibration curve (equal-width confidence bins: mean
   confidence vs accuracy) and the expected calibration error
   ``ECE = sum over bins n_b / n |accuracy_b - confidence_b|``.
@@ -40,64 +47,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modprobe.analysis.sabotage_counterfactual import counterfactual_roles, fused_without
+from modprobe.analysis.sabotage_fusion import WEIGHTS, default_fused_agents, fuse  # noqa: F401 (WEIGHTS: public here too)
 from modprobe.analysis.sabotage_input import FUSION, JOINT, MEASURES, AgentOutputs
 from modprobe.analysis.sabotage_report import summary_dict, summary_lines
 from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 TAU = 0.70
-WEIGHTS = ("equal", "quality")
-TIE_DECIMALS = 12
-
-
-def fuse(table: pd.DataFrame, weights: str = "equal",
-         agents: list[str] | None = None) -> pd.DataFrame:
-    """Late fusion of agent scores, ranked with the documented tie-breaking.
-
-    Args:
-        table: An agent table (`AgentOutputs.table`).
-        weights: ``equal`` (w_m = 1) or ``quality`` (w_m = the agent's quality on that item).
-        agents: Agents to fuse (None: all but ``joint``, or ``joint`` alone if it is all).
-
-    Returns:
-        One row per item and label that some fused agent listed: ``item, label, s, p,
-        best_rank, n_agents, rank`` (``rank`` 1-based in the fused order).
-
-    Raises:
-        ValueError: unknown ``weights``; ``quality`` weights with a quality missing.
-    """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    if agents is None:
-        agents = default_fused_agents(table)
-    part = table[table["agent"].isin(agents)]
-    if weights == "quality":
-        missing = part[part["quality"].isna()]
-        if len(missing):
-            row = missing.iloc[0]
-            raise ValueError(f"line {row['line']}, field 'quality': missing, but quality "
-                             "weights need every fused agent's quality; add it or use equal "
-                             "weights")
-        w = part["quality"].to_numpy(np.float64)
-    else:
-        w = np.ones(len(part))
-    scored = part.assign(ws=w * part["score"].to_numpy(np.float64))
-    fused = scored.groupby(["item", "label"], sort=False).agg(
-        s=("ws", "sum"), best_rank=("rank", "min"), n_agents=("agent", "nunique")).reset_index()
-    total = fused.groupby("item")["s"].transform("sum")
-    count = fused.groupby("item")["s"].transform("size")
-    fused["p"] = np.where(total > 0, fused["s"] / total.where(total > 0, 1.0), 1.0 / count)
-    fused["_key"] = -fused["p"].round(TIE_DECIMALS)
-    fused = fused.sort_values(["item", "_key", "best_rank", "n_agents", "label"],
-                              ascending=[True, True, True, False, True], kind="mergesort")
-    fused["rank"] = fused.groupby("item").cumcount() + 1
-    return fused.drop(columns="_key")[["item", "label", "s", "p", "best_rank", "n_agents",
-                                       "rank"]].reset_index(drop=True)
-
-
-def default_fused_agents(table: pd.DataFrame) -> list[str]:
-    """Every agent but ``joint`` (``joint`` alone when it is the only agent)."""
-    agents = list(dict.fromkeys(table["agent"]))
-    return [a for a in agents if a != JOINT] or agents
 
 
 def _gold_rank(ranked: pd.DataFrame, keys: list[str]) -> pd.Series:
@@ -117,11 +73,13 @@ class SabotageReport:
         fused_agents: The agents summed in the fusion.
         fused: `fuse` output (item x label, ranked).
         per_agent: One row per item x agent: ``item, agent, modality, label, confidence,
-            gold, correct, gold_rank, fused_top1, joint_top1, potential_sabotage,
-            successful_sabotage, successful_sabotage_joint, contributions,
-            contribution_to_correct_fusion, cluster, group`` (NaN where undefined).
+            gold, correct, gold_rank, fused_top1, joint_top1, top1_without (fused top-1
+            without the agent), potential_sabotage, successful_sabotage,
+            wrong_agent_fused, wrong_agent_joint, accuracy, contributions,
+            correct_agent_fused, cluster, group`` (NaN where undefined).
         items: One row per item: gold, fused top-1 and its p, fused gold rank,
-            contributors, saboteurs, successful saboteurs, the joint agent's answer.
+            contributors, correct agents, saboteurs, successful saboteurs, the joint
+            agent's answer.
         rates: One row per (level, name, measure): count, n, rate, low, high, method.
         topk: One row per (who, k): count, n, rate, low, high (who: agents and fusion).
         calibration: One row per (agent, bin): bin edges, n, confidence, accuracy, low, high.
@@ -224,23 +182,7 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
     joint_top1 = top.xs(JOINT, level="agent")["label"] if JOINT in agents else pd.Series(
         dtype=object)
     per_agent["joint_top1"] = per_agent["item"].map(joint_top1)
-    correct = per_agent["label"] == per_agent["gold"]
-    per_agent["correct"] = correct
-    wrong_sure = ~correct & (per_agent["confidence"] >= tau)
-    per_agent["potential_sabotage"] = wrong_sure.astype(float)
-    in_fusion = per_agent["agent"].isin(fused_agents)
-    per_agent["successful_sabotage"] = np.where(
-        in_fusion, (wrong_sure & (per_agent["fused_top1"] == per_agent["label"])).astype(float),
-        np.nan)
-    has_joint = per_agent["joint_top1"].notna() & (per_agent["agent"] != JOINT)
-    per_agent["successful_sabotage_joint"] = np.where(
-        has_joint, (wrong_sure & (per_agent["joint_top1"] == per_agent["label"])).astype(float),
-        np.nan)
-    per_agent["contributions"] = correct.astype(float)
-    per_agent["contribution_to_correct_fusion"] = np.where(
-        in_fusion, (correct & (per_agent["fused_top1"] == per_agent["gold"])).astype(float),
-        np.nan)
-
+    per_agent = _agent_flags(per_agent, table, fused_agents, weights, tau)
     items = _item_table(table, fused, per_agent, fused_agents)
     complete = bool(items["cluster"].notna().all())
     notes = list(outputs.notes)
@@ -264,6 +206,34 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
                           notes=notes)
 
 
+def _agent_flags(per_agent: pd.DataFrame, table: pd.DataFrame, fused_agents: list[str],
+                 weights: str, tau: float) -> pd.DataFrame:
+    """Add every per-agent flag (correct, potential and successful sabotage, the looser
+    counts, contributions) to ``per_agent``."""
+    correct = per_agent["label"] == per_agent["gold"]
+    per_agent["correct"] = correct
+    wrong_sure = ~correct & (per_agent["confidence"] >= tau)
+    per_agent["potential_sabotage"] = wrong_sure.astype(float)
+    in_fusion = per_agent["agent"].isin(fused_agents)
+    per_agent["in_fusion"] = in_fusion
+    per_agent["wrong_agent_fused"] = np.where(
+        in_fusion, (wrong_sure & (per_agent["fused_top1"] == per_agent["label"])).astype(float),
+        np.nan)
+    has_joint = per_agent["joint_top1"].notna() & (per_agent["agent"] != JOINT)
+    per_agent["wrong_agent_joint"] = np.where(
+        has_joint, (wrong_sure & (per_agent["joint_top1"] == per_agent["label"])).astype(float),
+        np.nan)
+    per_agent["accuracy"] = correct.astype(float)
+    per_agent["correct_agent_fused"] = np.where(
+        in_fusion, (correct & (per_agent["fused_top1"] == per_agent["gold"])).astype(float),
+        np.nan)
+    without = fused_without(table, fused_agents, weights)
+    per_agent = per_agent.merge(without, on=["item", "agent"], how="left")
+    per_agent["successful_sabotage"], per_agent["contributions"] = counterfactual_roles(
+        per_agent)
+    return per_agent
+
+
 def _item_table(table: pd.DataFrame, fused: pd.DataFrame, per_agent: pd.DataFrame,
                 fused_agents: list[str]) -> pd.DataFrame:
     first = table.drop_duplicates("item").set_index("item")
@@ -283,14 +253,17 @@ def _item_table(table: pd.DataFrame, fused: pd.DataFrame, per_agent: pd.DataFram
 
     fused_mask = per_agent["agent"].isin(fused_agents)
     items["n_agents"] = grouped["agent"].size()
-    items["contributors"] = names(fused_mask & per_agent["correct"])
+    items["contributors"] = names(per_agent["contributions"] == 1)
+    items["correct_agents"] = names(fused_mask & per_agent["correct"])
     items["saboteurs"] = names(per_agent["potential_sabotage"] == 1)
     items["successful_saboteurs"] = names(per_agent["successful_sabotage"] == 1)
+    items["wrong_agents_fused"] = names(per_agent["wrong_agent_fused"] == 1)
     if JOINT in set(per_agent["agent"]):
         joint = per_agent[per_agent["agent"] == JOINT].set_index("item")
         items["joint_top1"] = joint["label"]
         items["joint_correct"] = joint["correct"]
-    for column in ("contributors", "saboteurs", "successful_saboteurs"):
+    for column in ("contributors", "correct_agents", "saboteurs", "successful_saboteurs",
+                   "wrong_agents_fused"):
         items[column] = items[column].fillna("")
     return items.reset_index()
 
@@ -373,9 +346,10 @@ def _sabotaged(per_agent: pd.DataFrame) -> pd.DataFrame:
     others = answers.groupby("item", sort=False)["answer"].agg("; ".join)
     chosen = per_agent[per_agent["potential_sabotage"] == 1]
     out = chosen[["item", "agent", "label", "confidence", "gold", "fused_top1",
-                  "successful_sabotage", "joint_top1", "successful_sabotage_joint",
-                  "group"]].copy()
+                  "top1_without", "successful_sabotage", "wrong_agent_fused", "joint_top1",
+                  "wrong_agent_joint", "group"]].copy()
     out["all_agents"] = out["item"].map(others)
-    out = out.sort_values(["successful_sabotage", "confidence"], ascending=[False, False],
+    out = out.sort_values(["successful_sabotage", "wrong_agent_fused", "confidence"],
+                          ascending=[False, False, False],
                           kind="mergesort", na_position="last")
     return out.reset_index(drop=True)

@@ -53,12 +53,12 @@ import pandas as pd
 from modprobe.analysis._arrays import normalize_answer
 from modprobe.analysis.sabotage_replies import parse_reply
 
-#: The agent that saw every modality at once (the model's own fusion).
 #: Rates the sabotage analysis reports per agent, per modality and per group.
-MEASURES = ("potential_sabotage", "successful_sabotage", "successful_sabotage_joint",
-            "contributions", "contribution_to_correct_fusion")
+MEASURES = ("potential_sabotage", "successful_sabotage", "wrong_agent_fused",
+            "wrong_agent_joint", "accuracy", "contributions", "correct_agent_fused")
 #: The name of the late fusion among the agents of a report's tables.
 FUSION = "fusion"
+#: The agent that saw every modality at once (the model's own fusion).
 JOINT = "joint"
 #: Scale names as reported.
 UNIT, PERCENT = "0-1", "1-100"

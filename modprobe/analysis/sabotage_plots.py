@@ -28,9 +28,11 @@ from modprobe.analysis.plots import (
 #: Bars of the sabotage figure, in order, with their legend text.
 BAR_MEASURES = {
     "potential_sabotage": "potential sabotage (wrong, conf >= tau)",
-    "successful_sabotage": "successful sabotage (fused top-1 = its label)",
-    "successful_sabotage_joint": "... of the joint answer (joint top-1 = its label)",
-    "contributions": "contribution (top-1 = gold)",
+    "wrong_agent_fused": "fused top-1 = its wrong label",
+    "successful_sabotage": "successful sabotage (fusion right without it)",
+    "wrong_agent_joint": "joint top-1 = its wrong label",
+    "accuracy": "accuracy (top-1 = gold)",
+    "contributions": "contributor (fusion wrong without it)",
 }
 FUSION_COLOR = "black"
 

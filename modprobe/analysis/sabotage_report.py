@@ -2,14 +2,14 @@
 
 Report folder (``python -m modprobe.sabotage SOURCE --out DIR``)::
 
-    DIR/summary.json       per agent potential_sabotage, successful_sabotage,
-                           contributions (count, n, rate, ci), accuracy, ECE, top-k; per
+    DIR/summary.json       per agent every measure of MEASURES (count, n, rate, ci),
+                           ECE, top-k; per
                            modality and per "group/agent" the same rates; fusion top1,
                            top3, top5 (rates)
     DIR/summary.txt        what the command printed
     DIR/agent_outputs.csv  the normalised agent table (item x agent x ranked label)
     DIR/per_agent.csv      item x agent: top label, confidence, flags
-    DIR/items.csv          item: gold, fused top-1, contributors, saboteurs
+    DIR/items.csv          item: gold, fused top-1, contributors, saboteurs (both kinds)
     DIR/fused.csv          item x label: s(y), p(y), fused rank
     DIR/rates.csv          level (agent, modality, group/agent), name, measure, interval
     DIR/topk.csv           who (agent or fusion), k, coverage with interval
@@ -68,7 +68,6 @@ def summary_dict(report: SabotageReport) -> dict[str, Any]:
                                  "ece": report.ece.get(agent)}
         for measure in MEASURES:
             entry[measure] = _rate(report.rate(agent, measure))
-        entry["accuracy"] = entry["contributions"]["rate"]
         entry.update(coverage(agent))
         agents[agent] = entry
     modalities = {
@@ -114,11 +113,13 @@ def summary_lines(report: SabotageReport) -> list[str]:
             f"{a} {s}" for a, s in report.outputs.quality_scales.items()))
     for agent in report.agents:
         lines.append(f"{agent}:")
-        for measure, name in (("contributions", "accuracy (contribution)"),
+        for measure, name in (("accuracy", "accuracy"),
+                              ("contributions", "contributor (fusion wrong without it)"),
                               ("potential_sabotage", "potential sabotage"),
-                              ("successful_sabotage", "successful sabotage"),
-                              ("successful_sabotage_joint",
-                               "successful sabotage of the joint answer")):
+                              ("successful_sabotage",
+                               "successful sabotage (fusion right without it)"),
+                              ("wrong_agent_fused", "wrong and fused (fused top-1 = its label)"),
+                              ("wrong_agent_joint", "wrong and joint (joint top-1 = its label)")):
             row = report.rate(agent, measure)
             if not pd.isna(row["rate"]):
                 lines.append(f"  {name}: {_fmt(row)}")

@@ -170,7 +170,8 @@ def interference_records(run: str | Path, scores: str = "candidates"
     confidently wrong; the fusion pools the perturbed views of an item. Open-answer items
     rank the candidate answers by the last lens layer (the model's own output); multiple-
     choice items give the answer as read (the option, or ``unreadable``) with the model's
-    top-1 probability, without a ranking.
+    top-1 probability, without a ranking. With perturbation draws, each (item, draw) is an
+    item of its own (``id/drawR``), in one cluster with the item's other draws.
     """
     if scores not in SCORES:
         raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")
@@ -182,19 +183,28 @@ def interference_records(run: str | Path, scores: str = "candidates"
     last = layers[layers["layer"] == layers["layer"].max()]
     prob_columns = sorted((c for c in last.columns if c.startswith("prob_")), key=str)
     labels = np.asarray([c[len("prob_"):] for c in prob_columns], dtype=object)
-    probs = {(str(r[0]), str(r[1])): np.asarray(r[2:], dtype=np.float64)
-             for r in last[["id", "perturbation", *prob_columns]].itertuples(index=False)}
+    # Runs with perturbation draws: each (item, draw) is an item of its own, clustered
+    # with its other draws (by the item's cluster, or the item itself).
+    items = items.assign(draw=items["draw"] if "draw" in items.columns else 0)
+    last = last.assign(draw=last["draw"] if "draw" in last.columns else 0)
+    several = items["draw"].nunique() > 1
+    probs = {(str(r[0]), str(r[1]), int(r[2])): np.asarray(r[3:], dtype=np.float64)
+             for r in last[["id", "perturbation", "draw", *prob_columns]].itertuples(
+                 index=False)}
     records: list[tuple[int, dict[str, Any]]] = []
     n_choice = 0
     for line, row in enumerate(items.itertuples(index=False), start=2):
         condition = str(row.perturbation)
         agent = JOINT if condition == "clean" else condition
         modality = JOINT if condition == "clean" else str(row.modality or condition)
-        record: dict[str, Any] = {"item": str(row.id), "agent": agent, "modality": modality,
+        item = f"{row.id}/draw{row.draw}" if several else str(row.id)
+        record: dict[str, Any] = {"item": item, "agent": agent, "modality": modality,
                                   "gold": row.gold, "group": f"{row.relevant}-heavy"}
         if isinstance(getattr(row, "cluster", None), str) and row.cluster:
             record["cluster"] = row.cluster
-        key = (str(row.id), condition)
+        elif several:
+            record["cluster"] = str(row.id)
+        key = (str(row.id), condition, int(row.draw))
         if getattr(row, "format", "open") == "choice" or key not in probs or not len(labels):
             n_choice += 1
             record["labels"] = [str(row.category)]
@@ -202,6 +212,10 @@ def interference_records(run: str | Path, scores: str = "candidates"
         else:
             record["labels"], record["confidence"] = _ranked(probs[key], labels, scores)
         records.append((line, record))
+    if several:
+        notes.append(f"{items['draw'].nunique()} perturbation draws: each (item, draw) is an "
+                     "item (id/drawR); intervals resample clusters, which hold every draw of "
+                     "an item")
     if n_choice:
         notes.append(f"{n_choice} of {len(items)} answers are multiple-choice (or had no "
                      "candidate scores): one label each, the answer as read, confidence = "

@@ -14,7 +14,7 @@ from modprobe.commands import options
 
 #: ``modprobe.finetune.demo.VARIANTS`` and the ``DemoConfig`` defaults (a test checks).
 VARIANTS: tuple[str, ...] = ("answer", "calibration", "consistency", "adversarial")
-DEFAULTS = {"steps": 100, "batch_size": 8, "learning_rate": 3e-3, "train_groups": 24,
+DEFAULTS = {"steps": 100, "batch_size": 8, "learning_rate": 3e-3, "train_groups": 48,
             "draws": 3, "conflict_groups": 4, "threads": 1, "n_bootstrap": 1000}
 
 
@@ -34,7 +34,8 @@ def build_parser(prog: str = "modprobe finetune-demo") -> argparse.ArgumentParse
     parser.add_argument("--train-groups", type=cli.positive_int,
                         default=DEFAULTS["train_groups"], help="groups of training items")
     parser.add_argument("--draws", type=cli.positive_int, default=DEFAULTS["draws"],
-                        help="perturbation seeds of the evaluation")
+                        help="perturbation seeds of the evaluation (one interference run "
+                             "of one draw each, with the no-image text baseline)")
     parser.add_argument("--conflict-groups", type=cli.positive_int,
                         default=DEFAULTS["conflict_groups"],
                         help="groups of the conflict dataset")

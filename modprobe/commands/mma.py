@@ -43,7 +43,8 @@ def build_parser(prog: str = "modprobe mma") -> argparse.ArgumentParser:
               "audio prompts.")
     parser.add_argument("--model", required=True,
                         help="alias, hub id, or local folder (an audio-visual model such as "
-                             "Qwen2.5-Omni)")
+                             "Qwen2.5-Omni; av-organism: the bundled tiny one, with "
+                             "--visual image)")
     options.add_data(parser, "clip folder (clips.jsonl; docs/mma.md); default: synthetic "
                              "clips generated into RUN/data")
     options.add_out(parser, "run folder; never overwritten", required=True)

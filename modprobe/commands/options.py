@@ -18,7 +18,7 @@ from modprobe import cli
 #: ``modprobe.stats.DEFAULT_RESAMPLES`` (a test checks they agree; stats imports scipy).
 DEFAULT_RESAMPLES = 2000
 #: Model aliases named in ``--model`` help (``modprobe.loading.ALIASES`` has them all).
-MODEL_HELP = ("alias (organism, llava, llava-next, qwen2-vl, qwen2.5-vl, instructblip), "
+MODEL_HELP = ("alias (organism, av-organism, llava, llava-next, qwen2-vl, qwen2.5-vl, instructblip), "
               "hub id, or local folder")
 
 

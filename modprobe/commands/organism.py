@@ -1,6 +1,6 @@
 """``modprobe organism train --out DIR``: train the bundled organism.
 
-See :mod:`modprobe.organism` and docs/organism.md.
+``modprobe organism train-av --out DIR`` trains the audio-visual one (docs/mma.md). See :mod:`modprobe.organism` and docs/organism.md.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 from modprobe import cli
 from modprobe.commands import options
@@ -16,12 +17,16 @@ from modprobe.commands import options
 #: organism package imports torch).
 DEFAULTS = {"seed": 0, "steps": 1500, "batch_size": 48, "learning_rate": 3e-3, "threads": 1,
             "eval_every": 100, "probe_items": 64}
+#: ``modprobe.organism.av.AVOrganismConfig``'s defaults (checked the same way).
+AV_DEFAULTS = {"seed": 0, "steps": 250, "batch_size": 16, "learning_rate": 3e-3, "threads": 1,
+               "eval_every": 50, "probe_clips": 32}
 
 
 def build_parser(prog: str = "modprobe organism") -> argparse.ArgumentParser:
     """The parser of ``modprobe organism``."""
     parser = options.new_parser(
-        prog, "Train the bundled model organism (a tiny LLaVA on the lowres color task).")
+        prog, "Train the bundled model organisms (a tiny LLaVA on the lowres color task; "
+        "train-av: a tiny Qwen2.5-Omni thinker on the synthetic clips).")
     sub = options.add_subparsers(parser)
     train = sub.add_parser("train", help="train from scratch and save_pretrained to --out")
     options.add_out(train, "folder to write (model, processor, log); must be empty",
@@ -42,7 +47,49 @@ def build_parser(prog: str = "modprobe organism") -> argparse.ArgumentParser:
     train.add_argument("--probe-items", type=cli.positive_int, default=DEFAULTS["probe_items"],
                        help="items per held-out probe set")
     train.add_argument("--quiet", action="store_true", help="do not print the log rows")
+    _add_train_av(sub)
     return parser
+
+
+def _add_train_av(sub: argparse._SubParsersAction) -> None:
+    train_av = sub.add_parser(
+        "train-av", help="train the audio-visual organism (a tiny Qwen2.5-Omni thinker on the "
+                         "synthetic clips; docs/mma.md)")
+    options.add_out(train_av, "folder to write (model, processor, log); must be empty",
+                    required=True,
+                    overwrite="write into a non-empty --out, replacing the checkpoint there")
+    options.add_seed(train_av, default=AV_DEFAULTS["seed"])
+    train_av.add_argument("--steps", type=cli.positive_int, default=AV_DEFAULTS["steps"],
+                          help="optimizer steps")
+    train_av.add_argument("--batch-size", type=cli.positive_int,
+                          default=AV_DEFAULTS["batch_size"], help="clip questions per step")
+    train_av.add_argument("--lr", type=cli.positive_float,
+                          default=AV_DEFAULTS["learning_rate"], help="peak learning rate")
+    train_av.add_argument("--threads", type=cli.positive_int, default=AV_DEFAULTS["threads"],
+                          help="torch CPU threads (results are deterministic per seed and "
+                               "thread count)")
+    train_av.add_argument("--eval-every", type=cli.positive_int,
+                          default=AV_DEFAULTS["eval_every"],
+                          help="steps between held-out evaluations")
+    train_av.add_argument("--probe-clips", type=cli.positive_int,
+                          default=AV_DEFAULTS["probe_clips"], help="held-out clips per probe set")
+    train_av.add_argument("--quiet", action="store_true", help="do not print the log rows")
+
+
+def _show(row: dict[str, float]) -> None:
+    print(" ".join(f"{k.split('/', 1)[-1]}={v:.3g}" for k, v in row.items()), flush=True)
+
+
+def _main_train_av(args: argparse.Namespace, out: Path) -> int:
+    from modprobe.organism.av import AVOrganismConfig, train_av
+
+    config = dataclasses.replace(
+        AVOrganismConfig(), seed=args.seed, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, threads=args.threads, eval_every=args.eval_every,
+        probe_clips=args.probe_clips)
+    train_av(config, out, progress=None if args.quiet else _show)
+    print(f"trained the audio-visual organism {config.steps} steps; saved to {out}")
+    return cli.EXIT_OK
 
 
 @cli.entry_point
@@ -51,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Before training: a wrong --out must not cost the whole training run.
     out = cli.check_out(args.out, overwrite=args.overwrite, what="model")
+    if args.command == "train-av":
+        return _main_train_av(args, out)
     from modprobe.organism.config import OrganismConfig
     from modprobe.organism.train import save, train
 

@@ -11,7 +11,7 @@ interference runs of the base organism and of each variant), and writes
 * ``finetune_flips.png``: flip rate per perturbation and model, with 95% intervals
   (perturbations never used in training are marked; the interference figure);
 * ``finetune_relevant_mass.png``: attention mass the answer position gives the relevant
-  span, per layer, clean and perturbed, per model (the calibrated layers shaded);
+  span, per layer, clean and perturbed, per model (layers 2-3, where the organism decides, shaded);
 * ``finetune_following.png``: text-following rate and balance point per model;
 * ``finetune_training.png``: every loss term per step, per variant;
 * ``finetune_radar.png``: the interference radar, one polygon per model.
@@ -60,7 +60,7 @@ def plot_flips(summary: pd.DataFrame, ax: Axes | None = None) -> FigureBase:
         The figure drawn in.
     """
     flips = summary[summary["metric"].str.startswith("flip/")].copy()
-    flips["perturbation"] = [p if p in TRAIN_PERTURB else f"{p}\nheld out"
+    flips["perturbation"] = [p if p in TRAIN_PERTURB else f"{p}\nnot trained on"
                              for p in flips["metric"].str.removeprefix("flip/")]
     flips = flips.rename(columns={"estimate": "delta"})
     return plot_flip_rates(flips[["model", "perturbation", "delta", "low", "high"]],
@@ -107,7 +107,7 @@ def plot_relevant_mass(demo: Path, models: Sequence[str],
             ax.set_title(title, fontsize=9)
     for ax in axes:
         ax.axvspan(min(CAL_LAYERS) - 0.3, max(CAL_LAYERS) + 0.3, color="0.92", zorder=0)
-        ax.set_xlabel("layer (calibrated layers shaded)")
+        ax.set_xlabel(f"layer ({min(CAL_LAYERS)}-{max(CAL_LAYERS)}, where the organism decides, shaded)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("attention mass (mean over heads, items)")
@@ -188,7 +188,9 @@ def plot_radar(demo: Path, models: Sequence[str], ax: Axes | None = None) -> Fig
     Returns:
         The figure drawn in.
     """
-    values = {m: load_run(Path(demo) / "eval" / m / "interference").summary["radar"]
+    # a run's radar is a list of {axis, accuracy} records, one per spoke
+    values = {m: {spoke["axis"]: spoke["accuracy"]
+                  for spoke in load_run(Path(demo) / "eval" / m / "interference").summary["radar"]}
               for m in models}
     axes = list(dict.fromkeys(a for v in values.values() for a in v))
     return radar(values, axes=axes, title="Held-out accuracy, base and fine-tuned", ax=ax)

@@ -25,13 +25,28 @@ def summary_and_shift(run: str | Path) -> tuple[dict, object]:
     """A finished interference run's summary and attention shift (empty if absent).
 
     Args:
-        run: The run folder (``modprobe interference``).
+        run: The run folder (``modprobe interference``): a model run, or the output folder
+            of the TABLE form (a ``summary.json`` and no manifest: no attention shift).
 
     Returns:
         ``summary.json`` as a dict, and the attention-shift table.
+
+    Raises:
+        FileNotFoundError: the folder has neither a manifest nor a ``summary.json``.
     """
+    import json
+
     import pandas as pd
 
+    from modprobe.study.runfolder import MANIFEST
+
+    folder = Path(run)
+    if not (folder / MANIFEST).is_file():
+        if (folder / "summary.json").is_file():
+            return (json.loads((folder / "summary.json").read_text(encoding="utf-8")),
+                    pd.DataFrame())
+        raise FileNotFoundError(f"{folder} has no summary.json: not a finished interference "
+                                "run (or TABLE analysis) folder")
     loaded = load_run(run)
     return loaded.summary, loaded.tables.get("attention_shift", pd.DataFrame())
 

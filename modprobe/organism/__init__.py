@@ -20,5 +20,9 @@ from modprobe.loading import LOCAL_ALIASES
 #: Folder of the shipped checkpoint (``save_pretrained`` of model and processor); the
 #: ``organism`` alias of :func:`modprobe.load` points here.
 CHECKPOINT_DIR: Path = LOCAL_ALIASES["organism"]
+#: Folder of the shipped audio-visual organism (a tiny Qwen2.5-Omni thinker trained on the
+#: synthetic clips by ``python -m modprobe.organism train-av``; ``docs/mma.md``); the
+#: ``av-organism`` alias points here.
+AV_CHECKPOINT_DIR: Path = LOCAL_ALIASES["av-organism"]
 
-__all__ = ["CHECKPOINT_DIR"]
+__all__ = ["AV_CHECKPOINT_DIR", "CHECKPOINT_DIR"]

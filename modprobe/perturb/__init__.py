@@ -47,12 +47,23 @@ FB     image  full black canvas: ``size=``
 FW     image  full white canvas: ``size=``
 =====  =====  ==========================================================================
 
+**The clean input of text-heavy items.** ``text_baseline(item, "noise", seed, size)``
+gives a text-heavy item without an image paper 003's default visual input, a random-noise
+image (``"none"``: no image, the older baseline); RI, FB and FW replace it.
+
 **Your own.** ``register_perturbation("blur", "image", fn)`` with
 ``fn(item, rng, **options) -> TaskItem`` drawing randomness only from the numpy
 ``rng`` it is given; it is then usable by name everywhere (``--perturb blur``); ``unregister_perturbation``
 removes it.
 """
 
+from modprobe.perturb.baseline import (
+    DEFAULT_TEXT_BASELINE,
+    TEXT_BASELINES,
+    check_text_baseline,
+    default_perturbations,
+    text_baseline,
+)
 from modprobe.perturb.image import (
     DEFAULT_SIZE,
     check_ri,
@@ -72,6 +83,7 @@ from modprobe.perturb.registry import (
     canonical_name,
     check_items_perturbable,
     check_perturbation,
+    draw_seeds,
     get_perturbation,
     perturb,
     perturbation_names,
@@ -96,10 +108,38 @@ register_perturbation("FW", "image", full_white, "a full white canvas")
 BUILTIN: tuple[str, ...] = ("UF", "MD", "OCR", "RP", "RI", "FB", "FW")
 
 __all__ = [
-    "BUILTIN", "DEFAULT_SIZE", "FACTS", "MODALITIES", "Perturbation", "PerturbationError",
-    "applicable", "canonical_name", "check_items_perturbable", "check_perturbation",
-    "check_ri", "full_black", "full_white", "get_perturbation", "irrelevant_image", "misleading_description",
-    "ocr_noise", "perturb", "perturbation_names", "perturbations", "perturbed_span",
-    "processor_image_size", "random_pixels", "register_perturbation", "scene_without",
-    "unregister_perturbation", "unrelated_facts", "usable_images",
+    "BUILTIN",
+    "DEFAULT_SIZE",
+    "DEFAULT_TEXT_BASELINE",
+    "FACTS",
+    "MODALITIES",
+    "TEXT_BASELINES",
+    "Perturbation",
+    "PerturbationError",
+    "applicable",
+    "canonical_name",
+    "check_items_perturbable",
+    "check_perturbation",
+    "check_ri",
+    "check_text_baseline",
+    "default_perturbations",
+    "draw_seeds",
+    "full_black",
+    "full_white",
+    "get_perturbation",
+    "irrelevant_image",
+    "misleading_description",
+    "ocr_noise",
+    "perturb",
+    "perturbation_names",
+    "perturbations",
+    "perturbed_span",
+    "processor_image_size",
+    "random_pixels",
+    "register_perturbation",
+    "scene_without",
+    "text_baseline",
+    "unregister_perturbation",
+    "unrelated_facts",
+    "usable_images",
 ]

@@ -233,3 +233,18 @@ def applicable(item: TaskItem, names: Mapping[str, Any] | list[str] | None = Non
 
 def _other(relevant: str) -> str:
     return "text" if relevant == "image" else "image"
+
+
+def draw_seeds(seed: int, draws: int) -> list[int]:
+    """The seeds of ``draws`` perturbation draws of a run seeded ``seed``.
+
+    Draw 0 uses ``seed`` itself (so one draw is the single-seed run); draw r > 0 uses a
+    seed hashed from ``(seed, r)`` (SHA-256, the same in every process), so runs with
+    neighbouring seeds do not share draws.
+    """
+    if draws < 1:
+        raise PerturbationError(f"--draws must be at least 1, got {draws}")
+    seeds = [int(seed)]
+    for r in range(1, draws):
+        seeds.append(int(seeded_rng(seed, "draw", r).integers(0, 2**31 - 1)))
+    return seeds

@@ -8,9 +8,12 @@ that one choice, documented in docs/science.md, governs them all:
 - a proportion over items that share a cluster (one generator group, one source
   image): the cluster-adjusted Wilson interval (effective sample size, Student's t with
   G - 1 degrees of freedom);
+- the mean of other values (paired differences, counts) over clustered items: a
+  studentised cluster bootstrap on the CR2 cluster-robust error, at least as wide as the
+  CR2 Student interval (`modprobe.stats.cluster_mean`), which keeps its level with 8
+  skewed clusters;
 - anything else: a bootstrap (whole clusters resampled, `modprobe.stats.resample`)
-  with the expanded percentile interval (`expanded_level`), which keeps its level with
-  few clusters;
+  with the expanded percentile interval (`expanded_level`);
 - a quantity the data cannot identify (no items, fewer than two clusters): an `Interval`
   whose ``identified`` is False and whose ``note`` says why, never a zero-width interval.
 
@@ -44,8 +47,8 @@ class Interval:
         low: Lower bound (NaN when not identified).
         high: Upper bound (NaN when not identified).
         confidence: Nominal coverage, e.g. 0.95.
-        method: ``"wilson"``, ``"cluster-wilson"``, ``"cluster-bootstrap"``,
-            ``"bootstrap"`` or ``"none"``.
+        method: ``"wilson"``, ``"cluster-wilson"``, ``"cluster-bootstrap-t"``,
+            ``"cluster-bootstrap"``, ``"bootstrap"`` or ``"none"``.
         n: Items the estimate is over.
         n_clusters: Clusters resampled (None when items were treated as independent).
         note: Why the interval is not identified, or a caveat ("" when none).
@@ -327,7 +330,9 @@ def mean_interval(
     Without ``clusters``, 0/1 values get the Wilson interval and other values a
     bootstrap over items. With ``clusters`` (one label per item), 0/1 values get the
     cluster-adjusted Wilson interval (`cluster_wilson_interval`) and other values a
-    cluster bootstrap (whole clusters resampled), so items that share a cluster are not
+    studentised cluster bootstrap (`modprobe.stats.cluster_mean.cluster_t_interval`:
+    whole clusters resampled, CR2 error, never narrower than the CR2 Student
+    interval), so items that share a cluster are not
     counted as independent evidence; both keep their level with few clusters
     (docs/science.md, "Intervals and clusters"). NaN values are left out (with their
     cluster labels).
@@ -359,12 +364,11 @@ def mean_interval(
                                   confidence=confidence, estimate=estimate)
         if np.all((x == 0) | (x == 1)):
             return cluster_wilson_interval(x, codes, confidence)
-        rng = np.random.default_rng(seed)
-        weights = resample_weights(n, n_resamples, rng, codes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            boot = (weights @ x) / weights.sum(axis=1)
-        return bootstrap_interval(boot, estimate, confidence=confidence,
-                                  method="cluster-bootstrap", n=n, n_clusters=n_clusters)
+        # Imported here: cluster_mean builds on this module's Interval.
+        from modprobe.stats.cluster_mean import cluster_t_interval
+
+        return cluster_t_interval(x, codes, confidence=confidence,
+                                  n_resamples=n_resamples, seed=seed)
     if np.all((x == 0) | (x == 1)):
         low, high = wilson_interval(int(x.sum()), n, confidence)
         return Interval(estimate, low, high, confidence, "wilson", n, None)

@@ -150,6 +150,8 @@ class RunSpec:
             data it generates).
         progress_label: The progress bar's label.
         table_format: ``parquet`` or ``csv``: the format of the gathered tables.
+        resume_defaults: The value of a resume key that older manifests lack (an option
+            added since), so that resuming such a run compares against what it meant.
     """
 
     kind: str
@@ -163,6 +165,7 @@ class RunSpec:
     generated: Sequence[str] = ()
     progress_label: str = "modprobe"
     table_format: str = "parquet"
+    resume_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -260,6 +263,7 @@ class RunDriver:
                 raise StudyError(f"no items to run in {inputs.data}")
             self.manifest = prepare_run_folder(self.out, spec.options, spec.resume,
                                                spec.resume_keys, kind=spec.kind,
+                                               resume_defaults=spec.resume_defaults,
                                                fingerprints=inputs.fingerprints,
                                                generated=spec.generated)
         except BaseException:

@@ -12,12 +12,14 @@ Run folder::
     RUN/manifest.json           model, data, perturbations, seeds, versions
     RUN/data/                   the generated color tasks (when no --data was given)
     RUN/chunks/NNNNN/           per-chunk tables (items.csv last = chunk done)
-    RUN/items.parquet           one row per item x condition: answer, category, correct
-    RUN/layers.parquet          one row per item x condition x layer (lens)
+    RUN/items.parquet           one row per item x draw x condition: answer, category,
+                                correct, draw, seed
+    RUN/layers.parquet          one row per item x draw x condition x layer (lens)
     RUN/attention_mass.npy      `row layer head span` float32, rows as in items
                                 (absent with --no-attention)
     RUN/attention.parquet       head-averaged mass: id, perturbation, layer, span, mass
-    RUN/flips.parquet           one row per item x perturbation: correct, flipped
+    RUN/flips.parquet           one row per item x draw x perturbation: correct, flipped
+    RUN/draws.parquet           per condition x draw: accuracy and flip rate of that draw
     RUN/attention_shift.parquet per perturbation x layer: mass on the perturbed span,
                                 clean vs perturbed, with intervals
     RUN/summary.json            accuracy and delta per condition (the printed lines)
@@ -49,7 +51,7 @@ from modprobe.study.runfolder import (
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "limit",
                 "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
-                "table_format")
+                "table_format", "text_baseline", "draws")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
 
@@ -62,7 +64,8 @@ class InterferenceConfig:
         data: Task folder (``modprobe.data.tasks`` schema); None: generate the color
             world's image-heavy and text-heavy tasks into ``out/data``.
         out: Run folder.
-        perturb: Perturbation names (None: every built-in one).
+        perturb: Perturbation names (None: every built-in one, less RP under the noise
+            baseline).
         batch_size: Items per chunk (each chunk runs one batch per condition).
         limit: Only the first ``limit`` items.
         device: Torch device (None: CUDA when available).
@@ -82,10 +85,14 @@ class InterferenceConfig:
         uf_sentences: Unrelated facts per UF perturbation.
         attention: Capture the attention mass (off: logit lens only, for models whose
             attention cannot be read, e.g. cross-attention layers).
-        data_seed: Seed of the perturbations and the generated data.
+        data_seed: Seed of the perturbations (draw 0; the other draws derive theirs from
+            it, :func:`modprobe.perturb.draw_seeds`) and the generated data.
         table_format: ``parquet`` (default) or ``csv``: the format of the run's tables.
         allow_train_overlap: Evaluate a fine-tuning run on items that share content with
             its training items (refused otherwise; flagged in the manifest and summary).
+        text_baseline: Clean input of text-heavy items without an image: ``noise`` (a
+            random-pixel image, paper 003's default) or ``none`` (no image).
+        draws: Perturbation draws: every item runs clean and perturbed once per draw.
     """
 
     model: str
@@ -111,6 +118,8 @@ class InterferenceConfig:
     data_seed: int = 0
     table_format: str = "parquet"
     allow_train_overlap: bool = False
+    text_baseline: str = "noise"
+    draws: int = 5
 
     def options_for(self, name: str) -> dict[str, Any]:
         """Options of perturbation ``name`` in this run (size is added at run time)."""
@@ -149,7 +158,14 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
     """Validate everything the user gave before anything is written."""
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import resolve_source
-    from modprobe.perturb import BUILTIN, applicable, check_perturbation, perturbation_names
+    from modprobe.perturb import (
+        BUILTIN,
+        applicable,
+        check_perturbation,
+        check_text_baseline,
+        default_perturbations,
+        perturbation_names,
+    )
 
     if config.batch_size < 1:
         raise StudyError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -157,7 +173,11 @@ def _check_inputs(config: InterferenceConfig) -> tuple[TaskSet | None, list[str]
         raise StudyError(f"--limit must be at least 1, got {config.limit}")
     if config.format not in (None, "open", "choice"):
         raise StudyError(f"--format must be open or choice, got {config.format!r}")
-    names = perturbation_names(config.perturb) if config.perturb else list(BUILTIN)
+    check_text_baseline(config.text_baseline)
+    if config.draws < 1:
+        raise StudyError(f"--draws must be at least 1, got {config.draws}")
+    names = perturbation_names(config.perturb) if config.perturb else default_perturbations(
+        BUILTIN, config.text_baseline)
     for name in names:
         check_perturbation(name, **config.options_for(name))
     resolve_source(config.model)
@@ -275,7 +295,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     summary, report, shift, figures = analyse_interference_run(
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
-        figures=analysis.figures, table_format=analysis.table_format)
+        figures=analysis.figures, table_format=analysis.table_format,
+        text_baseline=config.text_baseline)
     if inputs.extra["heldout"]:  # said first: whether these numbers are held-out
         summary["lines"] = [inputs.extra["heldout"], *summary.get("lines", [])]
     driver.finish(analysis.record(COMMON_ANALYSIS))
@@ -331,25 +352,42 @@ def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
     return aliases
 
 
+def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
+                       config: InterferenceConfig, size: tuple[int, int],
+                       ) -> list[tuple[int, int, TaskItem]]:
+    """``(draw, seed, variant)`` of every item's clean input (text-heavy ones under
+    ``config.text_baseline``) and its perturbations, once per perturbation draw, in item,
+    then draw, then condition order."""
+    from modprobe.perturb import applicable, draw_seeds, perturb, text_baseline
+
+    seeds = draw_seeds(config.data_seed, config.draws)
+    variants: list[tuple[int, int, TaskItem]] = []
+    for item in items:
+        for draw, seed in enumerate(seeds):
+            variants.append((draw, seed, text_baseline(item, config.text_baseline, seed=seed,
+                                                        size=size)))
+            variants += [(draw, seed, perturb(item, name, seed=seed, size=size,
+                                              **config.options_for(name)))
+                         for name in applicable(item, names)]
+    return variants
+
+
 def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
               config: InterferenceConfig, size: tuple[int, int],
               candidates: Sequence[str]) -> dict[str, Any]:
-    """Capture one chunk: each item clean and under each perturbation that fits it.
+    """Capture one chunk: each item clean and under each perturbation that fits it, once
+    per perturbation draw, in batches of at most ``config.batch_size`` prompts.
 
     Returns:
-        ``items.csv`` rows (item x condition, in item then condition order), ``layers.csv``
+        ``items.csv`` rows (item x draw x condition, in that order), ``layers.csv``
         rows and the `row layer head span` attention mass.
     """
     from modprobe.analysis import normalize_answer
     from modprobe.capture import capture
-    from modprobe.perturb import applicable, get_perturbation, perturb
+    from modprobe.perturb import get_perturbation
 
-    variants: list[TaskItem] = []
-    for item in items:
-        variants.append(item)
-        for name in applicable(item, names):
-            variants.append(perturb(item, name, seed=config.data_seed, size=size,
-                                    **config.options_for(name)))
+    drawn = condition_variants(items, names, config, size)
+    variants = [variant for _, _, variant in drawn]
     # One batch per condition and image presence (some families cannot mix the two).
     groups: dict[tuple[str, bool], list[int]] = {}
     for row, variant in enumerate(variants):
@@ -357,7 +395,9 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
     records: list[dict[str, Any]] = [{} for _ in variants]
     lens_parts: list[pd.DataFrame] = []
     mass: list[np.ndarray | None] = [None] * len(variants)
-    for rows in groups.values():
+    step = config.batch_size
+    batches = [rows[i:i + step] for rows in groups.values() for i in range(0, len(rows), step)]
+    for rows in batches:
         batch = [variants[r] for r in rows]
         cap = capture(loaded, [v.prompt() for v in batch], candidates=list(candidates),
                       top_k=config.top_k, attention=config.attention).cpu()
@@ -370,7 +410,8 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
             category = v.read(token, _first_token_aliases(v, loaded.tokenizer)
                               if v.format == "choice" else None)
             records[row] = {
-                "id": v.id, "perturbation": v.perturbation, "relevant": v.relevant,
+                "id": v.id, "perturbation": v.perturbation, "draw": drawn[row][0],
+                "seed": drawn[row][1], "relevant": v.relevant,
                 "modality": get_perturbation(v.perturbation).modality
                 if v.perturbation != "clean" else "", "task": v.task, "format": v.format,
                 "cluster": v.cluster, "answer": answer, "category": category,
@@ -380,6 +421,7 @@ def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
             if cap.attention_mass is not None:
                 mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
         lens = frames.lens
+        lens.insert(0, "draw", [drawn[rows[r]][0] for r in lens["row"]])
         lens.insert(0, "perturbation", [variants[rows[r]].perturbation for r in lens["row"]])
         lens.insert(0, "id", [variants[rows[r]].id for r in lens["row"]])
         lens["_order"] = [rows[r] for r in lens["row"]]

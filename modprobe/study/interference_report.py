@@ -76,9 +76,12 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
                              span_names: Sequence[str] | None = None,
-                             table_format: str = "csv") -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
+                             table_format: str = "csv", text_baseline: str | None = None,
+                             ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
-    attention_shift.csv, summary.json and the figures into ``out``."""
+    attention_shift.csv, summary.json and the figures into ``out``. ``text_baseline``
+    (the run's clean input of text-heavy items; None for runs that predate the option,
+    which had no image) is named in a note."""
     from modprobe.analysis.interference import analyze_interference, attention_shift
     from modprobe.analysis.report import cluster_column
     from modprobe.perturb import perturbed_span
@@ -87,6 +90,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
                                   n_resamples=n_bootstrap, seed=seed)
     write_table(table_path(out, "flips", table_format), report.per_item)
+    write_table(table_path(out, "draws", table_format), report.per_draw)
     shift = pd.DataFrame()
     if mass is not None and mass.size:
         attention = attention_long(mass, items, span_names)
@@ -102,8 +106,11 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     if len(shift) and (shift["span"] == "text").any():
         lines.append("note: text perturbations' attention is on the whole text span (the "
                      "question's tokens included): this span axis has no context sub-span")
+    if "relevant" in items.columns and (items["relevant"] == "text").any():
+        lines.append(_baseline_note(text_baseline))
     summary: dict[str, Any] = {"model": model_name, "n_items": int(items["id"].nunique()),
                                "n_rows": len(items), **report.to_dict(), "lines": lines,
+                               "text_baseline": text_baseline or "none",
                                "radar": radar_list(radar_axes(items, report))}
     if len(shift):
         summary["attention_shift"] = shift.to_dict(orient="records")
@@ -112,6 +119,14 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     if figures:
         drawn = draw_figures(out / FIGURES, {_short(model_name): (summary, shift)})
     return summary, report, shift, drawn
+
+
+def _baseline_note(text_baseline: str | None) -> str:
+    if text_baseline == "noise":
+        return ("note: text-heavy items' clean input has a random-noise image (paper 003's "
+                "baseline); RI/FB/FW replace it")
+    return ("note: text-heavy items' clean input has no image (--text-baseline none); every "
+            "image perturbation adds one")
 
 
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
@@ -164,5 +179,3 @@ def _short(model: str) -> str:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
-
-

@@ -151,7 +151,8 @@ def _killed_start(out: Path) -> list[str] | None:
 
 def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],
                  resume_keys: Iterable[str],
-                 fingerprints: Mapping[str, Any] | None = None) -> None:
+                 fingerprints: Mapping[str, Any] | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> None:
     """Refuse to resume when options, data or model differ from the manifest's.
 
     Args:
@@ -161,11 +162,14 @@ def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, A
         resume_keys: The option names that must match.
         fingerprints: ``{"data": ..., "model": ...}`` now (:func:`data_fingerprint`,
             :func:`model_fingerprint`); parts the manifest lacks are not compared.
+        defaults: What a resume key the manifest lacks meant when it was written (an
+            option added later: ``{"causal": False}``); a key missing without a default
+            compares as None.
 
     Raises:
         StudyError: naming every difference.
     """
-    before = manifest.get("options", {})
+    before = {**(defaults or {}), **manifest.get("options", {})}
     changed = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in resume_keys
                if not _same_option(before.get(k), options.get(k))]
     old = manifest.get("fingerprints") or {}
@@ -265,7 +269,8 @@ def undo_new_run(out: str | Path, created: bool) -> None:
 def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
                        resume_keys: Sequence[str], kind: str | None = None,
                        fingerprints: Mapping[str, Any] | None = None,
-                       generated: Sequence[str] = ()) -> dict[str, Any]:
+                       generated: Sequence[str] = (),
+                       resume_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Create a run folder, or check that the one to resume matches ``options``.
 
     Args:
@@ -279,6 +284,8 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
         generated: Entries that this run itself wrote into a new ``out`` after
             :func:`check_run_folder` found it empty (the data it generated): a new run
             whose folder holds only these is not refused as "not empty".
+        resume_defaults: What a resume key older manifests lack meant (see
+            :func:`check_resume`).
 
     Returns:
         The manifest (a new one, or the resumed run's with the options now).
@@ -294,7 +301,7 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
                  and {p.name for p in out.iterdir()} <= set(generated))
     manifest = None if only_ours else check_run_folder(out, resume, kind)
     if manifest is not None:
-        check_resume(out, manifest, options, resume_keys, fingerprints)
+        check_resume(out, manifest, options, resume_keys, fingerprints, resume_defaults)
         remove_temporary_files(out)  # half-written files of a killed run
         manifest["options"] = dict(options)  # options outside resume_keys may change
     else:

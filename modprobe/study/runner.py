@@ -54,7 +54,9 @@ from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerp
 
 #: Options that change the numbers: a resumed run must use the same values.
 _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", "dtype", "top_k",
-                "data_seed", "table_format")
+                "data_seed", "table_format", "causal", "lens", "translators")
+#: What the resume keys added since meant in runs that predate them.
+_RESUME_DEFAULTS = {"causal": False, "lens": "logit", "translators": None}
 #: The chunk files gathered into the run's tables.
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
 
@@ -336,7 +338,7 @@ def run_study(config: StudyConfig, progress: bool = True,
     driver = RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
-        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
+        resume_keys=_RESUME_KEYS, resume_defaults=_RESUME_DEFAULTS, batch_size=config.batch_size,
         tables=(*TABLES, *causal_tables(config)),
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
         progress_label="modprobe.layers", table_format=config.table_format), world)
