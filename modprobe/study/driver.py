@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from modprobe.study.distributed import Shard, World
 from modprobe.io import table_path
 from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.distributed import Shard, World
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
@@ -330,10 +330,11 @@ class RunDriver:
     def capture_chunks(self, chunks: Sequence[Sequence[Any]],
                        capture: Callable[[Sequence[Any]], Mapping[str, Any]],
                        progress: bool, on_chunk: Callable[[int], None] | None,
-                       shard: Shard = Shard()) -> None:
+                       shard: Shard | None = None) -> None:
         """The chunk loop: capture and write this shard's unfinished chunks, in order."""
         from tqdm.auto import tqdm
 
+        shard = shard or Shard()  # the whole run
         mine = [i for i in range(len(chunks)) if shard.takes(i)]
         done = finished_chunks(self.out, len(chunks))
         bar = tqdm(total=sum(len(chunks[i]) for i in mine), unit="item",
