@@ -12,6 +12,7 @@ print(lm.spans(batch).describe(0))
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import pickle
 import warnings
@@ -66,6 +67,8 @@ class LoadedModel:
         adapter: Where this family keeps its parts and how its prompts are built.
         name: What the user asked for (alias, hub id or folder).
         source: The resolved hub id or local folder.
+        remote: Where traces run: ``False`` here, ``True`` on NDIF, ``"local"`` through
+            nnsight's local simulation of a remote run (see :func:`load`).
     """
 
     model: Any
@@ -73,6 +76,7 @@ class LoadedModel:
     adapter: Adapter
     name: str
     source: str
+    remote: bool | str = False
 
     @property
     def module(self) -> torch.nn.Module:
@@ -85,6 +89,17 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs go: the model's device, or under a ``device_map`` the first
+        device that holds layers (accelerate moves activations between the others).
+        Remote models (on the meta device here) take their inputs on the CPU."""
+        if self.remote is True:
+            return torch.device("cpu")
+        placed = getattr(self.module, "hf_device_map", None)
+        if placed:
+            for where in placed.values():
+                if where not in ("disk", "meta"):
+                    return torch.device(where if not isinstance(where, int) else f"cuda:{where}")
+            return torch.device("cpu")
         return next(self.module.parameters()).device
 
     @property
@@ -417,6 +432,10 @@ def load(
     trust_remote_code: bool = False,
     local_files_only: bool | None = None,
     verify_base: bool = True,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    offload_folder: str | os.PathLike[str] | None = None,
+    remote: bool | str = False,
 ) -> LoadedModel:
     """Load a model by alias, hub id or local folder, wrapped for nnsight.
 
@@ -435,6 +454,18 @@ def load(
         verify_base: For a fine-tuning run: refuse to merge its adapter when the base
             model's fingerprint differs from the one recorded at training (the base was
             retrained or replaced). ``False`` merges anyway.
+        device_map: Shard the model over devices through accelerate instead of moving
+            it to ``device``: ``"auto"`` (``"balanced"``, ``"sequential"``...) or a dict
+            from module names to ``0``, ``"cuda:1"``, ``"cpu"`` or ``"disk"``
+            (transformers' ``device_map``). The capture is exact under any map.
+        max_memory: Memory per device for ``device_map="auto"``, e.g.
+            ``{0: "20GiB", 1: "20GiB", "cpu": "60GiB"}``.
+        offload_folder: Where layers mapped to ``"disk"`` are kept (needed for them).
+        remote: ``True``: build the model on the meta device (no weights here) and run
+            every trace on NDIF through nnsight (API key: ``NDIF_API_KEY`` or nnsight's
+            config); only hub ids NDIF hosts. ``"local"``: load the weights here and
+            run every trace through nnsight's local simulation of a remote run, which
+            serialises each trace as NDIF would (a check before a remote run).
 
     Returns:
         The :class:`LoadedModel`.
@@ -452,6 +483,10 @@ def load(
 
     source = resolve_source(name_or_path)
     is_local = Path(source).is_dir()
+    if remote:
+        return _load_remote(source, os.fspath(name_or_path), remote, device=device,
+                            dtype=dtype, attn_implementation=attn_implementation,
+                            device_map=device_map)
     if is_local and (Path(source) / "adapter_config.json").is_file():
         return _load_adapter(Path(source), os.fspath(name_or_path), verify_base,
                              device=device, dtype=dtype, attn_implementation=attn_implementation,
@@ -459,13 +494,15 @@ def load(
                              local_files_only=local_files_only)
     if isinstance(dtype, str):
         dtype = _DTYPES[check_dtype(dtype, option="dtype")]
-    device = check_device(device, option="device")
+    placement = _placement(device, device_map, max_memory, offload_folder)
+    device = check_device(device, option="device") if device_map is None else None
     offline = is_local if local_files_only is None else local_files_only
     kwargs: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code),
                               "local_files_only": offline}
     try:
         module = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
+            source, dtype=dtype, attn_implementation=attn_implementation, **placement,
+            **kwargs)
         processor = load_processor(source, **kwargs)
     except OSError as err:
         if _is_corrupt_weights(err):
@@ -504,7 +541,9 @@ def load(
         if _is_corrupt_weights(err):
             raise ModelLoadError(_corrupt_message(source, err)) from err
         raise
-    module.to(device).eval()
+    if device is not None:
+        module.to(device)
+    module.eval()
     adapter = adapter_for(module, processor)
     adapter.token_ids(module.config)  # fail early when there is no image token
     with warnings.catch_warnings():
@@ -514,6 +553,93 @@ def load(
         wrapped = NNsight(module)
     return LoadedModel(model=wrapped, processor=processor, adapter=adapter,
                        name=os.fspath(name_or_path), source=source)
+
+
+def _load_remote(source: str, name: str, remote: bool | str, *, device: Any, dtype: Any,
+                 attn_implementation: str, device_map: Any) -> LoadedModel:
+    """:func:`load` with ``remote=True`` (NDIF) or ``remote="local"`` (its simulation)."""
+    if remote is not True and remote != "local":
+        raise ModprobeError(f"remote must be True (NDIF) or 'local' (nnsight's local "
+                            f"simulation of a remote run), got {remote!r}")
+    if device_map is not None:
+        raise ModprobeError("remote and device_map both given: a remote model is placed "
+                            "by NDIF; drop device_map")
+    folder = Path(source)
+    if folder.is_dir() and (folder / "adapter_config.json").is_file():
+        raise ModprobeError(f"{source!r} is a fine-tuning run folder: its adapter exists "
+                            "only here, so it cannot run remotely; load it without remote=")
+    if remote is True and folder.is_dir():
+        raise ModprobeError(f"remote=True runs on NDIF, which only runs hub models it hosts; "
+                            f"{source!r} is a local folder. Pass the hub id, or "
+                            "remote='local' to check the traces here")
+    from nnsight.modeling.transformers import TransformersModel
+
+    if remote == "local":
+        local = load(source, device=device, dtype=dtype, attn_implementation=attn_implementation)
+        module, processor = local.module, local.processor
+    else:
+        processor = load_processor(source, trust_remote_code=False,
+                                   local_files_only=False)
+        module = source  # nnsight builds it on the meta device from the hub's config
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # VisionLanguageModel-era deprecation notes
+        wrapped = TransformersModel(module, task="image-text-to-text", processor=processor)
+    adapter = adapter_for(wrapped._module, processor)
+    adapter.token_ids(wrapped._module.config)
+    return LoadedModel(model=wrapped, processor=processor, adapter=adapter, name=name,
+                       source=source, remote=remote)
+
+
+def _placement(device: Any, device_map: Any, max_memory: Any,
+               offload_folder: Any) -> dict[str, Any]:
+    """``from_pretrained``'s placement arguments for a sharded load (empty without
+    ``device_map``), refusing combinations that cannot mean anything."""
+    if device_map is None:
+        if max_memory is not None or offload_folder is not None:
+            raise ModprobeError("max_memory and offload_folder apply only with device_map "
+                                "(e.g. device_map='auto'); add one or drop them")
+        return {}
+    if device is not None:
+        raise ModprobeError("pass device or device_map, not both: device_map places every "
+                            "layer itself (device_map='auto' or a dict of module -> device)")
+    if not isinstance(device_map, (str, dict)):
+        raise ModprobeError(f"device_map must be 'auto', 'balanced', 'sequential' or a dict "
+                            f"of module names to devices, got {device_map!r}")
+    if isinstance(device_map, dict) and "disk" in device_map.values() and \
+            offload_folder is None:
+        raise ModprobeError("device_map puts layers on 'disk': give offload_folder (a "
+                            "folder where accelerate keeps their weights)")
+    placement: dict[str, Any] = {"device_map": device_map}
+    if max_memory is not None:
+        placement["max_memory"] = max_memory
+    if offload_folder is not None:
+        placement["offload_folder"] = os.fspath(offload_folder)
+    return placement
+
+
+#: The device maps accelerate computes itself (``device_map="auto"`` and its variants).
+DEVICE_MAP_NAMES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def parse_device_map(text: str, option: str = "--device-map") -> str | dict[str, Any]:
+    """A ``--device-map`` value: one of :data:`DEVICE_MAP_NAMES`, or a JSON object from
+    module names to devices (``'{"model.vision_tower": 0, "lm_head": 1}'``).
+
+    Raises:
+        ModprobeError: neither, naming the option.
+    """
+    if text in DEVICE_MAP_NAMES:
+        return text
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError:
+        mapping = None
+    if not isinstance(mapping, dict) or not all(
+            isinstance(v, (str, int)) and not isinstance(v, bool) for v in mapping.values()):
+        raise ModprobeError(f"{option} must be one of {', '.join(DEVICE_MAP_NAMES)} or a JSON "
+                            f"object of module names to devices (e.g. '{{\"lm_head\": 0}}'), "
+                            f"got {text!r}")
+    return mapping
 
 
 def _first_line(err: BaseException) -> str:

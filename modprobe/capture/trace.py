@@ -289,6 +289,9 @@ def run_trace(
     log_masses: list[torch.Tensor] = []
     with_log = torch.is_grad_enabled()  # a training loss wants the log-masses too
     hidden: list[torch.Tensor] = []
+    remote = getattr(loaded, "remote", False)
+    if remote:  # NDIF, or nnsight's local simulation of it (modprobe.load(remote=))
+        kwargs["remote"] = remote
     with model.trace(**kwargs):
         for i in range(n_layers):
             if attention:

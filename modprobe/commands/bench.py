@@ -1,4 +1,4 @@
-"""``modprobe bench capture|finetune|causal [options]``: the benchmarks (see docs/performance.md)."""
+"""``modprobe bench capture|finetune|causal|study [options]``: the benchmarks (see docs/performance.md)."""
 
 
 from __future__ import annotations
@@ -92,7 +92,34 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
     knock.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width")
     knock.add_argument("--repeats", type=cli.positive_int, default=3, help="timed runs of each")
     options.add_device(knock, default="cpu", dtype=False, help="cpu or cuda (cuda:N)")
+    study = commands.add_parser(
+        "study", help="items per second of a study with 1 and N data-parallel processes",
+        description=("Wall time of modprobe study with one process and with "
+                     "torchrun --nproc-per-node N on the same items; the last line is "
+                     "'study Nproc/1proc items/s=R'. On GPUs: --device cuda (one per rank)."))
+    study.add_argument("--model", default="organism", help="alias or model folder")
+    study.add_argument("--limit", type=cli.positive_int, default=48, help="items per run")
+    study.add_argument("--batch-size", type=cli.positive_int, default=4, help="items per chunk")
+    study.add_argument("--processes", type=cli.positive_int, default=2,
+                       help="processes compared with one")
+    study.add_argument("--threads", type=cli.positive_int, default=1,
+                       help="CPU threads per process")
+    options.add_device(study, default="cpu", dtype=False, help="cpu or cuda")
     return parser
+
+
+def _study(args: argparse.Namespace) -> int:
+    from modprobe.bench.study import StudyBenchOptions, run_study_bench
+
+    device = cli.check_device(args.device)
+    try:
+        options = StudyBenchOptions(model=args.model, limit=args.limit,
+                                    batch_size=args.batch_size, processes=args.processes,
+                                    threads=args.threads, device=device)
+    except ValueError as err:  # option checks, before any work
+        raise cli.ModprobeError(str(err)) from None
+    run_study_bench(options)
+    return cli.EXIT_OK
 
 
 def _causal(args: argparse.Namespace) -> int:
@@ -135,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "finetune":
         return _finetune(args)
+    if args.command == "study":
+        return _study(args)
     if args.command == "causal":
         return _causal(args)
     from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench

@@ -147,17 +147,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from modprobe.finetune.trainer import RUN_KIND
     from modprobe.study.runfolder import check_run_folder
 
-    check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
-    cli.check_device(args.device)
+    device = cli.check_device(args.device)
+    from accelerate import PartialState
+
+    # The trainer's Accelerator shares this state: cpu=True is what lets accelerate see the
+    # processes of a CPU (gloo) launch; without it every rank would train alone.
+    state = PartialState(cpu=device == "cpu")
+    if device == "cuda":  # one GPU per process under a launcher
+        device = str(state.device)
+    if state.is_main_process:  # the trainer's main process prepares --out for every process
+        check_run_folder(config.out, config.resume, kind=RUN_KIND)  # writes nothing
     from modprobe.data.tasks import load_tasks
 
     data = load_tasks(args.data) if args.data is not None else None
     eval_data = load_tasks(args.eval_data) if args.eval_data is not None else None
-    from accelerate import PartialState
-
-    device = args.device or str(PartialState().device)
     loaded = load(args.model, device=device, dtype=args.dtype)
     result = train(loaded, data, config, eval_data=eval_data, progress=not args.quiet)
+    if not state.is_main_process:  # the main process reports for every process
+        return 0
     last = result.log.iloc[-1].to_dict() if len(result.log) else {}
     terms = " ".join(f"{k}={v:.4g}" for k, v in last.items() if k not in ("step", "lr", "seconds"))
     print(f"trained {result.steps} steps ({result.trainable:,} parameters) in "

@@ -80,6 +80,7 @@ def build_parser(prog: str = "modprobe interference") -> argparse.ArgumentParser
                              "scenes without the asked object)")
     parser.add_argument("--uf-sentences", type=cli.positive_int, default=3, help="unrelated facts per UF")
     options.add_device(parser)
+    options.add_device_map(parser)
     parser.add_argument("--top-k", type=cli.positive_int, default=5, help="lens top tokens kept per layer")
     options.add_seed(parser, "seed of the bootstrap")
     options.add_data_seed(parser, "seed of the perturbations (draw 0; the other draws derive "
@@ -241,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--perturb names no perturbation; e.g. --perturb UF,MD,RP")
         config = InterferenceConfig(
             model=model, data=args.data, out=str(out), perturb=names,
-            batch_size=args.batch_size, limit=args.limit, device=args.device, dtype=args.dtype,
+            batch_size=args.batch_size, limit=args.limit, device=args.device,
+            device_map=args.device_map, dtype=args.dtype,
             top_k=args.top_k, seed=args.seed, data_seed=args.data_seed,
             n_bootstrap=args.bootstrap, resume=args.resume,
             figures=not args.no_figures, groups=args.groups, format=args.format,
@@ -258,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
               f"plus --resume (run folder: {out})", file=sys.stderr)
         return 130
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return 0
     print()
     for line in result.summary_lines():
         print(line)

@@ -190,6 +190,18 @@ def add_device(parser: Any, default: str | None = None, dtype: bool = True,
                             help="auto, float32, bfloat16, float16")
 
 
+def add_device_map(parser: Any) -> None:
+    """``--device-map``: shard the model over devices (see :func:`modprobe.load`).
+
+    Args:
+        parser: Parser or argument group.
+    """
+    parser.add_argument("--device-map", default=None,
+                        help="shard the model over devices instead of --device: auto, "
+                             "balanced, balanced_low_0, sequential, or a JSON object of "
+                             "module -> device (docs/scale.md)")
+
+
 def add_run_flags(parser: Any, resume: str | None, figures: bool = True,
                   quiet: bool = True) -> None:
     """``--resume``, ``--no-figures`` and ``--quiet`` of the commands that run models.

@@ -43,6 +43,7 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
                         help="comma-separated candidate answers (default: every answer in "
                              "the data)")
     options.add_device(parser)
+    options.add_device_map(parser)
     parser.add_argument("--top-k", type=cli.positive_int, default=5,
                         help="top tokens kept per layer")
     options.add_seed(parser, "seed of the bootstrap")
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         candidates = [c.strip() for c in args.candidates.split(",")]
     config = StudyConfig(
         model=args.model, data=args.data, out=str(out), batch_size=args.batch_size,
-        limit=args.limit, candidates=candidates, device=args.device, dtype=args.dtype,
+        limit=args.limit, candidates=candidates, device=args.device, device_map=args.device_map,
+        dtype=args.dtype,
         top_k=args.top_k, seed=args.seed, data_seed=args.data_seed, n_bootstrap=args.bootstrap,
         resume=args.resume,
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
               f"plus --resume (run folder: {out})", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return cli.EXIT_OK
     print()
     for line in result.summary_lines():
         print(line)

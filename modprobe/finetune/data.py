@@ -14,8 +14,10 @@ description's tokens) for the second. Perturbed copies come from :mod:`modprobe.
 the one place where perturbations live; the trainer only picks which one, and with which
 seed, for each row.
 
-Every micro-batch of a run is a pure function of ``(seed, step, micro-batch, process)``,
-so a resumed run draws exactly the batches an uninterrupted one would have drawn.
+Every micro-batch of a run is a pure function of ``(seed, step, micro-batch)``, so a
+resumed run draws exactly the batches an uninterrupted one would have drawn. The trainer
+numbers micro-batches over every process (``process * grad_accum + micro``, with
+``process=0`` here), so N processes draw the global batch of one.
 """
 
 from __future__ import annotations

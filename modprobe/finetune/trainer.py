@@ -308,6 +308,10 @@ def train(loaded: Any, data: Any, config: TrainConfig, *, eval_data: Any = None,
     """
     from modprobe.finetune.world import world_items
 
+    if getattr(loaded, "remote", False):
+        raise FinetuneError("fine-tuning needs the model's weights here: NDIF (and "
+                            "modprobe.load(remote=...)) runs traces, not optimizer steps; "
+                            "load the model without remote= to fine-tune it")
     items = task_items(data) if data is not None else world_items(loaded, seed=config.seed)
     check_options(loaded, config)
     split = _split(items, eval_data, config)
@@ -428,6 +432,10 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
     # A fresh nnsight wrapper sees the LoRA layers; module paths are unchanged.
     loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
     parameters = trainable_parameters(loaded.module)
+    if accelerator.num_processes > 1:
+        # Every process drew its LoRA initialisation from its own seed; the replicas must
+        # start equal (as DDP makes them), so all take process 0's weights.
+        broadcast_parameters(accelerator, list(parameters.values()))
     optimizer = torch.optim.AdamW(parameters.values(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     log: list[dict[str, Any]] = []
@@ -455,8 +463,12 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
         optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         for micro in range(config.grad_accum):
-            batch = micro_batch(items, config.batch_size, config.seed, step, micro,
-                                accelerator.process_index, config.perturbations, options)
+            # The global batch of a step is micro-batches 0..processes*grad_accum-1, drawn
+            # by their index alone: N processes with grad_accum A train on the same batches
+            # as one process with grad_accum N*A (docs/scale.md).
+            index = accelerator.process_index * config.grad_accum + micro
+            batch = micro_batch(items, config.batch_size, config.seed, step, index, 0,
+                                config.perturbations, options)
             clean, perturbed = _train_batches(loaded, batch, cache)
             with accelerator.autocast():
                 losses = compute_losses(loaded, clean, perturbed, config.loss)
@@ -494,6 +506,20 @@ def _train(loaded: Any, items: list[Any], config: TrainConfig, out: Path,
     accelerator.wait_for_everyone()
     return TrainResult(out=out, model=loaded, log=pd.DataFrame(log), steps=config.steps,
                        seconds=seconds, trainable=sum(p.numel() for p in parameters.values()))
+
+
+def broadcast_parameters(accelerator: Any, parameters: Sequence[torch.nn.Parameter]) -> None:
+    """Give every process process 0's values of ``parameters`` (one broadcast)."""
+    from accelerate.utils import broadcast
+
+    if not parameters:
+        return
+    flat = broadcast(torch.cat([p.detach().reshape(-1) for p in parameters]), from_process=0)
+    offset = 0
+    with torch.no_grad():
+        for p in parameters:
+            p.copy_(flat[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
 
 
 def average_gradients(accelerator: Any, parameters: Sequence[torch.nn.Parameter]) -> None:

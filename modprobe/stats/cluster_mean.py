@@ -28,7 +28,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from modprobe.stats.intervals import Interval, quantile_mc_error
+from modprobe.stats.interval_core import Interval, quantile_mc_error
 from modprobe.stats.resample import resample_weights
 
 

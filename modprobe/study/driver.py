@@ -28,6 +28,7 @@ from typing import Any
 
 from modprobe.io import table_path
 from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.distributed import Shard, World
 from modprobe.study.runfolder import (
     MANIFEST,
     StudyError,
@@ -128,26 +129,6 @@ class AnalysisOptions:
         return {**values, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-@dataclass(frozen=True)
-class Shard:
-    """The chunks one process of a data-parallel run captures: ``index % count == rank``.
-
-    The default (rank 0 of 1) takes every chunk. Each chunk is written by exactly one rank,
-    so ranks never write the same file; the tables are gathered once every chunk is done.
-    """
-
-    rank: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rank < self.count:
-            raise StudyError(f"shard rank must be in 0..{self.count - 1}, got {self.rank}")
-
-    def takes(self, chunk: int) -> bool:
-        """Whether chunk number ``chunk`` belongs to this shard."""
-        return chunk % self.count == self.rank
-
-
 @dataclass
 class RunSpec:
     """What a runner's run is, for the driver.
@@ -221,10 +202,15 @@ class RunDriver:
 
     Args:
         spec: What the run is.
+        world: The processes of a data-parallel run
+            (:func:`modprobe.study.distributed.current_world`; default one process).
+            Rank 0 checks and prepares the folder, every rank captures its shard of the
+            chunks, rank 0 gathers.
     """
 
-    def __init__(self, spec: RunSpec):
+    def __init__(self, spec: RunSpec, world: Any = None):
         self.spec = spec
+        self.world = world if world is not None else World()
         self.out = Path(spec.out)
         self.previous: dict[str, Any] | None = None  # the resumed run's manifest
         self.manifest: dict[str, Any] = {}
@@ -241,7 +227,8 @@ class RunDriver:
             StudyError: the folder is a file, unwritable, not empty without ``resume``,
                 holds no run to resume or a run of another kind.
         """
-        self.previous = check_run_folder(self.out, self.spec.resume, kind=self.spec.kind)
+        self.previous = self.world.on_main(
+            lambda: check_run_folder(self.out, self.spec.resume, kind=self.spec.kind))
         return self.previous
 
     def prepare(self, load_inputs: Callable[[], RunInputs]) -> RunInputs:
@@ -255,8 +242,19 @@ class RunDriver:
                 fingerprints its data and model.
 
         Returns:
-            What ``load_inputs`` returned.
+            What ``load_inputs`` returned (on every rank: the others load theirs once rank
+            0 prepared the folder and generated any data into it).
         """
+        prepared: list[RunInputs] = []
+
+        def prepare_on_main() -> dict[str, Any]:
+            prepared.append(self._prepare_here(load_inputs))
+            return self.manifest
+
+        self.manifest = self.world.on_main(prepare_on_main)
+        return prepared[0] if prepared else load_inputs()
+
+    def _prepare_here(self, load_inputs: Callable[[], RunInputs]) -> RunInputs:
         spec = self.spec
         created = not self.out.exists()
         try:
@@ -290,7 +288,7 @@ class RunDriver:
     def run_chunks(self, items: Sequence[Any],
                    capture: Callable[[Sequence[Any]], Mapping[str, Any]],
                    progress: bool = True, on_chunk: Callable[[int], None] | None = None,
-                   shard: Shard = Shard()) -> RunTables:
+                   shard: Shard | None = None) -> RunTables | None:
         """Capture every chunk not yet on disk, then gather the run's tables.
 
         Args:
@@ -298,19 +296,25 @@ class RunDriver:
             capture: Captures one chunk; returns its files (``{"items.csv": frame, ...}``).
             progress: Show a progress bar.
             on_chunk: Called with the chunk index after each chunk is written.
-            shard: The chunks this process captures (all of them by default).
+            shard: The chunks this process captures (default: the world's shard, all of
+                them for one process).
 
         Returns:
-            The gathered tables (a finished run's tables read back, nothing recomputed).
+            The gathered tables (a finished run's tables read back, nothing recomputed);
+            None on the ranks other than 0 of a data-parallel run, which only capture.
 
         Raises:
             StudyError: a disk or memory failure (the finished chunks are kept).
         """
         if self.is_finished():
+            if not self.world.is_main:
+                return None
             return RunTables(gather_chunks(self.out, 0, self.spec.tables), fresh=False)
         chunks = self.chunks(items)
+        shard = shard if shard is not None else self.world.shard
         try:
-            self.capture_chunks(chunks, capture, progress, on_chunk, shard)
+            self.capture_chunks(chunks, capture, progress and self.world.is_main, on_chunk,
+                                shard)
         except OSError as err:
             raise StudyError(f"{_describe(err)}; the finished chunks are kept in {self.out}: "
                              "fix this, then rerun the same command with --resume") from err
@@ -320,15 +324,17 @@ class RunDriver:
             raise StudyError(f"{_describe(err)}; the finished chunks are kept in {self.out}: "
                              "free memory and rerun with --resume, or use a smaller "
                              "--batch-size in a new --out") from err
-        return self.gather(len(chunks))
+        self.world.barrier()  # every rank's chunks are written
+        return self.gather(len(chunks)) if self.world.is_main else None
 
     def capture_chunks(self, chunks: Sequence[Sequence[Any]],
                        capture: Callable[[Sequence[Any]], Mapping[str, Any]],
                        progress: bool, on_chunk: Callable[[int], None] | None,
-                       shard: Shard = Shard()) -> None:
+                       shard: Shard | None = None) -> None:
         """The chunk loop: capture and write this shard's unfinished chunks, in order."""
         from tqdm.auto import tqdm
 
+        shard = shard or Shard()  # the whole run
         mine = [i for i in range(len(chunks)) if shard.takes(i)]
         done = finished_chunks(self.out, len(chunks))
         bar = tqdm(total=sum(len(chunks[i]) for i in mine), unit="item",

@@ -69,6 +69,8 @@ class InterferenceConfig:
         batch_size: Items per chunk (each chunk runs one batch per condition).
         limit: Only the first ``limit`` items.
         device: Torch device (None: CUDA when available).
+        device_map: Shard the model over devices instead (as in
+            :class:`modprobe.study.StudyConfig`).
         dtype: Model dtype.
         top_k: Lens top tokens kept per layer.
         seed: Seed of the bootstrap (a resumed or re-analysed run may change it).
@@ -100,6 +102,7 @@ class InterferenceConfig:
     batch_size: int = 16
     limit: int | None = None
     device: str | None = None
+    device_map: str | dict[str, Any] | None = None
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
@@ -212,7 +215,8 @@ def _heldout_line(config: InterferenceConfig, tasks: TaskSet, items: list[Any]) 
 
 
 def run_interference(config: InterferenceConfig, progress: bool = True,
-                     on_chunk: Callable[[int], None] | None = None) -> InterferenceResult:
+                     on_chunk: Callable[[int], None] | None = None
+                     ) -> InterferenceResult | None:
     """Run (or resume) an interference study and write its run folder.
 
     Args:
@@ -221,7 +225,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         on_chunk: Called with the chunk index after each chunk is written.
 
     Returns:
-        The :class:`InterferenceResult`.
+        The :class:`InterferenceResult`; None on the ranks other than 0 of a
+        data-parallel run (as :func:`modprobe.study.run_study`).
 
     Raises:
         StudyError: the run folder exists (without ``resume``) or does not match; a disk
@@ -233,6 +238,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
     from modprobe.perturb import check_items_perturbable
+    from modprobe.study.distributed import current_world
 
     if config.data is None and (heldout := default_eval_data(config.model)) is not None:
         config = replace(config, data=heldout)  # a tuned run: its held-out items
@@ -242,14 +248,16 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     analysis = AnalysisOptions.of(config)
     options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
     options["perturb"] = names
+    world = current_world()
     driver = RunDriver(RunSpec(
         kind="interference", out=Path(config.out), resume=config.resume, options=options,
         resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
         tables=TABLES if config.attention else TABLES[:2],
         generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference", table_format=config.table_format))
+        progress_label="modprobe.interference", table_format=config.table_format), world)
     driver.check_folder()
-    loaded = load(config.model, device=config.device, dtype=config.dtype)
+    loaded = load(config.model, dtype=config.dtype,
+                  **world.placement(config.device, config.device_map))  # one GPU per rank
     size, size_note = _image_size(config, loaded)
 
     def load_inputs() -> RunInputs:
@@ -278,8 +286,10 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     gathered = driver.run_chunks(
         inputs.items, lambda chunk: run_chunk(loaded, [tasks.open(item) for item in chunk],
                                               names, config, size, candidates),
-        progress=progress, on_chunk=on_chunk).tables
-
+        progress=progress, on_chunk=on_chunk)
+    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
+        return None
+    gathered = gathered.tables
     from modprobe.study.interference_report import analyze_interference_run
 
     summary, report, shift, figures = analyze_interference_run(

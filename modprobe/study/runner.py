@@ -74,6 +74,8 @@ class StudyConfig:
         limit: Only the first ``limit`` items (None: all).
         candidates: Candidate answers scored at every layer (None: every answer in the data).
         device: Torch device (None: CUDA when available).
+        device_map: Shard the model over devices instead (``auto`` or a JSON object /
+            dict of module -> device; :func:`modprobe.load`); not with ``device``.
         dtype: Model dtype (``auto``, ``float32``, ``bfloat16``, ``float16``).
         top_k: Top tokens kept per layer.
         seed: Seed of the bootstrap in the analysis (a resumed or re-analysed run may
@@ -106,6 +108,7 @@ class StudyConfig:
     limit: int | None = None
     candidates: list[str] | None = None
     device: str | None = None
+    device_map: str | dict[str, Any] | None = None
     dtype: str = "auto"
     top_k: int = 5
     seed: int = 0
@@ -296,7 +299,7 @@ def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list
 
 
 def run_study(config: StudyConfig, progress: bool = True,
-              on_chunk: Callable[[int], None] | None = None) -> StudyResult:
+              on_chunk: Callable[[int], None] | None = None) -> StudyResult | None:
     """Run (or resume) a study and write its run folder.
 
     Args:
@@ -306,7 +309,9 @@ def run_study(config: StudyConfig, progress: bool = True,
             notebooks that watch a run).
 
     Returns:
-        The :class:`StudyResult`.
+        The :class:`StudyResult`; None on the ranks other than 0 of a data-parallel run
+        (``torchrun``/``accelerate launch``: every rank captures its shard of the chunks,
+        rank 0 gathers and analyses; :mod:`modprobe.study.distributed`).
 
     Raises:
         StudyError: an option is out of range, the run folder exists (without
@@ -319,26 +324,27 @@ def run_study(config: StudyConfig, progress: bool = True,
     Nothing is written before every check passed; a refused new run leaves no folder.
     """
     from modprobe.capture.candidates import resolve_candidates
-    from modprobe.checks import check_device
     from modprobe.data import load_dataset
     from modprobe.loading import load, resolve_source
+    from modprobe.study.distributed import current_world
 
     # Check everything the user gave before writing anything: a typo must not leave a run
     # folder, and a refused resume must not touch the run.
     _check_config(config)
     analysis = AnalysisOptions.of(config)  # checked by _check_config
     resolve_source(config.model)
-    device = check_device(config.device)
+    world = current_world()
+    placement = world.placement(config.device, config.device_map)
     driver = RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, resume_defaults=_RESUME_DEFAULTS, batch_size=config.batch_size,
         tables=(*TABLES, *causal_tables(config)),
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
-        progress_label="modprobe.layers", table_format=config.table_format))
+        progress_label="modprobe.layers", table_format=config.table_format), world)
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
-    loaded = load(config.model, device=device, dtype=config.dtype)
+    loaded = load(config.model, dtype=config.dtype, **placement)
     translators = study_translators(config, loaded)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
@@ -366,6 +372,8 @@ def run_study(config: StudyConfig, progress: bool = True,
         inputs.items, lambda chunk: _chunk_files(loaded, dataset, chunk, candidates,
                                                  config.top_k, translators, config.causal),
         progress=progress, on_chunk=on_chunk)
+    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
+        return None
     items_frame = gathered.tables["items.csv"]
     layers_frame = gathered.tables["layers.csv"]
     mass = gathered.tables["attention_mass.npy"]
