@@ -6,7 +6,7 @@ run = modprobe.load_run("runs/organism")        # a study, interference, MMA or 
 run.config                                      # StudyConfig(...), as the run was started
 run.tables["items"]                             # tidy frame, read on first use
 run.summary["lines"]                            # what the run printed
-again = run.reanalyse(seed=1, n_bootstrap=500)  # writes runs/organism/analysis-2/
+again = run.reanalyze(seed=1, n_bootstrap=500)  # writes runs/organism/analysis-2/
 ```
 
 A re-analysis needs only the tables, never the model. It is written beside the run's own
@@ -17,6 +17,7 @@ analysis (``analysis-2/``, ``analysis-3/``, ...) and listed in the manifest's
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -93,14 +94,14 @@ class RunKind:
         name: The manifest's ``kind``.
         config: Builds the run's config dataclass from the manifest's options and folder.
         summary: The run's summary from its folder (None: ``summary.json``).
-        analyse: Analyses the run's tables into a folder (None: nothing to re-analyse).
+        analyze: Analyses the run's tables into a folder (None: nothing to re-analyse).
         analysis_keys: The analysis options that apply to this kind.
     """
 
     name: str
     config: Callable[[dict[str, Any], Path], Any]
     summary: Callable[[Run], dict[str, Any]] | None = None
-    analyse: Callable[[Run, Path, AnalysisOptions], tuple[Any, ...]] | None = None
+    analyze: Callable[[Run, Path, AnalysisOptions], tuple[Any, ...]] | None = None
     analysis_keys: tuple[str, ...] = COMMON_ANALYSIS
 
 
@@ -162,19 +163,19 @@ class Run:
         base = {k: v for k, v in recorded.items() if k in self.kind.analysis_keys}
         return AnalysisOptions.of(base, **changes)
 
-    def analyse_into(self, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    def analyze_into(self, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
         """Analyse the run's tables with ``options``, writing into ``folder``.
 
         Returns:
             What the kind's analysis returns (for a study: summary and figures).
         """
-        if self.kind.analyse is None:
+        if self.kind.analyze is None:
             raise StudyError(f"{self.path} is a {self.kind.name} run: it has no analysis to "
                              "redo")
         folder.mkdir(parents=True, exist_ok=True)
-        return self.kind.analyse(self, folder, options)
+        return self.kind.analyze(self, folder, options)
 
-    def reanalyse(self, **changes: Any) -> Analysis:
+    def reanalyze(self, **changes: Any) -> Analysis:
         """Analyse the tables again, with ``changes`` to the analysis options, into a new
         folder beside the run's own analysis (``analysis-2/``, ...), and record it in the
         manifest's ``analyses``. The run's own summary and figures stay as they are.
@@ -197,11 +198,17 @@ class Run:
         while (self.path / f"{ANALYSIS_PREFIX}{number}").exists():
             number += 1
         folder = self.path / f"{ANALYSIS_PREFIX}{number}"
-        result = self.analyse_into(folder, options)
+        result = self.analyze_into(folder, options)
         entry = {"folder": folder.name, **options.record(self.kind.analysis_keys)}
         self.manifest.setdefault("analyses", []).append(entry)
         write_json(self.path / MANIFEST, self.manifest)
         return Analysis(folder, options, _read_json(folder / SUMMARY), result)
+
+    def reanalyse(self, **changes: Any) -> Analysis:  # deprecated alias
+        """Deprecated spelling of :meth:`reanalyze` (modprobe spells it analyze)."""
+        warnings.warn("Run.reanalyse is a deprecated alias of Run.reanalyze",
+                      DeprecationWarning, stacklevel=2)
+        return self.reanalyze(**changes)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -229,11 +236,11 @@ def _study_config(options: dict[str, Any], path: Path) -> Any:
     return _dataclass_from(StudyConfig, options, out=str(path))
 
 
-def _analyse_study(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
-    from modprobe.study.report import analyse_run
+def _analyze_study(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    from modprobe.study.report import analyze_run
 
     mass = run.tables["attention_mass"]
-    return analyse_run(folder, run.tables["items"], run.tables["layers"], mass, options,
+    return analyze_run(folder, run.tables["items"], run.tables["layers"], mass, options,
                        model_name=run.options["model"], num_layers=int(mass.shape[2]))
 
 
@@ -243,11 +250,11 @@ def _interference_config(options: dict[str, Any], path: Path) -> Any:
     return _dataclass_from(InterferenceConfig, options, out=str(path))
 
 
-def _analyse_interference(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
-    from modprobe.study.interference_report import analyse_interference_run
+def _analyze_interference(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    from modprobe.study.interference_report import analyze_interference_run
 
     mass = run.tables.get("attention_mass")
-    return analyse_interference_run(folder, run.tables["items"], mass,
+    return analyze_interference_run(folder, run.tables["items"], mass,
                                     run.options["perturb"], run.options["model"],
                                     options.n_bootstrap, options.seed, options.figures,
                                     span_names=run.manifest.get("span_names"),
@@ -285,23 +292,23 @@ def _mma_config(options: dict[str, Any], path: Path) -> Any:
     return _dataclass_from(MmaConfig, options, out=str(path))
 
 
-def _analyse_mma(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
-    from modprobe.study.mma import analyse_mma_run
+def _analyze_mma(run: Run, folder: Path, options: AnalysisOptions) -> tuple[Any, ...]:
+    from modprobe.study.mma import analyze_mma_run
 
-    result = analyse_mma_run(folder, run.tables["items"], run.tables["attention"],
+    result = analyze_mma_run(folder, run.tables["items"], run.tables["attention"],
                              options.n_bootstrap, options.seed, options.figures,
                              options.table_format)
     return result.summary, result.accuracy, result.contrast, result.figures
 
 
 KINDS: dict[str, RunKind] = {
-    "following": RunKind("following", _study_config, analyse=_analyse_study,
+    "following": RunKind("following", _study_config, analyze=_analyze_study,
                          analysis_keys=tuple(f.name for f in fields(AnalysisOptions))),
     "interference": RunKind("interference", _interference_config,
-                            analyse=_analyse_interference),
+                            analyze=_analyze_interference),
     "finetune": RunKind("finetune", _finetune_config, summary=_finetune_summary,
                         analysis_keys=()),
-    "mma": RunKind("mma", _mma_config, analyse=_analyse_mma),
+    "mma": RunKind("mma", _mma_config, analyze=_analyze_mma),
 }
 
 
@@ -338,7 +345,7 @@ __all__ = ["Analysis", "Run", "RunKind", "Tables", "load_run", "upgrade_options"
 
 
 # ------------------------------------------------------------ re-analysis in place
-def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
+def analyze_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | None = None,
                    figures: bool = True, axis: str | None = None,
                    entropy_floor: float | None = None, balance_estimate: str | None = None,
                    all_conflicts: bool | None = None) -> tuple[dict[str, Any], list[Path]]:
@@ -348,7 +355,7 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
     equals the run's summary unless an option is changed. Rewrites ``summary.json``,
     ``oscillation.csv`` and the figures in place, and records the options used in the
     manifest's ``analysis`` entry, so the folder says how its summary was computed
-    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+    (``modprobe.load_run(run).reanalyze(...)`` writes beside the run's own analysis instead).
 
     Raises:
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
@@ -359,13 +366,13 @@ def analyse_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
     options = loaded.analysis_options(
         n_bootstrap=n_bootstrap, seed=seed, axis=axis, entropy_floor=entropy_floor,
         balance_estimate=balance_estimate, all_conflicts=all_conflicts, figures=figures)
-    result = loaded.analyse_into(loaded.path, options)
+    result = loaded.analyze_into(loaded.path, options)
     loaded.manifest["analysis"] = options.record()
     write_json(loaded.path / MANIFEST, loaded.manifest)
     return result
 
 
-def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
+def analyze_interference_folder(run: str | Path, n_bootstrap: int | None = None,
                                 seed: int | None = None, figures: bool = True,
                                 ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
     """Re-analyse a finished run folder from its tables (no model needed), in place.
@@ -373,13 +380,27 @@ def analyse_interference_folder(run: str | Path, n_bootstrap: int | None = None,
     ``n_bootstrap`` and ``seed`` left at None take the run's own (its ``manifest.json``),
     so the result equals the run's summary unless one is changed. The options used are
     recorded in the manifest's ``analysis`` entry
-    (``modprobe.load_run(run).reanalyse(...)`` writes beside the run's own analysis instead).
+    (``modprobe.load_run(run).reanalyze(...)`` writes beside the run's own analysis instead).
     """
     from modprobe.io import write_json
 
     loaded = load_run(run)
     options = loaded.analysis_options(n_bootstrap=n_bootstrap, seed=seed, figures=figures)
-    result = loaded.analyse_into(loaded.path, options)
+    result = loaded.analyze_into(loaded.path, options)
     loaded.manifest["analysis"] = options.record(COMMON_ANALYSIS)
     write_json(loaded.path / MANIFEST, loaded.manifest)
     return result
+
+
+def analyse_folder(*args: Any, **kwargs: Any) -> Any:  # deprecated alias
+    """Deprecated spelling of :func:`analyze_folder` (modprobe spells it analyze)."""
+    warnings.warn("analyse_folder is a deprecated alias of analyze_folder",
+                  DeprecationWarning, stacklevel=2)
+    return analyze_folder(*args, **kwargs)
+
+
+def analyse_interference_folder(*args: Any, **kwargs: Any) -> Any:  # deprecated alias
+    """Deprecated spelling of :func:`analyze_interference_folder`."""
+    warnings.warn("analyse_interference_folder is a deprecated alias of "  # deprecated alias
+                  "analyze_interference_folder", DeprecationWarning, stacklevel=2)
+    return analyze_interference_folder(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""modprobe.analysis.interference: planted flip rates recovered, interval coverage, tables."""
+"""modprobe.analysis.interference.effects: planted flip rates recovered, interval coverage, tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.interference import (
+from modprobe.analysis.interference.effects import (
     InterferenceTableError,
     analyze_interference,
     attention_shift,
@@ -54,7 +54,7 @@ PLANTED = {"UF": 0.1, "MD": 0.45, "RP": 0.25}
 
 def test_planted_flip_rates_are_recovered() -> None:
     table = read_predictions(simulate(np.random.default_rng(0), PLANTED, 200, 10, None))
-    report = analyze_interference(table, cluster="cluster", n_resamples=500)
+    report = analyze_interference(table, cluster="cluster", n_bootstrap=500)
     for name, p in PLANTED.items():
         delta = report.condition(name).delta
         assert abs(delta.estimate - p) < 0.03 and delta.low < p < delta.high
@@ -76,7 +76,7 @@ def _coverage(concentration: float | None, use_clusters: bool, reps: int) -> flo
     for _ in range(reps):
         table = read_predictions(simulate(rng, PLANTED, 30, 6, concentration))
         report = analyze_interference(table, cluster="cluster" if use_clusters else None,
-                                      n_resamples=400, seed=int(rng.integers(1 << 31)))
+                                      n_bootstrap=400, seed=int(rng.integers(1 << 31)))
         for name, p in PLANTED.items():
             delta = report.condition(name).delta
             hits += delta.low <= p <= delta.high
@@ -215,13 +215,13 @@ def _rerun(rng: np.random.Generator, table: pd.DataFrame, flip: dict[str, float]
 
 
 def test_paired_comparison_recovers_a_planted_difference() -> None:
-    from modprobe.analysis.interference_compare import compare_interference
+    from modprobe.analysis.interference.compare import compare_interference
 
     rng = np.random.default_rng(5)
     raw_a = simulate(rng, {"UF": 0.1, "MD": 0.45}, 40, 8, 4.0)
     raw_b = _rerun(rng, raw_a, {"MD": 0.15})
     result = compare_interference(read_predictions(raw_a), read_predictions(raw_b),
-                                  n_resamples=1000)
+                                  n_bootstrap=1000)
     table = result.table.set_index(["perturbation", "measure"])
     md = table.loc[("MD", "flip rate")]
     assert md["low"] < -0.30 < md["high"] and abs(md["difference"] + 0.30) < 0.06
@@ -238,7 +238,7 @@ def test_paired_comparison_recovers_a_planted_difference() -> None:
 
 
 def test_paired_comparison_averages_draws_within_items() -> None:
-    from modprobe.analysis.interference_compare import item_means
+    from modprobe.analysis.interference.compare import item_means
 
     rows = [("a", "clean", 0, "red", True, "g"), ("a", "MD", 0, "blue", False, "g"),
             ("a", "clean", 1, "red", True, "g"), ("a", "MD", 1, "red", True, "g"),
@@ -254,7 +254,7 @@ def test_paired_comparison_averages_draws_within_items() -> None:
 
 
 def test_paired_comparison_refuses_runs_of_different_items(tmp_path: Path, capsys) -> None:
-    from modprobe.analysis.interference_compare import RunsDifferError, compare_interference
+    from modprobe.analysis.interference.compare import RunsDifferError, compare_interference
 
     raw = simulate(np.random.default_rng(6), {"MD": 0.3}, 6, 4, None)
     a = read_predictions(raw)
@@ -308,9 +308,9 @@ def test_a_second_draw_enters_the_estimate_and_the_interval() -> None:
     rng = np.random.default_rng(11)
     first = np.array([1.0 if i % 8 < 3 else 0.0 for i in range(96)])
     table = _draw_table(rng, 12, 8, [first, np.full(96, 0.2)])
-    one = analyze_interference(table[table["draw"] == 0], cluster="cluster", n_resamples=500)
+    one = analyze_interference(table[table["draw"] == 0], cluster="cluster", n_bootstrap=500)
     assert one.condition("MD").delta.estimate == 0.375 and one.n_draws == 1
-    both = analyze_interference(table, cluster="cluster", n_resamples=500)
+    both = analyze_interference(table, cluster="cluster", n_bootstrap=500)
     md = both.condition("MD").delta
     per_draw = both.per_draw[both.per_draw["perturbation"] == "MD"].set_index("draw")["delta"]
     assert per_draw[0] == 0.375 and per_draw[1] != 0.375
@@ -318,7 +318,7 @@ def test_a_second_draw_enters_the_estimate_and_the_interval() -> None:
     flips = both.per_item[both.per_item["perturbation"] == "MD"]
     averaged = flips.groupby("id", sort=False).agg(f=("flipped", "mean"), c=("cluster", "first"))
     assert (averaged["f"] == 0.5).sum() > 10         # the draws disagree on these items
-    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), n_resamples=500)
+    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), n_bootstrap=500)
     assert (md.low, md.high) == (expected.low, expected.high)
     assert (md.low, md.high) != (one.condition("MD").delta.low, one.condition("MD").delta.high)
     assert any("2 perturbation draws per item" in n for n in both.notes)
@@ -335,7 +335,7 @@ def test_draw_averaged_intervals_cover_the_flip_rate_over_draws() -> None:
     for _ in range(reps):
         p = np.repeat(rng.beta(1.0, 3.0, size=12), 8)        # 12 clusters of 8, mean 0.25
         table = _draw_table(rng, 12, 8, [p] * 3)
-        report = analyze_interference(table, cluster="cluster", n_resamples=400,
+        report = analyze_interference(table, cluster="cluster", n_bootstrap=400,
                                       seed=int(rng.integers(1 << 30)))
         delta = report.condition("MD").delta
         hits += delta.low <= 0.25 <= delta.high

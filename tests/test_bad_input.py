@@ -340,15 +340,15 @@ def test_resume_of_a_finished_run_records_new_analysis_options(
 
 
 def test_reanalysis_records_its_options(finished: Path, tmp_path: Path) -> None:
-    from modprobe.run import analyse_folder
+    from modprobe.run import analyze_folder
 
     run = copy_tree(finished, tmp_path / "run")
-    analyse_folder(run, n_bootstrap=25, figures=False, entropy_floor=0.01)
+    analyze_folder(run, n_bootstrap=25, figures=False, entropy_floor=0.01)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["analysis"]["n_bootstrap"] == 25
     assert manifest["analysis"]["entropy_floor"] == 0.01
     with pytest.raises(StudyError, match="not a finished run folder"):
-        analyse_folder(tmp_path)
+        analyze_folder(tmp_path)
 
 
 def test_api_refuses_bad_config_without_writing(model: Path, data: Path,

@@ -206,7 +206,7 @@ def test_one_cluster_oscillation_is_not_a_zero_width_cluster_bootstrap() -> None
 
 
 def test_law_on_one_outcome_says_why() -> None:
-    from modprobe.analysis.law import fit_law
+    from modprobe.analysis.following.law import fit_law
 
     x = np.linspace(-1, 1, 20)
     law = fit_law(x, np.zeros(20, dtype=bool), n_bootstrap=50)

@@ -86,7 +86,10 @@ def test_shared_options_mean_the_same_everywhere() -> None:
 
 
 def test_defaults_repeated_for_fast_help_match_the_library() -> None:
-    from modprobe.analysis import law, report, sabotage, sabotage_input, sabotage_runs
+    from modprobe.analysis.following import law, report
+    from modprobe.analysis.sabotage import analysis as sabotage
+    from modprobe.analysis.sabotage import input as sabotage_input
+    from modprobe.analysis.sabotage import runs as sabotage_runs
     from modprobe.bench import variants
     from modprobe.commands import bench, data, finetune_demo, following, options, organism, tiny
     from modprobe.commands import sabotage as sabotage_command

@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "modprobe"
 CHECKED = [*sorted((ROOT / "commands").glob("*.py")), *sorted((ROOT / "figures").glob("*.py")),
-           *(ROOT / p for p in ("analysis/plots.py", "analysis/interference_plots.py",
-                                "analysis/sabotage_plots.py", "organism/plots.py", "cli.py",
+           *(ROOT / p for p in ("analysis/following/plots.py", "analysis/interference/plots.py",
+                                "analysis/sabotage/plots.py", "organism/plots.py", "cli.py",
                                 "checks.py", "errors.py", "answers.py"))]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.following import (
+from modprobe.analysis.following.rates import (
     NO_CONFLICT,
     OTHER,
     TEXT,
@@ -17,8 +17,8 @@ from modprobe.analysis.following import (
     following_rates,
     wilson_interval,
 )
-from modprobe.analysis.report import analyze_following
-from modprobe.analysis.simulate import simulate_following_table
+from modprobe.analysis.following.report import analyze_following
+from modprobe.analysis.following.simulate import simulate_following_table
 from modprobe.analysis.table import TableError
 
 
@@ -137,7 +137,7 @@ def test_analyze_following_rejects_absent_group_and_bad_options() -> None:
 
 
 def test_saturation_warning_appears_for_saturated_models() -> None:
-    from modprobe.analysis.simulate import simulate_saturated_table
+    from modprobe.analysis.following.simulate import simulate_saturated_table
 
     table = simulate_saturated_table(600, seed=7, share_saturated=0.95)
     lines = analyze_following(table, n_bootstrap=50, split=False).summary_lines()

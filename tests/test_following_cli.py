@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.simulate import simulate_following_table
+from modprobe.analysis.following.simulate import simulate_following_table
 from modprobe.analysis.table import TableError, read_table, validate_table
 from modprobe.following import main
 

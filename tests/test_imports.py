@@ -188,19 +188,21 @@ def test_no_cycle_between_parts_or_modules() -> None:
 def test_the_checker_finds_planted_violations(tmp_path: Path) -> None:
     """An upward import inside a function, a cycle of two modules and a type-only import."""
     root = tmp_path / "modprobe"
-    for folder in ("data", "analysis"):
+    for folder in ("data", "analysis", "analysis/following"):
         (root / folder).mkdir(parents=True)
         (root / folder / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
     (root / "data" / "tasks.py").write_text(
-        "def f():\n    from modprobe.analysis import report\n")
-    (root / "analysis" / "report.py").write_text(
+        "def f():\n    from modprobe.analysis import following\n")
+    (root / "analysis" / "following" / "report.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from modprobe.cli import x\n"
         "def g():\n    from . import law\n")
-    (root / "analysis" / "law.py").write_text("from modprobe.analysis.report import g\n")
+    (root / "analysis" / "following" / "law.py").write_text(
+        "from modprobe.analysis.following.report import g\n")
     module_edges, part_edges = import_graph(root)
     assert upward(part_edges) == ["data -> analysis (upward): modprobe/data/tasks.py:2"]
-    assert cycles(module_edges) == [["modprobe.analysis.law", "modprobe.analysis.report"]]
+    assert cycles(module_edges) == [["modprobe.analysis.following.law",
+                                     "modprobe.analysis.following.report"]]
     assert ("analysis", "cli") not in part_edges  # TYPE_CHECKING imports never run
 
 

@@ -108,7 +108,7 @@ def test_perturbation_draws_enter_the_run_and_its_intervals(tiny_dir, tasks_dir:
     # Two draws: each perturbation runs with two seeds derived from the run's seed, the
     # per-draw table keeps each draw's rates, and the printed intervals are over each
     # item's draw averages.
-    from modprobe.analysis.interference import analyze_interference
+    from modprobe.analysis.interference.effects import analyze_interference
     from modprobe.perturb import draw_seeds
 
     out = tmp_path / "run"
@@ -132,7 +132,7 @@ def test_perturbation_draws_enter_the_run_and_its_intervals(tiny_dir, tasks_dir:
     assert md["delta"]["estimate"] == pytest.approx(md_flips["flipped"].mean())
     assert md["n"] == md_flips["id"].nunique()
     one = analyze_interference(items[items["draw"] == 0], cluster="cluster",
-                               n_resamples=100)
+                               n_bootstrap=100)
     assert one.n_draws == 1 and one.condition("MD").n == md["n"]
 
 
@@ -169,10 +169,10 @@ def test_cli_prints_lines_and_draws_figures(tiny_dir, tasks_dir: Path, tmp_path:
     assert manifest["image_size"] == [32, 32]
     assert manifest["analysis"]["n_bootstrap"] == 100 and manifest["analysis"]["seed"] == 0
     # re-analysis takes the run's own options: the same summary, recorded in the manifest
-    from modprobe.run import analyse_interference_folder
+    from modprobe.run import analyze_interference_folder
 
     before = json.loads((out / "summary.json").read_text())
-    summary, _, _, _ = analyse_interference_folder(out, figures=False)
+    summary, _, _, _ = analyze_interference_folder(out, figures=False)
     assert summary["lines"] == before["lines"]
     analysis = json.loads((out / "manifest.json").read_text())["analysis"]
     assert analysis["n_bootstrap"] == 100 and analysis["figures"] is False

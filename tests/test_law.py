@@ -7,18 +7,18 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from modprobe.analysis.calibration import coverage_study
-from modprobe.analysis.law import (
+from modprobe.analysis.following.calibration import coverage_study
+from modprobe.analysis.following.entropy_split import split_by_entropy
+from modprobe.analysis.following.law import (
     balance_point,
     binned_following_rate,
     fit_isotonic,
     fit_law,
     fit_logistic,
     fit_logistic_batch,
-    split_by_entropy,
 )
-from modprobe.analysis.simulate import simulate_following_table, simulate_law
-from modprobe.analysis.uncertainty import relative_uncertainty
+from modprobe.analysis.following.simulate import simulate_following_table, simulate_law
+from modprobe.analysis.following.uncertainty import relative_uncertainty
 
 
 def _planted(n: int, x0: float, slope: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +233,7 @@ def test_cluster_labels_are_checked() -> None:
 
 
 def test_law_with_clusters_widens_bands_on_clustered_data() -> None:
-    from modprobe.analysis.simulate import simulate_clustered_law
+    from modprobe.analysis.following.simulate import simulate_clustered_law
 
     x, y, clusters = simulate_clustered_law(10, 50, 0.0, -2.0, 1.5, np.random.default_rng(4))
     by_item = fit_law(x, y, n_bootstrap=300)
@@ -263,7 +263,7 @@ def test_step_shaped_truth_is_flagged_and_the_monotone_interval_covers_it() -> N
     # x piled up near +-2 as on the organism, 30 clusters of 20 items with logit shifts.
     # The goodness-of-fit test flags the logistic fit, the summary recommends the
     # monotone balance point, and its cluster-bootstrap interval covers -1.8.
-    from modprobe.analysis.simulate import simulate_step_law
+    from modprobe.analysis.following.simulate import simulate_step_law
 
     rng = np.random.default_rng(0)
     n = 100
@@ -289,7 +289,7 @@ def test_no_law_established_prints_no_balance_point_on_clustered_null_tables() -
     # Clustered tables without effect (8 clusters, shared logit shifts): whenever the
     # trend test does not establish a law, the reported balance point is "none", with
     # every estimate option (main printed a number in most of them).
-    from modprobe.analysis.simulate import simulate_clustered_law
+    from modprobe.analysis.following.simulate import simulate_clustered_law
 
     rng = np.random.default_rng(5)
     seen = named = 0
@@ -311,7 +311,7 @@ def test_no_law_established_prints_no_balance_point_on_clustered_null_tables() -
 
 
 def test_the_recommended_estimate_is_reported_unless_one_is_forced() -> None:
-    from modprobe.analysis.simulate import simulate_step_law
+    from modprobe.analysis.following.simulate import simulate_step_law
 
     x, y, c = simulate_step_law(30, 20, -1.8, 0.8, 0.25, 0.5, np.random.default_rng(0))
     law = fit_law(x, y, n_bootstrap=200, clusters=c, isotonic_band=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.mma import (
+from modprobe.analysis.mma.measures import (
     accuracy_table,
     attention_contrast,
     cohens_d,

@@ -34,7 +34,7 @@ def test_run_writes_tables_figures_and_resumes(omni: Path, tmp_path: Path, capsy
     assert loaded.summary["lines"] and all(line in printed for line in loaded.summary["lines"])
     assert printed.count(" prompt: accuracy=") == len(
         [x for x in loaded.summary["lines"] if " prompt: accuracy=" in x])
-    assert loaded.reanalyse(figures=False).summary == loaded.summary
+    assert loaded.reanalyze(figures=False).summary == loaded.summary
     items = pd.read_csv(run / "items.csv")
     # 6 clips x 2 prompt types: aligned, audio_removed or frames_zeroed (1 draw each),
     # misaligned, caption, long_text (2 draws each)

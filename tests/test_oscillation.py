@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modprobe.analysis.law import BalancePoint
-from modprobe.analysis.oscillation import (
+from modprobe.analysis.following.law import BalancePoint
+from modprobe.analysis.following.logit_difference import logit_difference, logit_difference_matrix
+from modprobe.analysis.following.oscillation import (
     AMBIGUOUS,
     CLEAR,
     UNASSIGNED,
     assign_regions,
     count_switches,
     layer_states,
-    logit_difference,
-    logit_difference_matrix,
     oscillation_counts,
     oscillation_report,
     states_from_logits,
@@ -179,7 +178,7 @@ def test_singleton_clusters_match_the_item_bootstrap() -> None:
 
 
 def test_regions_go_to_the_law_items_only() -> None:
-    from modprobe.analysis.oscillation import region_items
+    from modprobe.analysis.following.oscillation import region_items
 
     # text, vision, follows neither, no conflict, text but degenerate, vision but filtered
     y_text = ["red", "red", "red", "red", "red", "red"]

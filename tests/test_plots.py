@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from modprobe.analysis.law import fit_law
-from modprobe.analysis.oscillation import logit_difference_matrix, oscillation_report
-from modprobe.analysis.plots import (
-    plot_attention_mass,
+from modprobe.analysis.following.law import fit_law
+from modprobe.analysis.following.layer_plots import plot_attention_mass, plot_logit_difference
+from modprobe.analysis.following.logit_difference import logit_difference_matrix
+from modprobe.analysis.following.oscillation import oscillation_report
+from modprobe.analysis.following.plots import (
     plot_following_curve,
-    plot_logit_difference,
     plot_oscillation,
     plot_uncertainty_distribution,
-    save_figure,
 )
-from modprobe.analysis.simulate import simulate_law
+from modprobe.analysis.following.simulate import simulate_law
+from modprobe.analysis.plotting import save_figure
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -152,7 +152,7 @@ def test_two_analyses_compose_into_one_figure_through_ax(tmp_path: Path) -> None
 def test_multi_panel_plots_fill_a_subfigure(tmp_path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.plots import new_figure
+    from modprobe.analysis.plotting import new_figure
 
     rows = [{"condition": c, "layer": layer, "span": s, "mass": 0.1 + 0.02 * layer}
             for c in ("clean", "perturbed") for layer in range(4) for s in ("image", "text")]
@@ -171,12 +171,14 @@ def test_every_plot_function_takes_ax_or_fig() -> None:
     """All plotting functions of the package compose (ax= for one axes, fig= for panels)."""
     import inspect
 
-    from modprobe.analysis import interference_plots, plots, sabotage_plots
+    from modprobe.analysis.following import layer_plots, plots
+    from modprobe.analysis.interference import plots as interference_plots
+    from modprobe.analysis.sabotage import plots as sabotage_plots
     from modprobe.figures import finetune
     from modprobe.organism import plots as organism_plots
 
     found = {}
-    for module in (plots, interference_plots, sabotage_plots, organism_plots, finetune):
+    for module in (plots, layer_plots, interference_plots, sabotage_plots, organism_plots, finetune):
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if name.startswith("plot_") and function.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = inspect.signature(function).parameters
@@ -187,7 +189,7 @@ def test_every_plot_function_takes_ax_or_fig() -> None:
 def test_radar_needs_polar_axes() -> None:
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.interference_plots import plot_radar
+    from modprobe.analysis.interference.plots import plot_radar
 
     fig = Figure()
     with pytest.raises(ValueError, match="polar"):

@@ -78,24 +78,24 @@ def test_reanalyse_writes_beside_and_records_itself(
     assert main(_study_args(model, data, out)) == 0
     own = (out / "summary.json").read_text()
     run = modprobe.load_run(out)
-    again = run.reanalyse(seed=7, n_bootstrap=30)
+    again = run.reanalyze(seed=7, n_bootstrap=30)
     assert again.folder == out / "analysis-2" and (again.folder / "summary.json").is_file()
     assert (again.folder / "oscillation.parquet").is_file()
     assert (out / "summary.json").read_text() == own  # the run's own analysis is untouched
     assert (again.options.seed, again.options.n_bootstrap) == (7, 30)
-    third = modprobe.load_run(out).reanalyse(axis="abs")
+    third = modprobe.load_run(out).reanalyze(axis="abs")
     assert third.folder.name == "analysis-3"
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(a["folder"], a["seed"], a["n_bootstrap"], a["axis"])
             for a in manifest["analyses"]] == [("analysis-2", 7, 30, "rel"),
                                                ("analysis-3", 0, 40, "abs")]
     # the same options give the same numbers as the run's own analysis
-    same = modprobe.load_run(out).reanalyse()
+    same = modprobe.load_run(out).reanalyze()
     assert same.summary["lines"] == json.loads(own)["lines"]
     with pytest.raises(StudyError, match="no analysis option"):
-        run.reanalyse(bootstrap=3)
+        run.reanalyze(bootstrap=3)
     with pytest.raises(StudyError, match="n_bootstrap"):
-        run.reanalyse(n_bootstrap=0)
+        run.reanalyze(n_bootstrap=0)
 
 
 def test_another_bootstrap_seed_resumes_and_old_manifests_load(
@@ -138,11 +138,11 @@ def test_an_interference_run_loads_back_with_the_summary_it_printed(
     # the default five perturbation draws load back: the draw column and the per-draw table
     assert run.config.draws == 5 and set(run.tables["items"]["draw"]) == set(range(5))
     assert set(run.tables["draws"]["draw"]) == set(range(5))
-    again = run.reanalyse(seed=2)
+    again = run.reanalyze(seed=2)
     assert again.folder.name == "analysis-2" and (again.folder / "flips.parquet").is_file()
     assert json.loads((out / "manifest.json").read_text())["analyses"][0]["seed"] == 2
     with pytest.raises(StudyError, match="no analysis option axis"):
-        run.reanalyse(axis="abs")
+        run.reanalyze(axis="abs")
 
 
 def test_a_fine_tuning_run_loads_back_with_the_summary_it_printed(
@@ -161,7 +161,7 @@ def test_a_fine_tuning_run_loads_back_with_the_summary_it_printed(
     assert isinstance(run.config, TrainConfig) and run.config.steps == 2
     assert list(run.tables["log"]["step"]) == [1, 2]
     with pytest.raises(StudyError, match="no analysis"):
-        run.reanalyse()
+        run.reanalyze()
 
 
 def test_load_run_refuses_what_is_not_a_finished_run(tmp_path: Path) -> None:
@@ -186,3 +186,12 @@ def test_tables_round_trip_through_csv_and_parquet_keeping_text(tmp_path: Path) 
         assert back["cluster"].iloc[[0, 1, 3]].tolist() == ["007", "7", "7"], name
         assert pd.isna(back["cluster"].iloc[2]), name
         assert back["h_text"].tolist() == [0.5, 1.0, 0.0, 2.0], name
+
+
+def test_old_analyse_spellings_warn_and_delegate(tmp_path: Path) -> None:
+    """The British spellings still work, with a DeprecationWarning, and reach analyze_*."""
+    from modprobe.run import analyse_folder  # deprecated alias
+
+    with pytest.warns(DeprecationWarning, match="analyze_folder"), pytest.raises(
+            StudyError, match="not a finished run folder"):
+        analyse_folder(tmp_path)  # deprecated alias

@@ -1,4 +1,4 @@
-"""modprobe.analysis.sabotage: planted saboteurs, contributors and fused answers, ties."""
+"""modprobe.analysis.sabotage.analysis: planted saboteurs, contributors and fused answers, ties."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.sabotage import analyze_sabotage, fuse
-from modprobe.analysis.sabotage_input import SabotageInputError, agent_table, read_agent_jsonl
+from modprobe.analysis.sabotage.analysis import analyze_sabotage, fuse
+from modprobe.analysis.sabotage.input import SabotageInputError, agent_table, read_agent_jsonl
 
 LABELS = ("anger", "joy", "sadness", "surprise", "neutral")
 
@@ -69,7 +69,7 @@ def test_planted_saboteurs_contributors_and_fused_answers_are_recovered_exactly(
     lines, _ = planted()
     outputs = agent_table(_records(lines))
     assert outputs.scales == {"text": "1-100", "vision": "1-100", "joint": "1-100"}
-    report = analyze_sabotage(outputs, n_resamples=200)
+    report = analyze_sabotage(outputs, n_bootstrap=200)
     items = report.items.set_index("item")
     kind = items.index.str.split("-").str[0]
     expected_top1 = {"wins": "anger", "held": "joy", "shy": "anger", "agree": "joy",
@@ -117,10 +117,10 @@ def test_planted_saboteurs_contributors_and_fused_answers_are_recovered_exactly(
 
 
 def test_scales_are_equivalent_and_reported() -> None:
-    percent = analyze_sabotage(agent_table(_records(planted()[0])), n_resamples=100)
+    percent = analyze_sabotage(agent_table(_records(planted()[0])), n_bootstrap=100)
     unit_outputs = agent_table(_records(planted(percent=False)[0]))
     assert set(unit_outputs.scales.values()) == {"0-1"}
-    unit = analyze_sabotage(unit_outputs, n_resamples=100)
+    unit = analyze_sabotage(unit_outputs, n_bootstrap=100)
     pd.testing.assert_frame_equal(percent.items, unit.items)
     assert "confidence scale found: text 1-100" in "\n".join(percent.summary_lines())
 
@@ -213,11 +213,11 @@ def test_one_confidence_spreads_the_rest_over_the_other_labels() -> None:
 
 
 def test_summary_json_has_no_nan(tmp_path: Path) -> None:
-    from modprobe.analysis.sabotage_report import write_report
+    from modprobe.analysis.sabotage.report import write_report
 
     lines, _ = planted(n_per_kind=2)
     lines = [{k: v for k, v in rec.items() if k != "cluster"} for rec in lines]
-    report = analyze_sabotage(agent_table(_records(lines)), n_resamples=50)
+    report = analyze_sabotage(agent_table(_records(lines)), n_bootstrap=50)
     write_report(report, tmp_path / "out", figures=False)
 
     def refuse(constant: str) -> None:
@@ -312,7 +312,7 @@ def test_cli_writes_report_and_refuses_to_overwrite(tmp_path: Path,
 def test_figures_script_redraws_from_a_report_folder(tmp_path: Path) -> None:
     import importlib.util
 
-    from modprobe.analysis.sabotage_report import write_report
+    from modprobe.analysis.sabotage.report import write_report
 
     script = Path(__file__).parent.parent / "figures" / "sabotage.py"
     spec = importlib.util.spec_from_file_location("figures_sabotage", script)
@@ -324,7 +324,7 @@ def test_figures_script_redraws_from_a_report_folder(tmp_path: Path) -> None:
         if rec["agent"] == "text":
             rec["modality"] = "language"
     lines += [{**rec, "agent": "text-2"} for rec in lines if rec["agent"] == "text"]
-    write_report(analyze_sabotage(agent_table(_records(lines)), n_resamples=50),
+    write_report(analyze_sabotage(agent_table(_records(lines)), n_bootstrap=50),
                  tmp_path / "report", figures=False)
     assert module.main([str(tmp_path / "report"), "--out", str(tmp_path / "figs")]) == 0
     written = {p.name: p.stat().st_size for p in (tmp_path / "figs").iterdir()}
@@ -359,7 +359,7 @@ def test_rate_intervals_cover_a_planted_clustered_rate() -> None:
     covered = covered_independent = 0
     replicates = 100
     for r in range(replicates):
-        report = analyze_sabotage(agent_table(_clustered_outputs(rng)), n_resamples=400, seed=r)
+        report = analyze_sabotage(agent_table(_clustered_outputs(rng)), n_bootstrap=400, seed=r)
         row = report.rate("text", "potential_sabotage")
         covered += row["low"] <= 0.3 <= row["high"]
         text = report.per_agent[report.per_agent["agent"] == "text"]
@@ -392,7 +392,7 @@ def test_saboteurs_and_contributors_are_counterfactual_as_in_paper_002() -> None
     # Three correct agents: no single one is needed, so no contributor.
     lines += _three_agents({"audio": ("joy", 0.8), "text": ("joy", 0.8),
                             "vision": ("joy", 0.8)}, item="spare")
-    report = analyze_sabotage(agent_table(_records(lines)), n_resamples=50)
+    report = analyze_sabotage(agent_table(_records(lines)), n_bootstrap=50)
     items = report.items.set_index("item")
     assert items.loc["unanimous", "successful_saboteurs"] == ""
     assert items.loc["unanimous", "wrong_agents_fused"] == "audio,text,vision"
@@ -423,7 +423,7 @@ def test_an_only_agent_contributes_when_right_and_never_sabotages() -> None:
               "gold": "joy"},
              {"item": "b", "agent": "vision", "labels": ["anger"], "confidence": 0.9,
               "gold": "joy"}]
-    report = analyze_sabotage(agent_table(_records(lines)), n_resamples=50)
+    report = analyze_sabotage(agent_table(_records(lines)), n_bootstrap=50)
     items = report.items.set_index("item")
     assert items.loc["a", "contributors"] == "text"
     assert items.loc["b", "successful_saboteurs"] == ""

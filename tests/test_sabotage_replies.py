@@ -1,4 +1,4 @@
-"""modprobe.analysis.sabotage_replies: the self-assessment prompt's replies, read or reported."""
+"""modprobe.analysis.sabotage.replies: the self-assessment prompt's replies, read or reported."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modprobe.analysis.sabotage_replies import SELF_ASSESSMENT_PROMPT, parse_reply
+from modprobe.analysis.sabotage.replies import SELF_ASSESSMENT_PROMPT, parse_reply
 
 
 @pytest.mark.parametrize(("reply", "labels", "confidence"), [

@@ -1,4 +1,4 @@
-"""modprobe.analysis.sabotage_runs: agents from study run folders (planted and real)."""
+"""modprobe.analysis.sabotage.runs: agents from study run folders (planted and real)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.analysis.sabotage import analyze_sabotage
-from modprobe.analysis.sabotage_input import SabotageInputError
-from modprobe.analysis.sabotage_runs import load_agents
+from modprobe.analysis.sabotage.analysis import analyze_sabotage
+from modprobe.analysis.sabotage.input import SabotageInputError
+from modprobe.analysis.sabotage.runs import load_agents
 from modprobe.io import write_csv, write_json
 from modprobe.study.runfolder import read_table
 
@@ -75,7 +75,7 @@ def test_study_agents_rank_candidates_and_take_gold_by_group(tmp_path: Path) -> 
     assert set(outputs.table["cluster"]) == {"g-c1", "g-t1", "g-i1"}
     assert any("mean probability on other tokens" in n for n in outputs.notes)
 
-    report = analyze_sabotage(outputs, n_resamples=50)
+    report = analyze_sabotage(outputs, n_bootstrap=50)
     per = report.per_agent.set_index(["item", "agent"])
     # c1: text says blue at 0.6/0.8 = 0.75 >= tau on a red item; the fusion of
     # vision (red 0.89) and text (blue 0.75) keeps red; the joint answer is blue

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from scipy.special import expit
 
-from modprobe.analysis.simulate import simulate_clustered_law, simulate_step_law
+from modprobe.analysis.following.simulate import simulate_clustered_law, simulate_step_law
 from modprobe.stats import fit_isotonic, hosmer_lemeshow
 from modprobe.stats.logistic import fit_logistic
 

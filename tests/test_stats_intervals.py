@@ -37,7 +37,7 @@ def test_cluster_bootstrap_covers_a_planted_mean_on_clustered_data() -> None:
         values = rng.random(p.size) < p
         truth = 0.5  # symmetric effect around 0
         clusters = np.repeat(np.arange(20), 10)
-        ci = mean_interval(values, clusters, n_resamples=500, seed=int(rng.integers(1e9))).ci
+        ci = mean_interval(values, clusters, n_bootstrap=500, seed=int(rng.integers(1e9))).ci
         covered_cluster += ci[0] <= truth <= ci[1]
         lo, hi = mean_interval(values).ci
         covered_items += lo <= truth <= hi
@@ -80,7 +80,7 @@ def test_monte_carlo_error_predicts_the_spread_of_bounds_between_seeds() -> None
     bounds, errors = [], []
     for seed in range(200):
         w = resample_weights(data.size, 1000, np.random.default_rng(seed))
-        interval = mean_interval(data, n_resamples=1000, seed=seed)
+        interval = mean_interval(data, n_bootstrap=1000, seed=seed)
         assert np.allclose(w.sum(axis=1), data.size)
         bounds.append(interval.low)
         errors.append(interval.mc_error)
@@ -98,7 +98,7 @@ def test_cluster_intervals_keep_their_level_with_eight_clusters() -> None:
     for r in range(reps):
         sizes = rng.integers(10, 40, 8)
         values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, rng.beta(a, b, 8))])
-        interval = mean_interval(values, np.repeat(np.arange(8), sizes), n_resamples=500,
+        interval = mean_interval(values, np.repeat(np.arange(8), sizes), n_bootstrap=500,
                                  seed=r)
         covered += interval.low <= p <= interval.high
     assert covered / reps >= 0.915, covered / reps  # 0.93 within its error
@@ -148,7 +148,7 @@ def test_means_of_other_values_keep_their_level_with_eight_skewed_clusters(kind:
     reps, covered, ratio = 1000, 0, []
     for r in range(reps):
         truth, values, codes = _skewed_clusters(kind, 8, rng)
-        interval = mean_interval(values, codes, n_resamples=1000, seed=r)
+        interval = mean_interval(values, codes, n_bootstrap=1000, seed=r)
         covered += interval.low <= truth <= interval.high
         if interval.method != "cluster-bootstrap-t":  # no -1 drawn: a 0/1 rate
             continue

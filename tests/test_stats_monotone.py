@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from modprobe.analysis.simulate import simulate_clustered_law, simulate_step_law
+from modprobe.analysis.following.simulate import simulate_clustered_law, simulate_step_law
 from modprobe.stats.monotone import fit_isotonic, trend_scores, trend_test
 from modprobe.stats.resample import cluster_codes
 

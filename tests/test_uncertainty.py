@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from modprobe.analysis.uncertainty import (
+from modprobe.analysis.following.uncertainty import (
     absolute_uncertainty,
     entropy,
     log_softmax,

@@ -23,7 +23,7 @@ Tables (`modprobe.analysis.table`)::
 
     read_table(path) -> DataFrame;  validate_table(frame) -> DataFrame  (raise TableError)
 
-Uncertainty (`modprobe.analysis.uncertainty`)::
+Uncertainty (`modprobe.analysis.following.uncertainty`)::
 
     entropy(scores, axis=-1, candidates=None) -> ndarray           # logits or log-probs
     uncertainty_axis(h_text, h_vision, axis="rel"|"abs", entropy_floor=0.0) -> UncertaintyAxis
@@ -31,7 +31,7 @@ Uncertainty (`modprobe.analysis.uncertainty`)::
     absolute_uncertainty(h_text, h_vision, entropy_floor=0.0) -> UncertaintyAxis
     saturation_share(dh_rel, threshold=1.5) -> float
 
-Following (`modprobe.analysis.following`)::
+Following (`modprobe.analysis.following.rates`)::
 
     normalize_answer(value) -> comparable answer (" Red." -> "red"; the one normaliser)
 
@@ -41,7 +41,7 @@ Following (`modprobe.analysis.following`)::
                     -> FollowingRates
     wilson_interval(successes, trials, confidence=0.95) -> (low, high)
 
-The law (`modprobe.analysis.law`)::
+The law (`modprobe.analysis.following.law`)::
 
     fit_law(x, followed_text, n_bootstrap=2000, confidence=0.95, bins=10, ...,
             clusters=None, balance_estimate="auto") -> Law
@@ -50,12 +50,12 @@ The law (`modprobe.analysis.law`)::
     balance_point(x, followed_text, n_bootstrap=2000, confidence=0.95, seed=0,
                   clusters=None) -> BalancePoint   (logistic only)
     split_by_entropy(h_text, h_vision, x, followed_text, clusters=None,
-                     **fit_law_kwargs) -> EntropySplit
+                     **fit_law_kwargs) -> EntropySplit   (following.entropy_split)
     binned_following_rate(x, followed_text, bins=10, strategy="quantile") -> DataFrame
     (the fits, tests and intervals themselves live in `modprobe.stats`: logistic,
     monotone, binning, gof, intervals, resample)
 
-Oscillation (`modprobe.analysis.oscillation`)::
+Oscillation (`modprobe.analysis.following.oscillation`)::
 
     layer_states(layer_top1, y_text, y_vision) -> list["T"|"V"|"O"]
     states_from_logits(logit_text, logit_vision, logit_other_max=None) -> list[str]
@@ -63,13 +63,15 @@ Oscillation (`modprobe.analysis.oscillation`)::
     oscillation_counts(layer_top1, y_text, y_vision) -> ndarray (NaN: not a conflict)
     assign_regions(x, balance_point, radius=0.5) -> ndarray
     logit_difference(lens_logits, text_ids, vision_ids) -> ndarray (layers items)
-    logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix
+    logit_difference_matrix(logit_diff, x) -> LogitDifferenceMatrix  (following.logit_difference)
 
-Plots (`modprobe.analysis.plots`; imported lazily, each returns a Figure, ``path=`` saves)::
+Plots (imported lazily, each returns a Figure, ``path=`` saves)::
 
     plot_following_curve(laws, ...), plot_uncertainty_distribution(values, ...),
-    plot_oscillation(reports, ...), plot_logit_difference(matrix, ...),
-    plot_attention_mass(frame, ...), save_figure(fig, path)
+    plot_oscillation(reports, ...)                       # following.plots
+    plot_logit_difference(matrix, ...), plot_attention_mass(frame, ...)
+                                                         # following.layer_plots
+    save_figure(fig, path), new_figure, figure_and_axes  # plotting (shared)
 
 ``clusters`` (labels per item) makes the bootstrap resample whole clusters of correlated
 items instead of single items; ``analyze_following(table, cluster=COLUMN)`` passes a
@@ -86,23 +88,17 @@ Sabotage (docs/science.md section 3; docs/sabotage.md; imported from their modul
         -> SabotageReport(per_agent, items, rates, topk, calibration, ece, sabotaged)
     write_report(report, out), draw_figures(report_folder, out)  # sabotage_report
 
-Simulation and calibration: `modprobe.analysis.simulate` (planted-law tables,
-``simulate_clustered_law``) and ``python -m modprobe.analysis.calibration``
+Simulation and calibration: `modprobe.analysis.following.simulate` (planted-law tables,
+``simulate_clustered_law``) and ``python -m modprobe.analysis.following.calibration``
 (balance-point interval coverage; ``--clusters N --unit cluster`` for clustered data).
 """
 
 from __future__ import annotations
 
 from modprobe.analysis._arrays import normalize_answer
-from modprobe.analysis.following import (
-    FollowingRates,
-    classify_following,
-    following_rates,
-    wilson_interval,
-)
-from modprobe.analysis.law import (
+from modprobe.analysis.following.entropy_split import EntropySplit, split_by_entropy
+from modprobe.analysis.following.law import (
     BalancePoint,
-    EntropySplit,
     IsotonicFit,
     Law,
     LogisticFit,
@@ -113,23 +109,30 @@ from modprobe.analysis.law import (
     fit_law,
     fit_logistic,
     fit_logistic_batch,
-    split_by_entropy,
 )
-from modprobe.analysis.oscillation import (
+from modprobe.analysis.following.logit_difference import (
     LogitDifferenceMatrix,
+    logit_difference,
+    logit_difference_matrix,
+)
+from modprobe.analysis.following.oscillation import (
     OscillationReport,
     assign_regions,
     count_switches,
     layer_states,
-    logit_difference,
-    logit_difference_matrix,
     oscillation_counts,
     oscillation_report,
     states_from_logits,
 )
-from modprobe.analysis.report import FollowingReport, ModelFollowing, analyze_following
-from modprobe.analysis.table import TableError, read_table, validate_table
-from modprobe.analysis.uncertainty import (
+from modprobe.analysis.following.rates import (
+    FollowingRates,
+    classify_following,
+    following_rates,
+    wilson_interval,
+)
+from modprobe.analysis.following.report import analyze_following
+from modprobe.analysis.following.results import FollowingReport, ModelFollowing
+from modprobe.analysis.following.uncertainty import (
     UncertaintyAxis,
     absolute_uncertainty,
     entropy,
@@ -137,6 +140,7 @@ from modprobe.analysis.uncertainty import (
     saturation_share,
     uncertainty_axis,
 )
+from modprobe.analysis.table import TableError, read_table, validate_table
 
 __all__ = [
     "BalancePoint",

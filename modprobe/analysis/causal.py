@@ -54,7 +54,7 @@ def _interval_rows(frame: pd.DataFrame, keys: Sequence[str], value: str,
     rows = []
     for key, part in frame.groupby(list(keys), sort=True):
         labels = None if clusters is None else [clusters.get(i, i) for i in part["id"]]
-        ci = mean_interval(part[value].to_numpy(float), labels, n_resamples=n_bootstrap,
+        ci = mean_interval(part[value].to_numpy(float), labels, n_bootstrap=n_bootstrap,
                            seed=seed)
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
                      value: ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n,
@@ -89,7 +89,7 @@ def decision_layer(knockout: pd.DataFrame, span: str = "image",
     rates = flips.mean(axis=0)
     best = int(np.argmax(rates))
     labels = None if clusters is None else [clusters.get(i, i) for i in wide.index]
-    ci = mean_interval(flips[:, best], labels, n_resamples=n_bootstrap, seed=seed)
+    ci = mean_interval(flips[:, best], labels, n_bootstrap=n_bootstrap, seed=seed)
     codes = None if labels is None else cluster_codes(labels, len(wide))
     weights = resample_weights(len(wide), n_bootstrap, np.random.default_rng(seed), codes)
     boot = (weights @ flips) / weights.sum(axis=1, keepdims=True)
@@ -123,21 +123,21 @@ def plot_causal(knock: pd.DataFrame, patched: pd.DataFrame, path: Path | None = 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.plots import _error_bars, save_figure
+    from modprobe.analysis.plotting import error_bars, save_figure
 
     with sns.axes_style("whitegrid"):
         fig = Figure(figsize=(12, 4), layout="constrained", dpi=110)
         FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2)
     for span, part in knock.groupby("span", sort=False):
-        left.errorbar(part["layer"], part["flipped"], yerr=_error_bars(
+        left.errorbar(part["layer"], part["flipped"], yerr=error_bars(
             part["flipped"], part["low"], part["high"]), marker="o", capsize=3,
             label=f"{span} knocked out")
     left.set(xlabel="layer", ylabel="answers flipped (share)", ylim=(-0.02, 1.02),
              title="Attention knockout at one layer")
     left.legend()
     for (source, target, site), part in patched.groupby(["source", "target", "site"], sort=False):
-        right.errorbar(part["layer"], part["restored"], yerr=_error_bars(
+        right.errorbar(part["layer"], part["restored"], yerr=error_bars(
             part["restored"], part["low"], part["high"]), marker="o", capsize=3,
             label=f"{source} -> {target} ({site})")
     right.axhline(0, color="grey", lw=0.8)

@@ -1,6 +1,6 @@
 """``modprobe calibration``: coverage of the balance-point interval on planted data.
 
-See :func:`modprobe.analysis.calibration.coverage_study`.
+See :func:`modprobe.analysis.following.calibration.coverage_study`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.unit == "cluster" and not args.clusters:
         parser.error("--unit cluster needs --clusters")
-    from modprobe.analysis.calibration import coverage_study
+    from modprobe.analysis.following.calibration import coverage_study
 
     result = coverage_study(
         n_datasets=args.datasets, n_items=args.items, n_bootstrap=args.bootstrap,

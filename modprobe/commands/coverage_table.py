@@ -1,6 +1,6 @@
 """``modprobe coverage-table``: the coverage tables of docs/science.md, from planted truths.
 
-See :mod:`modprobe.analysis.coverage_table` (about 25 minutes on two CPU cores).
+See :mod:`modprobe.analysis.following.coverage_table` (about 25 minutes on two CPU cores).
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ def build_parser(prog: str = "modprobe coverage-table") -> argparse.ArgumentPars
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the tables; returns the exit code."""
     args = build_parser().parse_args(argv)
-    from modprobe.analysis.coverage_table import balance_rows, cluster_rows, replicate_rows
+    from modprobe.analysis.following.coverage_table import (
+        balance_rows,
+        cluster_rows,
+        replicate_rows,
+    )
 
     start = time.perf_counter()
     print(f"few clusters: mean_interval, {args.cluster_datasets} datasets per row, "

@@ -35,9 +35,9 @@ from modprobe.commands import options
 from modprobe.commands.options import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
-    from modprobe.analysis.report import FollowingReport
+    from modprobe.analysis.following.results import FollowingReport
 
-#: ``modprobe.analysis.law.ESTIMATES`` and ``modprobe.analysis.report.AUTO`` (a test checks).
+#: ``modprobe.analysis.following.law.ESTIMATES`` and ``modprobe.analysis.following.report.AUTO`` (a test checks).
 ESTIMATES: tuple[str, ...] = ("logistic", "monotone", "auto")
 AUTO = "auto"
 
@@ -113,7 +113,10 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
         The PNG files written.
     """
     # Imported here: plotting is only needed when --out is given.
-    from modprobe.analysis.plots import plot_following_curve, plot_uncertainty_distribution
+    from modprobe.analysis.following.plots import (
+        plot_following_curve,
+        plot_uncertainty_distribution,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -151,7 +154,7 @@ def write_figures(report: FollowingReport, out: Path) -> list[Path]:
 
 def report_summary(report: FollowingReport) -> dict[str, Any]:
     """``summary.json`` of the CLI: one entry per model (the study's fields), JSON-ready."""
-    from modprobe.analysis.report import json_ready
+    from modprobe.io import json_ready
 
     models = {name: m.to_dict() for name, m in report.models.items()}
     if len(models) == 1:
@@ -172,7 +175,7 @@ def _save(fig: Any, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 invalid input, see ``--help``)."""
     args = build_parser().parse_args(argv)
-    from modprobe.analysis.report import analyze_following
+    from modprobe.analysis.following.report import analyze_following
     from modprobe.analysis.table import read_table
     from modprobe.io import write_bytes, write_json
 

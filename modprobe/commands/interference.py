@@ -107,8 +107,8 @@ def run_table(args: argparse.Namespace) -> int:
     """The TABLE form: analyse a CSV of predictions into ``--out``."""
     import pandas as pd
 
-    from modprobe.analysis.interference import analyze_interference, read_predictions
-    from modprobe.analysis.report import cluster_column
+    from modprobe.analysis.following.report import cluster_column
+    from modprobe.analysis.interference.effects import analyze_interference, read_predictions
     from modprobe.io import write_csv, write_json
     from modprobe.study.interference_report import draw_figures, radar_axes, radar_list
 
@@ -128,7 +128,7 @@ def run_table(args: argparse.Namespace) -> int:
         raise ValueError(f"table {path} is not a readable CSV ({exc})") from None
     table = read_predictions(raw, source=str(path))
     cluster = {"auto": cluster_column(table)[0], "none": None}.get(args.cluster, args.cluster)
-    report = analyze_interference(table, cluster=cluster, n_resamples=args.bootstrap,
+    report = analyze_interference(table, cluster=cluster, n_bootstrap=args.bootstrap,
                                   seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "flips.csv", report.per_item)
@@ -164,7 +164,7 @@ def _compare_input(path: Path) -> Any:
     """A run folder's items table, or a predictions CSV read as the TABLE form reads it."""
     import pandas as pd
 
-    from modprobe.analysis.interference import read_predictions
+    from modprobe.analysis.interference.effects import read_predictions
     from modprobe.io import table_path
     from modprobe.study.runfolder import read_table
 
@@ -185,7 +185,7 @@ def _compare_input(path: Path) -> Any:
 def run_compare(argv: Sequence[str]) -> int:
     """The ``compare`` form: paired differences of two runs, printed (and as JSON)."""
     args = build_compare_parser().parse_args(argv)
-    from modprobe.analysis.interference_compare import compare_interference
+    from modprobe.analysis.interference.compare import compare_interference
     from modprobe.io import write_json
 
     if args.json is not None and Path(args.json).exists():
@@ -196,7 +196,7 @@ def run_compare(argv: Sequence[str]) -> int:
     if names[0] == names[1]:
         names = (str(a), str(b))
     result = compare_interference(_compare_input(a), _compare_input(b), names=names,
-                                  n_resamples=args.bootstrap, seed=args.seed)
+                                  n_bootstrap=args.bootstrap, seed=args.seed)
     for line in result.lines():
         print(line)
     if args.json is not None:

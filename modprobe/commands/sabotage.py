@@ -7,12 +7,12 @@
 SOURCE is a JSONL file of agent outputs (one line per item and agent: ``item, agent,
 labels, confidence, gold``, optional ``quality, modality, cluster, group``, or a raw
 self-assessment ``response`` instead of labels and confidence; see
-`modprobe.analysis.sabotage_input`), closed API models included, or a study run folder
+`modprobe.analysis.sabotage.input`), closed API models included, or a study run folder
 (``modprobe study``), whose vision-only, text-only and joint conditions are the
 agents, or an interference run folder (``modprobe interference``), whose clean
-and perturbed conditions are (`modprobe.analysis.sabotage_runs`; docs/sabotage.md). It prints per agent the accuracy, the rates
+and perturbed conditions are (`modprobe.analysis.sabotage.runs`; docs/sabotage.md). It prints per agent the accuracy, the rates
 of potential and successful sabotage with intervals, top-1/3/5 and ECE, then the fusion's
-top-1/3/5, and writes the report folder DIR (`modprobe.analysis.sabotage_report`).
+top-1/3/5, and writes the report folder DIR (`modprobe.analysis.sabotage.report`).
 Bad input exits with code 2 and one message naming the line and field; nothing is
 written then.
 """
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from modprobe import cli
 from modprobe.commands import options
 
-#: Defaults and choices of ``modprobe.analysis.sabotage`` (TAU), ``sabotage_input`` (SCALES)
+#: Defaults and choices of ``modprobe.analysis.sabotage.analysis`` (TAU), ``sabotage_input`` (SCALES)
 #: and ``sabotage_runs`` (GOLDS, SCORES), repeated so --help need not load them (a test
 #: checks they agree).
 TAU = 0.70
@@ -72,10 +72,10 @@ def build_parser(prog: str = "modprobe sabotage") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 invalid input)."""
     args = build_parser().parse_args(argv)
-    from modprobe.analysis.sabotage import analyze_sabotage
-    from modprobe.analysis.sabotage_input import SabotageInputError
-    from modprobe.analysis.sabotage_report import ReportFolderError, check_out, write_report
-    from modprobe.analysis.sabotage_runs import load_agents
+    from modprobe.analysis.sabotage.analysis import analyze_sabotage
+    from modprobe.analysis.sabotage.input import SabotageInputError
+    from modprobe.analysis.sabotage.report import ReportFolderError, check_out, write_report
+    from modprobe.analysis.sabotage.runs import load_agents
 
     try:
         if not 0.0 < args.tau <= 1.0:
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               scale=args.scale)
         report = analyze_sabotage(outputs, tau=args.tau, weights=args.weights,
                                   fuse_joint=args.fuse_joint, bins=args.bins,
-                                  n_resamples=args.bootstrap, seed=args.seed)
+                                  n_bootstrap=args.bootstrap, seed=args.seed)
     except (SabotageInputError, ReportFolderError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Figures of the documentation, importable from an installed package.
 
 Each module draws one analysis's figures from its finished run folders, with the same
-conventions as :mod:`modprobe.analysis.plots` (``ax=``/``fig=`` to compose, a fresh Agg
+conventions as :mod:`modprobe.analysis.following.plots` (``ax=``/``fig=`` to compose, a fresh Agg
 figure otherwise, no pyplot), and has a ``main(argv)`` that the scripts in the
 repository's ``figures/`` folder call:
 

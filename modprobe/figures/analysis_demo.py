@@ -2,7 +2,7 @@
 
     python figures/analysis_demo.py [--out docs/figures] [--bootstrap 1000]
 
-Every panel comes from `modprobe.analysis.simulate` (or the small simulators below),
+Every panel comes from `modprobe.analysis.following.simulate` (or the small simulators below),
 so the right answer is known: three models with planted balance points -0.6, -0.2 and
 +0.15; a model whose balance point moves toward 0 for uncertain items; a saturated model;
 per-layer logit-lens trajectories whose noise is largest near the balance point.
@@ -25,14 +25,13 @@ from modprobe.analysis import (
     oscillation_report,
     states_from_logits,
 )
-from modprobe.analysis.plots import (
-    plot_attention_mass,
+from modprobe.analysis.following.layer_plots import plot_attention_mass, plot_logit_difference
+from modprobe.analysis.following.plots import (
     plot_following_curve,
-    plot_logit_difference,
     plot_oscillation,
     plot_uncertainty_distribution,
 )
-from modprobe.analysis.simulate import simulate_following_table, simulate_saturated_table
+from modprobe.analysis.following.simulate import simulate_following_table, simulate_saturated_table
 
 PLANTED = {"A, planted -0.60": -0.6, "B, planted -0.20": -0.2, "C, planted +0.15": 0.15}
 

@@ -30,9 +30,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 from matplotlib.ticker import MaxNLocator
 
-from modprobe.analysis.interference_plots import plot_flip_rates
-from modprobe.analysis.interference_plots import plot_radar as radar
-from modprobe.analysis.plots import panel_figure, save_figure
+from modprobe.analysis.interference.plots import plot_flip_rates
+from modprobe.analysis.interference.plots import plot_radar as radar
+from modprobe.analysis.plotting import panel_figure, save_figure
 from modprobe.finetune.data import RELEVANT_SPANS
 from modprobe.finetune.demo import CAL_LAYERS, TRAIN_PERTURB, VARIANTS
 from modprobe.run import load_run

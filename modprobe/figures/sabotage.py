@@ -6,7 +6,7 @@ Reads ``REPORT/summary.json``, ``rates.csv``, ``topk.csv`` and ``calibration.csv
 model, no agent outputs needed) and writes ``reliability.png``, ``sabotage_bars.png``
 (``sabotage_bars_modality.png`` when modalities group several agents) and
 ``topk_coverage.png`` into DIR (default: ``REPORT/figures``). Edit the plotting functions in
-`modprobe.analysis.sabotage_plots` to restyle them for a paper.
+`modprobe.analysis.sabotage.plots` to restyle them for a paper.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from modprobe.analysis.sabotage_report import ReportFolderError, draw_figures
+from modprobe.analysis.sabotage.report import ReportFolderError, draw_figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ def plot_training_curve(log_csv: str | Path, out: str | Path | None = None,
     """
     from matplotlib import colormaps
 
-    from modprobe.analysis.plots import panel_figure, save_figure
+    from modprobe.analysis.plotting import panel_figure, save_figure
 
     log = read_log(log_csv)
     steps = log["step"]

@@ -63,7 +63,7 @@ def bell_mccaffrey_df(sizes: np.ndarray) -> float:
 
 
 def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: float,
-                       n_resamples: int, seed: int) -> Interval:
+                       n_bootstrap: int, seed: int) -> Interval:
     """Interval of the mean of clustered values: bootstrap-t on the CR2 error, at least
     as wide as the CR2 Student interval on each side (module docstring).
 
@@ -71,7 +71,7 @@ def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: flo
         values: ``items`` finite numbers.
         codes: ``items`` cluster codes 0..G-1 (G >= 2).
         confidence: Nominal coverage.
-        n_resamples: Bootstrap replicates.
+        n_bootstrap: Bootstrap replicates.
         seed: Bootstrap seed.
 
     Returns:
@@ -89,7 +89,7 @@ def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: flo
     low, high, mc = estimate - half, estimate + half, float("nan")
     if se > 0:
         first = np.unique(codes, return_index=True)[1]
-        counts = resample_weights(n, n_resamples, np.random.default_rng(seed), codes)[:, first]
+        counts = resample_weights(n, n_bootstrap, np.random.default_rng(seed), codes)[:, first]
         boot_mean = (counts @ totals) / (counts @ sizes)
         with np.errstate(divide="ignore", invalid="ignore"):
             t_star = (boot_mean - estimate) / np.sqrt(cr2_variance(totals, sizes, counts))

@@ -176,7 +176,7 @@ def cluster_wilson_interval(values: np.ndarray, codes: np.ndarray,
     ``G - 1`` degrees of freedom replaces the normal one. Unlike a bootstrap or a
     t interval it stays inside [0, 1] and widens towards 0.5 where a few clusters
     happen to agree, which keeps its level for small rates with 8 clusters
-    (beta-binomial simulation: `modprobe.analysis.coverage_table`).
+    (beta-binomial simulation: `modprobe.analysis.following.coverage_table`).
 
     Args:
         values: ``items`` 0/1 values.
@@ -206,7 +206,7 @@ def mean_interval(
     clusters: Any | None = None,
     *,
     confidence: float = 0.95,
-    n_resamples: int = DEFAULT_RESAMPLES,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
     """The mean of per-item values with its interval, cluster-aware.
@@ -229,7 +229,7 @@ def mean_interval(
         values: ``items`` numbers (bools allowed).
         clusters: ``items`` cluster labels, or None for independent items.
         confidence: Nominal coverage.
-        n_resamples: Bootstrap replicates (ignored by Wilson).
+        n_bootstrap: Bootstrap replicates (ignored by Wilson).
         seed: Bootstrap seed.
 
     Returns:
@@ -253,13 +253,13 @@ def mean_interval(
         if np.all((x == 0) | (x == 1)):
             return cluster_wilson_interval(x, codes, confidence)
         return cluster_t_interval(x, codes, confidence=confidence,
-                                  n_resamples=n_resamples, seed=seed)
+                                  n_bootstrap=n_bootstrap, seed=seed)
     if np.all((x == 0) | (x == 1)):
         low, high = wilson_interval(int(x.sum()), n, confidence)
         return Interval(estimate, low, high, confidence, "wilson", n, None)
     if n < 2:
         return not_identified("one item: no spread", n=n, confidence=confidence,
                               estimate=estimate)
-    weights = resample_weights(n, n_resamples, np.random.default_rng(seed))
+    weights = resample_weights(n, n_bootstrap, np.random.default_rng(seed))
     return bootstrap_interval((weights @ x) / n, estimate, confidence=confidence,
                               method="bootstrap", n=n)

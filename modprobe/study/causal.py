@@ -132,7 +132,7 @@ def tuned_lens_frame(cap: Any, condition: str, ids: Sequence[str]) -> pd.DataFra
     return lens.drop(columns=["row"])
 
 
-def analyse_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFrame,
+def analyze_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFrame,
                              mass: np.ndarray, analysis: Any, model_name: str,
                              summary: dict[str, Any], figures: list[Any],
                              fmt: str = "parquet") -> None:
@@ -150,9 +150,9 @@ def analyse_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
         patching_by_layer,
         plot_causal,
     )
-    from modprobe.analysis.report import cluster_column, json_ready
-    from modprobe.io import table_path, write_json, write_table
-    from modprobe.study.report import analyse_run
+    from modprobe.analysis.following.report import cluster_column
+    from modprobe.io import json_ready, table_path, write_json, write_table
+    from modprobe.study.report import analyze_run
 
     out = Path(out)
     cluster, _ = cluster_column(items)
@@ -184,7 +184,7 @@ def analyse_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
             plot_causal(by_layer, shares, out / "figures" / "causal.png")
             figures.append(out / "figures" / "causal.png")
     if "layers_tuned.csv" in tables:
-        tuned_summary, tuned_figures = analyse_run(
+        tuned_summary, tuned_figures = analyze_run(
             out / "tuned", items, tables["layers_tuned.csv"], mass, analysis,
             model_name=model_name, num_layers=mass.shape[2])
         osc = [f"tuned lens {line}" for line in tuned_summary.get("lines", [])

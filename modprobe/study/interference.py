@@ -290,9 +290,9 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
         return None
     gathered = gathered.tables
-    from modprobe.study.interference_report import analyse_interference_run
+    from modprobe.study.interference_report import analyze_interference_run
 
-    summary, report, shift, figures = analyse_interference_run(
+    summary, report, shift, figures = analyze_interference_run(
         driver.out, gathered["items.csv"], gathered.get("attention_mass.npy"), names,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
         figures=analysis.figures, table_format=analysis.table_format,

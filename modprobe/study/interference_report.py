@@ -3,8 +3,8 @@
 Reads only tables (``items.csv``, ``attention_mass.npy``), so a finished run can be
 re-analysed, and several runs drawn together, without the model::
 
-    from modprobe.run import analyse_interference_folder
-    summary, report, shift, figures = analyse_interference_folder("runs/interference")
+    from modprobe.run import analyze_interference_folder
+    summary, report, shift, figures = analyze_interference_folder("runs/interference")
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
     return out
 
 
-def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
+def analyze_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | None,
                              names: Sequence[str], model_name: str,
                              n_bootstrap: int = DEFAULT_RESAMPLES,
                              seed: int = 0, figures: bool = True,
@@ -82,13 +82,13 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
     attention_shift.csv, summary.json and the figures into ``out``. ``text_baseline``
     (the run's clean input of text-heavy items; None for runs that predate the option,
     which had no image) is named in a note."""
-    from modprobe.analysis.interference import analyze_interference, attention_shift
-    from modprobe.analysis.report import cluster_column
+    from modprobe.analysis.following.report import cluster_column
+    from modprobe.analysis.interference.effects import analyze_interference, attention_shift
     from modprobe.perturb import perturbed_span
 
     cluster, _ = cluster_column(items)  # the one rule; every row labelled or none used
     report = analyze_interference(items, cluster=cluster, order=["clean", *names],
-                                  n_resamples=n_bootstrap, seed=seed)
+                                  n_bootstrap=n_bootstrap, seed=seed)
     write_table(table_path(out, "flips", table_format), report.per_item)
     write_table(table_path(out, "draws", table_format), report.per_draw)
     shift = pd.DataFrame()
@@ -99,7 +99,7 @@ def analyse_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
         spans = {n: perturbed_span(n) if perturbed_span(n) in present else "text"
                  for n in names if n in set(items["perturbation"])}
         clusters = dict(zip(items["id"], items["cluster"])) if cluster else None
-        shift = attention_shift(attention, spans, clusters, n_resamples=n_bootstrap,
+        shift = attention_shift(attention, spans, clusters, n_bootstrap=n_bootstrap,
                                 seed=seed)
         write_table(table_path(out, "attention_shift", table_format), shift)
     lines = report.lines()
@@ -132,12 +132,12 @@ def _baseline_note(text_baseline: str | None) -> str:
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
                  ) -> list[Path]:
     """Radar, delta bars (all runs together) and, per run, the attention shift."""
-    from modprobe.analysis.interference_plots import (
+    from modprobe.analysis.interference.plots import (
         plot_attention_shift,
         plot_flip_rates,
         plot_radar,
     )
-    from modprobe.analysis.plots import save_figure
+    from modprobe.analysis.plotting import save_figure
 
     written: list[Path] = []
     radar = {name: _as_dict(summary["radar"]) for name, (summary, _) in runs.items()}

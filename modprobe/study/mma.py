@@ -161,7 +161,7 @@ def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
     gathered = driver.run_chunks(
         inputs.items, lambda chunk: run_chunk(loaded, chunk, names, config, pool),
         progress=progress).tables
-    result = analyse_mma_run(driver.out, gathered["items.csv"], gathered["attention.csv"],
+    result = analyze_mma_run(driver.out, gathered["items.csv"], gathered["attention.csv"],
                              analysis.n_bootstrap, analysis.seed, analysis.figures,
                              analysis.table_format)
     driver.finish(analysis.record(COMMON_ANALYSIS))
@@ -265,17 +265,17 @@ def run_chunk(loaded: Any, items: Sequence[ClipItem], names: Sequence[str], conf
     return {"items.csv": pd.DataFrame(records), "attention.csv": pd.DataFrame(attention)}
 
 
-def analyse_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
+def analyze_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
                     n_bootstrap: int, seed: int, figures: bool,
                     table_format: str = "parquet") -> MmaResult:
     """Accuracy and attention contrast tables, summary and figures of a run's tables."""
-    from modprobe.analysis.mma import (
+    from modprobe.analysis.following.layer_plots import plot_attention_mass
+    from modprobe.analysis.mma.measures import (
         accuracy_table,
         attention_contrast,
         mass_curves,
         plot_d_per_layer,
     )
-    from modprobe.analysis.plots import plot_attention_mass
     from modprobe.io import table_path, write_json, write_table
 
     accuracy = accuracy_table(items, n_bootstrap=n_bootstrap, seed=seed)

@@ -3,8 +3,8 @@
 Everything here reads the tidy tables the runner wrote (``items.csv``, ``layers.csv``,
 ``attention_mass.npy``), so a finished run can be re-analysed without the model::
 
-    from modprobe.run import analyse_folder             # in place; or
-    summary, figures = analyse_folder("runs/organism")  # modprobe.load_run(...).reanalyse()
+    from modprobe.run import analyze_folder             # in place; or
+    summary, figures = analyze_folder("runs/organism")  # modprobe.load_run(...).reanalyze()
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.report import cluster_column
+from modprobe.analysis.following.report import cluster_column
 from modprobe.io import table_path, write_json, write_table
 from modprobe.spans import span_names_of
 
-__all__ = ["analyse_run", "attention_summary", "cluster_column",
+__all__ = ["analyze_run", "attention_summary", "cluster_column",
            "following_table", "layer_top1", "logit_difference_per_item"]
 
 FIGURES = "figures"
@@ -72,7 +72,7 @@ def layer_top1(items: pd.DataFrame, layers: pd.DataFrame, condition: str = "mult
     return [tokens.get(i, []) for i in items["id"]]
 
 
-def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.ndarray,
+def analyze_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.ndarray,
                 config: Any, model_name: str, num_layers: int) -> tuple[dict[str, Any], list[Path]]:
     """Compute the statistics of a run, write ``summary.json``/``oscillation.csv``, draw figures.
 
@@ -89,14 +89,11 @@ def analyse_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
         The summary (its ``lines`` are what the CLI prints) and the figure paths.
     """
     from modprobe.analysis import analyze_following, oscillation_report
-    from modprobe.analysis.oscillation import (
-        logit_difference_matrix,
-        oscillation_counts,
-        region_items,
-    )
-    from modprobe.analysis.report import json_ready
+    from modprobe.analysis.following.logit_difference import logit_difference_matrix
+    from modprobe.analysis.following.oscillation import oscillation_counts, region_items
+    from modprobe.analysis.following.uncertainty import uncertainty_axis
     from modprobe.analysis.table import TableError
-    from modprobe.analysis.uncertainty import uncertainty_axis
+    from modprobe.io import json_ready
 
     table = following_table(items, model_name)
     lines: list[str] = []
@@ -203,21 +200,22 @@ def _short_name(model: str) -> str:
 def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
           layers: pd.DataFrame, mass: np.ndarray, x: np.ndarray, osc: Any, law: Any,
           logit_difference_matrix: Any) -> list[Path]:
-    from modprobe.analysis import plots
+    from modprobe.analysis.following import layer_plots, plots
+    from modprobe.analysis.plotting import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if report is not None and report.laws:
-        written += plots.save_figure(plots.plot_following_curve(
+        written += save_figure(plots.plot_following_curve(
             {model_name: next(iter(report.laws.values()))}, show_isotonic=True,
             title=f"Modality following: {model_name}"), folder / "following_curve.png")
     conflict = (items["group"] == "conflict").to_numpy()
     finite = np.isfinite(x) & conflict
     if finite.any():
-        written += plots.save_figure(plots.plot_uncertainty_distribution(
+        written += save_figure(plots.plot_uncertainty_distribution(
             {model_name: x[finite]}, title="Relative uncertainty of conflict items"),
             folder / "uncertainty_distribution.png")
-    written += plots.save_figure(plots.plot_oscillation(
+    written += save_figure(plots.plot_oscillation(
         osc, title=f"Lens oscillation, T/V switches: {model_name}"),
         folder / "oscillation.png")
     diff = logit_difference_per_item(items, layers)
@@ -226,7 +224,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
         matrix = logit_difference_matrix(diff[:, keep], x[keep])
         shown = law.reported_balance_point if law is not None else None
         bp = shown.value if shown is not None and shown.crosses else None
-        written += plots.save_figure(plots.plot_logit_difference(
+        written += save_figure(layer_plots.plot_logit_difference(
             matrix, balance_point=bp, title="Lens logit(Y_t) - logit(Y_v), conflict prompts"),
             folder / "logit_difference.png")
     frame = attention_table(mass, items["id"].tolist())
@@ -236,7 +234,7 @@ def _draw(folder: Path, report: Any, model_name: str, items: pd.DataFrame,
     frame = frame[total > 0]
     # Condition names would read like span names ("text" twice): name the prompts instead.
     frame = frame.assign(condition=frame["condition"].map(PROMPT_LABELS))
-    written += plots.save_figure(plots.plot_attention_mass(
+    written += save_figure(layer_plots.plot_attention_mass(
         frame.drop(columns=["id"]), title=f"Attention from the answer position: {model_name}"),
         folder / "attention_mass.png")
     return written

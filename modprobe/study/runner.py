@@ -202,7 +202,7 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
 
 def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
     """Entropy (nats) of the softmax restricted to the candidate answers (`... cand`)."""
-    from modprobe.analysis.uncertainty import entropy
+    from modprobe.analysis.following.uncertainty import entropy
 
     return np.asarray(entropy(logits.double().numpy(), axis=-1))
 
@@ -381,14 +381,14 @@ def run_study(config: StudyConfig, progress: bool = True,
         write_table(table_path(driver.out, "attention", config.table_format),
                     attention_table(mass, items_frame["id"].tolist()))
 
-    from modprobe.study.report import analyse_run
+    from modprobe.study.report import analyze_run
 
-    summary, figures = analyse_run(driver.out, items_frame, layers_frame, mass, analysis,
+    summary, figures = analyze_run(driver.out, items_frame, layers_frame, mass, analysis,
                                    model_name=config.model, num_layers=mass.shape[2])
     if config.causal or translators is not None:
-        from modprobe.study.causal import analyse_causal_and_tuned
+        from modprobe.study.causal import analyze_causal_and_tuned
 
-        analyse_causal_and_tuned(driver.out, gathered.tables, items_frame, mass, analysis,
+        analyze_causal_and_tuned(driver.out, gathered.tables, items_frame, mass, analysis,
                                  config.model, summary, figures, config.table_format)
     driver.finish(analysis.record())
     return StudyResult(out=driver.out, items=items_frame, layers=layers_frame,

@@ -1,4 +1,4 @@
-"""Figures of the sabotage analysis (same conventions as `modprobe.analysis.plots`).
+"""Figures of the sabotage analysis (same conventions as `modprobe.analysis.following.plots`).
 
 Each function takes the report's tidy tables (so ``figures/sabotage.py`` can redraw them
 from a report folder's CSV files), draws into the caller's ``ax=`` (``fig=`` for the
@@ -17,9 +17,9 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
-from modprobe.analysis.plots import (
+from modprobe.analysis.plotting import (
     PathLike,
-    _error_bars,
+    error_bars,
     figure_and_axes,
     panel_figure,
     save_figure,
@@ -54,7 +54,7 @@ def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
             confidence, accuracy, low, high``).
         ece: Expected calibration error per agent (shown in the legend).
         title: Title of the reliability panel.
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         fig: Figure or subfigure to fill with the two panels (default: a new figure).
 
     Returns:
@@ -70,7 +70,7 @@ def plot_reliability(calibration: pd.DataFrame, ece: Mapping[str, float],
     for j, agent in enumerate(agents):
         part = calibration[calibration["agent"] == agent]
         ax.errorbar(part["confidence"], part["accuracy"],
-                    yerr=_error_bars(part["accuracy"], part["low"].fillna(part["accuracy"]),
+                    yerr=error_bars(part["accuracy"], part["low"].fillna(part["accuracy"]),
                                      part["high"].fillna(part["accuracy"])),
                     marker="o", markersize=4, capsize=2, color=colors[agent],
                     label=f"{agent} (ECE {ece.get(agent, float('nan')):.3f})")
@@ -98,7 +98,7 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
         tau: The confidence threshold (for the legend).
         level: ``agent``, ``modality`` or ``group``.
         title: Axes title (default: names the level).
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         ax: Axes to draw in (default: a new figure's; the legend then goes below it).
 
     Returns:
@@ -120,7 +120,7 @@ def plot_sabotage_bars(rates: pd.DataFrame, tau: float, level: str = "agent",
         bars = ax.bar(x + (j - (len(measures) - 1) / 2) * width, shown, width=width,
                       color=colors[measure],
                       label=BAR_MEASURES[measure].replace("tau", f"{tau:g}"),
-                      yerr=np.nan_to_num(_error_bars(rate, sub["low"], sub["high"])),
+                      yerr=np.nan_to_num(error_bars(rate, sub["low"], sub["high"])),
                       capsize=2, error_kw={"linewidth": 0.8})
         for bar, value in zip(bars, rate):
             if not np.isfinite(value):  # undefined (e.g. the joint agent is not fused)
@@ -145,7 +145,7 @@ def plot_topk_coverage(topk: pd.DataFrame, title: str = "Top-k coverage",
     Args:
         topk: `SabotageReport.topk` (``who, k, rate, low, high``).
         title: Axes title.
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         ax: Axes to draw in (default: a new figure's).
 
     Returns:

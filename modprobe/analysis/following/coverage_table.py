@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 from scipy.special import expit, logit
 
-from modprobe.analysis.law import balance_point, fit_law
+from modprobe.analysis.following.law import balance_point, fit_law
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval
 
 #: Planted laws: name -> (P(text | x) on a vectorised x, true balance point).
@@ -109,7 +109,7 @@ def cluster_rows(n_datasets: int, seed: int,
                 means = rng.beta(a, b, n_clusters)
                 values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, means)])
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
-                                   n_resamples=n_bootstrap, seed=d)
+                                   n_bootstrap=n_bootstrap, seed=d)
                 covered += iv.low <= p <= iv.high
                 widths.append(iv.high - iv.low)
             rows.append(f"| {n_clusters} | rate {p} | 10-39 | {rho} | "
@@ -161,7 +161,7 @@ def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
     return covered / n_datasets, float(np.median(widths))
 
 
-if __name__ == "__main__":  # ``python -m modprobe.analysis.coverage_table`` = ``modprobe coverage-table``
+if __name__ == "__main__":  # ``python -m modprobe.analysis.following.coverage_table`` = ``modprobe coverage-table``
     from modprobe.commands.coverage_table import main
 
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Balance points: where a fitted P(text-following) crosses 0.5, and which to trust.
 
-docs/science.md section 1, "Balance point". `modprobe.analysis.law` computes the
+docs/science.md section 1, "Balance point". `modprobe.analysis.following.law` computes the
 logistic and the monotone crossing and their bootstrap replicates; this module turns
 them into `BalancePoint` results (interval, Monte Carlo error, flags, or the side the
 curve stays on) and says in one line which estimate to trust (`recommend`).

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from modprobe.analysis.sabotage_input import FUSION, MEASURES
+from modprobe.analysis.sabotage.input import FUSION, MEASURES
 from modprobe.io import json_ready, write_csv, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modprobe.analysis.sabotage import SabotageReport
+    from modprobe.analysis.sabotage.analysis import SabotageReport
 
 TABLES = ("per_agent", "items", "fused", "rates", "topk", "calibration", "sabotaged")
 FIGURES = "figures"
@@ -180,7 +180,7 @@ def read_tables(folder: str | Path) -> dict[str, Any]:
 
 def draw_figures(report_folder: str | Path, out: str | Path) -> list[Path]:
     """Draw the figures of a report folder into ``out``; returns the files."""
-    from modprobe.analysis.sabotage_plots import (
+    from modprobe.analysis.sabotage.plots import (
         plot_reliability,
         plot_sabotage_bars,
         plot_topk_coverage,

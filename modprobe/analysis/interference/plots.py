@@ -1,8 +1,8 @@
 """Figures of the interference study: radar of accuracy, flip-rate bars, attention shift.
 
-Like :mod:`modprobe.analysis.plots`: each function draws into the caller's ``ax=`` (or
+Like :mod:`modprobe.analysis.following.plots`: each function draws into the caller's ``ax=`` (or
 ``fig=`` for the multi-panel one), else into a fresh Agg figure (no pyplot state), and
-returns the figure it drew in; save it with :func:`modprobe.analysis.plots.save_figure`.
+returns the figure it drew in; save it with :func:`modprobe.analysis.plotting.save_figure`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import FigureBase
 
-from modprobe.analysis.plots import figure_and_axes, panel_figure
+from modprobe.analysis.plotting import figure_and_axes, panel_figure
 
 
 def plot_radar(accuracy: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None = None,
@@ -110,7 +110,7 @@ def plot_attention_shift(shift: pd.DataFrame,
     line is one.
 
     Args:
-        shift: The table of :func:`modprobe.analysis.interference.attention_shift`.
+        shift: The table of :func:`modprobe.analysis.interference.effects.attention_shift`.
         title: Figure title.
         fig: Figure or subfigure to fill with the panels (default: a new figure).
 

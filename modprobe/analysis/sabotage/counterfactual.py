@@ -6,7 +6,7 @@ unimodal error overrides other evidence and misleads the final prediction", and 
 fusion would have said without the agent, so modprobe reads them counterfactually:
 
 - the fusion *without* agent m on an item is the same fusion (same weights, same
-  tie-breaking, `modprobe.analysis.sabotage_fusion.fuse`) over the item's other fused agents;
+  tie-breaking, `modprobe.analysis.sabotage.fusion.fuse`) over the item's other fused agents;
   when m is the item's only fused agent there is no answer without it;
 - a **successful saboteur** is a potential saboteur (wrong top label, confidence >= tau)
   on an item whose fused top-1 is wrong and whose fusion without it is right;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_fusion import fuse
+from modprobe.analysis.sabotage.fusion import fuse
 
 
 def fused_without(table: pd.DataFrame, fused_agents: list[str], weights: str) -> pd.DataFrame:

@@ -15,7 +15,7 @@ bootstrap over clips, :func:`modprobe.stats.mean_interval`). White box:
 :func:`attention_contrast`, Cohen's d per layer and span between the visual and the audio
 prompts, ``d > 0`` meaning more attention under the visual prompt, with a cluster
 bootstrap interval (:func:`modprobe.stats.bootstrap_interval`); :func:`plot_d_per_layer`
-draws it and :func:`mass_curves` feeds :func:`modprobe.analysis.plots.plot_attention_mass`.
+draws it and :func:`mass_curves` feeds :func:`modprobe.analysis.following.layer_plots.plot_attention_mass`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def accuracy_table(answers: pd.DataFrame, *, confidence: float = 0.95,
     rows = []
     for (condition, ask), part in per_item.groupby(["condition", "ask"], sort=False):
         interval = mean_interval(part["correct"].to_numpy(float), part["cluster"].to_numpy(),
-                                 confidence=confidence, n_resamples=n_bootstrap, seed=seed)
+                                 confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
         row = {"condition": condition, "ask": ask, "accuracy": interval.estimate,
                "low": interval.low, "high": interval.high, "n": interval.n,
                "n_clusters": interval.n_clusters, "draws": int(part["draws"].max()),
@@ -181,7 +181,7 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
         contrast: :func:`attention_contrast`'s table (``condition, layer, span, d, low,
             high``).
         title: Figure title.
-        path: Where to save (see :func:`modprobe.analysis.plots.save_figure`).
+        path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         fig: Figure or subfigure to fill with the panels (default: a new figure).
 
     Returns:
@@ -190,7 +190,7 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-    from modprobe.analysis.plots import SPAN_LABELS, panel_figure, save_figure
+    from modprobe.analysis.plotting import SPAN_LABELS, panel_figure, save_figure
     from modprobe.spans import SPAN_NAMES
 
     _require(contrast, ("condition", "layer", "span", "d", "low", "high"), "contrast")

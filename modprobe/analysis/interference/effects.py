@@ -21,7 +21,7 @@ variance is then part of each item's (and each cluster's) variation, which the c
 bootstrap resamples. ``InterferenceReport.per_draw`` gives every draw's own rates.
 
 ```python
-from modprobe.analysis.interference import analyze_interference, read_predictions
+from modprobe.analysis.interference.effects import analyze_interference, read_predictions
 report = analyze_interference(read_predictions(table), cluster="cluster")
 print("\\n".join(report.lines()))
 ```
@@ -247,7 +247,7 @@ def _check_rows(frame: pd.DataFrame, source: str) -> None:
 
 def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
                          order: Sequence[str] | None = None, confidence: float = 0.95,
-                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> InterferenceReport:
+                         n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> InterferenceReport:
     """Accuracy per condition and the paired flip rate per perturbation.
 
     Args:
@@ -256,7 +256,7 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         cluster: Column of cluster labels (intervals resample clusters), or None.
         order: Condition order of the result (default: clean, then as first seen).
         confidence: Nominal coverage of every interval.
-        n_resamples: Bootstrap replicates (cluster intervals).
+        n_bootstrap: Bootstrap replicates (cluster intervals).
         seed: Bootstrap seed.
     """
     if cluster is not None and cluster not in table.columns:
@@ -278,7 +278,7 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
             value=("value", "mean"), **({"cluster": ("cluster", "first")} if cluster else {}))
         return mean_interval(per_item["value"].to_numpy(),
                              per_item["cluster"].to_numpy() if cluster else None,
-                             confidence=confidence, n_resamples=n_resamples, seed=seed)
+                             confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
 
     results: list[ConditionResult] = []
     per_item: list[pd.DataFrame] = []
@@ -358,7 +358,7 @@ def _notes(table: pd.DataFrame, results: list[ConditionResult], cluster: str | N
 
 def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],
                     clusters: Mapping[str, str] | None = None, confidence: float = 0.95,
-                    n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per perturbation and layer, the attention mass on the perturbed span, clean vs
     perturbed, and their paired difference, each with its interval.
 
@@ -387,7 +387,7 @@ def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],
             for key, values in (("clean", group[CLEAN]), ("perturbed", group[name]),
                                 ("shift", group[name] - group[CLEAN])):
                 result = mean_interval(values.to_numpy(float), labels, confidence=confidence,
-                                       n_resamples=n_resamples, seed=seed)
+                                       n_bootstrap=n_bootstrap, seed=seed)
                 row.update({key: result.estimate, f"{key}_low": result.low,
                             f"{key}_high": result.high})
             rows.append(row)

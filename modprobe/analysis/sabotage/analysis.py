@@ -1,8 +1,8 @@
 """Modality sabotage (docs/science.md section 3): agents, fusion, saboteurs and contributors.
 
 Each modality, and the joint input, is an *agent* that returns candidate labels, best
-first, with confidences (`modprobe.analysis.sabotage_input` reads and validates them;
-`modprobe.analysis.sabotage_runs` builds them from modprobe's run folders). Tables in,
+first, with confidences (`modprobe.analysis.sabotage.input` reads and validates them;
+`modprobe.analysis.sabotage.runs` builds them from modprobe's run folders). Tables in,
 no model code.
 
 Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
@@ -21,7 +21,7 @@ Definitions (tau = 0.70 by default; confidences normalised to [0, 1]):
   confidence in it is >= tau.
 - **Successful sabotage** (paper 002's saboteur, read counterfactually): a potential
   sabotage on an item whose fused top-1 is wrong and whose fusion over the other fused
-  agents (`modprobe.analysis.sabotage_counterfactual`) would have been right. A
+  agents (`modprobe.analysis.sabotage.counterfactual`) would have been right. A
   unanimous error has no successful saboteur.
 - **Contributor** (paper 002's, counterfactually): an agent whose top label is gold, on
   an item whose fused top-1 is gold and whose fusion without it is not.
@@ -47,10 +47,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_counterfactual import counterfactual_roles, fused_without
-from modprobe.analysis.sabotage_fusion import WEIGHTS, default_fused_agents, fuse  # noqa: F401 (WEIGHTS: public here too)
-from modprobe.analysis.sabotage_input import FUSION, JOINT, MEASURES, AgentOutputs
-from modprobe.analysis.sabotage_report import summary_dict, summary_lines
+from modprobe.analysis.sabotage.counterfactual import counterfactual_roles, fused_without
+from modprobe.analysis.sabotage.fusion import WEIGHTS, default_fused_agents, fuse  # noqa: F401 (WEIGHTS: public here too)
+from modprobe.analysis.sabotage.input import FUSION, JOINT, MEASURES, AgentOutputs
+from modprobe.analysis.sabotage.report import summary_dict, summary_lines
 from modprobe.stats import DEFAULT_RESAMPLES, Interval, mean_interval
 
 TAU = 0.70
@@ -118,7 +118,7 @@ class SabotageReport:
         return float(sel["rate"].iloc[0]) if len(sel) else float("nan")
 
     def summary(self) -> dict[str, Any]:
-        """The JSON summary (``summary.json``); see `modprobe.analysis.sabotage_report`."""
+        """The JSON summary (``summary.json``); see `modprobe.analysis.sabotage.report`."""
         return summary_dict(self)
 
     def summary_lines(self) -> list[str]:
@@ -145,7 +145,7 @@ def _rate_row(values: pd.Series, clusters: Any, **options: Any) -> dict[str, Any
 
 def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "equal",
                      fuse_joint: bool = False, bins: int = 10, max_k: int | None = None,
-                     confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                     confidence: float = 0.95, n_bootstrap: int = DEFAULT_RESAMPLES,
                      seed: int = 0) -> SabotageReport:
     """Fusion, sabotage, contributions, top-k and reliability of agent outputs.
 
@@ -157,7 +157,7 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
         bins: Equal-width confidence bins of the calibration curve.
         max_k: Largest k of the top-k curves (None: the longest ranked list, at least 5).
         confidence: Interval level.
-        n_resamples: Bootstrap replicates of cluster intervals.
+        n_bootstrap: Bootstrap replicates of cluster intervals.
         seed: Bootstrap seed.
 
     Returns:
@@ -169,7 +169,7 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
     agents = outputs.agents
     fused_agents = agents if fuse_joint else default_fused_agents(table)
     fused = fuse(table, weights=weights, agents=fused_agents)
-    options = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    options = {"confidence": confidence, "n_bootstrap": n_bootstrap, "seed": seed}
 
     top = table[table["rank"] == 1].set_index(["item", "agent"])
     per_agent = top[["modality", "label", "score", "gold", "cluster", "group"]].rename(

@@ -24,7 +24,7 @@ confidences are those probabilities, renormalised over the candidates
 the full-vocabulary probabilities (``scores="vocab"``: the mass on tokens that are no
 candidate counts against the confidence). Confidences are read from the model's
 probabilities, not elicited (the paper's self-assessment prompt is for models that can
-answer it: `modprobe.analysis.sabotage_replies`).
+answer it: `modprobe.analysis.sabotage.replies`).
 
 The gold label of an item (``gold="auto"``): the image's color for ``conflict`` and
 ``text_irrelevant`` items (the description is a claim, or about a shape not drawn), the
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_input import (
+from modprobe.analysis.sabotage.input import (
     JOINT,
     AgentOutputs,
     SabotageInputError,

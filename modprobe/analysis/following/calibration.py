@@ -2,7 +2,7 @@
 
 docs/science.md section 1, "Balance point": the bootstrap interval should cover the true
 balance point at its nominal rate. This module simulates many datasets from a known
-logistic law (`modprobe.analysis.simulate.simulate_law`), computes the interval on each
+logistic law (`modprobe.analysis.following.simulate.simulate_law`), computes the interval on each
 and reports how often it covers the planted value. Run it as
 
     modprobe calibration --datasets 400 --items 500 --bootstrap 400
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modprobe.analysis.law import balance_point
-from modprobe.analysis.simulate import simulate_clustered_law, simulate_law
+from modprobe.analysis.following.law import balance_point
+from modprobe.analysis.following.simulate import simulate_clustered_law, simulate_law
 from modprobe.stats import wilson_interval
 
 
@@ -168,7 +168,7 @@ def coverage_study(
     )
 
 
-if __name__ == "__main__":  # ``python -m modprobe.analysis.calibration``: the same as ``modprobe calibration``
+if __name__ == "__main__":  # ``python -m modprobe.analysis.following.calibration``: the same as ``modprobe calibration``
     import sys
 
     from modprobe.commands.calibration import main

@@ -14,7 +14,7 @@ field           required  meaning
 ``confidence``  yes       one number (for the top label) or a list aligned with
                           ``labels``; on a 0-1 or a 1-100 scale (see below)
 ``response``    no        instead of ``labels`` and ``confidence``: the model's raw reply
-                          to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage_replies`);
+                          to `SELF_ASSESSMENT_PROMPT` (`modprobe.analysis.sabotage.replies`);
                           an unreadable reply is reported and left out, never guessed
 ``gold``        yes       the right label (the same on every line of an item)
 ``quality``     no        the agent's self-reported data quality (same scales);
@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from modprobe.analysis._arrays import normalize_answer
-from modprobe.analysis.sabotage_replies import parse_reply
+from modprobe.analysis.sabotage.replies import parse_reply
 
 #: Rates the sabotage analysis reports per agent, per modality and per group.
 MEASURES = ("potential_sabotage", "successful_sabotage", "wrong_agent_fused",
@@ -149,142 +149,120 @@ def _find_scale(values: list[float], forced: str) -> str | None:
     return None
 
 
-def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = "records",
-                scale: str = "auto") -> AgentOutputs:
-    """Validate agent outputs and turn them into an agent table.
-
-    Args:
-        records: ``(line, record)`` pairs; ``line`` is what errors cite (1-based).
-        source: Name used in error messages (a file path).
-        scale: ``auto`` (per agent, from its values), ``unit`` (0-1) or ``percent`` (1-100).
-
-    Returns:
-        The :class:`AgentOutputs`.
-
-    Raises:
-        SabotageInputError: every problem found, each with its line and field.
-    """
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    errors: list[str] = []
-    rows: list[dict[str, Any]] = []
-    seen: dict[tuple[str, str], int] = {}
-    gold_of: dict[str, tuple[str, int]] = {}
-    raw_conf: dict[str, list[tuple[int, float]]] = {}
-    raw_quality: dict[str, list[tuple[int, float]]] = {}
-    raw_top: dict[str, list[tuple[int, float]]] = {}
-    unparsed: list[dict[str, Any]] = []
-
-    for line, rec in records:
-        where = f"line {line}"
-        if not isinstance(rec, Mapping):
-            errors.append(f"{where}: not a JSON object")
-            continue
-        if "response" in rec and (rec.get("labels") is None or rec.get("confidence") is None):
-            parsed = parse_reply(rec["response"])
-            if parsed.problem:  # reported and left out, never guessed
-                unparsed.append({"line": line, "item": rec.get("item"), "agent": rec.get("agent"),
-                                 "problem": parsed.problem, "response": str(rec["response"])})
-                continue
-            rec = {**rec, "labels": parsed.labels, "confidence": parsed.confidence}
-        missing = [f for f in REQUIRED if f not in rec or rec[f] is None]
-        for name in missing:
-            fix = " (the right label of the item)" if name == "gold" else ""
-            errors.append(f"{where}, field {name!r}: missing{fix}")
-        if missing:
-            continue
-        item, agent = _text(rec["item"]), _text(rec["agent"])
-        if item is None:
-            errors.append(f"{where}, field 'item': must be a non-empty string or integer")
-        elif _not_unicode(item):
-            errors.append(f"{where}, field 'item': {_not_unicode(item)}")
-            continue
-        if agent is None:
-            errors.append(f"{where}, field 'agent': must be a non-empty string")
-        labels_raw = rec["labels"]
-        if isinstance(labels_raw, str):
-            labels_raw = [labels_raw]
-        if not isinstance(labels_raw, list) or not labels_raw:
-            errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
-                          "candidate labels, best first")
-            continue
-        labels = [normalize_answer(str(lab)) if isinstance(lab, (str, int))
-                  and not isinstance(lab, bool) else None for lab in labels_raw]
-        bad = [i for i, lab in enumerate(labels) if not lab]
-        if bad:
-            errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty "
-                          "string or an integer")
-            continue
-        dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
-        if dup:
-            errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
-            continue
-        gold = normalize_answer(str(rec["gold"])) if isinstance(rec["gold"], (str, int)) and \
-            not isinstance(rec["gold"], bool) else None
-        if gold is None or gold == "":
-            errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
-            continue
-        gold = str(gold)
-        conf = rec["confidence"]
-        conf_list = conf if isinstance(conf, list) else [conf]
-        numbers = [_number(c) for c in conf_list]
-        if any(c is None or not math.isfinite(c) for c in numbers) or not numbers:
-            errors.append(f"{where}, field 'confidence': must be a number or a list of numbers")
-            continue
-        if isinstance(conf, list) and len(numbers) != len(labels):
-            errors.append(f"{where}, field 'confidence': {len(numbers)} values for "
-                          f"{len(labels)} labels; give one number (top label) or one per label")
-            continue
-        outside = [c for c in numbers if not 0.0 <= c <= 100.0]  # type: ignore[operator]
-        if outside:
-            errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
+def _validate_record(line: int, rec: Any, errors: list[str],
+                     unparsed: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One record's fields, checked and normalised; None (after noting why) to skip it."""
+    where = f"line {line}"
+    if not isinstance(rec, Mapping):
+        errors.append(f"{where}: not a JSON object")
+        return None
+    if "response" in rec and (rec.get("labels") is None or rec.get("confidence") is None):
+        parsed = parse_reply(rec["response"])
+        if parsed.problem:  # reported and left out, never guessed
+            unparsed.append({"line": line, "item": rec.get("item"), "agent": rec.get("agent"),
+                             "problem": parsed.problem, "response": str(rec["response"])})
+            return None
+        rec = {**rec, "labels": parsed.labels, "confidence": parsed.confidence}
+    missing = [f for f in REQUIRED if f not in rec or rec[f] is None]
+    for name in missing:
+        fix = " (the right label of the item)" if name == "gold" else ""
+        errors.append(f"{where}, field {name!r}: missing{fix}")
+    if missing:
+        return None
+    item, agent = _text(rec["item"]), _text(rec["agent"])
+    if item is None:
+        errors.append(f"{where}, field 'item': must be a non-empty string or integer")
+    elif _not_unicode(item):
+        errors.append(f"{where}, field 'item': {_not_unicode(item)}")
+        return None
+    if agent is None:
+        errors.append(f"{where}, field 'agent': must be a non-empty string")
+    labels_raw = rec["labels"]
+    if isinstance(labels_raw, str):
+        labels_raw = [labels_raw]
+    if not isinstance(labels_raw, list) or not labels_raw:
+        errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
+                      "candidate labels, best first")
+        return None
+    labels = [normalize_answer(str(lab)) if isinstance(lab, (str, int))
+              and not isinstance(lab, bool) else None for lab in labels_raw]
+    bad = [i for i, lab in enumerate(labels) if not lab]
+    if bad:
+        errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty "
+                      "string or an integer")
+        return None
+    dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
+    if dup:
+        errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
+        return None
+    gold = normalize_answer(str(rec["gold"])) if isinstance(rec["gold"], (str, int)) and \
+        not isinstance(rec["gold"], bool) else None
+    if gold is None or gold == "":
+        errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
+        return None
+    gold = str(gold)
+    conf = rec["confidence"]
+    conf_list = conf if isinstance(conf, list) else [conf]
+    numbers = [_number(c) for c in conf_list]
+    if any(c is None or not math.isfinite(c) for c in numbers) or not numbers:
+        errors.append(f"{where}, field 'confidence': must be a number or a list of numbers")
+        return None
+    if isinstance(conf, list) and len(numbers) != len(labels):
+        errors.append(f"{where}, field 'confidence': {len(numbers)} values for "
+                      f"{len(labels)} labels; give one number (top label) or one per label")
+        return None
+    outside = [c for c in numbers if not 0.0 <= c <= 100.0]  # type: ignore[operator]
+    if outside:
+        errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
+                      "scale (0-1 or 1-100)")
+        return None
+    if any(b > a for a, b in itertools.pairwise(numbers)):  # type: ignore[operator]
+        errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
+                      "list labels best first with their confidences aligned")
+        return None
+    quality = rec.get("quality")
+    if quality is not None:
+        q = _number(quality)
+        if q is None or not math.isfinite(q) or not 0.0 <= q <= 100.0:
+            errors.append(f"{where}, field 'quality': {quality!r} is not a number on a known "
                           "scale (0-1 or 1-100)")
-            continue
-        if any(b > a for a, b in itertools.pairwise(numbers)):  # type: ignore[operator]
-            errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
-                          "list labels best first with their confidences aligned")
-            continue
-        quality = rec.get("quality")
-        if quality is not None:
-            q = _number(quality)
-            if q is None or not math.isfinite(q) or not 0.0 <= q <= 100.0:
-                errors.append(f"{where}, field 'quality': {quality!r} is not a number on a known "
-                              "scale (0-1 or 1-100)")
-                continue
-            quality = q
-        optional = {}
-        for name in ("modality", "cluster", "group"):
-            value = rec.get(name)
-            if value is not None and _text(value) is None:
-                errors.append(f"{where}, field {name!r}: must be a non-empty string")
-            optional[name] = _text(value) if value is not None else None
-        if item is None or agent is None:
-            continue
-        key = (item, agent)
-        if key in seen:
-            errors.append(f"{where}, fields 'item', 'agent': a second line for item {item!r} and "
-                          f"agent {agent!r} (first on line {seen[key]}); keep one")
-            continue
-        seen[key] = line
-        if item in gold_of and gold_of[item][0] != gold:
-            errors.append(f"{where}, field 'gold': {gold!r} but line {gold_of[item][1]} gives "
-                          f"{gold_of[item][0]!r} for item {item!r}; an item has one gold label")
-            continue
-        gold_of.setdefault(item, (gold, line))
-        raw_conf.setdefault(agent, []).extend((line, float(c)) for c in numbers)  # type: ignore[arg-type]
-        raw_top.setdefault(agent, []).append((line, float(numbers[0])))  # type: ignore[arg-type]
-        if quality is not None:
-            raw_quality.setdefault(agent, []).append((line, float(quality)))
-        for rank, label in enumerate(labels, start=1):
-            rows.append({"item": item, "agent": agent,
-                         "modality": optional["modality"] or agent, "rank": rank,
-                         "label": str(label),
-                         "score": float(numbers[rank - 1]) if rank <= len(numbers)  # type: ignore[arg-type]
-                         else np.nan,
-                         "quality": np.nan if quality is None else float(quality),
-                         "gold": gold, "cluster": optional["cluster"],
-                         "group": optional["group"], "line": line})
+            return None
+        quality = q
+    optional = {}
+    for name in ("modality", "cluster", "group"):
+        value = rec.get(name)
+        if value is not None and _text(value) is None:
+            errors.append(f"{where}, field {name!r}: must be a non-empty string")
+        optional[name] = _text(value) if value is not None else None
+    if item is None or agent is None:
+        return None
+    return {"item": item, "agent": agent, "labels": labels, "gold": gold, "numbers": numbers,
+            "quality": quality, **optional}
 
+
+def _label_rows(got: dict[str, Any], line: int) -> list[dict[str, Any]]:
+    """Agent-table rows of one validated record: one per ranked label."""
+    item, agent, gold = got["item"], got["agent"], got["gold"]
+    numbers, quality = got["numbers"], got["quality"]
+    out: list[dict[str, Any]] = []
+    for rank, label in enumerate(got["labels"], start=1):
+        out.append({"item": item, "agent": agent,
+                     "modality": got["modality"] or agent, "rank": rank,
+                     "label": str(label),
+                     "score": float(numbers[rank - 1]) if rank <= len(numbers)  # type: ignore[arg-type]
+                     else np.nan,
+                     "quality": np.nan if quality is None else float(quality),
+                     "gold": gold, "cluster": got["cluster"],
+                     "group": got["group"], "line": line})
+    return out
+
+
+def _scales_and_notes(raw_conf: dict[str, list[tuple[int, float]]],
+                      raw_quality: dict[str, list[tuple[int, float]]],
+                      raw_top: dict[str, list[tuple[int, float]]], scale: str,
+                      errors: list[str], unparsed: list[dict[str, Any]],
+                      ) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """Each agent's confidence and quality scale, and the notes a reader should see."""
     scales: dict[str, str] = {}
     quality_scales: dict[str, str] = {}
     for found, raw, name in ((scales, raw_conf, "confidence"),
@@ -313,6 +291,61 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
         notes.append(f"{len(unparsed)} self-assessment replies could not be read (first: line "
                      f"{first['line']}, {first['problem']}); they are left out, never guessed "
                      "(unparsed.csv)")
+    return scales, quality_scales, notes
+
+
+def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = "records",
+                scale: str = "auto") -> AgentOutputs:
+    """Validate agent outputs and turn them into an agent table.
+
+    Args:
+        records: ``(line, record)`` pairs; ``line`` is what errors cite (1-based).
+        source: Name used in error messages (a file path).
+        scale: ``auto`` (per agent, from its values), ``unit`` (0-1) or ``percent`` (1-100).
+
+    Returns:
+        The :class:`AgentOutputs`.
+
+    Raises:
+        SabotageInputError: every problem found, each with its line and field.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    errors: list[str] = []
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    gold_of: dict[str, tuple[str, int]] = {}
+    raw_conf: dict[str, list[tuple[int, float]]] = {}
+    raw_quality: dict[str, list[tuple[int, float]]] = {}
+    raw_top: dict[str, list[tuple[int, float]]] = {}
+    unparsed: list[dict[str, Any]] = []
+
+    for line, rec in records:
+        got = _validate_record(line, rec, errors, unparsed)
+        if got is None:
+            continue
+        where = f"line {line}"
+        item, agent, gold = got["item"], got["agent"], got["gold"]
+        numbers, quality = got["numbers"], got["quality"]
+        key = (item, agent)
+        if key in seen:
+            errors.append(f"{where}, fields 'item', 'agent': a second line for item {item!r} and "
+                          f"agent {agent!r} (first on line {seen[key]}); keep one")
+            continue
+        seen[key] = line
+        if item in gold_of and gold_of[item][0] != gold:
+            errors.append(f"{where}, field 'gold': {gold!r} but line {gold_of[item][1]} gives "
+                          f"{gold_of[item][0]!r} for item {item!r}; an item has one gold label")
+            continue
+        gold_of.setdefault(item, (gold, line))
+        raw_conf.setdefault(agent, []).extend((line, float(c)) for c in numbers)  # type: ignore[arg-type]
+        raw_top.setdefault(agent, []).append((line, float(numbers[0])))  # type: ignore[arg-type]
+        if quality is not None:
+            raw_quality.setdefault(agent, []).append((line, float(quality)))
+        rows.extend(_label_rows(got, line))
+
+    scales, quality_scales, notes = _scales_and_notes(raw_conf, raw_quality, raw_top, scale,
+                                                      errors, unparsed)
     if not rows and not errors:
         errors.append("no agent outputs (the file is empty)" if not unparsed else
                       f"no readable agent outputs ({len(unparsed)} replies unreadable, first: "

@@ -13,7 +13,7 @@ perturbation draws (a ``draw`` column), each item's values are first averaged ov
 draws (`item_means`), in each run separately.
 
 ```python
-from modprobe.analysis.interference_compare import compare_interference
+from modprobe.analysis.interference.compare import compare_interference
 result = compare_interference(items_a, items_b)     # tables as items.csv holds them
 for line in result.lines():
     print(line)
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.interference import CLEAN, InterferenceTableError
+from modprobe.analysis.interference.effects import CLEAN, InterferenceTableError
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval, sign_flip_p
 
 #: Measures compared, with the per-item column they difference.
@@ -168,7 +168,7 @@ def check_same_items(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -
 
 def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("A", "B"),
                          cluster: str | None = "cluster", confidence: float = 0.95,
-                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Comparison:
+                         n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> Comparison:
     """Paired differences (B minus A) in flip rate and accuracy per perturbation.
 
     Args:
@@ -178,7 +178,7 @@ def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str
         names: Names of the runs in the printed lines.
         cluster: Cluster column (None, or a column that is missing: items independent).
         confidence: Interval level.
-        n_resamples: Bootstrap replicates.
+        n_bootstrap: Bootstrap replicates.
         seed: Bootstrap and sign-flip seed.
 
     Returns:
@@ -208,7 +208,7 @@ def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str
                             "method": "identical"})
             else:
                 interval = mean_interval(diff, labels, confidence=confidence,
-                                         n_resamples=n_resamples, seed=seed)
+                                         n_bootstrap=n_bootstrap, seed=seed)
                 row.update({"n_clusters": interval.n_clusters, "difference": interval.estimate,
                             "low": interval.low, "high": interval.high,
                             "p": sign_flip_p(diff, labels, seed=seed), "method": interval.method})

@@ -1,8 +1,8 @@
 """Late fusion of agents' ranked answers, with the documented tie-breaking.
 
-The one fusion of the sabotage analysis (`modprobe.analysis.sabotage`): the full fusion
+The one fusion of the sabotage analysis (`modprobe.analysis.sabotage.analysis`): the full fusion
 of a report and the fusion without one agent that the counterfactual roles compare
-(`modprobe.analysis.sabotage_counterfactual`) both call :func:`fuse`.
+(`modprobe.analysis.sabotage.counterfactual`) both call :func:`fuse`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.sabotage_input import JOINT
+from modprobe.analysis.sabotage.input import JOINT
 
 #: Fusion weights: ``equal`` (w_m = 1) or ``quality`` (the agent's quality on the item).
 WEIGHTS = ("equal", "quality")

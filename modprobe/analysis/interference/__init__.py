@@ -1,0 +1,1 @@
+"""Modality interference (docs/science.md section 4): flip rates, attention shift, plots."""

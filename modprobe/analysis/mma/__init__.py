@@ -1,0 +1,1 @@
+"""MMA-Bench analyses: accuracy per condition, attention contrast per layer."""
