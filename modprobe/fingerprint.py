@@ -23,6 +23,9 @@ def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
     :data:`SAMPLES_PER_TENSOR` evenly spaced values of it (training or fine-tuning changes
     them), so it costs milliseconds even for a 7B model on a GPU. ``as_dtype`` (a torch
     dtype): the fingerprint the model would have with its floating tensors in that dtype.
+    A model on the meta device (``load(..., remote=True)``: its weights live on NDIF) has
+    no values here: its ``weights`` hash covers names, shapes and dtypes only and starts
+    with ``meta:``, so it never equals a local model's.
     """
     import torch
 
@@ -31,6 +34,7 @@ def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
         config.pop(key, None)
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     weights = hashlib.sha256()
+    meta = False
     with torch.no_grad():
         for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
             dtype = tensor.dtype
@@ -38,9 +42,11 @@ def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
                 dtype = as_dtype
             weights.update(f"{name}:{tuple(tensor.shape)}:{dtype}".encode())
             flat = tensor.detach().reshape(-1)
-            if flat.numel() == 0:
+            if flat.numel() == 0 or flat.is_meta:
+                meta = meta or flat.is_meta
                 continue
             index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()),
                                    device=flat.device).round().long()
             weights.update(flat[index].to(dtype).float().cpu().numpy().tobytes())
-    return {"config": config_hash.hexdigest(), "weights": weights.hexdigest()}
+    return {"config": config_hash.hexdigest(),
+            "weights": ("meta:" if meta else "") + weights.hexdigest()}

@@ -72,3 +72,42 @@ def test_fine_tuning_a_remote_model_is_refused(tiny_dir, tmp_path) -> None:
 def test_bad_remote_requests_are_refused_before_loading(tiny_dir, kwargs, message) -> None:
     with pytest.raises(ModprobeError, match=message):
         modprobe.load(tiny_dir("llava"), **kwargs)
+
+
+def test_a_short_study_through_the_remote_simulation_equals_the_local_study(
+        tiny_dir, tmp_path) -> None:
+    """``modprobe study --remote local``: every trace serialised as on NDIF, same tables."""
+    import json
+
+    from modprobe.data import generate_colors
+    from modprobe.study.runner import StudyConfig, run_study
+
+    lowres_data = tmp_path / "data"
+    generate_colors(lowres_data, groups=1, seed=3, variant="lowres")
+    runs = {}
+    for remote in (None, "local"):
+        out = tmp_path / f"run-{remote}"
+        run_study(StudyConfig(model=str(tiny_dir("llava")), data=str(lowres_data), out=str(out),
+                              limit=6, batch_size=3, dtype="float32", device="cpu",
+                              n_bootstrap=50, figures=False, remote=remote), progress=False)
+        runs[remote] = out
+    manifest = json.loads((runs["local"] / "manifest.json").read_text())
+    assert manifest["options"]["remote"] == "local"
+    for name in ("items.parquet", "layers.parquet", "attention_mass.npy"):
+        assert (runs["local"] / name).read_bytes() == (runs[None] / name).read_bytes(), name
+
+
+def test_a_model_on_the_meta_device_has_a_fingerprint_of_its_own() -> None:
+    """A remote (meta) model's fingerprint covers shapes only and never equals a local one."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from modprobe.fingerprint import model_fingerprint
+
+    config = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, vocab_size=64)
+    local = LlamaForCausalLM(config)
+    with torch.device("meta"):
+        meta = LlamaForCausalLM(config)
+    assert model_fingerprint(meta)["weights"].startswith("meta:")
+    assert model_fingerprint(meta)["config"] == model_fingerprint(local)["config"]
+    assert not model_fingerprint(local)["weights"].startswith("meta:")

@@ -44,6 +44,11 @@ def build_parser(prog: str = "modprobe study") -> argparse.ArgumentParser:
                              "the data)")
     options.add_device(parser)
     options.add_device_map(parser)
+    parser.add_argument("--remote", choices=("ndif", "local"), default=None,
+                        help="run every trace remotely through nnsight: ndif (a hub model "
+                             "NDIF hosts; API key from NDIF_API_KEY or nnsight's config) or "
+                             "local (nnsight's local simulation of a remote run); "
+                             "docs/scale.md")
     parser.add_argument("--top-k", type=cli.positive_int, default=5,
                         help="top tokens kept per layer")
     options.add_seed(parser, "seed of the bootstrap")
@@ -97,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures=not args.no_figures, groups=args.groups, axis=args.axis,
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
         all_conflicts=args.all_conflicts, table_format=args.table_format, causal=args.causal,
-        lens=args.lens, translators=args.translators)
+        lens=args.lens, translators=args.translators, remote=args.remote)
     try:
         result = run_study(config, progress=not args.quiet)
     except KeyboardInterrupt:

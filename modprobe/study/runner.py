@@ -99,6 +99,9 @@ class StudyConfig:
             (``layers_tuned`` table) and reruns the oscillation analysis on it (``tuned/``).
         translators: Translators file for ``lens="tuned"`` (default: the model folder's
             ``tuned_lens.safetensors``).
+        remote: ``None`` (run here), ``"ndif"`` (every trace runs on NDIF: a hub id it
+            hosts, docs/scale.md) or ``"local"`` (nnsight's local simulation of a remote
+            run, which serialises each trace as NDIF would; weights loaded here).
     """
 
     model: str
@@ -125,6 +128,7 @@ class StudyConfig:
     causal: bool = False
     lens: str = "logit"
     translators: str | None = None
+    remote: str | None = None
 
 
 @dataclass
@@ -344,7 +348,9 @@ def run_study(config: StudyConfig, progress: bool = True,
         progress_label="modprobe.layers", table_format=config.table_format), world)
     _check_spans(driver.check_folder(), driver.out)
     given = load_dataset(config.data) if config.data is not None else None
-    loaded = load(config.model, dtype=config.dtype, **placement)
+    loaded = load(config.model, dtype=config.dtype, **placement,
+                  **({} if config.remote is None else
+                     {"remote": True if config.remote == "ndif" else config.remote}))
     translators = study_translators(config, loaded)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     if config.candidates:  # the user's: checked before any data is generated
