@@ -8,7 +8,7 @@ frames zeroed, a misleading caption, long irrelevant text::
     modprobe mma --model tiny-omni/ --visual image --out runs/mma-tiny   # no video extra
     modprobe mma --model qwen2.5-omni-folder --data clips/ --out runs/mma --resume
 
-Prints accuracy per condition and prompt type and the largest |Cohen's d| per span::
+Prints accuracy per condition and prompt type and the largest absolute Cohen's d per span::
 
     misaligned | audio prompt: accuracy=0.250 ci=[0.125, 0.375] n=16 clips=16
 
