@@ -287,7 +287,8 @@ def test_load_run_refuses_changed_base_weights(finetuned: Path, tmp_path: Path) 
     config.write_text(json.dumps({**json.loads(config.read_text()),
                                   "base_model_name_or_path": str(base)}))
     assert isinstance(modprobe.load(run, device="cpu"), modprobe.LoadedModel)  # same weights
-    weights = next(base.glob("*.safetensors"))
+    # the model weights, not the tuned-lens translators that sit beside them
+    weights = next(p for p in base.glob("*.safetensors") if p.name != "tuned_lens.safetensors")
     tensors = load_file(str(weights))
     name = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
     tensors[name] = tensors[name] + 0.5
