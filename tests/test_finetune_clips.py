@@ -81,3 +81,22 @@ def test_bad_options_are_refused_before_anything_is_written(items: list, tmp_pat
     with pytest.raises(ModprobeError, match="not empty|overwrite"):
         train_clips(base, items, TrainConfig(out=str(out), steps=1))
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_tune_av_command_refuses_an_unknown_variant_before_writing(tmp_path: Path,
+                                                                   capsys) -> None:
+    from modprobe.organism.__main__ import main
+
+    out = tmp_path / "exp"
+    assert main(["tune-av", "--out", str(out), "--variants", "answer,magic"]) == 2
+    err = capsys.readouterr().err
+    assert "--variants" in err and "magic" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_tune_av_defaults_are_the_plan_defaults() -> None:
+    from modprobe.commands.organism import TUNE_DEFAULTS
+    from modprobe.organism.av_tuning import TuningPlan
+
+    plan = TuningPlan()
+    assert TUNE_DEFAULTS == {k: getattr(plan, k) for k in TUNE_DEFAULTS}

@@ -127,9 +127,11 @@ def _main_tune_av(args: argparse.Namespace) -> int:
                       learning_rate=args.lr, variants=variants)
     accuracy, _ = run_tuning(out, plan, progress=not args.quiet)
     for row in accuracy[accuracy["measure"] == "accuracy"].itertuples(index=False):
+        change = ("the same on every item" if row.method == "identical" else
+                  f"diff={row.difference:+.3f} ci=[{row.low:+.3f}, {row.high:+.3f}] "
+                  f"p={row.p:.2g}")
         print(f"{row.model} | {row.condition} | {row.ask} prompt: accuracy {row.a:.3f} -> "
-              f"{row.b:.3f} diff={row.difference:+.3f} ci=[{row.low:+.3f}, {row.high:+.3f}] "
-              f"p={row.p:.2g} n={row.n}")
+              f"{row.b:.3f} {change} n={row.n}")
     print(f"tables and figure: {out}")
     return cli.EXIT_OK
 

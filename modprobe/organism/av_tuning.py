@@ -114,9 +114,10 @@ def compare(out: Path, runs: dict[str, Path], seed: int = 0) -> tuple[pd.DataFra
     from modprobe.analysis.mma.compare import compare_mma, plot_contrast_change
     from modprobe.analysis.mma.measures import contrast_change
     from modprobe.io import write_csv
-    from modprobe.run import load_run
+    from modprobe.study.runfolder import read_table
 
-    tables = {name: load_run(run).tables for name, run in runs.items()}
+    tables = {name: {t: read_table(run / f"{t}.parquet") for t in ("items", "attention")}
+              for name, run in runs.items()}
     accuracy, contrast = [], []
     for name in list(runs)[1:]:
         paired = compare_mma(tables[BASE]["items"], tables[name]["items"], (BASE, name),
@@ -129,13 +130,38 @@ def compare(out: Path, runs: dict[str, Path], seed: int = 0) -> tuple[pd.DataFra
     contrast_table = pd.concat(contrast, ignore_index=True)
     write_csv(out / "accuracy_paired.csv", accuracy_table)
     write_csv(out / "contrast_change.csv", contrast_table)
-    last = list(runs)[-1]
-    plot_contrast_change(contrast_table[contrast_table["model"] == last],
-                         names=(f"{BASE} (before)", f"{last} (after)"),
-                         title="Shortcut AV organism: Cohen's d per layer, before and after "
-                               f"tuning ({last} loss), held-out clips",
+    labels = {name: f"tuned, {name} loss" for name in list(runs)[1:]}
+    plot_contrast_change(contrast_table.assign(model=contrast_table["model"].map(labels)),
+                         before="base (shortcut)",
+                         title="Shortcut AV organism before and after LoRA tuning: Cohen's d "
+                               "per layer, held-out clips",
                          path=out / "d_before_after.png")
     return accuracy_table, contrast_table
+
+
+def _check_plan(out: Path, plan: TuningPlan) -> None:
+    """Record the settings; refuse a rerun whose settings differ (its phases would mix)."""
+    from dataclasses import asdict
+
+    from modprobe.errors import ModprobeError
+    from modprobe.io import write_json
+
+    wanted = {k: v for k, v in asdict(plan).items() if k != "variants"}
+    recorded = out / "plan.json"
+    if recorded.is_file():
+        before = json.loads(recorded.read_text(encoding="utf-8"))
+        differ = sorted(k for k in wanted if before.get(k) != wanted[k])
+        if differ:
+            raise ModprobeError(
+                f"{out} holds an experiment with other settings ({', '.join(differ)}: "
+                f"{', '.join(str(before.get(k)) for k in differ)}); rerun with those, or "
+                "choose a new --out")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ModprobeError(f"--out {out} is not empty and holds no tuning experiment; "
+                            "choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(recorded, wanted)
 
 
 def run_tuning(out: str | Path, plan: TuningPlan | None = None, *, progress: bool = True,
@@ -144,7 +170,8 @@ def run_tuning(out: str | Path, plan: TuningPlan | None = None, *, progress: boo
 
     Args:
         out: The experiment folder (created; finished phases are kept and skipped).
-        plan: The settings (default :class:`TuningPlan`).
+        plan: The settings (default :class:`TuningPlan`); a rerun into the same ``out``
+            must use the same ones (``out/plan.json``), except ``variants``.
         progress: Show the MMA runs' progress bars.
         say: Called with one line per phase.
 
@@ -159,6 +186,7 @@ def run_tuning(out: str | Path, plan: TuningPlan | None = None, *, progress: boo
     if unknown or not plan.variants:
         raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     out = Path(out)
+    _check_plan(out, plan)
     heldout = out / "heldout"
     if not (heldout / "clips.jsonl").is_file():
         generate_clips(heldout, n=plan.heldout_clips, seed=0, pairing="partner")

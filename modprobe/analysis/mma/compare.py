@@ -85,14 +85,16 @@ def compare_mma(items_a: pd.DataFrame, items_b: pd.DataFrame,
 
 
 def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image", "audio"),
-                         names: tuple[str, str] = ("before", "after"),
-                         title: str | None = None, path: Any = None, fig: Any = None) -> Any:
-    """Cohen's d per layer before (dashed) and after (solid), a panel per condition.
+                         before: str = "before", title: str | None = None, path: Any = None,
+                         fig: Any = None) -> Any:
+    """Cohen's d per layer before (dashed) and after (solid, dotted...), a panel per condition.
 
     Args:
-        change: :func:`~modprobe.analysis.mma.measures.contrast_change`'s table.
-        spans: Spans to draw.
-        names: Legend names of the two runs.
+        change: :func:`~modprobe.analysis.mma.measures.contrast_change`'s table; with a
+            ``model`` column (several tuned models against one base, stacked), a line
+            per model after.
+        spans: Spans to draw (a colour each).
+        before: Legend name of the base run.
         title: Figure title.
         path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         fig: Figure or subfigure to fill (default: a new figure).
@@ -113,16 +115,25 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
     fig = panel_figure(fig, 3.8 * len(conditions) + 2.2, 3.4)
     with sns.axes_style("whitegrid"):
         axes = fig.subplots(1, len(conditions), sharey=True, squeeze=False)[0]
+    if "model" not in change.columns:
+        change = change.assign(model="after")
+    models = list(dict.fromkeys(change["model"]))
+    styles = dict(zip(models, [("-", "o"), (":", "s"), ("-.", "^"), ("-", "v")] * 4))
     for ax, condition in zip(axes, conditions):
         cell = change[change["condition"] == condition]
         for span in spans:
-            part = cell[cell["span"] == span].sort_values("layer")
             label = SPAN_LABELS.get(span, span)
             color = colors.get(span, palette[9])
-            ax.plot(part["layer"], part["d_before"], color=color, ls="--", marker="o", ms=3,
-                    lw=1.4, label=f"{label}, {names[0]}")
-            ax.plot(part["layer"], part["d_after"], color=color, ls="-", marker="o", ms=3,
-                    lw=1.8, label=f"{label}, {names[1]}")
+            first = cell[(cell["span"] == span) & (cell["model"] == models[0])]
+            first = first.sort_values("layer")
+            ax.plot(first["layer"], first["d_before"], color=color, ls="--", marker="o",
+                    ms=3, lw=1.2, alpha=0.7, label=f"{label}, {before}")
+            for model in models:
+                part = cell[(cell["span"] == span) & (cell["model"] == model)]
+                part = part.sort_values("layer")
+                ls, marker = styles[model]
+                ax.plot(part["layer"], part["d_after"], color=color, ls=ls, marker=marker,
+                        ms=4, lw=1.8, label=f"{label}, {model}")
         ax.axhline(0.0, color="black", lw=0.8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")
