@@ -100,3 +100,20 @@ def test_tune_av_defaults_are_the_plan_defaults() -> None:
 
     plan = TuningPlan()
     assert TUNE_DEFAULTS == {k: getattr(plan, k) for k in TUNE_DEFAULTS}
+
+
+def test_tune_av_refuses_a_folder_of_other_settings_or_other_files(tmp_path: Path) -> None:
+    from modprobe.organism.av_tuning import TuningPlan, run_tuning
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(ModprobeError, match="not empty"):
+        run_tuning(other, TuningPlan())
+    assert sorted(p.name for p in other.iterdir()) == ["keep.txt"]
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "plan.json").write_text('{"steps": 10}')
+    with pytest.raises(ModprobeError, match="other settings.*steps"):
+        run_tuning(done, TuningPlan())
+    assert sorted(p.name for p in done.iterdir()) == ["plan.json"]

@@ -95,6 +95,8 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
             per model after.
         spans: Spans to draw (a colour each).
         before: Legend name of the base run.
+
+    The y axis turns symmetric-logarithmic (linear within +-2) when some |d| exceeds 20.
         title: Figure title.
         path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         fig: Figure or subfigure to fill (default: a new figure).
@@ -118,6 +120,8 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
     if "model" not in change.columns:
         change = change.assign(model="after")
     models = list(dict.fromkeys(change["model"]))
+    drawn = change[change["span"].isin(spans)]
+    wide = float(drawn[["d_before", "d_after"]].abs().max().max()) > 20
     styles = dict(zip(models, [("-", "o"), (":", "s"), ("-.", "^"), ("-", "v")] * 4))
     for ax, condition in zip(axes, conditions):
         cell = change[change["condition"] == condition]
@@ -135,10 +139,12 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
                 ax.plot(part["layer"], part["d_after"], color=color, ls=ls, marker=marker,
                         ms=4, lw=1.8, label=f"{label}, {model}")
         ax.axhline(0.0, color="black", lw=0.8)
+        if wide:  # a near-deterministic routing gives d in the hundreds: keep small d readable
+            ax.set_yscale("symlog", linthresh=2.0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")
         ax.set_title(str(condition), fontsize=10)
-    axes[0].set_ylabel("Cohen's d (visual - audio prompt)")
+    axes[0].set_ylabel("Cohen's d (visual - audio prompt)" + (", symlog" if wide else ""))
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
