@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.special import expit
 
 from modprobe.analysis import (
+    FollowingReport,
     analyze_following,
     count_switches,
     logit_difference_matrix,
@@ -34,6 +35,8 @@ from modprobe.analysis.following.plots import (
 from modprobe.analysis.following.simulate import simulate_following_table, simulate_saturated_table
 
 PLANTED = {"A, planted -0.60": -0.6, "B, planted -0.20": -0.2, "C, planted +0.15": 0.15}
+#: The model whose items the later sections reuse.
+MODEL_A = next(iter(PLANTED))
 
 
 def simulate_lens(
@@ -77,7 +80,14 @@ def simulate_lens(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python figures/analysis_demo.py [--out DIR] [--bootstrap N]``; returns the exit code."""
+    """Draw every figure of docs/analyses.md and print the reports they come with.
+
+    Args:
+        argv: The command line (``--out DIR --bootstrap N``); None reads ``sys.argv``.
+
+    Returns:
+        The exit code, 0.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures"), help="PNG folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
@@ -85,8 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     boot = {"n_bootstrap": args.bootstrap, "seed": 0}
+    report = draw_planted_laws(out, boot)
+    draw_entropy_split(out, boot)
+    draw_saturation(out, boot, report)
+    rng = np.random.default_rng(30)  # one stream for the two sections drawn from it
+    draw_oscillation(out, report, rng)
+    draw_attention_mass(out, rng)
+    print(f"figures written to {out}")
+    return 0
 
-    # 1. Three models, one law each.
+
+def draw_planted_laws(out: Path, boot: dict[str, int]) -> FollowingReport:
+    """Three models, one law each: their curves, and model A's logistic vs isotonic fit.
+
+    Args:
+        out: The PNG folder.
+        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
+
+    Returns:
+        The report of the three models (the later sections reuse model A's items).
+    """
     table = pd.concat(
         [
             simulate_following_table(1500, x0, slope=-3.5, seed=i, model=name)
@@ -101,16 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         title="Text-following against relative uncertainty",
         path=out / "following_curve_models.png",
     )
-
-    name_a = next(iter(PLANTED))
     plot_following_curve(
-        {name_a: report.models[name_a].law},
+        {MODEL_A: report.models[MODEL_A].law},
         show_isotonic=True,
         title="Logistic fit (band) vs isotonic fit (dashed)",
         path=out / "following_curve_isotonic.png",
     )
+    return report
 
-    # 2. Robustness split: the balance point moves toward 0 for uncertain items.
+
+def draw_entropy_split(out: Path, boot: dict[str, int]) -> None:
+    """Robustness split: the balance point moves toward 0 for uncertain items.
+
+    Args:
+        out: The PNG folder.
+        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
+    """
     split_table = simulate_following_table(
         4000, balance_point=-0.8, slope=-3.5, seed=10, entropy_shrink=1.5, model="split demo"
     )
@@ -124,7 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         path=out / "entropy_split.png",
     )
 
-    # 3. Saturation: raw dH_rel, floored dH_rel, and the absolute axis.
+
+def draw_saturation(out: Path, boot: dict[str, int], report: FollowingReport) -> None:
+    """Saturation: raw dH_rel, floored dH_rel and the absolute axis, and where items land.
+
+    Args:
+        out: The PNG folder.
+        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
+        report: The planted-laws report, whose model A is drawn beside the saturated one.
+    """
     sat = simulate_saturated_table(3000, seed=20, share_saturated=0.85)
     raw = analyze_following(sat, **boot).models["saturated"]
     floored = analyze_following(sat, entropy_floor=0.05, **boot).models["saturated"]
@@ -149,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         path=out / "saturation_abs.png",
     )
     plot_uncertainty_distribution(
-        {name_a: report.models[name_a].items["x"], "saturated model": raw.items["x"]},
+        {MODEL_A: report.models[MODEL_A].items["x"], "saturated model": raw.items["x"]},
         title=r"$\Delta H_{rel}$ per model",
         path=out / "uncertainty_distribution.png",
     )
@@ -159,9 +201,16 @@ def main(argv: list[str] | None = None) -> int:
         path=out / "saturation_distribution.png",
     )
 
-    # 4. Oscillation and the logit-difference heatmap (model A's conflict items + controls).
-    rng = np.random.default_rng(30)
-    m_a = report.models[name_a]
+
+def draw_oscillation(out: Path, report: FollowingReport, rng: np.random.Generator) -> None:
+    """Oscillation by region and the logit-difference heatmap (model A's items + controls).
+
+    Args:
+        out: The PNG folder.
+        report: The planted-laws report; model A's conflict items get toy lens trajectories.
+        rng: The random generator of the trajectories.
+    """
+    m_a = report.models[MODEL_A]
     items = m_a.items[m_a.items["in_law"]].reset_index(drop=True)
     bp = m_a.law.balance_point
     n_layers = 32
@@ -187,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n".join(osc.summary_lines()))
     plot_oscillation(
-        {name_a: osc},
+        {MODEL_A: osc},
         title="Logit-lens oscillation by region",
         path=out / "oscillation_by_region.png",
     )
@@ -195,11 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     plot_logit_difference(
         matrix,
         balance_point=bp.value,
-        title=f"model {name_a}: logit($Y_t$) - logit($Y_v$) by layer",
+        title=f"model {MODEL_A}: logit($Y_t$) - logit($Y_v$) by layer",
         path=out / "logit_difference_heatmap.png",
     )
 
-    # 5. Attention mass per modality span (tidy frame: layer, span, mass, model, condition).
+
+def simulate_attention_mass(rng: np.random.Generator) -> pd.DataFrame:
+    """Toy attention mass per modality span of a vision-language and an omni model.
+
+    Args:
+        rng: The random generator of the per-head noise.
+
+    Returns:
+        A tidy frame: ``model``, ``condition``, ``layer``, ``span``, ``head``, ``mass``.
+    """
     rows = []
     for model, spans in (
         ("vision-language", ("image", "context", "text")),
@@ -232,10 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                                 "mass": raw_mass[s] / total * rng.lognormal(0, 0.15),
                             }
                         )
+    return pd.DataFrame(rows)
+
+
+def draw_attention_mass(out: Path, rng: np.random.Generator) -> None:
+    """Attention mass received per modality span (:func:`simulate_attention_mass`).
+
+    Args:
+        out: The PNG folder.
+        rng: The random generator of the per-head noise.
+    """
     plot_attention_mass(
-        pd.DataFrame(rows),
+        simulate_attention_mass(rng),
         title="Attention mass received per modality",
         path=out / "attention_mass.png",
     )
-    print(f"figures written to {out}")
-    return 0
