@@ -169,8 +169,11 @@ def attention_calibration_loss(
 
 def _checked_log_mass(attention_mass: torch.Tensor | None,
                       log_mass: torch.Tensor | None) -> torch.Tensor:
-    """The float32 `batch layer head span` log-masses: ``log_mass``, or the floored log of
-    ``attention_mass``; a ``ValueError`` for any other shape."""
+    """The float32 `batch layer head span` log-masses.
+
+    ``log_mass`` when given, else the floored log of ``attention_mass``; a ``ValueError``
+    for any other shape.
+    """
     given = log_mass if log_mass is not None else attention_mass
     if given is None or given.dim() != 4 or given.shape[-1] != len(SPAN_NAMES):
         shape = None if given is None else tuple(given.shape)
@@ -215,8 +218,10 @@ def _margin_shortfall(log_share: torch.Tensor, keep: torch.Tensor, dist: torch.T
 
 
 def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_s w_s v_s`` over the last axis, with terms of weight 0 left out (a span
-    without tokens has a log-mass of the lowest float: 0 times it must stay 0)."""
+    """``sum_s w_s v_s`` over the last axis, with terms of weight 0 left out.
+
+    A span without tokens has a log-mass of the lowest float: 0 times it must stay 0.
+    """
     return torch.where(weights > 0, values * weights, torch.zeros_like(values)).sum(-1)
 
 
