@@ -297,7 +297,15 @@ COLOR_PAIRS: tuple[tuple[str, str], ...] = tuple(permutations(COLORS, 2))
 
 
 def image_name(group: int, level: int) -> str:
-    """Relative path of a group's image at visual tier ``level``."""
+    """Relative path of a group's image at visual tier ``level``.
+
+    Args:
+        group: The group number.
+        level: The visual tier ``lv``.
+
+    Returns:
+        ``images/gNNNN-vNN.png``.
+    """
     return f"images/g{group:04d}-v{level:02d}.png"
 
 
@@ -307,6 +315,16 @@ def group_items(seed: int, index: int, vis_tiers: list[int], text_tiers: list[in
 
     Each visual tier gets one image; each (visual tier, text tier, kind) one item. The
     text of a (group, text tier, kind) is the same at every visual tier.
+
+    Args:
+        seed: The dataset's seed.
+        index: The group number (its color pair and shapes depend on it alone).
+        vis_tiers: Visual tiers ``lv`` to draw.
+        text_tiers: Text tiers ``lt`` to write.
+        kinds: Item kinds, among the dataset groups.
+
+    Returns:
+        ``(relative path, image)`` pairs and the schema items that use them.
     """
     for kind in kinds:
         if kind not in GROUPS:

@@ -88,7 +88,15 @@ def make_text(rng: np.random.Generator, level: int, shape: str, first: str,
 
 
 def has_two_color_object(color: str, avoid: str | None) -> bool:
-    """Whether some two-color object has ``color`` and not ``avoid``."""
+    """Whether some two-color object has ``color`` and not ``avoid``.
+
+    Args:
+        color: A color the object must have.
+        avoid: A color it must not have (None: no such color).
+
+    Returns:
+        True when such an object exists in ``texts.TWO_COLOR_OBJECTS``.
+    """
     return any(color in pair and avoid not in pair for pair in texts.TWO_COLOR_OBJECTS.values())
 
 
@@ -96,7 +104,14 @@ _WORD = re.compile(r"'s|[a-z0-9]+(?:-[a-z0-9]+)*|[?.,]")
 
 
 def words(text: str) -> list[str]:
-    """Word-level tokens of a lowres text: lowercase words, ``'s`` and the marks ``?,.``"""
+    """Split a lowres text into word-level tokens: lowercase words, ``'s`` and ``?,.``.
+
+    Args:
+        text: A question, description or answer.
+
+    Returns:
+        The tokens, in order.
+    """
     return _WORD.findall(text.lower())
 
 
