@@ -109,6 +109,7 @@ class CaptureBenchOptions:
     pairs: int = 8
 
     def __post_init__(self) -> None:
+        """Refuse unknown variants, an unknown isolation and counts below 1."""
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise ValueError(f"unknown variant(s) {unknown}; use some of {', '.join(VARIANTS)}")
@@ -119,7 +120,16 @@ class CaptureBenchOptions:
 
 
 def effective_memory_limit(requested_gb: float, device: str) -> int | None:
-    """The children's address-space cap: the request, lowered to what the machine can spare."""
+    """The children's address-space cap: the request, lowered to what the machine can spare.
+
+    Args:
+        requested_gb: The cap asked for, in GiB.
+        device: The benchmark's device; CUDA runs are not capped.
+
+    Returns:
+        The cap in bytes (at most the free memory minus :data:`MEMORY_RESERVE_BYTES`, at
+        least 1 GiB), or None on CUDA.
+    """
     if device.startswith("cuda"):
         return None
     limit = int(requested_gb * GIB)
@@ -153,13 +163,29 @@ def machine_description(device: str) -> str:
 
 
 def round_order(variants: tuple[str, ...], round_index: int) -> list[str]:
-    """The variants of one round, rotated by ``round_index`` so each leads once in turn."""
+    """The variants of one round, rotated by ``round_index`` so each leads once in turn.
+
+    Args:
+        variants: The variants, in their first round's order.
+        round_index: The round, from 0.
+
+    Returns:
+        The round's order.
+    """
     shift = round_index % len(variants)
     return [*variants[shift:], *variants[:shift]]
 
 
 def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
-    """Run one variant in a fresh ``python -m modprobe.bench.child`` process."""
+    """Run one variant in a fresh ``python -m modprobe.bench.child`` process.
+
+    Args:
+        spec: What the child runs; written beside ``spec.result_path``.
+        timeout_s: Wall-clock limit of the child.
+
+    Returns:
+        The child's result, or an ``error`` / ``crashed`` result saying why it has none.
+    """
     spec_path = Path(spec.result_path).with_suffix(".spec.json")
     spec_path.write_text(json.dumps(asdict(spec)))
     Path(spec.result_path).unlink(missing_ok=True)
@@ -193,7 +219,18 @@ def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
 
 def run_inline(variant: str, folder: Path, options: CaptureBenchOptions,
                limit_bytes: int | None) -> ChildResult:
-    """Run one variant in this process (no cap: refuse what would not fit under it)."""
+    """Run one variant in this process (no cap: refuse what would not fit under it).
+
+    Args:
+        variant: The variant's name.
+        folder: The benchmark model's folder.
+        options: Geometry, repeats and device.
+        limit_bytes: The cap a child would have had; ``naive`` and ``tl`` are skipped when
+            their attention maps alone exceed it.
+
+    Returns:
+        The result, ``ok``, ``skipped`` or ``oom``.
+    """
     from modprobe.bench.child import is_out_of_memory
     from modprobe.bench.measure import measure_variant
     from modprobe.bench.variants import VariantSkipped, prepare_variant
@@ -228,14 +265,33 @@ PAIRED_VARIANTS: tuple[str, ...] = ("bare", "capture")
 
 
 def pair_ready(options: CaptureBenchOptions, summaries: dict[str, VariantSummary]) -> bool:
-    """Whether to run a paired-timing child: asked for, and both variants run fine alone."""
+    """Whether to run a paired-timing child: asked for, and both variants run fine alone.
+
+    Args:
+        options: The benchmark's options (``paired``).
+        summaries: The variants' summaries so far.
+
+    Returns:
+        True when ``bare`` and ``capture`` have both run without failing.
+    """
     return options.paired and all(
         name in summaries and summaries[name].status == "ok" for name in PAIRED_VARIANTS)
 
 
 def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int | None,
              round_index: int) -> ChildResult:
-    """Time bare and capture alternating run by run in one process."""
+    """Time bare and capture alternating run by run in one process.
+
+    Args:
+        folder: The benchmark model's folder.
+        tmp: Where the child's spec and result files go.
+        options: The benchmark's options (``pairs``, isolation, device, timeout).
+        limit: The child's address-space cap (None: uncapped).
+        round_index: The round (names the result file).
+
+    Returns:
+        The child's result with ``paired_times_s`` and ``paired_growth_bytes``.
+    """
     label = "+".join(PAIRED_VARIANTS)
     if options.isolation == "inline":
         from modprobe.bench.measure import measure_paired
@@ -255,7 +311,16 @@ def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int |
 
 
 def describe_result(result: ChildResult, round_index: int, rounds: int) -> str:
-    """One progress line for a finished child."""
+    """One progress line for a finished child.
+
+    Args:
+        result: The child's result.
+        round_index: Its round, from 0.
+        rounds: How many rounds there are.
+
+    Returns:
+        ``[round i/n] variant: status`` and the median time and peak growth, or the reason.
+    """
     head = f"[round {round_index + 1}/{rounds}] {result.variant}: {result.status}"
     if result.status == "ok" and result.paired_times_s:
         medians = ", ".join(f"{name} median {statistics.median(times):.3f} s"
@@ -275,6 +340,13 @@ def build_model(options: CaptureBenchOptions, folder: Path) -> Path:
     peak RSS wrongly: at hidden 1024 every separate child reported a growth of 0 MiB
     (the same children read 35 MiB once the writer had exited), so the parent never
     writes the model itself. It also never holds the weights while children run.
+
+    Args:
+        options: The benchmark's options (geometry, isolation, timeout).
+        folder: Where the model goes.
+
+    Returns:
+        ``folder``.
     """
     from modprobe.bench.geometry import build_bench_model
 

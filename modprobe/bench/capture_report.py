@@ -50,10 +50,12 @@ class VariantSummary:
 
     @property
     def ok(self) -> bool:
+        """Whether every child ran and timed runs were made."""
         return self.status == "ok" and bool(self.times_s)
 
     @property
     def median_s(self) -> float:
+        """Median of every timed run of every child."""
         return statistics.median(self.times_s)
 
     def add(self, result: ChildResult) -> None:
@@ -76,6 +78,7 @@ class Ratio:
     memory: float | None
 
     def describe(self, unavailable: str) -> str:
+        """``time=X mem=Y`` with two decimals, ``unavailable`` where a ratio is None."""
         time = f"{self.time:.2f}" if self.time is not None else unavailable
         memory = f"{self.memory:.2f}" if self.memory is not None else unavailable
         return f"time={time} mem={memory}"
@@ -98,13 +101,29 @@ class CaptureBenchReport:
     paired_growth_bytes: dict[str, list[int]] = field(default_factory=dict)
 
     def paired_ratios(self, numerator: str, denominator: str) -> list[float]:
-        """Time ratios of runs made next to each other in the paired-timing children."""
+        """Time ratios of runs made next to each other in the paired-timing children.
+
+        Args:
+            numerator: The variant on top (``capture``).
+            denominator: The variant below (``bare``).
+
+        Returns:
+            One ratio per pair (empty without paired runs).
+        """
         top = self.paired_times_s.get(numerator, [])
         bottom = self.paired_times_s.get(denominator, [])
         return [a / b for a, b in zip(top, bottom)]
 
     def paired_memory_ratio(self, numerator: str, denominator: str) -> float | None:
-        """Median peak growth of one variant's paired runs over the other's (None: none)."""
+        """Median peak growth of one variant's paired runs over the other's.
+
+        Args:
+            numerator: The variant on top.
+            denominator: The variant below.
+
+        Returns:
+            The ratio, or None without paired runs or with a zero median below.
+        """
         top = self.paired_growth_bytes.get(numerator, [])
         bottom = self.paired_growth_bytes.get(denominator, [])
         if not top or not bottom or not statistics.median(bottom):
@@ -112,7 +131,17 @@ class CaptureBenchReport:
         return statistics.median(top) / statistics.median(bottom)
 
     def ratio(self, numerator: str, denominator: str) -> Ratio:
-        """Median-time and peak-growth ratios (time from paired runs where there are some)."""
+        """Median-time and peak-growth ratios of two variants.
+
+        Time comes from the paired runs where there are some, memory likewise.
+
+        Args:
+            numerator: The variant on top.
+            denominator: The variant below.
+
+        Returns:
+            The ratios; both None when either variant failed.
+        """
         top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
         if top is None or bottom is None or not top.ok or not bottom.ok:
             return Ratio(None, None)
@@ -132,6 +161,7 @@ class CaptureBenchReport:
         return f"{summary.status}: {summary.reason.splitlines()[0] if summary.reason else ''}"
 
     def limit_text(self) -> str:
+        """The children's memory cap in words (``16.0 GB``, ``no cap``, the device's memory)."""
         if self.mem_limit_bytes is None:
             return "the device's memory" if self.options.device.startswith("cuda") else "no cap"
         return f"{self.mem_limit_bytes / GIB:.1f} GB"
@@ -184,6 +214,7 @@ class CaptureBenchReport:
         return f"{top.median_s / bottom.median_s:.2f}"
 
     def naive_unavailable(self) -> str:
+        """What the ratios line says for a missing naive ratio: the OOM, or ``n/a``."""
         naive = self.summaries.get("naive")
         if naive is not None and naive.status == "oom":
             return f"OOM at {self.limit_text()}"
