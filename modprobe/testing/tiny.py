@@ -170,7 +170,16 @@ def build_llava_processor(
 
 def build_llava_next_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
                                patch_size: int = PATCH_SIZE) -> Any:
-    """A ``LlavaNextProcessor`` whose any-resolution tiling gives size-dependent token counts."""
+    """A ``LlavaNextProcessor`` whose any-resolution tiling gives size-dependent token counts.
+
+    Args:
+        tokenizer: The language tokenizer (with ``<image>``).
+        image_size: Side of one tile in pixels.
+        patch_size: Side of one vision patch in pixels.
+
+    Returns:
+        The processor.
+    """
     from transformers import LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import (
         LlavaNextImageProcessorPil,
@@ -191,6 +200,14 @@ def build_qwen_processor(family: str, tokenizer: Any, patch_size: int = QWEN_PAT
     An ``h x w`` image gives ``(h / (2 * patch_size)) * (w / (2 * patch_size))``
     ``<|image_pad|>`` tokens (after rounding to the grid and clamping to 16..256 pixels
     per side squared), so different sizes give different counts.
+
+    Args:
+        family: ``"qwen2_vl"`` or ``"qwen2_5_vl"``.
+        tokenizer: The language tokenizer (with the vision tokens).
+        patch_size: Side of one vision patch in pixels.
+
+    Returns:
+        The processor.
     """
     from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
@@ -221,7 +238,16 @@ def build_qwen_processor(family: str, tokenizer: Any, patch_size: int = QWEN_PAT
 
 def build_instructblip_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
                                  num_query_tokens: int = NUM_QUERY_TOKENS) -> Any:
-    """An ``InstructBlipProcessor`` (no chat template; it prepends the query tokens itself)."""
+    """An ``InstructBlipProcessor`` (no chat template; it prepends the query tokens itself).
+
+    Args:
+        tokenizer: The language tokenizer.
+        image_size: Side of the images in pixels.
+        num_query_tokens: Q-Former query tokens prepended to the prompt.
+
+    Returns:
+        The processor.
+    """
     from transformers import InstructBlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
@@ -232,7 +258,16 @@ def build_instructblip_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
 
 
 def tiny_processor(family: str, tokenizer: Any | None = None) -> Any:
-    """The processor of a family's tiny model (built around ``tokenizer`` if given)."""
+    """The processor of a family's tiny model.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        tokenizer: The language tokenizer to build around (default:
+            :func:`tiny_tokenizer`).
+
+    Returns:
+        The processor.
+    """
     _check_family(family)
     tokenizer = tokenizer if tokenizer is not None else tiny_tokenizer(family)
     if family == "llava":
@@ -349,7 +384,16 @@ def _instructblip_config(text: dict[str, Any], tokenizer: Any) -> Any:
 
 # --------------------------------------------------------------------------- models
 def tiny_model(family: str, config: Any | None = None, seed: int = 0) -> torch.nn.Module:
-    """A random-weight model of the family's real class, in eval mode."""
+    """A random-weight model of the family's real class, in eval mode.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        config: Its config (default: :func:`tiny_config`).
+        seed: Seed of the random weights.
+
+    Returns:
+        The model.
+    """
     from transformers import AutoModelForImageTextToText
 
     config = config if config is not None else tiny_config(family)
