@@ -87,6 +87,12 @@ class SabotageInputError(ValueError):
     """Agent outputs are malformed; ``errors`` lists every problem (line and field)."""
 
     def __init__(self, source: str, errors: list[str]) -> None:
+        """Keep every problem and list the first :data:`MAX_LISTED` in the message.
+
+        Args:
+            source: The file or run the outputs came from.
+            errors: Every problem, each with its line and field.
+        """
         self.source = source
         self.errors = list(errors)
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED])
@@ -281,6 +287,13 @@ def _spread_rest(table: pd.DataFrame) -> pd.Series:
 
 def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
     """Read and validate a JSONL file of agent outputs (see the module docstring).
+
+    Args:
+        path: The JSONL file.
+        scale: ``auto``, ``unit`` or ``percent``, as in :func:`agent_table`.
+
+    Returns:
+        The validated :class:`AgentOutputs`.
 
     Raises:
         SabotageInputError: a line that is not JSON, or any problem of `agent_table`.
