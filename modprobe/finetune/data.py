@@ -122,7 +122,8 @@ def micro_batch(items: Sequence[Any], size: int, seed: int, step: int, micro: in
         options: Keyword options of :func:`modprobe.perturb.perturb` (image size...).
 
     Returns:
-        The clean prompts, the perturbed ones (or None), the answers and relevant spans.
+        The :class:`MicroBatch`: clean and perturbed prompts (None without
+        perturbations), answers, relevant spans, perturbation names and item ids.
     """
     from modprobe.perturb import applicable, perturb
 

@@ -236,7 +236,7 @@ def check_ri(size: Any = None, folder: str | Path | None = None) -> None:
     """Check RI's options: the folder, when given, must hold usable images.
 
     Args:
-        size: The image size (checked when the perturbation runs).
+        size: The image size; not checked here (RI's own call refuses a size below 1).
         folder: The folder of images, or None.
 
     Raises:
