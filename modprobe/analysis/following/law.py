@@ -342,47 +342,68 @@ def fit_law(
     fit = fit_logistic(xv, yv)
     weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
     boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
-    x_range = (float(xv.min()), float(xv.max()))
-    grid = np.linspace(x_range[0], x_range[1], grid_size)
-    boot_curves = expit(boot[:, :1] + boot[:, 1:] * grid)
+    grid = np.linspace(float(xv.min()), float(xv.max()), grid_size)
     # Bands and the slope's interval keep their level with few clusters, as every
     # interval does (`modprobe.stats.intervals.expanded_level`).
     level = expanded_level(confidence, n_clusters if n_clusters is not None else xv.size)
-    band = np.array([percentile_interval(col, level) for col in boot_curves.T]).T
-    iso = fit_isotonic(xv, yv)
-    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
-    iso_band = None
-    if isotonic_band:
-        iso_q = np.array([percentile_interval(col, level) for col in iso_curves.T]).T
-        iso_band = (iso_q[0], iso_q[1])
+    iso, iso_band, monotone_bp = _isotonic_part(xv, yv, weights, grid, confidence, level,
+                                                n_clusters, isotonic_band)
     logistic_bp = logistic_point(xv, yv, fit, boot, confidence, n_clusters)
-    iso_x0 = iso.crossing(0.5)
-    monotone_bp = widen_to_brackets(
-        balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
-                                iso_x0 == math.inf, xv.size, n_clusters, iso_x0),
-        iso_brackets, level)
-    labels = None if codes is None else codes
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence,
-                                   labels, n_bootstrap, seed)
-    rho = float("nan")
-    if len(binned) >= 3 and binned["rate"].nunique() > 1:
-        rho = float(pd.Series(binned["x_mean"]).corr(binned["rate"], method="spearman"))
-    trend = _trend_test(xv, yv, labels, alpha)
-    slope_ci = percentile_interval(boot[:, 1], level)
-    monotonicity = MonotonicityTest(
-        slope=fit.slope, slope_ci=slope_ci, p_value=trend.p_value, statistic=trend.statistic,
-        df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
-        n_bins=len(binned), trend=trend, slope_note=_slope_note(xv, yv, fit))
-    gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=labels, alpha=alpha)
+                                   codes, n_bootstrap, seed)
+    monotonicity = _monotonicity(xv, yv, codes, fit, boot, binned, level, n_clusters, alpha)
+    gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=codes, alpha=alpha)
     choice, why = recommend(gof, logistic_bp, monotone_bp, monotonicity)
-    estimate = choice if balance_estimate == "auto" else balance_estimate
     return Law(
         x_label=x_label, n=int(xv.size), n_text=int(yv.sum()), binned=binned, logistic=fit,
         isotonic=iso, grid=grid, logistic_curve=fit.predict(grid),
-        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict(grid),
-        isotonic_band=iso_band, monotonicity=monotonicity, balance_point=logistic_bp,
-        bootstrap_coef=boot, confidence=confidence, seed=seed, n_clusters=n_clusters,
-        balance_point_monotone=monotone_bp, goodness_of_fit=gof, recommendation=choice,
-        recommendation_reason=why, estimate=estimate)
+        logistic_band=_pointwise_band(expit(boot[:, :1] + boot[:, 1:] * grid), level),
+        isotonic_curve=iso.predict(grid), isotonic_band=iso_band, monotonicity=monotonicity,
+        balance_point=logistic_bp, bootstrap_coef=boot, confidence=confidence, seed=seed,
+        n_clusters=n_clusters, balance_point_monotone=monotone_bp, goodness_of_fit=gof,
+        recommendation=choice, recommendation_reason=why,
+        estimate=choice if balance_estimate == "auto" else balance_estimate)
 
 
+def _pointwise_band(curves: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` percentile band over the rows of ``replicates points`` curves."""
+    band = np.array([percentile_interval(col, level) for col in curves.T]).T
+    return band[0], band[1]
+
+
+def _isotonic_part(
+    xv: np.ndarray, yv: np.ndarray, weights: np.ndarray, grid: np.ndarray, confidence: float,
+    level: float, n_clusters: int | None, keep_band: bool,
+) -> tuple[IsotonicFit, tuple[np.ndarray, np.ndarray] | None, BalancePoint]:
+    """The isotonic fit, its band on ``grid`` and its balance point.
+
+    The band (None unless ``keep_band``) and the balance point's interval come from the
+    bootstrap replicates of ``weights``.
+    """
+    iso = fit_isotonic(xv, yv)
+    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
+    band = _pointwise_band(iso_curves, level) if keep_band else None
+    x0 = iso.crossing(0.5)
+    x_range = (float(xv.min()), float(xv.max()))
+    point = widen_to_brackets(
+        balance_from_replicates(x0, iso_cross, x_range, confidence, "monotone",
+                                x0 == math.inf, xv.size, n_clusters, x0),
+        iso_brackets, level)
+    return iso, band, point
+
+
+def _monotonicity(
+    xv: np.ndarray, yv: np.ndarray, codes: np.ndarray | None, fit: LogisticFit,
+    boot: np.ndarray, binned: pd.DataFrame, level: float, n_clusters: int | None,
+    alpha: float,
+) -> MonotonicityTest:
+    """The cluster-robust trend test, the slope's interval and the binned Spearman rho."""
+    rho = float("nan")
+    if len(binned) >= 3 and binned["rate"].nunique() > 1:
+        rho = float(pd.Series(binned["x_mean"]).corr(binned["rate"], method="spearman"))
+    trend = _trend_test(xv, yv, codes, alpha)
+    return MonotonicityTest(
+        slope=fit.slope, slope_ci=percentile_interval(boot[:, 1], level),
+        p_value=trend.p_value, statistic=trend.statistic, df=trend.df, n_clusters=n_clusters,
+        direction=trend.direction, spearman_rho=rho, n_bins=len(binned), trend=trend,
+        slope_note=_slope_note(xv, yv, fit))
