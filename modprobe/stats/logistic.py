@@ -37,7 +37,14 @@ class LogisticFit:
     n_iter: int
 
     def predict(self, x: Any) -> np.ndarray:
-        """Fitted ``P(text | x)`` at ``x`` (any shape)."""
+        """Fitted ``P(text | x)``.
+
+        Args:
+            x: Axis values (any shape).
+
+        Returns:
+            Probabilities of ``x``'s shape.
+        """
         return expit(self.intercept + self.slope * to_numpy(x))
 
 
@@ -220,10 +227,17 @@ def fit_logistic(x: Any, followed_text: Any, max_iter: int = 100) -> LogisticFit
 
 
 def flat_coef(n_success: Any, n_total: Any) -> np.ndarray:
-    """``(a, 0)`` rows for data with one outcome only, whose MLE is at +-infinity.
+    """Flat coefficients ``(a, 0)`` for data with one outcome only (MLE at +-infinity).
 
-    Smoothed log-odds ``log((k + 0.5) / (n - k + 0.5))`` keep the flat curve on the
-    right side of 0.5 and finite. Vectorised over arrays of ``k`` and ``n``.
+    Smoothed log-odds ``a = log((k + 0.5) / (n - k + 0.5))`` keep the flat curve on the
+    right side of 0.5 and finite.
+
+    Args:
+        n_success: Number of 1 outcomes ``k`` (a number or an array).
+        n_total: Number of outcomes ``n``, broadcast against ``n_success``.
+
+    Returns:
+        ``... 2`` coefficients, one ``(a, 0)`` row per ``(k, n)``.
     """
     k = np.asarray(n_success, dtype=np.float64)
     n = np.asarray(n_total, dtype=np.float64)
@@ -232,10 +246,16 @@ def flat_coef(n_success: Any, n_total: Any) -> np.ndarray:
 
 
 def crossing(coef: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """``x`` where ``sigmoid(a + b x) = level``, per row of ``replicates 2`` coefficients.
+    """The ``x`` where ``sigmoid(a + b x) = level``, per row of coefficients.
 
-    ``(logit(level) - a) / b``; +-inf for a flat fit (``b = 0``), on the side where the
-    curve would cross if it tilted the way its level lies (above ``level``: +inf).
+    Args:
+        coef: ``replicates 2`` coefficients ``(a, b)`` (one row may be given as ``2``).
+        level: The probability crossed.
+
+    Returns:
+        ``replicates`` values ``(logit(level) - a) / b``; +-inf for a flat fit
+        (``b = 0``), on the side where the curve would cross if it tilted the way its
+        level lies (above ``level``: +inf).
     """
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     a, b = coef[:, 0], coef[:, 1]
@@ -248,14 +268,17 @@ def crossing(coef: np.ndarray, level: float = 0.5) -> np.ndarray:
 def bootstrap_logistic(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray, init: np.ndarray
 ) -> np.ndarray:
-    """``replicates 2`` weighted refits (one per row of ``weights``), flat where a
-    replicate drew one outcome only.
+    """Weighted logistic refits, one per bootstrap replicate (row of ``weights``).
 
     Args:
         x: ``items`` covariate.
         y: ``items`` outcomes in {0, 1}.
         weights: ``replicates items`` bootstrap multiplicities (`modprobe.stats.resample`).
         init: ``2`` starting coefficients (the full-sample fit).
+
+    Returns:
+        ``replicates 2`` coefficients ``(a, b)``; a replicate that drew one outcome only
+        gets the flat fit of `flat_coef`.
     """
     n_rep = weights.shape[0]
     start = np.repeat(np.asarray(init, dtype=np.float64).reshape(1, 2), n_rep, axis=0)

@@ -65,13 +65,29 @@ def binned_following_rate(x: Any, followed_text: Any, bins: int | Sequence[float
                           strategy: BinStrategy = "quantile", confidence: float = 0.95,
                           clusters: Any | None = None, n_bootstrap: int = DEFAULT_RESAMPLES,
                           seed: int = 0) -> pd.DataFrame:
-    """Text-following rate per bin of the axis (`modprobe.stats.binning.binned_rate`)."""
+    """Text-following rate per bin of the axis (`modprobe.stats.binning.binned_rate`).
+
+    Args:
+        x: ``items`` finite axis values.
+        followed_text: ``items`` bools (True = text-following).
+        bins: Number of bins, or explicit increasing edges.
+        strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal width) bins.
+        confidence: Interval level.
+        clusters: ``items`` cluster labels for cluster-bootstrap intervals (None: Wilson
+            intervals).
+        n_bootstrap: Replicates of the cluster bootstrap.
+        seed: Its seed.
+
+    Returns:
+        One row per non-empty bin: ``x_low, x_high, x_mean, n, n_text, rate, ci_low,
+        ci_high``.
+    """
     return binned_rate(x, followed_text, bins, strategy, confidence, clusters, n_bootstrap, seed)
 
 
 @dataclass(frozen=True)
 class MonotonicityTest:
-    """Does P(text) fall (or rise) with x? (docs/science.md, "Monotonicity test".)
+    """Does P(text) fall (or rise) with x? See docs/science.md, "Monotonicity test".
 
     Attributes:
         slope: Logistic slope b (descriptive).
@@ -104,15 +120,20 @@ class MonotonicityTest:
 
     @property
     def decreasing(self) -> bool:
+        """Whether the test establishes a falling P(text)."""
         return self.direction == "decreasing"
 
     @property
     def increasing(self) -> bool:
+        """Whether the test establishes a rising P(text)."""
         return self.direction == "increasing"
 
     def summary(self) -> str:
-        """``monotonicity: decreasing (score test ...); ...``; the line starts with a
-        direction only when the test establishes it."""
+        """One line: ``monotonicity: <direction> (<test>); <slope>; <rho>``.
+
+        The direction is ``not established`` unless the test establishes one; the
+        slope reads ``not identified`` (with why) when the data cannot identify it.
+        """
         verdict = self.direction or "not established"
         test = self.trend.describe() if self.trend is not None else f"p={self.p_value:.2g}"
         slope = (f"logistic slope not identified ({self.slope_note})" if self.slope_note else
@@ -203,8 +224,12 @@ class Law:
                        f"({test}), so no balance point is reported")
 
     def summary_lines(self) -> list[str]:
-        """Goodness of fit, both balance points with their Monte Carlo error, the
-        recommendation."""
+        """The law's report lines after the trend test.
+
+        Returns:
+            Lines for the goodness of fit, both balance points, the bootstrap (replicates,
+            units, Monte Carlo error of the bounds) and the estimate reported.
+        """
         mono = self.balance_point_monotone
         lines = [f"goodness_of_fit: {self.goodness_of_fit.describe()}"
                  if self.goodness_of_fit is not None else "goodness_of_fit: not tested"]

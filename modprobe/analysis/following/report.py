@@ -47,7 +47,7 @@ def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
     steps: list[dict[str, Any]] = []
     keep = np.ones(labels.size, dtype=bool)
 
-    def step(name: str, what: str, drop: np.ndarray, why: str = "") -> None:
+    def _drop_step(name: str, what: str, drop: np.ndarray, why: str = "") -> None:
         nonlocal keep
         removed = int(np.sum(keep & drop))
         keep = keep & ~drop
@@ -56,15 +56,15 @@ def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
 
     steps.append({"step": "rows", "what": "items", "removed": 0, "left": labels.size,
                   "why": ""})
-    step("no_conflict", "not conflicts", labels == NO_CONFLICT, "Y_t == Y_v")
+    _drop_step("no_conflict", "not conflicts", labels == NO_CONFLICT, "Y_t == Y_v")
     if both_correct is not None and correct_text is not None and correct_vision is not None:
         wrong_t = int(np.sum(keep & ~correct_text & correct_vision))
         wrong_v = int(np.sum(keep & correct_text & ~correct_vision))
         wrong_both = int(np.sum(keep & ~correct_text & ~correct_vision))
-        step("incorrect", "with a wrong unimodal answer", ~both_correct,
-             f"text-only {wrong_t}, vision-only {wrong_v}, both {wrong_both}")
-    step("other", "follow neither modality", ~np.isin(labels, [TEXT, VISION]))
-    step("degenerate", "with undefined dH_rel", degenerate, "H_t + H_v ~ 0")
+        _drop_step("incorrect", "with a wrong unimodal answer", ~both_correct,
+                   f"text-only {wrong_t}, vision-only {wrong_v}, both {wrong_both}")
+    _drop_step("other", "follow neither modality", ~np.isin(labels, [TEXT, VISION]))
+    _drop_step("degenerate", "with undefined dH_rel", degenerate, "H_t + H_v ~ 0")
     return steps, keep
 
 
