@@ -4,6 +4,7 @@ docs/science.md section 1, "Balance point". `modprobe.analysis.following.law` co
 logistic and the monotone crossing and their bootstrap replicates; this module turns
 them into `BalancePoint` results (interval, Monte Carlo error, flags, or the side the
 curve stays on) and says in one line which estimate to trust (`recommend`).
+`balance_point` gives the logistic balance point alone, straight from the items.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from modprobe.analysis._arrays import to_numpy
 from modprobe.stats.gof import GoodnessOfFit
-from modprobe.stats.intervals import bootstrap_interval, percentile_interval, quantile_mc_error
-from modprobe.stats.logistic import LogisticFit, crossing
+from modprobe.stats.intervals import (
+    DEFAULT_RESAMPLES,
+    bootstrap_interval,
+    percentile_interval,
+    quantile_mc_error,
+)
+from modprobe.stats.logistic import LogisticFit, bootstrap_logistic, crossing, fit_logistic
+from modprobe.stats.resample import cluster_codes, resample_weights
 
 
 @dataclass(frozen=True)
@@ -267,3 +275,70 @@ def widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
              quantile_mc_error(brackets[:, 1], 1 - tail))
     return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high),
                    mc_error=mc)
+
+
+def law_items(
+    x: Any, followed_text: Any, clusters: Any | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The items a law is fitted on: finite-x items as float arrays, with cluster codes.
+
+    Args:
+        x: ``items`` axis values (NaN entries are dropped).
+        followed_text: ``items`` bools (True = text-following, False = vision).
+        clusters: ``items`` cluster labels, or None.
+
+    Returns:
+        ``(x, y, codes)``: the kept items' float x and 0/1 outcomes, and their cluster
+        codes 0..G-1 (`modprobe.stats.resample.cluster_codes`; None without clusters).
+
+    Raises:
+        ValueError: When ``x`` and ``followed_text`` differ in length, fewer than 3 items
+            have a finite x, or the kept items span fewer than 2 clusters.
+    """
+    xv = to_numpy(x).reshape(-1)
+    yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
+    if xv.size != yv.size:
+        raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
+    keep = np.isfinite(xv)
+    codes = None if clusters is None else cluster_codes(clusters, xv.size, keep)
+    xv, yv = xv[keep], yv[keep]
+    if xv.size < 3:
+        raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
+    if codes is not None and codes.max() < 1:
+        raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
+    return xv, yv, codes
+
+
+def balance_point(
+    x: Any,
+    followed_text: Any,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+    clusters: Any | None = None,
+) -> BalancePoint:
+    """Logistic balance point ``x* = -a / b`` with a (cluster-)bootstrap interval.
+
+    The x at which the fitted ``P(text | x) = sigmoid(a + b x)`` equals 0.5; when it
+    does not cross 0.5 inside ``[min x, max x]``, no number is reported: ``crosses`` is
+    False and ``direction``/``reason`` say on which side it stays.
+    `modprobe.analysis.following.law.fit_law` also gives the monotone balance point and
+    the goodness of fit.
+
+    Args:
+        x: ``items`` axis values of decided conflict items (NaN entries are dropped).
+        followed_text: ``items`` bools (True = text-following, False = vision).
+        n_bootstrap: Bootstrap replicates.
+        confidence: Interval level.
+        seed: Seed of the resampling.
+        clusters: ``items`` cluster labels: resample whole clusters instead of items.
+
+    Returns:
+        `BalancePoint`.
+    """
+    xv, yv, codes = law_items(x, followed_text, clusters)
+    fit = fit_logistic(xv, yv)
+    weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
+    boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
+    n_clusters = None if codes is None else int(codes.max()) + 1
+    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from modprobe.analysis._arrays import to_numpy
 from modprobe.analysis.following.balance import (
     X_RESOLUTION,
     BalancePoint,
     balance_from_replicates,
+    balance_point,
+    law_items,
     logistic_point,
     recommend,
     separated,
@@ -51,7 +52,7 @@ from modprobe.stats.logistic import (
 )
 from modprobe.stats.monotone import IsotonicFit, TrendTest, fit_isotonic, isotonic_crossings
 from modprobe.stats.monotone import trend_test as _trend_test
-from modprobe.stats.resample import cluster_codes, resample_weights
+from modprobe.stats.resample import resample_weights
 
 Estimate = Literal["logistic", "monotone", "auto"]
 ESTIMATES: tuple[str, ...] = ("logistic", "monotone", "auto")
@@ -260,58 +261,6 @@ def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
     return ""
 
 
-def _clean_xy(
-    x: Any, followed_text: Any, clusters: Any | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Finite-x items as float arrays, and their cluster codes (None without clusters)."""
-    xv = to_numpy(x).reshape(-1)
-    yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
-    if xv.size != yv.size:
-        raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
-    keep = np.isfinite(xv)
-    codes = None if clusters is None else cluster_codes(clusters, xv.size, keep)
-    xv, yv = xv[keep], yv[keep]
-    if xv.size < 3:
-        raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
-    if codes is not None and codes.max() < 1:
-        raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
-    return xv, yv, codes
-
-
-def balance_point(
-    x: Any,
-    followed_text: Any,
-    n_bootstrap: int = DEFAULT_RESAMPLES,
-    confidence: float = 0.95,
-    seed: int = 0,
-    clusters: Any | None = None,
-) -> BalancePoint:
-    """Logistic balance point ``x* = -a / b`` with a (cluster-)bootstrap interval.
-
-    The x at which the fitted ``P(text | x) = sigmoid(a + b x)`` equals 0.5; when it
-    does not cross 0.5 inside ``[min x, max x]``, no number is reported: ``crosses`` is
-    False and ``direction``/``reason`` say on which side it stays. `fit_law` also gives
-    the monotone balance point and the goodness of fit.
-
-    Args:
-        x: ``items`` axis values of decided conflict items (NaN entries are dropped).
-        followed_text: ``items`` bools (True = text-following, False = vision).
-        n_bootstrap: Bootstrap replicates.
-        confidence: Interval level.
-        seed: Seed of the resampling.
-        clusters: ``items`` cluster labels: resample whole clusters instead of items.
-
-    Returns:
-        `BalancePoint`.
-    """
-    xv, yv, codes = _clean_xy(x, followed_text, clusters)
-    fit = fit_logistic(xv, yv)
-    weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
-    boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
-    n_clusters = None if codes is None else int(codes.max()) + 1
-    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)
-
-
 def fit_law(
     x: Any,
     followed_text: Any,
@@ -362,7 +311,7 @@ def fit_law(
     if balance_estimate not in ESTIMATES:
         raise ValueError(f"balance_estimate must be one of {', '.join(ESTIMATES)}, got "
                          f"{balance_estimate!r}")
-    xv, yv, codes = _clean_xy(x, followed_text, clusters)
+    xv, yv, codes = law_items(x, followed_text, clusters)
     n_clusters = None if codes is None else int(codes.max()) + 1
     fit = fit_logistic(xv, yv)
     weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
