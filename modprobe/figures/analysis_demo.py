@@ -19,7 +19,6 @@ import pandas as pd
 from scipy.special import expit
 
 from modprobe.analysis import (
-    FollowingReport,
     analyze_following,
     count_switches,
     logit_difference_matrix,
@@ -32,11 +31,10 @@ from modprobe.analysis.following.plots import (
     plot_oscillation,
     plot_uncertainty_distribution,
 )
+from modprobe.analysis.following.results import FollowingReport, ModelFollowing
 from modprobe.analysis.following.simulate import simulate_following_table, simulate_saturated_table
 
 PLANTED = {"A, planted -0.60": -0.6, "B, planted -0.20": -0.2, "C, planted +0.15": 0.15}
-#: The model whose items the later sections reuse.
-MODEL_A = next(iter(PLANTED))
 
 
 def simulate_lens(
@@ -80,10 +78,11 @@ def simulate_lens(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Draw every figure of docs/analyses.md and print the reports they come with.
+    """Write the figures of docs/analyses.md and print the reports behind them.
 
     Args:
-        argv: The command line (``--out DIR --bootstrap N``); None reads ``sys.argv``.
+        argv: Command-line arguments (default: ``sys.argv[1:]``): ``--out DIR`` (the
+            PNG folder, default ``docs/figures``) and ``--bootstrap N`` (replicates).
 
     Returns:
         The exit code, 0.
@@ -95,25 +94,29 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     boot = {"n_bootstrap": args.bootstrap, "seed": 0}
-    report = draw_planted_laws(out, boot)
-    draw_entropy_split(out, boot)
-    draw_saturation(out, boot, report)
-    rng = np.random.default_rng(30)  # one stream for the two sections drawn from it
-    draw_oscillation(out, report, rng)
-    draw_attention_mass(out, rng)
+    report = _law_figures(out, boot)
+    _split_figure(out, boot)
+    _saturation_figures(out, boot, report)
+    rng = np.random.default_rng(30)
+    _oscillation_figures(out, report.models[next(iter(PLANTED))], rng)
+    plot_attention_mass(
+        simulate_attention(rng),
+        title="Attention mass received per modality",
+        path=out / "attention_mass.png",
+    )
     print(f"figures written to {out}")
     return 0
 
 
-def draw_planted_laws(out: Path, boot: dict[str, int]) -> FollowingReport:
-    """Three models, one law each: their curves, and model A's logistic vs isotonic fit.
+def _law_figures(out: Path, boot: dict[str, int]) -> FollowingReport:
+    """Three models with planted balance points: their curves, and model A's isotonic fit.
 
     Args:
-        out: The PNG folder.
-        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
+        out: Folder of the PNGs.
+        boot: ``n_bootstrap`` and ``seed`` of every analysis.
 
     Returns:
-        The report of the three models (the later sections reuse model A's items).
+        The three models' report (printed here; its items feed the later figures).
     """
     table = pd.concat(
         [
@@ -129,8 +132,9 @@ def draw_planted_laws(out: Path, boot: dict[str, int]) -> FollowingReport:
         title="Text-following against relative uncertainty",
         path=out / "following_curve_models.png",
     )
+    name_a = next(iter(PLANTED))
     plot_following_curve(
-        {MODEL_A: report.models[MODEL_A].law},
+        {name_a: report.models[name_a].law},
         show_isotonic=True,
         title="Logistic fit (band) vs isotonic fit (dashed)",
         path=out / "following_curve_isotonic.png",
@@ -138,12 +142,12 @@ def draw_planted_laws(out: Path, boot: dict[str, int]) -> FollowingReport:
     return report
 
 
-def draw_entropy_split(out: Path, boot: dict[str, int]) -> None:
-    """Robustness split: the balance point moves toward 0 for uncertain items.
+def _split_figure(out: Path, boot: dict[str, int]) -> None:
+    """The robustness split: the balance point moves toward 0 for uncertain items.
 
     Args:
-        out: The PNG folder.
-        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
+        out: Folder of the PNG.
+        boot: ``n_bootstrap`` and ``seed`` of the analysis.
     """
     split_table = simulate_following_table(
         4000, balance_point=-0.8, slope=-3.5, seed=10, entropy_shrink=1.5, model="split demo"
@@ -159,13 +163,13 @@ def draw_entropy_split(out: Path, boot: dict[str, int]) -> None:
     )
 
 
-def draw_saturation(out: Path, boot: dict[str, int], report: FollowingReport) -> None:
-    """Saturation: raw dH_rel, floored dH_rel and the absolute axis, and where items land.
+def _saturation_figures(out: Path, boot: dict[str, int], report: FollowingReport) -> None:
+    """A saturated model on raw dH_rel, floored dH_rel and the absolute axis.
 
     Args:
-        out: The PNG folder.
-        boot: The bootstrap options of :func:`modprobe.analysis.analyze_following`.
-        report: The planted-laws report, whose model A is drawn beside the saturated one.
+        out: Folder of the PNGs.
+        boot: ``n_bootstrap`` and ``seed`` of every analysis.
+        report: The three models' report (model A's axis is drawn for comparison).
     """
     sat = simulate_saturated_table(3000, seed=20, share_saturated=0.85)
     raw = analyze_following(sat, **boot).models["saturated"]
@@ -190,8 +194,9 @@ def draw_saturation(out: Path, boot: dict[str, int], report: FollowingReport) ->
         title="Saturated model: absolute axis",
         path=out / "saturation_abs.png",
     )
+    name_a = next(iter(PLANTED))
     plot_uncertainty_distribution(
-        {MODEL_A: report.models[MODEL_A].items["x"], "saturated model": raw.items["x"]},
+        {name_a: report.models[name_a].items["x"], "saturated model": raw.items["x"]},
         title=r"$\Delta H_{rel}$ per model",
         path=out / "uncertainty_distribution.png",
     )
@@ -202,17 +207,16 @@ def draw_saturation(out: Path, boot: dict[str, int], report: FollowingReport) ->
     )
 
 
-def draw_oscillation(out: Path, report: FollowingReport, rng: np.random.Generator) -> None:
-    """Oscillation by region and the logit-difference heatmap (model A's items + controls).
+def _oscillation_figures(out: Path, model: ModelFollowing, rng: np.random.Generator) -> None:
+    """Oscillation by region and the logit-difference heatmap of one model's lens.
 
     Args:
-        out: The PNG folder.
-        report: The planted-laws report; model A's conflict items get toy lens trajectories.
-        rng: The random generator of the trajectories.
+        out: Folder of the PNGs.
+        model: The model whose law items get toy lens trajectories (with 400 controls).
+        rng: Random generator of the trajectories.
     """
-    m_a = report.models[MODEL_A]
-    items = m_a.items[m_a.items["in_law"]].reset_index(drop=True)
-    bp = m_a.law.balance_point
+    items = model.items[model.items["in_law"]].reset_index(drop=True)
+    bp = model.law.balance_point
     n_layers = 32
     followed = (items["label"] == "text").to_numpy()
     lt, lv, lo = simulate_lens(items["x"].to_numpy(), followed, bp.value, n_layers, rng)
@@ -236,27 +240,30 @@ def draw_oscillation(out: Path, report: FollowingReport, rng: np.random.Generato
     )
     print("\n".join(osc.summary_lines()))
     plot_oscillation(
-        {MODEL_A: osc},
+        {model.model: osc},
         title="Logit-lens oscillation by region",
         path=out / "oscillation_by_region.png",
     )
-    matrix = logit_difference_matrix(lt - lv, items["x"])
     plot_logit_difference(
-        matrix,
+        logit_difference_matrix(lt - lv, items["x"]),
         balance_point=bp.value,
-        title=f"model {MODEL_A}: logit($Y_t$) - logit($Y_v$) by layer",
+        title=f"model {model.model}: logit($Y_t$) - logit($Y_v$) by layer",
         path=out / "logit_difference_heatmap.png",
     )
 
 
-def simulate_attention_mass(rng: np.random.Generator) -> pd.DataFrame:
-    """Toy attention mass per modality span of a vision-language and an omni model.
+def simulate_attention(rng: np.random.Generator) -> pd.DataFrame:
+    """Toy attention mass per modality span of two models, 28 layers and 8 heads.
+
+    A vision-language model under one condition, an omni model under a visual and an
+    audio question; the description (``context``) is read early, then left
+    (docs/organism.md); each head's mass is the span's share times log-normal noise.
 
     Args:
-        rng: The random generator of the per-head noise.
+        rng: Random generator of the noise.
 
     Returns:
-        A tidy frame: ``model``, ``condition``, ``layer``, ``span``, ``head``, ``mass``.
+        Tidy frame with columns ``model, condition, layer, span, head, mass``.
     """
     rows = []
     for model, spans in (
@@ -269,7 +276,6 @@ def simulate_attention_mass(rng: np.random.Generator) -> pd.DataFrame:
                 depth = layer / 27
                 raw_mass = {
                     "text": 2.0 + 1.5 * depth,
-                    # the description: read early, then left (docs/organism.md)
                     "context": 0.3 + 2.0 * (1 - depth) ** 3,
                     "image": 1.2 + np.sin(np.pi * depth),
                     "video": 1.0 + 0.8 * np.sin(np.pi * depth),
@@ -278,30 +284,7 @@ def simulate_attention_mass(rng: np.random.Generator) -> pd.DataFrame:
                 if condition == "audio question":
                     raw_mass["audio"] += 0.6 * np.sin(np.pi * depth)
                 total = sum(raw_mass[s] for s in spans)
-                for head in range(8):
-                    for s in spans:
-                        rows.append(
-                            {
-                                "model": model,
-                                "condition": condition,
-                                "layer": layer,
-                                "span": s,
-                                "head": head,
-                                "mass": raw_mass[s] / total * rng.lognormal(0, 0.15),
-                            }
-                        )
+                rows += [{"model": model, "condition": condition, "layer": layer, "span": s,
+                          "head": head, "mass": raw_mass[s] / total * rng.lognormal(0, 0.15)}
+                         for head in range(8) for s in spans]
     return pd.DataFrame(rows)
-
-
-def draw_attention_mass(out: Path, rng: np.random.Generator) -> None:
-    """Attention mass received per modality span (:func:`simulate_attention_mass`).
-
-    Args:
-        out: The PNG folder.
-        rng: The random generator of the per-head noise.
-    """
-    plot_attention_mass(
-        simulate_attention_mass(rng),
-        title="Attention mass received per modality",
-        path=out / "attention_mass.png",
-    )
