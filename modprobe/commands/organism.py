@@ -24,7 +24,7 @@ AV_DEFAULTS = {"seed": 0, "steps": 250, "batch_size": 16, "learning_rate": 3e-3,
                "eval_every": 50, "probe_clips": 32, "partner_share": 0.0}
 #: ``modprobe.organism.av_tuning.TuningPlan``'s defaults (checked the same way).
 TUNE_DEFAULTS = {"steps": 300, "tune_clips": 200, "heldout_clips": 100, "draws": 4,
-                 "learning_rate": 3e-3, "variants": ("answer", "calibration")}
+                 "learning_rate": 3e-3, "rank": 8, "variants": ("answer", "calibration")}
 
 
 def build_parser(prog: str = "modprobe organism") -> argparse.ArgumentParser:
@@ -106,6 +106,8 @@ def _add_tune_av(sub: argparse._SubParsersAction) -> None:
                       help="draws of the misaligned condition")
     tune.add_argument("--lr", type=cli.positive_float, default=TUNE_DEFAULTS["learning_rate"],
                       help="LoRA learning rate")
+    tune.add_argument("--rank", type=cli.positive_int, default=TUNE_DEFAULTS["rank"],
+                      help="LoRA rank (alpha is twice the rank)")
     tune.add_argument("--variants", default=",".join(TUNE_DEFAULTS["variants"]),
                       help="comma-separated losses to tune with: answer, calibration")
     tune.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -124,7 +126,7 @@ def _main_tune_av(args: argparse.Namespace) -> int:
         raise cli.ModprobeError(f"--out {out} is a file; choose a folder")
     plan = TuningPlan(steps=args.steps, tune_clips=args.tune_clips,
                       heldout_clips=args.heldout_clips, draws=args.draws,
-                      learning_rate=args.lr, variants=variants)
+                      learning_rate=args.lr, rank=args.rank, variants=variants)
     accuracy, _ = run_tuning(out, plan, progress=not args.quiet)
     for row in accuracy[accuracy["measure"] == "accuracy"].itertuples(index=False):
         change = ("the same on every item" if row.method == "identical" else

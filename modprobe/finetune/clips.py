@@ -45,6 +45,8 @@ import torch
 
 from modprobe.determinism import deterministic_torch
 from modprobe.finetune import FinetuneError, LossConfig, TrainBatch, TrainConfig, compute_losses
+from modprobe.finetune.checks import answer_ids
+from modprobe.finetune.loop import learning_rate
 from modprobe.finetune.lora import apply_lora, trainable_parameters
 from modprobe.finetune.trainer import LOG_FILE, MODEL_DIR, RUN_KIND, base_name, save_model
 from modprobe.io import write_csv, write_json
@@ -90,34 +92,25 @@ def relevant_clip_span(ask: str, visual: str = "image") -> str:
     return "audio" if ask == "audio" else visual
 
 
-def answer_ids(tokenizer: Any, answers: Sequence[str]) -> torch.Tensor:
-    """Token id of each answer's first token (the option the answer position predicts).
-
-    Raises:
-        FinetuneError: an answer has no token in the vocabulary.
-    """
-    ids = []
-    for answer in answers:
-        tokens = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if not tokens or tokens[0] == getattr(tokenizer, "unk_token_id", None):
-            raise FinetuneError(f"answer {answer!r} has no token in the model's vocabulary")
-        ids.append(int(tokens[0]))
-    return torch.tensor(ids)
-
-
-def clip_batch(loaded: Any, items: Sequence[Any], visual: str = "image") -> TrainBatch:
+def clip_batch(loaded: Any, items: Sequence[Any], visual: str = "image",
+               cache: dict[str, int] | None = None) -> TrainBatch:
     """Encode clip questions as one :class:`modprobe.finetune.TrainBatch`.
 
     Args:
         loaded: The model (its adapter encodes the prompts).
         items: :class:`modprobe.data.clips_items.ClipItem` rows.
         visual: How the frames are shown (``ClipItem.prompt``'s ``visual``).
+        cache: Answer token ids found so far (:func:`modprobe.finetune.checks.answer_ids`).
 
     Returns:
         The encoded rows, their gold answers' token ids and relevant spans.
+
+    Raises:
+        FinetuneDataError: a gold answer has no token in the vocabulary.
     """
     batch = loaded.encode([it.prompt(visual) for it in items])
-    targets = answer_ids(loaded.processor.tokenizer, [it.gold for it in items])
+    targets = answer_ids(loaded.tokenizer, [it.gold for it in items],
+                         {} if cache is None else cache)
     return TrainBatch(batch, targets.to(loaded.device),
                       [relevant_clip_span(it.ask, visual) for it in items])
 
@@ -211,17 +204,19 @@ def _steps(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str,
            optimizer: torch.optim.Optimizer, parameters: dict[str, torch.nn.Parameter],
            progress: Callable[[dict[str, float]], None] | None
            ) -> tuple[list[dict[str, float]], float]:
-    """The optimizer steps (linear warm-up, then a constant rate, like the trainer)."""
+    """The optimizer steps (the trainer's learning-rate schedule)."""
     loss_config: LossConfig = config.loss
     log: list[dict[str, float]] = []
     began = time.perf_counter()
     loaded.module.train()
+    cache: dict[str, int] = {}
     for step in range(config.steps):
-        lr = config.learning_rate * min(1.0, (step + 1) / max(config.warmup_steps, 1))
+        lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         rows = [items[i] for i in draw_rows(len(items), config.batch_size, config.seed, step)]
-        terms = compute_losses(loaded, clip_batch(loaded, rows, visual), None, loss_config)
+        terms = compute_losses(loaded, clip_batch(loaded, rows, visual, cache), None,
+                               loss_config)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.grad_clip is not None:
@@ -234,5 +229,5 @@ def _steps(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str,
     return log, time.perf_counter() - began
 
 
-__all__ = ["ASKS", "ClipTuneResult", "answer_ids", "clip_batch", "draw_rows",
+__all__ = ["ASKS", "ClipTuneResult", "clip_batch", "draw_rows",
            "relevant_clip_span", "train_clips"]
