@@ -89,14 +89,15 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
                          fig: Any = None) -> Any:
     """Cohen's d per layer before (dashed) and after (solid, dotted...), a panel per condition.
 
+    The y axis turns symmetric-logarithmic (linear within +-2) when some d exceeds 20 in
+    absolute value.
+
     Args:
         change: :func:`~modprobe.analysis.mma.measures.contrast_change`'s table; with a
             ``model`` column (several tuned models against one base, stacked), a line
             per model after.
         spans: Spans to draw (a colour each).
         before: Legend name of the base run.
-
-    The y axis turns symmetric-logarithmic (linear within +-2) when some |d| exceeds 20.
         title: Figure title.
         path: Where to save (see :func:`modprobe.analysis.plotting.save_figure`).
         fig: Figure or subfigure to fill (default: a new figure).
