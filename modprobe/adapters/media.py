@@ -1,4 +1,4 @@
-"""Audio and video inputs of a :class:`~modprobe.adapters.base.Prompt`.
+"""Audio and video inputs of a :class:`~modprobe.adapters.prompt.Prompt`.
 
 An :class:`Audio` is a mono waveform with its sample rate; a :class:`Video` is a stack of
 RGB frames with its frame rate, and optionally the clip's own soundtrack. Both can be read

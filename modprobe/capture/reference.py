@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from modprobe.adapters.base import _blank_pixel_values
+from modprobe.adapters.inputs import blank_pixel_values
 from modprobe.capture.attention import attention_rows_to_mass, gather_positions
 from modprobe.spans import ModalitySpans
 
@@ -66,7 +66,7 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
         if not prompt.images and loaded.adapter.requires_pixel_values:
             # The forward (InstructBLIP) cannot run without pixels: a user running a
             # text-only prompt passes a blank image, as modprobe's encode does.
-            inputs["pixel_values"] = _blank_pixel_values(processor, 1)
+            inputs["pixel_values"] = blank_pixel_values(processor, 1)
         return inputs
     out = processor.apply_chat_template(
         _user_messages(prompt), tokenize=True, return_dict=True, add_generation_prompt=True,
