@@ -31,6 +31,7 @@ from modprobe.capture.attention import (
     attention_rows_to_mass,
     attention_scores_to_log_mass,
     gather_positions,
+    kernel_mask,
 )
 from modprobe.spans import ModalitySpans
 
@@ -147,7 +148,7 @@ def _layer_mass(
     args, kwargs = getattr(attention_envoy.source, call).inputs
     module = attention_envoy._module
     query, key = args[1], args[2]
-    mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
+    mask, window = kernel_mask(args, kwargs, module)
     if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dim() != 4):
         kind = (
             type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"{mask.dim()}-D tensor"
@@ -160,7 +161,6 @@ def _layer_mass(
     scaling = kwargs.get("scaling")
     if scaling is None:
         scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
-    window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
     softcap = kwargs.get("softcap")
     scores = answer_attention_scores(
         query,
