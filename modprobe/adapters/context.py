@@ -46,7 +46,7 @@ class ContextLocationError(ModprobeError, ValueError):
 
 
 def context_char_range(rendered: str, text: str, context: str) -> tuple[int, int]:
-    """``(start, stop)`` of the context's characters in the rendered prompt.
+    r"""``(start, stop)`` of the context's characters in the rendered prompt.
 
     The prompt's text part (``context + "\\n" + question``) is looked up first, as it is
     specific enough not to occur in a system prompt; the context alone only when a

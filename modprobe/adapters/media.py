@@ -44,6 +44,7 @@ class Audio:
     sampling_rate: int
 
     def __post_init__(self) -> None:
+        """Check the waveform (mono, non-empty, numeric) and the rate (positive)."""
         wav = np.asarray(self.waveform)
         if wav.ndim != 1 or wav.size == 0 or not np.issubdtype(wav.dtype, np.number):
             raise MediaError(f"an audio waveform must be a non-empty 1-D numeric array (mono), "
@@ -78,6 +79,7 @@ class Video:
     audio: Audio | None = None
 
     def __post_init__(self) -> None:
+        """Check the frames (`frames height width 3` uint8) and the fps (positive)."""
         frames = np.asarray(self.frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
             raise MediaError(f"video frames must be a `frames height width 3` array, got shape "
@@ -96,8 +98,16 @@ class Video:
 
 
 def as_list(value: Any, name: str) -> list[Any]:
-    """``None`` -> [], a list of items -> the list; anything else is refused (as a single
-    image is): ``audio=[clip]``, not ``audio=clip``.
+    """A prompt's media field as a list: ``None`` -> [], a list -> the list.
+
+    Anything else is refused, as a single image is: ``audio=[clip]``, not ``audio=clip``.
+
+    Args:
+        value: What the prompt was given for the field.
+        name: The field's name (``"videos"``, ``"audio"``), quoted in the error.
+
+    Returns:
+        The items, as a new list.
 
     Raises:
         MediaError: naming the field and the fix.

@@ -51,6 +51,7 @@ class Prompt:
     audio: list[Audio] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        """Check every field and turn media given as tuples or paths into their classes."""
         # Checked here, where the prompt is made, not deep inside a processor call.
         if not isinstance(self.question, str) or not self.question.strip():
             got = "nothing" if self.question == "" else f"{self.question!r}"
@@ -98,7 +99,14 @@ class Prompt:
             condition: ``"vision"``, ``"text"``, ``"multi"`` or a set of modalities
                 (``{"video", "audio"}``, see :func:`~modprobe.adapters.conditions.condition_modalities`):
                 the parts the prompt holds.
-            question, context, image, videos, audio: The item's parts.
+            question: The item's question.
+            context: Its textual context (needed by ``text`` and ``multi``).
+            image: Its image (needed by ``vision`` and ``multi``).
+            videos: Its videos, for conditions with ``video``.
+            audio: Its audio clips, for conditions with ``audio``.
+
+        Returns:
+            The prompt holding exactly the parts of ``condition``.
 
         Raises:
             ValueError: an unknown condition, or a part the condition needs is missing.

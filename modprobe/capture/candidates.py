@@ -36,6 +36,7 @@ class Candidates:
     tokens: tuple[str, ...]
 
     def __len__(self) -> int:
+        """The number of candidates."""
         return len(self.ids)
 
 

@@ -49,8 +49,19 @@ def layer_output(envoy: Any) -> Any:
 
 def logit_setup(loaded: Any, inputs: Mapping[str, Any],
                  positions: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
-    """Forward kwargs and where to read the logits: as the capture does, only the last
-    position's logits are computed when every query position is the last one."""
+    """Forward kwargs and where to read the logits, as the capture reads them.
+
+    When every query position is the last one, only the last position's logits are
+    computed (``logits_to_keep=1``), and they are read at index 0.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        inputs: An encoded batch.
+        positions: `batch` query position of each row.
+
+    Returns:
+        ``(forward kwargs, positions to read the logits at)``.
+    """
     kwargs = forward_kwargs(loaded, dict(inputs))
     positions = positions.to(loaded.device)
     if _last_logits_only(loaded.module, kwargs, positions):

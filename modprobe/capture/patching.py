@@ -95,8 +95,15 @@ def patch_trace(
     """`batch vocab` logits at ``positions`` with layer ``layer``'s output overwritten.
 
     Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: The target run's encoded batch.
+        positions: `batch` positions to read the logits at (the answer positions).
+        layer: The decoder layer whose output is overwritten.
         where: ``(rows, seq_positions)`` of the target to overwrite.
         values: `n hidden` the new residual stream at those positions.
+
+    Returns:
+        The patched run's logits, one row per batch row.
     """
     model = loaded.model
     envoy = loaded.adapter.decoder_layers(model)[layer]

@@ -143,8 +143,10 @@ def _layer_mass(
     chunk_size: int | None = None,
     with_log: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`batch head span` mass of one layer, read from its attention kernel call, and (under
-    autograd) its log computed from the scores."""
+    """`batch head span` mass of one layer, read from its attention kernel call.
+
+    Under autograd (``with_log``) also its log, computed from the scores.
+    """
     args, kwargs = getattr(attention_envoy.source, call).inputs
     module = attention_envoy._module
     query, key = args[1], args[2]

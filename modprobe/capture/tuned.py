@@ -70,6 +70,7 @@ class Translators:
 
     @property
     def num_layers(self) -> int:
+        """The number of decoder layers translated (one translator each)."""
         return int(self.weight.shape[0])
 
     def apply(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ class ProbeResult:
 
     @property
     def accuracy(self) -> float:
+        """The share of correct answers (0 for no answers)."""
         return sum(self.correct) / max(len(self.correct), 1)
 
 

@@ -203,8 +203,16 @@ def causal_tables(config: Any) -> tuple[str, ...]:
 
 
 def study_translators(config: Any, loaded: Any) -> Any:
-    """A study run's tuned-lens translators (None for the logit lens), checked against the
-    model: ``config.translators``, else the model folder's ``tuned_lens.safetensors``."""
+    """A study run's tuned-lens translators, checked against the model.
+
+    Args:
+        config: The run's :class:`~modprobe.study.StudyConfig` (``lens``, ``translators``).
+        loaded: The loaded model the translators must have been trained on.
+
+    Returns:
+        The :class:`~modprobe.capture.tuned.Translators` of ``config.translators``, else
+        of the model folder's ``tuned_lens.safetensors``; None for the logit lens.
+    """
     if config.lens != "tuned":
         return None
     from pathlib import Path

@@ -74,8 +74,19 @@ class AnalysisOptions:
 
     @classmethod
     def of(cls, source: Any, **changes: Any) -> AnalysisOptions:
-        """The options of ``source`` (a run config or a manifest's ``options`` mapping;
-        missing ones take the defaults), with ``changes`` that are not None applied."""
+        """The analysis options of a run config or a manifest, with ``changes``.
+
+        Args:
+            source: A run config, or a manifest's ``options`` mapping; options it lacks
+                take the defaults.
+            **changes: Options to change; None keeps the source's.
+
+        Returns:
+            The checked options.
+
+        Raises:
+            StudyError: an unknown option, or a value out of range.
+        """
         names = [f.name for f in fields(cls)]
         if isinstance(source, Mapping):
             values = {n: source[n] for n in names if n in source}
@@ -121,8 +132,14 @@ class AnalysisOptions:
         return options
 
     def record(self, names: Iterable[str] | None = None) -> dict[str, Any]:
-        """The manifest's ``analysis`` entry: the options (``names`` only, when given) and
-        when the analysis ran."""
+        """The manifest's ``analysis`` entry: the options and when the analysis ran.
+
+        Args:
+            names: Record only these options (those that apply to the run's kind).
+
+        Returns:
+            The options by name, plus ``at`` (the local time stamp).
+        """
         values = asdict(self)
         if names is not None:
             values = {n: values[n] for n in names}
@@ -190,8 +207,12 @@ class RunInputs:
 
 @dataclass
 class RunTables:
-    """The gathered tables of a run and whether they were gathered now (False: a resumed
-    finished run, read back from its folder)."""
+    """The gathered tables of a run and whether they were gathered now.
+
+    Attributes:
+        tables: The run's whole tables by chunk file name.
+        fresh: False for a resumed finished run, whose tables were read back.
+    """
 
     tables: dict[str, Any]
     fresh: bool
@@ -209,6 +230,7 @@ class RunDriver:
     """
 
     def __init__(self, spec: RunSpec, world: Any = None):
+        """Hold the spec and the world; nothing is checked or written yet."""
         self.spec = spec
         self.world = world if world is not None else World()
         self.out = Path(spec.out)
@@ -350,8 +372,16 @@ class RunDriver:
         bar.close()
 
     def gather(self, count: int) -> RunTables:
-        """Concatenate the ``count`` chunks' files into the run's tables (once all are
-        written: in a sharded run, after every rank finished its chunks)."""
+        """Concatenate the ``count`` chunks' files into the run's tables.
+
+        Called once all are written: in a sharded run, after every rank finished its chunks.
+
+        Args:
+            count: The number of chunks.
+
+        Returns:
+            The gathered tables (``fresh``).
+        """
         tables = gather_chunks(self.out, count, self.spec.tables, self.spec.table_format)
         optional = [name for name in self.spec.optional_tables
                     if all((chunk_folder(self.out, i) / name).is_file() for i in range(count))]

@@ -67,9 +67,17 @@ def check_run_folder(out: str | Path, resume: bool,
 
 
 def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A manifest's options in today's names: runs written before ``data_seed`` existed
-    seeded their data (and perturbations) with ``seed``; runs written before Parquet wrote
-    CSV tables."""
+    """A manifest's options in today's names.
+
+    Runs written before ``data_seed`` existed seeded their data (and perturbations) with
+    ``seed``; runs written before Parquet wrote CSV tables.
+
+    Args:
+        options: The options a manifest recorded.
+
+    Returns:
+        A copy with ``data_seed`` and ``table_format`` filled in as those runs meant them.
+    """
     upgraded = dict(options)
     if "seed" in upgraded and "data_seed" not in upgraded:
         upgraded["data_seed"] = upgraded["seed"]
@@ -78,9 +86,12 @@ def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _killed_start(out: Path) -> list[str] | None:
-    """What a run killed before its first manifest was written leaves in ``out``: the
-    atomic writers' temporaries (listed as ``<temporary files>``) and the ``data`` folder
-    a runner generates first; None when ``out`` holds a manifest or anything else."""
+    """What a run killed before its first manifest was written left in ``out``.
+
+    That is the atomic writers' temporaries (listed as ``<temporary files>``) and the
+    ``data`` folder a runner generates first; None when ``out`` holds a manifest or
+    anything else.
+    """
     if not out.is_dir() or (out / MANIFEST).exists():
         return None
     found: set[str] = set()

@@ -31,9 +31,12 @@ OPTIONS_SEPARATOR = "|"
 
 
 def _options_cell(item: Any) -> str:
-    """The colors the item's description allows, ``"|"``-joined (``answer_text`` alone
-    when the dataset lists no ``answer_text_options``). A text-only answer is correct
-    when it is any of them: a hedged description ("red or green") allows both."""
+    """The colors the item's description allows, ``"|"``-joined.
+
+    ``answer_text`` alone when the dataset lists no ``answer_text_options``. A text-only
+    answer is correct when it is any of them: a hedged description ("red or green")
+    allows both.
+    """
     options = item.extra.get("answer_text_options") or [item.answer_text]
     return OPTIONS_SEPARATOR.join(str(o) for o in options)
 

@@ -154,6 +154,7 @@ class InterferenceResult:
     figures: list[Path] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
+        """The lines the run printed (accuracy and delta per condition, notes)."""
         return list(self.summary.get("lines", []))
 
 

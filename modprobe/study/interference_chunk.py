@@ -21,8 +21,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def answer_candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
-    """Answers scored by the lens at every layer: every option (and letter) whose first
-    token is a distinct known token of the model's tokenizer."""
+    """The answers the lens scores at every layer.
+
+    Args:
+        items: The run's task items.
+        loaded: The :class:`~modprobe.loading.LoadedModel` (its tokenizer).
+
+    Returns:
+        Every answer and option (and option letter) whose first token is a known token
+        of the tokenizer not taken by an earlier one, in first-seen order.
+    """
     from modprobe.data.choice import LETTERS
 
     words: list[str] = []
@@ -43,8 +51,10 @@ def answer_candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
 
 
 def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
-    """``{decoded first token: option index}`` of a multiple-choice item's options (a
-    one-token answer can only be an option's first token)."""
+    """``{decoded first token: option index}`` of a multiple-choice item's options.
+
+    A one-token answer can only be an option's first token.
+    """
     from modprobe.analysis import normalize_answer
 
     aliases: dict[str, int] = {}
@@ -58,9 +68,18 @@ def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
 def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
                        config: InterferenceConfig, size: tuple[int, int],
                        ) -> list[tuple[int, int, TaskItem]]:
-    """``(draw, seed, variant)`` of every item's clean input (text-heavy ones under
-    ``config.text_baseline``) and its perturbations, once per perturbation draw, in item,
-    then draw, then condition order."""
+    """Every item's clean input and its perturbations, once per perturbation draw.
+
+    Args:
+        items: The chunk's task items.
+        names: The run's perturbations (each item gets those that apply to it).
+        config: The run's options (seeds, draws, text baseline, perturbation options).
+        size: The size of image perturbations.
+
+    Returns:
+        ``(draw, seed, variant)`` in item, then draw, then condition order; the clean
+        input of a text-heavy item is under ``config.text_baseline``.
+    """
     from modprobe.perturb import applicable, draw_seeds, perturb, text_baseline
 
     seeds = draw_seeds(config.data_seed, config.draws)
@@ -78,8 +97,18 @@ def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
 def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
               config: InterferenceConfig, size: tuple[int, int],
               candidates: Sequence[str]) -> dict[str, Any]:
-    """Capture one chunk: each item clean and under each perturbation that fits it, once
-    per perturbation draw, in batches of at most ``config.batch_size`` prompts.
+    """Capture one chunk: each item clean and under each perturbation that fits it.
+
+    Once per perturbation draw, in batches of at most ``config.batch_size`` prompts (one
+    batch per condition and image presence: some families cannot mix the two).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        items: The chunk's task items.
+        names: The run's perturbations.
+        config: The run's options.
+        size: The size of image perturbations.
+        candidates: The answers the lens scores (:func:`answer_candidates`).
 
     Returns:
         ``items.csv`` rows (item x draw x condition, in that order), ``layers.csv``

@@ -132,9 +132,15 @@ def release_run_folder(out: str | Path) -> None:
 
 
 def undo_new_run(out: str | Path, created: bool) -> None:
-    """Remove what a refused new run wrote: the whole folder if the run ``created`` it,
-    else everything in it (it was empty before, as :func:`check_run_folder` found it).
-    A folder another process has locked (:func:`lock_run_folder`) is its run: left alone."""
+    """Remove what a refused new run wrote.
+
+    A folder another process has locked (:func:`lock_run_folder`) is its run: left alone.
+
+    Args:
+        out: The new run's folder.
+        created: Whether the run created ``out``: then the whole folder goes, else
+            everything in it (it was empty before, as :func:`check_run_folder` found it).
+    """
     out = Path(out)
     if not out.is_dir():
         return
@@ -207,7 +213,15 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
 
 
 def chunk_folder(out: Path, index: int) -> Path:
-    """The folder of chunk ``index``."""
+    """The folder of chunk ``index`` of the run in ``out`` (``chunks/00003``).
+
+    Args:
+        out: The run folder.
+        index: The chunk's index.
+
+    Returns:
+        The chunk's folder path (not created).
+    """
     return out / CHUNKS / f"{index:05d}"
 
 
@@ -221,8 +235,17 @@ def is_complete(out: Path) -> bool:
 
 
 def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int]:
-    """Indices of the chunks (of ``count``) whose marker file exists (all of them for a
-    complete run whose chunks were removed: its gathered tables hold them)."""
+    """Indices of the finished chunks: those whose marker file exists.
+
+    Args:
+        out: The run folder.
+        count: The number of chunks of the run.
+        marker: The file a chunk writes last.
+
+    Returns:
+        The finished chunks' indices; all of them for a complete run whose chunks were
+        removed (its gathered tables hold them).
+    """
     if not (out / CHUNKS).is_dir() and is_complete(out):
         return set(range(count))
     return {i for i in range(count) if (chunk_folder(out, i) / marker).is_file()}
@@ -230,7 +253,14 @@ def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int
 
 def write_chunk(folder: Path, files: Mapping[str, pd.DataFrame | np.ndarray],
                 marker: str = "items.csv") -> None:
-    """Write a chunk's tables and arrays, ``marker`` last (its presence = chunk done)."""
+    """Write a chunk's tables and arrays, ``marker`` last (its presence = chunk done).
+
+    Args:
+        folder: The chunk's folder (:func:`chunk_folder`).
+        files: Frames (CSV, or Parquet by suffix) and arrays (``.npy``) by file name;
+            ``marker`` must be one of them.
+        marker: The file written last.
+    """
     for name, value in files.items():
         if name != marker:
             _write(folder / name, value)
@@ -247,16 +277,36 @@ def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
 
 
 def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
-    """A table a runner wrote: :func:`modprobe.analysis.table.read_table` (the one reader),
-    without the prediction-table check."""
+    """A table a runner wrote, read by :func:`modprobe.analysis.table.read_table`.
+
+    The one table reader, without the prediction-table check.
+
+    Args:
+        path: A CSV or Parquet table.
+        text: Columns read as text whatever they hold (answers such as ``"1"``).
+
+    Returns:
+        The table.
+    """
     return analysis_table.read_table(path, validate=False, text=text)
 
 
 def gather_chunks(out: Path, count: int, names: Sequence[str],
                   table_format: str = "csv") -> dict[str, Any]:
-    """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out`` in ``table_format`` (a complete run whose chunks
-    were removed: read those tables back). Keys of the result are ``names``."""
+    """Concatenate every chunk's files, in order, and write each whole table to ``out``.
+
+    Tables are concatenated by rows, ``.npy`` arrays along their first axis. A complete
+    run whose chunks were removed has its tables read back instead.
+
+    Args:
+        out: The run folder.
+        count: The number of chunks.
+        names: The chunk files to gather (``items.csv``, ``attention_mass.npy``...).
+        table_format: ``"parquet"`` or ``"csv"``: how the whole tables are written.
+
+    Returns:
+        The whole tables and arrays, keyed by ``names``.
+    """
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
     if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion

@@ -159,6 +159,7 @@ class StudyResult:
     figures: list[Path] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
+        """The lines the run printed (filter counts, TFR, balance points, oscillation)."""
         return list(self.summary.get("lines", []))
 
 
