@@ -98,7 +98,15 @@ class Adapter:
         return get_submodule(model, self.unembed)
 
     def attention_module(self, model: Any, layer: int) -> Any:
-        """The attention module of decoder layer ``layer``."""
+        """The attention module of decoder layer ``layer``.
+
+        Args:
+            model: The model (torch module or nnsight wrapper).
+            layer: The decoder layer's index.
+
+        Returns:
+            The layer's attention module (an envoy when given an nnsight model).
+        """
         return getattr(self.decoder_layers(model)[layer], self.attention)
 
     def language_config(self, config: Any) -> Any:
@@ -145,6 +153,15 @@ class Adapter:
         where ``attention_mask`` is 0; everything else is text (question, chat template,
         special tokens, the Qwen-VL ``<|vision_start|>``/``<|vision_end|>`` wrappers).
         Without ``context_mask`` the context span is empty and a description counts as text.
+
+        Args:
+            config: The model's config (its placeholder token ids).
+            input_ids: `batch seq` token ids.
+            attention_mask: `batch seq`, 1 for real tokens, 0 for padding (None: no padding).
+            context_mask: `batch seq` booleans marking context tokens (``encode``'s).
+
+        Returns:
+            The :class:`~modprobe.spans.ModalitySpans` of the batch.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -163,7 +180,19 @@ class Adapter:
         return [{"role": "user", "content": content}]
 
     def prompt_text(self, processor: Any, prompt: Prompt) -> str:
-        """The prompt string the processor tokenizes, placeholders included."""
+        """The prompt string the processor tokenizes, placeholders included.
+
+        Args:
+            processor: The model's processor (its chat template).
+            prompt: The prompt.
+
+        Returns:
+            The chat template rendered with the generation prompt (the prompt's text itself
+            for families without a chat template).
+
+        Raises:
+            AdapterError: the family uses a chat template and the processor has none.
+        """
         if not self.chat_template:
             return prompt.text
         template = getattr(processor, "chat_template", None) or getattr(
@@ -183,6 +212,17 @@ class Adapter:
         The batch also holds ``context_mask`` (`batch seq` booleans marking each prompt's
         context tokens, see :mod:`modprobe.adapters.context`), which :meth:`spans` reads
         and :meth:`model_inputs` leaves out: pass ``model_inputs(batch)`` to the model.
+
+        Args:
+            processor: The model's processor.
+            prompts: The prompts, one row each.
+            padding_side: ``"left"`` (the answer position is the last one of every row) or
+                ``"right"``.
+            device: Move every tensor there (None: leave them on the CPU).
+
+        Returns:
+            The processor's outputs (``input_ids``, ``attention_mask``, pixel values, media
+            inputs) plus ``context_mask`` and the forward's media flags.
 
         Raises:
             AdapterError: if the batch mixes prompts with and without images where the family

@@ -52,6 +52,14 @@ def context_char_range(rendered: str, text: str, context: str) -> tuple[int, int
     specific enough not to occur in a system prompt; the context alone only when a
     template rewrote the text around it.
 
+    Args:
+        rendered: The prompt as the chat template rendered it.
+        text: The prompt's text part (context, newline, question).
+        context: The context.
+
+    Returns:
+        Character offsets of the context in ``rendered``.
+
     Raises:
         ContextLocationError: if the rendered prompt does not contain the context verbatim.
     """

@@ -19,6 +19,16 @@ def get_submodule(root: Any, path: str) -> Any:
     """Follow a dotted attribute path (``"model.language_model.layers"``) from ``root``.
 
     Works on a torch module and on an nnsight envoy alike.
+
+    Args:
+        root: A torch module or an nnsight envoy.
+        path: Attribute names joined by dots.
+
+    Returns:
+        The submodule (an envoy when ``root`` is one).
+
+    Raises:
+        AdapterError: a name on the path does not exist (the adapter does not fit the model).
     """
     obj = root
     for part in path.split("."):
@@ -61,6 +71,13 @@ def forward_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
     (:func:`loss_only_parameters`: ``labels``, which PaliGemma's processor returns).
     Outputs the forward does not name would land in its ``**kwargs`` (read by attention
     kernels), so they are left out.
+
+    Args:
+        model: The model (torch module or nnsight wrapper).
+        batch: A processor batch.
+
+    Returns:
+        The entries of ``batch`` to pass to the forward.
     """
     import inspect
 
@@ -72,7 +89,15 @@ def forward_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def template_writes_bos(tokenizer: Any, texts: list[str]) -> bool:
-    """Whether every rendered prompt already starts with the tokenizer's BOS token."""
+    """Whether every rendered prompt already starts with the tokenizer's BOS token.
+
+    Args:
+        tokenizer: The processor's tokenizer.
+        texts: The rendered prompts.
+
+    Returns:
+        False when the tokenizer has no BOS token.
+    """
     bos = getattr(tokenizer, "bos_token", None)
     return bool(bos) and all(t.startswith(bos) for t in texts)
 
@@ -102,7 +127,15 @@ def unwrap(model: Any) -> Any:
 
 
 def blank_pixel_values(processor: Any, batch_size: int) -> torch.Tensor:
-    """All-zero pixel values shaped as the processor's for ``batch_size`` images."""
+    """All-zero pixel values shaped as the processor's for ``batch_size`` images.
+
+    Args:
+        processor: The model's processor (its image processor).
+        batch_size: Rows of the batch.
+
+    Returns:
+        Zeros shaped as the image processor's ``pixel_values`` for that many images.
+    """
     from PIL import Image
 
     blank = Image.new("RGB", (32, 32))

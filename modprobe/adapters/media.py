@@ -183,7 +183,12 @@ def _read_wav(path: Path) -> Audio:
 
 
 def write_wav(path: str | os.PathLike[str], audio: Audio) -> None:
-    """Write a 16-bit PCM mono WAV file (standard library only)."""
+    """Write a 16-bit PCM mono WAV file (standard library only).
+
+    Args:
+        path: The file to write.
+        audio: The clip (float waveform in -1..1; clipped beyond).
+    """
     pcm = np.clip(np.round(audio.waveform * 32767.0), -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
@@ -246,6 +251,11 @@ def read_video(path: str | os.PathLike[str]) -> Video:
 def check_audio(processor: Any, audio: Audio, where: str) -> None:
     """Check that the processor's feature extractor takes this audio as it is.
 
+    Args:
+        processor: The model's processor.
+        audio: The clip.
+        where: Where the clip is (``"prompt 0 audio[1]"``), quoted in the error.
+
     Raises:
         MediaError: on a sample rate other than the extractor's (modprobe does not
             resample: resample with librosa or torchaudio first), or a clip longer than the
@@ -275,6 +285,15 @@ def check_media_placeholders(processor: Any, prompts: list[Any], texts: list[str
 
     The chat template writes one placeholder per clip; a mismatch means the question or
     context holds placeholders of its own, or the processor takes no such input.
+
+    Args:
+        processor: The model's processor (its placeholder tokens).
+        prompts: The batch's prompts.
+        texts: Their rendered texts, in the same order.
+
+    Raises:
+        MediaError: a prompt's clips and placeholders differ in number, or the processor
+            has no placeholder for a medium the prompt holds.
     """
     for i, (prompt, text) in enumerate(zip(prompts, texts)):
         for name, items in (("video", prompt.videos), ("audio", prompt.audio)):
@@ -299,6 +318,17 @@ def media_kwargs(processor: Any, prompts: list[Any]) -> dict[str, Any]:
     placeholders of all rows in order), at the feature extractor's sample rate (checked).
     Videos need the video extra; their soundtracks go in with them
     (``load_audio_from_video``), each slot's source given by ``audio_from_video_indices``.
+
+    Args:
+        processor: The model's processor.
+        prompts: The batch's prompts.
+
+    Returns:
+        Keyword arguments for the processor call (``audio``, ``videos`` and their options).
+
+    Raises:
+        MediaError: a clip the feature extractor cannot take, or videos without a video
+            processor.
     """
     out: dict[str, Any] = {}
     audio: list[np.ndarray] = []
@@ -327,6 +357,19 @@ def video_kwargs(processor: Any, prompts: list[Any], standalone: list[np.ndarray
 
     Within one prompt the chat message holds videos before audio clips, so the audio
     slots are, per prompt, its videos' soundtracks then its own clips.
+
+    Args:
+        processor: The model's processor.
+        prompts: The batch's prompts.
+        standalone: The waveforms of the prompts' own audio clips, in prompt order.
+
+    Returns:
+        The processor's video arguments (frames, fps) and the audio slots with their
+        sources.
+
+    Raises:
+        MediaError: a batch mixing video soundtracks with silent videos or separate clips,
+            or videos of different frame rates.
     """
     tracks = [v.audio is not None for p in prompts for v in p.videos]
     if any(tracks) and (not all(tracks) or any(p.audio for p in prompts)):

@@ -197,6 +197,14 @@ def answer_attention_rows(
 
     Returns:
         `batch head seq` float32 probabilities (each row sums to 1).
+
+    Args:
+        query: `batch head seq dim`, post-rotary.
+        key: `batch kv_head seq dim`, post-rotary.
+        positions: `batch` query index of each row.
+        scaling: The attention module's ``scaling``.
+        mask: The mask passed to the kernel (None: rebuilt causal).
+        **options: ``attention_mask``, ``sliding_window``, ``chunk_size``, ``softcap``.
     """
     return torch.softmax(
         answer_attention_scores(query, key, positions, scaling, mask, **options), dim=-1)
@@ -237,7 +245,15 @@ def attention_scores_to_log_mass(
 def span_one_hot(
     spans: ModalitySpans | torch.Tensor, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """`batch seq span` indicator from spans (or pass an indicator through)."""
+    """`batch seq span` indicator from spans (or pass an indicator through).
+
+    Args:
+        spans: The batch's :class:`~modprobe.spans.ModalitySpans`, or an indicator.
+        dtype: The indicator's dtype.
+
+    Returns:
+        `batch seq span` in :data:`~modprobe.spans.SPAN_NAMES` order.
+    """
     if isinstance(spans, ModalitySpans):
         return spans.one_hot(dtype)
     return spans.to(dtype)

@@ -23,7 +23,18 @@ class InterventionError(ModprobeError, ValueError):
 
 
 def check_layers(layers: Iterable[int], n_layers: int) -> list[int]:
-    """Sorted, distinct decoder layers, refused when one is out of range."""
+    """Sorted, distinct decoder layers, refused when one is out of range.
+
+    Args:
+        layers: The decoder layers asked for.
+        n_layers: How many decoder layers the model has.
+
+    Returns:
+        The layers, sorted, each once.
+
+    Raises:
+        InterventionError: no layer, or one outside ``0..n_layers-1``.
+    """
     out = sorted({int(i) for i in layers})
     bad = [i for i in out if i < 0 or i >= n_layers]
     if not out or bad:
@@ -86,7 +97,16 @@ def encode_batch(loaded: Any, prompts_or_batch: Any) -> dict[str, Any]:
 
 
 def clean_logits(loaded: Any, batch: Mapping[str, Any], positions: torch.Tensor) -> torch.Tensor:
-    """`batch vocab` the model's own logits at ``positions`` (no intervention)."""
+    """`batch vocab` the model's own logits at ``positions`` (no intervention).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: An encoded batch.
+        positions: `batch` position of each row to read (the answer positions).
+
+    Returns:
+        The logits, one row per batch row.
+    """
     model = loaded.model
     kwargs, logit_positions = logit_setup(loaded, batch, positions)
     with torch.no_grad(), model.trace(**kwargs):

@@ -30,7 +30,18 @@ from modprobe.spans import SPAN_NAMES, ModalitySpans
 
 
 def span_keys(spans: ModalitySpans, span: str) -> torch.Tensor:
-    """`batch seq` booleans: the keys of ``span``; refused when a row has none."""
+    """`batch seq` booleans: the keys of ``span``; refused when a row has none.
+
+    Args:
+        spans: The batch's spans.
+        span: One of :data:`~modprobe.spans.SPAN_NAMES`.
+
+    Returns:
+        The span's token mask.
+
+    Raises:
+        InterventionError: an unknown span, or a row without its tokens.
+    """
     if span not in SPAN_NAMES:
         raise InterventionError(f"unknown span {span!r}; choose one of {', '.join(SPAN_NAMES)}")
     keys = spans.mask(span)
@@ -105,6 +116,16 @@ def knockout_trace(
     """`batch vocab` logits at ``positions`` with ``blocked`` keys cut off at ``layers``.
 
     One nnsight trace; the model runs its own kernel with the replaced mask.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        inputs: An encoded batch.
+        positions: `batch` query position of each row (the answer positions).
+        blocked: `batch seq` keys the query position may no longer attend.
+        layers: The decoder layers where they are blocked.
+
+    Returns:
+        The logits under the knockout, one row per batch row.
     """
     model, adapter = loaded.model, loaded.adapter
     check_attention_capture(loaded)

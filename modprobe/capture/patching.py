@@ -42,6 +42,11 @@ def corresponding_positions(
     Returns:
         ``(rows, target_positions, source_positions)`` flat int64 tensors.
 
+    Args:
+        target: Spans of the run that is patched.
+        source: Spans of the run the values come from, row for row with ``target``.
+        site: ``"all"``, ``"answer"`` or a span name (:data:`PATCH_SITES`).
+
     Raises:
         InterventionError: the site is unknown, the batches differ in size, or a row's
             positions do not correspond.
@@ -72,7 +77,16 @@ def corresponding_positions(
 
 
 def residual_stream(loaded: Any, batch: Mapping[str, Any], layers: Sequence[int]) -> dict[int, torch.Tensor]:
-    """`batch seq hidden` output of each of ``layers`` (one trace, no intervention)."""
+    """`batch seq hidden` output of each of ``layers`` (one trace, no intervention).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: An encoded batch.
+        layers: The decoder layers to read.
+
+    Returns:
+        ``{layer: `batch seq hidden` output}``.
+    """
     model = loaded.model
     envoys = loaded.adapter.decoder_layers(model)
     saved: dict[int, Any] = {}
@@ -157,6 +171,16 @@ def restored_share(
 
     ``(d_patched - d_target) / (d_source - d_target)`` with ``d = logit[a] - logit[b]``:
     0 when the patch changes nothing, 1 when it gives the source's difference.
+
+    Args:
+        patched: `batch vocab` logits of the patched target run.
+        target: `batch vocab` logits of the target run unpatched.
+        source: `batch vocab` logits of the source run.
+        pair: ``(a, b)`` token ids whose logit difference is compared.
+
+    Returns:
+        The share per row (``nan`` or ``inf`` where source and target have the same
+        difference).
     """
     a, b = pair
 

@@ -106,6 +106,13 @@ def generation_position_ids(module: torch.nn.Module, inputs: dict[str, Any]) -> 
     numberings change the distances between image and text. Models with multimodal
     rotary positions (Qwen-VL's ``get_rope_index``) already build them from the mask, so
     they get None (no override), as does a batch that brings its own ``position_ids``.
+
+    Args:
+        module: The torch model (its forward's parameters and inner model).
+        inputs: The forward's keyword arguments.
+
+    Returns:
+        The position ids, or None where the forward's own are kept.
     """
     mask = inputs.get("attention_mask")
     if mask is None or "position_ids" in inputs:
@@ -125,6 +132,13 @@ def forward_kwargs(loaded: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
     The adapter's model inputs, no KV cache (one forward pass, nothing to keep), and
     generation-style position ids (:func:`generation_position_ids`).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: A processor batch (``loaded.encode``'s).
+
+    Returns:
+        The keyword arguments for the model's forward (or its nnsight trace).
     """
     kwargs = dict(loaded.adapter.model_inputs(batch, loaded.module))
     kwargs.setdefault("use_cache", False)
@@ -233,6 +247,13 @@ def skipped_layers(loaded: Any, inputs: dict[str, Any]) -> set[int]:
     Mllama runs its cross-attention layers only when there are image features to attend
     to; in a text-only batch the residual stream passes them unchanged, so their lens is
     the previous layer's.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        inputs: The forward's inputs (pixel values or not).
+
+    Returns:
+        Indices of the layers skipped (empty when the batch has images).
     """
     if inputs.get("pixel_values") is not None or inputs.get("cross_attention_states") is not None:
         return set()

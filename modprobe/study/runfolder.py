@@ -283,7 +283,7 @@ def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
 
     Args:
         path: A CSV or Parquet table.
-        text: Columns read as text whatever they hold (answers such as ``"1"``).
+        text: Columns read as text whatever they hold (an id ``0001`` stays ``"0001"``).
 
     Returns:
         The table.
