@@ -71,8 +71,19 @@ def image_only_processor_class(processor_class: type) -> type:
         @classmethod
         def from_args_and_dict(cls, args: Any, processor_dict: dict[str, Any],
                                **kwargs: Any) -> Any:
-            # from_pretrained loads the listed sub-processors (no video processor) and
-            # passes them positionally: put None where the parent's __init__ expects one.
+            """The processor from its sub-processors, with None for the video processor.
+
+            from_pretrained loads the listed sub-processors (no video processor) and
+            passes them positionally: None goes where the parent's __init__ expects one.
+
+            Args:
+                args: The sub-processors, in the order of the listed attributes.
+                processor_dict: The processor's saved configuration.
+                **kwargs: transformers' loading options, passed on.
+
+            Returns:
+                The processor.
+            """
             loaded = dict(zip([a for a in full if a != "video_processor"], args))
             args = [loaded.get(name) for name in full]
             return super().from_args_and_dict(args, processor_dict, **kwargs)

@@ -150,6 +150,10 @@ class Run:
 
         Returns:
             What the kind's analysis returns (for a study: summary and figures).
+
+        Args:
+            folder: Where the analysis is written (created if needed).
+            options: The analysis options.
         """
         if self.kind.analyze is None:
             raise StudyError(f"{self.path} is a {self.kind.name} run: it has no analysis to "

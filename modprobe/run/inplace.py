@@ -30,6 +30,20 @@ def analyze_folder(run: str | Path, n_bootstrap: int | None = None, seed: int | 
     manifest's ``analysis`` entry, so the folder says how its summary was computed
     (``modprobe.load_run(run).reanalyze(...)`` writes beside the run's own analysis instead).
 
+    Args:
+        run: The run folder.
+        n_bootstrap: Bootstrap replicates.
+        seed: Seed of the bootstrap.
+        figures: Draw the figures again.
+        axis: Uncertainty axis, ``rel`` or ``abs``.
+        entropy_floor: Floor on entropies (nats) before the axis is computed.
+        balance_estimate: How the balance point is estimated (see
+            :class:`~modprobe.study.driver.AnalysisOptions`).
+        all_conflicts: Keep every conflict (skip the paper's correctness filter).
+
+    Returns:
+        ``(summary, figure paths)``.
+
     Raises:
         StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
@@ -54,6 +68,18 @@ def analyze_interference_folder(run: str | Path, n_bootstrap: int | None = None,
     so the result equals the run's summary unless one is changed. The options used are
     recorded in the manifest's ``analysis`` entry
     (``modprobe.load_run(run).reanalyze(...)`` writes beside the run's own analysis instead).
+
+    Args:
+        run: The interference run folder.
+        n_bootstrap: Bootstrap replicates.
+        seed: Seed of the bootstrap.
+        figures: Draw the figures again.
+
+    Returns:
+        ``(summary, report, attention shift, figure paths)``.
+
+    Raises:
+        StudyError: ``run`` is not a finished run folder, or an option is out of range.
     """
     from modprobe.io import write_json
 

@@ -353,7 +353,15 @@ class RunDriver:
                        capture: Callable[[Sequence[Any]], Mapping[str, Any]],
                        progress: bool, on_chunk: Callable[[int], None] | None,
                        shard: Shard | None = None) -> None:
-        """The chunk loop: capture and write this shard's unfinished chunks, in order."""
+        """The chunk loop: capture and write this shard's unfinished chunks, in order.
+
+        Args:
+            chunks: The run's items, chunk by chunk.
+            capture: Captures one chunk's items and returns its files by name.
+            progress: Show a progress bar.
+            on_chunk: Called with the chunk index after each chunk is written.
+            shard: The chunks this process captures (None: all).
+        """
         from tqdm.auto import tqdm
 
         shard = shard or Shard()  # the whole run

@@ -29,6 +29,12 @@ def check_run_folder(out: str | Path, resume: bool,
 
     Writes nothing, so a runner calls it first and refuses bad input with no trace.
 
+    Args:
+        out: The run folder.
+        resume: Whether the run resumes the one in ``out``.
+        kind: The kind of run (``"interference"``); a resumed run of another kind is
+            refused (None: any).
+
     Raises:
         StudyError: ``out`` is a file, cannot be written, is not empty without
             ``resume``, holds no run to resume, or a run of another ``kind``.

@@ -64,9 +64,24 @@ def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
 
 
 def run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int, translators: Any = None,
-               ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Capture one chunk of items under the three conditions."""
+              top_k: int, translators: Any = None,
+              ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Capture one chunk of items under the three conditions.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        dataset: The conflict dataset (builds each item's prompts).
+        items: The chunk's items.
+        candidates: The candidate answers the lens scores.
+        top_k: Lens top tokens kept per layer.
+        translators: The tuned lens's translators (None: logit lens only).
+
+    Returns:
+        ``(items, layers, attention mass, candidates, tuned layers)``: one items row per
+        item (answers, entropies, correctness per condition), the lens rows, the `item
+        condition layer head span` mass, the candidates' final scores, and the tuned lens's
+        rows (None without translators).
+    """
     from modprobe.capture import capture
 
     parts = [dataset.prompts(item) for item in items]
@@ -121,8 +136,22 @@ def run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[
 
 
 def chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-                 top_k: int, translators: Any = None, causal: bool = False) -> dict[str, Any]:
-    """One chunk's files, the marker (``items.csv``) last."""
+                top_k: int, translators: Any = None, causal: bool = False) -> dict[str, Any]:
+    """One chunk's files, the marker (``items.csv``) last.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        dataset: The conflict dataset.
+        items: The chunk's items.
+        candidates: The candidate answers.
+        top_k: Lens top tokens kept per layer.
+        translators: The tuned lens's translators (None: logit lens only).
+        causal: Add the knockout and patching files.
+
+    Returns:
+        Frames and arrays by file name, in the order :func:`~modprobe.study.runfolder.write_chunk`
+        writes them.
+    """
     items_frame, layers_frame, mass, cand_frame, tuned = run_chunk(
         loaded, dataset, items, candidates, top_k, translators)
     files: dict[str, Any] = {"attention_mass.npy": mass, "layers.csv": layers_frame,

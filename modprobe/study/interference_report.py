@@ -30,6 +30,14 @@ def attention_long(mass: np.ndarray, items: pd.DataFrame,
 
     ``span_names`` names the span axis (default: this version's ``SPAN_NAMES``; a run
     written before the context span existed has ``LEGACY_SPAN_NAMES``).
+
+    Args:
+        mass: `row layer head span` attention mass, rows as in ``items``.
+        items: The run's items table (ids and perturbations of the rows).
+        span_names: The span axis of ``mass`` (None: told from its width).
+
+    Returns:
+        One row per item row x layer x span.
     """
     mean = mass.mean(axis=2)
     rows, layers, width = mean.shape

@@ -33,6 +33,13 @@ def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
 
     The ``cluster`` column comes along when the run has one (datasets that label their
     items' clusters, as the generator does).
+
+    Args:
+        items: The run's items table.
+        model_name: The model's name (the table's ``model`` column).
+
+    Returns:
+        A prediction table :func:`~modprobe.analysis.analyze_following` reads.
     """
     columns = ["h_text", "h_vision", "y_text", "y_vision", "y_multi", "group",
                "correct_text", "correct_vision"]
@@ -50,6 +57,14 @@ def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
     Y_t and Y_v are the model's own text-only and vision-only answers. Their lens logits
     are known when they are among the candidate answers scored at every layer; for an
     item whose answer is not a candidate (or with Y_t == Y_v) the column is NaN.
+
+    Args:
+        items: The run's items table (answers per condition).
+        layers: The run's lens table.
+        condition: The condition whose lens is read.
+
+    Returns:
+        The differences, `layer item`.
     """
     part = layers[layers["condition"] == condition]
     num_layers = int(part["layer"].max()) + 1
@@ -65,7 +80,16 @@ def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
 
 
 def layer_top1(items: pd.DataFrame, layers: pd.DataFrame, condition: str = "multi") -> list[list[str]]:
-    """Per item, the lens top-1 token of every layer (ordered by layer)."""
+    """Per item, the lens top-1 token of every layer (ordered by layer).
+
+    Args:
+        items: The run's items table (its ids give the order).
+        layers: The run's lens table.
+        condition: The condition whose lens is read.
+
+    Returns:
+        One list of tokens per item, in the items' order (empty for an item without rows).
+    """
     part = layers[layers["condition"] == condition].sort_values(["id", "layer"])
     tokens = part.groupby("id", sort=False)["top1_token"].apply(
         lambda s: [str(t) for t in s]).to_dict()

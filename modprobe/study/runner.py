@@ -167,19 +167,19 @@ def _check_config(config: StudyConfig) -> None:
     """Refuse options that cannot give a meaningful run, naming the CLI option."""
     from modprobe.checks import check_dtype
 
-    def integer(option: str, value: Any, least: int) -> None:
+    def _integer(option: str, value: Any, least: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             what = "a positive integer" if least == 1 else f"an integer >= {least}"
             raise StudyError(f"{option} must be {what}, got {value!r}")
 
-    integer("--batch-size", config.batch_size, 1)
-    integer("--top-k", config.top_k, 1)
-    integer("--seed", config.seed, 0)
-    integer("--data-seed", config.data_seed, 0)
+    _integer("--batch-size", config.batch_size, 1)
+    _integer("--top-k", config.top_k, 1)
+    _integer("--seed", config.seed, 0)
+    _integer("--data-seed", config.data_seed, 0)
     if config.limit is not None:
-        integer("--limit", config.limit, 1)
+        _integer("--limit", config.limit, 1)
     if config.groups is not None:
-        integer("--groups", config.groups, 1)
+        _integer("--groups", config.groups, 1)
         if config.data is not None:
             raise StudyError("--groups sets the size of the generated dataset, so it applies "
                              "only without --data; drop one of them")
