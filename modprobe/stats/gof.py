@@ -59,6 +59,7 @@ class GoodnessOfFit:
 
     @property
     def rejected(self) -> bool:
+        """Whether the test rejects the fit at level ``alpha``."""
         return self.verdict == REJECTED
 
     def describe(self) -> str:

@@ -53,7 +53,18 @@ def _draw(law: str, n: int, clustered: bool,
 
 def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
                  seed: int) -> Iterator[str]:
-    """One table row per (law, clustered, n): coverage of both intervals."""
+    """The balance-point coverage table, one Markdown row per (law, clustered, n).
+
+    Args:
+        n_datasets: Datasets drawn per row.
+        sizes: Items per dataset (one row per size).
+        n_bootstrap: Bootstrap replicates of each fit.
+        seed: Seed of the datasets (each fit's bootstrap is seeded by its dataset index).
+
+    Yields:
+        The header, the separator, then per row the logistic and monotone intervals'
+        coverage of the planted balance point and the median monotone estimate.
+    """
     yield ("| law | clusters | n | logistic coverage | monotone coverage | "
            "median monotone estimate (truth) |")
     yield "|---|---|---|---|---|---|"
@@ -76,9 +87,18 @@ def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
 
 
 def replicate_rows(n_datasets: int, seed: int) -> list[str]:
-    """The logistic balance point with 8 clusters (n = 500) by bootstrap replicates:
-    the expanded percentiles lie in the tails, where 400 replicates leave a bound on
-    two or three of them."""
+    """Coverage of the logistic balance point with 8 clusters (n = 500), by replicates.
+
+    The expanded percentiles lie in the tails, where 400 replicates leave a bound on two
+    or three of them; the table compares 400 with the default number.
+
+    Args:
+        n_datasets: Datasets drawn (each analysed with both numbers of replicates).
+        seed: Seed of the datasets.
+
+    Returns:
+        Markdown lines: header, separator, one row per number of replicates.
+    """
     rows = ["| replicates | logistic coverage |", "|---|---|"]
     rng = np.random.default_rng(seed)
     covered = np.zeros(2)
@@ -94,9 +114,20 @@ def replicate_rows(n_datasets: int, seed: int) -> list[str]:
 
 def cluster_rows(n_datasets: int, seed: int,
                  n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
-    """Coverage of `mean_interval` on clusters of 10-39 items: 0/1 values from
-    beta-binomial clusters, paired differences and counts, these also on unequal
-    clusters of 2-79 items (``n_datasets`` per row), with the median interval width."""
+    """Coverage and median width of `mean_interval` with 8 and 12 clusters.
+
+    Rows: 0/1 values from beta-binomial clusters of 10-39 items, then paired
+    differences and counts (`OTHER_ROWS`), these also on unequal clusters of 2-79 items.
+
+    Args:
+        n_datasets: Datasets drawn per row.
+        seed: Seed of the datasets.
+        n_bootstrap: Bootstrap replicates of the 0/1 rows' intervals (the other rows
+            use the default).
+
+    Returns:
+        Markdown lines: header, separator, one row per quantity and number of clusters.
+    """
     rows = [("| clusters | quantity | cluster sizes | intra-cluster correlation | coverage "
              "| median width |"), "|---|---|---|---|---|---|"]
     rng = np.random.default_rng(seed)
@@ -133,13 +164,14 @@ OTHER_ROWS = [(kind, skew, sizes) for kind in ("paired difference", "count")
 def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
                     rng: np.random.Generator,
                     size_range: tuple[int, int]) -> tuple[float, float]:
-    """Coverage and median width of `mean_interval` (studentised cluster bootstrap) for
-    values that are not 0/1, on clusters whose sizes are drawn uniformly from
-    ``size_range`` (end excluded). Paired differences in {-1, 0, +1} with Beta P(+1)
-    and P(-1) per cluster: moderate, means 0.2 and 0.1, intra-cluster correlation 0.1
-    (truth 0.1); strong, means 0.1 and 0.02, correlation 0.2 (truth 0.08). Counts
-    Poisson with a Gamma rate of mean 1.5 per cluster: moderate, shape 2; strong,
-    shape 1 (exponential)."""
+    """Coverage and median width of `mean_interval` for values that are not 0/1.
+
+    Clusters' sizes are drawn uniformly from ``size_range`` (end excluded). Paired
+    differences in {-1, 0, +1} with Beta P(+1) and P(-1) per cluster: moderate, means
+    0.2 and 0.1, intra-cluster correlation 0.1 (truth 0.1); strong, means 0.1 and 0.02,
+    correlation 0.2 (truth 0.08). Counts Poisson with a Gamma rate of mean 1.5 per
+    cluster: moderate, shape 2; strong, shape 1 (exponential).
+    """
     covered, widths = 0, []
     for d in range(n_datasets):
         sizes = rng.integers(*size_range, n_clusters)
