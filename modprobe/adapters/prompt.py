@@ -38,9 +38,9 @@ class Prompt:
         question: The question, e.g. ``"What color is the circle? Please use one word..."``.
         context: Textual description placed between the media and the question.
         images: Images shown before the text (most studies use exactly one).
-        videos: Videos (:class:`~modprobe.adapters.media.Video`, ``(frames, fps)`` or a
+        videos: Videos (:class:`~modprobe.adapters.clips.Video`, ``(frames, fps)`` or a
             file path); a video's soundtrack goes in with it (interleaved by Qwen2.5-Omni).
-        audio: Audio clips (:class:`~modprobe.adapters.media.Audio`,
+        audio: Audio clips (:class:`~modprobe.adapters.clips.Audio`,
             ``(waveform, sampling_rate)`` or a file path).
     """
 
