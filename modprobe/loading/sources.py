@@ -23,6 +23,7 @@ ALIASES: dict[str, str] = {
 LOCAL_ALIASES: dict[str, Path] = {
     "organism": Path(__file__).resolve().parents[1] / "organism" / "checkpoint",
     "av-organism": Path(__file__).resolve().parents[1] / "organism" / "av_checkpoint",
+    "av-organism-shortcut": Path(__file__).resolve().parents[1] / "organism" / "av_shortcut_checkpoint",
 }
 
 

@@ -27,8 +27,7 @@ AV_CHECKPOINT_DIR: Path = LOCAL_ALIASES["av-organism"]
 #: Folder of the shortcut audio-visual organism: the same thinker trained only on clips
 #: whose sound is the shape's partner (``modprobe.organism.av.SHORTCUT_RECIPE``), so it
 #: answers many visual questions from the sound; the ``av-organism-shortcut`` alias points
-#: here once this package is imported (``docs/mma.md``).
-AV_SHORTCUT_DIR: Path = Path(__file__).resolve().parent / "av_shortcut_checkpoint"
-LOCAL_ALIASES.setdefault("av-organism-shortcut", AV_SHORTCUT_DIR)
+#: here (``docs/mma.md``).
+AV_SHORTCUT_DIR: Path = LOCAL_ALIASES["av-organism-shortcut"]
 
 __all__ = ["AV_CHECKPOINT_DIR", "AV_SHORTCUT_DIR", "CHECKPOINT_DIR"]
