@@ -50,8 +50,13 @@ def load_remote(source: str, name: str, remote: bool | str, load_local: Callable
         raise ModprobeError(f"remote=True runs on NDIF, which only runs hub models it hosts; "
                             f"{source!r} is a local folder. Pass the hub id, or "
                             "remote='local' to check the traces here")
+    import nnsight
     from nnsight.modeling.transformers import TransformersModel
 
+    # NDIF has torch, transformers and nnsight but not modprobe; nnsight ships by value
+    # only the modules it finds outside site-packages, so a pip-installed modprobe (whose
+    # helpers run inside the capture's trace) must be registered to travel with each trace.
+    nnsight.register("modprobe")
     if remote == "local":
         local = load_local(source, device=device, dtype=dtype,
                            attn_implementation=attn_implementation)
