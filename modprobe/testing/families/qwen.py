@@ -111,7 +111,7 @@ def qwen3_vl() -> tuple[Any, Any]:
     )
 
     from modprobe.loading import image_only_processor_class
-    from modprobe.testing.tiny import QWEN_CHAT_TEMPLATE, qwen_tokenizer
+    from modprobe.testing.tiny_processors import QWEN_CHAT_TEMPLATE, qwen_tokenizer
 
     tok = qwen_tokenizer()
     text = {**TEXT, **token_config_ids(tok), "rope_parameters": {
