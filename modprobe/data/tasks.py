@@ -16,14 +16,14 @@ Two formats:
 
 On disk a task folder is ``items.jsonl`` (+ the images it names + optional
 ``dataset.json``), one JSON object per line; see ``docs/interference.md``. Validation
-reports every problem at once with line and field, as the conflict schema does.
+(:mod:`modprobe.data.task_schema`) reports every problem at once with line and field, as
+the conflict schema does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -34,32 +34,42 @@ from PIL import Image
 
 from modprobe.data.choice import LETTERS, format_choices, read_choice
 from modprobe.data.dataset import read_info
-from modprobe.data.schema import (
-    _TYPE_NAMES,
-    DatasetError,
-    FieldError,
-    _describe,
-    _image_problem,
-    _type_ok,
-    id_problem,
-    parse_jsonl,
-    text_problem,
+from modprobe.data.schema import DatasetError, FieldError, parse_jsonl
+from modprobe.data.task_schema import (
+    FORMATS,
+    OPTIONAL,
+    RELEVANT,
+    REQUIRED,
+    SCHEMA_DOC,
+    TEMPLATE_FIELDS,
+    check_task_record,
+    option_key,
+    task_item_problems,
+    template_problem,
 )
 from modprobe.io import write_bytes
 
-#: Which modality carries the answer.
-RELEVANT: tuple[str, ...] = ("image", "text")
-#: Answer formats.
-FORMATS: tuple[str, ...] = ("open", "choice")
+__all__ = [
+    "FORMATS",
+    "OPTIONAL",
+    "RELEVANT",
+    "REQUIRED",
+    "SCHEMA_DOC",
+    "TEMPLATE_FIELDS",
+    "UNREADABLE",
+    "TaskItem",
+    "TaskSet",
+    "load_tasks",
+    "parse_tasks",
+    "read_choice",
+    "seeded_rng",
+    "task_item_problems",
+    "template_problem",
+    "write_tasks",
+]
+
 #: The category of an answer that names no option, or two different ones.
 UNREADABLE = "unreadable"
-#: Where the task schema is documented (named in validation errors).
-SCHEMA_DOC = "docs/interference.md, Task items"
-
-REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str, "relevant": str}
-OPTIONAL: dict[str, type] = {"image": str, "context": str, "options": list, "format": str,
-                             "subject": str, "cluster": str, "task": str,
-                             "misleading_template": str}
 
 
 @dataclass
@@ -155,7 +165,7 @@ class TaskItem:
         from modprobe.answers import normalize_answer
 
         if self.format == "choice":
-            return next(o for o in self.options or [] if _key(o) == _key(self.answer))
+            return next(o for o in self.options or [] if option_key(o) == option_key(self.answer))
         return str(normalize_answer(self.answer))
 
     def target(self) -> str:
@@ -199,81 +209,6 @@ def seeded_rng(seed: int, *keys: str | int) -> np.random.Generator:
         words += [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.default_rng(np.random.SeedSequence(words))
 
-
-def task_item_problems(item: TaskItem | Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(field, message)`` for every inconsistency of an item (empty when it is fine)."""
-    get = item.get if isinstance(item, Mapping) else (lambda k, d=None: getattr(item, k, d))
-    problems: list[tuple[str, str]] = []
-    problem = id_problem(get("id"))
-    if problem:
-        problems.append(("id", problem))
-    problems += [(name, text_problem(get(name)))  # type: ignore[misc]
-                 for name in ("question", "answer", "context", "subject", "cluster", "task",
-                              "misleading_template")
-                 if isinstance(get(name), str) and text_problem(get(name))]
-    relevant, fmt, options = get("relevant"), get("format") or "open", get("options")
-    if relevant not in RELEVANT:
-        problems.append(("relevant", f"unknown value {relevant!r}; use image or text"))
-    if fmt not in FORMATS:
-        problems.append(("format", f"unknown value {fmt!r}; use open or choice"))
-    if options is not None:
-        if not options or not all(isinstance(o, str) and o.strip() for o in options):
-            problems.append(("options", "must be a non-empty list of non-empty strings"))
-        elif len({_key(o) for o in options}) != len(options):
-            problems.append(("options", f"holds the same option twice: {options}"))
-        elif len(options) > len(LETTERS):
-            problems.append(("options", f"at most {len(LETTERS)} options"))
-        elif _key(get("answer") or "") not in {_key(o) for o in options}:
-            problems.append(("answer", (f"gold answer {get('answer')!r} is not among the "
-                                       f"options {options}; the gold must be one of them")))
-    if fmt == "choice" and options is None:
-        problems.append(("options", "a multiple-choice item needs its options"))
-    has_image = get("image") is not None or get("image_file") is not None
-    if relevant == "image" and not has_image:
-        problems.append(("image", ("missing, but the relevant modality is image: an "
-                                  "image-heavy item needs its image")))
-    if relevant == "text" and not (get("context") or "").strip():
-        problems.append(("context", ("missing or empty, but the relevant modality is text: a "
-                                    "text-heavy item needs its description")))
-    template = get("misleading_template")
-    if template is not None:
-        problem = template_problem(template)
-        if problem:
-            problems.append(("misleading_template", problem))
-    return problems
-
-
-#: The fields a misleading template may name.
-TEMPLATE_FIELDS: tuple[str, ...] = ("option", "subject")
-
-
-def template_problem(template: str) -> str | None:
-    """What is wrong with a misleading template, or None when it formats.
-
-    A brace without its pair, a field other than ``{option}`` and ``{subject}``, or no
-    ``{option}`` at all.
-    """
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template)
-                 if name is not None]
-    except ValueError as err:
-        return (f"{template!r} is not a template ({err}); write a literal brace twice "
-                "({{ or }})")
-    unknown = [name for name in names if name not in TEMPLATE_FIELDS]
-    if unknown:
-        return (f"{template!r} names the unknown field {{{unknown[0]}}}; use only {{option}} "
-                "(the wrong option) and {subject} (the asked object)")
-    if "option" not in names:
-        return "must contain {option}"
-    try:
-        template.format(option="red", subject="circle")
-    except (ValueError, TypeError) as err:  # a bad conversion or format spec: {option!x}
-        return f"{template!r} does not format ({err}); write {{option}} and {{subject}} plainly"
-    return None
-
-
-def _key(text: str) -> str:
-    return " ".join(str(text).casefold().split()).strip(".!?,;: ")
 
 
 # ------------------------------------------------------------------ task folders
@@ -320,33 +255,9 @@ def parse_tasks(text: str, root: Path | None, file: str = "items.jsonl",
     Returns:
         The valid items and the problems of every line.
     """
-    return parse_jsonl(text, file, lambda record, number: _check_record(record, number, root,
+    return parse_jsonl(text, file, lambda record, number: check_task_record(record, number, root,
                                                                         file),
                        _from_record)
-
-
-def _check_record(record: Any, line: int, root: Path | None, file: str) -> list[FieldError]:
-    if not isinstance(record, dict):
-        return [FieldError(file, line, None, f"expected a JSON object, got {_describe(record)}")]
-    errors: list[FieldError] = []
-    for name, expected in {**REQUIRED, **OPTIONAL}.items():
-        if name not in record:
-            if name in REQUIRED:
-                errors.append(FieldError(file, line, name, "missing"))
-            continue
-        if not _type_ok(record[name], expected):
-            errors.append(FieldError(file, line, name, f"expected {_TYPE_NAMES[expected]}, "
-                                                       f"got {_describe(record[name])}"))
-    if errors:
-        return errors
-    errors += [FieldError(file, line, name, f"item {record['id']!r}: {message}"
-                          if name == "misleading_template" else message)
-               for name, message in task_item_problems(record)]
-    if "image" in record:
-        problem = _image_problem(record["image"], root)
-        if problem:
-            errors.append(FieldError(file, line, "image", problem))
-    return errors
 
 
 def _from_record(record: dict[str, Any]) -> TaskItem:
