@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from modprobe.bench.child import ChildResult
 
 if TYPE_CHECKING:
-    from modprobe.bench.capture import CaptureBenchOptions
+    from modprobe.bench.capture_options import CaptureBenchOptions
 
 #: Targets of the capture's overhead and of its saving over the naive route.
 TARGET_CAPTURE_OVER_BARE_TIME = 1.15
