@@ -27,11 +27,10 @@ CHECKED += [p for p in (*sorted((ROOT / "analysis" / "following").glob("*.py")),
                         *(ROOT / "stats" / f"{m}.py" for m in ("binning", "gof", "logistic",
                                                                 "monotone", "resample")))
             if p.name != "oscillation.py"]
-# Fine-tuning, data, benchmarks, test models, perturbations and the sabotage analysis
-# (the clip modules of data/ are not brought to the rules yet).
+# Fine-tuning, data, benchmarks, test models, perturbations and the sabotage analysis.
 CHECKED += [p for package in ("finetune", "data", "bench", "testing", "perturb",
                               "analysis/sabotage")
-            for p in sorted((ROOT / package).rglob("*.py")) if not p.name.startswith("clips")]
+            for p in sorted((ROOT / package).rglob("*.py"))]
 CHECKED += [ROOT / "analysis" / f"{m}.py" for m in ("__init__", "_arrays", "table")]
 
 

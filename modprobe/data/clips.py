@@ -1,5 +1,4 @@
-"""Audio-visual clips for the MMA study: a seeded synthetic generator, the folder layout
-and its validator.
+"""Audio-visual clip folders for the MMA study: the layout, its validator, a synthetic generator.
 
 A clip folder holds ``clips.jsonl``, one JSON object per clip, and the files it names::
 
@@ -72,7 +71,15 @@ class Clip:
     cluster: str | None = None
 
     def load(self, root: str | Path) -> Video:
-        """The clip's frames with its soundtrack (the ``audio`` file, else the video's)."""
+        """The clip's frames with its soundtrack (the ``audio`` file, else the video's).
+
+        Args:
+            root: The clip folder the paths are relative to.
+
+        Returns:
+            The frames (a frame folder played at ``fps``, 1 frame/s without one) with the
+            soundtrack, or None as the soundtrack when neither file has one.
+        """
         root = Path(root)
         path = root / self.video
         if path.is_dir():
@@ -87,7 +94,20 @@ class Clip:
 
 def render_frames(visual_class: str, rng: np.random.Generator, n_frames: int,
                   size: int) -> np.ndarray:
-    """`frames size size 3` uint8: the class's shape moving in a straight line."""
+    """Frames of a class's shape moving in a straight line over a grey background.
+
+    The shape's radius (18-26% of the side) and its start and end points are drawn from
+    ``rng``; the frames are evenly spaced along the path.
+
+    Args:
+        visual_class: A key of :data:`VISUAL_CLASSES` (the shape; its colour comes with it).
+        rng: The generator the radius and the path are drawn from.
+        n_frames: Number of frames.
+        size: Side of the square frames in pixels.
+
+    Returns:
+        ``(n_frames, size, size, 3)`` uint8 RGB frames.
+    """
     color = VISUAL_CLASSES[visual_class]
     radius = size * rng.uniform(0.18, 0.26)
     start = rng.uniform(radius, size - radius, 2)
@@ -115,7 +135,17 @@ def render_frames(visual_class: str, rng: np.random.Generator, n_frames: int,
 
 def synth_audio(audio_class: str, rng: np.random.Generator, seconds: float,
                 rate: int = 16000) -> Audio:
-    """The class's sound: its base pitch (varied by up to a semitone) in its timbre."""
+    """The class's sound: its base pitch (varied by up to a semitone) in its timbre.
+
+    Args:
+        audio_class: A key of :data:`AUDIO_CLASSES`.
+        rng: The generator the pitch shift and the background noise are drawn from.
+        seconds: Duration.
+        rate: Sample rate in Hz.
+
+    Returns:
+        A mono float32 waveform scaled to peak at 0.5, with faint white noise in it.
+    """
     base, timbre = AUDIO_CLASSES[audio_class]
     freq = base * 2 ** (rng.uniform(-1, 1) / 12)
     t = np.arange(round(seconds * rate)) / rate
@@ -135,7 +165,24 @@ def synth_audio(audio_class: str, rng: np.random.Generator, seconds: float,
 
 def make_clip(seed: int, index: int, visual_class: str, audio_class: str, seconds: float = 2.0,
               fps: float = 4.0, size: int = 32, rate: int = 16000) -> Video:
-    """One synthetic clip: a pure function of its arguments."""
+    """One synthetic clip: a pure function of its arguments.
+
+    Frames and sound are drawn from one stream keyed by ``(seed, index)``
+    (:func:`modprobe.data.tasks.seeded_rng`), so a clip is the same in every process.
+
+    Args:
+        seed: The generator seed.
+        index: The clip's index (each index gets its own stream).
+        visual_class: The shape shown, a key of :data:`VISUAL_CLASSES`.
+        audio_class: The sound played, a key of :data:`AUDIO_CLASSES`.
+        seconds: Duration; the clip has ``round(seconds * fps)`` frames (at least one).
+        fps: Frame rate.
+        size: Side of the square frames in pixels.
+        rate: Audio sample rate in Hz.
+
+    Returns:
+        The frames with their soundtrack.
+    """
     rng = seeded_rng(seed, "clip", index)
     frames = render_frames(visual_class, rng, max(1, round(seconds * fps)), size)
     return Video(frames, fps, synth_audio(audio_class, rng, seconds, rate))
@@ -153,7 +200,10 @@ def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float =
         out: A new or empty folder.
         n: Number of clips.
         seed: The seed; the same arguments give the same files.
-        seconds, fps, size, rate: Duration, frame rate, frame side, audio sample rate.
+        seconds: Duration of each clip.
+        fps: Frame rate (written to ``clips.jsonl``).
+        size: Side of the square frames in pixels.
+        rate: Audio sample rate in Hz.
         video_format: ``"png"`` (frame folders + WAV, no extra needed) or ``"mp4"``
             (H.264 with an AAC soundtrack; needs the video extra).
         pairing: ``"balanced"``: every visual x audio class pairing in turn, so neither
@@ -161,7 +211,11 @@ def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float =
             (:data:`PARTNER_SOUNDS`), the shapes in turn.
 
     Returns:
-        The clips written.
+        The clips written, as listed in ``clips.jsonl``.
+
+    Raises:
+        ValueError: for an unknown ``video_format`` or ``pairing``.
+        FileExistsError: when ``out`` already holds files (nothing is overwritten).
     """
     out = Path(out)
     if video_format not in ("png", "mp4"):
@@ -197,7 +251,15 @@ def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float =
 
 
 def write_clip(path: str | Path, video: Video) -> None:
-    """Write a video file (H.264 frames, AAC soundtrack when the clip has one) with PyAV."""
+    """Write a video file (H.264 frames, AAC soundtrack when the clip has one) with PyAV.
+
+    Args:
+        path: The file to write, e.g. ``clips/c000.mp4`` (an existing file is replaced).
+        video: The uint8 RGB frames, frame rate and optional soundtrack.
+
+    Raises:
+        MediaError: when the video extra (PyAV, torchvision) is not installed.
+    """
     from fractions import Fraction
 
     from modprobe.adapters.media import require_video
@@ -232,41 +294,51 @@ def _check(record: Any, line: int, root: Path) -> list[FieldError]:
     """Problems of one ``clips.jsonl`` record (types, files, frame folders)."""
     errors: list[FieldError] = []
 
-    def error(name: str | None, message: str) -> None:
+    def _error(name: str | None, message: str) -> None:
         errors.append(FieldError(CLIPS_FILE, line, name, message))
 
     if not isinstance(record, dict):
-        error(None, f"expected a JSON object, got {_describe(record)}")
+        _error(None, f"expected a JSON object, got {_describe(record)}")
         return errors
     for name, kind in {**REQUIRED, **OPTIONAL}.items():
         if name not in record:
             if name in REQUIRED:
-                error(name, "missing required field")
+                _error(name, "missing required field")
             continue
         if not _type_ok(record[name], kind):
-            error(name, f"must be {_TYPE_NAMES[kind]}, got {_describe(record[name])}")
+            _error(name, f"must be {_TYPE_NAMES[kind]}, got {_describe(record[name])}")
     if errors:
         return errors
     video = root / record["video"]
     if video.is_dir():
         if not any(video.glob("frame_*.png")):
-            error("video", f"folder {record['video']} holds no frame_*.png files")
+            _error("video", f"folder {record['video']} holds no frame_*.png files")
         if not record.get("fps"):
-            error("fps", "a folder of frames needs its frame rate (fps)")
+            _error("fps", "a folder of frames needs its frame rate (fps)")
         if not record.get("audio"):
-            error("audio", "a folder of frames has no soundtrack: give an audio file")
+            _error("audio", "a folder of frames has no soundtrack: give an audio file")
     elif not video.is_file():
-        error("video", f"no such file or folder: {record['video']}")
+        _error("video", f"no such file or folder: {record['video']}")
     if record.get("audio") and not (root / record["audio"]).is_file():
-        error("audio", f"no such file: {record['audio']}")
+        _error("audio", f"no such file: {record['audio']}")
     fps = record.get("fps")
     if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        error("fps", f"must be a positive number, got {fps!r}")
+        _error("fps", f"must be a positive number, got {fps!r}")
     return errors
 
 
 def load_clips(root: str | Path) -> list[Clip]:
     """Read and validate a clip folder's ``clips.jsonl`` (every problem reported at once).
+
+    Each line must name its video (a file, or a folder of ``frame_*.png`` with ``fps`` and
+    an ``audio`` file) and its two classes, and the folder must hold at least two classes
+    of each kind (they are a question's options).
+
+    Args:
+        root: The clip folder.
+
+    Returns:
+        The clips, in file order (their files are checked, not read).
 
     Raises:
         DatasetError: listing each problem with its line and field.
@@ -292,7 +364,18 @@ def load_clips(root: str | Path) -> list[Clip]:
 
 
 def load_clip_video(root: str | Path, clip: Clip) -> Video:
-    """:meth:`Clip.load` with file problems reported as one line naming the clip."""
+    """A clip's frames and soundtrack, with any file problem reported as one line naming it.
+
+    Args:
+        root: The clip folder.
+        clip: One of its clips (from :func:`load_clips`).
+
+    Returns:
+        The clip as :meth:`Clip.load` reads it.
+
+    Raises:
+        MediaError: ``clip 'c003': ...`` when one of its files is unreadable or malformed.
+    """
     try:
         return clip.load(root)
     except (MediaError, OSError, ValueError) as err:

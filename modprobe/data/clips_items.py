@@ -59,6 +59,7 @@ class ClipItem:
     condition: str = "aligned"
 
     def __post_init__(self) -> None:
+        """Refuse a question that asks for neither the visual nor the audio class."""
         if self.ask not in PROMPT_TYPES:
             raise ValueError(f"ask must be one of {', '.join(PROMPT_TYPES)}, not {self.ask!r}")
 
@@ -80,6 +81,12 @@ class ClipItem:
             visual: ``"video"``: the frames as a video with the soundtrack in it (needs
                 the video extra); ``"image"``: the middle frame as an image and the
                 soundtrack as an audio clip (no torchvision needed).
+
+        Returns:
+            The prompt, with the caption (if any) as its context.
+
+        Raises:
+            ValueError: for a ``visual`` other than ``"video"`` and ``"image"``.
         """
         if visual == "video":
             return Prompt(self.question, context=self.caption, videos=[self.video])
@@ -92,7 +99,15 @@ class ClipItem:
         return Prompt(self.question, context=self.caption, images=[frame], audio=sound)
 
     def read(self, answer: Any) -> str:
-        """The option an answer names, or :data:`UNREADABLE`."""
+        """The option an answer names, or :data:`UNREADABLE`.
+
+        Args:
+            answer: The model's reply; the option's word or its letter both count
+                (:func:`modprobe.data.choice.read_choice`).
+
+        Returns:
+            The option named, or :data:`UNREADABLE` when it names none or several.
+        """
         index = read_choice(answer, self.options)
         return UNREADABLE if index is None else self.options[index]
 
@@ -103,7 +118,22 @@ class ClipItem:
 
 def clip_items(root: str | Path, clips: Sequence[Clip],
                asks: Sequence[str] = PROMPT_TYPES) -> list[ClipItem]:
-    """One aligned item per clip and prompt type; options are the folder's classes."""
+    """One aligned item per clip and prompt type; options are the folder's classes.
+
+    Each clip's files are read once and shared by its items.
+
+    Args:
+        root: The clip folder.
+        clips: Its clips (:func:`modprobe.data.clips.load_clips`).
+        asks: The prompt types to ask, from :data:`PROMPT_TYPES`.
+
+    Returns:
+        The items, clip by clip, one per ask in the order of ``asks``; a question's options
+        are all the classes of its kind among ``clips``, sorted.
+
+    Raises:
+        MediaError: naming the clip, when its files cannot be read.
+    """
     visual = tuple(sorted({c.visual_class for c in clips}))
     audio = tuple(sorted({c.audio_class for c in clips}))
     items = []

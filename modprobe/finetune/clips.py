@@ -116,7 +116,17 @@ def clip_batch(loaded: Any, items: Sequence[Any], visual: str = "image",
 
 
 def draw_rows(n_items: int, size: int, seed: int, step: int) -> np.ndarray:
-    """Indices of one step's rows (with replacement), a pure function of ``(seed, step)``."""
+    """Indices of one step's rows (with replacement), a pure function of ``(seed, step)``.
+
+    Args:
+        n_items: Number of items the rows index.
+        size: Rows per step (the batch size).
+        seed: The run's seed.
+        step: The training step, from 0.
+
+    Returns:
+        ``size`` indices in ``[0, n_items)``.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 20_261_207, step]))
     return rng.integers(n_items, size=size)
 
