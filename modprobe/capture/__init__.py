@@ -137,6 +137,16 @@ def _lens_fields(loaded: Any, hidden: torch.Tensor, ids: Sequence[int], top_k: i
             "lens_candidate_probs": stats.candidate_probs, "lens_logits": kept}, last
 
 
+def _final_fields(final_logits: torch.Tensor, ids: Sequence[int],
+                  top_k: int) -> dict[str, torch.Tensor]:
+    """``final_*`` fields: the model's own next-token statistics at the query positions."""
+    final = summarize(final_logits, ids, top_k)
+    return {"final_logits": final_logits.float(), "final_entropy": final.entropy,
+            "final_topk_ids": final.topk_ids, "final_topk_probs": final.topk_probs,
+            "final_candidate_logits": final.candidate_logits,
+            "final_candidate_probs": final.candidate_probs}
+
+
 def capture(
     loaded: Any,
     prompts_or_batch: Sequence[Prompt] | Mapping[str, Any],
@@ -195,10 +205,9 @@ def capture(
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     cands = resolve_candidates(candidates, loaded.tokenizer, vocab_size)
     transform = loaded.adapter.logit_transform(loaded.module)
-    family = loaded.adapter.family
     with torch.enable_grad() if grad else torch.no_grad():
         raw = run_trace(loaded, batch, spans, query, lens=lens, attention=attention)
-        final = summarize(raw.final_logits, cands.ids, top_k)
+        final_fields = _final_fields(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
             lens_fields, last = _lens_fields(loaded, raw.hidden, cands.ids, top_k,
@@ -209,16 +218,14 @@ def capture(
     # The run-time checks come last: their one host sync then waits for work that the
     # caller needs anyway, instead of holding back the lens's kernels.
     if raw.attention_mass is not None:
-        check_mass_sums_to_one(raw.attention_mass, family, spans.seq_len)
+        check_mass_sums_to_one(raw.attention_mass, loaded.adapter.family, spans.seq_len)
     if raw.hidden is not None:
-        check_lens_is_logits(last, raw.final_logits, family, transform.describe())
+        check_lens_is_logits(last, raw.final_logits, loaded.adapter.family,
+                             transform.describe())
     return Capture(
         spans=spans, answer_positions=query, candidates=cands, tokenizer=loaded.tokenizer,
-        final_logits=raw.final_logits.float(), final_entropy=final.entropy,
-        final_topk_ids=final.topk_ids, final_topk_probs=final.topk_probs,
-        final_candidate_logits=final.candidate_logits,
-        final_candidate_probs=final.candidate_probs, attention_mass=raw.attention_mass,
-        attention_log_mass=raw.attention_log_mass, **lens_fields)
+        attention_mass=raw.attention_mass, attention_log_mass=raw.attention_log_mass,
+        **final_fields, **lens_fields)
 
 
 __all__ = [
