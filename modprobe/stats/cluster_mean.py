@@ -58,8 +58,11 @@ def bell_mccaffrey_df(sizes: np.ndarray) -> float:
     clusters, fewer when a few clusters carry most items."""
     n = float(sizes.sum())
     weight = 1.0 / (1.0 - sizes / n)
-    gram = np.sqrt(np.outer(weight, weight)) * (np.diag(sizes) - np.outer(sizes, sizes) / n)
-    return float(np.trace(gram) ** 2 / np.sum(gram * gram))
+    # trace and squared Frobenius norm of W^1/2 (diag(n_g) - n n^T / n) W^1/2, in O(G)
+    trace = float(np.sum(weight * sizes) - np.sum(weight * sizes**2) / n)
+    frobenius = float(np.sum(weight**2 * sizes**2) - 2 * np.sum(weight**2 * sizes**3) / n
+                      + np.sum(weight * sizes**2) ** 2 / n**2)
+    return trace**2 / frobenius
 
 
 def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: float,

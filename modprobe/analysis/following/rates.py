@@ -176,7 +176,7 @@ def following_rates(
         if labels.size != lab.size:
             raise ValueError(f"clusters has {labels.size} labels for {lab.size} items")
         interval = mean_interval((lab[in_ratio] == TEXT).astype(float), labels[in_ratio],
-                                 confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+                                 kind="rate", confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
         # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
         if interval.n_clusters is not None and interval.identified:
             n_clusters = interval.n_clusters
