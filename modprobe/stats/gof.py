@@ -59,6 +59,7 @@ class GoodnessOfFit:
 
     @property
     def rejected(self) -> bool:
+        """True when the test rejects the fit."""
         return self.verdict == REJECTED
 
     def describe(self) -> str:

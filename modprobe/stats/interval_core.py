@@ -68,8 +68,10 @@ class Interval:
         return out
 
     def format(self, digits: int = 3) -> str:
-        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``; flags follow in
-        brackets (``[open above: ...]``)."""
+        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``.
+
+        Flags follow in brackets (``[open above: ...]``).
+        """
         if any(math.isnan(v) for v in (self.estimate, self.low, self.high)):
             return f"not identified ({self.note or 'no data'})"
         text = f"{self.estimate:.{digits}f} ci=[{self.low:.{digits}f}, {self.high:.{digits}f}]"
@@ -89,8 +91,11 @@ _BIG = 1e300
 
 
 def _quantiles(values: np.ndarray, q: Any) -> np.ndarray:
-    """Sample quantiles that keep +-inf replicates in order (linear interpolation
-    between two infinities would give NaN: they are clamped and restored)."""
+    """Sample quantiles that keep +-inf replicates in order.
+
+    Linear interpolation between two infinities would give NaN: they are clamped and
+    restored.
+    """
     clamped = np.clip(values, -_BIG, _BIG)
     out = np.quantile(clamped, q)
     return np.where(out >= _BIG, np.inf, np.where(out <= -_BIG, -np.inf, out))

@@ -84,8 +84,9 @@ def bootstrap_interval(
     bounds_name: str = "the observed range",
     note: str = "",
 ) -> Interval:
-    """The expanded percentile interval of bootstrap ``replicates``, with its Monte
-    Carlo error and flags.
+    """The expanded percentile interval of bootstrap ``replicates``, with error and flags.
+
+    The interval carries the Monte Carlo error of its bounds.
 
     The one bootstrap interval of modprobe: `mean_interval`, the law's balance points,
     the oscillation summaries and the following rates all end here. The percentiles

@@ -216,8 +216,9 @@ def crossing(coef: np.ndarray, level: float = 0.5) -> np.ndarray:
 def bootstrap_logistic(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray, init: np.ndarray
 ) -> np.ndarray:
-    """``replicates 2`` weighted refits (one per row of ``weights``), flat where a
-    replicate drew one outcome only.
+    """``replicates 2`` weighted refits, one per row of ``weights``.
+
+    Flat where a replicate drew one outcome only.
 
     Args:
         x: ``items`` covariate.

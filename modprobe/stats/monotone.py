@@ -51,9 +51,10 @@ class IsotonicFit:
         return np.interp(to_numpy(x), self.x, self.y)
 
     def centred(self) -> tuple[np.ndarray, np.ndarray]:
-        """Centred isotonic regression (Oron and Flournoy 2017): one point per block of
-        equal fitted values, at the block's weighted mean x; ``(x, y)``, strictly
-        monotone. Interpolating between block centres is a common monotone estimate of
+        """Centred isotonic regression (Oron and Flournoy 2017), ``(x, y)``.
+
+        One point per block of equal fitted values, at the block's weighted mean x;
+        strictly monotone. Interpolating between block centres is a common monotone estimate of
         where a smooth curve reaches a target (e.g. a median effective dose), but it
         smooths a jump away, so `crossing` does not use it (docs/science.md).
         """
@@ -93,8 +94,10 @@ class IsotonicFit:
         return float(x0 + (y0 - target) / (y0 - y1) * (x1 - x0))
 
     def crossing_bracket(self, level: float = 0.5) -> tuple[float, float]:
-        """Every x at which the fit is consistent with reaching ``level``: the span of
-        a block at ``level``, or the gap ``[x_{j-1}, x_j]`` of the jump across it.
+        """Every x at which the fit is consistent with reaching ``level``.
+
+        The span of a block at ``level``, or the gap ``[x_{j-1}, x_j]`` of the jump
+        across it.
 
         Between two observed x values a step law's crossing can lie anywhere, so the
         monotone balance point's interval covers the replicates' brackets, not only
@@ -111,8 +114,11 @@ class IsotonicFit:
         return edge, edge
 
     def _locate(self, level: float) -> tuple[str, Any]:
-        """``("block", mask)``, ``("jump", j)`` (first point below), ``("above", None)``
-        or ``("below", None)``, for a non-increasing view of the fit."""
+        """Where the fit meets ``level``: a block, a jump, or neither.
+
+        ``("block", mask)``, ``("jump", j)`` (first point below), ``("above", None)``
+        or ``("below", None)``, for a non-increasing view of the fit.
+        """
         y = self.y if not self.increasing else -self.y
         target = level if not self.increasing else -level
         at = np.abs(y - target) <= LEVEL_TOLERANCE
@@ -170,8 +176,9 @@ def isotonic_crossings(
     grid: np.ndarray | None = None,
     increasing: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Crossings, brackets (and optionally curves on ``grid``) of bootstrap isotonic
-    refits.
+    """Crossings, brackets (and optionally curves on ``grid``) of bootstrap refits.
+
+    The refits are isotonic.
 
     Args:
         x: ``items`` axis values.

@@ -245,8 +245,10 @@ class OscillationReport:
 
 def _summaries(frame: pd.DataFrame, key: str, codes: np.ndarray, confidence: float,
                n_bootstrap: int, seed: int) -> pd.DataFrame:
-    """Mean count and its `mean_interval` (a continuous mean over ``codes``'s clusters)
-    per value of ``key``."""
+    """Mean count and its `mean_interval` per value of ``key``.
+
+    A continuous mean over the clusters of ``codes``.
+    """
     rows = []
     for name, part in frame.groupby(key, sort=True):
         counts = part["count"].to_numpy(dtype=np.float64)
@@ -293,8 +295,11 @@ def _region_centre(balance_point: float | BalancePoint | None) -> tuple[float, s
 
 
 def _interval_clusters(clusters: Any | None, size: int) -> tuple[np.ndarray, int | None, str]:
-    """Cluster codes of the intervals (one item per cluster without ``clusters``), the
-    clusters to report (None: single items) and a note when they fall back."""
+    """Cluster codes of the intervals, the clusters to report and a fallback note.
+
+    Without ``clusters`` every item is its own cluster and none is reported (None); one
+    cluster falls back to single items, with a note saying so.
+    """
     if clusters is None:
         return np.arange(size), None, ""
     codes = cluster_codes(clusters, size)
