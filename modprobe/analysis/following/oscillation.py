@@ -254,8 +254,9 @@ def _summaries(frame: pd.DataFrame, key: str, codes: np.ndarray, confidence: flo
         counts = part["count"].to_numpy(dtype=np.float64)
         interval = mean_interval(counts, codes[part.index.to_numpy()], kind="continuous",
                                  confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+        # A count is never negative: a bound below 0 (a skewed bootstrap-t) says 0.
         rows.append({key: name, "n": interval.n, "mean": interval.estimate,
-                     "ci_low": interval.low, "ci_high": interval.high,
+                     "ci_low": max(interval.low, 0.0), "ci_high": interval.high,
                      "mc_error": interval.mc_error})
     return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high", "mc_error"])
 
