@@ -28,6 +28,8 @@ def build_parser(prog: str = "modprobe coverage-table") -> argparse.ArgumentPars
                         help="datasets per size of the 8-cluster logistic rows (default: 400)")
     parser.add_argument("--sizes", type=cli.positive_int, nargs="+", default=[500, 2000],
                         help="items per dataset of the balance-point rows")
+    parser.add_argument("--logistic-sizes", type=cli.positive_int, nargs="+", default=[500],
+                        help="items per dataset of the 8-cluster logistic rows (default: 500)")
     options.add_bootstrap(parser, default=400)
     options.add_seed(parser, "seed of the planted data")
     parser.add_argument("--few-clusters-only", action="store_true",
@@ -55,7 +57,7 @@ def _tables(args: argparse.Namespace) -> list[str]:
         "replicates each):"), "",
         *table.balance_rows(args.datasets, args.sizes, args.bootstrap, args.seed), "",
         ("*Logistic balance point with 8 clusters* (2,000 bootstrap replicates, the "
-        "default):"), "", *table.logistic_rows(args.logistic_datasets, args.sizes, args.seed)]
+        "default):"), "", *table.logistic_rows(args.logistic_datasets, args.logistic_sizes, args.seed)]
 
 
 def _split(path: Path) -> tuple[str, str]:
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options_used = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (
         ("datasets", args.datasets), ("cluster_datasets", args.cluster_datasets),
         ("oscillation_datasets", args.oscillation_datasets),
-        ("logistic_datasets", args.logistic_datasets), ("bootstrap", args.bootstrap),
+        ("logistic_datasets", args.logistic_datasets),
+        ("logistic_sizes", " ".join(map(str, args.logistic_sizes))), ("bootstrap", args.bootstrap),
         ("seed", args.seed)))
     block += ["", (f"(`modprobe coverage-table {options_used}`, "
               f"{time.perf_counter() - start:.0f} s)")]
