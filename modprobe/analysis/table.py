@@ -56,6 +56,13 @@ class TableError(ModprobeError, ValueError):
     """
 
     def __init__(self, message: str, column: str | None = None, row: int | None = None):
+        """Keep where the problem is.
+
+        Args:
+            message: The one-line error.
+            column: The offending column, or None.
+            row: The offending row (0-based position), or None.
+        """
         super().__init__(message)
         self.column = column
         self.row = row

@@ -26,18 +26,46 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from modprobe.bench.capture_report import (
+    GIB,
+    MIB,
+    TARGET_CAPTURE_OVER_BARE_MEMORY,
+    TARGET_CAPTURE_OVER_BARE_TIME,
+    TARGET_NAIVE_OVER_CAPTURE_MEMORY,
+    CaptureBenchReport,
+    Ratio,
+    VariantSummary,
+)
 from modprobe.bench.child import ChildResult, ChildSpec
 from modprobe.bench.geometry import BenchGeometry
 from modprobe.bench.variants import VARIANTS
 
-#: Targets of the capture's overhead and of its saving over the naive route.
-TARGET_CAPTURE_OVER_BARE_TIME = 1.15
-TARGET_CAPTURE_OVER_BARE_MEMORY = 1.2
-TARGET_NAIVE_OVER_CAPTURE_MEMORY = 5.0
+__all__ = [
+    "GIB",
+    "MEMORY_RESERVE_BYTES",
+    "MIB",
+    "PAIRED_VARIANTS",
+    "TARGET_CAPTURE_OVER_BARE_MEMORY",
+    "TARGET_CAPTURE_OVER_BARE_TIME",
+    "TARGET_NAIVE_OVER_CAPTURE_MEMORY",
+    "CaptureBenchOptions",
+    "CaptureBenchReport",
+    "Ratio",
+    "VariantSummary",
+    "build_model",
+    "describe_result",
+    "effective_memory_limit",
+    "machine_description",
+    "pair_ready",
+    "round_order",
+    "run_capture_bench",
+    "run_in_child",
+    "run_inline",
+    "run_pair",
+]
+
 #: Memory left to the rest of the machine when the requested cap exceeds what is free.
 MEMORY_RESERVE_BYTES = 2 * 1024**3
-GIB = 1024**3
-MIB = 1024**2
 
 Printer = Callable[[str], None]
 
@@ -81,6 +109,7 @@ class CaptureBenchOptions:
     pairs: int = 8
 
     def __post_init__(self) -> None:
+        """Refuse unknown variants, an unknown isolation and counts below 1."""
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise ValueError(f"unknown variant(s) {unknown}; use some of {', '.join(VARIANTS)}")
@@ -90,199 +119,17 @@ class CaptureBenchOptions:
             raise ValueError("repeats, rounds and pairs must be at least 1")
 
 
-@dataclass
-class VariantSummary:
-    """All children of one variant, summarised.
-
-    Attributes:
-        name: Variant name.
-        status: ``"ok"`` or the first non-ok status (``"oom"``, ``"skipped"``, ``"error"``,
-            ``"crashed"``).
-        times_s: Every timed run of every child.
-        peak_growth_bytes: The largest peak growth of its children's timed runs.
-        first_run_growth_bytes: The largest growth of its children's warm-up runs.
-        peak_was_reset: Whether every child could reset the loading peak first.
-        reason: Why it did not run (for a non-ok status).
-    """
-
-    name: str
-    status: str = "ok"
-    times_s: list[float] = field(default_factory=list)
-    peak_growth_bytes: int = 0
-    first_run_growth_bytes: int = 0
-    peak_was_reset: bool = True
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok" and bool(self.times_s)
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.times_s)
-
-    def add(self, result: ChildResult) -> None:
-        """Fold one child's result in (a non-ok result ends the variant)."""
-        if result.status != "ok":
-            self.status, self.reason = result.status, result.reason
-            return
-        self.times_s.extend(result.times_s)
-        self.peak_growth_bytes = max(self.peak_growth_bytes, result.peak_growth_bytes)
-        self.first_run_growth_bytes = max(self.first_run_growth_bytes,
-                                          result.first_run_growth_bytes)
-        self.peak_was_reset &= result.peak_was_reset
-
-
-@dataclass
-class Ratio:
-    """One variant's median time and peak growth over another's (None where either failed)."""
-
-    time: float | None
-    memory: float | None
-
-    def describe(self, unavailable: str) -> str:
-        time = f"{self.time:.2f}" if self.time is not None else unavailable
-        memory = f"{self.memory:.2f}" if self.memory is not None else unavailable
-        return f"time={time} mem={memory}"
-
-
-@dataclass
-class CaptureBenchReport:
-    """The benchmark's results.
-
-    Attributes:
-        options: What was run.
-        summaries: Variant name -> summary, in run order.
-        mem_limit_bytes: The cap each child ran under (None: uncapped).
-    """
-
-    options: CaptureBenchOptions
-    summaries: dict[str, VariantSummary]
-    mem_limit_bytes: int | None
-    paired_times_s: dict[str, list[float]] = field(default_factory=dict)
-    paired_growth_bytes: dict[str, list[int]] = field(default_factory=dict)
-
-    def paired_ratios(self, numerator: str, denominator: str) -> list[float]:
-        """Time ratios of runs made next to each other in the paired-timing children."""
-        top = self.paired_times_s.get(numerator, [])
-        bottom = self.paired_times_s.get(denominator, [])
-        return [a / b for a, b in zip(top, bottom)]
-
-    def paired_memory_ratio(self, numerator: str, denominator: str) -> float | None:
-        """Median peak growth of one variant's paired runs over the other's (None: none)."""
-        top = self.paired_growth_bytes.get(numerator, [])
-        bottom = self.paired_growth_bytes.get(denominator, [])
-        if not top or not bottom or not statistics.median(bottom):
-            return None
-        return statistics.median(top) / statistics.median(bottom)
-
-    def ratio(self, numerator: str, denominator: str) -> Ratio:
-        """Median-time and peak-growth ratios (time from paired runs where there are some)."""
-        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
-        if top is None or bottom is None or not top.ok or not bottom.ok:
-            return Ratio(None, None)
-        memory = (top.peak_growth_bytes / bottom.peak_growth_bytes
-                  if bottom.peak_growth_bytes else None)
-        paired = self.paired_ratios(numerator, denominator)
-        time = statistics.median(paired) if paired else top.median_s / bottom.median_s
-        paired_memory = self.paired_memory_ratio(numerator, denominator)
-        return Ratio(time, paired_memory if paired_memory is not None else memory)
-
-    def status_text(self, summary: VariantSummary) -> str:
-        """``ok``, ``OOM at 16.0 GB``, ``skipped: ...``, ``error: ...``."""
-        if summary.status == "oom":
-            return f"OOM at {self.limit_text()}"
-        if summary.status == "ok":
-            return "ok" if summary.peak_was_reset else "ok (loading peak not reset)"
-        return f"{summary.status}: {summary.reason.splitlines()[0] if summary.reason else ''}"
-
-    def limit_text(self) -> str:
-        if self.mem_limit_bytes is None:
-            return "the device's memory" if self.options.device.startswith("cuda") else "no cap"
-        return f"{self.mem_limit_bytes / GIB:.1f} GB"
-
-    def table(self) -> str:
-        """Markdown table: status, median and range of times, peak memory growth."""
-        lines = [("| variant | status | median time (s) | min-max (s) | runs | peak growth (MiB) "
-                 "| first-run growth (MiB) |"),
-                 "|---|---|---:|---:|---:|---:|---:|"]
-        for summary in self.summaries.values():
-            if summary.ok:
-                times = summary.times_s
-                cells = (f"{summary.median_s:.3f}", f"{min(times):.3f}-{max(times):.3f}",
-                         str(len(times)), f"{summary.peak_growth_bytes / MIB:.0f}",
-                         f"{summary.first_run_growth_bytes / MIB:.0f}")
-            else:
-                cells = ("-", "-", "0", "-", "-")
-            lines.append(f"| {summary.name} | {self.status_text(summary)} | {' | '.join(cells)} |")
-        paired = self.paired_ratios("capture", "bare")
-        if paired:
-            medians = {name: statistics.median(t) for name, t in self.paired_times_s.items()}
-            lines.append("")
-            lines.append(
-                f"paired timing (bare and capture alternating run by run in one process, "
-                f"{len(paired)} pairs): bare median {medians['bare']:.3f} s, capture median "
-                f"{medians['capture']:.3f} s, capture/bare per pair median "
-                f"{statistics.median(paired):.2f} (min {min(paired):.2f}, max {max(paired):.2f}); "
-                f"ratio of the separate children's medians "
-                f"{self._ratio_of_medians('capture', 'bare')}")
-            growth = {name: statistics.median(g) / MIB for name, g in self.paired_growth_bytes.items()}
-            memory = self.paired_memory_ratio("capture", "bare")
-            if memory is not None:
-                lines.append(
-                    f"paired memory (peak reset before every run, same process): bare median "
-                    f"growth {growth['bare']:.1f} MiB, capture {growth['capture']:.1f} MiB, "
-                    f"capture/bare {memory:.2f}; separate children "
-                    f"{self._memory_of_children('capture', 'bare')}")
-        return "\n".join(lines)
-
-    def _memory_of_children(self, numerator: str, denominator: str) -> str:
-        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
-        if top is None or bottom is None or not bottom.peak_growth_bytes:
-            return "n/a"
-        return f"{top.peak_growth_bytes / bottom.peak_growth_bytes:.2f}"
-
-    def _ratio_of_medians(self, numerator: str, denominator: str) -> str:
-        top, bottom = self.summaries.get(numerator), self.summaries.get(denominator)
-        if top is None or bottom is None or not top.ok or not bottom.ok:
-            return "n/a"
-        return f"{top.median_s / bottom.median_s:.2f}"
-
-    def naive_unavailable(self) -> str:
-        naive = self.summaries.get("naive")
-        if naive is not None and naive.status == "oom":
-            return f"OOM at {self.limit_text()}"
-        return "n/a"
-
-    def last_line(self) -> str:
-        """``capture/bare time=X mem=Y; naive/capture time=Z mem=W``."""
-        return (f"capture/bare {self.ratio('capture', 'bare').describe('n/a')}; "
-                f"naive/capture {self.ratio('naive', 'capture').describe(self.naive_unavailable())}")
-
-    def verdicts(self) -> list[str]:
-        """One line per target: met, missed, or not measured."""
-        over_bare = self.ratio("capture", "bare")
-        naive = self.ratio("naive", "capture")
-        naive_oom = self.summaries.get("naive", VariantSummary("naive")).status == "oom"
-        checks = [
-            ("capture/bare time", over_bare.time, TARGET_CAPTURE_OVER_BARE_TIME, "<="),
-            ("capture/bare memory", over_bare.memory, TARGET_CAPTURE_OVER_BARE_MEMORY, "<="),
-            ("naive/capture memory", naive.memory, TARGET_NAIVE_OVER_CAPTURE_MEMORY, ">="),
-        ]
-        lines = []
-        for label, value, target, sense in checks:
-            if value is None:
-                verdict = ("met (naive ran out of memory)" if naive_oom and label.startswith("naive")
-                           else "not measured")
-            else:
-                met = value <= target if sense == "<=" else value >= target
-                verdict = f"{value:.2f} {'met' if met else 'MISSED'}"
-            lines.append(f"target {label} {sense} {target}: {verdict}")
-        return lines
-
-
 def effective_memory_limit(requested_gb: float, device: str) -> int | None:
-    """The children's address-space cap: the request, lowered to what the machine can spare."""
+    """The children's address-space cap: the request, lowered to what the machine can spare.
+
+    Args:
+        requested_gb: The cap asked for, in GiB.
+        device: The benchmark's device; CUDA runs are not capped.
+
+    Returns:
+        The cap in bytes (at most the free memory minus :data:`MEMORY_RESERVE_BYTES`, at
+        least 1 GiB), or None on CUDA.
+    """
     if device.startswith("cuda"):
         return None
     limit = int(requested_gb * GIB)
@@ -316,13 +163,29 @@ def machine_description(device: str) -> str:
 
 
 def round_order(variants: tuple[str, ...], round_index: int) -> list[str]:
-    """The variants of one round, rotated by ``round_index`` so each leads once in turn."""
+    """The variants of one round, rotated by ``round_index`` so each leads once in turn.
+
+    Args:
+        variants: The variants, in their first round's order.
+        round_index: The round, from 0.
+
+    Returns:
+        The round's order.
+    """
     shift = round_index % len(variants)
     return [*variants[shift:], *variants[:shift]]
 
 
 def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
-    """Run one variant in a fresh ``python -m modprobe.bench.child`` process."""
+    """Run one variant in a fresh ``python -m modprobe.bench.child`` process.
+
+    Args:
+        spec: What the child runs; written beside ``spec.result_path``.
+        timeout_s: Wall-clock limit of the child.
+
+    Returns:
+        The child's result, or an ``error`` / ``crashed`` result saying why it has none.
+    """
     spec_path = Path(spec.result_path).with_suffix(".spec.json")
     spec_path.write_text(json.dumps(asdict(spec)))
     Path(spec.result_path).unlink(missing_ok=True)
@@ -356,7 +219,18 @@ def run_in_child(spec: ChildSpec, timeout_s: float) -> ChildResult:
 
 def run_inline(variant: str, folder: Path, options: CaptureBenchOptions,
                limit_bytes: int | None) -> ChildResult:
-    """Run one variant in this process (no cap: refuse what would not fit under it)."""
+    """Run one variant in this process (no cap: refuse what would not fit under it).
+
+    Args:
+        variant: The variant's name.
+        folder: The benchmark model's folder.
+        options: Geometry, repeats and device.
+        limit_bytes: The cap a child would have had; ``naive`` and ``tl`` are skipped when
+            their attention maps alone exceed it.
+
+    Returns:
+        The result, ``ok``, ``skipped`` or ``oom``.
+    """
     from modprobe.bench.child import is_out_of_memory
     from modprobe.bench.measure import measure_variant
     from modprobe.bench.variants import VariantSkipped, prepare_variant
@@ -391,14 +265,33 @@ PAIRED_VARIANTS: tuple[str, ...] = ("bare", "capture")
 
 
 def pair_ready(options: CaptureBenchOptions, summaries: dict[str, VariantSummary]) -> bool:
-    """Whether to run a paired-timing child: asked for, and both variants run fine alone."""
+    """Whether to run a paired-timing child: asked for, and both variants run fine alone.
+
+    Args:
+        options: The benchmark's options (``paired``).
+        summaries: The variants' summaries so far.
+
+    Returns:
+        True when ``bare`` and ``capture`` have both run without failing.
+    """
     return options.paired and all(
         name in summaries and summaries[name].status == "ok" for name in PAIRED_VARIANTS)
 
 
 def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int | None,
              round_index: int) -> ChildResult:
-    """Time bare and capture alternating run by run in one process."""
+    """Time bare and capture alternating run by run in one process.
+
+    Args:
+        folder: The benchmark model's folder.
+        tmp: Where the child's spec and result files go.
+        options: The benchmark's options (``pairs``, isolation, device, timeout).
+        limit: The child's address-space cap (None: uncapped).
+        round_index: The round (names the result file).
+
+    Returns:
+        The child's result with ``paired_times_s`` and ``paired_growth_bytes``.
+    """
     label = "+".join(PAIRED_VARIANTS)
     if options.isolation == "inline":
         from modprobe.bench.measure import measure_paired
@@ -418,7 +311,16 @@ def run_pair(folder: Path, tmp: Path, options: CaptureBenchOptions, limit: int |
 
 
 def describe_result(result: ChildResult, round_index: int, rounds: int) -> str:
-    """One progress line for a finished child."""
+    """One progress line for a finished child.
+
+    Args:
+        result: The child's result.
+        round_index: Its round, from 0.
+        rounds: How many rounds there are.
+
+    Returns:
+        ``[round i/n] variant: status`` and the median time and peak growth, or the reason.
+    """
     head = f"[round {round_index + 1}/{rounds}] {result.variant}: {result.status}"
     if result.status == "ok" and result.paired_times_s:
         medians = ", ".join(f"{name} median {statistics.median(times):.3f} s"
@@ -438,6 +340,13 @@ def build_model(options: CaptureBenchOptions, folder: Path) -> Path:
     peak RSS wrongly: at hidden 1024 every separate child reported a growth of 0 MiB
     (the same children read 35 MiB once the writer had exited), so the parent never
     writes the model itself. It also never holds the weights while children run.
+
+    Args:
+        options: The benchmark's options (geometry, isolation, timeout).
+        folder: Where the model goes.
+
+    Returns:
+        ``folder``.
     """
     from modprobe.bench.geometry import build_bench_model
 

@@ -140,6 +140,15 @@ def _first_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the variant of a spec file and write its result (internal: the benchmark calls it).
+
+    Args:
+        argv: One argument, the spec file (None reads ``sys.argv``).
+
+    Returns:
+        The exit code: 0 when the result was written (or for ``--help``), 2 for any
+        other command line.
+    """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
         # Not a command: the benchmark starts it with a spec file it wrote.

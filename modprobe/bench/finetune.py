@@ -64,6 +64,14 @@ def predicted_ratio(steps: int, train: str, counting: str = "full") -> float:
       ascent steps' backward: ``1 + (K + 1 + b) / (2 (1 + b))``.
 
     Embedding, vision-tower and ``lm_head`` costs are left out (small at LLaVA's scale).
+
+    Args:
+        steps: The ascent steps ``K``.
+        train: ``"lora"`` or ``"full"`` (sets ``b``, the backward's cost over a forward).
+        counting: ``"full"`` or ``"paper"``.
+
+    Returns:
+        The predicted time of an adversarial step over a plain one.
     """
     b = BACKWARD_OVER_FORWARD[train]
     ascent = 2.0 * steps if counting == "full" else float(steps)
@@ -93,6 +101,7 @@ class FinetuneBenchOptions:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        """Refuse unknown models, an unknown training mode and counts below 1."""
         unknown = [m for m in self.models if m not in FINETUNE_MODELS]
         if unknown or not self.models:
             raise ValueError(f"--models: unknown {unknown}; use some of {', '.join(FINETUNE_MODELS)}")
@@ -125,9 +134,14 @@ def relevant_span() -> str:
 def setup_training(loaded: Any, train: str) -> tuple[Any, list[torch.nn.Parameter]]:
     """Open the weights a run trains, as the trainer does (:mod:`modprobe.finetune.lora`).
 
-    ``"lora"``: rank-8 adapters on the language model's q_proj and v_proj, everything else
-    frozen; ``"full"``: every weight. Returns the model (re-wrapped for nnsight, so the
-    capture sees the LoRA layers) and the trainable parameters.
+    Args:
+        loaded: The loaded model.
+        train: ``"lora"``: rank-8 adapters on the language model's q_proj and v_proj,
+            everything else frozen; ``"full"``: every weight.
+
+    Returns:
+        The model (re-wrapped for nnsight, so the capture sees the LoRA layers) and the
+        trainable parameters.
     """
     import dataclasses
 
@@ -149,6 +163,13 @@ def organism_batches(loaded: Any, rows: int) -> tuple[Any, Any]:
 
     Clean rows pair the description with the drawn image (of another shape); perturbed
     rows swap in another row's image.
+
+    Args:
+        loaded: The bundled organism.
+        rows: Rows per batch.
+
+    Returns:
+        The clean and the perturbed :class:`~modprobe.finetune.TrainBatch`.
     """
     import numpy as np
 
@@ -168,7 +189,15 @@ def organism_batches(loaded: Any, rows: int) -> tuple[Any, Any]:
 
 
 def geometry_batches(loaded: Any, geometry: BenchGeometry) -> tuple[Any, Any]:
-    """Clean and perturbed batches of the LLaVA-geometry model (another image color)."""
+    """Clean and perturbed batches of the LLaVA-geometry model (another image color).
+
+    Args:
+        loaded: The benchmark model.
+        geometry: Its shape (rows and tokens per row).
+
+    Returns:
+        The clean and the perturbed :class:`~modprobe.finetune.TrainBatch`.
+    """
     from modprobe.finetune import TrainBatch
 
     clean = bench_batch(loaded, geometry)
@@ -181,7 +210,17 @@ def geometry_batches(loaded: Any, geometry: BenchGeometry) -> tuple[Any, Any]:
 
 
 def prepare_steps(loaded: Any, clean: Any, perturbed: Any, train: str) -> list[PreparedVariant]:
-    """One :class:`PreparedVariant` per variant: a full optimizer step."""
+    """One :class:`PreparedVariant` per variant: a full optimizer step.
+
+    Args:
+        loaded: The model (its trained weights are opened here).
+        clean: The clean batch.
+        perturbed: The perturbed batch.
+        train: ``"lora"`` or ``"full"``.
+
+    Returns:
+        The variants in :data:`FINETUNE_VARIANTS` order; each ``run()`` does one step.
+    """
     from modprobe.finetune import check_batch, compute_losses
 
     loaded, params = setup_training(loaded, train)
@@ -220,10 +259,12 @@ class ModelResult:
         return statistics.median(a / b for a, b in zip(self.times_s[variant], self.times_s["plain"]))
 
     def memory_ratio(self, variant: str) -> float | None:
+        """Median peak growth of the variant's steps over plain's (None when plain's is 0)."""
         plain = statistics.median(self.growth_bytes["plain"])
         return statistics.median(self.growth_bytes[variant]) / plain if plain else None
 
     def table(self, train: str) -> str:
+        """Markdown table: time, paired ratio, FLOP prediction and memory of every variant."""
         lines = [("| variant | median step (s) | time / plain (paired median) | FLOP prediction "
                  "(full / paper count) | peak growth (MiB) | memory / plain |"),
                  "|---|---:|---:|---:|---:|---:|"]
@@ -241,6 +282,7 @@ class ModelResult:
         return "\n".join(lines)
 
     def ratios_line(self) -> str:
+        """``finetune/plain time: calibration=X consistency=Y ...``."""
         return "finetune/plain time: " + " ".join(
             f"{v}={self.ratio(v):.2f}" for v in FINETUNE_VARIANTS[1:])
 
@@ -281,7 +323,15 @@ def _load_model(name: str, options: FinetuneBenchOptions, tmp: Path) -> tuple[An
 
 
 def run_finetune_bench(options: FinetuneBenchOptions, out: Printer = print) -> list[ModelResult]:
-    """Run every model's five variants side by side, print tables and the ratios line."""
+    """Run every model's five variants side by side, print tables and the ratios line.
+
+    Args:
+        options: Models, geometry, repeats, training mode and device.
+        out: Where lines go (``print`` by default); the last one is the ratios line.
+
+    Returns:
+        One result per model, in run order.
+    """
     mmap_fixed = _fixed_mmap_threshold()
     out(f"device: {options.device}; machine: {machine_description(options.device)}")
     out(f"training: {options.train} ({'rank-8 LoRA on q_proj, v_proj' if options.train == 'lora' else 'every weight'}), "

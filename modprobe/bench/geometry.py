@@ -56,6 +56,7 @@ class BenchGeometry:
     vocab: int = LLAVA_VOCAB_SIZE
 
     def __post_init__(self) -> None:
+        """Refuse a width that does not split into even-width heads."""
         if self.hidden % self.heads:
             raise ValueError(f"--hidden {self.hidden} is not a multiple of --heads {self.heads}")
         if self.hidden // self.heads % 2:
@@ -65,6 +66,7 @@ class BenchGeometry:
 
     @property
     def head_dim(self) -> int:
+        """Width of one attention head."""
         return self.hidden // self.heads
 
     @property
@@ -79,6 +81,7 @@ class BenchGeometry:
 
     @property
     def image_tokens(self) -> int:
+        """Image tokens per row (the patch grid, squared)."""
         return self.image_grid**2
 
     @property
@@ -94,7 +97,15 @@ class BenchGeometry:
 
 
 def bench_config(geometry: BenchGeometry, tokenizer: Any) -> Any:
-    """The ``LlavaConfig`` of the benchmark model (tiny CLIP tower, LLaVA-shaped LM)."""
+    """The ``LlavaConfig`` of the benchmark model (tiny CLIP tower, LLaVA-shaped LM).
+
+    Args:
+        geometry: Layers, heads, widths and image size.
+        tokenizer: The tokenizer whose vocabulary and special ids the config uses.
+
+    Returns:
+        The config.
+    """
     from modprobe.testing import tiny_config
 
     config = tiny_config(
@@ -113,6 +124,11 @@ def bench_config(geometry: BenchGeometry, tokenizer: Any) -> Any:
 
 def build_bench_model(geometry: BenchGeometry, out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Build the random-weight benchmark model and its processor into ``out_dir``.
+
+    Args:
+        geometry: The model's shape.
+        out_dir: The folder written.
+        seed: Seed of the random weights.
 
     Returns:
         The folder (``modprobe.load(folder)`` loads it).
@@ -140,6 +156,13 @@ def bench_batch(loaded: Any, geometry: BenchGeometry) -> dict[str, torch.Tensor]
     Each row is one image and a question, with a filler context that brings the row to
     the requested length.
 
+    Args:
+        loaded: The benchmark model.
+        geometry: Rows and tokens per row.
+
+    Returns:
+        The encoded batch.
+
     Raises:
         ValueError: when the question alone is longer than the requested row.
     """
@@ -150,6 +173,15 @@ def bench_batch(loaded: Any, geometry: BenchGeometry) -> dict[str, torch.Tensor]
     image = Image.new("RGB", (geometry.image_size, geometry.image_size), (200, 30, 30))
 
     def encode(filler: int, question: str = QUESTION) -> dict[str, torch.Tensor]:
+        """Encode the batch.
+
+        Args:
+            filler: Filler words of the context (0: no context).
+            question: The question of every row.
+
+        Returns:
+            The encoded batch.
+        """
         context = " ".join([FILLER_WORD] * filler) if filler else None
         return loaded.encode([Prompt(question, context=context, images=[image])] * geometry.batch)
 

@@ -87,6 +87,7 @@ class VariantMeasurement:
 
     @property
     def median_s(self) -> float:
+        """Median wall time of the timed runs."""
         return statistics.median(self.times_s)
 
 
@@ -102,6 +103,14 @@ def measure_variant(prepared: PreparedVariant, repeats: int, device: str) -> Var
     imports); its growth is reported apart. Time and peak memory are those of the
     timed runs: the peak is reset after the warm-up, as ``reset_peak_memory_stats``
     would be on CUDA, so the figure is what a run needs, not what loading left behind.
+
+    Args:
+        prepared: The variant, ready to run.
+        repeats: Timed runs after the warm-up.
+        device: ``"cpu"`` or a CUDA device (how peaks are read).
+
+    Returns:
+        The times, the timed runs' peak growth and the warm-up's growth.
     """
     release_free_memory()
     on_cuda = device.startswith("cuda")
@@ -148,6 +157,11 @@ def measure_paired(prepared: list[PreparedVariant], repeats: int, device: str
     run the peak is reset (CPU: ``release_free_memory`` + ``clear_refs``; CUDA:
     ``reset_peak_memory_stats``), so each run's peak growth is its own, read in the same
     process as its neighbour's: separate processes differ by a MiB or two on their own.
+
+    Args:
+        prepared: The variants, ready to run.
+        repeats: Timed runs of each, after one warm-up each.
+        device: ``"cpu"`` or a CUDA device.
 
     Returns:
         Variant name -> wall time of each timed run, and -> peak growth (bytes) of each.

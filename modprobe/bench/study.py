@@ -51,6 +51,7 @@ class StudyBenchOptions:
     timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
+        """Refuse fewer than 2 processes, or too few items to give each a chunk."""
         if self.processes < 2:
             raise ValueError(f"--processes must be 2 or more, got {self.processes}")
         if self.limit < self.processes * self.batch_size:
@@ -59,7 +60,16 @@ class StudyBenchOptions:
 
 
 def command(options: StudyBenchOptions, processes: int, out: Path) -> list[str]:
-    """The command of one configuration (``processes`` 1: no launcher)."""
+    """The command line of one configuration.
+
+    Args:
+        options: Model, items, batch size and device.
+        processes: 1 runs the study directly; more launch it with torchrun.
+        out: The study's run folder.
+
+    Returns:
+        The argv, starting with the Python interpreter.
+    """
     study = ["-m", "modprobe.layers", "--model", options.model, "--limit", str(options.limit),
              "--batch-size", str(options.batch_size), "--device", options.device,
              "--bootstrap", "20", "--no-figures", "--quiet", "--out", str(out)]
@@ -71,6 +81,14 @@ def command(options: StudyBenchOptions, processes: int, out: Path) -> list[str]:
 
 def time_run(options: StudyBenchOptions, processes: int, root: Path) -> float:
     """Wall seconds of one run of the study in a fresh folder under ``root``.
+
+    Args:
+        options: The benchmark's options (``threads`` per process).
+        processes: Processes of the run.
+        root: Where the run folder goes.
+
+    Returns:
+        The run's wall time in seconds.
 
     Raises:
         ModprobeError: the run failed (its last error line is repeated).
@@ -89,8 +107,15 @@ def time_run(options: StudyBenchOptions, processes: int, root: Path) -> float:
 
 
 def run_study_bench(options: StudyBenchOptions, out: Printer = print) -> dict[int, float]:
-    """Time the study with 1 and ``options.processes`` processes; print and return the
-    items per second of each."""
+    """Time the study with 1 and ``options.processes`` processes, and print the rates.
+
+    Args:
+        options: Model, items, batch size, processes, threads and device.
+        out: Where lines go (``print`` by default); the last one is the ratio line.
+
+    Returns:
+        Items per second, by number of processes.
+    """
     rates: dict[int, float] = {}
     out(f"study bench: {options.model}, {options.limit} items, batch {options.batch_size}, "
         f"{options.threads} thread(s) per process, device {options.device}")

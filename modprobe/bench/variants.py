@@ -143,6 +143,15 @@ def prepare_variant(name: str, folder: str | os.PathLike[str], geometry: BenchGe
                     device: str) -> PreparedVariant:
     """Load the benchmark model as the variant needs it and build its batch.
 
+    Args:
+        name: The variant (``bare``, ``capture``, ``naive`` or ``tl``).
+        folder: The benchmark model's folder.
+        geometry: Rows and tokens of the batch.
+        device: Where the model runs.
+
+    Returns:
+        The variant with its ``run()`` and token count.
+
     Raises:
         VariantSkipped: the variant cannot run here (the reason is in the message).
         ValueError: for an unknown variant.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from modprobe import cli
 from modprobe.commands import options
@@ -13,9 +14,41 @@ VARIANTS: tuple[str, ...] = ("bare", "capture", "naive", "tl")
 
 
 def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
-    """The parser of ``modprobe bench``."""
+    """The parser of ``modprobe bench`` and its subcommands.
+
+    Args:
+        prog: The program name shown in usage lines.
+
+    Returns:
+        The parser; its ``command`` is ``capture``, ``finetune``, ``causal`` or ``study``.
+    """
     parser = options.new_parser(prog, "Benchmarks of modprobe (see docs/performance.md).")
     commands = options.add_subparsers(parser)
+    _add_capture(commands)
+    _add_finetune(commands)
+    _add_causal(commands)
+    _add_study(commands)
+    return parser
+
+
+def _add_geometry(parser: argparse.ArgumentParser, *, batch: int, note: str = "") -> None:
+    """The options of the benchmark model's shape (:class:`modprobe.bench.geometry.BenchGeometry`)."""
+    parser.add_argument("--tokens", type=cli.positive_int, default=640,
+                        help=f"tokens per row{note} (640: LLaVA-1.5 with 576 image tokens; "
+                             "2900: LLaVA-NeXT)")
+    parser.add_argument("--batch", type=cli.positive_int, default=batch,
+                        help=f"rows per batch{note}")
+    parser.add_argument("--layers", type=cli.positive_int, default=32,
+                        help=f"decoder layers{note}")
+    parser.add_argument("--heads", type=cli.positive_int, default=32,
+                        help=f"attention heads per layer{note}")
+    parser.add_argument("--hidden", type=cli.positive_int, default=256,
+                        help=f"residual width{note} (head width = hidden / heads)")
+    parser.add_argument("--intermediate", type=cli.positive_int, default=512,
+                        help=f"MLP width{note}")
+
+
+def _add_capture(commands: Any) -> None:
     bench = commands.add_parser(
         "capture",
         help="capture vs bare forward vs naive eager route vs transformer-lens",
@@ -25,15 +58,7 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
             "(output_attentions + output_hidden_states) and transformer-lens run_with_cache, "
             "on a model with LLaVA-1.5-7B's attention geometry. The last line is "
             "'capture/bare time=X mem=Y; naive/capture time=Z mem=W'."))
-    bench.add_argument("--tokens", type=cli.positive_int, default=640,
-                       help="tokens per row (640: LLaVA-1.5 with 576 image tokens; "
-                            "2900: LLaVA-NeXT)")
-    bench.add_argument("--batch", type=cli.positive_int, default=1, help="rows per batch")
-    bench.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers")
-    bench.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads per layer")
-    bench.add_argument("--hidden", type=cli.positive_int, default=256,
-                       help="residual width (head width = hidden / heads)")
-    bench.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width")
+    _add_geometry(bench, batch=1)
     bench.add_argument("--repeats", type=cli.positive_int, default=3,
                        help="timed runs per child process, after one warm-up run")
     bench.add_argument("--rounds", type=cli.positive_int, default=2,
@@ -53,6 +78,9 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
                        help="alternating bare/capture pairs per paired-timing child")
     bench.add_argument("--timeout-s", type=cli.positive_float, default=3600.0,
                        help="wall-clock limit of one child process")
+
+
+def _add_finetune(commands: Any) -> None:
     tune = commands.add_parser(
         "finetune",
         help="time and peak memory of a training step with each fine-tuning loss",
@@ -65,18 +93,16 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
             "adversarial_k1=Z adversarial_k2=W' (for the last model run)."))
     tune.add_argument("--models", default="organism,llava-geometry",
                       help="comma-separated subset of organism,llava-geometry, in run order")
-    tune.add_argument("--tokens", type=cli.positive_int, default=640, help="tokens per row (LLaVA geometry)")
-    tune.add_argument("--batch", type=cli.positive_int, default=2, help="rows per batch (LLaVA geometry)")
-    tune.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers (LLaVA geometry)")
-    tune.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads (LLaVA geometry)")
-    tune.add_argument("--hidden", type=cli.positive_int, default=256, help="residual width (LLaVA geometry)")
-    tune.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width (LLaVA geometry)")
+    _add_geometry(tune, batch=2, note=" of the LLaVA-geometry model")
     tune.add_argument("--organism-rows", type=cli.positive_int, default=16, help="rows per organism batch")
     tune.add_argument("--repeats", type=cli.positive_int, default=5,
                       help="timed steps per variant, after one warm-up step each")
     tune.add_argument("--train", choices=("lora", "full"), default="lora",
                       help="rank-8 LoRA on q_proj/v_proj (default) or every weight")
     options.add_device(tune, default="cpu", dtype=False, help="cpu or cuda (cuda:N)")
+
+
+def _add_causal(commands: Any) -> None:
     knock = commands.add_parser(
         "causal",
         help="knockout and patching sweeps over all layers relative to one capture",
@@ -84,14 +110,12 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
             "Median time of one capture, a knockout sweep (one forward per layer) and a "
             "patching sweep over all layers, on the benchmark geometry. The last line is "
             "'knockout sweep/capture time=X (L layers); patching sweep/capture time=Y'."))
-    knock.add_argument("--tokens", type=cli.positive_int, default=640, help="tokens per row")
-    knock.add_argument("--batch", type=cli.positive_int, default=1, help="rows per batch")
-    knock.add_argument("--layers", type=cli.positive_int, default=32, help="decoder layers")
-    knock.add_argument("--heads", type=cli.positive_int, default=32, help="attention heads")
-    knock.add_argument("--hidden", type=cli.positive_int, default=256, help="residual width")
-    knock.add_argument("--intermediate", type=cli.positive_int, default=512, help="MLP width")
+    _add_geometry(knock, batch=1)
     knock.add_argument("--repeats", type=cli.positive_int, default=3, help="timed runs of each")
     options.add_device(knock, default="cpu", dtype=False, help="cpu or cuda (cuda:N)")
+
+
+def _add_study(commands: Any) -> None:
     study = commands.add_parser(
         "study", help="items per second of a study with 1 and N data-parallel processes",
         description=("Wall time of modprobe study with one process and with "
@@ -105,7 +129,6 @@ def build_parser(prog: str = "modprobe bench") -> argparse.ArgumentParser:
     study.add_argument("--threads", type=cli.positive_int, default=1,
                        help="CPU threads per process")
     options.add_device(study, default="cpu", dtype=False, help="cpu or cuda")
-    return parser
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -156,16 +179,7 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-@cli.entry_point
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``modprobe bench``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.command == "finetune":
-        return _finetune(args)
-    if args.command == "study":
-        return _study(args)
-    if args.command == "causal":
-        return _causal(args)
+def _capture(args: argparse.Namespace) -> int:
     from modprobe.bench.capture import CaptureBenchOptions, run_capture_bench
     from modprobe.bench.geometry import BenchGeometry
 
@@ -185,3 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     run_capture_bench(options)
     return cli.EXIT_OK
 
+
+@cli.entry_point
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``modprobe bench``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    run = {"capture": _capture, "finetune": _finetune, "causal": _causal, "study": _study}
+    return run[args.command](args)

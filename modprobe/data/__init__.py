@@ -1,6 +1,8 @@
-"""Conflict datasets: the color-recognition generator (paper and lowres variants), the item
-schema and its validator (``docs/data.md``); task items for modality interference (open
-answer and multiple choice, the color world's image-heavy and text-heavy tasks; see
+"""Conflict datasets and interference tasks, as JSON lines and PNG files.
+
+The color-recognition generator (paper and lowres variants), the item schema and its
+validator (``docs/data.md``); task items for modality interference (open answer and
+multiple choice, the color world's image-heavy and text-heavy tasks; see
 ``docs/interference.md``).
 
 Never imports torch: datasets are plain JSON lines and PNG files.

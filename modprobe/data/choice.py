@@ -18,7 +18,15 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def format_choices(question: str, options: Sequence[str]) -> str:
-    """The question, then one lettered line per option (``A) red`` style), then the instruction."""
+    """A multiple-choice prompt: the question, one lettered line per option, the instruction.
+
+    Args:
+        question: The question.
+        options: The options, in the order they are lettered (A, B, ...).
+
+    Returns:
+        The prompt text (``A. red`` style lines, then :data:`CHOICE_INSTRUCTION`).
+    """
     listed = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
     return f"{question}\n{listed}\n{CHOICE_INSTRUCTION}"
 

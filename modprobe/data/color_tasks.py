@@ -112,6 +112,16 @@ def generate_color_tasks(out: str | Path, groups: int, seed: int = 0, variant: s
     Images first, then ``dataset.json``, then ``items.jsonl`` (each atomic), so an
     interrupted call never leaves a partial ``items.jsonl``.
 
+    Args:
+        out: The task folder.
+        groups: Generator groups (one shape, image color, text color each).
+        seed: Generator seed.
+        variant: ``"lowres"`` (32x32, the organism's) or ``"paper"``.
+        fmt: ``"choice"`` or ``"open"``.
+        n_options: Options per multiple-choice question (2..6).
+        overwrite: Replace an existing ``items.jsonl`` (else ``FileExistsError``).
+        **tier_options: ``tiers`` and ``text_tiers``, as in :func:`color_task_items`.
+
     Returns:
         The path of ``items.jsonl``.
     """

@@ -132,7 +132,15 @@ COLOR_PAIRS: tuple[tuple[str, str], ...] = tuple(permutations(COLORS, 2))
 
 
 def plan_group(seed: int, index: int) -> GroupPlan:
-    """The shared choices of group ``index`` (independent of how many groups exist)."""
+    """Draw the choices every item of group ``index`` shares.
+
+    Args:
+        seed: The dataset's seed.
+        index: The group number; its plan does not depend on how many groups exist.
+
+    Returns:
+        Its shapes, colors and world object (:class:`GroupPlan`).
+    """
     block, slot = divmod(index, len(COLOR_PAIRS))
     pair_order = _rng(seed, _STREAM_PAIRS, block).permutation(len(COLOR_PAIRS))
     color_vision, color_text = COLOR_PAIRS[int(pair_order[slot])]
@@ -158,7 +166,16 @@ def tier(d_v: int) -> VisualTier:
 
 
 def make_scene(seed: int, plan: GroupPlan, d_v: int) -> Scene:
-    """Lay out the image of ``plan`` at visual tier ``d_v``."""
+    """Lay out the image of ``plan`` at visual tier ``d_v``.
+
+    Args:
+        seed: The dataset's seed.
+        plan: The group's shared choices (:func:`plan_group`).
+        d_v: The visual tier (0..13): target size, distractors, occlusion.
+
+    Returns:
+        The placed shapes, ready to render.
+    """
     spec = tier(d_v)
     rng = _rng(seed, _STREAM_IMAGE, plan.index, d_v)
     lo, hi = spec.target_side_range()
@@ -179,7 +196,16 @@ def make_scene(seed: int, plan: GroupPlan, d_v: int) -> Scene:
 
 
 def describe(described_shape: str, plan: GroupPlan, d_t: int) -> str:
-    """The description of tier ``d_t`` stating that ``described_shape`` has the text color."""
+    """The description of text tier ``d_t`` stating that ``described_shape`` has the text color.
+
+    Args:
+        described_shape: The shape the description is about.
+        plan: The group's shared choices (text color, bridge shape, world object).
+        d_t: The text tier: 0 direct, 1 one hop, 2 world knowledge.
+
+    Returns:
+        The description.
+    """
     if d_t == 0:
         return texts.direct(described_shape, plan.color_text)
     if d_t == 1:
@@ -190,13 +216,28 @@ def describe(described_shape: str, plan: GroupPlan, d_t: int) -> str:
 
 
 def image_name(group: int, d_v: int) -> str:
-    """Relative path of a group's image at tier ``d_v``."""
+    """Relative path of a group's image at tier ``d_v``.
+
+    Args:
+        group: The group number.
+        d_v: The visual tier.
+
+    Returns:
+        ``images/gNNNN-vNN.png``.
+    """
     return f"images/g{group:04d}-v{d_v:02d}.png"
 
 
 def group_items(seed: int, index: int, vis_tiers: list[int], text_tiers: list[int],
                 kinds: list[str]) -> tuple[list[tuple[str, Image.Image]], list[Item]]:
-    """Images and items of one group.
+    """Images and items of one group: one image per visual tier, one item per combination.
+
+    Args:
+        seed: The dataset's seed.
+        index: The group number.
+        vis_tiers: Visual tiers to draw (one image each).
+        text_tiers: Text tiers to write (one item per visual tier, text tier and kind).
+        kinds: Item kinds (``conflict``, ``text_irrelevant``, ``image_irrelevant``).
 
     Returns:
         ``(relative path, image)`` pairs and the items that use them.

@@ -47,12 +47,15 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
+        """Number of items."""
         return len(self.items)
 
     def __iter__(self) -> Iterator[Item]:
+        """The items, in file order."""
         return iter(self.items)
 
     def __getitem__(self, index: int) -> Item:
+        """The item at position ``index`` in file order."""
         return self.items[index]
 
     def by_id(self, item_id: str) -> Item:
@@ -143,8 +146,15 @@ def load_dataset(root: str | Path) -> Dataset:
 
 
 def read_info(root: Path) -> tuple[dict[str, Any], list[FieldError]]:
-    """``dataset.json`` of a folder (empty when absent) and its problems (not UTF-8, not
-    JSON, not an object), as field errors naming the file."""
+    """Read ``dataset.json`` of a folder, and what is wrong with it.
+
+    Args:
+        root: The dataset folder.
+
+    Returns:
+        The parsed object (empty when the file is absent or unreadable) and its problems
+        (not UTF-8, not JSON, not an object) as field errors naming the file.
+    """
     path = root / INFO_FILE
     if not path.exists():
         return {}, []
@@ -167,6 +177,11 @@ def write_dataset(root: str | Path, items: Iterable[Item], info: dict[str, Any])
     Images must already be in place (the generators write them first), so a folder
     whose ``items.jsonl`` exists is always complete. ``info`` gets an ``n_items`` count
     and per-group counts.
+
+    Args:
+        root: The dataset folder (created if needed).
+        items: The items, in file order.
+        info: The dataset's description (name, generator, seed...).
 
     Returns:
         The path of ``items.jsonl``.

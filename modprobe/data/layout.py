@@ -118,7 +118,20 @@ class DistractorSpec:
 def place_separated(rng: np.random.Generator, width: int, height: int, target_shape: str,
                     target_color: str, target_size: int, distractors: list[DistractorSpec],
                     ) -> Scene:
-    """All shapes at random positions, no two closer than :data:`CLEAR_GAP` (d_v 0-4)."""
+    """Place every shape at a random position, no two closer than :data:`CLEAR_GAP` (d_v 0-4).
+
+    Args:
+        rng: Random source.
+        width: Canvas width in pixels.
+        height: Canvas height in pixels.
+        target_shape: The target's shape.
+        target_color: The target's color.
+        target_size: The target's box side in pixels.
+        distractors: The distractors to place.
+
+    Returns:
+        The scene (target first, then the distractors).
+    """
     for _ in range(_TRIES):
         placed: list[Placed] = []
         specs = [DistractorSpec(target_shape, target_color, target_size), *distractors]
@@ -146,6 +159,19 @@ def place_occluded(rng: np.random.Generator, width: int, height: int, target_sha
 
     The first ``n_overlapping`` specs become overlapping distractors, the rest stay
     clear of the target; the drawing order is then shuffled.
+
+    Args:
+        rng: Random source.
+        width: Canvas width in pixels.
+        height: Canvas height in pixels.
+        target_shape: The target's shape.
+        target_color: The target's color.
+        target_size: The target's box side in pixels.
+        distractors: The distractors to place.
+        n_overlapping: How many of them overlap the target.
+
+    Returns:
+        The scene.
     """
     largest = max((d.size for d in distractors), default=0)
     margin = min(largest // 2, (width - target_size) // 2, (height - target_size) // 2)
@@ -186,8 +212,11 @@ def _place_touching(rng: np.random.Generator, width: int, height: int, target: P
 def _slide_in(rng: np.random.Generator, width: int, height: int, target: Placed,
               spec: DistractorSpec, size: int, mask: np.ndarray, covered: np.ndarray,
               target_pixels: int) -> Placed | None:
-    """Slide a distractor toward the target's centre from a random direction until it
-    touches, then push it deeper by a random depth while the target stays visible enough."""
+    """Slide a distractor toward the target's centre until it touches, then push it deeper.
+
+    It comes from a random direction and goes a random depth further while the target
+    stays visible enough; None when no such position exists.
+    """
     angle = rng.uniform(0.0, 2.0 * math.pi)
     dx, dy = math.cos(angle), math.sin(angle)
     cx, cy = target.left + target.size / 2.0, target.top + target.size / 2.0

@@ -10,253 +10,74 @@ with two usual colors so that text-only answers spread their probability too.
 
 The trainer's API: :func:`sample_lowres_item` (one item of any kind),
 :func:`iter_training_examples` (unimodal and agreeing examples, never conflicts) and
-:func:`lowres_vocabulary` / :func:`words` (a word-level tokenizer's vocabulary).
+:func:`lowres_vocabulary` / :func:`words` (a word-level tokenizer's vocabulary). The images
+are drawn by :mod:`modprobe.data.lowres_image`, the descriptions written by
+:mod:`modprobe.data.lowres_text`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from modprobe.data import texts
-from modprobe.data.palette import COLORS, RGB, WHITE, mix, wheel_neighbours
-from modprobe.data.render import draw_shape
+from modprobe.data.lowres_image import (
+    LOWRES_SHAPES,
+    LOWRES_TIERS,
+    OCCLUDER_GRAY,
+    SIZE,
+    SUPERSAMPLE,
+    LowresImage,
+    LowresTier,
+    lowres_tier,
+    render_lowres,
+)
+from modprobe.data.lowres_text import (
+    LOWRES_TEXT_TIERS,
+    LowresText,
+    has_two_color_object,
+    lowres_vocabulary,
+    make_text,
+    words,
+)
+from modprobe.data.palette import COLORS
 from modprobe.data.schema import GROUPS, Item
 
-#: Side of a lowres image in pixels (a patch-8 vision tower sees 4 x 4 = 16 tokens).
-SIZE = 32
-#: Shapes are drawn at this multiple of the size and box-filtered down (anti-aliasing).
-SUPERSAMPLE = 4
-#: Shapes that stay recognisable at 32 x 32 (star, heart... do not).
-LOWRES_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
-#: Gray of the occluding block.
-OCCLUDER_GRAY: tuple[int, int, int] = (128, 128, 128)
+__all__ = [
+    "COLOR_PAIRS",
+    "KINDS",
+    "LOWRES_SHAPES",
+    "LOWRES_TEXT_TIERS",
+    "LOWRES_TIERS",
+    "OCCLUDER_GRAY",
+    "SIZE",
+    "SUPERSAMPLE",
+    "TASK",
+    "LowresImage",
+    "LowresItem",
+    "LowresText",
+    "LowresTier",
+    "TrainingExample",
+    "group_items",
+    "image_name",
+    "iter_training_examples",
+    "lowres_tier",
+    "lowres_vocabulary",
+    "make_text",
+    "render_lowres",
+    "sample_lowres_item",
+    "words",
+]
+
 #: Item kinds: the three dataset groups plus "agree" (image and text name the same color).
 KINDS: tuple[str, ...] = (*GROUPS, "agree")
 TASK = "color"
 
 _STREAM_PAIRS, _STREAM_GROUP, _STREAM_IMAGE, _STREAM_TEXT, _STREAM_TRAIN = 10, 11, 12, 13, 14
-
-
-@dataclass(frozen=True)
-class LowresTier:
-    """One visual tier ``lv``: ranges the per-image parameters are drawn from.
-
-    Attributes:
-        level: The tier.
-        target_side: Shape box side as a share of the image side.
-        noise_sigma: Std of the Gaussian pixel noise, on the 0-255 scale.
-        hue_jitter: How far the color moves toward a wheel neighbour (0: none; 0.5 would be
-            exactly halfway, so the range stays below it).
-        fade: How far the color moves toward white.
-        occlusion: Share of the shape's box hidden behind a gray block.
-    """
-
-    level: int
-    target_side: tuple[float, float]
-    noise_sigma: tuple[float, float]
-    hue_jitter: tuple[float, float]
-    fade: tuple[float, float]
-    occlusion: tuple[float, float]
-
-
-#: Visual tiers lv 0..7 (ours): every ambiguity source grows with the tier.
-LOWRES_TIERS: tuple[LowresTier, ...] = (
-    LowresTier(0, (0.70, 0.85), (0, 0), (0.00, 0.00), (0.00, 0.00), (0.00, 0.00)),
-    LowresTier(1, (0.60, 0.75), (4, 8), (0.00, 0.10), (0.00, 0.10), (0.00, 0.00)),
-    LowresTier(2, (0.50, 0.65), (10, 16), (0.05, 0.15), (0.05, 0.20), (0.00, 0.00)),
-    LowresTier(3, (0.45, 0.60), (16, 24), (0.10, 0.25), (0.15, 0.30), (0.00, 0.15)),
-    LowresTier(4, (0.40, 0.55), (24, 34), (0.15, 0.30), (0.25, 0.40), (0.10, 0.25)),
-    LowresTier(5, (0.35, 0.50), (34, 46), (0.20, 0.35), (0.35, 0.50), (0.15, 0.30)),
-    LowresTier(6, (0.30, 0.42), (46, 60), (0.25, 0.42), (0.45, 0.60), (0.20, 0.35)),
-    LowresTier(7, (0.25, 0.36), (60, 80), (0.30, 0.48), (0.55, 0.70), (0.25, 0.40)),
-)
-
-#: Text tiers lt (ours), by rising text ambiguity:
-#: 0 direct, 1 one hop, 2 one-color object, 3 "T or U", 4 two-color object, 5 "T, U or V".
-LOWRES_TEXT_TIERS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-_N_OPTIONS = {0: 1, 1: 1, 2: 1, 3: 2, 4: 2, 5: 3}
-
-
-@dataclass
-class LowresImage:
-    """A rendered lowres image and the parameters that made it.
-
-    Attributes:
-        image: The 32 x 32 RGB image.
-        target_mask: Pixels at least half covered by the shape before occlusion.
-        shape: The drawn shape.
-        color: Its base color (the vision answer).
-        box: The shape's box ``(left, top, side)`` in pixels of the 32 x 32 image.
-        noise_sigma: Pixel noise std (0-255 scale).
-        hue_jitter: Share of the way toward ``jitter_toward``.
-        jitter_toward: The neighbouring color the hue moved toward.
-        fade: Share of the way toward white.
-        occlusion: Share of the shape's box behind the gray block.
-    """
-
-    image: Image.Image
-    target_mask: np.ndarray
-    shape: str
-    color: str
-    box: tuple[float, float, float]
-    noise_sigma: float
-    hue_jitter: float
-    jitter_toward: str
-    fade: float
-    occlusion: float
-
-
-def lowres_tier(level: int) -> LowresTier:
-    """The visual tier ``level`` (``ValueError`` outside 0..7)."""
-    if not 0 <= level < len(LOWRES_TIERS):
-        raise ValueError(f"the lowres variant has visual tiers 0..{len(LOWRES_TIERS) - 1}, "
-                         f"got {level}")
-    return LOWRES_TIERS[level]
-
-
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else bounds[0]
-
-
-def render_lowres(rng: np.random.Generator, shape: str, color: str, level: int,
-                  tier: LowresTier | None = None) -> LowresImage:
-    """Draw one ``shape`` of ``color`` at visual tier ``level``.
-
-    Args:
-        rng: Random source.
-        shape: One of :data:`LOWRES_SHAPES` (any renderer shape works).
-        color: One of the six colors.
-        level: Visual tier ``lv``.
-        tier: Custom parameter ranges replacing those of ``level`` (for experiments).
-    """
-    spec = tier if tier is not None else lowres_tier(level)
-    big = SIZE * SUPERSAMPLE
-    side_px = round(_uniform(rng, spec.target_side) * big)
-    left = int(rng.integers(0, big - side_px + 1))
-    top = int(rng.integers(0, big - side_px + 1))
-    jitter, fade = _uniform(rng, spec.hue_jitter), _uniform(rng, spec.fade)
-    toward = wheel_neighbours(color)[int(rng.integers(2))]
-    rgb = mix(mix(RGB[color], RGB[toward], jitter), WHITE, fade)
-    fill = tuple(round(c) for c in rgb)
-
-    # Box-filtered coverage of the shape and of the occluder at 32 x 32, composited in
-    # numpy: the same pixels as drawing at 128 x 128 and box-resizing, at a fraction of
-    # the cost.
-    shape_cover = Image.new("L", (big, big), 0)
-    draw_shape(ImageDraw.Draw(shape_cover), shape, left, top, side_px, 255)
-    cover = _box_down(np.asarray(shape_cover, dtype=np.float64) / 255.0)
-    occlusion = _uniform(rng, spec.occlusion)
-    occluder = np.zeros((big, big))
-    if occlusion > 0:
-        x0, y0, x1, y1 = _occluder_box(rng, left, top, side_px, occlusion)
-        occluder[y0:y1 + 1, x0:x1 + 1] = 1.0
-    hidden = _box_down(occluder)[..., None]
-    small = (np.asarray(WHITE, dtype=np.float64) * (1 - cover[..., None])
-             + np.asarray(fill, dtype=np.float64) * cover[..., None])
-    small = small * (1 - hidden) + np.asarray(OCCLUDER_GRAY, dtype=np.float64) * hidden
-    sigma = _uniform(rng, spec.noise_sigma)
-    if sigma > 0:
-        small = small + rng.normal(0.0, sigma, small.shape)
-    pixels = np.clip(np.round(small), 0, 255).astype(np.uint8)
-    mask = cover >= 0.5
-    box = (left / SUPERSAMPLE, top / SUPERSAMPLE, side_px / SUPERSAMPLE)
-    return LowresImage(Image.fromarray(pixels, "RGB"), mask, shape, color, box, sigma, jitter,
-                       toward, fade, occlusion)
-
-
-def _box_down(big: np.ndarray) -> np.ndarray:
-    """Mean over SUPERSAMPLE x SUPERSAMPLE blocks (a box filter down to SIZE x SIZE)."""
-    return big.reshape(SIZE, SUPERSAMPLE, SIZE, SUPERSAMPLE).mean(axis=(1, 3))
-
-
-def _occluder_box(rng: np.random.Generator, left: int, top: int, side: int,
-                  share: float) -> tuple[int, int, int, int]:
-    """A block over ``share`` of the shape's box, entering from a random side."""
-    depth = max(1, round(share * side))
-    right, bottom = left + side - 1, top + side - 1
-    edge = int(rng.integers(4))
-    if edge == 0:
-        return left, top, left + depth - 1, bottom
-    if edge == 1:
-        return right - depth + 1, top, right, bottom
-    if edge == 2:
-        return left, top, right, top + depth - 1
-    return left, bottom - depth + 1, right, bottom
-
-
-@dataclass
-class LowresText:
-    """A description and the colors it allows.
-
-    Attributes:
-        context: The description.
-        options: The colors the description allows, in the order it names them.
-        described_shape: The shape it talks about.
-        hop_shape: The bridge shape of a one-hop text, else ``None``.
-        world_object: The object of a world-knowledge text, else ``None``.
-    """
-
-    context: str
-    options: list[str]
-    described_shape: str
-    hop_shape: str | None = None
-    world_object: str | None = None
-
-
-def make_text(rng: np.random.Generator, level: int, shape: str, first: str,
-              avoid: str | None = None, include: str | None = None,
-              hop_shape: str | None = None) -> LowresText:
-    """A description of text tier ``level`` saying ``shape`` is ``first`` (maybe among others).
-
-    Args:
-        rng: Random source.
-        level: Text tier ``lt``.
-        shape: The shape described.
-        first: The color named first (for the two-color-object tier, a color the
-            object must have).
-        avoid: A color that must not be among the options (the image's, in a conflict).
-        include: A color that must be among the options (the image's, when agreeing).
-        hop_shape: Bridge shape for the one-hop tier (default: a random other shape).
-    """
-    if level not in LOWRES_TEXT_TIERS:
-        raise ValueError(f"the lowres variant has text tiers {LOWRES_TEXT_TIERS}, got {level}")
-    if first == avoid:
-        raise ValueError(f"the text color {first!r} equals the color to avoid")
-    if level == 1:
-        hop = hop_shape or str(rng.choice([s for s in LOWRES_SHAPES if s != shape]))
-        return LowresText(texts.one_hop(shape, hop, first), [first], shape, hop_shape=hop)
-    if level == 2:
-        objects = texts.WORLD_OBJECTS[first]
-        thing = objects[int(rng.integers(len(objects)))]
-        return LowresText(texts.world(shape, thing), [first], shape, world_object=thing)
-    if level == 4:
-        fitting = [thing for thing, pair in texts.TWO_COLOR_OBJECTS.items()
-                   if first in pair and avoid not in pair
-                   and (include is None or include in pair)]
-        thing = fitting[int(rng.integers(len(fitting)))]
-        return LowresText(texts.world(shape, thing), list(texts.TWO_COLOR_OBJECTS[thing]),
-                          shape, world_object=thing)
-    options = [first]
-    if include is not None and include != first:
-        options.append(include)
-    others = [c for c in COLORS if c not in options and c != avoid]
-    extra = _N_OPTIONS[level] - len(options)
-    options += [str(c) for c in rng.choice(others, extra, replace=False)] if extra > 0 else []
-    options = [options[int(i)] for i in rng.permutation(len(options))]
-    if level == 0:
-        return LowresText(texts.direct(shape, options[0]), options, shape)
-    return LowresText(texts.hedged(shape, options), options, shape)
-
-
-def _has_two_color_object(color: str, avoid: str | None) -> bool:
-    """Whether some two-color object has ``color`` and not ``avoid``."""
-    return any(color in pair and avoid not in pair for pair in texts.TWO_COLOR_OBJECTS.values())
 
 
 @dataclass
@@ -348,11 +169,11 @@ def _compose(kind: str, vis_tier: int, text_tier: int, roles: _Roles, color_visi
     if text_tier == 4 and agree:
         # Name the image color as one of the object's two usual colors.
         first = color_vision
-    elif text_tier == 4 and not _has_two_color_object(color_text, color_vision):
+    elif text_tier == 4 and not has_two_color_object(color_text, color_vision):
         # The object must carry color_text and not the image color; fall back to any
         # color that has such an object.
         first = str(rng.choice([c for c in COLORS if c != color_vision
-                                and _has_two_color_object(c, color_vision)]))
+                                and has_two_color_object(c, color_vision)]))
     text = make_text(rng, text_tier, described, first,
                      avoid=None if agree else color_vision,
                      include=color_vision if agree else None,
@@ -470,40 +291,21 @@ def iter_training_examples(seed: int, vis_tiers: Sequence[int] | None = None,
         index += 1
 
 
-_WORD = re.compile(r"'s|[a-z0-9]+(?:-[a-z0-9]+)*|[?.,]")
-
-
-def words(text: str) -> list[str]:
-    """Word-level tokens of a lowres text: lowercase words, ``'s`` and the marks ``?,.``"""
-    return _WORD.findall(text.lower())
-
-
-def lowres_vocabulary() -> list[str]:
-    """Every word (as :func:`words` splits them) of any lowres question, context or answer.
-
-    Sorted, so a tokenizer built from it is stable across runs.
-    """
-    sentences: list[str] = list(COLORS)
-    for shape in LOWRES_SHAPES:
-        sentences.append(texts.question(shape))
-        sentences.append(texts.hedged(shape, list(COLORS)))
-        for color in COLORS:
-            sentences.append(texts.direct(shape, color))
-        for hop in LOWRES_SHAPES:
-            sentences.append(texts.one_hop(shape, hop, "red"))
-        for objects in texts.WORLD_OBJECTS.values():
-            sentences.extend(texts.world(shape, thing) for thing in objects)
-        sentences.extend(texts.world(shape, thing) for thing in texts.TWO_COLOR_OBJECTS)
-    return sorted({w for s in sentences for w in words(s)})
-
-
 # ----------------------------------------------------------------- dataset groups
 #: Every ordered (image color, text color) pair; each appears once per 30 groups.
 COLOR_PAIRS: tuple[tuple[str, str], ...] = tuple(permutations(COLORS, 2))
 
 
 def image_name(group: int, level: int) -> str:
-    """Relative path of a group's image at visual tier ``level``."""
+    """Relative path of a group's image at visual tier ``level``.
+
+    Args:
+        group: The group number.
+        level: The visual tier ``lv``.
+
+    Returns:
+        ``images/gNNNN-vNN.png``.
+    """
     return f"images/g{group:04d}-v{level:02d}.png"
 
 
@@ -513,6 +315,16 @@ def group_items(seed: int, index: int, vis_tiers: list[int], text_tiers: list[in
 
     Each visual tier gets one image; each (visual tier, text tier, kind) one item. The
     text of a (group, text tier, kind) is the same at every visual tier.
+
+    Args:
+        seed: The dataset's seed.
+        index: The group number (its color pair and shapes depend on it alone).
+        vis_tiers: Visual tiers ``lv`` to draw.
+        text_tiers: Text tiers ``lt`` to write.
+        kinds: Item kinds, among the dataset groups.
+
+    Returns:
+        ``(relative path, image)`` pairs and the schema items that use them.
     """
     for kind in kinds:
         if kind not in GROUPS:

@@ -28,5 +28,14 @@ def wheel_neighbours(color: str) -> tuple[str, str]:
 
 def mix(a: tuple[float, float, float], b: tuple[float, float, float],
         t: float) -> tuple[float, float, float]:
-    """Linear blend ``(1 - t) * a + t * b`` of two RGB triples."""
+    """Blend two RGB triples linearly: ``(1 - t) * a + t * b``.
+
+    Args:
+        a: The color at ``t = 0``.
+        b: The color at ``t = 1``.
+        t: The share of ``b``.
+
+    Returns:
+        The blended triple (floats).
+    """
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t)

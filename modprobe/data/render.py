@@ -76,7 +76,16 @@ def _unit_outline(shape: str) -> list[tuple[float, float]] | None:
 
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, left: float, top: float, size: float,
                fill: tuple[int, int, int] | int) -> None:
-    """Draw ``shape`` filling the box ``[left, left + size) x [top, top + size)``."""
+    """Draw ``shape`` filling the box ``[left, left + size) x [top, top + size)``.
+
+    Args:
+        draw: The PIL drawing context.
+        shape: A shape name of the renderer.
+        left: Left edge of the box in pixels.
+        top: Top edge of the box in pixels.
+        size: Side of the box in pixels.
+        fill: An RGB triple, or a gray level for a mask.
+    """
     half = size / 2.0
     cx, cy = left + half - 0.5, top + half - 0.5
     outline = _unit_outline(shape)
@@ -87,7 +96,15 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, left: float, top: float, s
 
 
 def shape_mask(shape: str, size: int) -> np.ndarray:
-    """Boolean ``size x size`` mask of ``shape`` drawn in its box."""
+    """Boolean ``size x size`` mask of ``shape`` drawn in its box.
+
+    Args:
+        shape: A shape name of the renderer.
+        size: Side of the box in pixels.
+
+    Returns:
+        True where the shape covers a pixel.
+    """
     canvas = Image.new("L", (size, size), 0)
     draw_shape(ImageDraw.Draw(canvas), shape, 0, 0, size, 255)
     return np.asarray(canvas) > 0
@@ -125,14 +142,30 @@ class Placed:
         return int(np.count_nonzero(mine & theirs))
 
     def boxes_within(self, other: Placed, gap: int) -> bool:
-        """Whether the two boxes come closer than ``gap`` pixels."""
+        """Whether the two boxes come closer than ``gap`` pixels.
+
+        Args:
+            other: The other placed shape.
+            gap: The smallest allowed distance in pixels.
+
+        Returns:
+            True when they are closer (or overlap).
+        """
         return not (self.left + self.size + gap <= other.left
                     or other.left + other.size + gap <= self.left
                     or self.top + self.size + gap <= other.top
                     or other.top + other.size + gap <= self.top)
 
     def canvas_mask(self, width: int, height: int) -> np.ndarray:
-        """The shape's mask on a ``height x width`` canvas (clipped at the borders)."""
+        """The shape's mask on a ``height x width`` canvas (clipped at the borders).
+
+        Args:
+            width: Canvas width in pixels.
+            height: Canvas height in pixels.
+
+        Returns:
+            A boolean ``height x width`` array.
+        """
         out = np.zeros((height, width), dtype=bool)
         x0, y0 = max(self.left, 0), max(self.top, 0)
         x1, y1 = min(self.left + self.size, width), min(self.top + self.size, height)

@@ -7,6 +7,7 @@ one :class:`DatasetError`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class FieldError:
     message: str
 
     def __str__(self) -> str:
+        """``FILE line N, field 'F': message``."""
         where = f"{self.file} line {self.line}" if self.line else self.file
         if self.field is not None:
             where += f", field {self.field!r}"
@@ -78,6 +80,13 @@ class DatasetError(ModprobeError, ValueError):
 
     def __init__(self, root: Path | str, errors: list[FieldError],
                  schema: str = "docs/data.md") -> None:
+        """Keep every problem and list the first :data:`MAX_LISTED_ERRORS` in the message.
+
+        Args:
+            root: The dataset folder.
+            errors: Every problem found.
+            schema: Where the schema is documented (named in the message).
+        """
         self.root = Path(root)
         self.errors = list(errors)
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED_ERRORS])
@@ -167,8 +176,7 @@ def check_record(record: Any, line: int, root: Path | None, file: str = "items.j
         file: File name used in the messages.
         image_cache: Results of images already checked (items may share an image).
     """
-    def error(name: str | None, message: str) -> FieldError:
-        return FieldError(file, line, name, message)
+    error = functools.partial(FieldError, file, line)  # error(field, message)
 
     if not isinstance(record, dict):
         return [error(None, f"expected a JSON object, got {_describe(record)}")]
@@ -215,8 +223,10 @@ def check_record(record: Any, line: int, root: Path | None, file: str = "items.j
 
 
 def text_problem(text: str) -> str | None:
-    """Why a string cannot be written as UTF-8 (a lone surrogate such as ``"\\ud800"``,
-    which JSON escapes allow), or None."""
+    r"""Why a string cannot be written as UTF-8, or None.
+
+    JSON escapes allow a lone surrogate such as ``"\ud800"``, which UTF-8 cannot hold.
+    """
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -273,6 +283,13 @@ def image_problem(path: Path, name: str | None = None) -> str | None:
     Every pixel is decoded (a truncated file fails here, not in the middle of a run); an
     empty file, a file that is no image, and an image larger than PIL's decompression-bomb
     limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused.
+
+    Args:
+        path: The image file.
+        name: How messages name it (default: ``path``).
+
+    Returns:
+        The problem, or None.
     """
     import warnings
 
@@ -343,6 +360,11 @@ def parse_jsonl(text: str, file: str, check: Callable[[Any, int], list[FieldErro
 def parse_items(text: str, root: Path | None, file: str = "items.jsonl",
                 ) -> tuple[list[Item], list[FieldError]]:
     """Parse and validate the lines of an ``items.jsonl`` text.
+
+    Args:
+        text: The file's text.
+        root: The dataset folder, to check the images (None: skip those checks).
+        file: The file name used in the messages.
 
     Returns:
         The valid items and the problems of every line (blank lines are skipped).

@@ -42,8 +42,17 @@ class HeldOutError(ModprobeError, ValueError):
 
 
 def content_key(item: Any) -> str:
-    """What a model is asked and shown, hashed: question, description, options, answer and
-    the image's pixels (ids, clusters and file names do not count)."""
+    """Hash what a model is asked and shown.
+
+    The question, description, options, answer, relevant modality and the image's pixels
+    count; ids, clusters and file names do not.
+
+    Args:
+        item: A task item (its image opened, if it has one).
+
+    Returns:
+        A SHA-256 hex digest.
+    """
     digest = hashlib.sha256()
     for text in (item.question, item.context or "", item.answer, item.relevant,
                  "\x1f".join(item.options or [])):
@@ -101,6 +110,14 @@ class Split:
 def split_items(items: Sequence[Any], fraction: float, seed: int) -> Split:
     """Hold out ``fraction`` of the clusters (at least one), drawn with ``seed``.
 
+    Args:
+        items: The items (their images opened, for the content keys).
+        fraction: Share of the clusters held out.
+        seed: Seed of the draw.
+
+    Returns:
+        The split: training items, held-out items and the duplicates dropped.
+
     Raises:
         HeldOutError: fewer than two clusters.
     """
@@ -122,6 +139,13 @@ def split_items(items: Sequence[Any], fraction: float, seed: int) -> Split:
 def given_split(train: Sequence[Any], eval_items: Sequence[Any]) -> Split:
     """A split from a separate evaluation set, refused when it shares content with training.
 
+    Args:
+        train: The training items.
+        eval_items: The evaluation items.
+
+    Returns:
+        The split (nothing dropped).
+
     Raises:
         HeldOutError: an evaluation item has a training item's content.
     """
@@ -137,7 +161,13 @@ def given_split(train: Sequence[Any], eval_items: Sequence[Any]) -> Split:
 
 
 def write_split(out: Path, split: Split, info: dict[str, Any]) -> None:
-    """Write ``RUN/split.json`` and the held-out items as the task folder ``RUN/eval``."""
+    """Write ``RUN/split.json`` and the held-out items as the task folder ``RUN/eval``.
+
+    Args:
+        out: The run folder.
+        split: The split.
+        info: The ``dataset.json`` of ``RUN/eval``.
+    """
     from modprobe.data.tasks import write_tasks
     from modprobe.io import write_bytes, write_json
 
@@ -172,6 +202,11 @@ def read_split(run: str | Path) -> dict[str, Any] | None:
 
 def heldout_note(run: str | Path, items: Sequence[Any], allow_overlap: bool) -> str:
     """Check an evaluation of fine-tuning run ``run`` on ``items`` (images opened).
+
+    Args:
+        run: The fine-tuning run folder (its ``split.json``).
+        items: The evaluation items.
+        allow_overlap: Warn instead of refusing items that share training content.
 
     Returns:
         A line saying what was checked (and, with ``allow_overlap``, a loud warning).

@@ -105,6 +105,7 @@ class TaskItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse an item whose fields break the task schema (the first problem named)."""
         problems = task_item_problems(self)
         if problems:
             name, message = problems[0]
@@ -131,9 +132,16 @@ class TaskItem:
 
     # ------------------------------------------------------------------ answers
     def read(self, answer: Any, aliases: Mapping[str, int] | None = None) -> str:
-        """The category of a model's answer: the option it names (its text) for multiple
-        choice, else the normalised answer; :data:`UNREADABLE` when none can be read.
-        ``aliases`` as in :func:`read_choice` (multiple choice only)."""
+        """The category of a model's answer.
+
+        Args:
+            answer: The model's reply.
+            aliases: As in :func:`read_choice` (multiple choice only).
+
+        Returns:
+            The option it names (its text) for multiple choice, else the normalised
+            answer; :data:`UNREADABLE` when none can be read.
+        """
         from modprobe.answers import normalize_answer
 
         if self.format == "choice":
@@ -151,8 +159,10 @@ class TaskItem:
         return str(normalize_answer(self.answer))
 
     def target(self) -> str:
-        """The answer a model should give (a training target): the gold option's letter
-        for multiple choice, the gold answer otherwise."""
+        """The answer a model should give (a training target).
+
+        The gold option's letter for multiple choice, the gold answer otherwise.
+        """
         if self.format == "choice":
             return LETTERS[(self.options or []).index(self.gold())]
         return self.answer
@@ -171,8 +181,18 @@ class TaskItem:
 
 
 def seeded_rng(seed: int, *keys: str | int) -> np.random.Generator:
-    """A numpy Generator that depends only on ``seed`` and ``keys`` (strings hashed with
-    SHA-256, never Python's salted ``hash``): the same in every process and platform."""
+    """A numpy Generator that depends only on ``seed`` and ``keys``.
+
+    Strings are hashed with SHA-256, never Python's salted ``hash``, so the stream is the
+    same in every process and on every platform.
+
+    Args:
+        seed: The base seed.
+        *keys: What the stream is for (an item id, a perturbation name, a draw).
+
+    Returns:
+        The generator.
+    """
     words = [int(seed)]
     for key in keys:
         digest = hashlib.sha256(str(key).encode("utf-8")).digest()
@@ -228,8 +248,11 @@ TEMPLATE_FIELDS: tuple[str, ...] = ("option", "subject")
 
 
 def template_problem(template: str) -> str | None:
-    """What is wrong with a misleading template (None when it formats): a brace without
-    its pair, a field other than ``{option}`` and ``{subject}``, or no ``{option}``."""
+    """What is wrong with a misleading template, or None when it formats.
+
+    A brace without its pair, a field other than ``{option}`` and ``{subject}``, or no
+    ``{option}`` at all.
+    """
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template)
                  if name is not None]
@@ -269,9 +292,11 @@ class TaskSet:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
+        """Number of items."""
         return len(self.items)
 
     def __iter__(self) -> Iterator[TaskItem]:
+        """The items, in file order."""
         return iter(self.items)
 
     def open(self, item: TaskItem) -> TaskItem:
@@ -285,7 +310,16 @@ class TaskSet:
 
 def parse_tasks(text: str, root: Path | None, file: str = "items.jsonl",
                 ) -> tuple[list[TaskItem], list[FieldError]]:
-    """Parse and validate the lines of a task ``items.jsonl``."""
+    """Parse and validate the lines of a task ``items.jsonl``.
+
+    Args:
+        text: The file's text.
+        root: The task folder, to check the images (None: skip those checks).
+        file: The file name used in the messages.
+
+    Returns:
+        The valid items and the problems of every line.
+    """
     return parse_jsonl(text, file, lambda record, number: _check_record(record, number, root,
                                                                         file),
                        _from_record)
@@ -371,7 +405,18 @@ def _is_conflict_dataset(text: str) -> bool:
 
 
 def write_tasks(root: str | Path, items: Sequence[TaskItem], info: dict[str, Any]) -> Path:
-    """Write ``items.jsonl`` and ``dataset.json`` (images must already be in place)."""
+    """Write ``items.jsonl`` and ``dataset.json``, each atomically.
+
+    Images must already be in place, so a folder with an ``items.jsonl`` is complete.
+
+    Args:
+        root: The task folder.
+        items: The items, in file order.
+        info: The folder's description; per-kind counts are added.
+
+    Returns:
+        The path of ``items.jsonl``.
+    """
     root = Path(root)
     lines = "".join(json.dumps(item.to_record(), ensure_ascii=False) + "\n" for item in items)
     counts: dict[str, int] = {}

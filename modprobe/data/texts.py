@@ -42,21 +42,54 @@ def question(shape: str) -> str:
 
 
 def direct(shape: str, color: str) -> str:
-    """d_t = 0: "The A is T."."""
+    """Text tier 0: "The A is T.".
+
+    Args:
+        shape: The shape A.
+        color: The color T.
+
+    Returns:
+        The sentence.
+    """
     return f"The {shape} is {color}."
 
 
 def one_hop(shape: str, via_shape: str, color: str) -> str:
-    """d_t = 1: "The A's color is the same as a B. The B is T."."""
+    """Text tier 1: "The A's color is the same as a B. The B is T.".
+
+    Args:
+        shape: The shape A.
+        via_shape: The bridge shape B.
+        color: The color T.
+
+    Returns:
+        The two sentences.
+    """
     return f"The {shape}'s color is the same as {article(via_shape)}. The {via_shape} is {color}."
 
 
 def world(shape: str, thing: str) -> str:
-    """d_t = 2: "The A's color is the same as a D." (``thing`` carries its article)."""
+    """Text tier 2: "The A's color is the same as a D.".
+
+    Args:
+        shape: The shape A.
+        thing: The object D, with its article (``"a banana"``).
+
+    Returns:
+        The sentence.
+    """
     return f"The {shape}'s color is the same as {thing}."
 
 
 def hedged(shape: str, colors: list[str]) -> str:
-    """"The A is T or U." / "The A is T, U or V." (lowres variant)."""
+    """A hedged description (lowres variant): "The A is T or U." / "The A is T, U or V.".
+
+    Args:
+        shape: The shape A.
+        colors: The colors allowed, in the order named.
+
+    Returns:
+        The sentence.
+    """
     listed = ", ".join(colors[:-1]) + f" or {colors[-1]}" if len(colors) > 1 else colors[0]
     return f"The {shape} is {listed}."

@@ -31,6 +31,7 @@ from modprobe.analysis.following.plots import (
     plot_oscillation,
     plot_uncertainty_distribution,
 )
+from modprobe.analysis.following.results import FollowingReport, ModelFollowing
 from modprobe.analysis.following.simulate import simulate_following_table, simulate_saturated_table
 
 PLANTED = {"A, planted -0.60": -0.6, "B, planted -0.20": -0.2, "C, planted +0.15": 0.15}
@@ -77,7 +78,15 @@ def simulate_lens(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python figures/analysis_demo.py [--out DIR] [--bootstrap N]``; returns the exit code."""
+    """Write the figures of docs/analyses.md and print the reports behind them.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``): ``--out DIR`` (the
+            PNG folder, default ``docs/figures``) and ``--bootstrap N`` (replicates).
+
+    Returns:
+        The exit code, 0.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures"), help="PNG folder")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
@@ -85,8 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     boot = {"n_bootstrap": args.bootstrap, "seed": 0}
+    report = _law_figures(out, boot)
+    _split_figure(out, boot)
+    _saturation_figures(out, boot, report)
+    rng = np.random.default_rng(30)
+    _oscillation_figures(out, report.models[next(iter(PLANTED))], rng)
+    plot_attention_mass(
+        simulate_attention(rng),
+        title="Attention mass received per modality",
+        path=out / "attention_mass.png",
+    )
+    print(f"figures written to {out}")
+    return 0
 
-    # 1. Three models, one law each.
+
+def _law_figures(out: Path, boot: dict[str, int]) -> FollowingReport:
+    """Three models with planted balance points: their curves, and model A's isotonic fit.
+
+    Args:
+        out: Folder of the PNGs.
+        boot: ``n_bootstrap`` and ``seed`` of every analysis.
+
+    Returns:
+        The three models' report (printed here; its items feed the later figures).
+    """
     table = pd.concat(
         [
             simulate_following_table(1500, x0, slope=-3.5, seed=i, model=name)
@@ -101,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         title="Text-following against relative uncertainty",
         path=out / "following_curve_models.png",
     )
-
     name_a = next(iter(PLANTED))
     plot_following_curve(
         {name_a: report.models[name_a].law},
@@ -109,8 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         title="Logistic fit (band) vs isotonic fit (dashed)",
         path=out / "following_curve_isotonic.png",
     )
+    return report
 
-    # 2. Robustness split: the balance point moves toward 0 for uncertain items.
+
+def _split_figure(out: Path, boot: dict[str, int]) -> None:
+    """The robustness split: the balance point moves toward 0 for uncertain items.
+
+    Args:
+        out: Folder of the PNG.
+        boot: ``n_bootstrap`` and ``seed`` of the analysis.
+    """
     split_table = simulate_following_table(
         4000, balance_point=-0.8, slope=-3.5, seed=10, entropy_shrink=1.5, model="split demo"
     )
@@ -124,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         path=out / "entropy_split.png",
     )
 
-    # 3. Saturation: raw dH_rel, floored dH_rel, and the absolute axis.
+
+def _saturation_figures(out: Path, boot: dict[str, int], report: FollowingReport) -> None:
+    """A saturated model on raw dH_rel, floored dH_rel and the absolute axis.
+
+    Args:
+        out: Folder of the PNGs.
+        boot: ``n_bootstrap`` and ``seed`` of every analysis.
+        report: The three models' report (model A's axis is drawn for comparison).
+    """
     sat = simulate_saturated_table(3000, seed=20, share_saturated=0.85)
     raw = analyze_following(sat, **boot).models["saturated"]
     floored = analyze_following(sat, entropy_floor=0.05, **boot).models["saturated"]
@@ -148,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         title="Saturated model: absolute axis",
         path=out / "saturation_abs.png",
     )
+    name_a = next(iter(PLANTED))
     plot_uncertainty_distribution(
         {name_a: report.models[name_a].items["x"], "saturated model": raw.items["x"]},
         title=r"$\Delta H_{rel}$ per model",
@@ -159,11 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         path=out / "saturation_distribution.png",
     )
 
-    # 4. Oscillation and the logit-difference heatmap (model A's conflict items + controls).
-    rng = np.random.default_rng(30)
-    m_a = report.models[name_a]
-    items = m_a.items[m_a.items["in_law"]].reset_index(drop=True)
-    bp = m_a.law.balance_point
+
+def _oscillation_figures(out: Path, model: ModelFollowing, rng: np.random.Generator) -> None:
+    """Oscillation by region and the logit-difference heatmap of one model's lens.
+
+    Args:
+        out: Folder of the PNGs.
+        model: The model whose law items get toy lens trajectories (with 400 controls).
+        rng: Random generator of the trajectories.
+    """
+    items = model.items[model.items["in_law"]].reset_index(drop=True)
+    bp = model.law.balance_point
     n_layers = 32
     followed = (items["label"] == "text").to_numpy()
     lt, lv, lo = simulate_lens(items["x"].to_numpy(), followed, bp.value, n_layers, rng)
@@ -187,19 +240,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n".join(osc.summary_lines()))
     plot_oscillation(
-        {name_a: osc},
+        {model.model: osc},
         title="Logit-lens oscillation by region",
         path=out / "oscillation_by_region.png",
     )
-    matrix = logit_difference_matrix(lt - lv, items["x"])
     plot_logit_difference(
-        matrix,
+        logit_difference_matrix(lt - lv, items["x"]),
         balance_point=bp.value,
-        title=f"model {name_a}: logit($Y_t$) - logit($Y_v$) by layer",
+        title=f"model {model.model}: logit($Y_t$) - logit($Y_v$) by layer",
         path=out / "logit_difference_heatmap.png",
     )
 
-    # 5. Attention mass per modality span (tidy frame: layer, span, mass, model, condition).
+
+def simulate_attention(rng: np.random.Generator) -> pd.DataFrame:
+    """Toy attention mass per modality span of two models, 28 layers and 8 heads.
+
+    A vision-language model under one condition, an omni model under a visual and an
+    audio question; the description (``context``) is read early, then left
+    (docs/organism.md); each head's mass is the span's share times log-normal noise.
+
+    Args:
+        rng: Random generator of the noise.
+
+    Returns:
+        Tidy frame with columns ``model, condition, layer, span, head, mass``.
+    """
     rows = []
     for model, spans in (
         ("vision-language", ("image", "context", "text")),
@@ -211,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
                 depth = layer / 27
                 raw_mass = {
                     "text": 2.0 + 1.5 * depth,
-                    # the description: read early, then left (docs/organism.md)
                     "context": 0.3 + 2.0 * (1 - depth) ** 3,
                     "image": 1.2 + np.sin(np.pi * depth),
                     "video": 1.0 + 0.8 * np.sin(np.pi * depth),
@@ -220,22 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 if condition == "audio question":
                     raw_mass["audio"] += 0.6 * np.sin(np.pi * depth)
                 total = sum(raw_mass[s] for s in spans)
-                for head in range(8):
-                    for s in spans:
-                        rows.append(
-                            {
-                                "model": model,
-                                "condition": condition,
-                                "layer": layer,
-                                "span": s,
-                                "head": head,
-                                "mass": raw_mass[s] / total * rng.lognormal(0, 0.15),
-                            }
-                        )
-    plot_attention_mass(
-        pd.DataFrame(rows),
-        title="Attention mass received per modality",
-        path=out / "attention_mass.png",
-    )
-    print(f"figures written to {out}")
-    return 0
+                rows += [{"model": model, "condition": condition, "layer": layer, "span": s,
+                          "head": head, "mass": raw_mass[s] / total * rng.lognormal(0, 0.15)}
+                         for head in range(8) for s in spans]
+    return pd.DataFrame(rows)

@@ -77,6 +77,7 @@ class AdversarialConfig:
     init_scale: float = 0.5
 
     def __post_init__(self) -> None:
+        """Refuse an unknown norm, negative steps or a radius that is not positive and finite."""
         if self.norm not in ADV_NORMS:
             raise ValueError(f"unknown adversarial norm {self.norm!r}; use one of {', '.join(ADV_NORMS)}")
         if self.steps < 0:
@@ -182,17 +183,29 @@ class EmbeddingPerturbation:
         return args, {**kwargs, "inputs_embeds": perturbed}
 
     def __enter__(self) -> EmbeddingPerturbation:  # noqa: PYI034 (py3.10: no typing.Self)
+        """Install the hook on the decoder stack: every forward inside is perturbed."""
         self._handle = decoder_stack(self.loaded).register_forward_pre_hook(
             self._hook, with_kwargs=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Remove the hook: forwards after the block run unperturbed."""
         self._handle.remove()
         self._handle = None
 
 
 def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project `batch seq hidden` perturbations onto the eps ball (per row for ``"l2"``)."""
+    """Project `batch seq hidden` perturbations onto the eps ball.
+
+    Args:
+        delta: The perturbations.
+        eps: The radius of the ball.
+        norm: ``"linf"`` (clamp every entry to ``[-eps, eps]``) or ``"l2"`` (shrink each
+            row whose norm over ``seq hidden`` exceeds ``eps``).
+
+    Returns:
+        The projected perturbations, same shape.
+    """
     if norm == "linf":
         return delta.clamp(-eps, eps)
     if norm == "l2":
@@ -208,6 +221,15 @@ def random_start(mask: torch.Tensor, hidden: int, config: AdversarialConfig,
 
     Drawn on the CPU when a generator is given (so a seed gives the same start on any
     device), else with the global RNG on the mask's device.
+
+    Args:
+        mask: `batch seq` positions that may be perturbed.
+        hidden: The embedding width.
+        config: The attack's ``eps``, ``norm`` and start scale.
+        generator: A seeded CPU generator, or None for the global RNG.
+
+    Returns:
+        `batch seq hidden` float32 start, projected onto the eps ball.
     """
     shape = (*mask.shape, hidden)
     if generator is not None:
@@ -253,6 +275,15 @@ def adversarial_delta(loaded: Any, batch: Mapping[str, Any], targets: torch.Tens
 
     Each step is one forward and one backward to ``delta`` only
     (``torch.autograd.grad``: no parameter gradient is computed or accumulated).
+
+    Args:
+        loaded: The :class:`modprobe.LoadedModel` under attack.
+        batch: The encoded prompts.
+        targets: The answer token id of each row (the loss the attack raises).
+        mask: `batch seq` positions the perturbation may touch (the irrelevant
+            modality's tokens, :func:`irrelevant_mask`).
+        config: Steps, radius, norm and step size of the attack.
+        generator: A seeded CPU generator for the random start, or None.
 
     Returns:
         ``delta`` (detached float32, zero outside ``mask``) and the mean answer loss at

@@ -52,6 +52,14 @@ def answer_loss(logits: torch.Tensor, targets: torch.Tensor, *,
     ``-log softmax(logits[b])[targets[b]]``, averaged over rows (``reduction="mean"``) or
     per row (``"none"``) or summed (``"sum"``).
 
+    Args:
+        logits: `batch vocab` logits that predict the answer (at the last prompt position).
+        targets: The answer's first token id, one per row.
+        reduction: ``"mean"``, ``"none"`` or ``"sum"``.
+
+    Returns:
+        A scalar, or one loss per row for ``"none"``.
+
     Raises:
         ValueError: when the shapes do not pair one target with each row, or a target id
             falls outside the vocabulary.

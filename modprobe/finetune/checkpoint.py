@@ -51,6 +51,15 @@ class TrainingState:
 
 
 def checkpoint_dir(run: Path, step: int) -> Path:
+    """The folder of the checkpoint after ``step`` optimizer steps.
+
+    Args:
+        run: The run folder.
+        step: Optimizer steps done.
+
+    Returns:
+        ``RUN/checkpoints/step-NNNNNNN`` (zero-padded, so names sort by step).
+    """
     return Path(run) / CHECKPOINTS / f"step-{step:07d}"
 
 
@@ -128,8 +137,9 @@ class CheckpointError(ModprobeError, ValueError):
 
 def _read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor],
                                             dict[str, torch.Tensor]]:
-    """``state.json``, the weights and the optimizer tensors of a checkpoint, each read
-    whole (a truncated or missing file is found here, before anything is restored).
+    """Read ``state.json``, the weights and the optimizer tensors of a checkpoint, whole.
+
+    A truncated or missing file is found here, before anything is restored.
 
     Raises:
         CheckpointError: a file is missing, truncated or not what it should be.
@@ -167,6 +177,14 @@ def load_checkpoint(folder: Path, parameters: dict[str, torch.nn.Parameter],
     A damaged checkpoint (a file truncated or missing, e.g. by a full disk or a copy cut
     short) is skipped with a warning naming it, and the newest intact older checkpoint of
     the run is restored instead: training repeats the steps in between.
+
+    Args:
+        folder: The checkpoint folder (``RUN/checkpoints/step-NNNNNNN``).
+        parameters: The trained parameters by name; their values are replaced in place.
+        optimizer: The optimizer over ``parameters``; its state is replaced.
+
+    Returns:
+        The step and log rows of the checkpoint actually restored.
 
     Raises:
         CheckpointError: no intact checkpoint is left (the message names the damage and

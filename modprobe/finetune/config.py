@@ -65,6 +65,7 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
+        """Fill in the default loss weights and make ``perturbations`` a tuple."""
         from modprobe.finetune.step import LossConfig
 
         if self.loss is None:

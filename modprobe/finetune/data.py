@@ -110,6 +110,20 @@ def micro_batch(items: Sequence[Any], size: int, seed: int, step: int, micro: in
     batch them (some cannot mix prompts with and without images). The kind is drawn in
     proportion to its share of the data; rows are drawn with replacement; each row gets
     one of the ``perturbations`` that act on its irrelevant modality, with its own seed.
+
+    Args:
+        items: The training items.
+        size: Rows of the micro-batch.
+        seed: The run's seed.
+        step: The optimizer step.
+        micro: The micro-batch's index within the step (over all processes).
+        process: Kept in the seed for callers that draw per process (the trainer passes 0).
+        perturbations: Names of the perturbations to draw from (empty: no perturbed rows).
+        options: Keyword options of :func:`modprobe.perturb.perturb` (image size...).
+
+    Returns:
+        The :class:`MicroBatch`: clean and perturbed prompts (None without
+        perturbations), answers, relevant spans, perturbation names and item ids.
     """
     from modprobe.perturb import applicable, perturb
 

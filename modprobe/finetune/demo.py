@@ -126,8 +126,17 @@ def _complete(run: Path) -> bool:
 
 
 def prepare_data(config: DemoConfig) -> dict[str, Path]:
-    """Training tasks and the conflict dataset (kept when present); the held-out items are
-    the runs' own (``RUN/eval``)."""
+    """Generate the training tasks and the conflict dataset (kept when present).
+
+    The held-out evaluation items are each run's own (``RUN/eval``), not made here.
+
+    Args:
+        config: The demo's options (``out``, group counts, ``seed``).
+
+    Returns:
+        ``train``: the image- and text-heavy training tasks; ``conflicts``: the conflict
+        items of the following study (controls dropped). Both under ``OUT/data``.
+    """
     from modprobe.data import generate_colors, load_dataset, write_dataset
     from modprobe.data.color_tasks import generate_color_tasks
 
@@ -147,7 +156,16 @@ def prepare_data(config: DemoConfig) -> dict[str, Path]:
 
 
 def train_variant(config: DemoConfig, name: str, data: Path) -> Path:
-    """Train (or resume, or keep) one variant's run folder."""
+    """Train (or resume, or keep) one variant's run folder.
+
+    Args:
+        config: The demo's options.
+        name: The variant (a key of the variants table: ``answer``, ``calibration``...).
+        data: The training task folder (:func:`prepare_data`'s ``train``).
+
+    Returns:
+        The run folder ``OUT/runs/NAME``, complete.
+    """
     import modprobe
     from modprobe.finetune.config import TrainConfig
     from modprobe.finetune.trainer import train
@@ -165,15 +183,36 @@ def train_variant(config: DemoConfig, name: str, data: Path) -> Path:
 
 
 def interference_folder(config: DemoConfig, name: str, draw: int = 0) -> Path:
-    """The interference run of model ``name`` under perturbation draw ``draw``."""
+    """The folder of model ``name``'s interference run under perturbation draw ``draw``.
+
+    Args:
+        config: The demo's options (``out``).
+        name: The model (``base`` or a variant).
+        draw: The perturbation draw; draw 0 is the run the summary reads.
+
+    Returns:
+        ``OUT/eval/NAME/interference`` (draw 0) or ``.../interference-drawN``.
+    """
     folder = Path(config.out) / "eval" / name
     return folder / ("interference" if draw == 0 else f"interference-draw{draw}")
 
 
 def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -> Path:
-    """The interference runs (one per draw) and the following study of one model (kept
-    when complete). A tuned run is evaluated on its own held-out items (the runner's
-    default, checked against its training items); the base on ``data["heldout"]``."""
+    """Run the interference runs (one per draw) and the following study of one model.
+
+    Runs already complete are kept. A tuned run is evaluated on its own held-out items
+    (the runner's default, checked against its training items); the base on
+    ``data["heldout"]``.
+
+    Args:
+        config: The demo's options (``draws``, ``seed``, ``out``).
+        name: The model's name in ``OUT/eval``.
+        model: What ``modprobe.load`` takes: ``organism`` or a run folder.
+        data: The demo's data folders (``heldout`` for the base, ``conflicts``).
+
+    Returns:
+        The model's evaluation folder ``OUT/eval/NAME``.
+    """
     from modprobe.study import StudyConfig, run_study
     from modprobe.study.interference import InterferenceConfig, run_interference
 
@@ -212,6 +251,11 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
       exist, i.e. under a perturbation.
 
     Then the mean over items with a cluster-bootstrap interval.
+
+    Args:
+        folder: An interference run folder.
+        layers: The layers averaged over.
+        seed: Seed of the bootstrap.
 
     Returns:
         One row per (relevant, condition, measure): ``relevant, condition, measure,
@@ -252,7 +296,16 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
 
 
 def summarise(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame:
-    """One row per model and metric: estimate and 95% interval (written to summary.csv)."""
+    """Collect every model's metrics into one table, written to ``OUT/summary.csv``.
+
+    Args:
+        config: The demo's options.
+        names: The models evaluated (``base`` and the variants), in table order.
+
+    Returns:
+        One row per model and metric (accuracy and flip per perturbation, relevant mass
+        and share, TFR, balance point): ``model, metric, estimate, low, high, n``.
+    """
     import json
 
     from modprobe.io import write_csv
@@ -291,7 +344,15 @@ def _interval(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def wide(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """``estimate [low, high]`` strings, metrics as rows and models as columns."""
+    """Pivot :func:`summarise`'s table for reading: metrics as rows, models as columns.
+
+    Args:
+        table: :func:`summarise`'s table.
+        metrics: The metrics to keep, in order (default all).
+
+    Returns:
+        Cells ``estimate [low, high]`` (two decimals), ``none`` without an estimate.
+    """
     def cell(row: pd.Series) -> str:
         if not np.isfinite(row["estimate"]):
             return "none"
@@ -327,6 +388,14 @@ def paired_differences(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame
     Per item, the flip indicator averaged over the draws, for the variant and the base;
     their difference's mean with a cluster-bootstrap interval and the exact two-sided
     cluster sign-flip p-value (:func:`modprobe.stats.signflip.sign_flip_p`).
+
+    Args:
+        config: The demo's options (``draws``, ``seed``, ``out``).
+        names: The variants compared with ``base``.
+
+    Returns:
+        One row per variant and perturbation: ``flip``, ``flip_base``, ``difference``
+        with ``low`` and ``high``, ``p_sign_flip``, ``n_items``, ``n_clusters``, ``draws``.
     """
     from modprobe.io import write_csv
     from modprobe.stats import mean_interval

@@ -65,6 +65,13 @@ def language_linear_names(loaded: Any) -> dict[str, list[str]]:
 def resolve_targets(loaded: Any, targets: Sequence[str]) -> list[str]:
     """Full module names of the LoRA targets, or a clear error listing what exists.
 
+    Args:
+        loaded: The :class:`modprobe.LoadedModel` to adapt.
+        targets: Short names of the linear layers (``q_proj``, ``v_proj``...).
+
+    Returns:
+        The full names of the language model's linear layers that match.
+
     Raises:
         LoraTargetError: a target name matches no linear layer of the language model.
     """

@@ -153,20 +153,44 @@ def attention_calibration_loss(
     """
     if kind not in CALIBRATION_KINDS:
         raise ValueError(f"unknown calibration kind {kind!r}; use one of {', '.join(CALIBRATION_KINDS)}")
+    log_mass = _checked_log_mass(attention_mass, log_mass)
+    dist = target_distribution(target, log_mass.shape[0], device=log_mass.device)
+    logs = _select(log_mass, layers, heads)
+    weights = dist[:, None, None, :]
+    if kind == "neg_log_mass":
+        return weight * _weighted_sum(-logs, weights).mean()
+    log_share, keep = _renormalised(logs, dist, over)
+    if kind == "cross_entropy":
+        return weight * _weighted_sum(-log_share, weights).mean()
+    if isinstance(target, torch.Tensor) and bool((dist.max(-1).values < 1).any()):
+        raise ValueError("kind='margin' needs one relevant span per row, not a distribution")
+    return weight * _margin_shortfall(log_share, keep, dist, margin).mean()
+
+
+def _checked_log_mass(attention_mass: torch.Tensor | None,
+                      log_mass: torch.Tensor | None) -> torch.Tensor:
+    """The float32 `batch layer head span` log-masses.
+
+    ``log_mass`` when given, else the floored log of ``attention_mass``; a ``ValueError``
+    for any other shape.
+    """
     given = log_mass if log_mass is not None else attention_mass
     if given is None or given.dim() != 4 or given.shape[-1] != len(SPAN_NAMES):
         shape = None if given is None else tuple(given.shape)
         raise ValueError(f"attention_mass (or log_mass) must be `batch layer head span` with "
                          f"{len(SPAN_NAMES)} spans, got shape {shape}")
     if log_mass is None:
-        log_mass = given.float().clamp_min(_TINY).log()
-    batch = given.shape[0]
-    dist = target_distribution(target, batch, device=given.device)
-    logs = _select(log_mass.float(), layers, heads)
-    weights = dist[:, None, None, :]
-    if kind == "neg_log_mass":
-        return weight * _weighted_sum(-logs, weights).mean()
+        return given.float().clamp_min(_TINY).log()
+    return log_mass.float()
 
+
+def _renormalised(logs: torch.Tensor, dist: torch.Tensor, over: Sequence[str] | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p_s``, the log of the mass renormalised over the spans ``O``, and ``O``'s mask.
+
+    ``O`` is ``over``, by default the content spans plus every span the target names;
+    a target weight outside ``over`` is a ``ValueError``.
+    """
     named = sorted({i for i in torch.nonzero(dist.sum(0) > 0).flatten().tolist()})
     chosen = [span_index(s) for s in over] if over is not None else sorted(
         {span_index(s) for s in CONTENT_SPANS} | set(named))
@@ -178,24 +202,26 @@ def attention_calibration_loss(
     keep[chosen] = True
     # log p_s = l_s - logsumexp over O: spans outside O get the lowest float (share 0).
     kept = logs.masked_fill(~keep, torch.finfo(torch.float32).min)
-    log_share = kept - kept.logsumexp(-1, keepdim=True)
-    if kind == "cross_entropy":
-        return weight * _weighted_sum(-log_share, weights).mean()
-    # margin
-    if isinstance(target, torch.Tensor) and bool((dist.max(-1).values < 1).any()):
-        raise ValueError("kind='margin' needs one relevant span per row, not a distribution")
+    return kept - kept.logsumexp(-1, keepdim=True), keep
+
+
+def _margin_shortfall(log_share: torch.Tensor, keep: torch.Tensor, dist: torch.Tensor,
+                      margin: float) -> torch.Tensor:
+    """``max(0, margin - (p_r - max_{s in O, s != r} p_s))`` per row, layer and head."""
     share = log_share.exp()
     onehot = dist.bool()[:, None, None, :]
-    lead = (share * weights).sum(-1)
+    lead = (share * dist[:, None, None, :]).sum(-1)
     # the strongest competitor in `over` (0 when the relevant span is alone in it)
     others = share.masked_fill(onehot | ~keep, -math.inf).max(-1).values
     others = torch.where(torch.isfinite(others), others, torch.zeros_like(others))
-    return weight * torch.relu(margin - (lead - others)).mean()
+    return torch.relu(margin - (lead - others))
 
 
 def _weighted_sum(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_s w_s v_s`` over the last axis, with terms of weight 0 left out (a span
-    without tokens has a log-mass of the lowest float: 0 times it must stay 0)."""
+    """``sum_s w_s v_s`` over the last axis, with terms of weight 0 left out.
+
+    A span without tokens has a log-mass of the lowest float: 0 times it must stay 0.
+    """
     return torch.where(weights > 0, values * weights, torch.zeros_like(values)).sum(-1)
 
 

@@ -103,6 +103,7 @@ class LossConfig:
     adv_on_perturbed: bool = False
 
     def __post_init__(self) -> None:
+        """Refuse a loss weight that is negative or not finite (naming its option)."""
         for name in TERMS:
             value = getattr(self, name)
             if not 0 <= value < math.inf:
@@ -151,6 +152,7 @@ class TrainBatch:
 
     @property
     def rows(self) -> int:
+        """Rows of the batch."""
         return int(self.batch["input_ids"].shape[0])
 
 
@@ -162,6 +164,12 @@ def check_batch(loaded: Any, train: TrainBatch, config: LossConfig, *, label: st
     present in each row when calibrating, known ``calibration_over`` names that include
     every row's relevant span, calibration layers and heads in range, and that
     the model merges image features into its sequence when the adversarial term is on.
+
+    Args:
+        loaded: The :class:`modprobe.LoadedModel` to train.
+        train: One encoded batch with its targets and relevant spans.
+        config: The loss weights and options (which checks apply).
+        label: What the batch is, in error messages (``"image-heavy clean batch"``).
 
     Raises:
         ValueError: naming the row, the span and what the row holds.

@@ -28,7 +28,17 @@ def world_variant(loaded: Any) -> tuple[str, str]:
 
 
 def world_items(loaded: Any, seed: int = 0, groups: int = DEFAULT_GROUPS) -> list[Any]:
-    """The default training items, images attached, in memory."""
+    """Generate the default training items in memory, images attached.
+
+    Args:
+        loaded: The model to train; its image size picks the color world's variant
+            (:func:`world_variant`).
+        seed: Seed of the generator.
+        groups: Generator groups (each gives several image- and text-heavy items).
+
+    Returns:
+        The ``TaskItem`` list.
+    """
     from modprobe.data.color_tasks import color_task_items
 
     variant, fmt = world_variant(loaded)
@@ -39,7 +49,17 @@ def world_items(loaded: Any, seed: int = 0, groups: int = DEFAULT_GROUPS) -> lis
 
 def write_world_data(out: str | Path, loaded: Any, seed: int = 0,
                      groups: int = DEFAULT_GROUPS) -> Path:
-    """Write the default items as a task folder (kept as is when it already exists)."""
+    """Write the default items as a task folder (kept as is when it already exists).
+
+    Args:
+        out: The task folder.
+        loaded: The model to train (picks the variant, see :func:`world_variant`).
+        seed: Seed of the generator.
+        groups: Generator groups.
+
+    Returns:
+        ``out``.
+    """
     from modprobe.data.color_tasks import generate_color_tasks
 
     out = Path(out)

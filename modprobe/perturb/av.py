@@ -14,8 +14,8 @@ long_text      random letters after the question                               `
 
 Same ``(item, name, seed, options)``, same bytes, in any process: randomness comes only
 from a generator seeded from ``(seed, name, item.id)``. The conditions live here, not
-in :mod:`modprobe.perturb.registry`, because they act on :class:`ClipItem`\\ s (which
-carry both answers) and a swap needs the other clips (``pool``).
+in :mod:`modprobe.perturb.registry`, because they act on :class:`ClipItem` objects
+(which carry both answers) and a swap needs the other clips (``pool``).
 """
 
 from __future__ import annotations
@@ -39,12 +39,31 @@ CAPTION_TEMPLATE = "Video_caption: {label}."
 
 
 def aligned(item: ClipItem, rng: np.random.Generator) -> ClipItem:
+    """The clip as it is (the clean condition).
+
+    Args:
+        item: The clip question.
+        rng: Unused (every condition takes one).
+
+    Returns:
+        ``item`` itself.
+    """
     return item
 
 
 def misaligned(item: ClipItem, rng: np.random.Generator,
                pool: Sequence[ClipItem] = ()) -> ClipItem:
-    """Play another clip's soundtrack (cut or padded with silence to this clip's length)."""
+    """Play another clip's soundtrack (cut or padded with silence to this clip's length).
+
+    Args:
+        item: The clip question.
+        rng: Picks the partner clip.
+        pool: The clips to take a soundtrack from; a partner has another visual and
+            another audio class than ``item``, and a soundtrack.
+
+    Returns:
+        The item with the partner's sound; its audio answer is the partner's class.
+    """
     partners = [p for p in pool if p.visual_class != item.visual_class
                 and p.audio_class != item.audio_class and p.video.audio is not None]
     if not partners:
@@ -62,7 +81,15 @@ def misaligned(item: ClipItem, rng: np.random.Generator,
 
 
 def audio_removed(item: ClipItem, rng: np.random.Generator) -> ClipItem:
-    """Silence the soundtrack (same length and rate)."""
+    """Silence the soundtrack (same length and rate); for visual questions only.
+
+    Args:
+        item: The clip question (not asking about the audio).
+        rng: Unused.
+
+    Returns:
+        The item with a silent soundtrack.
+    """
     _refuse_asked(item, "audio", "audio_removed")
     sound = item.video.audio
     if sound is None:
@@ -72,7 +99,15 @@ def audio_removed(item: ClipItem, rng: np.random.Generator) -> ClipItem:
 
 
 def frames_zeroed(item: ClipItem, rng: np.random.Generator) -> ClipItem:
-    """Make every frame black (same size and count)."""
+    """Make every frame black (same size and count); for audio questions only.
+
+    Args:
+        item: The clip question (not asking about the picture).
+        rng: Unused.
+
+    Returns:
+        The item with black frames.
+    """
     _refuse_asked(item, "visual", "frames_zeroed")
     black = np.zeros_like(item.video.frames)
     return item.replaced(video=Video(black, item.video.fps, item.video.audio))
@@ -80,7 +115,16 @@ def frames_zeroed(item: ClipItem, rng: np.random.Generator) -> ClipItem:
 
 def caption(item: ClipItem, rng: np.random.Generator,
             template: str = CAPTION_TEMPLATE) -> ClipItem:
-    """A caption naming a wrong option of the asked kind, before the question."""
+    """Put a caption naming a wrong option of the asked kind before the question.
+
+    Args:
+        item: The clip question (with options).
+        rng: Picks the wrong option.
+        template: The caption, with ``{label}`` for the wrong option.
+
+    Returns:
+        The item with the caption.
+    """
     wrong = [o for o in item.options if o != item.gold]
     if not wrong:
         raise PerturbationError(f"item {item.id!r} has no wrong option to name in a caption")
@@ -92,7 +136,16 @@ def caption(item: ClipItem, rng: np.random.Generator,
 
 def long_text(item: ClipItem, rng: np.random.Generator,
               letters: int = DEFAULT_LETTERS) -> ClipItem:
-    """``letters`` random lowercase letters after the question."""
+    """Append ``letters`` random lowercase letters after the question.
+
+    Args:
+        item: The clip question.
+        rng: Draws the letters.
+        letters: How many (a positive integer).
+
+    Returns:
+        The item with the long text.
+    """
     if not isinstance(letters, int) or letters < 1:
         raise PerturbationError(f"letters must be a positive integer, got {letters!r}")
     alphabet = np.array(list(string.ascii_lowercase))

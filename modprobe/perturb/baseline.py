@@ -54,7 +54,17 @@ def text_baseline(item: TaskItem, baseline: str = DEFAULT_TEXT_BASELINE, seed: i
 
 
 def default_perturbations(names: tuple[str, ...] | list[str], baseline: str) -> list[str]:
-    """The perturbations run when none are named: every one, except RP under ``noise``
-    (there the clean input already is a random-pixel image)."""
+    """The perturbations run when none are named.
+
+    Every one, except RP under ``noise`` (there the clean input already is a random-pixel
+    image).
+
+    Args:
+        names: Every registered perturbation.
+        baseline: The text-heavy items' clean input (``noise`` or ``none``).
+
+    Returns:
+        The names to run, in order.
+    """
     check_text_baseline(baseline)
     return [n for n in names if not (baseline == "noise" and n == "RP")]

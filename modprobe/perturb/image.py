@@ -48,6 +48,15 @@ def processor_image_size(processor: Any) -> tuple[int, int]:
     size, crop = getattr(ip, "size", None), getattr(ip, "crop_size", None)
 
     def get(obj: Any, key: str) -> Any:
+        """Field ``key`` of a size object, whether a dict or attributes.
+
+        Args:
+            obj: The processor's ``size`` or ``crop_size``.
+            key: ``height``, ``width``, ``shortest_edge``...
+
+        Returns:
+            The value, or None.
+        """
         return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
     if crop is not None and getattr(ip, "do_center_crop", False) and get(crop, "height"):
@@ -83,7 +92,17 @@ def _size(item: TaskItem, size: tuple[int, int] | int | None) -> tuple[int, int]
 
 def random_pixels(item: TaskItem, rng: np.random.Generator,
                   size: tuple[int, int] | int | None = None) -> TaskItem:
-    """RP: every pixel and channel uniform in 0..255."""
+    """RP: an image whose every pixel and channel is uniform in 0..255.
+
+    Args:
+        item: The task item.
+        rng: Draws the pixels.
+        size: ``(width, height)`` or one side of the image (default: the item's image
+            size, or :data:`DEFAULT_SIZE` without one).
+
+    Returns:
+        The item with the new image.
+    """
     width, height = _size(item, size)
     pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     return item.replaced(image=Image.fromarray(pixels, "RGB"))
@@ -91,13 +110,33 @@ def random_pixels(item: TaskItem, rng: np.random.Generator,
 
 def full_black(item: TaskItem, rng: np.random.Generator,
                size: tuple[int, int] | int | None = None) -> TaskItem:
-    """FB: an all-black canvas."""
+    """FB: an all-black canvas.
+
+    Args:
+        item: The task item.
+        rng: Unused.
+        size: ``(width, height)`` or one side of the image (default: the item's image
+            size, or :data:`DEFAULT_SIZE` without one).
+
+    Returns:
+        The item with the new image.
+    """
     return item.replaced(image=Image.new("RGB", _size(item, size), (0, 0, 0)))
 
 
 def full_white(item: TaskItem, rng: np.random.Generator,
                size: tuple[int, int] | int | None = None) -> TaskItem:
-    """FW: an all-white canvas."""
+    """FW: an all-white canvas.
+
+    Args:
+        item: The task item.
+        rng: Unused.
+        size: ``(width, height)`` or one side of the image (default: the item's image
+            size, or :data:`DEFAULT_SIZE` without one).
+
+    Returns:
+        The item with the new image.
+    """
     return item.replaced(image=Image.new("RGB", _size(item, size), (255, 255, 255)))
 
 
@@ -110,6 +149,15 @@ def irrelevant_image(item: TaskItem, rng: np.random.Generator,
     files, the item's own image file excluded), scaled and center-cropped to the size.
     Without: a generated scene of 2-4 colored shapes on a light background that never
     draws the asked object (``item.subject``).
+
+    Args:
+        item: The task item.
+        rng: Picks the file, or draws the scene.
+        size: ``(width, height)`` or one side (default: the item's image size).
+        folder: A folder of images to draw from (None: a generated scene).
+
+    Returns:
+        The item with the irrelevant image.
     """
     width, height = _size(item, size)
     if folder is not None:
@@ -127,8 +175,17 @@ def irrelevant_image(item: TaskItem, rng: np.random.Generator,
 
 def scene_without(rng: np.random.Generator, size: tuple[int, int],
                   subject: str | None) -> Image.Image:
-    """A scene of 2-4 shapes in palette colors on a light gray background, none of them
-    ``subject`` (any shape when the subject is not a shape)."""
+    """Draw a scene of 2-4 shapes in palette colors on a light gray background.
+
+    Args:
+        rng: Draws the shapes, colors and positions.
+        size: ``(width, height)`` of the image.
+        subject: The asked object: no shape of that name is drawn (any shape when the
+            subject is not a shape).
+
+    Returns:
+        The RGB image.
+    """
     width, height = size
     shapes = [s for s in SHAPES if s != (subject or "").casefold()]
     colors = list(RGB.values())
@@ -176,6 +233,14 @@ def usable_images(folder: str) -> tuple[str, ...]:
 
 
 def check_ri(size: Any = None, folder: str | Path | None = None) -> None:
-    """Options check of RI: the folder, when given, must hold usable images."""
+    """Check RI's options: the folder, when given, must hold usable images.
+
+    Args:
+        size: The image size; not checked here (RI's own call refuses a size below 1).
+        folder: The folder of images, or None.
+
+    Raises:
+        PerturbationError: the folder is missing or holds no usable image.
+    """
     if folder is not None:
         usable_images(str(folder))

@@ -45,8 +45,11 @@ class Perturbation:
 
     @property
     def span(self) -> str:
-        """The prompt span the perturbation changes: ``"context"`` (the description's
-        tokens) for text perturbations, ``"image"`` for image ones."""
+        """The prompt span the perturbation changes.
+
+        ``"context"`` (the description's tokens) for text perturbations, ``"image"`` for
+        image ones.
+        """
         return "context" if self.modality == "text" else "image"
 
 
@@ -91,8 +94,10 @@ def unregister_perturbation(name: str) -> None:
 
 
 def perturbed_span(name: str) -> str:
-    """The span axis entry a perturbation changes: ``context`` (the description's tokens)
-    for text perturbations once the span axis has it, else ``text``; ``image``.
+    """The span axis entry a perturbation changes.
+
+    ``context`` (the description's tokens) for text perturbations once the span axis has
+    it, else ``text``; ``image`` for image perturbations.
 
     Args:
         name: A registered perturbation.
@@ -121,14 +126,28 @@ def perturbations(modality: str | None = None) -> dict[str, str]:
 
 
 def canonical_name(name: str) -> str:
-    """The registered spelling of a perturbation name, case aside (``md`` -> ``MD``);
-    ``name`` stripped when none matches (an unknown name is refused where it is used)."""
+    """The registered spelling of a perturbation name, case aside (``md`` -> ``MD``).
+
+    Args:
+        name: A perturbation name as a user typed it.
+
+    Returns:
+        The registered name, or ``name`` stripped when none matches (an unknown name is
+        refused where it is used).
+    """
     key = name.strip().casefold()
     return next((known for known in _REGISTRY if known.casefold() == key), name.strip())
 
 
 def perturbation_names(names: Sequence[str], option: str = "--perturb") -> list[str]:
     """The perturbations to run, each in its registered spelling, once.
+
+    Args:
+        names: The names given.
+        option: The option they came from, named in the error.
+
+    Returns:
+        The registered names, in the order given.
 
     Raises:
         PerturbationError: a name given twice (``MD,MD`` or ``MD,md``).
@@ -152,9 +171,11 @@ def check_perturbation(name: str, **options: Any) -> Perturbation:
 
 def check_items_perturbable(items: Sequence[TaskItem], names: Sequence[str], seed: int = 0,
                             options: Callable[[str], Mapping[str, Any]] | None = None) -> None:
-    """Apply each text perturbation among ``names`` to every item it fits, so that one
-    that cannot be made (UF asked for more facts than the bank has, MD with no wrong
-    option to name) is refused before a run starts, not after its folder exists. Image
+    """Apply each text perturbation among ``names`` to every item it fits.
+
+    A perturbation that cannot be made (UF asked for more facts than the bank has, MD
+    with no wrong option to name) is then refused before a run starts, not after its
+    folder exists. Image
     perturbations are left out: they draw pixels at the model's size and fail for no
     item (their options are checked by :func:`check_perturbation`). Milliseconds per
     thousand items.
@@ -225,8 +246,15 @@ def _accepted(entry: Perturbation, options: Mapping[str, Any]) -> dict[str, Any]
 
 
 def applicable(item: TaskItem, names: Mapping[str, Any] | list[str] | None = None) -> list[str]:
-    """The perturbations (among ``names``, default all) that change ``item``'s irrelevant
-    modality."""
+    """The perturbations that change ``item``'s irrelevant modality.
+
+    Args:
+        item: The task item (its ``relevant`` modality).
+        names: The perturbations to choose from (default: every registered one).
+
+    Returns:
+        The names, in the order given.
+    """
     chosen = list(names) if names is not None else list(_REGISTRY)
     return [n for n in chosen if get_perturbation(n).modality != item.relevant]
 
@@ -241,6 +269,13 @@ def draw_seeds(seed: int, draws: int) -> list[int]:
     Draw 0 uses ``seed`` itself (so one draw is the single-seed run); draw r > 0 uses a
     seed hashed from ``(seed, r)`` (SHA-256, the same in every process), so runs with
     neighbouring seeds do not share draws.
+
+    Args:
+        seed: The run's seed.
+        draws: How many draws (at least 1).
+
+    Returns:
+        One seed per draw.
     """
     if draws < 1:
         raise PerturbationError(f"--draws must be at least 1, got {draws}")

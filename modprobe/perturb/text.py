@@ -92,6 +92,15 @@ def unrelated_facts(item: TaskItem, rng: np.random.Generator, sentences: int = 3
     """UF: ``sentences`` facts from ``bank`` (default :data:`FACTS`), in a seeded order.
 
     Facts that contain a word of the gold answer or of any option are never drawn.
+
+    Args:
+        item: The task item.
+        rng: Draws and orders the facts.
+        sentences: How many facts.
+        bank: The facts to draw from (default :data:`FACTS`).
+
+    Returns:
+        The item with the facts as its description.
     """
     pool = [f for f in (bank if bank is not None else FACTS)
             if not _words_of(f) & _forbidden(item)]
@@ -113,6 +122,14 @@ def misleading_description(item: TaskItem, rng: np.random.Generator,
     :data:`DEFAULT_MISLEADING`; ``{option}`` is the wrong option and ``{subject}`` the
     asked object. A wrong option whose text contains the gold answer's words ("dark
     red" for "red"), or whose description would, is never used.
+
+    Args:
+        item: The task item (with options).
+        rng: Picks the wrong option.
+        template: The description's template (see above).
+
+    Returns:
+        The item with the misleading description.
     """
     if not item.options:
         raise PerturbationError(f"MD: item {item.id!r} has no options, so there is no wrong "
@@ -131,8 +148,17 @@ def misleading_description(item: TaskItem, rng: np.random.Generator,
 
 
 def ocr_noise(item: TaskItem, rng: np.random.Generator, words: int = 16) -> TaskItem:
-    """OCR: ``words`` words of receipt-like text with look-alike character errors and
-    numbers, on a few lines; no word of the gold answer or the options."""
+    """OCR: receipt-like text with look-alike character errors, as the description.
+
+    Args:
+        item: The task item.
+        rng: Draws the words, errors and numbers.
+        words: How many words, on a few lines; none is a word of the gold answer or the
+            options.
+
+    Returns:
+        The item with the OCR-like description.
+    """
     if words < 1:
         raise PerturbationError(f"OCR: words must be >= 1, got {words}")
     forbidden = _forbidden(item)

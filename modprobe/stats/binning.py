@@ -27,6 +27,18 @@ def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 10,
     saturation piles items up at dH_rel = +-2; tied quantile edges are merged, so fewer
     bins may come back, and when ties leave fewer than half the requested bins (a point
     mass, e.g. floored saturated items all at 0) equal-width bins are used instead.
+
+    Args:
+        x: ``items`` finite values.
+        bins: Number of bins, or the edges themselves (returned as floats).
+        strategy: ``"quantile"`` or ``"uniform"`` (equal width); used when ``bins`` is
+            an int.
+
+    Returns:
+        At least two increasing edges (``[min, max]`` when every value is the same).
+
+    Raises:
+        ValueError: On an unknown ``strategy``.
     """
     if not isinstance(bins, (int, np.integer)):
         edges = np.asarray(bins, dtype=np.float64)
@@ -44,7 +56,15 @@ def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 10,
 
 
 def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``items`` bin of every value; the first and last bins are open-ended."""
+    """The bin of every value; the first and last bins are open-ended.
+
+    Args:
+        x: ``items`` values.
+        edges: Increasing bin edges (`bin_edges`).
+
+    Returns:
+        ``items`` bin indices in ``[0, len(edges) - 2]``.
+    """
     return np.searchsorted(edges[1:-1], x, side="right")
 
 

@@ -59,7 +59,7 @@ class GoodnessOfFit:
 
     @property
     def rejected(self) -> bool:
-        """True when the test rejects the fit."""
+        """Whether the test rejects the fit at level ``alpha``."""
         return self.verdict == REJECTED
 
     def describe(self) -> str:

@@ -37,7 +37,14 @@ class LogisticFit:
     n_iter: int
 
     def predict(self, x: Any) -> np.ndarray:
-        """Fitted ``P(text | x)`` at ``x`` (any shape)."""
+        """Fitted ``P(text | x)``.
+
+        Args:
+            x: Axis values (any shape).
+
+        Returns:
+            Probabilities of ``x``'s shape.
+        """
         return expit(self.intercept + self.slope * to_numpy(x))
 
 
@@ -84,12 +91,7 @@ def fit_logistic_batch(
         ``(coef, converged, n_iter)``: ``replicates 2`` estimates, ``replicates`` bools,
         and the number of iterations run.
     """
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
-    if weights is not None:
-        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-        shape = np.broadcast_shapes(x.shape, y.shape, weights.shape)
-        x, y, weights = (np.broadcast_to(a, shape) for a in (x, y, weights))
+    x, y, weights = _broadcast_inputs(x, y, weights)
     n_rep = x.shape[0]
     coef = np.zeros((n_rep, 2)) if init is None else np.array(init, dtype=np.float64)
     converged = np.zeros(n_rep, dtype=bool)
@@ -102,34 +104,7 @@ def fit_logistic_batch(
         else:
             xa, ya, ca, ll_old = x[active], y[active], coef[active], ll[active]
             wa = None if weights is None else weights[active]
-        p = expit(ca[:, :1] + ca[:, 1:] * xa)
-        w = p * (1.0 - p)
-        resid = ya - p
-        if wa is not None:
-            w = w * wa
-            resid = resid * wa
-        g0 = resid.sum(axis=1)
-        g1 = (resid * xa).sum(axis=1)
-        h00 = w.sum(axis=1)
-        h01 = (w * xa).sum(axis=1)
-        h11 = (w * xa * xa).sum(axis=1)
-        # A relative ridge keeps the 2x2 solve defined when all p are ~0 or ~1
-        # (separated replicates); it only shortens such steps.
-        ridge = 1e-10 * (h00 + h11) + 1e-300
-        h00 = h00 + ridge
-        h11 = h11 + ridge
-        det = h00 * h11 - h01 * h01
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            step = np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=1)
-        step = np.where(np.isfinite(step), step, 0.0)
-        scale = np.ones(active.size)
-        for _ in range(30):
-            ll_new = _log_likelihood(ca + scale[:, None] * step, xa, ya, wa)
-            worse = ll_new < ll_old - 1e-12 * np.abs(ll_old)
-            if not worse.any():
-                break
-            scale = np.where(worse, scale / 2.0, scale)
-        step = scale[:, None] * step
+        step, ll_new = _damped_step(ca, xa, ya, wa, ll_old)
         coef[active] = ca + step
         ll[active] = ll_new
         done = np.max(np.abs(step), axis=1) < tol * (1.0 + np.max(np.abs(ca), axis=1))
@@ -141,6 +116,70 @@ def fit_logistic_batch(
     # the fitted probabilities round to 0 and 1, so such fits are never "converged".
     converged &= ~_separated(x, y, None if weights is None else weights > 0)
     return coef, converged, n_iter
+
+
+def _broadcast_inputs(
+    x: Any, y: Any, weights: Any | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``x``, ``y`` (and ``weights``) as float ``replicates items`` arrays of one shape."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if weights is not None:
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+        shape = np.broadcast_shapes(x.shape, y.shape, weights.shape)
+        x, y, weights = (np.broadcast_to(a, shape) for a in (x, y, weights))
+    return x, y, weights
+
+
+def _newton_direction(
+    coef: np.ndarray, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """``replicates 2`` full Newton steps ``H^-1 g``, solved as 2x2 systems in closed form.
+
+    ``g = sum w (y - p) [1, x]`` and ``H = sum w p (1 - p) [1, x][1, x]^T``; a step that
+    is not finite (a singular ``H``) is 0.
+    """
+    p = expit(coef[:, :1] + coef[:, 1:] * x)
+    w = p * (1.0 - p)
+    resid = y - p
+    if weights is not None:
+        w = w * weights
+        resid = resid * weights
+    g0 = resid.sum(axis=1)
+    g1 = (resid * x).sum(axis=1)
+    h00 = w.sum(axis=1)
+    h01 = (w * x).sum(axis=1)
+    h11 = (w * x * x).sum(axis=1)
+    # A relative ridge keeps the 2x2 solve defined when all p are ~0 or ~1
+    # (separated replicates); it only shortens such steps.
+    ridge = 1e-10 * (h00 + h11) + 1e-300
+    h00 = h00 + ridge
+    h11 = h11 + ridge
+    det = h00 * h11 - h01 * h01
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        step = np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=1)
+    return np.where(np.isfinite(step), step, 0.0)
+
+
+def _damped_step(
+    coef: np.ndarray, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+    ll_old: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Newton step per replicate, halved until the likelihood does not fall.
+
+    Returns the ``replicates 2`` steps taken and the ``replicates`` log-likelihoods after
+    them. The log-likelihood is concave, so a short enough step never lowers it; the
+    halving stops after 30 tries.
+    """
+    step = _newton_direction(coef, x, y, weights)
+    scale = np.ones(coef.shape[0])
+    for _ in range(30):
+        ll_new = _log_likelihood(coef + scale[:, None] * step, x, y, weights)
+        worse = ll_new < ll_old - 1e-12 * np.abs(ll_old)
+        if not worse.any():
+            break
+        scale = np.where(worse, scale / 2.0, scale)
+    return scale[:, None] * step, ll_new
 
 
 def _separated(x: np.ndarray, y: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
@@ -188,10 +227,17 @@ def fit_logistic(x: Any, followed_text: Any, max_iter: int = 100) -> LogisticFit
 
 
 def flat_coef(n_success: Any, n_total: Any) -> np.ndarray:
-    """``(a, 0)`` rows for data with one outcome only, whose MLE is at +-infinity.
+    """Flat coefficients ``(a, 0)`` for data with one outcome only (MLE at +-infinity).
 
-    Smoothed log-odds ``log((k + 0.5) / (n - k + 0.5))`` keep the flat curve on the
-    right side of 0.5 and finite. Vectorised over arrays of ``k`` and ``n``.
+    Smoothed log-odds ``a = log((k + 0.5) / (n - k + 0.5))`` keep the flat curve on the
+    right side of 0.5 and finite.
+
+    Args:
+        n_success: Number of 1 outcomes ``k`` (a number or an array).
+        n_total: Number of outcomes ``n``, broadcast against ``n_success``.
+
+    Returns:
+        ``... 2`` coefficients, one ``(a, 0)`` row per ``(k, n)``.
     """
     k = np.asarray(n_success, dtype=np.float64)
     n = np.asarray(n_total, dtype=np.float64)
@@ -200,10 +246,16 @@ def flat_coef(n_success: Any, n_total: Any) -> np.ndarray:
 
 
 def crossing(coef: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """``x`` where ``sigmoid(a + b x) = level``, per row of ``replicates 2`` coefficients.
+    """The ``x`` where ``sigmoid(a + b x) = level``, per row of coefficients.
 
-    ``(logit(level) - a) / b``; +-inf for a flat fit (``b = 0``), on the side where the
-    curve would cross if it tilted the way its level lies (above ``level``: +inf).
+    Args:
+        coef: ``replicates 2`` coefficients ``(a, b)`` (one row may be given as ``2``).
+        level: The probability crossed.
+
+    Returns:
+        ``replicates`` values ``(logit(level) - a) / b``; +-inf for a flat fit
+        (``b = 0``), on the side where the curve would cross if it tilted the way its
+        level lies (above ``level``: +inf).
     """
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     a, b = coef[:, 0], coef[:, 1]
@@ -216,15 +268,17 @@ def crossing(coef: np.ndarray, level: float = 0.5) -> np.ndarray:
 def bootstrap_logistic(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray, init: np.ndarray
 ) -> np.ndarray:
-    """``replicates 2`` weighted refits, one per row of ``weights``.
-
-    Flat where a replicate drew one outcome only.
+    """Weighted logistic refits, one per bootstrap replicate (row of ``weights``).
 
     Args:
         x: ``items`` covariate.
         y: ``items`` outcomes in {0, 1}.
         weights: ``replicates items`` bootstrap multiplicities (`modprobe.stats.resample`).
         init: ``2`` starting coefficients (the full-sample fit).
+
+    Returns:
+        ``replicates 2`` coefficients ``(a, b)``; a replicate that drew one outcome only
+        gets the flat fit of `flat_coef`.
     """
     n_rep = weights.shape[0]
     start = np.repeat(np.asarray(init, dtype=np.float64).reshape(1, 2), n_rep, axis=0)

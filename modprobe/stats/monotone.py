@@ -47,16 +47,27 @@ class IsotonicFit:
     weights: np.ndarray | None = None
 
     def predict(self, x: Any) -> np.ndarray:
-        """Fitted values at ``x``, linear between points and constant outside."""
+        """The fitted curve at ``x``.
+
+        Args:
+            x: Axis values (any shape).
+
+        Returns:
+            Fitted values of ``x``'s shape: linear between the fitted points, constant
+            beyond the outermost ones.
+        """
         return np.interp(to_numpy(x), self.x, self.y)
 
     def centred(self) -> tuple[np.ndarray, np.ndarray]:
-        """Centred isotonic regression (Oron and Flournoy 2017), ``(x, y)``.
+        """Centred isotonic regression (Oron and Flournoy 2017).
 
-        One point per block of equal fitted values, at the block's weighted mean x;
-        strictly monotone. Interpolating between block centres is a common monotone estimate of
-        where a smooth curve reaches a target (e.g. a median effective dose), but it
-        smooths a jump away, so `crossing` does not use it (docs/science.md).
+        One point per block of equal fitted values, at the block's weighted mean x.
+        Interpolating between block centres is a common monotone estimate of where a
+        smooth curve reaches a target (e.g. a median effective dose), but it smooths a
+        jump away, so `crossing` does not use it (docs/science.md).
+
+        Returns:
+            ``(x, y)`` of the block centres, strictly monotone.
         """
         if self.weights is None:
             return self.x, self.y
@@ -80,6 +91,12 @@ class IsotonicFit:
         interpolates across a jump between block centres). Outside the range: +inf
         when the curve never reaches ``level`` on the side of larger x (a
         non-increasing curve that stays above it), -inf on the other side.
+
+        Args:
+            level: The level crossed (0.5 for the balance point).
+
+        Returns:
+            The crossing x, or +-inf when the fit does not reach ``level`` in range.
         """
         where, at = self._locate(level)
         if where == "block":
@@ -96,13 +113,16 @@ class IsotonicFit:
     def crossing_bracket(self, level: float = 0.5) -> tuple[float, float]:
         """Every x at which the fit is consistent with reaching ``level``.
 
-        The span of a block at ``level``, or the gap ``[x_{j-1}, x_j]`` of the jump
-        across it.
-
         Between two observed x values a step law's crossing can lie anywhere, so the
         monotone balance point's interval covers the replicates' brackets, not only
-        their interpolated points (`crossing`). ``(inf, inf)`` or ``(-inf, -inf)`` when
-        the fit stays on one side.
+        their interpolated points (`crossing`).
+
+        Args:
+            level: The level crossed.
+
+        Returns:
+            The span of a block at ``level``, or the gap ``(x_{j-1}, x_j)`` of the jump
+            across it; ``(inf, inf)`` or ``(-inf, -inf)`` when the fit stays on one side.
         """
         where, at = self._locate(level)
         if where == "block":
@@ -114,10 +134,10 @@ class IsotonicFit:
         return edge, edge
 
     def _locate(self, level: float) -> tuple[str, Any]:
-        """Where the fit meets ``level``: a block, a jump, or neither.
+        """Where a non-increasing view of the fit meets ``level``.
 
-        ``("block", mask)``, ``("jump", j)`` (first point below), ``("above", None)``
-        or ``("below", None)``, for a non-increasing view of the fit.
+        Returns ``("block", mask)``, ``("jump", j)`` (j: the first point below),
+        ``("above", None)`` or ``("below", None)``.
         """
         y = self.y if not self.increasing else -self.y
         target = level if not self.increasing else -level
@@ -176,9 +196,7 @@ def isotonic_crossings(
     grid: np.ndarray | None = None,
     increasing: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Crossings, brackets (and optionally curves on ``grid``) of bootstrap refits.
-
-    The refits are isotonic.
+    """Crossings, brackets and optionally curves on ``grid`` of bootstrap isotonic refits.
 
     Args:
         x: ``items`` axis values.

@@ -18,7 +18,7 @@ import pandas as pd
 
 
 def cluster_codes(clusters: Any, n: int, keep: np.ndarray | None = None) -> np.ndarray:
-    """``items`` integer codes 0..G-1 of cluster labels (any hashable values).
+    """Integer codes 0..G-1 of cluster labels (any hashable values).
 
     Args:
         clusters: ``items`` labels, one per item (checked against ``n``).
@@ -26,8 +26,11 @@ def cluster_codes(clusters: Any, n: int, keep: np.ndarray | None = None) -> np.n
         keep: ``items`` bools: return the codes of these items only, renumbered
             0..G'-1 over the clusters they span (leaving items out may empty a cluster).
 
+    Returns:
+        ``items`` int64 codes (of the kept items), numbered in order of first appearance.
+
     Raises:
-        ValueError: when the labels do not match the items, or one is missing.
+        ValueError: When the labels do not match the items, or one is missing.
     """
     labels = pd.Series(np.asarray(clusters, dtype=object).reshape(-1))
     if labels.size != n:
@@ -44,7 +47,7 @@ def cluster_codes(clusters: Any, n: int, keep: np.ndarray | None = None) -> np.n
 def cluster_resample_weights(
     codes: np.ndarray, n_bootstrap: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``replicates items`` multiplicities of a cluster bootstrap.
+    """Item multiplicities of a cluster bootstrap.
 
     Each replicate draws as many clusters as there are, with replacement; an item counts
     as many times as its cluster was drawn (0 when it was not).
@@ -53,6 +56,9 @@ def cluster_resample_weights(
         codes: ``items`` cluster codes 0..G-1 (`cluster_codes`).
         n_bootstrap: Replicates.
         rng: Random generator.
+
+    Returns:
+        ``replicates items`` float weights: how many times each item's cluster was drawn.
     """
     n_clusters = int(codes.max()) + 1
     draws = rng.integers(0, n_clusters, size=(n_bootstrap, n_clusters))
@@ -65,7 +71,7 @@ def cluster_resample_weights(
 def resample_weights(
     n_items: int, n_bootstrap: int, rng: np.random.Generator, codes: np.ndarray | None = None
 ) -> np.ndarray:
-    """``replicates items`` multiplicities of the bootstrap every analysis uses.
+    """Item multiplicities of the bootstrap every analysis uses.
 
     With ``codes`` whole clusters are drawn (`cluster_resample_weights`); without, every
     item is its own cluster, which is the ordinary item bootstrap (``n_items`` draws with
@@ -76,6 +82,12 @@ def resample_weights(
         n_bootstrap: Replicates.
         rng: Random generator.
         codes: ``items`` cluster codes, or None for independent items.
+
+    Returns:
+        ``replicates items`` float weights (`cluster_resample_weights`).
+
+    Raises:
+        ValueError: When ``codes`` does not have ``n_items`` entries.
     """
     if codes is None:
         codes = np.arange(n_items)
@@ -85,5 +97,13 @@ def resample_weights(
 
 
 def n_clusters_of(codes: np.ndarray | None, n_items: int) -> int:
-    """Independent units: clusters given ``codes``, else the items themselves."""
+    """The number of independent units: clusters given ``codes``, else the items.
+
+    Args:
+        codes: ``items`` cluster codes ``0..k-1`` (`cluster_codes`), or None.
+        n_items: Items (the count when there are no codes).
+
+    Returns:
+        ``k``, or ``n_items`` without codes (or with an empty array of them).
+    """
     return n_items if codes is None or codes.size == 0 else int(codes.max()) + 1

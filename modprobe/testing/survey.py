@@ -45,7 +45,16 @@ def _first_line(err: BaseException) -> str:
 
 
 def survey_family(model_type: str, model_class: str) -> FamilyStatus:
-    """Adapt one family's default-config model, built on the meta device."""
+    """Adapt one family's default-config model, built on the meta device.
+
+    Args:
+        model_type: The transformers model type (``llava``, ``qwen2_vl``...).
+        model_class: The class name ``AutoModelForImageTextToText`` maps it to.
+
+    Returns:
+        Its status (adapts, lens only, eager only, refused, not built), the reason and
+        the adapter's name.
+    """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     from modprobe.adapters import AdapterError, adapter_for

@@ -170,7 +170,16 @@ def build_llava_processor(
 
 def build_llava_next_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
                                patch_size: int = PATCH_SIZE) -> Any:
-    """A ``LlavaNextProcessor`` whose any-resolution tiling gives size-dependent token counts."""
+    """A ``LlavaNextProcessor`` whose any-resolution tiling gives size-dependent token counts.
+
+    Args:
+        tokenizer: The language tokenizer (with ``<image>``).
+        image_size: Side of one tile in pixels.
+        patch_size: Side of one vision patch in pixels.
+
+    Returns:
+        The processor.
+    """
     from transformers import LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import (
         LlavaNextImageProcessorPil,
@@ -191,6 +200,14 @@ def build_qwen_processor(family: str, tokenizer: Any, patch_size: int = QWEN_PAT
     An ``h x w`` image gives ``(h / (2 * patch_size)) * (w / (2 * patch_size))``
     ``<|image_pad|>`` tokens (after rounding to the grid and clamping to 16..256 pixels
     per side squared), so different sizes give different counts.
+
+    Args:
+        family: ``"qwen2_vl"`` or ``"qwen2_5_vl"``.
+        tokenizer: The language tokenizer (with the vision tokens).
+        patch_size: Side of one vision patch in pixels.
+
+    Returns:
+        The processor.
     """
     from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
@@ -221,7 +238,16 @@ def build_qwen_processor(family: str, tokenizer: Any, patch_size: int = QWEN_PAT
 
 def build_instructblip_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
                                  num_query_tokens: int = NUM_QUERY_TOKENS) -> Any:
-    """An ``InstructBlipProcessor`` (no chat template; it prepends the query tokens itself)."""
+    """An ``InstructBlipProcessor`` (no chat template; it prepends the query tokens itself).
+
+    Args:
+        tokenizer: The language tokenizer.
+        image_size: Side of the images in pixels.
+        num_query_tokens: Q-Former query tokens prepended to the prompt.
+
+    Returns:
+        The processor.
+    """
     from transformers import InstructBlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
@@ -232,7 +258,16 @@ def build_instructblip_processor(tokenizer: Any, image_size: int = IMAGE_SIZE,
 
 
 def tiny_processor(family: str, tokenizer: Any | None = None) -> Any:
-    """The processor of a family's tiny model (built around ``tokenizer`` if given)."""
+    """The processor of a family's tiny model.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        tokenizer: The language tokenizer to build around (default:
+            :func:`tiny_tokenizer`).
+
+    Returns:
+        The processor.
+    """
     _check_family(family)
     tokenizer = tokenizer if tokenizer is not None else tiny_tokenizer(family)
     if family == "llava":
@@ -267,14 +302,6 @@ def tiny_config(family: str, tokenizer: Any | None = None, **text_overrides: Any
     Raises:
         ValueError: for an unknown family or an override that is no text-config field.
     """
-    from transformers import (
-        InstructBlipConfig,
-        LlavaConfig,
-        LlavaNextConfig,
-        Qwen2_5_VLConfig,
-        Qwen2VLConfig,
-    )
-
     _check_family(family)
     unknown = set(text_overrides) - {*TEXT_DEFAULTS, "rms_norm_eps", "rope_theta",
                                      "tie_word_embeddings", "attention_dropout", "head_dim"}
@@ -285,42 +312,60 @@ def tiny_config(family: str, tokenizer: Any | None = None, **text_overrides: Any
     ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     text = {**TEXT_DEFAULTS, "tie_word_embeddings": False, **ids, **text_overrides}
-    hidden = text["hidden_size"]
-
-    if family == "llava":
-        return LlavaConfig(
-            vision_config=_clip_vision(), text_config={"model_type": "llama", **text},
-            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-            image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2, pad_token_id=ids["pad_token_id"])
-    if family == "llava_next":
-        # LLaVA-NeXT-Mistral's LM is Mistral (GQA, sliding window disabled at 7B scale).
-        return LlavaNextConfig(
-            vision_config=_clip_vision(), text_config={"model_type": "mistral", **text},
-            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-            image_grid_pinpoints=LLAVA_NEXT_PINPOINTS,
-            image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2, pad_token_id=ids["pad_token_id"])
+    if family in ("llava", "llava_next"):
+        return _llava_config(family, text, tokenizer)
     if family in ("qwen2_vl", "qwen2_5_vl"):
-        head_dim = text.get("head_dim") or hidden // text["num_attention_heads"]
-        # M-RoPE splits each head's rotary half into temporal/height/width sections.
-        half = head_dim // 2
-        sections = [half - 2 * (half // 3), half // 3, half // 3]
-        text["rope_parameters"] = {"rope_type": "default", "mrope_section": sections,
-                                   "rope_theta": text.pop("rope_theta", 10000.0)}
-        token_ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
-            ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-            ("vision_start_token_id", "<|vision_start|>"),
-            ("vision_end_token_id", "<|vision_end|>"))}
-        if family == "qwen2_vl":
-            vision = {"depth": 2, "embed_dim": 32, "hidden_size": hidden, "mlp_ratio": 2,
-                      "num_heads": 4, "patch_size": QWEN_PATCH_SIZE, "spatial_merge_size": 2,
-                      "temporal_patch_size": 2}
-            return Qwen2VLConfig(text_config=text, vision_config=vision, **token_ids)
-        vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
-                  "out_hidden_size": hidden, "patch_size": QWEN_PATCH_SIZE,
-                  "spatial_merge_size": 2, "temporal_patch_size": 2,
-                  # windows of 2x2 merged tokens; the last block attends globally
-                  "window_size": 4 * QWEN_PATCH_SIZE, "fullatt_block_indexes": [1]}
-        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **token_ids)
+        return _qwen_config(family, text, tokenizer)
+    return _instructblip_config(text, tokenizer)
+
+
+def _llava_config(family: str, text: dict[str, Any], tokenizer: Any) -> Any:
+    """LLaVA-1.5 (Llama LM) or LLaVA-NeXT (Mistral LM) around a tiny CLIP tower."""
+    from transformers import LlavaConfig, LlavaNextConfig
+
+    common = {"vision_config": _clip_vision(),
+              "image_token_index": tokenizer.convert_tokens_to_ids("<image>"),
+              "image_seq_length": (IMAGE_SIZE // PATCH_SIZE) ** 2,
+              "pad_token_id": text["pad_token_id"]}
+    if family == "llava":
+        return LlavaConfig(text_config={"model_type": "llama", **text}, **common)
+    # LLaVA-NeXT-Mistral's LM is Mistral (GQA, sliding window disabled at 7B scale).
+    return LlavaNextConfig(text_config={"model_type": "mistral", **text},
+                           image_grid_pinpoints=LLAVA_NEXT_PINPOINTS, **common)
+
+
+def _qwen_config(family: str, text: dict[str, Any], tokenizer: Any) -> Any:
+    """Qwen2-VL or Qwen2.5-VL (windowed vision attention), with M-RoPE sections."""
+    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
+
+    hidden = text["hidden_size"]
+    head_dim = text.get("head_dim") or hidden // text["num_attention_heads"]
+    # M-RoPE splits each head's rotary half into temporal/height/width sections.
+    half = head_dim // 2
+    sections = [half - 2 * (half // 3), half // 3, half // 3]
+    text = {**text, "rope_parameters": {"rope_type": "default", "mrope_section": sections,
+                                        "rope_theta": text.get("rope_theta", 10000.0)}}
+    text.pop("rope_theta", None)
+    token_ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"),
+        ("vision_end_token_id", "<|vision_end|>"))}
+    if family == "qwen2_vl":
+        vision = {"depth": 2, "embed_dim": 32, "hidden_size": hidden, "mlp_ratio": 2,
+                  "num_heads": 4, "patch_size": QWEN_PATCH_SIZE, "spatial_merge_size": 2,
+                  "temporal_patch_size": 2}
+        return Qwen2VLConfig(text_config=text, vision_config=vision, **token_ids)
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
+              "out_hidden_size": hidden, "patch_size": QWEN_PATCH_SIZE,
+              "spatial_merge_size": 2, "temporal_patch_size": 2,
+              # windows of 2x2 merged tokens; the last block attends globally
+              "window_size": 4 * QWEN_PATCH_SIZE, "fullatt_block_indexes": [1]}
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **token_ids)
+
+
+def _instructblip_config(text: dict[str, Any], tokenizer: Any) -> Any:
+    """InstructBLIP: a tiny vision tower, Q-Former (its own tokenizer) and Llama LM."""
+    from transformers import InstructBlipConfig
 
     qformer = qformer_tokenizer()
     return InstructBlipConfig(
@@ -339,7 +384,16 @@ def tiny_config(family: str, tokenizer: Any | None = None, **text_overrides: Any
 
 # --------------------------------------------------------------------------- models
 def tiny_model(family: str, config: Any | None = None, seed: int = 0) -> torch.nn.Module:
-    """A random-weight model of the family's real class, in eval mode."""
+    """A random-weight model of the family's real class, in eval mode.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        config: Its config (default: :func:`tiny_config`).
+        seed: Seed of the random weights.
+
+    Returns:
+        The model.
+    """
     from transformers import AutoModelForImageTextToText
 
     config = config if config is not None else tiny_config(family)

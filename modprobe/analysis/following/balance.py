@@ -4,6 +4,7 @@ docs/science.md section 1, "Balance point". `modprobe.analysis.following.law` co
 logistic and the monotone crossing and their bootstrap replicates; this module turns
 them into `BalancePoint` results (interval, Monte Carlo error, flags, or the side the
 curve stays on) and says in one line which estimate to trust (`recommend`).
+`balance_point` gives the logistic balance point alone, straight from the items.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from modprobe.analysis._arrays import to_numpy
 from modprobe.stats.gof import GoodnessOfFit
-from modprobe.stats.intervals import bootstrap_interval, percentile_interval, quantile_mc_error
-from modprobe.stats.logistic import LogisticFit, crossing
+from modprobe.stats.intervals import (
+    DEFAULT_RESAMPLES,
+    bootstrap_interval,
+    percentile_interval,
+    quantile_mc_error,
+)
+from modprobe.stats.logistic import LogisticFit, bootstrap_logistic, crossing, fit_logistic
+from modprobe.stats.resample import cluster_codes, resample_weights
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,14 @@ class BalancePoint:
     n_clusters: int | None = None
 
     def summary(self, name: str = "balance_point") -> str:
-        """``balance_point=<x> ci=[<lo>, <hi>]`` (flags in brackets after it), or
-        ``balance_point=none (<reason>)``."""
+        """One line: ``<name>=<x> ci=[<lo>, <hi>]`` or ``<name>=none (<reason>)``.
+
+        Args:
+            name: The label before ``=`` (e.g. ``x*`` in the law's summary).
+
+        Returns:
+            The line, with the interval's flags in brackets after it when there are any.
+        """
         if not self.crosses:
             return f"{name}=none ({self.reason})"
         text = f"{name}={self.value:.3f} ci=[{self.ci_low:.3f}, {self.ci_high:.3f}]"
@@ -84,11 +98,32 @@ class BalancePoint:
 X_RESOLUTION = 1e-6
 
 
-def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[float, float], confidence: float,
-           method: str, stays_above: bool, n: int, n_clusters: int | None,
-           extrapolated: float) -> BalancePoint:
-    """A `BalancePoint` from a full-sample crossing ``x0`` and bootstrap crossings
-    (``replicates``, +-inf where a replicate's curve does not cross)."""
+def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[float, float],
+                            confidence: float, method: str, stays_above: bool, n: int,
+                            n_clusters: int | None, extrapolated: float) -> BalancePoint:
+    """A `BalancePoint` from a full-sample crossing and its bootstrap crossings.
+
+    A crossing inside ``x_range`` gets a bootstrap interval
+    (`modprobe.stats.intervals.bootstrap_interval`); one outside it gets no number and a
+    reason that says on which side of 0.5 the curve stays.
+
+    Args:
+        x0: The full-sample curve's crossing of 0.5 (+-inf: it does not cross).
+        replicates: ``replicates`` bootstrap crossings (+-inf where a replicate's curve
+            does not cross).
+        x_range: ``(min, max)`` of the observed axis values.
+        confidence: Interval level.
+        method: ``"logistic"`` or ``"monotone"`` (worded into the reason).
+        stays_above: Whether the full-sample curve stays above 0.5 when it does not cross.
+        n: Items behind the fit.
+        n_clusters: Clusters resampled (None: items). The interval's level expands
+            when the resampled units (clusters, else items) are few.
+        extrapolated: Where the curve would cross outside the range (+-inf: flat),
+            kept on the result and worded into a logistic reason.
+
+    Returns:
+        `BalancePoint`; not identified (NaN, no direction) when every item has one x.
+    """
     lo, hi = x_range
     share = float(np.mean((replicates >= lo) & (replicates <= hi)))
     common = {"extrapolated": extrapolated, "x_range": x_range, "share_crossing": share,
@@ -120,9 +155,17 @@ def balance_from_replicates(x0: float, replicates: np.ndarray, x_range: tuple[fl
 
 def recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalancePoint,
               trend: Any) -> tuple[str, str]:
-    """Which balance point to trust, and why, in one line (docs/science.md, "Balance
-    point"): ``("logistic"|"monotone", reason)``. ``trend`` is the law's
-    `MonotonicityTest` (its ``direction``)."""
+    """Which balance point to trust, and why, in one line (docs/science.md, "Balance point").
+
+    Args:
+        law_gof: The Hosmer-Lemeshow test of the logistic fit.
+        logistic: The logistic balance point.
+        monotone: The monotone (isotonic) balance point.
+        trend: The law's `MonotonicityTest` (only its ``direction`` is read).
+
+    Returns:
+        ``("logistic" or "monotone", reason)``.
+    """
     if trend.direction is None:
         return "logistic", ("no monotone trend is established, so neither balance point "
                             "locates a real crossing; read them as descriptive")
@@ -155,10 +198,19 @@ def recommend(law_gof: GoodnessOfFit, logistic: BalancePoint, monotone: BalanceP
 
 
 def separated(xv: np.ndarray, yv: np.ndarray) -> bool:
-    """Whether x separates the two outcomes (completely, or quasi-completely: touching
-    at one x), so the logistic fit has no maximum-likelihood estimate (Albert and
-    Anderson 1984): the likelihood keeps rising as the slope runs to infinity, and any
-    finite slope an optimiser stops at is arbitrary."""
+    """Whether x separates the two outcomes, so the logistic fit has no finite estimate.
+
+    Complete separation, or quasi-complete (the two outcomes' x ranges touch at one x):
+    the likelihood keeps rising as the slope runs to infinity, and any finite slope an
+    optimiser stops at is arbitrary (Albert and Anderson 1984).
+
+    Args:
+        xv: ``items`` axis values.
+        yv: ``items`` outcomes in {0, 1} (1 = text-following).
+
+    Returns:
+        True when separated; False when only one outcome occurs.
+    """
     if not 0 < yv.sum() < yv.size:
         return False
     text, vision = xv[yv > 0.5], xv[yv <= 0.5]
@@ -166,9 +218,21 @@ def separated(xv: np.ndarray, yv: np.ndarray) -> bool:
 
 
 def logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.ndarray,
-                    confidence: float, n_clusters: int | None) -> BalancePoint:
-    """The logistic `BalancePoint` from the full-sample fit and bootstrap coefficients
-    (``replicates 2``); not identified when x separates the outcomes (`separated`)."""
+                   confidence: float, n_clusters: int | None) -> BalancePoint:
+    """The logistic `BalancePoint` ``x* = -a / b`` with its bootstrap interval.
+
+    Args:
+        xv: ``items`` axis values the law was fitted on.
+        yv: ``items`` outcomes in {0, 1} (1 = text-following).
+        fit: The full-sample logistic fit.
+        boot: ``replicates 2`` bootstrap coefficients ``(a, b)``.
+        confidence: Interval level.
+        n_clusters: Clusters resampled (None: items).
+
+    Returns:
+        `BalancePoint`; not identified (NaN, no direction) when x separates the outcomes
+        (`separated`).
+    """
     x_range = (float(xv.min()), float(xv.max()))
     if separated(xv, yv) and np.ptp(xv) > X_RESOLUTION:
         nan = float("nan")
@@ -181,16 +245,27 @@ def logistic_point(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit, boot: np.nd
     coef = np.array([[fit.intercept, fit.slope]])
     x0 = float(crossing(coef)[0])
     above = bool(fit.predict((x_range[0] + x_range[1]) / 2) > 0.5)
-    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above, xv.size,
-                  n_clusters, x0)
+    return balance_from_replicates(x0, crossing(boot), x_range, confidence, "logistic", above,
+                                   xv.size, n_clusters, x0)
 
 
 def widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
-                       level: float) -> BalancePoint:
-    """The monotone interval widened to the replicates' brackets: a step law's
-    crossing can lie anywhere in the gap between two observed x values, so the interval
-    runs from the low percentile of the brackets' left ends to the high percentile of
-    their right ends (`IsotonicFit.crossing_bracket`)."""
+                      level: float) -> BalancePoint:
+    """The monotone interval widened to cover the replicates' crossing brackets.
+
+    A step law's crossing can lie anywhere in the gap between two observed x values, so
+    the interval runs from the low percentile of the brackets' left ends to the high
+    percentile of their right ends (`IsotonicFit.crossing_bracket`).
+
+    Args:
+        point: The monotone balance point from the interpolated crossings.
+        brackets: ``replicates 2`` brackets of the bootstrap isotonic refits.
+        level: The (expanded) percentile level of the interval.
+
+    Returns:
+        ``point`` with the widened interval and the larger Monte Carlo error; a point
+        that does not cross is returned as is.
+    """
     if not point.crosses:
         return point
     low = percentile_interval(brackets[:, 0], level)[0]
@@ -200,3 +275,70 @@ def widen_to_brackets(point: BalancePoint, brackets: np.ndarray,
              quantile_mc_error(brackets[:, 1], 1 - tail))
     return replace(point, ci_low=min(point.ci_low, low), ci_high=max(point.ci_high, high),
                    mc_error=mc)
+
+
+def law_items(
+    x: Any, followed_text: Any, clusters: Any | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The items a law is fitted on: finite-x items as float arrays, with cluster codes.
+
+    Args:
+        x: ``items`` axis values (NaN entries are dropped).
+        followed_text: ``items`` bools (True = text-following, False = vision).
+        clusters: ``items`` cluster labels, or None.
+
+    Returns:
+        ``(x, y, codes)``: the kept items' float x and 0/1 outcomes, and their cluster
+        codes 0..G-1 (`modprobe.stats.resample.cluster_codes`; None without clusters).
+
+    Raises:
+        ValueError: When ``x`` and ``followed_text`` differ in length, fewer than 3 items
+            have a finite x, or the kept items span fewer than 2 clusters.
+    """
+    xv = to_numpy(x).reshape(-1)
+    yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
+    if xv.size != yv.size:
+        raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
+    keep = np.isfinite(xv)
+    codes = None if clusters is None else cluster_codes(clusters, xv.size, keep)
+    xv, yv = xv[keep], yv[keep]
+    if xv.size < 3:
+        raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
+    if codes is not None and codes.max() < 1:
+        raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
+    return xv, yv, codes
+
+
+def balance_point(
+    x: Any,
+    followed_text: Any,
+    n_bootstrap: int = DEFAULT_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+    clusters: Any | None = None,
+) -> BalancePoint:
+    """Logistic balance point ``x* = -a / b`` with a (cluster-)bootstrap interval.
+
+    The x at which the fitted ``P(text | x) = sigmoid(a + b x)`` equals 0.5; when it
+    does not cross 0.5 inside ``[min x, max x]``, no number is reported: ``crosses`` is
+    False and ``direction``/``reason`` say on which side it stays.
+    `modprobe.analysis.following.law.fit_law` also gives the monotone balance point and
+    the goodness of fit.
+
+    Args:
+        x: ``items`` axis values of decided conflict items (NaN entries are dropped).
+        followed_text: ``items`` bools (True = text-following, False = vision).
+        n_bootstrap: Bootstrap replicates.
+        confidence: Interval level.
+        seed: Seed of the resampling.
+        clusters: ``items`` cluster labels: resample whole clusters instead of items.
+
+    Returns:
+        `BalancePoint`.
+    """
+    xv, yv, codes = law_items(x, followed_text, clusters)
+    fit = fit_logistic(xv, yv)
+    weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
+    boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
+    n_clusters = None if codes is None else int(codes.max()) + 1
+    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)

@@ -57,7 +57,18 @@ def _draw(law: str, n: int, clustered: bool,
 
 def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
                  seed: int) -> Iterator[str]:
-    """One table row per (law, clustered, n): coverage of both intervals."""
+    """The balance-point coverage table, one Markdown row per (law, clustered, n).
+
+    Args:
+        n_datasets: Datasets drawn per row.
+        sizes: Items per dataset (one row per size).
+        n_bootstrap: Bootstrap replicates of each fit.
+        seed: Seed of the datasets (each fit's bootstrap is seeded by its dataset index).
+
+    Yields:
+        The header, the separator, then per row the logistic and monotone intervals'
+        coverage of the planted balance point and the median monotone estimate.
+    """
     yield ("| law | clusters | n | logistic coverage | monotone coverage | "
            "median monotone estimate (truth) |")
     yield "|---|---|---|---|---|---|"
@@ -80,8 +91,17 @@ def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
 
 
 def logistic_rows(n_datasets: int, sizes: Sequence[int], seed: int) -> list[str]:
-    """The logistic balance point with 8 clusters at the default 2,000 replicates, over
-    ``n_datasets`` datasets per size: coverage with its standard error."""
+    """Coverage of the logistic balance point with 8 clusters at the default replicates.
+
+    Args:
+        n_datasets: Datasets per size, each analysed with 2,000 replicates.
+        sizes: Items per dataset.
+        seed: Seed of the datasets.
+
+    Returns:
+        Markdown lines: header, separator, one row per size (coverage and its standard
+        error).
+    """
     rows = ["| n | datasets | logistic coverage | standard error |", "|---|---|---|---|"]
     rng = np.random.default_rng(seed)
     for n in sizes:
@@ -98,9 +118,20 @@ def logistic_rows(n_datasets: int, sizes: Sequence[int], seed: int) -> list[str]
 
 def cluster_rows(n_datasets: int, seed: int,
                  n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
-    """Coverage of `mean_interval` on clusters of 10-39 items: 0/1 values from
-    beta-binomial clusters, paired differences and counts, these also on unequal
-    clusters of 2-79 items (``n_datasets`` per row), with the median interval width."""
+    """Coverage and median width of `mean_interval` with 8 and 12 clusters.
+
+    Rows: 0/1 values from beta-binomial clusters of 10-39 items, then paired
+    differences and counts (`OTHER_ROWS`), these also on unequal clusters of 2-79 items.
+
+    Args:
+        n_datasets: Datasets drawn per row.
+        seed: Seed of the datasets.
+        n_bootstrap: Bootstrap replicates of the 0/1 rows' intervals (the other rows
+            use the default).
+
+    Returns:
+        Markdown lines: header, separator, one row per quantity and number of clusters.
+    """
     rows = [("| clusters | quantity | cluster sizes | intra-cluster correlation | coverage "
              "| median width |"), "|---|---|---|---|---|---|"]
     rng = np.random.default_rng(seed)
@@ -145,9 +176,11 @@ RARE_ROWS = [("rate", 0.02, 0.0, 0.1, 1), ("rate", 0.05, 0.0, 0.1, 1),
 
 def _rare_coverage(setting: tuple, n_clusters: int, n_datasets: int,
                    rng: np.random.Generator) -> tuple[float, float]:
-    """Coverage and median width of `mean_interval` of the declared kind: each item's
-    0/1 outcomes (or +1/-1 events of a paired difference) averaged over its draws, with
-    Beta cluster rates of the given mean and correlation."""
+    """Coverage and median width of `mean_interval` of the declared kind on rare events.
+
+    Each item's 0/1 outcomes (or +1/-1 events of a paired difference) are averaged over
+    its draws, with Beta cluster rates of the given mean and correlation.
+    """
     kind, up, down, icc, draws = setting
     k = (1 - icc) / icc
     covered, widths = 0, []
@@ -166,10 +199,19 @@ def _rare_coverage(setting: tuple, n_clusters: int, n_datasets: int,
 
 
 def oscillation_rows(n_datasets: int, seed: int) -> list[str]:
-    """Coverage of every interval `oscillation_report` prints, 8 and 12 clusters of
-    20-59 items: Poisson counts whose rates a cluster's Gamma (shape 2, mean 1) effect
-    multiplies; conflicts 1.5 near the balance point (|x| <= 0.5 of x uniform on
-    [-2, 2]), 0.8 away from it; a fifth of the items are controls at 0.5."""
+    """Coverage of every interval `oscillation_report` prints, with 8 and 12 clusters.
+
+    Clusters of 20-59 items; Poisson counts whose rates a cluster's Gamma (shape 2,
+    mean 1) effect multiplies; conflicts 1.5 near the balance point (|x| <= 0.5 of x
+    uniform on [-2, 2]), 0.8 away from it; a fifth of the items are controls at 0.5.
+
+    Args:
+        n_datasets: Datasets per number of clusters.
+        seed: Seed of the datasets.
+
+    Returns:
+        Markdown lines: header, separator, one row per number of clusters.
+    """
     truths = {f"region {AMBIGUOUS}": 1.5, f"region {CLEAR}": 0.8,
               "ambiguous - clear": 0.7, "group conflict": 0.25 * 1.5 + 0.75 * 0.8,
               "group text_irrelevant": 0.5}
@@ -208,13 +250,14 @@ OTHER_ROWS = [(kind, skew, sizes) for kind in ("paired difference", "count")
 def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
                     rng: np.random.Generator,
                     size_range: tuple[int, int]) -> tuple[float, float]:
-    """Coverage and median width of `mean_interval` (studentised cluster bootstrap) for
-    values that are not 0/1, on clusters whose sizes are drawn uniformly from
-    ``size_range`` (end excluded). Paired differences in {-1, 0, +1} with Beta P(+1)
-    and P(-1) per cluster: moderate, means 0.2 and 0.1, intra-cluster correlation 0.1
-    (truth 0.1); strong, means 0.1 and 0.02, correlation 0.2 (truth 0.08). Counts
-    Poisson with a Gamma rate of mean 1.5 per cluster: moderate, shape 2; strong,
-    shape 1 (exponential)."""
+    """Coverage and median width of `mean_interval` for values that are not 0/1.
+
+    Clusters' sizes are drawn uniformly from ``size_range`` (end excluded). Paired
+    differences in {-1, 0, +1} with Beta P(+1) and P(-1) per cluster: moderate, means
+    0.2 and 0.1, intra-cluster correlation 0.1 (truth 0.1); strong, means 0.1 and 0.02,
+    correlation 0.2 (truth 0.08). Counts Poisson with a Gamma rate of mean 1.5 per
+    cluster: moderate, shape 2; strong, shape 1 (exponential).
+    """
     covered, widths = 0, []
     for d in range(n_datasets):
         sizes = rng.integers(*size_range, n_clusters)

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from modprobe.analysis._arrays import to_numpy
 from modprobe.analysis.following.balance import (
     X_RESOLUTION,
     BalancePoint,
     balance_from_replicates,
+    balance_point,
+    law_items,
     logistic_point,
     recommend,
     separated,
@@ -51,7 +52,7 @@ from modprobe.stats.logistic import (
 )
 from modprobe.stats.monotone import IsotonicFit, TrendTest, fit_isotonic, isotonic_crossings
 from modprobe.stats.monotone import trend_test as _trend_test
-from modprobe.stats.resample import cluster_codes, resample_weights
+from modprobe.stats.resample import resample_weights
 
 Estimate = Literal["logistic", "monotone", "auto"]
 ESTIMATES: tuple[str, ...] = ("logistic", "monotone", "auto")
@@ -65,13 +66,29 @@ def binned_following_rate(x: Any, followed_text: Any, bins: int | Sequence[float
                           strategy: BinStrategy = "quantile", confidence: float = 0.95,
                           clusters: Any | None = None, n_bootstrap: int = DEFAULT_RESAMPLES,
                           seed: int = 0) -> pd.DataFrame:
-    """Text-following rate per bin of the axis (`modprobe.stats.binning.binned_rate`)."""
+    """Text-following rate per bin of the axis (`modprobe.stats.binning.binned_rate`).
+
+    Args:
+        x: ``items`` finite axis values.
+        followed_text: ``items`` bools (True = text-following).
+        bins: Number of bins, or explicit increasing edges.
+        strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal width) bins.
+        confidence: Interval level.
+        clusters: ``items`` cluster labels for cluster-bootstrap intervals (None: Wilson
+            intervals).
+        n_bootstrap: Replicates of the cluster bootstrap.
+        seed: Its seed.
+
+    Returns:
+        One row per non-empty bin: ``x_low, x_high, x_mean, n, n_text, rate, ci_low,
+        ci_high``.
+    """
     return binned_rate(x, followed_text, bins, strategy, confidence, clusters, n_bootstrap, seed)
 
 
 @dataclass(frozen=True)
 class MonotonicityTest:
-    """Does P(text) fall (or rise) with x? (docs/science.md, "Monotonicity test".)
+    """Does P(text) fall (or rise) with x? See docs/science.md, "Monotonicity test".
 
     Attributes:
         slope: Logistic slope b (descriptive).
@@ -104,15 +121,20 @@ class MonotonicityTest:
 
     @property
     def decreasing(self) -> bool:
+        """Whether the test establishes a falling P(text)."""
         return self.direction == "decreasing"
 
     @property
     def increasing(self) -> bool:
+        """Whether the test establishes a rising P(text)."""
         return self.direction == "increasing"
 
     def summary(self) -> str:
-        """``monotonicity: decreasing (score test ...); ...``; the line starts with a
-        direction only when the test establishes it."""
+        """One line: ``monotonicity: <direction> (<test>); <slope>; <rho>``.
+
+        The direction is ``not established`` unless the test establishes one; the
+        slope reads ``not identified`` (with why) when the data cannot identify it.
+        """
         verdict = self.direction or "not established"
         test = self.trend.describe() if self.trend is not None else f"p={self.p_value:.2g}"
         slope = (f"logistic slope not identified ({self.slope_note})" if self.slope_note else
@@ -203,8 +225,12 @@ class Law:
                        f"({test}), so no balance point is reported")
 
     def summary_lines(self) -> list[str]:
-        """Goodness of fit, both balance points with their Monte Carlo error, the
-        recommendation."""
+        """The law's report lines after the trend test.
+
+        Returns:
+            Lines for the goodness of fit, both balance points, the bootstrap (replicates,
+            units, Monte Carlo error of the bounds) and the estimate reported.
+        """
         mono = self.balance_point_monotone
         lines = [f"goodness_of_fit: {self.goodness_of_fit.describe()}"
                  if self.goodness_of_fit is not None else "goodness_of_fit: not tested"]
@@ -233,58 +259,6 @@ def _slope_note(xv: np.ndarray, yv: np.ndarray, fit: LogisticFit) -> str:
         return ("x separates the text- and vision-following items completely, so the "
                 "slope has no finite estimate")
     return ""
-
-
-def _clean_xy(
-    x: Any, followed_text: Any, clusters: Any | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Finite-x items as float arrays, and their cluster codes (None without clusters)."""
-    xv = to_numpy(x).reshape(-1)
-    yv = to_numpy(followed_text, dtype=bool).astype(np.float64).reshape(-1)
-    if xv.size != yv.size:
-        raise ValueError(f"x has {xv.size} items but followed_text has {yv.size}")
-    keep = np.isfinite(xv)
-    codes = None if clusters is None else cluster_codes(clusters, xv.size, keep)
-    xv, yv = xv[keep], yv[keep]
-    if xv.size < 3:
-        raise ValueError(f"the law needs at least 3 decided items with a finite x, got {xv.size}")
-    if codes is not None and codes.max() < 1:
-        raise ValueError("a cluster bootstrap needs at least 2 clusters; all items share one")
-    return xv, yv, codes
-
-
-def balance_point(
-    x: Any,
-    followed_text: Any,
-    n_bootstrap: int = DEFAULT_RESAMPLES,
-    confidence: float = 0.95,
-    seed: int = 0,
-    clusters: Any | None = None,
-) -> BalancePoint:
-    """Logistic balance point ``x* = -a / b`` with a (cluster-)bootstrap interval.
-
-    The x at which the fitted ``P(text | x) = sigmoid(a + b x)`` equals 0.5; when it
-    does not cross 0.5 inside ``[min x, max x]``, no number is reported: ``crosses`` is
-    False and ``direction``/``reason`` say on which side it stays. `fit_law` also gives
-    the monotone balance point and the goodness of fit.
-
-    Args:
-        x: ``items`` axis values of decided conflict items (NaN entries are dropped).
-        followed_text: ``items`` bools (True = text-following, False = vision).
-        n_bootstrap: Bootstrap replicates.
-        confidence: Interval level.
-        seed: Seed of the resampling.
-        clusters: ``items`` cluster labels: resample whole clusters instead of items.
-
-    Returns:
-        `BalancePoint`.
-    """
-    xv, yv, codes = _clean_xy(x, followed_text, clusters)
-    fit = fit_logistic(xv, yv)
-    weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
-    boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
-    n_clusters = None if codes is None else int(codes.max()) + 1
-    return logistic_point(xv, yv, fit, boot, confidence, n_clusters)
 
 
 def fit_law(
@@ -337,52 +311,73 @@ def fit_law(
     if balance_estimate not in ESTIMATES:
         raise ValueError(f"balance_estimate must be one of {', '.join(ESTIMATES)}, got "
                          f"{balance_estimate!r}")
-    xv, yv, codes = _clean_xy(x, followed_text, clusters)
+    xv, yv, codes = law_items(x, followed_text, clusters)
     n_clusters = None if codes is None else int(codes.max()) + 1
     fit = fit_logistic(xv, yv)
     weights = resample_weights(xv.size, n_bootstrap, np.random.default_rng(seed), codes)
     boot = bootstrap_logistic(xv, yv, weights, np.array([fit.intercept, fit.slope]))
-    x_range = (float(xv.min()), float(xv.max()))
-    grid = np.linspace(x_range[0], x_range[1], grid_size)
-    boot_curves = expit(boot[:, :1] + boot[:, 1:] * grid)
+    grid = np.linspace(float(xv.min()), float(xv.max()), grid_size)
     # Bands and the slope's interval keep their level with few clusters, as every
     # interval does (`modprobe.stats.intervals.expanded_level`).
     level = expanded_level(confidence, n_clusters if n_clusters is not None else xv.size)
-    band = np.array([percentile_interval(col, level) for col in boot_curves.T]).T
-    iso = fit_isotonic(xv, yv)
-    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
-    iso_band = None
-    if isotonic_band:
-        iso_q = np.array([percentile_interval(col, level) for col in iso_curves.T]).T
-        iso_band = (iso_q[0], iso_q[1])
+    iso, iso_band, monotone_bp = _isotonic_part(xv, yv, weights, grid, confidence, level,
+                                                n_clusters, isotonic_band)
     logistic_bp = logistic_point(xv, yv, fit, boot, confidence, n_clusters)
-    iso_x0 = iso.crossing(0.5)
-    monotone_bp = widen_to_brackets(
-        balance_from_replicates(iso_x0, iso_cross, x_range, confidence, "monotone",
-                                iso_x0 == math.inf, xv.size, n_clusters, iso_x0),
-        iso_brackets, level)
-    labels = None if codes is None else codes
     binned = binned_following_rate(xv, yv.astype(bool), bins, bin_strategy, confidence,
-                                   labels, n_bootstrap, seed)
-    rho = float("nan")
-    if len(binned) >= 3 and binned["rate"].nunique() > 1:
-        rho = float(pd.Series(binned["x_mean"]).corr(binned["rate"], method="spearman"))
-    trend = _trend_test(xv, yv, labels, alpha)
-    slope_ci = percentile_interval(boot[:, 1], level)
-    monotonicity = MonotonicityTest(
-        slope=fit.slope, slope_ci=slope_ci, p_value=trend.p_value, statistic=trend.statistic,
-        df=trend.df, n_clusters=n_clusters, direction=trend.direction, spearman_rho=rho,
-        n_bins=len(binned), trend=trend, slope_note=_slope_note(xv, yv, fit))
-    gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=labels, alpha=alpha)
+                                   codes, n_bootstrap, seed)
+    monotonicity = _monotonicity(xv, yv, codes, fit, boot, binned, level, n_clusters, alpha)
+    gof = hosmer_lemeshow(yv, fit.predict(xv), clusters=codes, alpha=alpha)
     choice, why = recommend(gof, logistic_bp, monotone_bp, monotonicity)
-    estimate = choice if balance_estimate == "auto" else balance_estimate
     return Law(
         x_label=x_label, n=int(xv.size), n_text=int(yv.sum()), binned=binned, logistic=fit,
         isotonic=iso, grid=grid, logistic_curve=fit.predict(grid),
-        logistic_band=(band[0], band[1]), isotonic_curve=iso.predict(grid),
-        isotonic_band=iso_band, monotonicity=monotonicity, balance_point=logistic_bp,
-        bootstrap_coef=boot, confidence=confidence, seed=seed, n_clusters=n_clusters,
-        balance_point_monotone=monotone_bp, goodness_of_fit=gof, recommendation=choice,
-        recommendation_reason=why, estimate=estimate)
+        logistic_band=_pointwise_band(expit(boot[:, :1] + boot[:, 1:] * grid), level),
+        isotonic_curve=iso.predict(grid), isotonic_band=iso_band, monotonicity=monotonicity,
+        balance_point=logistic_bp, bootstrap_coef=boot, confidence=confidence, seed=seed,
+        n_clusters=n_clusters, balance_point_monotone=monotone_bp, goodness_of_fit=gof,
+        recommendation=choice, recommendation_reason=why,
+        estimate=choice if balance_estimate == "auto" else balance_estimate)
 
 
+def _pointwise_band(curves: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` percentile band over the rows of ``replicates points`` curves."""
+    band = np.array([percentile_interval(col, level) for col in curves.T]).T
+    return band[0], band[1]
+
+
+def _isotonic_part(
+    xv: np.ndarray, yv: np.ndarray, weights: np.ndarray, grid: np.ndarray, confidence: float,
+    level: float, n_clusters: int | None, keep_band: bool,
+) -> tuple[IsotonicFit, tuple[np.ndarray, np.ndarray] | None, BalancePoint]:
+    """The isotonic fit, its band on ``grid`` and its balance point.
+
+    The band (None unless ``keep_band``) and the balance point's interval come from the
+    bootstrap replicates of ``weights``.
+    """
+    iso = fit_isotonic(xv, yv)
+    iso_cross, iso_curves, iso_brackets = isotonic_crossings(xv, yv, weights, grid=grid)
+    band = _pointwise_band(iso_curves, level) if keep_band else None
+    x0 = iso.crossing(0.5)
+    x_range = (float(xv.min()), float(xv.max()))
+    point = widen_to_brackets(
+        balance_from_replicates(x0, iso_cross, x_range, confidence, "monotone",
+                                x0 == math.inf, xv.size, n_clusters, x0),
+        iso_brackets, level)
+    return iso, band, point
+
+
+def _monotonicity(
+    xv: np.ndarray, yv: np.ndarray, codes: np.ndarray | None, fit: LogisticFit,
+    boot: np.ndarray, binned: pd.DataFrame, level: float, n_clusters: int | None,
+    alpha: float,
+) -> MonotonicityTest:
+    """The cluster-robust trend test, the slope's interval and the binned Spearman rho."""
+    rho = float("nan")
+    if len(binned) >= 3 and binned["rate"].nunique() > 1:
+        rho = float(pd.Series(binned["x_mean"]).corr(binned["rate"], method="spearman"))
+    trend = _trend_test(xv, yv, codes, alpha)
+    return MonotonicityTest(
+        slope=fit.slope, slope_ci=percentile_interval(boot[:, 1], level),
+        p_value=trend.p_value, statistic=trend.statistic, df=trend.df, n_clusters=n_clusters,
+        direction=trend.direction, spearman_rho=rho, n_bins=len(binned), trend=trend,
+        slope_note=_slope_note(xv, yv, fit))

@@ -6,6 +6,7 @@ Same conventions as `modprobe.analysis.plotting` (``ax=``/``fig=`` to compose, `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,17 +118,7 @@ def plot_attention_mass(
     Raises:
         ValueError: On missing columns or unknown spans.
     """
-    missing = {"layer", "span", "mass"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"attention frame lacks column(s) {sorted(missing)}")
-    unknown = set(frame["span"]) - set(SPAN_ORDER)
-    if unknown:
-        raise ValueError(f"unknown span(s) {sorted(unknown)}; spans are {', '.join(SPAN_ORDER)}")
-    data = frame.assign(
-        model=frame.get("model", ""),
-        condition=frame.get("condition", ""),
-        span=frame["span"].astype(str),
-    )
+    data = _attention_rows(frame)
     stats_frame = (
         data.groupby(["model", "condition", "span", "layer"], sort=False)["mass"]
         .agg(["mean", "sem", "count"])
@@ -137,12 +128,7 @@ def plot_attention_mass(
     models = list(dict.fromkeys(data["model"]))
     conditions = list(dict.fromkeys(data["condition"]))
     spans = [s for s in SPAN_ORDER if s in set(data["span"])]
-    # Fixed colours per span (the description in purple, the template-and-question text in
-    # grey), so that video's orange and the description never look alike.
-    palette = sns.color_palette("colorblind", 10)
-    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
-              "context": palette[4], "text": palette[7]}
-    colors.update({s: palette[9] for s in SPAN_ORDER if s not in colors})
+    colors = _span_colors()
     fig = panel_figure(fig, 3.6 * len(conditions) + 2.4, 3.2 * len(models) + 0.6)
     with sns.axes_style("whitegrid"):
         grid = fig.subplots(len(models), len(conditions), sharey=True, squeeze=False)
@@ -154,16 +140,7 @@ def plot_attention_mass(
             if cell.empty:  # this model was not run under this condition
                 ax.set_axis_off()
                 continue
-            for span in spans:
-                part = cell[cell["span"] == span].sort_values("layer")
-                if part.empty:
-                    continue
-                mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
-                ax.fill_between(part["layer"], mean - half, mean + half, color=colors[span],
-                                alpha=0.18, lw=0)
-                ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("layer")
+            _draw_attention_panel(ax, cell, spans, colors)
             if c == 0 or not grid[r, c - 1].axison:
                 ax.tick_params(labelleft=True)  # sharey hides them off the first column
                 ax.set_ylabel(f"{model}\nattention mass" if len(models) > 1 and model
@@ -184,3 +161,48 @@ def plot_attention_mass(
         fig.suptitle(title)
     save_figure(fig, path)
     return fig
+
+
+def _attention_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``model`` and ``condition`` columns ("" when absent), spans as text.
+
+    Raises:
+        ValueError: On missing columns or unknown spans.
+    """
+    missing = {"layer", "span", "mass"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"attention frame lacks column(s) {sorted(missing)}")
+    unknown = set(frame["span"]) - set(SPAN_ORDER)
+    if unknown:
+        raise ValueError(f"unknown span(s) {sorted(unknown)}; spans are {', '.join(SPAN_ORDER)}")
+    return frame.assign(
+        model=frame.get("model", ""),
+        condition=frame.get("condition", ""),
+        span=frame["span"].astype(str),
+    )
+
+
+def _span_colors() -> dict[str, Any]:
+    """One fixed colour per span, the same in every panel and figure."""
+    # The description in purple, the template-and-question text in grey, so that video's
+    # orange and the description never look alike.
+    palette = sns.color_palette("colorblind", 10)
+    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
+              "context": palette[4], "text": palette[7]}
+    colors.update({s: palette[9] for s in SPAN_ORDER if s not in colors})
+    return colors
+
+
+def _draw_attention_panel(ax: Axes, cell: pd.DataFrame, spans: Sequence[str],
+                          colors: dict[str, Any]) -> None:
+    """One panel: a line per span over layers, with its ``mean +- 1.96 SE`` band."""
+    for span in spans:
+        part = cell[cell["span"] == span].sort_values("layer")
+        if part.empty:
+            continue
+        mean, half = part["mean"].to_numpy(), 1.96 * part["sem"].to_numpy()
+        ax.fill_between(part["layer"], mean - half, mean + half, color=colors[span],
+                        alpha=0.18, lw=0)
+        ax.plot(part["layer"], mean, color=colors[span], marker="o", ms=3, lw=1.6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer")

@@ -84,57 +84,9 @@ def plot_following_curve(
     if first is not None and first.x_label == "dH_rel":
         ax.axvline(0.0, color="0.55", lw=0.8, ls=":")
     for color, (name, law) in zip(palette, mapping.items()):
-        bp = law.balance_point
-        label = name or "logistic fit"
-        if bp.crosses:
-            label += f" (logistic x*={bp.value:.2f})" if show_isotonic else f" (x*={bp.value:.2f})"
-        else:
-            label += " (no crossing)"
-        if show_band:
-            ax.fill_between(law.grid, *law.logistic_band, color=color, alpha=0.18, lw=0)
-        ax.plot(law.grid, law.logistic_curve, color=color, lw=2, label=label)
-        if show_isotonic:
-            ax.plot(law.grid, law.isotonic_curve, color=color, lw=1.3, ls="--")
-            if law.isotonic_band is not None and not show_band:
-                ax.fill_between(law.grid, *law.isotonic_band, color=color, alpha=0.12, lw=0)
-        if show_bins and len(law.binned):
-            b = law.binned
-            ax.errorbar(
-                b["x_mean"],
-                b["rate"],
-                yerr=error_bars(b["rate"], b["ci_low"], b["ci_high"]),
-                fmt="o",
-                ms=4,
-                color=color,
-                ecolor=color,
-                elinewidth=1,
-                capsize=2,
-                alpha=0.85,
-            )
-        mono = law.balance_point_monotone
-        if show_isotonic and mono is not None and mono.crosses:
-            # Drawn just below 0.5 so the two intervals do not hide each other.
-            ax.errorbar([mono.value], [0.46],
-                        xerr=error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
-                        fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
-                        capsize=3, zorder=4,
-                        label=f"{name + ' ' if name and len(mapping) > 1 else ''}monotone "
-                              f"x*={mono.value:.2f}")
-        if bp.crosses:
-            ax.errorbar(
-                [bp.value],
-                [0.5],
-                xerr=error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
-                fmt="D",
-                ms=7,
-                color=color,
-                mec="black",
-                mew=0.8,
-                ecolor=color,
-                elinewidth=2.2,
-                capsize=4,
-                zorder=5,
-            )
+        _draw_curves(ax, law, color, name, show_bins, show_isotonic, show_band)
+        monotone_label = f"{name + ' ' if name and len(mapping) > 1 else ''}monotone"
+        _draw_balance_points(ax, law, color, show_isotonic, monotone_label)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("P(text-following)")
     axis_label = x_label or (first.x_label if first is not None else "x")
@@ -144,6 +96,70 @@ def plot_following_curve(
     ax.legend(frameon=True, fontsize=8, loc="best")
     save_figure(fig, path)
     return fig
+
+
+def _draw_curves(ax: Axes, law: Law, color: Any, name: str, show_bins: bool,
+                 show_isotonic: bool, show_band: bool) -> None:
+    """One model's logistic curve (labelled with its balance point), bands, bins, isotonic."""
+    bp = law.balance_point
+    label = name or "logistic fit"
+    if bp.crosses:
+        label += f" (logistic x*={bp.value:.2f})" if show_isotonic else f" (x*={bp.value:.2f})"
+    else:
+        label += " (no crossing)"
+    if show_band:
+        ax.fill_between(law.grid, *law.logistic_band, color=color, alpha=0.18, lw=0)
+    ax.plot(law.grid, law.logistic_curve, color=color, lw=2, label=label)
+    if show_isotonic:
+        ax.plot(law.grid, law.isotonic_curve, color=color, lw=1.3, ls="--")
+        if law.isotonic_band is not None and not show_band:
+            ax.fill_between(law.grid, *law.isotonic_band, color=color, alpha=0.12, lw=0)
+    if show_bins and len(law.binned):
+        b = law.binned
+        ax.errorbar(
+            b["x_mean"],
+            b["rate"],
+            yerr=error_bars(b["rate"], b["ci_low"], b["ci_high"]),
+            fmt="o",
+            ms=4,
+            color=color,
+            ecolor=color,
+            elinewidth=1,
+            capsize=2,
+            alpha=0.85,
+        )
+
+
+def _draw_balance_points(ax: Axes, law: Law, color: Any, show_isotonic: bool,
+                         monotone_label: str) -> None:
+    """The logistic balance point at P = 0.5 and, with ``show_isotonic``, the monotone one.
+
+    Each is drawn with its interval as a horizontal error bar; a curve that does not
+    cross 0.5 gets no marker.
+    """
+    mono = law.balance_point_monotone
+    if show_isotonic and mono is not None and mono.crosses:
+        # Drawn just below 0.5 so the two intervals do not hide each other.
+        ax.errorbar([mono.value], [0.46],
+                    xerr=error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
+                    fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
+                    capsize=3, zorder=4, label=f"{monotone_label} x*={mono.value:.2f}")
+    bp = law.balance_point
+    if bp.crosses:
+        ax.errorbar(
+            [bp.value],
+            [0.5],
+            xerr=error_bars([bp.value], [bp.ci_low], [bp.ci_high]),
+            fmt="D",
+            ms=7,
+            color=color,
+            mec="black",
+            mew=0.8,
+            ecolor=color,
+            elinewidth=2.2,
+            capsize=4,
+            zorder=5,
+        )
 
 
 def plot_uncertainty_distribution(

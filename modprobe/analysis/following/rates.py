@@ -105,7 +105,15 @@ def correctness_mask(
     correct_text: Sequence[Any] | np.ndarray | None,
     correct_vision: Sequence[Any] | np.ndarray | None,
 ) -> np.ndarray:
-    """``items`` bool: both unimodal answers correct (the paper's macro filter).
+    """Which items both unimodal runs answer correctly (the paper's macro filter).
+
+    Args:
+        n_items: Items in the table (each column must have this many values).
+        correct_text: ``items`` bools: the text-only answer is correct.
+        correct_vision: ``items`` bools: the vision-only answer is correct.
+
+    Returns:
+        ``items`` bools, True where both answers are correct.
 
     Raises:
         ValueError: When either correctness column is missing.

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis.following.entropy_split import split_by_entropy
-from modprobe.analysis.following.law import Estimate, fit_law
+from modprobe.analysis.following.entropy_split import EntropySplit, split_by_entropy
+from modprobe.analysis.following.law import Estimate, Law, fit_law
 from modprobe.analysis.following.rates import (
     NO_CONFLICT,
     TEXT,
@@ -47,7 +47,7 @@ def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
     steps: list[dict[str, Any]] = []
     keep = np.ones(labels.size, dtype=bool)
 
-    def step(name: str, what: str, drop: np.ndarray, why: str = "") -> None:
+    def _drop_step(name: str, what: str, drop: np.ndarray, why: str = "") -> None:
         nonlocal keep
         removed = int(np.sum(keep & drop))
         keep = keep & ~drop
@@ -56,15 +56,15 @@ def _filter_steps(labels: np.ndarray, both_correct: np.ndarray | None,
 
     steps.append({"step": "rows", "what": "items", "removed": 0, "left": labels.size,
                   "why": ""})
-    step("no_conflict", "not conflicts", labels == NO_CONFLICT, "Y_t == Y_v")
+    _drop_step("no_conflict", "not conflicts", labels == NO_CONFLICT, "Y_t == Y_v")
     if both_correct is not None and correct_text is not None and correct_vision is not None:
         wrong_t = int(np.sum(keep & ~correct_text & correct_vision))
         wrong_v = int(np.sum(keep & correct_text & ~correct_vision))
         wrong_both = int(np.sum(keep & ~correct_text & ~correct_vision))
-        step("incorrect", "with a wrong unimodal answer", ~both_correct,
-             f"text-only {wrong_t}, vision-only {wrong_v}, both {wrong_both}")
-    step("other", "follow neither modality", ~np.isin(labels, [TEXT, VISION]))
-    step("degenerate", "with undefined dH_rel", degenerate, "H_t + H_v ~ 0")
+        _drop_step("incorrect", "with a wrong unimodal answer", ~both_correct,
+                   f"text-only {wrong_t}, vision-only {wrong_v}, both {wrong_both}")
+    _drop_step("other", "follow neither modality", ~np.isin(labels, [TEXT, VISION]))
+    _drop_step("degenerate", "with undefined dH_rel", degenerate, "H_t + H_v ~ 0")
     return steps, keep
 
 
@@ -79,6 +79,7 @@ def _analyze_model(
     cluster: str | None = None,
     cluster_found: bool = False,
 ) -> ModelFollowing:
+    """Every section-1 statistic of one model's rows (see `analyze_following`)."""
     labels = classify_following(items["y_text"], items["y_vision"], items["y_multi"])
     correct_text = items.get("correct_text")
     correct_vision = items.get("correct_vision")
@@ -89,30 +90,18 @@ def _analyze_model(
         seed=law_kwargs["seed"],
     )
     ax = uncertainty_axis(items["h_text"], items["h_vision"], axis, entropy_floor)
-    both = None
-    ct = cv = None
+    both = ct = cv = None
     if filter_correct:
         both = correctness_mask(len(items), correct_text, correct_vision)
         ct = np.asarray(correct_text, dtype=bool)
         cv = np.asarray(correct_vision, dtype=bool)
     steps, in_law = _filter_steps(labels, both, ct, cv, ax.degenerate)
-    conflict = labels != NO_CONFLICT
-    if axis == "abs":
-        near = (items["h_text"].to_numpy() < NEAR_CERTAIN) & (
-            items["h_vision"].to_numpy() < NEAR_CERTAIN)
-        saturation = float(near[conflict].mean()) if conflict.any() else float("nan")
-    else:
-        saturation = saturation_share(ax.values[conflict])
     frame = items.copy()
     frame["label"] = labels
     frame["x"] = ax.values
     frame["degenerate"] = ax.degenerate
     frame["in_law"] = in_law
-    law = None
-    split_result = None
-    notes = []
-    x_label = "dH_rel" if axis == "rel" else "H_t - H_v"
-    followed = labels == TEXT
+    notes: list[str] = []
     clusters = None if labels_of_clusters is None else labels_of_clusters[in_law]
     if clusters is not None and pd.unique(clusters).size < 2:
         notes.append(
@@ -120,24 +109,9 @@ def _analyze_model(
             "bootstrap resamples single items instead (intervals too narrow if they correlate)"
         )
         clusters = None
-    try:
-        law = fit_law(ax.values[in_law], followed[in_law], x_label=x_label, clusters=clusters,
-                      **law_kwargs)
-    except ValueError as err:
-        notes.append(f"law not fitted: {err}")
-    if law is not None and split:
-        try:
-            split_result = split_by_entropy(
-                items["h_text"].to_numpy()[in_law],
-                items["h_vision"].to_numpy()[in_law],
-                ax.values[in_law],
-                followed[in_law],
-                clusters=clusters,
-                x_label=x_label,
-                **law_kwargs,
-            )
-        except ValueError as err:
-            notes.append(f"entropy split not fitted: {err}")
+    law, split_result = _fit_law_and_split(items, ax.values, labels == TEXT, in_law, clusters,
+                                           "dH_rel" if axis == "rel" else "H_t - H_v", split,
+                                           law_kwargs, notes)
     return ModelFollowing(
         model=name,
         rates=rates,
@@ -145,13 +119,59 @@ def _analyze_model(
         items=frame,
         law=law,
         split=split_result,
-        saturation=saturation,
+        saturation=_saturation(items, labels, ax.values, axis),
         note="; ".join(notes) or None,
         cluster=cluster,
         filter_steps=steps,
         filter_correct=filter_correct,
         cluster_found=cluster_found,
     )
+
+
+def _saturation(items: pd.DataFrame, labels: np.ndarray, x: np.ndarray,
+                axis: Literal["rel", "abs"]) -> float:
+    """Share of conflict items at the ends of the axis, NaN without conflicts.
+
+    With ``abs``, the share of conflict items whose two answers are both near-certain.
+    """
+    conflict = labels != NO_CONFLICT
+    if axis != "abs":
+        return saturation_share(x[conflict])
+    near = (items["h_text"].to_numpy() < NEAR_CERTAIN) & (
+        items["h_vision"].to_numpy() < NEAR_CERTAIN)
+    return float(near[conflict].mean()) if conflict.any() else float("nan")
+
+
+def _fit_law_and_split(
+    items: pd.DataFrame, x: np.ndarray, followed: np.ndarray, in_law: np.ndarray,
+    clusters: np.ndarray | None, x_label: str, split: bool, law_kwargs: dict[str, Any],
+    notes: list[str],
+) -> tuple[Law | None, EntropySplit | None]:
+    """The law on the ``in_law`` items and, if ``split``, its median-entropy halves.
+
+    A fit that the data do not allow is None, and ``notes`` gets a line saying why.
+    """
+    try:
+        law = fit_law(x[in_law], followed[in_law], x_label=x_label, clusters=clusters,
+                      **law_kwargs)
+    except ValueError as err:
+        notes.append(f"law not fitted: {err}")
+        return None, None
+    if not split:
+        return law, None
+    try:
+        return law, split_by_entropy(
+            items["h_text"].to_numpy()[in_law],
+            items["h_vision"].to_numpy()[in_law],
+            x[in_law],
+            followed[in_law],
+            clusters=clusters,
+            x_label=x_label,
+            **law_kwargs,
+        )
+    except ValueError as err:
+        notes.append(f"entropy split not fitted: {err}")
+        return law, None
 
 
 def cluster_column(items: pd.DataFrame) -> tuple[str | None, str | None]:
@@ -257,41 +277,18 @@ def analyze_following(
         raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    items = validate_table(table)
-    if conflict_group is not None and "group" in items.columns:
-        items = items[items["group"] == conflict_group]
-        if items.empty:
-            raise TableError(
-                f"no rows with group == {conflict_group!r} (set conflict_group=None or "
-                "--group to analyse another group)",
-                "group",
-            )
+    items = _conflict_rows(validate_table(table), conflict_group)
     if filter_correct is None:
         filter_correct = {"correct_text", "correct_vision"} <= set(items.columns)
     cluster, found = _resolve_cluster(items, cluster)
     if "model" not in items.columns:
         items = items.assign(model=DEFAULT_MODEL)
-    law_kwargs = {
-        "n_bootstrap": n_bootstrap,
-        "confidence": confidence,
-        "bins": bins,
-        "bin_strategy": bin_strategy,
-        "seed": seed,
-        "isotonic_band": isotonic_band,
-        "balance_estimate": balance_estimate,
-    }
+    law_kwargs = {"n_bootstrap": n_bootstrap, "confidence": confidence, "bins": bins,
+                  "bin_strategy": bin_strategy, "seed": seed, "isotonic_band": isotonic_band,
+                  "balance_estimate": balance_estimate}
     models = {
-        str(name): _analyze_model(
-            str(name),
-            part.reset_index(drop=True),
-            axis,
-            entropy_floor,
-            filter_correct,
-            split,
-            law_kwargs,
-            cluster,
-            found,
-        )
+        str(name): _analyze_model(str(name), part.reset_index(drop=True), axis, entropy_floor,
+                                  filter_correct, split, law_kwargs, cluster, found)
         for name, part in items.groupby("model", sort=False)
     }
     return FollowingReport(
@@ -301,3 +298,21 @@ def analyze_following(
         filter_correct=filter_correct,
         conflict_group=conflict_group,
     )
+
+
+def _conflict_rows(items: pd.DataFrame, conflict_group: str | None) -> pd.DataFrame:
+    """The rows of ``conflict_group`` when the table has a ``group`` column, else all rows.
+
+    Raises:
+        TableError: When no row belongs to ``conflict_group``.
+    """
+    if conflict_group is None or "group" not in items.columns:
+        return items
+    items = items[items["group"] == conflict_group]
+    if items.empty:
+        raise TableError(
+            f"no rows with group == {conflict_group!r} (set conflict_group=None or "
+            "--group to analyse another group)",
+            "group",
+        )
+    return items

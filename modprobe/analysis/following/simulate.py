@@ -90,12 +90,21 @@ def simulate_clustered_law(
     followed = rng.random(clusters.size) < expit(slope * (x - balance_point) + shift)
     return x, followed, clusters
 
+
 def saturated_axis(n_items: int, rng: np.random.Generator, share_piles: float = 0.6,
                    edge: float = 1.5, limit: float = 2.0) -> np.ndarray:
-    """x values piled up near +-2, as on a saturated model's dH_rel axis.
+    """Axis values piled up near +-2, as on a saturated model's dH_rel axis.
 
-    A share ``share_piles`` of items falls in ``[-limit, -edge]`` or ``[edge, limit]``
-    (half each), the rest uniformly in between.
+    Args:
+        n_items: Values to draw.
+        rng: Random generator.
+        share_piles: Expected share of values in the two piles, ``[-limit, -edge]`` and
+            ``[edge, limit]`` (half each); the rest fall uniformly in ``[-edge, edge]``.
+        edge: Where the piles start.
+        limit: Where they end (dH_rel is bounded by 2).
+
+    Returns:
+        ``items`` float values in ``[-limit, limit]``.
     """
     u = rng.random(n_items)
     pile = u < share_piles
@@ -124,6 +133,16 @@ def simulate_step_law(
     curve still crosses 0.5 exactly at ``step_at`` when ``p_below > 0.5 > p_above``). x
     piles up near +-2 (`saturated_axis`), as on the bundled organism. A logistic fit
     misplaces the crossing of such data; the monotone fit does not.
+
+    Args:
+        n_clusters: Clusters to draw.
+        items_per_cluster: Items per cluster.
+        step_at: The planted balance point (where the step is).
+        p_below: P(text) left of the step, before the cluster shift.
+        p_above: P(text) right of the step.
+        cluster_sd: Standard deviation of the per-cluster logit shift.
+        rng: Random generator.
+        share_piles: Share of x values piled up near +-2 (`saturated_axis`).
 
     Returns:
         ``items`` x, ``items`` bool outcomes, ``items`` int cluster labels.

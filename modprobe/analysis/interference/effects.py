@@ -1,4 +1,4 @@
-"""Modality interference from tables: accuracy, the flip rate delta, the attention shift.
+r"""Modality interference from tables: accuracy, the flip rate delta, the attention shift.
 
 Tables in, no model code. A prediction table has one row per item and condition::
 
@@ -23,7 +23,7 @@ bootstrap resamples. ``InterferenceReport.per_draw`` gives every draw's own rate
 ```python
 from modprobe.analysis.interference.effects import analyze_interference, read_predictions
 report = analyze_interference(read_predictions(table), cluster="cluster")
-print("\\n".join(report.lines()))
+print("\n".join(report.lines()))
 ```
 """
 
@@ -81,6 +81,7 @@ class ConditionResult:
         return f"{text} n={self.n}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (intervals as dicts, None where absent)."""
         return {"perturbation": self.perturbation, "n": self.n,
                 "n_unreadable": self.n_unreadable, "accuracy": self.accuracy.to_dict(),
                 "delta": self.delta.to_dict() if self.delta else None,
@@ -123,12 +124,14 @@ class InterferenceReport:
         return [c.line() for c in self.conditions] + [f"note: {n}" for n in self.notes]
 
     def condition(self, name: str) -> ConditionResult:
+        """The result of condition ``name`` (``KeyError`` naming the conditions there are)."""
         for result in self.conditions:
             if result.perturbation == name:
                 return result
         raise KeyError(f"no condition {name!r}; have {[c.perturbation for c in self.conditions]}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values: conditions, cluster, draws, notes and lines."""
         return {"conditions": [c.to_dict() for c in self.conditions], "cluster": self.cluster,
                 "n_draws": self.n_draws, "per_draw": self.per_draw.to_dict("records"),
                 "notes": list(self.notes), "lines": self.lines()}
@@ -141,6 +144,13 @@ def read_predictions(table: pd.DataFrame, source: str = "table") -> pd.DataFrame
     ``unreadable``), ``gold_category`` and ``correct``. With an ``options`` column
     (options separated by ``|``) answers are read as multiple choice (letter or word,
     :func:`modprobe.data.tasks.read_choice`).
+
+    Args:
+        table: The prediction table (columns above).
+        source: What the table is, in error messages (a file name).
+
+    Returns:
+        A copy of the table with ``category``, ``gold_category`` and ``correct``.
 
     Raises:
         InterferenceTableError: a missing column, an empty id, a duplicated (id,
@@ -200,8 +210,10 @@ def _gold_index(gold: Any, options: list[str]) -> int | None:
 
 
 def _check_cells(frame: pd.DataFrame, source: str) -> None:
-    """Refuse an empty or blank id, perturbation or gold cell, naming its row (row 1 is
-    the header); an empty *answer* is a valid (unreadable) answer."""
+    """Refuse an empty or blank id, perturbation or gold cell, naming its row.
+
+    Row 1 is the header; an empty *answer* is a valid (unreadable) answer.
+    """
     for column in ("id", "perturbation", "gold"):
         for index, value in enumerate(frame[column]):
             if value is None or (isinstance(value, float) and math.isnan(value)) \
@@ -212,9 +224,11 @@ def _check_cells(frame: pd.DataFrame, source: str) -> None:
 
 
 def _perturbation_names(column: pd.Series) -> list[str]:
-    """Perturbation names as the model form spells them: a registered name in its own
-    case (``md`` -> ``MD``), ``clean`` in lower case, any other name in its first spelling
-    (``Blur`` and ``blur`` are one)."""
+    """Perturbation names as the model form spells them.
+
+    A registered name in its own case (``md`` -> ``MD``), ``clean`` in lower case, any
+    other name in its first spelling (``Blur`` and ``blur`` are one).
+    """
     from modprobe.perturb import canonical_name
 
     first: dict[str, str] = {CLEAN: CLEAN}
@@ -360,13 +374,17 @@ def _notes(table: pd.DataFrame, results: list[ConditionResult], cluster: str | N
 def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],
                     clusters: Mapping[str, str] | None = None, confidence: float = 0.95,
                     n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per perturbation and layer, the attention mass on the perturbed span, clean vs
-    perturbed, and their paired difference, each with its interval.
+    """The attention mass on the perturbed span, clean vs perturbed, per perturbation and layer.
+
+    Both masses and their paired difference (the shift) come with intervals.
 
     Args:
         attention: Head-averaged mass: ``id, perturbation, layer, span, mass``.
         spans: The span each perturbation changes (``{"MD": "context", "RP": "image"}``).
         clusters: ``{id: cluster}`` for cluster intervals (None: items independent).
+        confidence: Level of the intervals.
+        n_bootstrap: Bootstrap replicates of each interval.
+        seed: Seed of the bootstrap.
 
     Returns:
         One row per (perturbation, layer): ``perturbation, span, layer, n, clean,

@@ -104,16 +104,34 @@ class SabotageReport:
 
     @property
     def agents(self) -> list[str]:
+        """Agent names in order of first appearance in the outputs."""
         return self.outputs.agents
 
     def rate(self, name: str, measure: str, level: str = "agent") -> pd.Series:
-        """The row of ``rates`` for one agent (or modality, group) and measure."""
+        """The row of ``rates`` for one agent (or modality, group) and measure.
+
+        Args:
+            name: The agent, modality or group.
+            measure: One of :data:`MEASURES`.
+            level: ``"agent"``, ``"modality"`` or ``"group"``.
+
+        Returns:
+            The row: count, n, rate, low, high, method.
+        """
         sel = self.rates[(self.rates["level"] == level) & (self.rates["name"] == name)
                          & (self.rates["measure"] == measure)]
         return sel.iloc[0]
 
     def coverage(self, who: str, k: int) -> float:
-        """Top-k coverage (share of items whose gold is in the top k) of an agent or fusion."""
+        """Top-k coverage of an agent or the fusion: the share of items whose gold is in its top k.
+
+        Args:
+            who: An agent, or ``"fusion"``.
+            k: How many ranked labels count.
+
+        Returns:
+            The share, NaN when it was not computed.
+        """
         sel = self.topk[(self.topk["who"] == who) & (self.topk["k"] == k)]
         return float(sel["rate"].iloc[0]) if len(sel) else float("nan")
 
@@ -209,8 +227,11 @@ def analyze_sabotage(outputs: AgentOutputs, tau: float = TAU, weights: str = "eq
 
 def _agent_flags(per_agent: pd.DataFrame, table: pd.DataFrame, fused_agents: list[str],
                  weights: str, tau: float) -> pd.DataFrame:
-    """Add every per-agent flag (correct, potential and successful sabotage, the looser
-    counts, contributions) to ``per_agent``."""
+    """Add every per-agent flag to ``per_agent``.
+
+    The flags: correct, potential and successful sabotage, the looser counts and the
+    contributions.
+    """
     correct = per_agent["label"] == per_agent["gold"]
     per_agent["correct"] = correct
     wrong_sure = ~correct & (per_agent["confidence"] >= tau)

@@ -39,9 +39,7 @@ line and field in one :class:`SabotageInputError`.
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +48,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modprobe.analysis._arrays import normalize_answer
-from modprobe.analysis.sabotage.replies import parse_reply
+from modprobe.analysis.sabotage.records import REQUIRED, validate_record
+
+__all__ = [
+    "COLUMNS",
+    "FUSION",
+    "JOINT",
+    "MAX_LISTED",
+    "MEASURES",
+    "PERCENT",
+    "REQUIRED",
+    "SCALES",
+    "UNIT",
+    "AgentOutputs",
+    "SabotageInputError",
+    "agent_table",
+    "read_agent_jsonl",
+]
 
 #: Rates the sabotage analysis reports per agent, per modality and per group.
 MEASURES = ("potential_sabotage", "successful_sabotage", "wrong_agent_fused",
@@ -63,7 +76,6 @@ JOINT = "joint"
 #: Scale names as reported.
 UNIT, PERCENT = "0-1", "1-100"
 SCALES = ("auto", "unit", "percent")
-REQUIRED = ("item", "agent", "labels", "confidence", "gold")
 #: Columns of an agent table (one row per item x agent x ranked label).
 COLUMNS = ("item", "agent", "modality", "rank", "label", "score", "quality", "gold",
            "cluster", "group", "line")
@@ -75,6 +87,12 @@ class SabotageInputError(ValueError):
     """Agent outputs are malformed; ``errors`` lists every problem (line and field)."""
 
     def __init__(self, source: str, errors: list[str]) -> None:
+        """Keep every problem and list the first :data:`MAX_LISTED` in the message.
+
+        Args:
+            source: The file or run the outputs came from.
+            errors: Every problem, each with its line and field.
+        """
         self.source = source
         self.errors = list(errors)
         listed = "\n".join(f"  {e}" for e in self.errors[:MAX_LISTED])
@@ -116,26 +134,6 @@ class AgentOutputs:
         return list(dict.fromkeys(self.table["agent"]))
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _not_unicode(text: str) -> str | None:
-    from modprobe.data.schema import text_problem  # lazily: modprobe.data imports Pillow
-
-    return text_problem(text)
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, str)) and str(value).strip():
-        return str(value).strip()
-    return None
-
-
 def _find_scale(values: list[float], forced: str) -> str | None:
     """The scale of an agent's values; None when they fit no known scale."""
     if forced == "unit":
@@ -147,97 +145,6 @@ def _find_scale(values: list[float], forced: str) -> str | None:
     if all(0.0 <= v <= 100.0 for v in values):
         return PERCENT
     return None
-
-
-def _validate_record(line: int, rec: Any, errors: list[str],
-                     unparsed: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """One record's fields, checked and normalised; None (after noting why) to skip it."""
-    where = f"line {line}"
-    if not isinstance(rec, Mapping):
-        errors.append(f"{where}: not a JSON object")
-        return None
-    if "response" in rec and (rec.get("labels") is None or rec.get("confidence") is None):
-        parsed = parse_reply(rec["response"])
-        if parsed.problem:  # reported and left out, never guessed
-            unparsed.append({"line": line, "item": rec.get("item"), "agent": rec.get("agent"),
-                             "problem": parsed.problem, "response": str(rec["response"])})
-            return None
-        rec = {**rec, "labels": parsed.labels, "confidence": parsed.confidence}
-    missing = [f for f in REQUIRED if f not in rec or rec[f] is None]
-    for name in missing:
-        fix = " (the right label of the item)" if name == "gold" else ""
-        errors.append(f"{where}, field {name!r}: missing{fix}")
-    if missing:
-        return None
-    item, agent = _text(rec["item"]), _text(rec["agent"])
-    if item is None:
-        errors.append(f"{where}, field 'item': must be a non-empty string or integer")
-    elif _not_unicode(item):
-        errors.append(f"{where}, field 'item': {_not_unicode(item)}")
-        return None
-    if agent is None:
-        errors.append(f"{where}, field 'agent': must be a non-empty string")
-    labels_raw = rec["labels"]
-    if isinstance(labels_raw, str):
-        labels_raw = [labels_raw]
-    if not isinstance(labels_raw, list) or not labels_raw:
-        errors.append(f"{where}, field 'labels': the agent gave no labels; give a list of "
-                      "candidate labels, best first")
-        return None
-    labels = [normalize_answer(str(lab)) if isinstance(lab, (str, int))
-              and not isinstance(lab, bool) else None for lab in labels_raw]
-    bad = [i for i, lab in enumerate(labels) if not lab]
-    if bad:
-        errors.append(f"{where}, field 'labels': entry {bad[0] + 1} is not a non-empty "
-                      "string or an integer")
-        return None
-    dup = [lab for i, lab in enumerate(labels) if lab in labels[:i]]
-    if dup:
-        errors.append(f"{where}, field 'labels': {dup[0]!r} is listed twice")
-        return None
-    gold = normalize_answer(str(rec["gold"])) if isinstance(rec["gold"], (str, int)) and \
-        not isinstance(rec["gold"], bool) else None
-    if gold is None or gold == "":
-        errors.append(f"{where}, field 'gold': missing or empty (the right label of the item)")
-        return None
-    gold = str(gold)
-    conf = rec["confidence"]
-    conf_list = conf if isinstance(conf, list) else [conf]
-    numbers = [_number(c) for c in conf_list]
-    if any(c is None or not math.isfinite(c) for c in numbers) or not numbers:
-        errors.append(f"{where}, field 'confidence': must be a number or a list of numbers")
-        return None
-    if isinstance(conf, list) and len(numbers) != len(labels):
-        errors.append(f"{where}, field 'confidence': {len(numbers)} values for "
-                      f"{len(labels)} labels; give one number (top label) or one per label")
-        return None
-    outside = [c for c in numbers if not 0.0 <= c <= 100.0]  # type: ignore[operator]
-    if outside:
-        errors.append(f"{where}, field 'confidence': {outside[0]:g} is outside any known "
-                      "scale (0-1 or 1-100)")
-        return None
-    if any(b > a for a, b in itertools.pairwise(numbers)):  # type: ignore[operator]
-        errors.append(f"{where}, field 'confidence': increases along the ranked labels; "
-                      "list labels best first with their confidences aligned")
-        return None
-    quality = rec.get("quality")
-    if quality is not None:
-        q = _number(quality)
-        if q is None or not math.isfinite(q) or not 0.0 <= q <= 100.0:
-            errors.append(f"{where}, field 'quality': {quality!r} is not a number on a known "
-                          "scale (0-1 or 1-100)")
-            return None
-        quality = q
-    optional = {}
-    for name in ("modality", "cluster", "group"):
-        value = rec.get(name)
-        if value is not None and _text(value) is None:
-            errors.append(f"{where}, field {name!r}: must be a non-empty string")
-        optional[name] = _text(value) if value is not None else None
-    if item is None or agent is None:
-        return None
-    return {"item": item, "agent": agent, "labels": labels, "gold": gold, "numbers": numbers,
-            "quality": quality, **optional}
 
 
 def _label_rows(got: dict[str, Any], line: int) -> list[dict[str, Any]]:
@@ -321,7 +228,7 @@ def agent_table(records: Iterable[tuple[int, Mapping[str, Any]]], source: str = 
     unparsed: list[dict[str, Any]] = []
 
     for line, rec in records:
-        got = _validate_record(line, rec, errors, unparsed)
+        got = validate_record(line, rec, errors, unparsed)
         if got is None:
             continue
         where = f"line {line}"
@@ -380,6 +287,13 @@ def _spread_rest(table: pd.DataFrame) -> pd.Series:
 
 def read_agent_jsonl(path: str | Path, scale: str = "auto") -> AgentOutputs:
     """Read and validate a JSONL file of agent outputs (see the module docstring).
+
+    Args:
+        path: The JSONL file.
+        scale: ``auto``, ``unit`` or ``percent``, as in :func:`agent_table`.
+
+    Returns:
+        The validated :class:`AgentOutputs`.
 
     Raises:
         SabotageInputError: a line that is not JSON, or any problem of `agent_table`.

@@ -1,5 +1,6 @@
-"""Self-assessment replies: the prompt that asks a model for labels and confidence, and
-the parser of its reply (for agents whose confidence is elicited, not read off logits).
+"""Self-assessment replies: the prompt that asks for labels and confidence, and its parser.
+
+For agents whose confidence is elicited, not read off logits.
 
 Ask each modality's agent (the model given only that modality) with `SELF_ASSESSMENT_PROMPT`
 and put the raw reply in the JSONL field ``response`` instead of ``labels`` and

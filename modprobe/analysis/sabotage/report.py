@@ -148,7 +148,16 @@ def check_out(out: str | Path) -> Path:
 
 
 def write_report(report: SabotageReport, out: str | Path, figures: bool = True) -> list[Path]:
-    """Write the report folder (see the module docstring); returns the figure paths."""
+    """Write the report folder (see the module docstring).
+
+    Args:
+        report: The analysis.
+        out: A new (or empty) folder; an existing non-empty one is refused.
+        figures: Also draw the figures into ``OUT/figures``.
+
+    Returns:
+        The figure files written (empty without figures).
+    """
     out = check_out(out)
     write_csv(out / "agent_outputs.csv", report.outputs.table)
     for name in TABLES:
@@ -179,7 +188,15 @@ def read_tables(folder: str | Path) -> dict[str, Any]:
 
 
 def draw_figures(report_folder: str | Path, out: str | Path) -> list[Path]:
-    """Draw the figures of a report folder into ``out``; returns the files."""
+    """Draw the figures of a report folder into ``out``.
+
+    Args:
+        report_folder: A folder written by :func:`write_report`.
+        out: Where the PNGs go.
+
+    Returns:
+        The files written.
+    """
     from modprobe.analysis.sabotage.plots import (
         plot_reliability,
         plot_sabotage_bars,

@@ -94,6 +94,13 @@ def study_records(run: str | Path, gold: str = "auto",
                   scores: str = "candidates") -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     """The JSONL records (line = row of ``items.csv``) of a study run's three agents.
 
+    Args:
+        run: The study run folder.
+        gold: Which answer is right: ``auto`` (by item group, see the module docstring),
+            ``vision`` or ``text``.
+        scores: ``candidates`` (probabilities renormalised over the candidate answers)
+            or ``vocab`` (full-vocabulary probabilities).
+
     Returns:
         ``(records, notes)``.
     """
@@ -172,6 +179,14 @@ def interference_records(run: str | Path, scores: str = "candidates"
     choice items give the answer as read (the option, or ``unreadable``) with the model's
     top-1 probability, without a ranking. With perturbation draws, each (item, draw) is an
     item of its own (``id/drawR``), in one cluster with the item's other draws.
+
+    Args:
+        run: The interference run folder.
+        scores: ``candidates`` or ``vocab``, as in :func:`study_records`.
+
+    Returns:
+        ``(records, notes)``: the records as :func:`agent_table` takes them, and what a
+        reader should know about how they were made.
     """
     if scores not in SCORES:
         raise ValueError(f"scores must be one of {', '.join(SCORES)}, got {scores!r}")

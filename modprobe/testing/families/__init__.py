@@ -116,6 +116,11 @@ TINY_FAMILIES: dict[str, TinyFamily] = {f.model_type: f for f in (
 def build_family(name: str, out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Build a tiny model of a :data:`TINY_FAMILIES` entry and save it with its processor.
 
+    Args:
+        name: The family.
+        out_dir: The folder written.
+        seed: Seed of the random weights.
+
     Returns:
         The folder; ``modprobe.load(folder)`` loads it.
     """
@@ -154,6 +159,15 @@ def load_family(name: str, attn_implementation: str = "sdpa", seed: int = 0,
     From ``folder`` (written by :func:`build_family`) through :func:`modprobe.load`, or,
     for families with a stand-in processor part (which does not reload), built in memory
     with the same seed (same weights) and wrapped the way ``load`` wraps it.
+
+    Args:
+        name: The family.
+        attn_implementation: ``"sdpa"`` or ``"eager"``.
+        seed: Seed of the random weights.
+        folder: The folder :func:`build_family` wrote (None: build in memory).
+
+    Returns:
+        The loaded model.
     """
     import modprobe
 

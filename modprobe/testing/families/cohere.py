@@ -29,8 +29,11 @@ AYA_TEMPLATE = (
 
 
 def aya_vision() -> tuple[Any, Any]:
-    """Aya Vision (Cohere2 LM): sliding-window layers with RoPE and a full-attention layer
-    without RoPE (NoPE), tiles with a global view, BOS written by the template."""
+    """The tiny Aya Vision model's config and processor.
+
+    Aya Vision (Cohere2 LM): sliding-window layers with RoPE and a full-attention layer
+    without RoPE (NoPE), tiles with a global view, BOS written by the template.
+    """
     from transformers import AyaVisionConfig, AyaVisionProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import (
         GotOcr2ImageProcessorPil,

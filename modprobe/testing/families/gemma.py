@@ -29,8 +29,11 @@ _GEMMA_SPECIALS = ("<bos>", "<eos>", "<pad>", "<start_of_image>", "<end_of_image
 
 
 def gemma3() -> tuple[Any, Any]:
-    """Gemma 3: bidirectional attention within image blocks (``token_type_ids``),
-    sliding-window layers (window 8), query/key norms, BOS written by the template."""
+    """The tiny Gemma 3 model's config and processor.
+
+    Bidirectional attention within image blocks (``token_type_ids``), sliding-window
+    layers (window 8), query/key norms, BOS written by the template.
+    """
     from transformers import Gemma3Config, Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
@@ -69,14 +72,20 @@ def _paligemma(text_model: str, **text_extra: Any) -> tuple[Any, Any]:
 
 
 def paligemma() -> tuple[Any, Any]:
-    """PaliGemma (Gemma LM): no chat template, ``token_type_ids`` (bidirectional prefix),
-    and ``labels`` in every processor output."""
+    """The tiny PaliGemma model's config and processor.
+
+    PaliGemma (Gemma LM): no chat template, ``token_type_ids`` (bidirectional prefix),
+    and ``labels`` in every processor output.
+    """
     return _paligemma("gemma")
 
 
 def paligemma2() -> tuple[Any, Any]:
-    """PaliGemma 2 (Gemma 2 LM): soft-capped attention (5) and final logits (0.5),
-    sliding-window layers; SDPA refuses soft-capping, so it runs eager."""
+    """The tiny PaliGemma 2 model's config and processor.
+
+    PaliGemma 2 (Gemma 2 LM): soft-capped attention (5) and final logits (0.5),
+    sliding-window layers; SDPA refuses soft-capping, so it runs eager.
+    """
     # The released caps are 50 (attention) and 30 (logits); tiny random logits are far
     # below those, so smaller caps make the capping visible (a missed cap shows).
     return _paligemma("gemma2", attn_logit_softcapping=5.0, final_logit_softcapping=0.5,

@@ -67,8 +67,11 @@ IDEFICS3_TEMPLATE = (
 
 
 def idefics3() -> tuple[Any, Any]:
-    """Idefics3 (and SmolVLM, the same model): per-image tiling, pixel-shuffle connector,
-    ``pixel_attention_mask``, BOS written by the template."""
+    """The tiny Idefics3 model's config and processor (SmolVLM is the same model).
+
+    Per-image tiling, pixel-shuffle connector, ``pixel_attention_mask``, BOS written by
+    the template.
+    """
     from transformers import Idefics3Config, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import (
         Idefics3ImageProcessorPil,
@@ -98,6 +101,15 @@ class StandInImageProcessor:
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Build the stand-in as a real ``BaseImageProcessor`` subclass instance.
+
+        Args:
+            *args: Passed to the processor's constructor.
+            **kwargs: Passed to the processor's constructor.
+
+        Returns:
+            The stand-in image processor.
+        """
         from transformers.image_processing_utils import BaseImageProcessor
 
         class _StandIn(BaseImageProcessor):  # type: ignore[misc]
@@ -131,8 +143,11 @@ LLAMA4_TEMPLATE = (
 
 
 def llama4() -> tuple[Any, Any]:
-    """Llama 4: chunked-attention layers (chunk 8) with RoPE, a NoPE full-attention layer,
-    query/key norms, MoE; stand-in image processor (the real one needs torchvision)."""
+    """The tiny Llama 4 model's config and processor.
+
+    Chunked-attention layers (chunk 8) with RoPE, a NoPE full-attention layer, query/key
+    norms, MoE; stand-in image processor (the real one needs torchvision).
+    """
     from transformers import Llama4Config, Llama4Processor
 
     specials = ("<|begin_of_text|>", "<|eot|>", "<|finetune_right_pad|>", "<|image|>",

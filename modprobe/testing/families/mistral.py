@@ -85,9 +85,12 @@ def _stand_in_pixtral_processor(tokenizer: Any, merge: int) -> Any:
 
 
 def mistral3() -> tuple[Any, Any]:
-    """Mistral 3 (Pixtral vision, Mistral LM): image rows with break tokens, counts that
+    """The tiny Mistral 3 model's config and processor.
+
+    Mistral 3 (Pixtral vision, Mistral LM): image rows with break tokens, counts that
     follow the aspect ratio, ``image_sizes``, BOS written by the template; stand-in
-    processor (the real one needs torchvision)."""
+    processor (the real one needs torchvision).
+    """
     from transformers import Mistral3Config
 
     tok = family_tokenizer(("<s>", "</s>", "<pad>", "[IMG]", "[IMG_BREAK]", "[IMG_END]", "[INST]",

@@ -37,8 +37,11 @@ AV_WORDS: tuple[str, ...] = ("hum", "whistle", "bell", "drum", "sound", "video",
 
 
 def qwen2_5_omni_thinker() -> tuple[Any, Any]:
-    """Qwen2.5-Omni thinker: M-RoPE, image/video/audio tokens, a processor that
-    ``PROCESSOR_MAPPING_NAMES`` lists under another model type (``qwen2_5_omni``)."""
+    """The tiny Qwen2.5-Omni thinker's config and processor.
+
+    M-RoPE, image/video/audio tokens, a processor that ``PROCESSOR_MAPPING_NAMES`` lists
+    under another model type (``qwen2_5_omni``).
+    """
     from transformers import Qwen2_5OmniProcessor, WhisperFeatureExtractor
     from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import (
         Qwen2_5OmniThinkerConfig,
@@ -97,8 +100,11 @@ def qwen2_5_omni_thinker() -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------- Qwen3-VL
 def qwen3_vl() -> tuple[Any, Any]:
-    """Qwen3-VL: interleaved M-RoPE, query/key norms, DeepStack visual features added to
-    early decoder layers; the ChatML template of Qwen2-VL."""
+    """The tiny Qwen3-VL model's config and processor.
+
+    Interleaved M-RoPE, query/key norms, DeepStack visual features added to early decoder
+    layers; the ChatML template of Qwen2-VL.
+    """
     from transformers import Qwen3VLConfig, Qwen3VLProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
         Qwen2VLImageProcessorPil,
