@@ -91,7 +91,7 @@ def test_monte_carlo_error_predicts_the_spread_of_bounds_between_seeds() -> None
 def test_cluster_intervals_keep_their_level_with_eight_clusters() -> None:
     # Beta-binomial clusters (8 of 10-39 items, intra-cluster correlation 0.1, mean
     # 0.3): the percentile cluster bootstrap covered about 0.87 at nominal 0.95; the
-    # cluster-adjusted Wilson interval keeps about 0.93-0.95 (600 tables: +-0.01).
+    # Korn-Graubard interval of a rate keeps about 0.95 (600 tables: +-0.01).
     rng = np.random.default_rng(11)
     p, rho, covered, reps = 0.3, 0.1, 0, 600
     a, b = p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho

@@ -26,8 +26,9 @@ class Interval:
         low: Lower bound (NaN when not identified).
         high: Upper bound (NaN when not identified).
         confidence: Nominal coverage, e.g. 0.95.
-        method: ``"wilson"``, ``"cluster-wilson"``, ``"cluster-bootstrap-t"``,
-            ``"cluster-bootstrap"``, ``"bootstrap"`` or ``"none"``.
+        method: ``"wilson"``, ``"korn-graubard"``, ``"paired-mover"``,
+            ``"cluster-bootstrap-t"``, ``"cluster-bootstrap"``, ``"bootstrap"`` or
+            ``"none"``.
         n: Items the estimate is over.
         n_clusters: Clusters resampled (None when items were treated as independent).
         note: Why the interval is not identified, or a caveat ("" when none).

@@ -147,8 +147,8 @@ def following_rates(
     but excluded. With ``filter_correct`` only items whose text-only and vision-only
     answers are both correct are kept, as in the paper's macro analysis. The Wilson
     interval treats items as independent; given ``clusters`` (items made together,
-    whose outcomes correlate) it is the cluster-adjusted Wilson interval of
-    `modprobe.stats.mean_interval`.
+    whose outcomes correlate) it is the Korn-Graubard interval of
+    `modprobe.stats.mean_interval` (a rate).
 
     Args:
         labels: ``items`` labels from `classify_following`.
