@@ -202,7 +202,7 @@ def oscillation_rows(n_datasets: int, seed: int) -> list[str]:
     """Coverage of every interval `oscillation_report` prints, with 8 and 12 clusters.
 
     Clusters of 20-59 items; Poisson counts whose rates a cluster's Gamma (shape 2,
-    mean 1) effect multiplies; conflicts 1.5 near the balance point (|x| <= 0.5 of x
+    mean 1) effect multiplies; conflicts 1.5 near the balance point (``|x| <= 0.5`` of x
     uniform on [-2, 2]), 0.8 away from it; a fifth of the items are controls at 0.5.
 
     Args:
