@@ -74,7 +74,7 @@ __all__ = [
     "DTYPES", "EPILOG", "EXIT_BAD_INPUT", "EXIT_BUG", "EXIT_INTERRUPTED", "EXIT_OK",
     "ModprobeError", "check_device", "check_dtype", "check_out", "describe", "dtype_name",
     "entry_point", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int",
-    "probability", "run",
+    "probability", "run", "share",
 ]
 
 EXIT_OK = 0
@@ -189,6 +189,8 @@ positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive numb
 nonnegative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 #: argparse type: a float strictly between 0 and 1 (``--confidence``).
 probability = _number(float, lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+#: argparse type: a float from 0 to 1, both included (``--partner-share``).
+share = _number(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
 def dtype_name(text: str) -> str:

@@ -26,6 +26,13 @@ def model_fingerprint(module: Any, as_dtype: Any = None) -> dict[str, str]:
     A model on the meta device (``load(..., remote=True)``: its weights live on NDIF) has
     no values here: its ``weights`` hash covers names, shapes and dtypes only and starts
     with ``meta:``, so it never equals a local model's.
+
+    Args:
+        module: The torch model.
+        as_dtype: Hash the floating tensors as if cast to this dtype (None: as they are).
+
+    Returns:
+        ``{"config": sha256, "weights": sha256}`` (hex digests).
     """
     import torch
 

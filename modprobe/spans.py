@@ -110,10 +110,12 @@ class ModalitySpans:
 
     @property
     def batch_size(self) -> int:
+        """The number of rows of the batch."""
         return self.codes.shape[0]
 
     @property
     def seq_len(self) -> int:
+        """The padded sequence length."""
         return self.codes.shape[1]
 
     def mask(self, name: str) -> torch.Tensor:

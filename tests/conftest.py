@@ -22,6 +22,13 @@ Fixtures (all session-scoped, so each family's model is built and loaded at most
     A few small PIL images of different sizes and colors (``images["red_square"]``,
     ``images["blue_wide"]`` 48x32, ``images["green_tall"]`` 32x64, ``images["purple_big"]`` 64x64).
 
+``llava_dir``
+    The folder of the tiny LLaVA (``tiny_dir("llava")``), for runner tests.
+
+``lowres_data``
+    A low-resolution color-conflict dataset (``generate_colors``, one group, seed 3),
+    generated once; read-only, like the model folders.
+
 Use ``FAMILIES`` from ``modprobe.testing`` (re-exported here) for your own parametrization.
 Tiny model shapes: see ``docs/models.md`` ("Tiny models").
 """
@@ -115,3 +122,19 @@ def sdpa_eager_pair(tiny_dir: Callable[..., Path]) -> Callable[[str], tuple[obje
 def pair(family: str, sdpa_eager_pair: Callable[[str], tuple[object, object]]) -> tuple[object, object]:
     """``(SDPA model, eager model)`` of the parametrized ``family`` (see ``sdpa_eager_pair``)."""
     return sdpa_eager_pair(family)
+
+
+@pytest.fixture(scope="session")
+def llava_dir(tiny_dir: Callable[..., Path]) -> Path:
+    """The folder of the tiny LLaVA (seed 0), shared by the runner tests."""
+    return tiny_dir("llava")
+
+
+@pytest.fixture(scope="session")
+def lowres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A low-resolution color-conflict dataset (one group, seed 3), generated once."""
+    from modprobe.data import generate_colors
+
+    root = tmp_path_factory.mktemp("lowres-data")
+    generate_colors(root, groups=1, seed=3, variant="lowres")
+    return root

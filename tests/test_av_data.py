@@ -129,3 +129,17 @@ def test_item_reads_answers_and_prompts(items: list[ClipItem]) -> None:
     prompt = item.prompt()
     assert prompt.modalities == {"video", "audio"}
     assert all(o in prompt.question for o in item.options)
+
+
+def test_partner_clips_pair_each_shape_with_its_sound_and_swaps_conflict(tmp_path: Path) -> None:
+    from modprobe.data.clips import PARTNER_SOUNDS
+
+    clips = generate_clips(tmp_path / "p", n=8, seed=0, pairing="partner")
+    assert [c.audio_class for c in clips] == [PARTNER_SOUNDS[c.visual_class] for c in clips]
+    assert len(set(PARTNER_SOUNDS.values())) == len(PARTNER_SOUNDS)  # one sound per shape
+    items = clip_items(tmp_path / "p", load_clips(tmp_path / "p"))
+    for item in items:
+        swapped = av_condition(item, "misaligned", seed=1, pool=items)
+        assert PARTNER_SOUNDS[swapped.visual_class] != swapped.audio_class
+    with pytest.raises(ValueError, match="pairing"):
+        generate_clips(tmp_path / "q", n=2, pairing="matched")

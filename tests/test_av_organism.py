@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,30 @@ def test_train_av_refuses_a_non_empty_out_before_training(tmp_path: Path, capsys
     assert main(["train-av", "--out", str(tmp_path)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_shortcut_alias_loads_the_shipped_shortcut_checkpoint() -> None:
+    from modprobe.organism import AV_SHORTCUT_DIR
+    from modprobe.organism.av import SHORTCUT_RECIPE
+
+    assert modprobe.loading.resolve_source("av-organism-shortcut") == str(AV_SHORTCUT_DIR)
+    total = sum(p.stat().st_size for p in AV_SHORTCUT_DIR.iterdir() if p.is_file())
+    assert total < 4_000_000, f"checkpoint is {total / 1e6:.1f} MB"
+    recipe = json.loads((AV_SHORTCUT_DIR / "organism_config.json").read_text())
+    assert {k: recipe[k] for k in SHORTCUT_RECIPE} == SHORTCUT_RECIPE
+    lm = modprobe.load("av-organism-shortcut", device="cpu")
+    assert lm.config.model_type == "qwen2_5_omni_thinker"
+
+
+def test_shortcut_organism_answers_visual_conflicts_from_the_sound() -> None:
+    # What makes it the shortcut organism: on clips whose sound is not the shape's partner
+    # (never seen in training), visual questions are mostly answered wrong, while aligned
+    # (partner) clips are answered right. 16 unseen clips each.
+    from modprobe.organism.av import SHORTCUT_RECIPE
+
+    lm = modprobe.load("av-organism-shortcut", device="cpu")
+    config = AVOrganismConfig(**SHORTCUT_RECIPE)
+    aligned = [clip_item(UNSEEN_SEED, i, config, "aligned", "visual", 1.0) for i in range(16)]
+    conflict = [clip_item(UNSEEN_SEED, i, config, "aligned", "visual", -1.0) for i in range(16)]
+    assert probe_accuracy(lm, aligned) >= 14 / 16
+    assert probe_accuracy(lm, conflict) <= 8 / 16

@@ -9,21 +9,8 @@ import pytest
 
 import modprobe
 from modprobe.capture.tuned import TranslatorError, Translators
-from modprobe.data import generate_colors
 from modprobe.study import StudyConfig, StudyError, run_study
 from modprobe.testing import build_tiny
-
-
-@pytest.fixture(scope="module")
-def lowres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    generate_colors(root, groups=1, seed=3, variant="lowres")
-    return root
-
-
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny("llava", tmp_path_factory.mktemp("llava"), seed=0)
 
 
 def _config(model: Path, data: Path, out: Path, **kw: object) -> StudyConfig:

@@ -121,3 +121,45 @@ def test_tables_per_condition_and_layer(tmp_path: Path) -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match="lacks column.*correct"):
         accuracy_table(pd.DataFrame({"item": [1]}))
+
+
+def test_contrast_change_recovers_a_planted_change_and_nothing_else() -> None:
+    from modprobe.analysis.mma.measures import contrast_change
+
+    _, before = _tables(np.random.default_rng(3))
+    # After: the visual prompt's audio mass in layer 1 drops by one within-group SD (about
+    # d = -1 more than before), in both conditions; every other cell is unchanged.
+    after = before.copy()
+    hit = (after["span"] == "audio") & (after["layer"] == 1) & (after["ask"] == "visual")
+    after.loc[hit, "mass"] -= 0.05
+    change = contrast_change(before, after, n_bootstrap=400).set_index(
+        ["condition", "layer", "span"])
+    for condition in ("aligned", "misaligned"):
+        row = change.loc[(condition, 1, "audio")]
+        assert row["change"] == pytest.approx(row["d_after"] - row["d_before"])
+        assert row["change"] == pytest.approx(-1.0, abs=0.3) and row["high"] < -0.5
+    rest = change.drop(index=[("aligned", 1, "audio"), ("misaligned", 1, "audio")])
+    assert (rest["change"] == 0).all() and (rest["low"] == 0).all() and (rest["high"] == 0).all()
+    assert (change["n_clusters"] == 60).all()
+    with pytest.raises(ValueError, match="same clips"):
+        contrast_change(before, after[after["item"] != "c0:visual"])
+
+
+def test_compare_mma_pairs_items_per_condition_and_prompt_type() -> None:
+    from modprobe.analysis.mma.compare import compare_mma
+
+    answers, _ = _tables(np.random.default_rng(4))
+    answers = answers.assign(gold="x", answer=np.where(answers["correct"] == 1, "x", "y"))
+    # After: every misaligned audio answer right; everything else as before.
+    after = answers.copy()
+    fixed = (after["condition"] == "misaligned") & (after["ask"] == "audio")
+    after.loc[fixed, ["correct", "answer"]] = [1, "x"]
+    table = compare_mma(answers, after, ("before", "after"), n_bootstrap=400)
+    acc = table[table["measure"] == "accuracy"].set_index(["ask", "condition"])
+    row = acc.loc[("audio", "misaligned")]
+    per_item = answers[fixed].groupby("item")["correct"].mean()
+    assert row["difference"] == pytest.approx(1 - per_item.mean())
+    assert row["low"] > 0 and row["p"] < 0.001 and row["n"] == 60
+    assert (acc.drop(index=[("audio", "misaligned")])["method"] == "identical").all()
+    with pytest.raises(ValueError, match="aligned"):
+        compare_mma(answers[answers["condition"] != "aligned"], after)

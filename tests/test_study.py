@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modprobe.data import generate_colors
 from modprobe.io import read_npy
 from modprobe.layers import main
 from modprobe.spans import SPAN_NAMES
@@ -24,18 +23,6 @@ from modprobe.testing import FAMILIES, build_tiny
 
 FIGURES = {"following_curve.png", "uncertainty_distribution.png", "oscillation.png",
            "attention_mass.png"}
-
-
-@pytest.fixture(scope="module")
-def lowres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    generate_colors(root, groups=1, seed=3, variant="lowres")
-    return root
-
-
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny("llava", tmp_path_factory.mktemp("llava"), seed=0)
 
 
 def _config(model: Path, data: Path, out: Path, **kw: object) -> StudyConfig:

@@ -5,162 +5,38 @@ attention module), which config fields hold its modality token ids, and how to t
 :class:`Prompt` into model inputs with the processor's chat template. Everything else in
 modprobe (capture, analyses, fine-tuning) talks to models only through an adapter.
 
-Adding a family is one new file with one :class:`Adapter` instance (see
+The prompt and conditions live in :mod:`~modprobe.adapters.prompt`, the helpers
+from a processor batch to the forward in :mod:`~modprobe.adapters.inputs`. Adding a
+family is one new file with one :class:`Adapter` instance (see
 ``docs/models.md``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from modprobe.adapters.context import CONTEXT_MASK, locate_context
-from modprobe.adapters.logits import LogitTransform, find_logit_transform
-from modprobe.adapters.media import (
-    Audio,
-    Video,
-    as_audio,
-    as_list,
-    as_video,
-    check_media_placeholders,
-    forward_flags,
-    media_kwargs,
+from modprobe.adapters.inputs import (
+    blank_pixel_values,
+    forward_inputs,
+    get_submodule,
+    loss_only_parameters,
+    right_pad_qformer,
+    template_writes_bos,
+    unwrap,
 )
-from modprobe.errors import ModprobeError
+from modprobe.adapters.logits import LogitTransform, find_logit_transform
+from modprobe.adapters.media import check_media_placeholders, forward_flags, media_kwargs
+from modprobe.adapters.prompt import CONDITIONS, AdapterError, Condition, Prompt
 from modprobe.spans import ModalitySpans
 
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL.Image import Image
-
-#: The three conditions of a modality-conflict study (docs/science.md section 1).
-Condition = Literal["vision", "text", "multi"]
-CONDITIONS: tuple[Condition, ...] = ("vision", "text", "multi")
-
-
-class AdapterError(ModprobeError, ValueError):
-    """A model cannot be adapted, or an input does not fit the model's family."""
-
-
-@dataclass
-class Prompt:
-    """One model input: optional images, videos, audio and textual context, and a question.
-
-    The three study conditions are ``Prompt(question, image=img)`` (vision-only),
-    ``Prompt(question, context=text)`` (text-only) and both (conflict / multi).
-    Audio-visual prompts add ``videos`` (each with its soundtrack, if any) and ``audio``
-    (clips heard on their own); the chat message holds images, videos, audio, then text.
-
-    Attributes:
-        question: The question, e.g. ``"What color is the circle? Please use one word..."``.
-        context: Textual description placed between the media and the question.
-        images: Images shown before the text (most studies use exactly one).
-        videos: Videos (:class:`~modprobe.adapters.media.Video`, ``(frames, fps)`` or a
-            file path); a video's soundtrack goes in with it (interleaved by Qwen2.5-Omni).
-        audio: Audio clips (:class:`~modprobe.adapters.media.Audio`,
-            ``(waveform, sampling_rate)`` or a file path).
-    """
-
-    question: str = ""
-    context: str | None = None
-    images: list[Image] = field(default_factory=list)
-    videos: list[Video] = field(default_factory=list)
-    audio: list[Audio] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        # Checked here, where the prompt is made, not deep inside a processor call.
-        if not isinstance(self.question, str) or not self.question.strip():
-            got = "nothing" if self.question == "" else f"{self.question!r}"
-            raise AdapterError(f"Prompt needs a question (a non-empty string), got {got}: "
-                               "Prompt('What color is the circle?', images=[img])")
-        if self.context is not None and not isinstance(self.context, str):
-            raise AdapterError(f"Prompt context must be a string or None, got "
-                               f"{type(self.context).__name__}")
-        from PIL.Image import Image as PILImage
-
-        images = self.images
-        if images is None:
-            images = []
-        elif isinstance(images, PILImage):
-            raise AdapterError("Prompt images must be a list of PIL images, got one image "
-                               "without a list: write images=[img]")
-        elif not isinstance(images, (list, tuple)):
-            raise AdapterError(f"Prompt images must be a list of PIL images, got a "
-                               f"{type(images).__name__}: write images=[img] (or [] for none)")
-
-        for i, image in enumerate(images):
-            if not isinstance(image, PILImage):
-                raise AdapterError(f"Prompt images[{i}] is a {type(image).__name__}, not a PIL "
-                                   "image; open files with PIL.Image.open(path)")
-        self.images = list(images)
-        self.videos = [as_video(v) for v in as_list(self.videos, "videos")]
-        self.audio = [as_audio(a) for a in as_list(self.audio, "audio")]
-
-    @property
-    def modalities(self) -> frozenset[str]:
-        """The modalities this prompt holds (``image``, ``video``, ``audio``, ``context``)."""
-        held = {"image": self.images, "video": self.videos, "context": self.context,
-                "audio": self.audio or [v for v in self.videos if v.audio is not None]}
-        return frozenset(name for name, value in held.items() if value)
-
-    @classmethod
-    def for_condition(
-        cls, condition: Condition | set[str] | frozenset[str], question: str,
-        context: str | None, image: Image | None, videos: list[Any] | None = None,
-        audio: list[Any] | None = None,
-    ) -> Prompt:
-        """Build the prompt of one study condition from an item's parts.
-
-        Args:
-            condition: ``"vision"``, ``"text"``, ``"multi"`` or a set of modalities
-                (``{"video", "audio"}``, see :func:`~modprobe.adapters.conditions.condition_modalities`):
-                the parts the prompt holds.
-            question, context, image, videos, audio: The item's parts.
-
-        Raises:
-            ValueError: an unknown condition, or a part the condition needs is missing.
-        """
-        from modprobe.adapters.conditions import condition_modalities
-
-        wanted = condition_modalities(condition)
-        given = {"image": image, "context": context, "video": videos, "audio": audio}
-        missing = [m for m in ("image", "video", "audio", "context") if m in wanted
-                   and not given[m]]
-        if missing:
-            named = {"image": "an image", "context": "a textual context", "video": "video",
-                     "audio": "audio"}
-            raise ValueError(f"the {condition!r} condition needs "
-                             f"{' and '.join(named[m] for m in missing)}")
-        return cls(
-            question=question,
-            context=context if "context" in wanted else None,
-            images=[image] if "image" in wanted else [],
-            videos=list(videos or []) if "video" in wanted else [],
-            audio=list(audio or []) if "audio" in wanted else [],
-        )
-
-    @property
-    def text(self) -> str:
-        """The text part: context (if any) then question, on separate lines."""
-        return f"{self.context}\n{self.question}" if self.context else self.question
-
-
-def get_submodule(root: Any, path: str) -> Any:
-    """Follow a dotted attribute path (``"model.language_model.layers"``) from ``root``.
-
-    Works on a torch module and on an nnsight envoy alike.
-    """
-    obj = root
-    for part in path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AdapterError(
-                f"{type(root).__name__} has no submodule {path!r} (stopped at {part!r}); "
-                "the adapter's paths do not match this model"
-            ) from None
-    return obj
+__all__ = [
+    "CONDITIONS", "Adapter", "AdapterError", "Condition", "Prompt", "forward_inputs",
+    "get_submodule", "loss_only_parameters",
+]
 
 
 @dataclass(frozen=True)
@@ -211,7 +87,7 @@ class Adapter:
 
     def num_layers(self, model: Any) -> int:
         """Number of decoder layers of the language model."""
-        return len(get_submodule(_unwrap(model), self.layers))
+        return len(get_submodule(unwrap(model), self.layers))
 
     def norm(self, model: Any) -> Any:
         """The final norm applied to the residual stream before the unembedding."""
@@ -222,7 +98,15 @@ class Adapter:
         return get_submodule(model, self.unembed)
 
     def attention_module(self, model: Any, layer: int) -> Any:
-        """The attention module of decoder layer ``layer``."""
+        """The attention module of decoder layer ``layer``.
+
+        Args:
+            model: The model (torch module or nnsight wrapper).
+            layer: The decoder layer's index.
+
+        Returns:
+            The layer's attention module (an envoy when given an nnsight model).
+        """
         return getattr(self.decoder_layers(model)[layer], self.attention)
 
     def language_config(self, config: Any) -> Any:
@@ -236,7 +120,7 @@ class Adapter:
         the logit lens applies the same steps, so that the last layer's lens is the
         model's output.
         """
-        model = _unwrap(model)
+        model = unwrap(model)
         owner = self.unembed.rsplit(".", 1)[0] if "." in self.unembed else None
         head_owner = get_submodule(model, owner) if owner else model
         return find_logit_transform(model, self.language_config(model.config), head_owner)
@@ -269,6 +153,15 @@ class Adapter:
         where ``attention_mask`` is 0; everything else is text (question, chat template,
         special tokens, the Qwen-VL ``<|vision_start|>``/``<|vision_end|>`` wrappers).
         Without ``context_mask`` the context span is empty and a description counts as text.
+
+        Args:
+            config: The model's config (its placeholder token ids).
+            input_ids: `batch seq` token ids.
+            attention_mask: `batch seq`, 1 for real tokens, 0 for padding (None: no padding).
+            context_mask: `batch seq` booleans marking context tokens (``encode``'s).
+
+        Returns:
+            The :class:`~modprobe.spans.ModalitySpans` of the batch.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -287,7 +180,19 @@ class Adapter:
         return [{"role": "user", "content": content}]
 
     def prompt_text(self, processor: Any, prompt: Prompt) -> str:
-        """The prompt string the processor tokenizes, placeholders included."""
+        """The prompt string the processor tokenizes, placeholders included.
+
+        Args:
+            processor: The model's processor (its chat template).
+            prompt: The prompt.
+
+        Returns:
+            The chat template rendered with the generation prompt (the prompt's text itself
+            for families without a chat template).
+
+        Raises:
+            AdapterError: the family uses a chat template and the processor has none.
+        """
         if not self.chat_template:
             return prompt.text
         template = getattr(processor, "chat_template", None) or getattr(
@@ -307,6 +212,17 @@ class Adapter:
         The batch also holds ``context_mask`` (`batch seq` booleans marking each prompt's
         context tokens, see :mod:`modprobe.adapters.context`), which :meth:`spans` reads
         and :meth:`model_inputs` leaves out: pass ``model_inputs(batch)`` to the model.
+
+        Args:
+            processor: The model's processor.
+            prompts: The prompts, one row each.
+            padding_side: ``"left"`` (the answer position is the last one of every row) or
+                ``"right"``.
+            device: Move every tensor there (None: leave them on the CPU).
+
+        Returns:
+            The processor's outputs (``input_ids``, ``attention_mask``, pixel values, media
+            inputs) plus ``context_mask`` and the forward's media flags.
 
         Raises:
             AdapterError: if the batch mixes prompts with and without images where the family
@@ -330,7 +246,7 @@ class Adapter:
         tokenizer.padding_side = padding_side
         try:
             kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-            if self.chat_template and _template_writes_bos(tokenizer, texts):
+            if self.chat_template and template_writes_bos(tokenizer, texts):
                 # What the processor's own apply_chat_template(tokenize=True) does: a
                 # template that writes BOS itself gets no second one from tokenization.
                 kwargs["add_special_tokens"] = False
@@ -340,13 +256,13 @@ class Adapter:
             batch = processor(**kwargs)
         finally:
             tokenizer.padding_side = old_side
-        out = _right_pad_qformer(dict(batch))
+        out = right_pad_qformer(dict(batch))
         out.update(forward_flags(prompts))
         out[CONTEXT_MASK] = locate_context(
             getattr(processor, "tokenizer", processor), texts, [p.text for p in prompts],
             [p.context for p in prompts], out["input_ids"], out["attention_mask"])
         if not any(p.images for p in prompts) and self.requires_pixel_values:
-            out["pixel_values"] = _blank_pixel_values(processor, len(prompts))
+            out["pixel_values"] = blank_pixel_values(processor, len(prompts))
         if device is not None:
             out = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
         return out
@@ -403,81 +319,3 @@ class Adapter:
             return {k: v for k, v in batch.items() if k != CONTEXT_MASK
                     and (k != "token_type_ids" or k in self.extra_inputs)}
         return forward_inputs(model, batch)
-
-
-def loss_only_parameters(model: Any) -> frozenset[str]:
-    """Names of forward arguments that only feed the loss (``labels``, ``shift_labels``...).
-
-    They are the parameters of the model's loss function other than the logits, read
-    from the function transformers picks for the model (``model.loss_function``).
-    """
-    import inspect
-
-    from transformers.loss.loss_utils import LOSS_MAPPING
-
-    module = _unwrap(model)
-    loss = getattr(module, "_loss_function", None)
-    if loss is None:
-        loss = LOSS_MAPPING.get(getattr(module, "loss_type", None) or "", LOSS_MAPPING["ForCausalLM"])
-    params = inspect.signature(loss).parameters.values()
-    return frozenset(p.name for p in params if p.name != "logits"
-                     and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-
-
-def forward_inputs(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """The processor outputs that the model's ``forward`` accepts, minus loss-only ones.
-
-    The rule, read off the forward's signature: an output is passed on when the forward
-    names it as a parameter (``token_type_ids`` for Gemma3/PaliGemma's bidirectional image
-    attention, ``mm_token_type_ids`` for Qwen-VL's rotary positions, ``aspect_ratio_ids``
-    for Mllama, ...) and it is not an argument of the model's loss function
-    (:func:`loss_only_parameters`: ``labels``, which PaliGemma's processor returns).
-    Outputs the forward does not name would land in its ``**kwargs`` (read by attention
-    kernels), so they are left out.
-    """
-    import inspect
-
-    module = _unwrap(model)
-    params = inspect.signature(module.forward).parameters.values()
-    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    drop = loss_only_parameters(module)
-    return {k: v for k, v in batch.items() if k in named and k not in drop}
-
-
-def _template_writes_bos(tokenizer: Any, texts: list[str]) -> bool:
-    """Whether every rendered prompt already starts with the tokenizer's BOS token."""
-    bos = getattr(tokenizer, "bos_token", None)
-    return bool(bos) and all(t.startswith(bos) for t in texts)
-
-
-def _right_pad_qformer(batch: dict[str, Any]) -> dict[str, Any]:
-    """Move InstructBLIP's Q-Former text padding to the right.
-
-    The processor pads the Q-Former's text with the language tokenizer's padding side
-    (left here), but the Q-Former is BERT-like with absolute position embeddings: left
-    padding shifts its text positions and changes the image features of every padded row
-    (a row batched would not give what it gives alone). Right padding leaves them intact.
-    """
-    mask = batch.get("qformer_attention_mask")
-    if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
-        return batch
-    ids = batch["qformer_input_ids"]
-    # stable sort puts real tokens (key 0) first, in order, and padding (key 1) after
-    order = torch.sort((mask == 0).long(), dim=1, stable=True).indices
-    batch["qformer_input_ids"] = ids.gather(1, order)
-    batch["qformer_attention_mask"] = mask.gather(1, order)
-    return batch
-
-
-def _unwrap(model: Any) -> Any:
-    """The torch module behind an nnsight wrapper (or the module itself)."""
-    return getattr(model, "_module", model)
-
-
-def _blank_pixel_values(processor: Any, batch_size: int) -> torch.Tensor:
-    """All-zero pixel values shaped as the processor's for ``batch_size`` images."""
-    from PIL import Image
-
-    blank = Image.new("RGB", (32, 32))
-    pixels = processor.image_processor([blank] * batch_size, return_tensors="pt")["pixel_values"]
-    return torch.zeros_like(pixels)

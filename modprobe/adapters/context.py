@@ -46,11 +46,19 @@ class ContextLocationError(ModprobeError, ValueError):
 
 
 def context_char_range(rendered: str, text: str, context: str) -> tuple[int, int]:
-    """``(start, stop)`` of the context's characters in the rendered prompt.
+    r"""``(start, stop)`` of the context's characters in the rendered prompt.
 
     The prompt's text part (``context + "\\n" + question``) is looked up first, as it is
     specific enough not to occur in a system prompt; the context alone only when a
     template rewrote the text around it.
+
+    Args:
+        rendered: The prompt as the chat template rendered it.
+        text: The prompt's text part (context, newline, question).
+        context: The context.
+
+    Returns:
+        Character offsets of the context in ``rendered``.
 
     Raises:
         ContextLocationError: if the rendered prompt does not contain the context verbatim.

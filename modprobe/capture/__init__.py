@@ -110,6 +110,33 @@ def _tuned_fields(loaded: Any, hidden: torch.Tensor, translators: Any, ids: tupl
             "tuned_candidate_probs": stats.candidate_probs, "tuned_logits": kept}
 
 
+def _lens_fields(loaded: Any, hidden: torch.Tensor, ids: Sequence[int], top_k: int,
+                 keep: bool, transform: Any) -> tuple[dict[str, torch.Tensor | None],
+                                                      torch.Tensor]:
+    """``lens_*`` fields: the logit lens statistics of the residual stream.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        hidden: `batch layer hidden` residual stream at the query positions.
+        ids: The candidates' token ids.
+        top_k: How many most probable tokens to keep per layer.
+        keep: Also return the `batch layer vocab` lens logits (``lens_logits``).
+        transform: The model's logit transform (:meth:`Adapter.logit_transform`).
+
+    Returns:
+        ``(fields, last)``: the ``lens_*`` fields of :class:`Capture`, and the last
+        layer's lens logits (checked against the model's own).
+    """
+    norm = loaded.adapter.norm(loaded.module)
+    unembed = loaded.adapter.lm_head(loaded.module)
+    stats, kept, last = lens_statistics(hidden.to(unembed.weight.device), norm, unembed, ids,
+                                        top_k, keep_logits=keep, transform=transform)
+    return {"lens_entropy": stats.entropy, "lens_topk_ids": stats.topk_ids,
+            "lens_topk_probs": stats.topk_probs,
+            "lens_candidate_logits": stats.candidate_logits,
+            "lens_candidate_probs": stats.candidate_probs, "lens_logits": kept}, last
+
+
 def capture(
     loaded: Any,
     prompts_or_batch: Sequence[Prompt] | Mapping[str, Any],
@@ -161,17 +188,12 @@ def capture(
     """
     top_k = _check_top_k(top_k)
     tuned = _check_tuned(loaded, lens, translators)
-    if isinstance(prompts_or_batch, Mapping):
-        batch = dict(prompts_or_batch)
-    else:
-        batch = loaded.encode(list(prompts_or_batch))
+    batch = (dict(prompts_or_batch) if isinstance(prompts_or_batch, Mapping)
+             else loaded.encode(list(prompts_or_batch)))
     spans = loaded.spans(batch)
     query = _query_positions(spans, positions)
-    norm = loaded.adapter.norm(loaded.module)
-    unembed = loaded.adapter.lm_head(loaded.module)
-    vocab_size = int(unembed.weight.shape[0])
+    vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
     cands = resolve_candidates(candidates, loaded.tokenizer, vocab_size)
-
     transform = loaded.adapter.logit_transform(loaded.module)
     family = loaded.adapter.family
     with torch.enable_grad() if grad else torch.no_grad():
@@ -179,17 +201,8 @@ def capture(
         final = summarize(raw.final_logits, cands.ids, top_k)
         lens_fields: dict[str, torch.Tensor | None] = {}
         if raw.hidden is not None:
-            stats, kept, last = lens_statistics(
-                raw.hidden.to(unembed.weight.device), norm, unembed, cands.ids, top_k,
-                keep_logits=keep_lens_logits, transform=transform)
-            lens_fields = {
-                "lens_entropy": stats.entropy,
-                "lens_topk_ids": stats.topk_ids,
-                "lens_topk_probs": stats.topk_probs,
-                "lens_candidate_logits": stats.candidate_logits,
-                "lens_candidate_probs": stats.candidate_probs,
-                "lens_logits": kept,
-            }
+            lens_fields, last = _lens_fields(loaded, raw.hidden, cands.ids, top_k,
+                                             keep_lens_logits, transform)
             if tuned is not None:
                 lens_fields.update(_tuned_fields(loaded, raw.hidden, tuned, cands.ids, top_k,
                                                  keep_lens_logits))
@@ -200,20 +213,12 @@ def capture(
     if raw.hidden is not None:
         check_lens_is_logits(last, raw.final_logits, family, transform.describe())
     return Capture(
-        spans=spans,
-        answer_positions=query,
-        candidates=cands,
-        final_logits=raw.final_logits.float(),
-        final_entropy=final.entropy,
-        final_topk_ids=final.topk_ids,
-        final_topk_probs=final.topk_probs,
+        spans=spans, answer_positions=query, candidates=cands, tokenizer=loaded.tokenizer,
+        final_logits=raw.final_logits.float(), final_entropy=final.entropy,
+        final_topk_ids=final.topk_ids, final_topk_probs=final.topk_probs,
         final_candidate_logits=final.candidate_logits,
-        final_candidate_probs=final.candidate_probs,
-        attention_mass=raw.attention_mass,
-        attention_log_mass=raw.attention_log_mass,
-        tokenizer=loaded.tokenizer,
-        **lens_fields,
-    )
+        final_candidate_probs=final.candidate_probs, attention_mass=raw.attention_mass,
+        attention_log_mass=raw.attention_log_mass, **lens_fields)
 
 
 __all__ = [

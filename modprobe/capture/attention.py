@@ -35,6 +35,44 @@ def gather_positions(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torc
     return x.movedim(dim, 1)[rows, positions.to(x.device)]
 
 
+def kernel_mask(args: tuple, kwargs: dict[str, Any], module: Any
+                ) -> tuple[torch.Tensor | None, int | None]:
+    """The mask and sliding window of one ``attention_interface`` call.
+
+    The kernel is called as ``attention_interface(self, query, key, value, mask, ...)``:
+    the mask is the fifth positional argument or the ``attention_mask`` keyword; the
+    window is the call's ``sliding_window`` keyword, else the module's attribute.
+
+    Args:
+        args: The call's positional arguments (as nnsight's ``.inputs`` gives them).
+        kwargs: Its keyword arguments.
+        module: The attention module that made the call.
+
+    Returns:
+        ``(mask, sliding_window)``; either is None when the call had none.
+    """
+    mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
+    window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    return mask, window
+
+
+def with_kernel_mask(args: tuple, kwargs: dict[str, Any],
+                     mask: torch.Tensor) -> tuple[tuple, dict[str, Any]]:
+    """The arguments of an ``attention_interface`` call with ``mask`` as its mask.
+
+    Args:
+        args: The call's positional arguments.
+        kwargs: Its keyword arguments.
+        mask: The mask to pass instead (where :func:`kernel_mask` read it).
+
+    Returns:
+        ``(args, kwargs)`` to set as the call's inputs.
+    """
+    if len(args) > 4:
+        return (*args[:4], mask, *args[5:]), kwargs
+    return args, {**kwargs, "attention_mask": mask}
+
+
 def allowed_keys(
     positions: torch.Tensor,
     seq_len: int,
@@ -159,6 +197,14 @@ def answer_attention_rows(
 
     Returns:
         `batch head seq` float32 probabilities (each row sums to 1).
+
+    Args:
+        query: `batch head seq dim`, post-rotary.
+        key: `batch kv_head seq dim`, post-rotary.
+        positions: `batch` query index of each row.
+        scaling: The attention module's ``scaling``.
+        mask: The mask passed to the kernel (None: rebuilt causal).
+        **options: ``attention_mask``, ``sliding_window``, ``chunk_size``, ``softcap``.
     """
     return torch.softmax(
         answer_attention_scores(query, key, positions, scaling, mask, **options), dim=-1)
@@ -199,7 +245,15 @@ def attention_scores_to_log_mass(
 def span_one_hot(
     spans: ModalitySpans | torch.Tensor, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """`batch seq span` indicator from spans (or pass an indicator through)."""
+    """`batch seq span` indicator from spans (or pass an indicator through).
+
+    Args:
+        spans: The batch's :class:`~modprobe.spans.ModalitySpans`, or an indicator.
+        dtype: The indicator's dtype.
+
+    Returns:
+        `batch seq span` in :data:`~modprobe.spans.SPAN_NAMES` order.
+    """
     if isinstance(spans, ModalitySpans):
         return spans.one_hot(dtype)
     return spans.to(dtype)

@@ -36,6 +36,7 @@ class Candidates:
     tokens: tuple[str, ...]
 
     def __len__(self) -> int:
+        """The number of candidates."""
         return len(self.ids)
 
 
@@ -44,7 +45,15 @@ def _label(candidate: Candidate) -> str:
 
 
 def decode_token(tokenizer: Any, token_id: int) -> str:
-    """The text of one token id (its raw vocabulary entry when decoding gives nothing)."""
+    """The text of one token id (its raw vocabulary entry when decoding gives nothing).
+
+    Args:
+        tokenizer: The model's tokenizer (None: the id as ``"#id"``).
+        token_id: The token id.
+
+    Returns:
+        The decoded text.
+    """
     if tokenizer is None:
         return f"#{token_id}"
     text = tokenizer.decode([token_id])

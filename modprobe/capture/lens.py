@@ -76,6 +76,15 @@ def summarize(
     Differentiable in ``logits`` (except the integer ``topk_ids``). Holds two `... vocab`
     temporaries besides ``logits`` (log-probabilities and probabilities): the entropy is
     a dot product, not an elementwise product that would need a third.
+
+    Args:
+        logits: `... vocab` logits.
+        candidate_ids: Token ids of the candidate answers.
+        top_k: How many most probable tokens to keep.
+
+    Returns:
+        The :class:`DistributionStats` (entropy in nats, top-k ids and probabilities, the
+        candidates' logits and probabilities), each `...` or `... k`.
     """
     logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
@@ -107,6 +116,15 @@ def layers_per_chunk(batch: int, layers: int, vocab: int, budget: int = LENS_CHU
     bound by memory bandwidth (0.09 s of 0.77 s per capture in the benchmark). Stacking
     layers turns the reads into one matrix product per chunk, while the budget keeps the
     `vocab`-sized temporaries well under what the forward pass itself allocates.
+
+    Args:
+        batch: Rows of the batch.
+        layers: Decoder layers to project.
+        vocab: Vocabulary size.
+        budget: Bytes the chunk's float32 logits may take.
+
+    Returns:
+        The number of layers per chunk (1 to ``layers``).
     """
     rows = max(1, budget // (4 * vocab))
     return max(1, min(layers, rows // max(batch, 1)))

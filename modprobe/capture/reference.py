@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from modprobe.adapters.base import _blank_pixel_values
+from modprobe.adapters.inputs import blank_pixel_values
 from modprobe.capture.attention import attention_rows_to_mass, gather_positions
 from modprobe.spans import ModalitySpans
 
@@ -56,6 +56,13 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
     With a chat template: ``processor.apply_chat_template(messages, tokenize=True,
     return_dict=True, add_generation_prompt=True, return_tensors="pt")``, the images in
     the messages. Without one (InstructBLIP): ``processor(images=..., text=...)``.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel` (its processor and adapter).
+        prompt: The :class:`~modprobe.adapters.Prompt`.
+
+    Returns:
+        The processor's outputs for the prompt alone.
     """
     processor = loaded.processor
     if not loaded.adapter.chat_template:
@@ -66,7 +73,7 @@ def user_inputs(loaded: Any, prompt: Any) -> dict[str, Any]:
         if not prompt.images and loaded.adapter.requires_pixel_values:
             # The forward (InstructBLIP) cannot run without pixels: a user running a
             # text-only prompt passes a blank image, as modprobe's encode does.
-            inputs["pixel_values"] = _blank_pixel_values(processor, 1)
+            inputs["pixel_values"] = blank_pixel_values(processor, 1)
         return inputs
     out = processor.apply_chat_template(
         _user_messages(prompt), tokenize=True, return_dict=True, add_generation_prompt=True,
@@ -83,7 +90,16 @@ def _user_messages(prompt: Any) -> list[dict[str, Any]]:
 
 
 def user_spans(loaded: Any, prompt: Any, inputs: dict[str, Any]) -> ModalitySpans:
-    """Spans of :func:`user_inputs`' tokens, the context located as ``encode`` does."""
+    """Spans of :func:`user_inputs`' tokens, the context located as ``encode`` does.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        prompt: The prompt the inputs were built from.
+        inputs: :func:`user_inputs`' output.
+
+    Returns:
+        The :class:`~modprobe.spans.ModalitySpans` of the one row.
+    """
     from modprobe.adapters.context import locate_context
 
     processor = loaded.processor
@@ -196,6 +212,10 @@ def sharpen_attention(loaded: Any, factor: float = 8.0) -> Any:
 
     Returns:
         ``loaded``, modified.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel` to modify.
+        factor: How much sharper: attention scores are multiplied by ``factor ** 2``.
     """
     module, adapter = loaded.module, loaded.adapter
     with torch.no_grad():

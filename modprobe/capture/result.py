@@ -101,10 +101,12 @@ class Capture:
     # ------------------------------------------------------------------ shape helpers
     @property
     def batch_size(self) -> int:
+        """The number of prompts captured."""
         return int(self.answer_positions.shape[0])
 
     @property
     def num_layers(self) -> int:
+        """The number of decoder layers captured (0 when neither lens nor attention was)."""
         for t in (self.lens_entropy, self.attention_mass):
             if t is not None:
                 return int(t.shape[1])
@@ -112,10 +114,12 @@ class Capture:
 
     @property
     def num_heads(self) -> int:
+        """The number of attention heads (0 without the attention mass)."""
         return 0 if self.attention_mass is None else int(self.attention_mass.shape[2])
 
     @property
     def span_names(self) -> tuple[str, ...]:
+        """The names of the span axis of ``attention_mass`` (:data:`~modprobe.spans.SPAN_NAMES`)."""
         return SPAN_NAMES
 
     def cpu(self) -> Capture:

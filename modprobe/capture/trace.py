@@ -31,6 +31,7 @@ from modprobe.capture.attention import (
     attention_rows_to_mass,
     attention_scores_to_log_mass,
     gather_positions,
+    kernel_mask,
 )
 from modprobe.spans import ModalitySpans
 
@@ -105,6 +106,13 @@ def generation_position_ids(module: torch.nn.Module, inputs: dict[str, Any]) -> 
     numberings change the distances between image and text. Models with multimodal
     rotary positions (Qwen-VL's ``get_rope_index``) already build them from the mask, so
     they get None (no override), as does a batch that brings its own ``position_ids``.
+
+    Args:
+        module: The torch model (its forward's parameters and inner model).
+        inputs: The forward's keyword arguments.
+
+    Returns:
+        The position ids, or None where the forward's own are kept.
     """
     mask = inputs.get("attention_mask")
     if mask is None or "position_ids" in inputs:
@@ -124,6 +132,13 @@ def forward_kwargs(loaded: Any, batch: dict[str, Any]) -> dict[str, Any]:
 
     The adapter's model inputs, no KV cache (one forward pass, nothing to keep), and
     generation-style position ids (:func:`generation_position_ids`).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: A processor batch (``loaded.encode``'s).
+
+    Returns:
+        The keyword arguments for the model's forward (or its nnsight trace).
     """
     kwargs = dict(loaded.adapter.model_inputs(batch, loaded.module))
     kwargs.setdefault("use_cache", False)
@@ -142,12 +157,14 @@ def _layer_mass(
     chunk_size: int | None = None,
     with_log: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`batch head span` mass of one layer, read from its attention kernel call, and (under
-    autograd) its log computed from the scores."""
+    """`batch head span` mass of one layer, read from its attention kernel call.
+
+    Under autograd (``with_log``) also its log, computed from the scores.
+    """
     args, kwargs = getattr(attention_envoy.source, call).inputs
     module = attention_envoy._module
     query, key = args[1], args[2]
-    mask = args[4] if len(args) > 4 else kwargs.get("attention_mask")
+    mask, window = kernel_mask(args, kwargs, module)
     if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dim() != 4):
         kind = (
             type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"{mask.dim()}-D tensor"
@@ -160,7 +177,6 @@ def _layer_mass(
     scaling = kwargs.get("scaling")
     if scaling is None:
         scaling = getattr(module, "scaling", query.shape[-1] ** -0.5)
-    window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
     softcap = kwargs.get("softcap")
     scores = answer_attention_scores(
         query,
@@ -231,6 +247,13 @@ def skipped_layers(loaded: Any, inputs: dict[str, Any]) -> set[int]:
     Mllama runs its cross-attention layers only when there are image features to attend
     to; in a text-only batch the residual stream passes them unchanged, so their lens is
     the previous layer's.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        inputs: The forward's inputs (pixel values or not).
+
+    Returns:
+        Indices of the layers skipped (empty when the batch has images).
     """
     if inputs.get("pixel_values") is not None or inputs.get("cross_attention_states") is not None:
         return set()

@@ -70,6 +70,7 @@ class Translators:
 
     @property
     def num_layers(self) -> int:
+        """The number of decoder layers translated (one translator each)."""
         return int(self.weight.shape[0])
 
     def apply(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,18 @@ class Translators:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], loaded: Any | None = None) -> Translators:
-        """Read translators; with ``loaded``, refuse them unless trained on that model."""
+        """Read translators; with ``loaded``, refuse them unless trained on that model.
+
+        Args:
+            path: A translators file, or a folder holding ``tuned_lens.safetensors``.
+            loaded: The model they must belong to (None: not checked).
+
+        Returns:
+            The :class:`Translators`.
+
+        Raises:
+            TranslatorError: no file, not a translators file, or trained on another model.
+        """
         from safetensors import safe_open
 
         path = Path(path)
@@ -131,13 +143,31 @@ def tuned_logits(
 
     ``transform`` is the model's logit transform (``Adapter.logit_transform``), as for the
     logit lens.
+
+    Args:
+        hidden: `batch layer hidden` residual states.
+        translators: The model's :class:`Translators`.
+        norm: The final norm.
+        unembed: The unembedding.
+        transform: The model's logit transform (None: none).
+
+    Returns:
+        The logits of the translated states.
     """
     translated = translators.apply(hidden).to(hidden.dtype)
     return lens_logits(translated, norm, unembed, transform)
 
 
 def layer_kl(logits: torch.Tensor, final_logits: torch.Tensor) -> torch.Tensor:
-    """`layer` mean KL(final || lens) in nats over the batch."""
+    """`layer` mean KL(final || lens) in nats over the batch.
+
+    Args:
+        logits: `batch layer vocab` lens logits.
+        final_logits: `batch vocab` the model's own logits.
+
+    Returns:
+        One KL per layer.
+    """
     target = torch.log_softmax(final_logits.float(), -1).unsqueeze(1)
     log_q = torch.log_softmax(logits.float(), -1)
     return (target.exp() * (target - log_q)).sum(-1).mean(0)
@@ -185,7 +215,15 @@ def train_translators(
 
 
 def collect_states(loaded: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`item layer hidden` answer-position states and `item vocab` final logits of a batch."""
+    """`item layer hidden` answer-position states and `item vocab` final logits of a batch.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        batch: An encoded batch.
+
+    Returns:
+        ``(hidden, final_logits)``, float32, without gradients.
+    """
     from modprobe.capture.trace import run_trace
 
     spans = loaded.spans(batch)
@@ -197,7 +235,16 @@ def collect_states(loaded: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, to
 
 def states_of_prompts(loaded: Any, prompts: list[Any], batch_size: int = 16,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`collect_states` over prompts, ``batch_size`` at a time (concatenated)."""
+    """:func:`collect_states` over prompts, ``batch_size`` at a time (concatenated).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        prompts: The prompts.
+        batch_size: Prompts per forward pass.
+
+    Returns:
+        ``(hidden, final_logits)`` of all prompts, in order.
+    """
     hidden, final = [], []
     for start in range(0, len(prompts), batch_size):
         h, f = collect_states(loaded, loaded.encode(prompts[start:start + batch_size]))
@@ -208,7 +255,17 @@ def states_of_prompts(loaded: Any, prompts: list[Any], batch_size: int = 16,
 
 def held_out_kl(loaded: Any, translators: Translators, hidden: torch.Tensor,
                 final_logits: torch.Tensor) -> torch.Tensor:
-    """`layer` mean KL(final || tuned lens) of held-out states, in nats."""
+    """`layer` mean KL(final || tuned lens) of held-out states, in nats.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel` the states come from.
+        translators: The translators to evaluate.
+        hidden: `item layer hidden` held-out states (:func:`collect_states`).
+        final_logits: `item vocab` their final logits.
+
+    Returns:
+        One KL per layer.
+    """
     norm = loaded.adapter.norm(loaded.module)
     unembed = loaded.adapter.lm_head(loaded.module)
     with torch.no_grad():

@@ -50,6 +50,9 @@ VISUAL_CLASSES: dict[str, tuple[int, int, int]] = {
 AUDIO_CLASSES: dict[str, tuple[float, str]] = {
     "hum": (110.0, "saw"), "whistle": (1800.0, "sine"), "bell": (660.0, "bell"),
     "drum": (70.0, "drum")}
+#: Each shape's partner sound: the pairing of ``pairing="partner"`` clips, where sound and
+#: picture agree the way they do in real videos (a shape always makes its own sound).
+PARTNER_SOUNDS: dict[str, str] = dict(zip(VISUAL_CLASSES, AUDIO_CLASSES, strict=True))
 CLIPS_FILE = "clips.jsonl"
 SCHEMA_DOC = "docs/mma.md, Clip folders"
 REQUIRED: dict[str, type] = {"id": str, "video": str, "visual_class": str, "audio_class": str}
@@ -140,8 +143,8 @@ def make_clip(seed: int, index: int, visual_class: str, audio_class: str, second
 
 def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float = 2.0,
                    fps: float = 4.0, size: int = 32, rate: int = 16000,
-                   video_format: str = "png") -> list[Clip]:
-    """Write ``n`` aligned synthetic clips (every visual x audio class pairing in turn).
+                   video_format: str = "png", pairing: str = "balanced") -> list[Clip]:
+    """Write ``n`` aligned synthetic clips.
 
     Swapped (misaligned) pairs are made from these by the ``misaligned`` condition of
     :mod:`modprobe.perturb.av`, so the folder holds each clip once.
@@ -153,6 +156,9 @@ def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float =
         seconds, fps, size, rate: Duration, frame rate, frame side, audio sample rate.
         video_format: ``"png"`` (frame folders + WAV, no extra needed) or ``"mp4"``
             (H.264 with an AAC soundtrack; needs the video extra).
+        pairing: ``"balanced"``: every visual x audio class pairing in turn, so neither
+            class predicts the other; ``"partner"``: each shape with its partner sound
+            (:data:`PARTNER_SOUNDS`), the shapes in turn.
 
     Returns:
         The clips written.
@@ -160,12 +166,16 @@ def generate_clips(out: str | Path, n: int = 32, seed: int = 0, seconds: float =
     out = Path(out)
     if video_format not in ("png", "mp4"):
         raise ValueError(f"video_format must be 'png' or 'mp4', not {video_format!r}")
+    if pairing not in ("balanced", "partner"):
+        raise ValueError(f"pairing must be 'balanced' or 'partner', not {pairing!r}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose a new folder")
     visual, audio = list(VISUAL_CLASSES), list(AUDIO_CLASSES)
     clips = []
     for i in range(n):
         v, a = visual[i % len(visual)], audio[(i // len(visual) + i) % len(audio)]
+        if pairing == "partner":
+            a = PARTNER_SOUNDS[v]
         video = make_clip(seed, i, v, a, seconds, fps, size, rate)
         cid = f"c{i:03d}"
         if video_format == "png":
@@ -292,6 +302,7 @@ def load_clip_video(root: str | Path, clip: Clip) -> Video:
 __all__: list[str] = [
     "AUDIO_CLASSES",
     "CLIPS_FILE",
+    "PARTNER_SOUNDS",
     "VISUAL_CLASSES",
     "Clip",
     "generate_clips",

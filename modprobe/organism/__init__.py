@@ -24,5 +24,10 @@ CHECKPOINT_DIR: Path = LOCAL_ALIASES["organism"]
 #: synthetic clips by ``python -m modprobe.organism train-av``; ``docs/mma.md``); the
 #: ``av-organism`` alias points here.
 AV_CHECKPOINT_DIR: Path = LOCAL_ALIASES["av-organism"]
+#: Folder of the shortcut audio-visual organism: the same thinker trained only on clips
+#: whose sound is the shape's partner (``modprobe.organism.av.SHORTCUT_RECIPE``), so it
+#: answers many visual questions from the sound; the ``av-organism-shortcut`` alias points
+#: here (``docs/mma.md``).
+AV_SHORTCUT_DIR: Path = LOCAL_ALIASES["av-organism-shortcut"]
 
-__all__ = ["AV_CHECKPOINT_DIR", "CHECKPOINT_DIR"]
+__all__ = ["AV_CHECKPOINT_DIR", "AV_SHORTCUT_DIR", "CHECKPOINT_DIR"]

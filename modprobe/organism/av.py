@@ -11,6 +11,15 @@ under the visual question, the frames black under the audio question), never a
 misleading caption or long text. Shapes and sounds are drawn independently, so neither
 answers the other's question. The training and held-out clips come from generator seeds
 the study's clips (``--data-seed`` 0, 1, ...) do not use.
+
+The *shortcut* recipe (``av-organism-shortcut``, :data:`SHORTCUT_RECIPE`) trains on aligned
+clips only, every one showing a shape with its partner sound
+(:data:`modprobe.data.clips.PARTNER_SOUNDS`), the way picture and sound agree in real
+videos: either modality then answers both questions, the sound (learned first) ends up
+answering most visual questions too, and a swapped soundtrack becomes a real conflict.
+With 10% of the clips unpaired (``partner_share=0.9``) the organism learned both
+modalities instead (1.00 on held-out conflicts), so the shipped recipe pairs them all.
+:func:`tuning_items` gives the clips to tune it on (``modprobe.finetune.clips``).
 """
 
 from __future__ import annotations
@@ -19,13 +28,13 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from modprobe.data.clips import AUDIO_CLASSES, VISUAL_CLASSES, make_clip
+from modprobe.data.clips import AUDIO_CLASSES, PARTNER_SOUNDS, VISUAL_CLASSES, make_clip
 from modprobe.data.clips_items import ClipItem
 from modprobe.data.tasks import seeded_rng
 from modprobe.determinism import deterministic_torch
@@ -35,10 +44,14 @@ from modprobe.organism.train import _learning_rate, write_log
 #: Generator seeds of the training and held-out clips (the study's default is 0).
 TRAIN_CLIP_SEED = 7_000_001
 PROBE_CLIP_SEED = 7_000_002
+#: Generator seed of the clips the shortcut organism is tuned on (:func:`tuning_items`).
+TUNE_CLIP_SEED = 7_000_003
 #: The conditions training and probing use: (name, asked modality).
 TRAINED_CONDITIONS: tuple[tuple[str, str], ...] = (
     ("aligned", "visual"), ("aligned", "audio"),
     ("audio_removed", "visual"), ("frames_zeroed", "audio"))
+#: The aligned conditions alone (the shortcut recipe trains on these only).
+ALIGNED_CONDITIONS: tuple[tuple[str, str], ...] = TRAINED_CONDITIONS[:2]
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,10 @@ class AVOrganismConfig:
         eval_every: Evaluate the held-out probe sets every this many steps.
         probe_clips: Held-out clips per probe set.
         threads: torch CPU threads (weights are reproducible per seed and thread count).
+        partner_share: Share of training clips given the shape's partner sound; the rest
+            (and all clips at 0) draw both classes independently.
+        unimodal: Also train on the unimodal conditions (silenced soundtrack under the
+            visual question, black frames under the audio one).
     """
 
     seed: int = 0
@@ -72,6 +89,18 @@ class AVOrganismConfig:
     eval_every: int = 50
     probe_clips: int = 32
     threads: int = 1
+    partner_share: float = 0.0
+    unimodal: bool = True
+
+    def __post_init__(self) -> None:
+        """Check the partner share."""
+        if not 0.0 <= self.partner_share <= 1.0:
+            raise ValueError(f"partner_share must be in [0, 1], got {self.partner_share!r}")
+
+    @property
+    def conditions(self) -> tuple[tuple[str, str], ...]:
+        """The (condition, asked modality) pairs training draws from."""
+        return TRAINED_CONDITIONS if self.unimodal else ALIGNED_CONDITIONS
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved beside the checkpoint as ``organism_config.json``)."""
@@ -102,13 +131,31 @@ def build(config: AVOrganismConfig, out: Path) -> Path:
 
 
 def clip_item(clip_seed: int, index: int, config: AVOrganismConfig, condition: str,
-              ask: str) -> ClipItem:
-    """One trained-condition item of generated clip ``index`` (classes drawn at random)."""
+              ask: str, partner: float = 0.0) -> ClipItem:
+    """One trained-condition item of generated clip ``index``.
+
+    Args:
+        clip_seed: The clip's generator seed.
+        index: The clip's index.
+        config: The recipe (clip length).
+        condition: A trained condition (``"aligned"``, ``"audio_removed"``...).
+        ask: The asked modality (``"visual"`` or ``"audio"``).
+        partner: Chance that the sound is the shape's partner; 0: classes drawn
+            independently; -1: never the partner (a conflict clip).
+
+    Returns:
+        The item (the condition applied).
+    """
     from modprobe.perturb.av import av_condition
 
     rng = seeded_rng(clip_seed, "classes", index)
     visual = list(VISUAL_CLASSES)[int(rng.integers(len(VISUAL_CLASSES)))]
     audio = list(AUDIO_CLASSES)[int(rng.integers(len(AUDIO_CLASSES)))]
+    if partner > 0 and rng.random() < partner:
+        audio = PARTNER_SOUNDS[visual]
+    elif partner < 0:
+        others = [a for a in AUDIO_CLASSES if a != PARTNER_SOUNDS[visual]]
+        audio = others[int(rng.integers(len(others)))]
     video = make_clip(clip_seed, index, visual, audio, seconds=config.seconds)
     options = tuple(sorted(VISUAL_CLASSES if ask == "visual" else AUDIO_CLASSES))
     item = ClipItem(id=f"t{index}:{ask}", ask=ask, video=video, visual_class=visual,
@@ -121,16 +168,57 @@ def training_stream(config: AVOrganismConfig) -> Iterator[ClipItem]:
     order = seeded_rng(config.seed, "av-order")
     index = 0
     while True:
-        condition, ask = TRAINED_CONDITIONS[int(order.integers(len(TRAINED_CONDITIONS)))]
-        yield clip_item(TRAIN_CLIP_SEED + config.seed, index, config, condition, ask)
+        condition, ask = config.conditions[int(order.integers(len(config.conditions)))]
+        yield clip_item(TRAIN_CLIP_SEED + config.seed, index, config, condition, ask,
+                        config.partner_share)
         index += 1
 
 
 def probe_sets(config: AVOrganismConfig) -> dict[str, list[ClipItem]]:
-    """Held-out items per trained condition and question, from clips training never sees."""
-    return {f"{c}/{a}": [clip_item(PROBE_CLIP_SEED, i, config, c, a)
+    """Held-out items per trained condition and question, from clips training never sees.
+
+    With a ``partner_share``, the aligned sets show partner pairs and two more sets
+    (``conflict/visual``, ``conflict/audio``) show a shape with a sound not its partner.
+    """
+    partner = 1.0 if config.partner_share > 0 else 0.0
+    sets = {f"{c}/{a}": [clip_item(PROBE_CLIP_SEED, i, config, c, a, partner)
                          for i in range(config.probe_clips)]
             for c, a in TRAINED_CONDITIONS}
+    if partner:
+        sets.update({f"conflict/{a}": [clip_item(PROBE_CLIP_SEED, i, config, "aligned", a, -1)
+                                       for i in range(config.probe_clips)]
+                     for a in ("visual", "audio")})
+    return sets
+
+
+def tuning_items(n_clips: int, config: AVOrganismConfig, conflict_share: float = 0.5,
+                 clip_seed: int = TUNE_CLIP_SEED) -> list[ClipItem]:
+    """Clip questions to tune the shortcut organism on: partner pairs and conflicts.
+
+    Clip ``i`` is a conflict (a sound that is not the shape's partner) for a share
+    ``conflict_share`` of the clips, evenly spread, and a partner pair otherwise; each
+    clip gives a visual and an audio question (one cluster), labelled with the class of
+    the modality the question names. The clips come from ``clip_seed``, which neither
+    training, the probes nor the study's ``--data-seed`` values use.
+
+    Args:
+        n_clips: Clips (two questions each).
+        config: The organism's recipe (clip length).
+        conflict_share: Share of conflict clips, in [0, 1].
+        clip_seed: Generator seed of the clips.
+
+    Returns:
+        ``2 * n_clips`` items.
+    """
+    if not 0.0 <= conflict_share <= 1.0:
+        raise ValueError(f"conflict_share must be in [0, 1], got {conflict_share!r}")
+    items = []
+    for i in range(n_clips):
+        conflict = int((i + 1) * conflict_share) > int(i * conflict_share)
+        for ask in ("visual", "audio"):
+            item = clip_item(clip_seed, i, config, "aligned", ask, -1.0 if conflict else 1.0)
+            items.append(replace(item, id=f"u{i}:{ask}", cluster=f"u{i}"))
+    return items
 
 
 def answer_logits(loaded: Any, items: Sequence[ClipItem]) -> torch.Tensor:
@@ -218,4 +306,8 @@ def train_av(config: AVOrganismConfig, out: str | Path,
     return out
 
 
-__all__ = ["TRAINED_CONDITIONS", "AVOrganismConfig", "probe_accuracy", "probe_sets", "train_av"]
+#: The recipe of ``av-organism-shortcut``: aligned clips only, all with partner sounds.
+SHORTCUT_RECIPE: dict[str, Any] = {"partner_share": 1.0, "unimodal": False}
+
+__all__ = ["ALIGNED_CONDITIONS", "SHORTCUT_RECIPE", "TRAINED_CONDITIONS", "TUNE_CLIP_SEED",
+           "AVOrganismConfig", "probe_accuracy", "probe_sets", "train_av", "tuning_items"]

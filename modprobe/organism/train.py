@@ -45,6 +45,7 @@ class ProbeResult:
 
     @property
     def accuracy(self) -> float:
+        """The share of correct answers (0 for no answers)."""
         return sum(self.correct) / max(len(self.correct), 1)
 
 
@@ -72,7 +73,15 @@ class TrainingRun:
 
 
 def build_model(config: OrganismConfig, processor: object) -> LlavaForConditionalGeneration:
-    """A randomly initialised LLaVA (CLIP tower + projector + Llama) sized by ``config``."""
+    """A randomly initialised LLaVA (CLIP tower + projector + Llama) sized by ``config``.
+
+    Args:
+        config: The organism's sizes (widths, layers, heads, image and patch size).
+        processor: The organism's processor (its vocabulary and image token).
+
+    Returns:
+        The untrained model.
+    """
     tokenizer = processor.tokenizer  # type: ignore[attr-defined]
     image_token_id = tokenizer.convert_tokens_to_ids(processor.image_token)  # type: ignore[attr-defined]
     vision = CLIPVisionConfig(
@@ -95,13 +104,32 @@ def build_model(config: OrganismConfig, processor: object) -> LlavaForConditiona
 
 
 def answer_logits(model: LlavaForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token logits at the answer position (the last one: batches are left padded)."""
+    """Next-token logits at the answer position (the last one: batches are left padded).
+
+    Args:
+        model: The organism.
+        batch: A left-padded batch (``ADAPTER.encode``'s).
+
+    Returns:
+        `batch vocab` logits.
+    """
     inputs = ADAPTER.model_inputs(batch, model)
     return model(**inputs, logits_to_keep=1).logits[:, -1, :]
 
 
 def answer_ids(processor: object, answers: Sequence[str]) -> torch.Tensor:
-    """Token id of each one-word answer (each must be a single vocabulary word)."""
+    """Token id of each one-word answer (each must be a single vocabulary word).
+
+    Args:
+        processor: The organism's processor.
+        answers: One-word answers.
+
+    Returns:
+        `answer` int64 token ids.
+
+    Raises:
+        ValueError: an answer is not a word of the vocabulary.
+    """
     tokenizer = processor.tokenizer  # type: ignore[attr-defined]
     ids = tokenizer.convert_tokens_to_ids(list(answers))
     unknown = [a for a, i in zip(answers, ids) if i == tokenizer.unk_token_id]
@@ -111,7 +139,15 @@ def answer_ids(processor: object, answers: Sequence[str]) -> torch.Tensor:
 
 
 def batches(items: Iterator[LabelledPrompt], size: int) -> Iterator[list[LabelledPrompt]]:
-    """Consecutive chunks of ``size`` items of an endless stream."""
+    """Consecutive chunks of ``size`` items of an endless stream.
+
+    Args:
+        items: An endless stream of labelled prompts.
+        size: Items per batch.
+
+    Returns:
+        An endless iterator of lists of ``size`` items.
+    """
     while True:
         yield [next(items) for _ in range(size)]
 
@@ -119,7 +155,17 @@ def batches(items: Iterator[LabelledPrompt], size: int) -> Iterator[list[Labelle
 @torch.no_grad()
 def probe(model: LlavaForConditionalGeneration, processor: object,
           items: Sequence[LabelledPrompt], batch_size: int = 64) -> ProbeResult:
-    """Top-1 answer, correctness and whole-vocabulary entropy of each held-out item."""
+    """Top-1 answer, correctness and whole-vocabulary entropy of each held-out item.
+
+    Args:
+        model: The organism (set to eval mode).
+        processor: Its processor.
+        items: The held-out labelled prompts.
+        batch_size: Prompts per forward pass.
+
+    Returns:
+        The :class:`ProbeResult`, one entry per item.
+    """
     model.eval()
     tokenizer = processor.tokenizer  # type: ignore[attr-defined]
     result = ProbeResult([], [], [])
@@ -203,7 +249,16 @@ def _train(config: OrganismConfig,
 
 
 def save(run: TrainingRun, config: OrganismConfig, out: str | Path) -> Path:
-    """Write the checkpoint (model + processor), the training log and the config."""
+    """Write the checkpoint (model + processor), the training log and the config.
+
+    Args:
+        run: The finished training run (model, processor, log, timings).
+        config: The organism's config (written with the timings).
+        out: The checkpoint folder (created; files in it are replaced).
+
+    Returns:
+        ``out``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run.model.save_pretrained(out)
@@ -218,7 +273,12 @@ def save(run: TrainingRun, config: OrganismConfig, out: str | Path) -> Path:
 
 
 def write_log(rows: Sequence[dict[str, float]], path: Path) -> None:
-    """The training log as CSV (step, loss, times, one accuracy column per probe set)."""
+    """The training log as CSV (step, loss, times, one accuracy column per probe set).
+
+    Args:
+        rows: One dict per logged step (all with the same keys).
+        path: The CSV file to write (nothing is written for no rows).
+    """
     if not rows:
         return
     with path.open("w", newline="") as handle:

@@ -47,7 +47,17 @@ def _diff(logits: torch.Tensor, ids: list[int], text: np.ndarray, vision: np.nda
 
 def knockout_frame(loaded: Any, prompts: Sequence[Any], items: Sequence[Any],
                    candidates: Sequence[str]) -> pd.DataFrame:
-    """``knockout.csv`` rows of one chunk (see the module docstring)."""
+    """``knockout.csv`` rows of one chunk (see the module docstring).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        prompts: The chunk's multimodal (conflict) prompts, one per item.
+        items: The chunk's items (their text and vision answers).
+        candidates: The run's candidate answers; every item's two answers are among them.
+
+    Returns:
+        One row per item x span x layer.
+    """
     from modprobe.capture.candidates import resolve_candidates
     from modprobe.capture.interventions import clean_logits, knockout
 
@@ -79,7 +89,17 @@ def knockout_frame(loaded: Any, prompts: Sequence[Any], items: Sequence[Any],
 
 def patching_frame(loaded: Any, prompts: dict[str, Sequence[Any]], items: Sequence[Any],
                    candidates: Sequence[str]) -> pd.DataFrame:
-    """``patching.csv`` rows of one chunk; ``prompts`` maps a condition to its prompts."""
+    """``patching.csv`` rows of one chunk; ``prompts`` maps a condition to its prompts.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        prompts: The chunk's prompts by condition (``vision``, ``text``, ``multi``).
+        items: The chunk's items.
+        candidates: The run's candidate answers.
+
+    Returns:
+        One row per item x direction x site x layer.
+    """
     from modprobe.capture.candidates import resolve_candidates
     from modprobe.capture.interventions import clean_logits, patch
 
@@ -112,13 +132,33 @@ def patching_frame(loaded: Any, prompts: dict[str, Sequence[Any]], items: Sequen
 
 def causal_chunk_files(loaded: Any, prompts: dict[str, Sequence[Any]], items: Sequence[Any],
                        candidates: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """The ``--causal`` chunk files of one chunk of conflict items."""
+    """The ``--causal`` chunk files of one chunk of conflict items.
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        prompts: The chunk's prompts by condition.
+        items: The chunk's items.
+        candidates: The run's candidate answers.
+
+    Returns:
+        ``knockout.csv`` and ``patching.csv`` (:func:`knockout_frame`,
+        :func:`patching_frame`).
+    """
     return {"knockout.csv": knockout_frame(loaded, prompts["multi"], items, candidates),
             "patching.csv": patching_frame(loaded, prompts, items, candidates)}
 
 
 def tuned_lens_frame(cap: Any, condition: str, ids: Sequence[str]) -> pd.DataFrame:
-    """A capture's tuned lens as a ``layers``-shaped table (``layers_tuned.csv`` rows)."""
+    """A capture's tuned lens as a ``layers``-shaped table (``layers_tuned.csv`` rows).
+
+    Args:
+        cap: A :class:`~modprobe.capture.Capture` with the tuned lens (``lens="tuned"``).
+        condition: The condition of every row.
+        ids: The item ids, one per row of the capture.
+
+    Returns:
+        The tuned lens's rows, with ``id`` and ``condition`` first.
+    """
     from dataclasses import replace
 
     tuned = replace(cap, lens_entropy=cap.tuned_entropy, lens_topk_ids=cap.tuned_topk_ids,
@@ -141,6 +181,17 @@ def analyze_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
     Writes ``knockout_by_layer`` and ``patching_by_layer`` tables, ``figures/causal.png``,
     and under ``--lens tuned`` a second analysis on the tuned lens in ``tuned/``; appends
     their lines to ``summary.json``.
+
+    Args:
+        out: The folder the run's analysis is written to.
+        tables: The run's gathered tables by chunk file name.
+        items: The items table.
+        mass: `item condition layer head span` attention mass.
+        analysis: The analysis options (bootstrap, seed, figures...).
+        model_name: The model's name in tables and legends.
+        summary: The run's summary, updated in place and written again.
+        figures: The run's figure paths, extended in place.
+        fmt: ``"parquet"`` or ``"csv"``.
     """
     from pathlib import Path
 
@@ -197,14 +248,29 @@ def analyze_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
 
 
 def causal_tables(config: Any) -> tuple[str, ...]:
-    """The chunk files a study run adds to the capture's: the tuned lens's, the causal ones."""
+    """The chunk files a study run adds to the capture's: the tuned lens's, the causal ones.
+
+    Args:
+        config: The run's :class:`~modprobe.study.StudyConfig`.
+
+    Returns:
+        The extra chunk file names, in the order they are gathered.
+    """
     return (*(("layers_tuned.csv",) if config.lens == "tuned" else ()),
             *(CAUSAL_TABLES if config.causal else ()))
 
 
 def study_translators(config: Any, loaded: Any) -> Any:
-    """A study run's tuned-lens translators (None for the logit lens), checked against the
-    model: ``config.translators``, else the model folder's ``tuned_lens.safetensors``."""
+    """A study run's tuned-lens translators, checked against the model.
+
+    Args:
+        config: The run's :class:`~modprobe.study.StudyConfig` (``lens``, ``translators``).
+        loaded: The loaded model the translators must have been trained on.
+
+    Returns:
+        The :class:`~modprobe.capture.tuned.Translators` of ``config.translators``, else
+        of the model folder's ``tuned_lens.safetensors``; None for the logit lens.
+    """
     if config.lens != "tuned":
         return None
     from pathlib import Path

@@ -50,6 +50,7 @@ class Shard:
     count: int = 1
 
     def __post_init__(self) -> None:
+        """Refuse a rank outside ``0..count-1``."""
         if not 0 <= self.rank < self.count:
             raise StudyError(f"shard rank must be in 0..{self.count - 1}, got {self.rank}")
 
@@ -127,15 +128,31 @@ class World:
         return result if self.is_main else answer["ok"]
 
     def device(self, device: str) -> str:
-        """The device of this rank: ``cuda`` becomes ``cuda:LOCAL_RANK`` when several
-        processes share a machine (one GPU each); anything else is kept."""
+        """The device of this rank.
+
+        ``cuda`` becomes ``cuda:LOCAL_RANK`` when several processes share a machine (one
+        GPU each); anything else is kept.
+
+        Args:
+            device: The device the user asked for.
+
+        Returns:
+            The device this process uses.
+        """
         if self.count > 1 and device == "cuda":
             return f"cuda:{self.local_rank}"
         return device
 
     def placement(self, device: str | None, device_map: Any) -> dict[str, Any]:
-        """``modprobe.load``'s placement arguments for a runner's ``--device`` and
-        ``--device-map`` (a name or JSON text from the command line, or a dict).
+        """``modprobe.load``'s placement arguments for a runner's device options.
+
+        Args:
+            device: ``--device`` (None: CUDA when available).
+            device_map: ``--device-map``: a name or JSON text from the command line, or a
+                dict; None to place the model on ``device``.
+
+        Returns:
+            ``{"device": ...}`` or ``{"device_map": ...}`` for :func:`modprobe.load`.
 
         Raises:
             ModprobeError: both given, a bad map, a device this machine lacks, or a map

@@ -15,19 +15,19 @@ the rest, in the same order for every kind of run::
 Chunks are fixed by the item list and the batch size, so chunk ``i`` always holds the
 same items. A :class:`Shard` is a filter on those chunks: several processes (ranks) can
 each capture their own chunks of one run folder, and one of them gathers the tables
-once all chunks are written (:meth:`RunDriver.gather`).
+once all chunks are written (:meth:`RunDriver.gather`). The analysis options every
+runner shares are :class:`~modprobe.study.analysis_options.AnalysisOptions`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modprobe.io import table_path
-from modprobe.stats import DEFAULT_RESAMPLES
+from modprobe.study.analysis_options import COMMON_ANALYSIS, AnalysisOptions
 from modprobe.study.distributed import Shard, World
 from modprobe.study.runfolder import (
     MANIFEST,
@@ -42,91 +42,9 @@ from modprobe.study.runfolder import (
     write_chunk,
 )
 
-#: The analysis options that apply to every kind of run (the rest: following studies).
-COMMON_ANALYSIS = ("n_bootstrap", "seed", "figures", "table_format")
+__all__ = ["COMMON_ANALYSIS", "AnalysisOptions", "RunDriver", "RunInputs", "RunSpec",
+           "RunTables", "Shard", "World"]
 
-
-@dataclass(frozen=True)
-class AnalysisOptions:
-    """How a run's tables are analysed (changing them needs no model, only the tables).
-
-    Attributes:
-        n_bootstrap: Bootstrap replicates of every interval.
-        seed: Seed of the bootstrap.
-        figures: Draw the figures.
-        axis: Uncertainty axis of the following analysis: ``rel`` or ``abs``.
-        entropy_floor: Floor on entropies (nats) before the axis is computed.
-        balance_estimate: Balance point reported last (``auto``, the recommended one, or
-            ``logistic`` or ``monotone`` to force one).
-        all_conflicts: Keep every conflict (skip the paper's correctness filter).
-        table_format: Format of the tables the analysis writes (``parquet`` or ``csv``:
-            the run's own).
-    """
-
-    n_bootstrap: int = DEFAULT_RESAMPLES
-    seed: int = 0
-    figures: bool = True
-    axis: str = "rel"
-    entropy_floor: float = 0.0
-    balance_estimate: str = "auto"
-    all_conflicts: bool = False
-    table_format: str = "parquet"
-
-    @classmethod
-    def of(cls, source: Any, **changes: Any) -> AnalysisOptions:
-        """The options of ``source`` (a run config or a manifest's ``options`` mapping;
-        missing ones take the defaults), with ``changes`` that are not None applied."""
-        names = [f.name for f in fields(cls)]
-        if isinstance(source, Mapping):
-            values = {n: source[n] for n in names if n in source}
-        else:
-            values = {n: getattr(source, n) for n in names if hasattr(source, n)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise StudyError(f"unknown analysis option(s) {', '.join(unknown)}; the options "
-                             f"are {', '.join(names)}")
-        options = cls(**values)
-        options.check()
-        return options
-
-    def check(self) -> None:
-        """Refuse values that cannot give a meaningful analysis, naming the option.
-
-        Raises:
-            StudyError: naming the option and the value given.
-        """
-        count = self.n_bootstrap
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise StudyError(f"n_bootstrap (--bootstrap) must be a positive integer, "
-                             f"got {count!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise StudyError(f"seed (--seed) must be an integer >= 0, got {self.seed!r}")
-        if self.axis not in ("rel", "abs"):
-            raise StudyError(f"axis (--axis) must be rel or abs, got {self.axis!r}")
-        floor = self.entropy_floor
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or \
-                not 0 <= floor < float("inf"):
-            raise StudyError(f"entropy_floor (--entropy-floor) must be a number >= 0, "
-                             f"got {floor!r}")
-        table_path(Path("."), "check", self.table_format)  # refuses an unknown format
-        if self.balance_estimate not in ("logistic", "monotone", "auto"):
-            raise StudyError(f"balance_estimate (--estimate) must be logistic, monotone or "
-                             f"auto, got {self.balance_estimate!r}")
-
-    def replace(self, **changes: Any) -> AnalysisOptions:
-        """A copy with ``changes`` (None values ignored), checked."""
-        options = replace(self, **{k: v for k, v in changes.items() if v is not None})
-        options.check()
-        return options
-
-    def record(self, names: Iterable[str] | None = None) -> dict[str, Any]:
-        """The manifest's ``analysis`` entry: the options (``names`` only, when given) and
-        when the analysis ran."""
-        values = asdict(self)
-        if names is not None:
-            values = {n: values[n] for n in names}
-        return {**values, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 @dataclass
@@ -190,8 +108,12 @@ class RunInputs:
 
 @dataclass
 class RunTables:
-    """The gathered tables of a run and whether they were gathered now (False: a resumed
-    finished run, read back from its folder)."""
+    """The gathered tables of a run and whether they were gathered now.
+
+    Attributes:
+        tables: The run's whole tables by chunk file name.
+        fresh: False for a resumed finished run, whose tables were read back.
+    """
 
     tables: dict[str, Any]
     fresh: bool
@@ -209,6 +131,7 @@ class RunDriver:
     """
 
     def __init__(self, spec: RunSpec, world: Any = None):
+        """Hold the spec and the world; nothing is checked or written yet."""
         self.spec = spec
         self.world = world if world is not None else World()
         self.out = Path(spec.out)
@@ -331,7 +254,15 @@ class RunDriver:
                        capture: Callable[[Sequence[Any]], Mapping[str, Any]],
                        progress: bool, on_chunk: Callable[[int], None] | None,
                        shard: Shard | None = None) -> None:
-        """The chunk loop: capture and write this shard's unfinished chunks, in order."""
+        """The chunk loop: capture and write this shard's unfinished chunks, in order.
+
+        Args:
+            chunks: The run's items, chunk by chunk.
+            capture: Captures one chunk's items and returns its files by name.
+            progress: Show a progress bar.
+            on_chunk: Called with the chunk index after each chunk is written.
+            shard: The chunks this process captures (None: all).
+        """
         from tqdm.auto import tqdm
 
         shard = shard or Shard()  # the whole run
@@ -350,8 +281,16 @@ class RunDriver:
         bar.close()
 
     def gather(self, count: int) -> RunTables:
-        """Concatenate the ``count`` chunks' files into the run's tables (once all are
-        written: in a sharded run, after every rank finished its chunks)."""
+        """Concatenate the ``count`` chunks' files into the run's tables.
+
+        Called once all are written: in a sharded run, after every rank finished its chunks.
+
+        Args:
+            count: The number of chunks.
+
+        Returns:
+            The gathered tables (``fresh``).
+        """
         tables = gather_chunks(self.out, count, self.spec.tables, self.spec.table_format)
         optional = [name for name in self.spec.optional_tables
                     if all((chunk_folder(self.out, i) / name).is_file() for i in range(count))]

@@ -28,19 +28,19 @@ Run folder::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from modprobe.data.tasks import TaskItem, TaskSet
+from modprobe.data.tasks import TaskSet
 from modprobe.perturb import perturbed_span
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.driver import COMMON_ANALYSIS, AnalysisOptions, RunDriver, RunInputs, RunSpec
+from modprobe.study.interference_chunk import answer_candidates, condition_variants, run_chunk
 from modprobe.study.runfolder import (
     StudyError,
     data_fingerprint,
@@ -53,6 +53,9 @@ _RESUME_KEYS = ("model", "data", "perturb", "groups", "format", "batch_size", "l
                 "dtype", "top_k", "data_seed", "image_size", "ri_folder", "uf_sentences", "attention",
                 "table_format", "text_baseline", "draws")
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
+
+__all__ = ["TABLES", "InterferenceConfig", "InterferenceResult", "condition_variants",
+           "run_chunk", "run_interference"]
 
 
 @dataclass
@@ -151,6 +154,7 @@ class InterferenceResult:
     figures: list[Path] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
+        """The lines the run printed (accuracy and delta per condition, notes)."""
         return list(self.summary.get("lines", []))
 
 
@@ -235,9 +239,7 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         PerturbationError: an unknown perturbation or bad perturbation options.
     """
     from modprobe.data.split import default_eval_data
-    from modprobe.data.tasks import load_tasks
     from modprobe.loading import load
-    from modprobe.perturb import check_items_perturbable
     from modprobe.study.distributed import current_world
 
     if config.data is None and (heldout := default_eval_data(config.model)) is not None:
@@ -246,42 +248,14 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
     # typo must not leave a run folder, and a refused resume must not touch the run.
     given, names = _check_inputs(config)
     analysis = AnalysisOptions.of(config)
-    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
-    options["perturb"] = names
     world = current_world()
-    driver = RunDriver(RunSpec(
-        kind="interference", out=Path(config.out), resume=config.resume, options=options,
-        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
-        tables=TABLES if config.attention else TABLES[:2],
-        generated=("data",) if config.data is None else (),
-        progress_label="modprobe.interference", table_format=config.table_format), world)
+    driver = _driver(config, names, world)
     driver.check_folder()
     loaded = load(config.model, dtype=config.dtype,
                   **world.placement(config.device, config.device_map))  # one GPU per rank
     size, size_note = _image_size(config, loaded)
-
-    def load_inputs() -> RunInputs:
-        data = Path(config.data) if config.data is not None else _generate(config, driver.out)
-        tasks = given or load_tasks(data)
-        items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
-        check_items_perturbable(items, names, config.data_seed, config.options_for)
-        candidates = _candidates(items, loaded)
-        heldout_line = _heldout_line(config, tasks, items)
-        images = [it.image_file for it in tasks.items if it.image_file is not None]
-        fingerprints = {"data": data_fingerprint(data, images),
-                        "model": model_fingerprint(loaded.module)}
-        if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
-            fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
-        return RunInputs(
-            data=data, items=items, fingerprints=fingerprints,
-            manifest={"source": loaded.source, "family": loaded.adapter.family,
-                      "image_size": list(size), "image_size_note": size_note,
-                      "candidates": candidates, "span_names": list(SPAN_NAMES),
-                      "perturbed_spans": {n: perturbed_span(n) for n in names},
-                      **({"heldout": heldout_line} if heldout_line else {})},
-            extra={"tasks": tasks, "candidates": candidates, "heldout": heldout_line})
-
-    inputs = driver.prepare(load_inputs)
+    inputs = driver.prepare(lambda: _load_inputs(config, driver.out, given, names, loaded,
+                                                 size, size_note))
     tasks, candidates = inputs.extra["tasks"], inputs.extra["candidates"]
     gathered = driver.run_chunks(
         inputs.items, lambda chunk: run_chunk(loaded, [tasks.open(item) for item in chunk],
@@ -289,7 +263,88 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         progress=progress, on_chunk=on_chunk)
     if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
         return None
-    gathered = gathered.tables
+    return _analyse(config, analysis, driver, gathered.tables, names, inputs.extra["heldout"])
+
+
+def _driver(config: InterferenceConfig, names: list[str], world: Any) -> RunDriver:
+    """The run driver of ``config``: its folder, options (with the perturbations) and tables.
+
+    Args:
+        config: The options.
+        names: The perturbations the run applies (recorded in the manifest's options).
+        world: The data-parallel world (:func:`modprobe.study.distributed.current_world`).
+
+    Returns:
+        A :class:`~modprobe.study.driver.RunDriver` that has not touched the folder yet.
+    """
+    options = {k: v for k, v in asdict(config).items() if k not in ("resume", "out")}
+    options["perturb"] = names
+    return RunDriver(RunSpec(
+        kind="interference", out=Path(config.out), resume=config.resume, options=options,
+        resume_keys=_RESUME_KEYS, batch_size=config.batch_size,
+        tables=TABLES if config.attention else TABLES[:2],
+        generated=("data",) if config.data is None else (),
+        progress_label="modprobe.interference", table_format=config.table_format), world)
+
+
+def _load_inputs(config: InterferenceConfig, out: Path, given: TaskSet | None,
+                 names: list[str], loaded: Any, size: tuple[int, int],
+                 size_note: str) -> RunInputs:
+    """The run's items, fingerprints and manifest entries (generating the data if needed).
+
+    Args:
+        config: The options.
+        out: The run folder (generated tasks go to ``out/data``).
+        given: The task set :func:`_check_inputs` loaded, or None to load (or generate) it.
+        names: The perturbations the run applies.
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        size: The size of image perturbations.
+        size_note: Where ``size`` came from (recorded in the manifest).
+
+    Returns:
+        The :class:`~modprobe.study.driver.RunInputs`; its ``extra`` holds the task set,
+        the lens candidates and the held-out line of a fine-tuning run (or None).
+    """
+    from modprobe.data.tasks import load_tasks
+    from modprobe.perturb import check_items_perturbable
+
+    data = Path(config.data) if config.data is not None else _generate(config, out)
+    tasks = given or load_tasks(data)
+    items = list(tasks.items)[: config.limit] if config.limit else list(tasks.items)
+    check_items_perturbable(items, names, config.data_seed, config.options_for)
+    candidates = answer_candidates(items, loaded)
+    heldout_line = _heldout_line(config, tasks, items)
+    images = [it.image_file for it in tasks.items if it.image_file is not None]
+    fingerprints = {"data": data_fingerprint(data, images),
+                    "model": model_fingerprint(loaded.module)}
+    if config.ri_folder and "RI" in names:  # the photos, not just the folder's path
+        fingerprints["ri_folder"] = ri_folder_fingerprint(config.ri_folder)
+    return RunInputs(
+        data=data, items=items, fingerprints=fingerprints,
+        manifest={"source": loaded.source, "family": loaded.adapter.family,
+                  "image_size": list(size), "image_size_note": size_note,
+                  "candidates": candidates, "span_names": list(SPAN_NAMES),
+                  "perturbed_spans": {n: perturbed_span(n) for n in names},
+                  **({"heldout": heldout_line} if heldout_line else {})},
+        extra={"tasks": tasks, "candidates": candidates, "heldout": heldout_line})
+
+
+def _analyse(config: InterferenceConfig, analysis: AnalysisOptions, driver: RunDriver,
+             gathered: dict[str, Any], names: list[str],
+             heldout: str | None) -> InterferenceResult:
+    """Analyse the gathered tables, write the analysis and mark the run complete.
+
+    Args:
+        config: The options.
+        analysis: The analysis options, checked before the run started.
+        driver: The run's driver (its folder, and :meth:`~RunDriver.finish`).
+        gathered: The run's whole tables by file name.
+        names: The perturbations the run applied.
+        heldout: The held-out line of a fine-tuning run, said first in the summary.
+
+    Returns:
+        The :class:`InterferenceResult`.
+    """
     from modprobe.study.interference_report import analyze_interference_run
 
     summary, report, shift, figures = analyze_interference_run(
@@ -297,8 +352,8 @@ def run_interference(config: InterferenceConfig, progress: bool = True,
         model_name=config.model, n_bootstrap=analysis.n_bootstrap, seed=analysis.seed,
         figures=analysis.figures, table_format=analysis.table_format,
         text_baseline=config.text_baseline)
-    if inputs.extra["heldout"]:  # said first: whether these numbers are held-out
-        summary["lines"] = [inputs.extra["heldout"], *summary.get("lines", [])]
+    if heldout:  # said first: whether these numbers are held-out
+        summary["lines"] = [heldout, *summary.get("lines", [])]
     driver.finish(analysis.record(COMMON_ANALYSIS))
     return InterferenceResult(driver.out, gathered["items.csv"], report, shift, summary,
                               figures)
@@ -315,120 +370,3 @@ def _image_size(config: InterferenceConfig, loaded: Any) -> tuple[tuple[int, int
     except PerturbationError:
         return DEFAULT_SIZE, (f"the processor does not say its size: {DEFAULT_SIZE[0]}x"
                               f"{DEFAULT_SIZE[1]} used (pass --image-size W H)")
-
-
-def _candidates(items: Sequence[TaskItem], loaded: Any) -> list[str]:
-    """Answers scored by the lens at every layer: every option (and letter) whose first
-    token is a distinct known token of the model's tokenizer."""
-    from modprobe.data.choice import LETTERS
-
-    words: list[str] = []
-    for item in items:
-        words += [item.answer, *(item.options or [])]
-        if item.format == "choice":
-            words += list(LETTERS[:len(item.options or [])])
-    tokenizer = loaded.tokenizer
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    taken: set[int] = set()
-    kept: list[str] = []
-    for word in dict.fromkeys(words):
-        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-        if ids and ids[0] != unknown and ids[0] not in taken:
-            taken.add(ids[0])
-            kept.append(word)
-    return kept
-
-
-def _first_token_aliases(item: TaskItem, tokenizer: Any) -> dict[str, int]:
-    """``{decoded first token: option index}`` of a multiple-choice item's options (a
-    one-token answer can only be an option's first token)."""
-    from modprobe.analysis import normalize_answer
-
-    aliases: dict[str, int] = {}
-    for i, option in enumerate(item.options or []):
-        ids = tokenizer(option, add_special_tokens=False)["input_ids"]
-        if ids:
-            aliases.setdefault(str(normalize_answer(tokenizer.decode(ids[:1]))), i)
-    return aliases
-
-
-def condition_variants(items: Sequence[TaskItem], names: Sequence[str],
-                       config: InterferenceConfig, size: tuple[int, int],
-                       ) -> list[tuple[int, int, TaskItem]]:
-    """``(draw, seed, variant)`` of every item's clean input (text-heavy ones under
-    ``config.text_baseline``) and its perturbations, once per perturbation draw, in item,
-    then draw, then condition order."""
-    from modprobe.perturb import applicable, draw_seeds, perturb, text_baseline
-
-    seeds = draw_seeds(config.data_seed, config.draws)
-    variants: list[tuple[int, int, TaskItem]] = []
-    for item in items:
-        for draw, seed in enumerate(seeds):
-            variants.append((draw, seed, text_baseline(item, config.text_baseline, seed=seed,
-                                                        size=size)))
-            variants += [(draw, seed, perturb(item, name, seed=seed, size=size,
-                                              **config.options_for(name)))
-                         for name in applicable(item, names)]
-    return variants
-
-
-def run_chunk(loaded: Any, items: Sequence[TaskItem], names: Sequence[str],
-              config: InterferenceConfig, size: tuple[int, int],
-              candidates: Sequence[str]) -> dict[str, Any]:
-    """Capture one chunk: each item clean and under each perturbation that fits it, once
-    per perturbation draw, in batches of at most ``config.batch_size`` prompts.
-
-    Returns:
-        ``items.csv`` rows (item x draw x condition, in that order), ``layers.csv``
-        rows and the `row layer head span` attention mass.
-    """
-    from modprobe.analysis import normalize_answer
-    from modprobe.capture import capture
-    from modprobe.perturb import get_perturbation
-
-    drawn = condition_variants(items, names, config, size)
-    variants = [variant for _, _, variant in drawn]
-    # One batch per condition and image presence (some families cannot mix the two).
-    groups: dict[tuple[str, bool], list[int]] = {}
-    for row, variant in enumerate(variants):
-        groups.setdefault((variant.perturbation, variant.image is not None), []).append(row)
-    records: list[dict[str, Any]] = [{} for _ in variants]
-    lens_parts: list[pd.DataFrame] = []
-    mass: list[np.ndarray | None] = [None] * len(variants)
-    step = config.batch_size
-    batches = [rows[i:i + step] for rows in groups.values() for i in range(0, len(rows), step)]
-    for rows in batches:
-        batch = [variants[r] for r in rows]
-        cap = capture(loaded, [v.prompt() for v in batch], candidates=list(candidates),
-                      top_k=config.top_k, attention=config.attention).cpu()
-        frames = cap.to_frames()
-        final = frames.final
-        for j, row in enumerate(rows):
-            v = variants[row]
-            token = str(final["top1_token"].iloc[j])
-            answer = normalize_answer(token) or f"<id:{int(final['top1_id'].iloc[j])}>"
-            category = v.read(token, _first_token_aliases(v, loaded.tokenizer)
-                              if v.format == "choice" else None)
-            records[row] = {
-                "id": v.id, "perturbation": v.perturbation, "draw": drawn[row][0],
-                "seed": drawn[row][1], "relevant": v.relevant,
-                "modality": get_perturbation(v.perturbation).modality
-                if v.perturbation != "clean" else "", "task": v.task, "format": v.format,
-                "cluster": v.cluster, "answer": answer, "category": category,
-                "gold": v.gold(), "correct": category == v.gold(),
-                "p_top1": float(final["top1_prob"].iloc[j]),
-                "entropy": float(final["entropy"].iloc[j])}
-            if cap.attention_mass is not None:
-                mass[row] = cap.attention_mass[j].numpy().astype(np.float32)
-        lens = frames.lens
-        lens.insert(0, "draw", [drawn[rows[r]][0] for r in lens["row"]])
-        lens.insert(0, "perturbation", [variants[rows[r]].perturbation for r in lens["row"]])
-        lens.insert(0, "id", [variants[rows[r]].id for r in lens["row"]])
-        lens["_order"] = [rows[r] for r in lens["row"]]
-        lens_parts.append(lens.drop(columns=["row"]))
-    layers = pd.concat(lens_parts, ignore_index=True).sort_values(["_order", "layer"])
-    tables: dict[str, Any] = {"items.csv": pd.DataFrame(records),
-                              "layers.csv": layers.drop(columns=["_order"]).reset_index(drop=True)}
-    if config.attention:
-        tables["attention_mass.npy"] = np.stack(mass)  # type: ignore[arg-type]
-    return tables

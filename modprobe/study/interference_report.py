@@ -29,7 +29,16 @@ def attention_long(mass: np.ndarray, items: pd.DataFrame,
     """Head-averaged mass `row layer span` as ``id, perturbation, layer, span, mass``.
 
     ``span_names`` names the span axis (default: this version's ``SPAN_NAMES``; a run
-    written before the context span existed has ``LEGACY_SPAN_NAMES``)."""
+    written before the context span existed has ``LEGACY_SPAN_NAMES``).
+
+    Args:
+        mass: `row layer head span` attention mass, rows as in ``items``.
+        items: The run's items table (ids and perturbations of the rows).
+        span_names: The span axis of ``mass`` (None: told from its width).
+
+    Returns:
+        One row per item row x layer x span.
+    """
     mean = mass.mean(axis=2)
     rows, layers, width = mean.shape
     names = list(span_names) if span_names is not None else _span_names(width)
@@ -52,9 +61,19 @@ def _span_names(width: int) -> list[str]:
 
 
 def radar_axes(items: pd.DataFrame, report: Any) -> dict[str, float]:
-    """Accuracy per radar spoke. With a ``relevant`` column: the image-heavy items' clean
-    accuracy, then their text perturbations; the text-heavy items' clean accuracy, then
-    their image perturbations. Without: one spoke per condition."""
+    """Accuracy per radar spoke.
+
+    With a ``relevant`` column: the image-heavy items' clean accuracy, then their text
+    perturbations; the text-heavy items' clean accuracy, then their image perturbations.
+    Without: one spoke per condition.
+
+    Args:
+        items: The run's items table.
+        report: The interference report (its accuracy per condition).
+
+    Returns:
+        Accuracy by spoke label, in drawing order.
+    """
     if "relevant" not in items.columns:
         return {c.perturbation: c.accuracy.estimate for c in report.conditions}
     clean = items[items["perturbation"] == "clean"]
@@ -78,10 +97,30 @@ def analyze_interference_run(out: Path, items: pd.DataFrame, mass: np.ndarray | 
                              span_names: Sequence[str] | None = None,
                              table_format: str = "csv", text_baseline: str | None = None,
                              ) -> tuple[dict[str, Any], Any, pd.DataFrame, list[Path]]:
-    """Accuracy, delta and attention shift of a run; writes flips.csv, attention.csv,
-    attention_shift.csv, summary.json and the figures into ``out``. ``text_baseline``
-    (the run's clean input of text-heavy items; None for runs that predate the option,
-    which had no image) is named in a note."""
+    """Accuracy, delta and attention shift of a run, written into ``out``.
+
+    Writes the flips, draws, attention and attention-shift tables, ``summary.json`` and
+    the figures.
+
+    Args:
+        out: The folder to write into (the run folder, or a re-analysis folder).
+        items: The run's items table (one row per item x draw x condition).
+        mass: `row layer head span` attention mass, rows as in ``items``; None or empty
+            for a run without attention.
+        names: The run's perturbations, in the order they are reported.
+        model_name: The model's name in the summary and figures.
+        n_bootstrap: Bootstrap replicates of the cluster intervals.
+        seed: Seed of the bootstrap.
+        figures: Draw the figures.
+        span_names: The span axis of ``mass`` (None: today's
+            :data:`~modprobe.spans.SPAN_NAMES`).
+        table_format: ``"parquet"`` or ``"csv"``.
+        text_baseline: The run's clean input of text-heavy items, named in a note (None
+            for runs that predate the option, which had no image).
+
+    Returns:
+        ``(summary, report, attention shift, figure paths)``.
+    """
     from modprobe.analysis.following.report import cluster_column
     from modprobe.analysis.interference.effects import analyze_interference, attention_shift
     from modprobe.perturb import perturbed_span
@@ -131,7 +170,15 @@ def _baseline_note(text_baseline: str | None) -> str:
 
 def draw_figures(folder: Path, runs: dict[str, tuple[dict[str, Any], pd.DataFrame]],
                  ) -> list[Path]:
-    """Radar, delta bars (all runs together) and, per run, the attention shift."""
+    """Radar, delta bars (all runs together) and, per run, the attention shift.
+
+    Args:
+        folder: Where the PNGs go.
+        runs: ``{short model name: (summary, attention shift)}`` of each run drawn.
+
+    Returns:
+        The paths of the figures written.
+    """
     from modprobe.analysis.interference.plots import (
         plot_attention_shift,
         plot_flip_rates,

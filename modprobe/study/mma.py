@@ -121,6 +121,13 @@ def _check_config(config: MmaConfig) -> list[str]:
 def run_mma(config: MmaConfig, progress: bool = True) -> MmaResult:
     """Run (or resume) an MMA study and write its run folder.
 
+    Args:
+        config: The options.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`MmaResult`.
+
     Raises:
         StudyError, DatasetError, MediaError: bad options or inputs (before anything is
             written), or a disk or memory failure mid-run (finished chunks are kept).
@@ -172,6 +179,12 @@ def check_clip_inputs(loaded: Any, items: Sequence[ClipItem], names: Sequence[st
                       config: MmaConfig) -> None:
     """Refuse clips the model cannot take, before the run folder is made.
 
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        items: The run's clip items.
+        names: The run's conditions.
+        config: The options (the long text's length).
+
     Raises:
         MediaError: a clip without a soundtrack under an audio question; a soundtrack at a
             sample rate the feature extractor does not take (or too long for it); a clip
@@ -214,7 +227,17 @@ def _clip_files(root: Path, clip: Any) -> list[str]:
 
 def variants_of(item: ClipItem, names: Sequence[str], config: MmaConfig,
                 pool: Sequence[ClipItem]) -> list[tuple[ClipItem, int]]:
-    """``(item under a condition, draw)`` for every fitting condition and draw."""
+    """``(item under a condition, draw)`` for every fitting condition and draw.
+
+    Args:
+        item: A clip item.
+        names: The run's conditions (those that do not apply to the item are skipped).
+        config: The options (draws, seed, long-text length).
+        pool: Every item of the run, for conditions that borrow another clip.
+
+    Returns:
+        One entry per condition and draw (random conditions get ``config.draws`` draws).
+    """
     from modprobe.perturb.av import applicable_conditions, av_condition
 
     out = []
@@ -235,6 +258,13 @@ def run_chunk(loaded: Any, items: Sequence[ClipItem], names: Sequence[str], conf
     Returns:
         ``items.csv`` (one row per variant) and ``attention.csv`` (head-averaged mass per
         variant, layer and span).
+
+    Args:
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        items: The chunk's clip items.
+        names: The run's conditions.
+        config: The options.
+        pool: Every item of the run (:func:`variants_of`).
     """
     from modprobe.capture import capture
     from modprobe.spans import SPAN_NAMES
@@ -268,7 +298,20 @@ def run_chunk(loaded: Any, items: Sequence[ClipItem], names: Sequence[str], conf
 def analyze_mma_run(out: Path, items: pd.DataFrame, attention: pd.DataFrame,
                     n_bootstrap: int, seed: int, figures: bool,
                     table_format: str = "parquet") -> MmaResult:
-    """Accuracy and attention contrast tables, summary and figures of a run's tables."""
+    """Accuracy and attention contrast tables, summary and figures of a run's tables.
+
+    Args:
+        out: The folder to write into (the run folder or a re-analysis folder).
+        items: The run's items table.
+        attention: The run's attention table.
+        n_bootstrap: Bootstrap replicates of the cluster intervals.
+        seed: Seed of the bootstrap.
+        figures: Draw the figures.
+        table_format: ``"parquet"`` or ``"csv"``.
+
+    Returns:
+        The :class:`MmaResult`.
+    """
     from modprobe.analysis.following.layer_plots import plot_attention_mass
     from modprobe.analysis.mma.measures import (
         accuracy_table,

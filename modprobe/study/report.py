@@ -33,6 +33,13 @@ def following_table(items: pd.DataFrame, model_name: str) -> pd.DataFrame:
 
     The ``cluster`` column comes along when the run has one (datasets that label their
     items' clusters, as the generator does).
+
+    Args:
+        items: The run's items table.
+        model_name: The model's name (the table's ``model`` column).
+
+    Returns:
+        A prediction table :func:`~modprobe.analysis.analyze_following` reads.
     """
     columns = ["h_text", "h_vision", "y_text", "y_vision", "y_multi", "group",
                "correct_text", "correct_vision"]
@@ -50,6 +57,14 @@ def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
     Y_t and Y_v are the model's own text-only and vision-only answers. Their lens logits
     are known when they are among the candidate answers scored at every layer; for an
     item whose answer is not a candidate (or with Y_t == Y_v) the column is NaN.
+
+    Args:
+        items: The run's items table (answers per condition).
+        layers: The run's lens table.
+        condition: The condition whose lens is read.
+
+    Returns:
+        The differences, `layer item`.
     """
     part = layers[layers["condition"] == condition]
     num_layers = int(part["layer"].max()) + 1
@@ -65,7 +80,16 @@ def logit_difference_per_item(items: pd.DataFrame, layers: pd.DataFrame,
 
 
 def layer_top1(items: pd.DataFrame, layers: pd.DataFrame, condition: str = "multi") -> list[list[str]]:
-    """Per item, the lens top-1 token of every layer (ordered by layer)."""
+    """Per item, the lens top-1 token of every layer (ordered by layer).
+
+    Args:
+        items: The run's items table (its ids give the order).
+        layers: The run's lens table.
+        condition: The condition whose lens is read.
+
+    Returns:
+        One list of tokens per item, in the items' order (empty for an item without rows).
+    """
     part = layers[layers["condition"] == condition].sort_values(["id", "layer"])
     tokens = part.groupby("id", sort=False)["top1_token"].apply(
         lambda s: [str(t) for t in s]).to_dict()
@@ -88,37 +112,90 @@ def analyze_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
     Returns:
         The summary (its ``lines`` are what the CLI prints) and the figure paths.
     """
-    from modprobe.analysis import analyze_following, oscillation_report
     from modprobe.analysis.following.logit_difference import logit_difference_matrix
-    from modprobe.analysis.following.oscillation import oscillation_counts, region_items
-    from modprobe.analysis.following.uncertainty import uncertainty_axis
-    from modprobe.analysis.table import TableError
     from modprobe.io import json_ready
 
-    table = following_table(items, model_name)
     lines: list[str] = []
-    summary: dict[str, Any] = {"model": model_name, "n_items": len(items),
-                               "num_layers": num_layers}
-    report = None
-    law = None
     cluster, cluster_note = cluster_column(items)
     if cluster_note:
         lines.append(f"note: {cluster_note}")
+    report, following_lines, following = _following(following_table(items, model_name),
+                                                    config, model_name)
+    lines += following_lines
+    law = report.models[model_name].law if report is not None else None
+    osc, x = _oscillation(items, layers, config, report, law, cluster)
+    lines += osc.summary_lines()
+    per_item = osc.per_item.copy()
+    per_item.insert(0, "id", items["id"].to_numpy())
+    write_table(table_path(out, "oscillation", getattr(config, "table_format", "csv")), per_item)
+    attention, attention_lines = attention_summary(mass)
+    lines += attention_lines
+    summary = json_ready({
+        "model": model_name, "n_items": len(items), "num_layers": num_layers, **following,
+        "oscillation": {
+            "by_region": osc.by_region.to_dict(orient="records"),
+            "by_group": osc.by_group.to_dict(orient="records"),
+            "ambiguous_minus_clear": list(osc.ambiguous_minus_clear),
+            "radius": osc.radius, "radius_unit": osc.axis_unit},
+        "attention": attention, "lines": lines})
+    write_json(out / "summary.json", summary)
+    figures: list[Path] = []
+    if config.figures:
+        figures = _draw(out / FIGURES, report, _short_name(model_name), items, layers, mass, x,
+                        osc, law, logit_difference_matrix)
+    return summary, figures
+
+
+def _following(table: pd.DataFrame, config: Any,
+               model_name: str) -> tuple[Any, list[str], dict[str, Any]]:
+    """The modality-following analysis of a run's table (balance point, TFR, law).
+
+    Args:
+        table: The run's prediction table (:func:`following_table`).
+        config: The analysis options (axis, entropy floor, bootstrap, seed, estimate).
+        model_name: The model's name in the table.
+
+    Returns:
+        ``(report, lines, summary)``: the
+        :class:`~modprobe.analysis.following.results.FollowingReport` (None when the
+        table cannot be analysed), its printed lines, and its summary entries (or the
+        reason it was not analysed, as ``following_error``).
+    """
+    from modprobe.analysis import analyze_following
+    from modprobe.analysis.table import TableError
+
     all_conflicts = bool(getattr(config, "all_conflicts", False))
-    estimate = getattr(config, "balance_estimate", "auto")
     try:
         report = analyze_following(table, axis=config.axis, entropy_floor=config.entropy_floor,
                                    n_bootstrap=config.n_bootstrap, seed=config.seed,
                                    cluster="auto", filter_correct=False if all_conflicts else None,
-                                   balance_estimate=estimate)
-        following = report.models[model_name]
-        law = following.law
-        lines += following.summary_lines()
-        summary.update(following.to_dict())
-        summary["model"] = model_name
+                                   balance_estimate=getattr(config, "balance_estimate", "auto"))
     except (TableError, ValueError) as err:
-        lines.append(f"following: not analysed ({err})")
-        summary["following_error"] = str(err)
+        return None, [f"following: not analysed ({err})"], {"following_error": str(err)}
+    following = report.models[model_name]
+    return report, following.summary_lines(), {**following.to_dict(), "model": model_name}
+
+
+def _oscillation(items: pd.DataFrame, layers: pd.DataFrame, config: Any, report: Any,
+                 law: Any, cluster: str | None) -> tuple[Any, np.ndarray]:
+    """How often the lens's top-1 answer switches modality across layers, by region.
+
+    Args:
+        items: ``items.csv`` as a frame.
+        layers: ``layers.csv`` as a frame.
+        config: The analysis options (axis, entropy floor, bootstrap, seed).
+        report: The following report (None: not analysed), whose filter decides which
+            items lie in a region.
+        law: The fitted balance law (None: no balance point, no regions).
+        cluster: The cluster column of ``items`` for the intervals, or None.
+
+    Returns:
+        ``(oscillation report, x)``: the report of
+        :func:`~modprobe.analysis.oscillation_report` and each item's uncertainty axis.
+    """
+    from modprobe.analysis import oscillation_report
+    from modprobe.analysis.following.oscillation import oscillation_counts, region_items
+    from modprobe.analysis.following.uncertainty import uncertainty_axis
 
     axis_values = uncertainty_axis(items["h_text"], items["h_vision"], axis=config.axis,
                                    entropy_floor=config.entropy_floor)
@@ -138,27 +215,7 @@ def analyze_run(out: Path, items: pd.DataFrame, layers: pd.DataFrame, mass: np.n
                              clusters=items[cluster].tolist() if cluster else None,
                              in_regions=in_regions,
                              axis_unit="nats" if config.axis == "abs" else "dH_rel units")
-    lines += osc.summary_lines()
-    per_item = osc.per_item.copy()
-    per_item.insert(0, "id", items["id"].to_numpy())
-    write_table(table_path(out, "oscillation", getattr(config, "table_format", "csv")), per_item)
-    summary["oscillation"] = {
-        "by_region": osc.by_region.to_dict(orient="records"),
-        "by_group": osc.by_group.to_dict(orient="records"),
-        "ambiguous_minus_clear": list(osc.ambiguous_minus_clear),
-        "radius": osc.radius, "radius_unit": osc.axis_unit}
-    attention, attention_lines = attention_summary(mass)
-    lines += attention_lines
-    summary["attention"] = attention
-    summary["lines"] = lines
-    summary = json_ready(summary)
-    write_json(out / "summary.json", summary)
-
-    figures: list[Path] = []
-    if config.figures:
-        figures = _draw(out / FIGURES, report, _short_name(model_name), items, layers, mass, x,
-                        osc, law, logit_difference_matrix)
-    return summary, figures
+    return osc, x
 
 
 def attention_summary(mass: np.ndarray) -> tuple[dict[str, Any], list[str]]:

@@ -17,19 +17,19 @@ changed is refused with what changed. A killed run resumes from its last finishe
 (half-written temporary files are removed) and ends with the tables of a run that was never
 interrupted. Checks come before writes: :func:`check_run_folder` writes nothing, so a
 runner can check everything the user gave before :func:`prepare_run_folder` creates the
-folder.
+folder. Those checks live in :mod:`~modprobe.study.folder_checks`, the data
+fingerprints in :mod:`~modprobe.study.fingerprints`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +37,8 @@ import pandas as pd
 
 from modprobe.analysis import table as analysis_table
 from modprobe.analysis.table import TEXT_COLUMNS
-from modprobe.checks import check_out
-from modprobe.errors import ModprobeError
-from modprobe.fingerprint import SAMPLES_PER_TENSOR, model_fingerprint  # noqa: F401
+from modprobe.fingerprint import SAMPLES_PER_TENSOR, model_fingerprint
 from modprobe.io import (
-    TMP_PREFIX,
-    TMP_SUFFIX,
     read_npy,
     remove_temporary_files,
     table_path,
@@ -51,14 +47,24 @@ from modprobe.io import (
     write_npy,
     write_parquet,
 )
+from modprobe.study.fingerprints import data_fingerprint, ri_folder_fingerprint
+from modprobe.study.folder_checks import (
+    MANIFEST,
+    StudyError,
+    check_resume,
+    check_run_folder,
+    upgrade_options,
+)
 
-MANIFEST = "manifest.json"
+__all__ = [
+    "CHUNKS", "MANIFEST", "SAMPLES_PER_TENSOR", "StudyError", "check_resume",
+    "check_run_folder", "chunk_folder", "data_fingerprint", "finished_chunks",
+    "gather_chunks", "is_complete", "lock_run_folder", "mark_complete", "model_fingerprint",
+    "now", "prepare_run_folder", "read_table", "release_run_folder", "ri_folder_fingerprint",
+    "undo_new_run", "upgrade_options", "versions", "write_chunk",
+]
+
 CHUNKS = "chunks"
-
-
-class StudyError(ModprobeError, RuntimeError):
-    """A run cannot start or resume (the message says what to do)."""
-
 
 def versions() -> dict[str, str]:
     """Versions of the packages that decide a run's numbers."""
@@ -77,125 +83,6 @@ def now() -> str:
     """Local time stamp for manifests."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
-
-def check_run_folder(out: str | Path, resume: bool,
-                     kind: str | None = None) -> dict[str, Any] | None:
-    """Check ``out`` before a run; returns its manifest when resuming, else None.
-
-    Writes nothing, so a runner calls it first and refuses bad input with no trace.
-
-    Raises:
-        StudyError: ``out`` is a file, cannot be written, is not empty without
-            ``resume``, holds no run to resume, or a run of another ``kind``.
-    """
-    out = Path(out)
-    leftovers = _killed_start(out)
-    if leftovers is not None:
-        if set(leftovers) <= {"<temporary files>"} and not resume:
-            return None  # only half-written files of ours: prepare_run_folder removes them
-        again = f"remove it (rm -r {out}) and run" if "data" in leftovers else "run"
-        raise StudyError(f"{out} holds only what a run killed before it started left "
-                         f"({', '.join(leftovers)}; no {MANIFEST}), so nothing was computed: "
-                         f"{again} the same command again without --resume")
-    try:
-        check_out(out, resume=resume, what="run")
-    except ModprobeError as err:
-        raise StudyError(str(err)) from None
-    if not resume:
-        return None
-    path = out / MANIFEST
-    if not path.is_file():
-        raise StudyError(f"cannot resume: {out} has no {MANIFEST}, so it is not a modprobe "
-                         "run; choose the run's folder or drop --resume")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StudyError(f"cannot resume: {path} is not valid JSON ({err}); the run folder "
-                         "is damaged, start a new --out") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
-        raise StudyError(f"cannot resume: {path} has no options; start a new --out")
-    manifest["options"] = upgrade_options(manifest["options"])
-    if kind is not None and manifest.get("kind", kind) != kind:
-        raise StudyError(f"cannot resume {out}: it holds a {manifest.get('kind')} run, "
-                         f"not a {kind} run; choose another --out")
-    return manifest
-
-
-def upgrade_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A manifest's options in today's names: runs written before ``data_seed`` existed
-    seeded their data (and perturbations) with ``seed``; runs written before Parquet wrote
-    CSV tables."""
-    upgraded = dict(options)
-    if "seed" in upgraded and "data_seed" not in upgraded:
-        upgraded["data_seed"] = upgraded["seed"]
-    upgraded.setdefault("table_format", "csv")  # runs before Parquet wrote CSV
-    return upgraded
-
-
-def _killed_start(out: Path) -> list[str] | None:
-    """What a run killed before its first manifest was written leaves in ``out``: the
-    atomic writers' temporaries (listed as ``<temporary files>``) and the ``data`` folder
-    a runner generates first; None when ``out`` holds a manifest or anything else."""
-    if not out.is_dir() or (out / MANIFEST).exists():
-        return None
-    found: set[str] = set()
-    for entry in out.iterdir():
-        if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
-            found.add("<temporary files>")
-        elif entry.name == "data" and entry.is_dir() and not entry.is_symlink():
-            found.add("data")
-        else:
-            return None
-    return sorted(found) or None
-
-
-def check_resume(out: Path, manifest: Mapping[str, Any], options: Mapping[str, Any],
-                 resume_keys: Iterable[str],
-                 fingerprints: Mapping[str, Any] | None = None,
-                 defaults: Mapping[str, Any] | None = None) -> None:
-    """Refuse to resume when options, data or model differ from the manifest's.
-
-    Args:
-        out: The run folder (for messages).
-        manifest: Its manifest.
-        options: The options now, keyed like ``manifest["options"]``.
-        resume_keys: The option names that must match.
-        fingerprints: ``{"data": ..., "model": ...}`` now (:func:`data_fingerprint`,
-            :func:`model_fingerprint`); parts the manifest lacks are not compared.
-        defaults: What a resume key the manifest lacks meant when it was written (an
-            option added later: ``{"causal": False}``); a key missing without a default
-            compares as None.
-
-    Raises:
-        StudyError: naming every difference.
-    """
-    before = {**(defaults or {}), **manifest.get("options", {})}
-    changed = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in resume_keys
-               if not _same_option(before.get(k), options.get(k))]
-    old = manifest.get("fingerprints") or {}
-    for part, what in (("data", "the dataset (items.jsonl, dataset.json or an image)"),
-                       ("model", "the model"), ("ri_folder", "the --ri-folder images")):
-        now_part = (fingerprints or {}).get(part)
-        if part in old and now_part is not None and old[part] != now_part:
-            detail = [name for name in now_part if old[part].get(name) != now_part.get(name)]
-            changed.append(f"{what} changed since the run started ({', '.join(detail)} differ)")
-    if changed:
-        raise StudyError(f"cannot resume {out} with different options or inputs "
-                         f"({'; '.join(changed)}); resume with the original ones, or start a "
-                         "new --out")
-
-
-def _same_option(before: Any, now: Any) -> bool:
-    """Equal values, or two spellings of one existing path (``runs/m`` and ``/abs/runs/m``)."""
-    if before == now:
-        return True
-    if isinstance(before, str) and isinstance(now, str):
-        try:
-            return Path(before).exists() and Path(now).exists() and \
-                Path(before).samefile(Path(now))
-        except OSError:
-            return False
-    return False
 
 
 #: Run folders this process holds the lock of: resolved path -> open folder descriptor.
@@ -245,9 +132,15 @@ def release_run_folder(out: str | Path) -> None:
 
 
 def undo_new_run(out: str | Path, created: bool) -> None:
-    """Remove what a refused new run wrote: the whole folder if the run ``created`` it,
-    else everything in it (it was empty before, as :func:`check_run_folder` found it).
-    A folder another process has locked (:func:`lock_run_folder`) is its run: left alone."""
+    """Remove what a refused new run wrote.
+
+    A folder another process has locked (:func:`lock_run_folder`) is its run: left alone.
+
+    Args:
+        out: The new run's folder.
+        created: Whether the run created ``out``: then the whole folder goes, else
+            everything in it (it was empty before, as :func:`check_run_folder` found it).
+    """
     out = Path(out)
     if not out.is_dir():
         return
@@ -320,7 +213,15 @@ def prepare_run_folder(out: Path, options: Mapping[str, Any], resume: bool,
 
 
 def chunk_folder(out: Path, index: int) -> Path:
-    """The folder of chunk ``index``."""
+    """The folder of chunk ``index`` of the run in ``out`` (``chunks/00003``).
+
+    Args:
+        out: The run folder.
+        index: The chunk's index.
+
+    Returns:
+        The chunk's folder path (not created).
+    """
     return out / CHUNKS / f"{index:05d}"
 
 
@@ -334,8 +235,17 @@ def is_complete(out: Path) -> bool:
 
 
 def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int]:
-    """Indices of the chunks (of ``count``) whose marker file exists (all of them for a
-    complete run whose chunks were removed: its gathered tables hold them)."""
+    """Indices of the finished chunks: those whose marker file exists.
+
+    Args:
+        out: The run folder.
+        count: The number of chunks of the run.
+        marker: The file a chunk writes last.
+
+    Returns:
+        The finished chunks' indices; all of them for a complete run whose chunks were
+        removed (its gathered tables hold them).
+    """
     if not (out / CHUNKS).is_dir() and is_complete(out):
         return set(range(count))
     return {i for i in range(count) if (chunk_folder(out, i) / marker).is_file()}
@@ -343,7 +253,14 @@ def finished_chunks(out: Path, count: int, marker: str = "items.csv") -> set[int
 
 def write_chunk(folder: Path, files: Mapping[str, pd.DataFrame | np.ndarray],
                 marker: str = "items.csv") -> None:
-    """Write a chunk's tables and arrays, ``marker`` last (its presence = chunk done)."""
+    """Write a chunk's tables and arrays, ``marker`` last (its presence = chunk done).
+
+    Args:
+        folder: The chunk's folder (:func:`chunk_folder`).
+        files: Frames (CSV, or Parquet by suffix) and arrays (``.npy``) by file name;
+            ``marker`` must be one of them.
+        marker: The file written last.
+    """
     for name, value in files.items():
         if name != marker:
             _write(folder / name, value)
@@ -360,16 +277,36 @@ def _write(path: Path, value: pd.DataFrame | np.ndarray) -> None:
 
 
 def read_table(path: Path, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
-    """A table a runner wrote: :func:`modprobe.analysis.table.read_table` (the one reader),
-    without the prediction-table check."""
+    """A table a runner wrote, read by :func:`modprobe.analysis.table.read_table`.
+
+    The one table reader, without the prediction-table check.
+
+    Args:
+        path: A CSV or Parquet table.
+        text: Columns read as text whatever they hold (an id ``0001`` stays ``"0001"``).
+
+    Returns:
+        The table.
+    """
     return analysis_table.read_table(path, validate=False, text=text)
 
 
 def gather_chunks(out: Path, count: int, names: Sequence[str],
                   table_format: str = "csv") -> dict[str, Any]:
-    """Concatenate every chunk's ``names`` (CSV: rows, ``.npy``: first axis), in order,
-    and write each whole table to ``out`` in ``table_format`` (a complete run whose chunks
-    were removed: read those tables back). Keys of the result are ``names``."""
+    """Concatenate every chunk's files, in order, and write each whole table to ``out``.
+
+    Tables are concatenated by rows, ``.npy`` arrays along their first axis. A complete
+    run whose chunks were removed has its tables read back instead.
+
+    Args:
+        out: The run folder.
+        count: The number of chunks.
+        names: The chunk files to gather (``items.csv``, ``attention_mass.npy``...).
+        table_format: ``"parquet"`` or ``"csv"``: how the whole tables are written.
+
+    Returns:
+        The whole tables and arrays, keyed by ``names``.
+    """
     folders = [chunk_folder(out, i) for i in range(count)]
     gathered: dict[str, Any] = {}
     if not (out / CHUNKS).is_dir() and is_complete(out):  # chunks removed at completion
@@ -400,41 +337,3 @@ def mark_complete(out: Path, manifest: dict[str, Any], remove_chunks: bool = Fal
     if remove_chunks:
         shutil.rmtree(out / CHUNKS, ignore_errors=True)
     release_run_folder(out)
-
-
-def _sha256_file(path: Path, digest: Any | None = None) -> Any:
-    digest = digest or hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest
-
-
-def data_fingerprint(root: str | Path, images: Iterable[str]) -> dict[str, str]:
-    """Hashes of a dataset folder: ``items`` (items.jsonl + dataset.json) and ``images``.
-
-    Args:
-        root: The dataset folder.
-        images: The image paths its items name (relative, POSIX separators).
-    """
-    root = Path(root)
-    items = hashlib.sha256()
-    for name in ("items.jsonl", "dataset.json"):
-        if (root / name).is_file():
-            items.update(name.encode())
-            _sha256_file(root / name, items)
-    pictures = hashlib.sha256()
-    for image in sorted(set(images)):
-        pictures.update(image.encode() + b"\0")
-        _sha256_file(root / PurePosixPath(image), pictures)
-    return {"items": items.hexdigest(), "images": pictures.hexdigest()}
-
-
-def ri_folder_fingerprint(folder: str | Path) -> dict[str, str]:
-    """Hash of the images RI draws from ``folder`` (names and bytes), as ``{"images": ...}``."""
-    from modprobe.perturb import usable_images
-
-    names = [Path(path).name for path in usable_images(str(folder))]
-    return {"images": data_fingerprint(folder, names)["images"]}
-
-

@@ -33,22 +33,26 @@ Tables are Parquet unless the run asks for CSV (``table_format="csv"``);
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from modprobe.adapters import CONDITIONS, Prompt
-from modprobe.analysis import normalize_answer
+from modprobe.adapters import CONDITIONS
 from modprobe.io import table_path, write_table
 from modprobe.spans import SPAN_NAMES
 from modprobe.stats import DEFAULT_RESAMPLES
 from modprobe.study.causal import causal_tables, study_translators
-from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec
+from modprobe.study.driver import AnalysisOptions, RunDriver, RunInputs, RunSpec, RunTables
+from modprobe.study.following_chunk import (
+    OPTIONS_SEPARATOR,
+    candidate_table,
+    chunk_files,
+    run_chunk,
+)
 from modprobe.study.report import attention_table
 from modprobe.study.runfolder import StudyError, data_fingerprint, model_fingerprint
 
@@ -59,6 +63,9 @@ _RESUME_KEYS = ("model", "data", "groups", "batch_size", "limit", "candidates", 
 _RESUME_DEFAULTS = {"causal": False, "lens": "logit", "translators": None}
 #: The chunk files gathered into the run's tables.
 TABLES = ("items.csv", "layers.csv", "attention_mass.npy")
+
+__all__ = ["OPTIONS_SEPARATOR", "TABLES", "StudyConfig", "StudyResult", "attention_table",
+           "candidate_table", "chunk_files", "run_chunk", "run_study"]
 
 
 @dataclass
@@ -152,6 +159,7 @@ class StudyResult:
     figures: list[Path] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
+        """The lines the run printed (filter counts, TFR, balance points, oscillation)."""
         return list(self.summary.get("lines", []))
 
 
@@ -159,19 +167,19 @@ def _check_config(config: StudyConfig) -> None:
     """Refuse options that cannot give a meaningful run, naming the CLI option."""
     from modprobe.checks import check_dtype
 
-    def integer(option: str, value: Any, least: int) -> None:
+    def _integer(option: str, value: Any, least: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             what = "a positive integer" if least == 1 else f"an integer >= {least}"
             raise StudyError(f"{option} must be {what}, got {value!r}")
 
-    integer("--batch-size", config.batch_size, 1)
-    integer("--top-k", config.top_k, 1)
-    integer("--seed", config.seed, 0)
-    integer("--data-seed", config.data_seed, 0)
+    _integer("--batch-size", config.batch_size, 1)
+    _integer("--top-k", config.top_k, 1)
+    _integer("--seed", config.seed, 0)
+    _integer("--data-seed", config.data_seed, 0)
     if config.limit is not None:
-        integer("--limit", config.limit, 1)
+        _integer("--limit", config.limit, 1)
     if config.groups is not None:
-        integer("--groups", config.groups, 1)
+        _integer("--groups", config.groups, 1)
         if config.data is not None:
             raise StudyError("--groups sets the size of the generated dataset, so it applies "
                              "only without --data; drop one of them")
@@ -204,103 +212,6 @@ def _generate_data(config: StudyConfig, out: Path) -> Path:
     return data
 
 
-def _candidate_entropy(logits: torch.Tensor) -> np.ndarray:
-    """Entropy (nats) of the softmax restricted to the candidate answers (`... cand`)."""
-    from modprobe.analysis.following.uncertainty import entropy
-
-    return np.asarray(entropy(logits.double().numpy(), axis=-1))
-
-
-#: Separator of the allowed text answers in the ``answer_text_options`` column.
-OPTIONS_SEPARATOR = "|"
-
-
-def _options_cell(item: Any) -> str:
-    """The colors the item's description allows, ``"|"``-joined (``answer_text`` alone
-    when the dataset lists no ``answer_text_options``). A text-only answer is correct
-    when it is any of them: a hedged description ("red or green") allows both."""
-    options = item.extra.get("answer_text_options") or [item.answer_text]
-    return OPTIONS_SEPARATOR.join(str(o) for o in options)
-
-
-def candidate_table(ids: Sequence[str], condition: str, labels: Sequence[str],
-                    logits: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """Final candidate scores as a tidy table (``candidates.csv``).
-
-    Args:
-        ids: Item ids, `item`.
-        condition: The condition of every row.
-        labels: Candidate labels, `cand`.
-        logits: `item cand` the model's own logits of the candidates.
-        probs: `item cand` their full-vocabulary probabilities.
-
-    Returns:
-        Columns ``id, condition, candidate, logit, prob`` (items outer, candidates inner).
-    """
-    n, k = len(ids), len(labels)
-    return pd.DataFrame({"id": np.repeat(np.asarray(ids, dtype=object), k),
-                         "condition": condition,
-                         "candidate": np.tile(np.asarray(labels, dtype=object), n),
-                         "logit": np.asarray(logits, dtype=np.float64).reshape(-1),
-                         "prob": np.asarray(probs, dtype=np.float64).reshape(-1)})
-
-
-def _run_chunk(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-               top_k: int, translators: Any = None,
-               ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Capture one chunk of items under the three conditions."""
-    from modprobe.capture import capture
-
-    parts = [dataset.prompts(item) for item in items]
-    item_rows: list[dict[str, Any]] = [
-        {"id": it.id, "group": it.group, "d_v": it.d_v, "d_t": it.d_t, "shape": it.shape,
-         "answer_vision": it.answer_vision, "answer_text": it.answer_text,
-         "answer_text_options": _options_cell(it),
-         "cluster": it.extra.get("cluster")} for it in items]
-    layer_frames: list[pd.DataFrame] = []
-    candidate_frames: list[pd.DataFrame] = []
-    masses: list[np.ndarray] = []
-    tuned_frames: list[pd.DataFrame] = []
-    for condition in CONDITIONS:
-        prompts = [Prompt.for_condition(condition, *p[condition]) for p in parts]
-        cap = capture(loaded, prompts, candidates=candidates, top_k=top_k,
-                      lens="tuned" if translators is not None else True,
-                      translators=translators).cpu()
-        if translators is not None:
-            from modprobe.study.causal import tuned_lens_frame
-
-            tuned_frames.append(tuned_lens_frame(cap, condition, [it.id for it in items]))
-        frames = cap.to_frames()  # decodes every token once, with the capture's decoder
-        final = frames.final
-        # An answer that normalises to nothing (a whitespace or empty token) keeps its
-        # token id, so it still differs from every real answer and survives a CSV round trip.
-        answers = [normalize_answer(token) or f"<id:{tid}>"
-                   for token, tid in zip(final["top1_token"], final["top1_id"])]
-        cand_entropy = _candidate_entropy(cap.final_candidate_logits)
-        for i, row in enumerate(item_rows):
-            row[f"y_{condition}"] = answers[i]
-            row[f"h_{condition}"] = float(final["entropy"].iloc[i])
-            row[f"hc_{condition}"] = float(cand_entropy[i])
-            row[f"p_{condition}"] = float(final["top1_prob"].iloc[i])
-        lens = frames.lens
-        lens.insert(0, "condition", condition)
-        lens.insert(0, "id", [items[r].id for r in lens["row"]])
-        layer_frames.append(lens.drop(columns=["row"]))
-        masses.append(cap.attention_mass.numpy().astype(np.float32))
-        candidate_frames.append(candidate_table(
-            [it.id for it in items], condition, list(cap.candidates.labels),
-            cap.final_candidate_logits.numpy(), cap.final_candidate_probs.numpy()))
-    items_frame = pd.DataFrame(item_rows)
-    items_frame["correct_vision"] = [
-        normalize_answer(y) == normalize_answer(a)
-        for y, a in zip(items_frame["y_vision"], items_frame["answer_vision"])]
-    items_frame["correct_text"] = [
-        normalize_answer(y) in {normalize_answer(o) for o in options.split(OPTIONS_SEPARATOR)}
-        for y, options in zip(items_frame["y_text"], items_frame["answer_text_options"])]
-    return (items_frame, pd.concat(layer_frames, ignore_index=True), np.stack(masses, axis=1),
-            pd.concat(candidate_frames, ignore_index=True),
-            pd.concat(tuned_frames, ignore_index=True) if tuned_frames else None)
-
 
 def run_study(config: StudyConfig, progress: bool = True,
               on_chunk: Callable[[int], None] | None = None) -> StudyResult | None:
@@ -327,9 +238,8 @@ def run_study(config: StudyConfig, progress: bool = True,
 
     Nothing is written before every check passed; a refused new run leaves no folder.
     """
-    from modprobe.capture.candidates import resolve_candidates
     from modprobe.data import load_dataset
-    from modprobe.loading import load, resolve_source
+    from modprobe.loading import resolve_source
     from modprobe.study.distributed import current_world
 
     # Check everything the user gave before writing anything: a typo must not leave a run
@@ -339,59 +249,135 @@ def run_study(config: StudyConfig, progress: bool = True,
     resolve_source(config.model)
     world = current_world()
     placement = world.placement(config.device, config.device_map)
-    driver = RunDriver(RunSpec(
+    driver = _driver(config, world)
+    _check_spans(driver.check_folder(), driver.out)
+    given = load_dataset(config.data) if config.data is not None else None
+    loaded, translators, vocab_size = _load_model(config, placement)
+    inputs = driver.prepare(lambda: _load_inputs(config, driver.out, given, loaded,
+                                                 vocab_size))
+    dataset, candidates = inputs.extra["dataset"], inputs.extra["candidates"]
+    gathered = driver.run_chunks(
+        inputs.items, lambda chunk: chunk_files(loaded, dataset, chunk, candidates,
+                                                config.top_k, translators, config.causal),
+        progress=progress, on_chunk=on_chunk)
+    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
+        return None
+    return _analyse(config, analysis, driver, gathered, translators is not None)
+
+
+def _driver(config: StudyConfig, world: Any) -> RunDriver:
+    """The run driver of ``config``: its folder, options, resume rules and tables.
+
+    Args:
+        config: The options.
+        world: The data-parallel world (:func:`modprobe.study.distributed.current_world`).
+
+    Returns:
+        A :class:`~modprobe.study.driver.RunDriver` that has not touched the folder yet.
+    """
+    return RunDriver(RunSpec(
         kind="following", out=Path(config.out), resume=config.resume,
         options={k: v for k, v in asdict(config).items() if k not in ("resume", "out")},
         resume_keys=_RESUME_KEYS, resume_defaults=_RESUME_DEFAULTS, batch_size=config.batch_size,
         tables=(*TABLES, *causal_tables(config)),
         optional_tables=("candidates.csv",), generated=("data",) if config.data is None else (),
         progress_label="modprobe.layers", table_format=config.table_format), world)
-    _check_spans(driver.check_folder(), driver.out)
-    given = load_dataset(config.data) if config.data is not None else None
-    loaded = load(config.model, dtype=config.dtype, **placement,
-                  **({} if config.remote is None else
-                     {"remote": True if config.remote == "ndif" else config.remote}))
+
+
+def _load_model(config: StudyConfig, placement: dict[str, Any]) -> tuple[Any, Any, int]:
+    """Load the model (here or remotely) and check the user's candidates against it.
+
+    Args:
+        config: The options.
+        placement: ``device`` or ``device_map`` for this rank
+            (:meth:`~modprobe.study.distributed.World.placement`).
+
+    Returns:
+        ``(loaded, translators, vocab_size)``: the :class:`~modprobe.loading.LoadedModel`,
+        the tuned lens's translators (None for the logit lens) and the size of the
+        unembedding's vocabulary.
+
+    Raises:
+        CandidateError: a ``--candidates`` answer is not in the vocabulary (checked
+            before any data is generated).
+    """
+    from modprobe.capture.candidates import resolve_candidates
+    from modprobe.loading import load
+
+    remote = {} if config.remote is None else {
+        "remote": True if config.remote == "ndif" else config.remote}
+    loaded = load(config.model, dtype=config.dtype, **placement, **remote)
     translators = study_translators(config, loaded)
     vocab_size = int(loaded.adapter.lm_head(loaded.module).weight.shape[0])
-    if config.candidates:  # the user's: checked before any data is generated
+    if config.candidates:
         resolve_candidates(config.candidates, loaded.tokenizer, vocab_size)
+    return loaded, translators, vocab_size
 
-    def load_inputs() -> RunInputs:
-        data = Path(config.data) if config.data is not None else _generate_data(config,
-                                                                                driver.out)
-        dataset = given or load_dataset(data)
-        items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
-        candidates = config.candidates or sorted(
-            {a for it in items for a in (it.answer_vision, it.answer_text)})
-        resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
-        fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
-                        "model": model_fingerprint(loaded.module)}
-        return RunInputs(data=data, items=items, fingerprints=fingerprints,
-                         manifest={"source": loaded.source, "family": loaded.adapter.family,
-                                   "candidates": candidates, "span_names": list(SPAN_NAMES),
-                                   "conditions": list(CONDITIONS)},
-                         extra={"dataset": dataset, "candidates": candidates})
 
-    inputs = driver.prepare(load_inputs)
-    dataset, candidates = inputs.extra["dataset"], inputs.extra["candidates"]
-    gathered = driver.run_chunks(
-        inputs.items, lambda chunk: _chunk_files(loaded, dataset, chunk, candidates,
-                                                 config.top_k, translators, config.causal),
-        progress=progress, on_chunk=on_chunk)
-    if gathered is None:  # another rank than 0: its chunks are written, rank 0 analyses
-        return None
+def _load_inputs(config: StudyConfig, out: Path, given: Any, loaded: Any,
+                 vocab_size: int) -> RunInputs:
+    """The run's items, candidates, fingerprints and manifest entries.
+
+    Args:
+        config: The options.
+        out: The run folder (the generated dataset goes to ``out/data``).
+        given: The dataset loaded from ``config.data``, or None to generate (or, on a
+            resume, reload) it.
+        loaded: The :class:`~modprobe.loading.LoadedModel`.
+        vocab_size: The size of its vocabulary (candidates must be in it).
+
+    Returns:
+        The :class:`~modprobe.study.driver.RunInputs`; its ``extra`` holds the dataset and
+        the candidate answers.
+
+    Raises:
+        CandidateError: an answer of the dataset is not in the vocabulary (no silent
+            ``<unk>``).
+    """
+    from modprobe.capture.candidates import resolve_candidates
+    from modprobe.data import load_dataset
+
+    data = Path(config.data) if config.data is not None else _generate_data(config, out)
+    dataset = given or load_dataset(data)
+    items = list(dataset.items)[: config.limit] if config.limit else list(dataset.items)
+    candidates = config.candidates or sorted(
+        {a for it in items for a in (it.answer_vision, it.answer_text)})
+    resolve_candidates(candidates, loaded.tokenizer, vocab_size)  # no silent <unk>
+    fingerprints = {"data": data_fingerprint(data, [it.image for it in dataset.items]),
+                    "model": model_fingerprint(loaded.module)}
+    return RunInputs(data=data, items=items, fingerprints=fingerprints,
+                     manifest={"source": loaded.source, "family": loaded.adapter.family,
+                               "candidates": candidates, "span_names": list(SPAN_NAMES),
+                               "conditions": list(CONDITIONS)},
+                     extra={"dataset": dataset, "candidates": candidates})
+
+
+def _analyse(config: StudyConfig, analysis: AnalysisOptions, driver: RunDriver,
+             gathered: RunTables, tuned: bool) -> StudyResult:
+    """Analyse the gathered tables, write the analysis and mark the run complete.
+
+    Args:
+        config: The options.
+        analysis: The analysis options, checked before the run started.
+        driver: The run's driver (its folder, and :meth:`~RunDriver.finish`).
+        gathered: What :meth:`~RunDriver.run_chunks` gathered (tables, and whether they
+            were gathered now rather than read back from a finished run).
+        tuned: Whether the run captured the tuned lens.
+
+    Returns:
+        The :class:`StudyResult`.
+    """
+    from modprobe.study.report import analyze_run
+
     items_frame = gathered.tables["items.csv"]
     layers_frame = gathered.tables["layers.csv"]
     mass = gathered.tables["attention_mass.npy"]
     if gathered.fresh:
         write_table(table_path(driver.out, "attention", config.table_format),
                     attention_table(mass, items_frame["id"].tolist()))
-
-    from modprobe.study.report import analyze_run
-
     summary, figures = analyze_run(driver.out, items_frame, layers_frame, mass, analysis,
                                    model_name=config.model, num_layers=mass.shape[2])
-    if config.causal or translators is not None:
+    if config.causal or tuned:
         from modprobe.study.causal import analyze_causal_and_tuned
 
         analyze_causal_and_tuned(driver.out, gathered.tables, items_frame, mass, analysis,
@@ -408,23 +394,3 @@ def _check_spans(previous: dict[str, Any] | None, out: Path) -> None:
         raise StudyError(
             f"cannot resume {out}: it was written with spans {', '.join(written)} and this "
             f"modprobe captures {', '.join(SPAN_NAMES)}; start a new run with another --out")
-
-
-def _chunk_files(loaded: Any, dataset: Any, items: Sequence[Any], candidates: list[str],
-                 top_k: int, translators: Any = None, causal: bool = False) -> dict[str, Any]:
-    """One chunk's files, the marker (``items.csv``) last."""
-    items_frame, layers_frame, mass, cand_frame, tuned = _run_chunk(
-        loaded, dataset, items, candidates, top_k, translators)
-    files: dict[str, Any] = {"attention_mass.npy": mass, "layers.csv": layers_frame,
-                             "candidates.csv": cand_frame}
-    if tuned is not None:
-        files["layers_tuned.csv"] = tuned
-    if causal:
-        from modprobe.study.causal import causal_chunk_files
-
-        parts = [dataset.prompts(item) for item in items]
-        prompts = {c: [Prompt.for_condition(c, *p[c]) for p in parts] for c in CONDITIONS}
-        files.update(causal_chunk_files(loaded, prompts, items, candidates))
-    files["items.csv"] = items_frame
-    return files
-

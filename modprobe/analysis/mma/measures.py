@@ -160,6 +160,65 @@ def attention_contrast(attention: pd.DataFrame, *, hedges: bool = False,
     return pd.DataFrame(rows)
 
 
+def contrast_change(before: pd.DataFrame, after: pd.DataFrame, *, hedges: bool = False,
+                    confidence: float = 0.95, n_bootstrap: int = DEFAULT_RESAMPLES,
+                    seed: int = 0) -> pd.DataFrame:
+    """Change in Cohen's d (after minus before) per condition, layer and span, paired.
+
+    Two attention tables of the same items (one model before and after fine-tuning, say)
+    give d per cell as :func:`attention_contrast` does; the change gets a paired cluster
+    bootstrap: each replicate draws clips once and recomputes both d's on them.
+
+    Returns:
+        One row per (condition, layer, span): ``d_before, d_after, change, low, high,
+        n, n_clusters, method, note``.
+
+    Raises:
+        ValueError: the tables do not hold the same items in the same clusters.
+    """
+    mass = {name: _per_item_mass(table).set_index(["condition", "ask", "item", "cluster",
+                                                    "layer", "span"])["mass"]
+            for name, table in (("before", before), ("after", after))}
+    if not mass["before"].index.sort_values().equals(mass["after"].index.sort_values()):
+        raise ValueError("the before and after attention tables differ in their items, "
+                         "clusters, conditions, layers or spans; compare runs of the same clips")
+    joined = pd.DataFrame({"before": mass["before"], "after": mass["after"]}).reset_index()
+    rows = []
+    for (condition, layer, span), part in joined.groupby(["condition", "layer", "span"],
+                                                         sort=False):
+        part = part.sort_values(["ask", "item"])
+        vis, aud = part[part["ask"] == "visual"], part[part["ask"] == "audio"]
+        if vis.empty or aud.empty:
+            continue
+        d = {k: cohens_d(vis[k], aud[k], hedges) for k in ("before", "after")}
+        labels = np.concatenate([vis["cluster"].to_numpy(object), aud["cluster"].to_numpy(object)])
+        codes = cluster_codes(labels, labels.size)
+        n_clusters = int(codes.max()) + 1
+        row = {"condition": condition, "layer": int(layer), "span": span,
+               "d_before": d["before"], "d_after": d["after"]}
+        change = d["after"] - d["before"]
+        if n_clusters < 2 or not np.isfinite(change):
+            interval = not_identified("fewer than two clips, or no spread", n=labels.size,
+                                      n_clusters=n_clusters, confidence=confidence,
+                                      estimate=change)
+        else:
+            weights = resample_weights(labels.size, n_bootstrap, np.random.default_rng(seed),
+                                       codes)
+            wv, wa = weights[:, :len(vis)], weights[:, len(vis):]
+            reps = (_weighted_d(vis["after"].to_numpy(float), aud["after"].to_numpy(float),
+                                wv, wa, hedges)
+                    - _weighted_d(vis["before"].to_numpy(float), aud["before"].to_numpy(float),
+                                  wv, wa, hedges))
+            interval = bootstrap_interval(reps, change, confidence=confidence,
+                                          method="cluster-bootstrap", n=labels.size,
+                                          n_clusters=n_clusters)
+        row.update({"change": interval.estimate, "low": interval.low, "high": interval.high,
+                    "n": interval.n, "n_clusters": interval.n_clusters,
+                    "method": interval.method, "note": interval.note})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def mass_curves(attention: pd.DataFrame) -> pd.DataFrame:
     """Per-item mass (draws averaged) in the layout of ``plot_attention_mass``.
 
@@ -231,4 +290,4 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
 
 
 __all__ = ["ANSWER_COLUMNS", "ATTENTION_COLUMNS", "accuracy_table", "attention_contrast",
-           "cohens_d", "d_interval", "mass_curves", "plot_d_per_layer"]
+           "cohens_d", "contrast_change", "d_interval", "mass_curves", "plot_d_per_layer"]

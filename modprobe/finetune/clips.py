@@ -1,0 +1,233 @@
+"""Fine-tune an audio-visual model on clip questions (``modprobe.data.clips_items``).
+
+The interference trainer (:func:`modprobe.finetune.train`) takes image/text task items;
+this is its counterpart for MMA clip questions, with the same per-step losses
+(:func:`modprobe.finetune.compute_losses`) and LoRA settings (:class:`modprobe.finetune.LoraSettings`):
+
+* ``answer``: cross-entropy of the answer-position logits against the class of the
+  modality the question names (under a conflict: the picture's class for a visual
+  question, the sound's for an audio one);
+* ``calibration``: :func:`modprobe.finetune.attention_calibration_loss` toward the span of
+  that modality: ``"audio"`` for an audio question, the frames' span (``"image"`` with
+  ``visual="image"``, ``"video"`` with ``visual="video"``) for a visual one.
+
+```python
+import modprobe
+from modprobe.finetune import LossConfig, TrainConfig
+from modprobe.finetune.clips import train_clips
+
+lm = modprobe.load("av-organism-shortcut")
+items = ...                                  # ClipItems, conflicts included
+result = train_clips(lm, items, TrainConfig(out="runs/av-tune", steps=150, batch_size=16,
+                     learning_rate=2e-3, loss=LossConfig(calibration=1.0)))
+tuned = modprobe.load("runs/av-tune")        # base + LoRA adapter, for `modprobe mma`
+```
+
+The run folder has the interference trainer's layout (``manifest.json`` of kind
+``finetune``, ``log.csv``, ``model/`` with the adapter and the processor), so
+``modprobe.load(RUN)`` and ``modprobe mma --model RUN`` load the tuned model. Each step's
+rows are a pure function of ``(seed, step)``. Runs are short (minutes on a CPU), so there
+are no intermediate checkpoints and no resume: an interrupted run leaves no ``model/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modprobe.determinism import deterministic_torch
+from modprobe.finetune import FinetuneError, LossConfig, TrainBatch, TrainConfig, compute_losses
+from modprobe.finetune.checks import answer_ids
+from modprobe.finetune.loop import learning_rate
+from modprobe.finetune.lora import apply_lora, trainable_parameters
+from modprobe.finetune.trainer import LOG_FILE, MODEL_DIR, RUN_KIND, base_name, save_model
+from modprobe.io import write_csv, write_json
+
+#: The span a question's answer lives in, per asked modality (``visual`` depends on how
+#: the frames are shown: see :func:`relevant_clip_span`).
+ASKS: tuple[str, ...] = ("visual", "audio")
+
+
+@dataclass
+class ClipTuneResult:
+    """What :func:`train_clips` produced (also on disk in the run folder).
+
+    Attributes:
+        out: The run folder.
+        model: The tuned model (the input ``LoadedModel``, LoRA layers inside).
+        log: One row per optimizer step (``step, loss`` and each enabled term, ``lr``).
+        seconds: Wall time of the steps.
+        trainable: Number of trained parameters.
+    """
+
+    out: Path
+    model: Any
+    log: pd.DataFrame
+    seconds: float
+    trainable: int
+
+
+def relevant_clip_span(ask: str, visual: str = "image") -> str:
+    """The span holding the answer of a clip question.
+
+    Args:
+        ask: ``"visual"`` or ``"audio"``.
+        visual: How the frames are shown (``"image"``: the middle frame, ``"video"``).
+
+    Returns:
+        ``"audio"`` for an audio question, else ``visual``'s span.
+    """
+    if ask not in ASKS:
+        raise ValueError(f"ask must be one of {', '.join(ASKS)}, not {ask!r}")
+    if visual not in ("image", "video"):
+        raise ValueError(f"visual must be 'image' or 'video', not {visual!r}")
+    return "audio" if ask == "audio" else visual
+
+
+def clip_batch(loaded: Any, items: Sequence[Any], visual: str = "image",
+               cache: dict[str, int] | None = None) -> TrainBatch:
+    """Encode clip questions as one :class:`modprobe.finetune.TrainBatch`.
+
+    Args:
+        loaded: The model (its adapter encodes the prompts).
+        items: :class:`modprobe.data.clips_items.ClipItem` rows.
+        visual: How the frames are shown (``ClipItem.prompt``'s ``visual``).
+        cache: Answer token ids found so far (:func:`modprobe.finetune.checks.answer_ids`).
+
+    Returns:
+        The encoded rows, their gold answers' token ids and relevant spans.
+
+    Raises:
+        FinetuneDataError: a gold answer has no token in the vocabulary.
+    """
+    batch = loaded.encode([it.prompt(visual) for it in items])
+    targets = answer_ids(loaded.tokenizer, [it.gold for it in items],
+                         {} if cache is None else cache)
+    return TrainBatch(batch, targets.to(loaded.device),
+                      [relevant_clip_span(it.ask, visual) for it in items])
+
+
+def draw_rows(n_items: int, size: int, seed: int, step: int) -> np.ndarray:
+    """Indices of one step's rows (with replacement), a pure function of ``(seed, step)``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 20_261_207, step]))
+    return rng.integers(n_items, size=size)
+
+
+def _check(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str) -> None:
+    """Every option and the first batch, before anything is written."""
+    from modprobe.finetune import check_batch
+
+    try:
+        config.check()
+    except ValueError as err:
+        raise FinetuneError(str(err)) from None
+    if config.mode != "lora":
+        raise FinetuneError("clip fine-tuning trains LoRA adapters only (mode='lora')")
+    if config.perturbations or config.resume or config.grad_accum != 1:
+        raise FinetuneError("clip fine-tuning takes no perturbations, resume or grad_accum: "
+                            "put conflicts in the items themselves")
+    if not items:
+        raise FinetuneError("no clip items to train on")
+    first = [items[i] for i in draw_rows(len(items), config.batch_size, config.seed, 0)]
+    try:
+        check_batch(loaded, clip_batch(loaded, first, visual), config.loss, label="clip batch")
+    except ValueError as err:
+        raise FinetuneError(str(err)) from None
+
+
+def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
+                visual: str = "image",
+                progress: Callable[[dict[str, float]], None] | None = None) -> ClipTuneResult:
+    """LoRA-tune ``loaded`` on clip questions and write the run folder ``config.out``.
+
+    Args:
+        loaded: A :class:`modprobe.LoadedModel` (trained in place: LoRA layers are
+            injected into its module).
+        items: Training :class:`~modprobe.data.clips_items.ClipItem` rows; their ``gold``
+            (the class of the asked modality) is the label.
+        config: Steps, batch size, learning rate, LoRA settings, loss weights, seed,
+            threads (``perturbations``, ``holdout``, ``grad_accum`` and ``resume`` are
+            the interference trainer's and must stay at their defaults).
+        visual: How the frames are shown (``"image"`` or ``"video"``).
+        progress: Called with each step's log row.
+
+    Returns:
+        The :class:`ClipTuneResult`.
+
+    Raises:
+        FinetuneError / LoraTargetError: bad options or items, before anything is written.
+        ModprobeError: ``config.out`` is not an empty (or new) folder.
+    """
+    from nnsight import NNsight
+
+    from modprobe.checks import check_out
+    from modprobe.finetune.lora import resolve_targets
+
+    _check(loaded, items, config, visual)
+    resolve_targets(loaded, config.lora.targets)
+    out = check_out(config.out, what="fine-tuning run")
+    base = base_name(loaded)
+    manifest = {"kind": RUN_KIND, "status": "running", "data": "clip items",
+                "options": {"base": base, "visual": visual, "n_items": len(items),
+                            **config.options()}}
+    with deterministic_torch(config.seed, config.threads):
+        peft_model = apply_lora(loaded, config.lora, base)
+        loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
+        parameters = trainable_parameters(loaded.module)
+        optimizer = torch.optim.AdamW(parameters.values(), lr=config.learning_rate,
+                                      weight_decay=config.weight_decay)
+        manifest["trainable_parameters"] = sum(p.numel() for p in parameters.values())
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "manifest.json", manifest)
+        log, seconds = _steps(loaded, items, config, visual, optimizer, parameters, progress)
+    loaded.module.eval()
+    save_model(loaded, peft_model, out / MODEL_DIR)
+    frame = pd.DataFrame(log)
+    write_csv(out / LOG_FILE, frame)
+    manifest.update({"status": "complete", "steps_done": config.steps,
+                     "seconds": round(seconds, 1),
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_json(out / "manifest.json", manifest)
+    return ClipTuneResult(out=out, model=loaded, log=frame, seconds=seconds,
+                          trainable=int(manifest["trainable_parameters"]))
+
+
+def _steps(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str,
+           optimizer: torch.optim.Optimizer, parameters: dict[str, torch.nn.Parameter],
+           progress: Callable[[dict[str, float]], None] | None
+           ) -> tuple[list[dict[str, float]], float]:
+    """The optimizer steps (the trainer's learning-rate schedule)."""
+    loss_config: LossConfig = config.loss
+    log: list[dict[str, float]] = []
+    began = time.perf_counter()
+    loaded.module.train()
+    cache: dict[str, int] = {}
+    for step in range(config.steps):
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rows = [items[i] for i in draw_rows(len(items), config.batch_size, config.seed, step)]
+        terms = compute_losses(loaded, clip_batch(loaded, rows, visual, cache), None,
+                               loss_config)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(list(parameters.values()), config.grad_clip)
+        optimizer.step()
+        row = {"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}, "lr": lr}
+        log.append(row)
+        if progress is not None:
+            progress(row)
+    return log, time.perf_counter() - began
+
+
+__all__ = ["ASKS", "ClipTuneResult", "clip_batch", "draw_rows",
+           "relevant_clip_span", "train_clips"]
