@@ -318,7 +318,8 @@ def test_a_second_draw_enters_the_estimate_and_the_interval() -> None:
     flips = both.per_item[both.per_item["perturbation"] == "MD"]
     averaged = flips.groupby("id", sort=False).agg(f=("flipped", "mean"), c=("cluster", "first"))
     assert (averaged["f"] == 0.5).sum() > 10         # the draws disagree on these items
-    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), n_bootstrap=500)
+    expected = mean_interval(averaged["f"].to_numpy(), averaged["c"].to_numpy(), kind="rate",
+                             n_bootstrap=500)
     assert (md.low, md.high) == (expected.low, expected.high)
     assert (md.low, md.high) != (one.condition("MD").delta.low, one.condition("MD").delta.high)
     assert any("2 perturbation draws per item" in n for n in both.notes)

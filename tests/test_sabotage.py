@@ -108,9 +108,9 @@ def test_planted_saboteurs_contributors_and_fused_answers_are_recovered_exactly(
     assert summary["fusion"]["top3"] == 1.0 and summary["fusion"]["top5"] == 1.0
     assert math.isclose(joint["top1"], 12 / n) and math.isclose(joint["top5"], 12 / n)
     # cluster labels present: every interval is over the 3 clusters (rates of 0/1 values:
-    # the cluster-adjusted Wilson interval)
+    # the Korn-Graubard interval)
     rates = report.rates[report.rates["n"] > 0]
-    assert (rates["method"] == "cluster-wilson").all() and (rates["n_clusters"] == 3).all()
+    assert (rates["method"] == "korn-graubard").all() and (rates["n_clusters"] == 3).all()
     # the sabotage table lists every potential sabotage, successful ones first
     assert len(report.sabotaged) == 12 + 6 + 18
     assert report.sabotaged["successful_sabotage"].iloc[:12].eq(1).all()

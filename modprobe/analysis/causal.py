@@ -50,12 +50,13 @@ class DecisionLayer:
 
 
 def _interval_rows(frame: pd.DataFrame, keys: Sequence[str], value: str,
-                   clusters: dict[str, Any] | None, n_bootstrap: int, seed: int) -> pd.DataFrame:
+                   clusters: dict[str, Any] | None, n_bootstrap: int, seed: int,
+                   kind: str) -> pd.DataFrame:
     rows = []
     for key, part in frame.groupby(list(keys), sort=True):
         labels = None if clusters is None else [clusters.get(i, i) for i in part["id"]]
-        ci = mean_interval(part[value].to_numpy(float), labels, n_bootstrap=n_bootstrap,
-                           seed=seed)
+        ci = mean_interval(part[value].to_numpy(float), labels, kind=kind,
+                           n_bootstrap=n_bootstrap, seed=seed)
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
                      value: ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n,
                      "method": ci.method})
@@ -72,7 +73,8 @@ def knockout_by_layer(knockout: pd.DataFrame, clusters: dict[str, Any] | None = 
     """
     table = knockout.assign(flipped=knockout["flipped"].astype(float),
                             shift=knockout["d_knocked"] - knockout["d_clean"])
-    out = _interval_rows(table, ["span", "layer"], "flipped", clusters, n_bootstrap, seed)
+    out = _interval_rows(table, ["span", "layer"], "flipped", clusters, n_bootstrap, seed,
+                         "rate")
     shift = table.groupby(["span", "layer"], sort=True)["shift"].mean().reset_index()
     return out.merge(shift, on=["span", "layer"])
 
@@ -89,7 +91,8 @@ def decision_layer(knockout: pd.DataFrame, span: str = "image",
     rates = flips.mean(axis=0)
     best = int(np.argmax(rates))
     labels = None if clusters is None else [clusters.get(i, i) for i in wide.index]
-    ci = mean_interval(flips[:, best], labels, n_bootstrap=n_bootstrap, seed=seed)
+    ci = mean_interval(flips[:, best], labels, kind="rate", n_bootstrap=n_bootstrap,
+                       seed=seed)
     codes = None if labels is None else cluster_codes(labels, len(wide))
     weights = resample_weights(len(wide), n_bootstrap, np.random.default_rng(seed), codes)
     boot = (weights @ flips) / weights.sum(axis=1, keepdims=True)
@@ -106,7 +109,7 @@ def patching_by_layer(patching: pd.DataFrame, clusters: dict[str, Any] | None = 
         Columns ``source, target, site, layer, restored, low, high, n, method``.
     """
     return _interval_rows(patching, ["source", "target", "site", "layer"], "restored",
-                          clusters, n_bootstrap, seed)
+                          clusters, n_bootstrap, seed, "continuous")
 
 
 def attention_peaks(attention: pd.DataFrame, condition: str = "multi") -> dict[str, int]:

@@ -287,7 +287,7 @@ def relevant_mass(folder: Path, layers: Sequence[int] = CAL_LAYERS, seed: int = 
             if part[measure].isna().all():
                 continue
             interval = mean_interval(part[measure].to_numpy(), part["cluster"].to_numpy(),
-                                     seed=seed)
+                                     kind="continuous", seed=seed)
             rows.append({"relevant": kind, "condition": "clean" if clean else "perturbed",
                          "measure": measure, "estimate": interval.estimate,
                          "low": interval.low, "high": interval.high,
@@ -416,7 +416,7 @@ def paired_differences(config: DemoConfig, names: Sequence[str]) -> pd.DataFrame
         for perturbation, part in paired.groupby("perturbation"):
             diff = (part["flipped"] - part["flipped_base"]).to_numpy(float)
             clusters = part["cluster"].to_numpy()
-            interval = mean_interval(diff, clusters, seed=config.seed)
+            interval = mean_interval(diff, clusters, kind="paired", seed=config.seed)
             rows.append({"model": name, "perturbation": perturbation,
                          "flip": float(part["flipped"].mean()),
                          "flip_base": float(part["flipped_base"].mean()),

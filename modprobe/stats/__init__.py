@@ -6,11 +6,13 @@ them all. Definitions and the choices made: docs/science.md.
 
 ```python
 from modprobe.stats import mean_interval
-acc = mean_interval(correct, clusters=table["cluster"])   # Interval(estimate, low, high, ...)
-print(acc.format())                                       # 0.812 ci=[0.741, 0.870]
+acc = mean_interval(correct, table["cluster"], kind="rate")  # Interval(estimate, low, ...)
+print(acc.format())                                         # 0.812 ci=[0.741, 0.870]
 ```
 
-Modules: `intervals` (Interval, Wilson, bootstrap intervals with Monte Carlo error),
+Modules: `intervals` (Interval, `mean_interval` by declared kind, Wilson, bootstrap
+intervals with Monte Carlo error), `cluster_rate` (Korn-Graubard rates, MOVER paired
+differences), `cluster_mean` (studentised cluster bootstrap of continuous means),
 `resample` (item and cluster bootstrap weights), `logistic` (batched weighted IRLS),
 `monotone` (isotonic fit, its crossing, the cluster-robust trend test), `binning`
 (display bins), `gof` (Hosmer-Lemeshow, cluster-aware), `signflip` (exact cluster

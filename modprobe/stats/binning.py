@@ -114,8 +114,8 @@ def binned_rate(
         low, high = np.full(n_bins, np.nan), np.full(n_bins, np.nan)
         for b in np.flatnonzero(n):
             inside = index == b
-            ci = mean_interval(yv[inside], labels[inside], confidence=confidence,
-                               n_bootstrap=n_bootstrap, seed=seed + b)
+            ci = mean_interval(yv[inside], labels[inside], kind="rate",
+                               confidence=confidence, n_bootstrap=n_bootstrap, seed=seed + b)
             low[b], high[b] = ci.ci
     with np.errstate(invalid="ignore", divide="ignore"):
         frame = pd.DataFrame({"x_low": edges[:-1], "x_high": edges[1:], "x_mean": x_sum / n,

@@ -1,5 +1,4 @@
-"""The interval of a clustered mean of values that are not 0/1 (paired differences,
-counts), for as few as 8 clusters.
+"""The interval of a continuous clustered mean (counts, masses), for as few as 8 clusters.
 
 The mean of items in clusters is a ratio of cluster totals, ``m = sum_g S_g / sum_g n_g``.
 Its interval is a studentised (bootstrap-t) cluster bootstrap with the CR2
@@ -53,19 +52,25 @@ def cr2_variance(totals: np.ndarray, sizes: np.ndarray,
 
 
 def bell_mccaffrey_df(sizes: np.ndarray) -> float:
-    """Satterthwaite degrees of freedom of the CR2 variance of a mean (Bell and
-    McCaffrey 2002), under independent equal-variance items: ``G - 1`` for equal
-    clusters, fewer when a few clusters carry most items."""
+    """Satterthwaite degrees of freedom of the CR2 variance of a mean.
+
+    Bell and McCaffrey (2002), under independent equal-variance items: ``G - 1`` for
+    equal clusters, fewer when a few clusters carry most items.
+    """
     n = float(sizes.sum())
     weight = 1.0 / (1.0 - sizes / n)
-    gram = np.sqrt(np.outer(weight, weight)) * (np.diag(sizes) - np.outer(sizes, sizes) / n)
-    return float(np.trace(gram) ** 2 / np.sum(gram * gram))
+    # trace and squared Frobenius norm of W^1/2 (diag(n_g) - n n^T / n) W^1/2, in O(G)
+    trace = float(np.sum(weight * sizes) - np.sum(weight * sizes**2) / n)
+    frobenius = float(np.sum(weight**2 * sizes**2) - 2 * np.sum(weight**2 * sizes**3) / n
+                      + np.sum(weight * sizes**2) ** 2 / n**2)
+    return trace**2 / frobenius
 
 
 def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: float,
                        n_bootstrap: int, seed: int) -> Interval:
-    """Interval of the mean of clustered values: bootstrap-t on the CR2 error, at least
-    as wide as the CR2 Student interval on each side (module docstring).
+    """Interval of the mean of clustered values: bootstrap-t on the CR2 error.
+
+    At least as wide as the CR2 Student interval on each side (module docstring).
 
     Args:
         values: ``items`` finite numbers.

@@ -26,8 +26,9 @@ class Interval:
         low: Lower bound (NaN when not identified).
         high: Upper bound (NaN when not identified).
         confidence: Nominal coverage, e.g. 0.95.
-        method: ``"wilson"``, ``"cluster-wilson"``, ``"cluster-bootstrap-t"``,
-            ``"cluster-bootstrap"``, ``"bootstrap"`` or ``"none"``.
+        method: ``"wilson"``, ``"korn-graubard"``, ``"paired-mover"``,
+            ``"cluster-bootstrap-t"``, ``"cluster-bootstrap"``, ``"bootstrap"`` or
+            ``"none"``.
         n: Items the estimate is over.
         n_clusters: Clusters resampled (None when items were treated as independent).
         note: Why the interval is not identified, or a caveat ("" when none).
@@ -68,8 +69,10 @@ class Interval:
         return out
 
     def format(self, digits: int = 3) -> str:
-        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``; flags follow in
-        brackets (``[open above: ...]``)."""
+        """``0.312 ci=[0.215, 0.439]``, or ``not identified (why)``.
+
+        Flags follow in brackets (``[open above: ...]``).
+        """
         if any(math.isnan(v) for v in (self.estimate, self.low, self.high)):
             return f"not identified ({self.note or 'no data'})"
         text = f"{self.estimate:.{digits}f} ci=[{self.low:.{digits}f}, {self.high:.{digits}f}]"
@@ -89,8 +92,11 @@ _BIG = 1e300
 
 
 def _quantiles(values: np.ndarray, q: Any) -> np.ndarray:
-    """Sample quantiles that keep +-inf replicates in order (linear interpolation
-    between two infinities would give NaN: they are clamped and restored)."""
+    """Sample quantiles that keep +-inf replicates in order.
+
+    Linear interpolation between two infinities would give NaN: they are clamped and
+    restored.
+    """
     clamped = np.clip(values, -_BIG, _BIG)
     out = np.quantile(clamped, q)
     return np.where(out >= _BIG, np.inf, np.where(out <= -_BIG, -np.inf, out))

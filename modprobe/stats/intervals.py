@@ -4,14 +4,13 @@ Every analysis (following rates, the law's balance points, oscillation means, in
 accuracy and flip rates, sabotage rates) reports its uncertainty through these helpers so
 that one choice, documented in docs/science.md, governs them all:
 
-- a proportion of independent items: the Wilson score interval;
-- a proportion over items that share a cluster (one generator group, one source
-  image): the cluster-adjusted Wilson interval (effective sample size, Student's t with
-  G - 1 degrees of freedom);
-- the mean of other values (paired differences, counts) over clustered items: a
-  studentised cluster bootstrap on the CR2 cluster-robust error, at least as wide as the
-  CR2 Student interval (`modprobe.stats.cluster_mean`), which keeps its level with 8
-  skewed clusters;
+- the mean of a quantity of a declared kind (`mean_interval`): a rate in [0, 1]
+  (Wilson for independent 0/1 items, else Korn and Graubard's effective-size
+  Clopper-Pearson interval, `modprobe.stats.cluster_rate`), a paired difference in
+  [-1, 1] (the MOVER combination of its two parts' rate intervals), or a continuous
+  mean (a studentised cluster bootstrap on the CR2 cluster-robust error, at least as
+  wide as the CR2 Student interval, `modprobe.stats.cluster_mean`); each keeps its level
+  with 8 clusters on the settings measured in docs/science.md;
 - anything else: a bootstrap (whole clusters resampled, `modprobe.stats.resample`)
   with the expanded percentile interval (`expanded_level`);
 - a quantity the data cannot identify (no items, fewer than two clusters): an `Interval`
@@ -32,6 +31,7 @@ import numpy as np
 from scipy import stats
 
 from modprobe.stats.cluster_mean import cluster_t_interval
+from modprobe.stats.cluster_rate import cluster_rate_interval, paired_rate_interval
 from modprobe.stats.interval_core import (  # noqa: F401  (re-exported: the public names)
     Interval,
     _json_number,
@@ -84,8 +84,9 @@ def bootstrap_interval(
     bounds_name: str = "the observed range",
     note: str = "",
 ) -> Interval:
-    """The expanded percentile interval of bootstrap ``replicates``, with its Monte
-    Carlo error and flags.
+    """The expanded percentile interval of bootstrap ``replicates``, with error and flags.
+
+    The interval carries the Monte Carlo error of its bounds.
 
     The one bootstrap interval of modprobe: `mean_interval`, the law's balance points,
     the oscillation summaries and the following rates all end here. The percentiles
@@ -165,76 +166,74 @@ def wilson_intervals(
     return low, high
 
 
-def cluster_wilson_interval(values: np.ndarray, codes: np.ndarray,
-                            confidence: float = 0.95) -> Interval:
-    """Wilson interval of a proportion over clustered items, at the clusters' level.
+#: The kinds of quantity `mean_interval` knows, each with its interval method.
+MEAN_KINDS = ("rate", "paired", "continuous")
+_KIND_RANGES = {"rate": (0.0, 1.0), "paired": (-1.0, 1.0)}
 
-    Korn and Graubard's (1998) small-sample interval for a proportion from clustered
-    data, in its Wilson form: the items count as ``n_eff = p (1 - p) / V`` independent
-    ones (at most ``n``), ``V`` the cluster-robust variance of ``p = sum_g S_g / n``,
-    ``V = G / (G - 1) sum_g (S_g - p n_g)^2 / n^2``, and Student's quantile with
-    ``G - 1`` degrees of freedom replaces the normal one. Unlike a bootstrap or a
-    t interval it stays inside [0, 1] and widens towards 0.5 where a few clusters
-    happen to agree, which keeps its level for small rates with 8 clusters
-    (beta-binomial simulation: `modprobe.analysis.following.coverage_table`).
 
-    Args:
-        values: ``items`` 0/1 values.
-        codes: ``items`` cluster codes 0..G-1 (G >= 2).
-        confidence: Nominal coverage.
+def _declared_kind(kind: str | None, x: np.ndarray) -> str:
+    """The kind of the quantity, checked against its values' range.
 
-    Returns:
-        An `Interval` with method ``"cluster-wilson"``.
+    None (an undeclared caller) keeps the old rule: 0/1 values are a rate, anything
+    else continuous; every analysis of the toolkit declares its kind.
     """
-    n, n_clusters = values.size, int(codes.max()) + 1
-    p = float(values.mean())
-    sizes = np.bincount(codes, minlength=n_clusters)
-    sums = np.bincount(codes, weights=values, minlength=n_clusters)
-    var = n_clusters / (n_clusters - 1) * float(np.sum((sums - p * sizes) ** 2)) / n**2
-    n_eff = float(n) if var <= 0 else min(float(n), p * (1 - p) / var)
-    z = float(stats.t.ppf(0.5 + confidence / 2, n_clusters - 1))
-    denom = 1 + z**2 / n_eff
-    centre = (p + z**2 / (2 * n_eff)) / denom
-    half = z * math.sqrt(p * (1 - p) / n_eff + z**2 / (4 * n_eff**2)) / denom
-    low, high = min(max(0.0, centre - half), p), max(min(1.0, centre + half), p)
-    return Interval(p, low, high, confidence, "cluster-wilson", n, n_clusters,
-                    note=f"effective sample size {n_eff:.0f}")
+    if kind is None:
+        return "rate" if np.all((x == 0) | (x == 1)) else "continuous"
+    if kind not in MEAN_KINDS:
+        raise ValueError(f"kind={kind!r}: use one of {', '.join(MEAN_KINDS)}")
+    low, high = _KIND_RANGES.get(kind, (-math.inf, math.inf))
+    if x.size and (x.min() < low or x.max() > high):
+        raise ValueError(f"kind={kind!r} needs values in [{low:g}, {high:g}], got "
+                         f"[{x.min():g}, {x.max():g}]; declare kind='continuous'")
+    return kind
 
 
 def mean_interval(
     values: Any,
     clusters: Any | None = None,
     *,
+    kind: str | None = None,
     confidence: float = 0.95,
     n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """The mean of per-item values with its interval, cluster-aware.
+    """The mean of per-item values with its interval, by the kind of the quantity.
 
-    Serves every rate modprobe reports over items: accuracy (values 0/1 = correct), a
-    flip rate (1 = the answer changed under a perturbation: pair the clean and perturbed
-    answers per item first), a sabotage rate, an oscillation mean.
+    Serves every mean modprobe reports over items; the caller declares what it is,
+    and the kind, never the values seen, picks the method (docs/science.md,
+    "Intervals and clusters"):
 
-    Without ``clusters``, 0/1 values get the Wilson interval and other values a
-    bootstrap over items. With ``clusters`` (one label per item), 0/1 values get the
-    cluster-adjusted Wilson interval (`cluster_wilson_interval`) and other values a
-    studentised cluster bootstrap (`modprobe.stats.cluster_mean.cluster_t_interval`:
-    whole clusters resampled, CR2 error, never narrower than the CR2 Student
-    interval), so items that share a cluster are not
-    counted as independent evidence; both keep their level with few clusters
-    (docs/science.md, "Intervals and clusters"). NaN values are left out (with their
+    - ``"rate"``: values in [0, 1] (accuracy, a flip rate, a sabotage rate, each
+      possibly averaged over perturbation draws): Korn and Graubard's effective-size
+      Clopper-Pearson interval (`modprobe.stats.cluster_rate.cluster_rate_interval`);
+      0/1 values of independent items get the Wilson interval;
+    - ``"paired"``: values in [-1, 1], the same items' difference between two
+      conditions or runs: the MOVER combination of the rate intervals of its positive
+      and negative parts (`modprobe.stats.cluster_rate.paired_rate_interval`);
+    - ``"continuous"``: anything else (counts, log-odds): with clusters, a studentised
+      cluster bootstrap on the CR2 error never narrower than the CR2 Student interval
+      (`modprobe.stats.cluster_mean.cluster_t_interval`); without, a bootstrap over
+      items.
+
+    Independent items (no ``clusters``) count as clusters of one. All keep their level
+    with 8 clusters on the measured settings. NaN values are left out (with their
     cluster labels).
 
     Args:
         values: ``items`` numbers (bools allowed).
         clusters: ``items`` cluster labels, or None for independent items.
+        kind: ``"rate"``, ``"paired"`` or ``"continuous"``; None: a rate when every
+            value is 0 or 1, else continuous (the rule of undeclared callers).
         confidence: Nominal coverage.
-        n_bootstrap: Bootstrap replicates (ignored by Wilson).
+        n_bootstrap: Bootstrap replicates (continuous means only).
         seed: Bootstrap seed.
 
     Returns:
         An `Interval`; not identified (with the reason in ``note``) when no value is
         left, or when ``clusters`` leaves fewer than two clusters.
+
+    Raises:
+        ValueError: An unknown ``kind``, or values outside its range.
     """
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     keep = np.isfinite(x)
@@ -242,24 +241,28 @@ def mean_interval(
     if n == 0:
         return not_identified("no items", confidence=confidence)
     x = x[keep]
+    kind = _declared_kind(kind, x)
     estimate = float(x.mean())
-    if clusters is not None:
+    if clusters is None:
+        codes = np.arange(n)
+        if kind == "rate" and np.all((x == 0) | (x == 1)):
+            low, high = wilson_interval(int(x.sum()), n, confidence)
+            return Interval(estimate, low, high, confidence, "wilson", n, None)
+    else:
         codes = cluster_codes(clusters, keep.size, keep=keep)
-        n_clusters = int(codes.max()) + 1
-        if n_clusters < 2:
-            return not_identified(f"{n_clusters} cluster: the spread between clusters is "
-                                  "unknown", n=n, n_clusters=n_clusters,
-                                  confidence=confidence, estimate=estimate)
-        if np.all((x == 0) | (x == 1)):
-            return cluster_wilson_interval(x, codes, confidence)
+    n_clusters = int(codes.max()) + 1
+    if n_clusters < 2:
+        unit = "item: no spread" if clusters is None else (
+            "cluster: the spread between clusters is unknown")
+        return not_identified(f"1 {unit}", n=n, confidence=confidence, estimate=estimate,
+                              n_clusters=None if clusters is None else 1)
+    if kind == "rate":
+        return cluster_rate_interval(x, codes, confidence)
+    if kind == "paired":
+        return paired_rate_interval(x, codes, confidence)
+    if clusters is not None:
         return cluster_t_interval(x, codes, confidence=confidence,
                                   n_bootstrap=n_bootstrap, seed=seed)
-    if np.all((x == 0) | (x == 1)):
-        low, high = wilson_interval(int(x.sum()), n, confidence)
-        return Interval(estimate, low, high, confidence, "wilson", n, None)
-    if n < 2:
-        return not_identified("one item: no spread", n=n, confidence=confidence,
-                              estimate=estimate)
     weights = resample_weights(n, n_bootstrap, np.random.default_rng(seed))
     return bootstrap_interval((weights @ x) / n, estimate, confidence=confidence,
                               method="bootstrap", n=n)

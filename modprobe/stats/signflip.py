@@ -33,8 +33,10 @@ _BLOCK = 1 << 14
 
 
 def _pattern_block(start: int, stop: int, n_units: int) -> np.ndarray:
-    """``patterns units`` +-1 signs of patterns ``start..stop-1`` (bit ``k`` of the
-    pattern's index is unit ``k``'s sign)."""
+    """``patterns units`` +-1 signs of patterns ``start..stop-1``.
+
+    Bit ``k`` of the pattern's index is unit ``k``'s sign.
+    """
     codes = np.arange(start, stop, dtype=np.int64)[:, None] >> np.arange(n_units)[None, :]
     return np.where(codes & 1, 1.0, -1.0)
 

@@ -1,19 +1,19 @@
 """The coverage tables of docs/science.md, regenerated from planted truths.
 
-Two tables, every number measured by this module (no claim in the docs is wider):
+Every number of the tables is measured here (no claim in the docs is wider):
 
+* few clusters: the coverage of `modprobe.stats.mean_interval` (the interval of every
+  rate and mean the toolkit prints), by declared kind, on beta-binomial and
+  Gamma-Poisson clusters, 8 and 12 of them, rare events included;
+* oscillation: every interval `oscillation_report` prints, on planted counts;
 * balance points: for each planted law (well-specified logistic, a step, a plateau
   ramp, and clustered versions of each) and two sample sizes, the share of datasets
   whose logistic and monotone intervals cover the planted balance point, and the
-  median estimate (a consistent estimator's median approaches the truth as n grows);
-* few clusters: the coverage of `modprobe.stats.mean_interval` (the interval of every
-  rate the toolkit prints) on beta-binomial clusters, 8 and 12 of them.
+  median estimate; and the logistic interval with 8 clusters over many datasets.
 
-Run it as (about 25 minutes on a shared two-core machine)
-
-    OMP_NUM_THREADS=1 nice modprobe coverage-table
-
-and paste its output into docs/science.md.
+``modprobe coverage-table --update docs/science.md`` (about 40 minutes on a shared
+two-core machine, ``OMP_NUM_THREADS=1 nice``) rewrites the block between the markers
+`BEGIN` and `END` in that file with exactly what it measured.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ import numpy as np
 from scipy.special import expit, logit
 
 from modprobe.analysis.following.law import balance_point, fit_law
+from modprobe.analysis.following.oscillation import AMBIGUOUS, CLEAR, oscillation_report
 from modprobe.stats import DEFAULT_RESAMPLES, mean_interval
+
+#: Markers of the generated block in docs/science.md.
+BEGIN, END = "<!-- coverage-table: begin -->", "<!-- coverage-table: end -->"
 
 #: Planted laws: name -> (P(text | x) on a vectorised x, true balance point).
 LAWS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {
@@ -86,29 +90,29 @@ def balance_rows(n_datasets: int, sizes: Sequence[int], n_bootstrap: int,
                        f"{cover[1] / n_datasets:.2f} | {np.nanmedian(mono):.3f} ({truth:.3f}) |")
 
 
-def replicate_rows(n_datasets: int, seed: int) -> list[str]:
-    """Coverage of the logistic balance point with 8 clusters (n = 500), by replicates.
-
-    The expanded percentiles lie in the tails, where 400 replicates leave a bound on two
-    or three of them; the table compares 400 with the default number.
+def logistic_rows(n_datasets: int, sizes: Sequence[int], seed: int) -> list[str]:
+    """Coverage of the logistic balance point with 8 clusters at the default replicates.
 
     Args:
-        n_datasets: Datasets drawn (each analysed with both numbers of replicates).
+        n_datasets: Datasets per size, each analysed with 2,000 replicates.
+        sizes: Items per dataset.
         seed: Seed of the datasets.
 
     Returns:
-        Markdown lines: header, separator, one row per number of replicates.
+        Markdown lines: header, separator, one row per size (coverage and its standard
+        error).
     """
-    rows = ["| replicates | logistic coverage |", "|---|---|"]
+    rows = ["| n | datasets | logistic coverage | standard error |", "|---|---|---|---|"]
     rng = np.random.default_rng(seed)
-    covered = np.zeros(2)
-    for d in range(n_datasets):
-        x, y, labels = _draw("logistic", 500, True, rng)
-        for k, n_boot in enumerate((400, DEFAULT_RESAMPLES)):
-            bp = balance_point(x, y, n_bootstrap=n_boot, seed=d, clusters=labels)
-            covered[k] += bp.crosses and bp.ci_low <= LAWS["logistic"][1] <= bp.ci_high
-    rows += [f"| {n_boot} | {c / n_datasets:.3f} |"
-             for n_boot, c in zip((400, DEFAULT_RESAMPLES), covered)]
+    for n in sizes:
+        covered = 0
+        for d in range(n_datasets):
+            x, y, labels = _draw("logistic", n, True, rng)
+            bp = balance_point(x, y, n_bootstrap=DEFAULT_RESAMPLES, seed=d, clusters=labels)
+            covered += bool(bp.crosses and bp.ci_low <= LAWS["logistic"][1] <= bp.ci_high)
+        share = covered / n_datasets
+        rows.append(f"| {n} | {n_datasets} | {share:.3f} | "
+                    f"{np.sqrt(share * (1 - share) / n_datasets):.3f} |")
     return rows
 
 
@@ -140,7 +144,7 @@ def cluster_rows(n_datasets: int, seed: int,
                 means = rng.beta(a, b, n_clusters)
                 values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, means)])
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
-                                   n_bootstrap=n_bootstrap, seed=d)
+                                   kind="rate", n_bootstrap=n_bootstrap, seed=d)
                 covered += iv.low <= p <= iv.high
                 widths.append(iv.high - iv.low)
             rows.append(f"| {n_clusters} | rate {p} | 10-39 | {rho} | "
@@ -152,6 +156,88 @@ def cluster_rows(n_datasets: int, seed: int,
                 0.1 if skew == "moderate" else 0.2)
             rows.append(f"| {n_clusters} | {kind} ({skew}) | {low}-{high - 1} | "
                         f"{icc:.2f} | {cover:.3f} | {width:.3f} |")
+        for setting in RARE_ROWS:
+            cover, width = _rare_coverage(setting, n_clusters, n_datasets, rng)
+            kind, up, down, icc, draws = setting
+            name = (f"rate {up}" if kind == "rate" else f"paired difference {up} - {down}")
+            name += f", mean of {draws} draws" if draws > 1 else ""
+            rows.append(f"| {n_clusters} | {name} | 10-39 | {icc} | {cover:.3f} | "
+                        f"{width:.3f} |")
+    return rows
+
+
+#: Rare events: (kind, rate or P(+1), P(-1), intra-cluster correlation, draws per item).
+RARE_ROWS = [("rate", 0.02, 0.0, 0.1, 1), ("rate", 0.05, 0.0, 0.1, 1),
+             ("rate", 0.05, 0.0, 0.1, 5), ("rate", 0.98, 0.0, 0.1, 5),
+             ("rate", 0.05, 0.0, 0.2, 1), ("paired", 0.04, 0.01, 0.1, 1),
+             ("paired", 0.02, 0.02, 0.1, 1), ("paired", 0.05, 0.01, 0.1, 5),
+             ("paired", 0.05, 0.01, 0.2, 5)]
+
+
+def _rare_coverage(setting: tuple, n_clusters: int, n_datasets: int,
+                   rng: np.random.Generator) -> tuple[float, float]:
+    """Coverage and median width of `mean_interval` of the declared kind on rare events.
+
+    Each item's 0/1 outcomes (or +1/-1 events of a paired difference) are averaged over
+    its draws, with Beta cluster rates of the given mean and correlation.
+    """
+    kind, up, down, icc, draws = setting
+    k = (1 - icc) / icc
+    covered, widths = 0, []
+    for d in range(n_datasets):
+        codes = np.repeat(np.arange(n_clusters), rng.integers(10, 40, n_clusters))
+        u = rng.random((codes.size, draws))
+        p_up = rng.beta(up * k, (1 - up) * k, n_clusters)[codes, None]
+        values = (u < p_up).astype(float)
+        if kind == "paired":
+            p_down = rng.beta(down * k, (1 - down) * k, n_clusters)[codes, None]
+            values -= (u >= p_up) & (u < p_up + p_down)
+        iv = mean_interval(values.mean(axis=1), codes, kind=kind, seed=d)
+        covered += iv.low <= up - down <= iv.high
+        widths.append(iv.high - iv.low)
+    return covered / n_datasets, float(np.median(widths))
+
+
+def oscillation_rows(n_datasets: int, seed: int) -> list[str]:
+    """Coverage of every interval `oscillation_report` prints, with 8 and 12 clusters.
+
+    Clusters of 20-59 items; Poisson counts whose rates a cluster's Gamma (shape 2,
+    mean 1) effect multiplies; conflicts 1.5 near the balance point (``|x| <= 0.5`` of x
+    uniform on [-2, 2]), 0.8 away from it; a fifth of the items are controls at 0.5.
+
+    Args:
+        n_datasets: Datasets per number of clusters.
+        seed: Seed of the datasets.
+
+    Returns:
+        Markdown lines: header, separator, one row per number of clusters.
+    """
+    truths = {f"region {AMBIGUOUS}": 1.5, f"region {CLEAR}": 0.8,
+              "ambiguous - clear": 0.7, "group conflict": 0.25 * 1.5 + 0.75 * 0.8,
+              "group text_irrelevant": 0.5}
+    rows = ["| clusters | " + " | ".join(truths) + " |", "|---" * (len(truths) + 1) + "|"]
+    rng = np.random.default_rng(seed)
+    for n_clusters in (8, 12):
+        covered = dict.fromkeys(truths, 0)
+        for d in range(n_datasets):
+            codes = np.repeat(np.arange(n_clusters), rng.integers(20, 60, n_clusters))
+            effect = rng.gamma(2.0, 0.5, n_clusters)[codes]
+            x = rng.uniform(-2.0, 2.0, codes.size)
+            control = rng.random(codes.size) < 0.2
+            rate = np.where(control, 0.5, np.where(np.abs(x) <= 0.5, 1.5, 0.8))
+            report = oscillation_report(rng.poisson(rate * effect).astype(float), x, 0.0,
+                                        groups=np.where(control, "text_irrelevant",
+                                                        "conflict"),
+                                        clusters=codes, seed=d)
+            ci = {f"region {r.region}": (r.ci_low, r.ci_high)
+                  for r in report.by_region.itertuples()}
+            ci |= {f"group {r.group}": (r.ci_low, r.ci_high)
+                   for r in report.by_group.itertuples()}
+            ci["ambiguous - clear"] = report.ambiguous_minus_clear[1:]
+            for key, truth in truths.items():
+                covered[key] += ci[key][0] <= truth <= ci[key][1]
+        rows.append(f"| {n_clusters} | " + " | ".join(
+            f"{covered[key] / n_datasets:.3f}" for key in truths) + " |")
     return rows
 
 
@@ -187,7 +273,8 @@ def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
             down = rng.beta(p_down * k, (1 - p_down) * k, n_clusters)[codes]
             u = rng.random(codes.size)
             values = (u < up).astype(float) - ((u >= up) & (u < up + down)).astype(float)
-        iv = mean_interval(values, codes, seed=d)
+        iv = mean_interval(values, codes, kind="paired" if kind != "count" else "continuous",
+                           seed=d)
         covered += iv.low <= truth <= iv.high
         widths.append(iv.high - iv.low)
     return covered / n_datasets, float(np.median(widths))

@@ -26,12 +26,7 @@ import pandas as pd
 from modprobe.analysis._arrays import normalize_answer, to_numpy
 from modprobe.analysis.following.law import BalancePoint
 from modprobe.analysis.following.rates import TEXT, VISION, classify_following
-from modprobe.stats import (
-    DEFAULT_RESAMPLES,
-    bootstrap_interval,
-    cluster_codes,
-    resample_weights,
-)
+from modprobe.stats import DEFAULT_RESAMPLES, cluster_codes, mean_interval
 
 STATE_TEXT = "T"
 STATE_VISION = "V"
@@ -241,40 +236,78 @@ class OscillationReport:
             for row in self.by_group.itertuples()
         ]
         if self.n_clusters is not None:
-            lines.append(f"oscillation intervals: bootstrap over {self.n_clusters} clusters")
+            lines.append(f"oscillation intervals: studentised bootstrap over {self.n_clusters}"
+                         " clusters (CR2 error)")
         if self.note:
             lines.append(f"oscillation note: {self.note}")
         return lines
 
 
-def _weighted_means(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``replicates`` means of ``counts`` (NaN dropped) under bootstrap multiplicities.
+def _summaries(frame: pd.DataFrame, key: str, codes: np.ndarray, confidence: float,
+               n_bootstrap: int, seed: int) -> pd.DataFrame:
+    """Mean count and its `mean_interval` per value of ``key``.
 
-    A replicate that drew none of the items has no mean (NaN).
+    A continuous mean over the clusters of ``codes``.
     """
-    finite = np.isfinite(counts)
-    w = weights[:, finite]
-    total = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (w @ counts[finite]) / total
-
-
-def _summaries(frame: pd.DataFrame, key: str, confidence: float,
-               weights: np.ndarray, n_clusters: int | None) -> pd.DataFrame:
-    """Mean and interval per value of ``key`` (`replicates items` ``weights``, indexed by
-    the frame's index: the shared bootstrap draws; ``n_clusters`` resampled, None:
-    items)."""
     rows = []
     for name, part in frame.groupby(key, sort=True):
         counts = part["count"].to_numpy(dtype=np.float64)
-        finite = counts[np.isfinite(counts)]
-        mean = float(finite.mean()) if finite.size else float("nan")
-        interval = bootstrap_interval(
-            _weighted_means(counts, weights[:, part.index.to_numpy()]), mean,
-            confidence=confidence, n=int(finite.size), n_clusters=n_clusters)
-        rows.append({key: name, "n": int(finite.size), "mean": mean, "ci_low": interval.low,
-                     "ci_high": interval.high, "mc_error": interval.mc_error})
+        interval = mean_interval(counts, codes[part.index.to_numpy()], kind="continuous",
+                                 confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+        # A count is never negative: a bound below 0 (a skewed bootstrap-t) says 0.
+        rows.append({key: name, "n": interval.n, "mean": interval.estimate,
+                     "ci_low": max(interval.low, 0.0), "ci_high": interval.high,
+                     "mc_error": interval.mc_error})
     return pd.DataFrame(rows, columns=[key, "n", "mean", "ci_low", "ci_high", "mc_error"])
+
+
+def _difference(counts: np.ndarray, regions: np.ndarray, codes: np.ndarray,
+                confidence: float, n_bootstrap: int, seed: int) -> tuple[float, float, float]:
+    """Ambiguous minus clear mean count with its interval, ``(nan,) * 3`` without both.
+
+    The two regions share clusters, so the difference is not a mean of one set of
+    items: each item is replaced by its linearised contribution (delta method), ``d +
+    n (c - m_a) / n_a`` in the ambiguous region and ``d - n (c - m_c) / n_c`` in the
+    clear one, whose mean is ``d`` and whose cluster totals are the difference's
+    influence per cluster; `mean_interval` then gives the continuous mean's interval.
+    """
+    finite = np.isfinite(counts)
+    amb, clr = finite & (regions == AMBIGUOUS), finite & (regions == CLEAR)
+    if not amb.any() or not clr.any():
+        return (float("nan"),) * 3
+    m_a, m_c = float(counts[amb].mean()), float(counts[clr].mean())
+    d, n = m_a - m_c, int(amb.sum() + clr.sum())
+    z = np.where(amb, d + n * (counts - m_a) / amb.sum(), d - n * (counts - m_c) / clr.sum())
+    both = amb | clr
+    interval = mean_interval(z[both], codes[both], kind="continuous", confidence=confidence,
+                             n_bootstrap=n_bootstrap, seed=seed)
+    return (d, interval.low, interval.high)
+
+
+def _region_centre(balance_point: float | BalancePoint | None) -> tuple[float, str | None]:
+    """The centre of the ambiguous region, and why there is none."""
+    if isinstance(balance_point, BalancePoint):
+        note = None if balance_point.crosses else (
+            f"no balance point, regions not assigned: {balance_point.reason}")
+        return balance_point.value, note
+    if balance_point is None:
+        return float("nan"), "no balance point given, regions not assigned"
+    return float(balance_point), None
+
+
+def _interval_clusters(clusters: Any | None, size: int) -> tuple[np.ndarray, int | None, str]:
+    """Cluster codes of the intervals, the clusters to report and a fallback note.
+
+    Without ``clusters`` every item is its own cluster and none is reported (None); one
+    cluster falls back to single items, with a note saying so.
+    """
+    if clusters is None:
+        return np.arange(size), None, ""
+    codes = cluster_codes(clusters, size)
+    if int(codes.max()) + 1 >= 2:
+        return codes, int(codes.max()) + 1, ""
+    return np.arange(size), None, ("the items span 1 cluster, so the intervals treat "
+                                   "single items as independent (too narrow if they correlate)")
 
 
 def oscillation_report(
@@ -293,14 +326,13 @@ def oscillation_report(
 ) -> OscillationReport:
     """Mean oscillation by region (ambiguous vs clear) and by group, with intervals.
 
-    docs/science.md section 1, "Regions" and "Oscillation": regions are assigned to items of
-    ``region_group`` (all items when ``groups`` is None) with
-    ``|x - balance point| <= radius``; every group (e.g. the irrelevant-conflict
-    controls) also gets its mean. Means carry percentile-bootstrap intervals from one
-    set of draws shared by every region and group, so the ambiguous - clear difference is
-    computed within each replicate (the regions are not resampled independently). With
-    ``clusters`` the draws resample whole clusters instead of items (one cluster's items
-    fall in several regions and groups).
+    docs/science.md section 1, "Regions" and "Oscillation": items of ``region_group``
+    (all items when ``groups`` is None) with ``|x - balance point| <= radius`` are
+    ambiguous, the others clear; every group also gets its mean. Every mean, and the
+    ambiguous - clear difference (linearised over the clusters both regions share), is
+    a continuous `mean_interval` over ``clusters`` (each item its own without them):
+    the studentised cluster bootstrap on the CR2 error, which keeps its level with 8
+    clusters.
 
     Args:
         counts: ``items`` switch counts (`oscillation_counts`; NaN = not a conflict).
@@ -312,82 +344,34 @@ def oscillation_report(
         n_bootstrap: Bootstrap replicates per interval.
         confidence: Interval level.
         seed: Seed of the resampling.
-        clusters: ``items`` cluster labels (items made together, whose counts
-            correlate): resample clusters instead of items.
+        clusters: ``items`` cluster labels (items made together, whose counts correlate).
         in_regions: ``items`` bools: only these items of ``region_group`` get a region
             (the study passes the law's items, `region_items`); None: all of them.
-        axis_unit: Unit of ``x`` and ``radius`` for the report (``"dH_rel units"``, or
-            ``"nats"`` on the absolute axis H_t - H_v).
+        axis_unit: Unit of ``x`` and ``radius`` (``"dH_rel units"``, or ``"nats"``).
 
     Returns:
         `OscillationReport`.
     """
-    c = to_numpy(counts).reshape(-1)
-    xv = to_numpy(x).reshape(-1)
+    c, xv = to_numpy(counts).reshape(-1), to_numpy(x).reshape(-1)
     if c.size != xv.size:
         raise ValueError(f"{c.size} counts but {xv.size} x values")
-    g = (
-        np.array(["all"] * c.size, dtype=object)
-        if groups is None
-        else np.asarray(list(groups), dtype=object)
-    )
-    note = None
-    if isinstance(balance_point, BalancePoint):
-        if not balance_point.crosses:
-            note = f"no balance point, regions not assigned: {balance_point.reason}"
-        centre = balance_point.value
-    elif balance_point is None:
-        note = "no balance point given, regions not assigned"
-        centre = float("nan")
-    else:
-        centre = float(balance_point)
-    in_region_group = (
-        np.ones(c.size, bool) if groups is None or region_group is None else (g == region_group)
-    )
+    g = np.asarray(["all"] * c.size if groups is None else list(groups), dtype=object)
+    centre, note = _region_centre(balance_point)
+    gets_region = np.ones(c.size, bool) if groups is None or region_group is None else (
+        g == region_group)
     if in_regions is not None:
-        in_region_group = in_region_group & to_numpy(in_regions, dtype=bool).reshape(-1)
+        gets_region &= to_numpy(in_regions, dtype=bool).reshape(-1)
     regions = np.full(c.size, UNASSIGNED, dtype=object)
     if np.isfinite(centre):
-        regions[in_region_group] = assign_regions(xv[in_region_group], centre, radius)
+        regions[gets_region] = assign_regions(xv[gets_region], centre, radius)
     per_item = pd.DataFrame({"x": xv, "group": g, "region": regions, "count": c})
-    n_clusters = None
-    codes = None
-    if clusters is not None:
-        codes = cluster_codes(clusters, c.size)
-        n_clusters = int(codes.max()) + 1
-        if n_clusters < 2:  # one cluster: every replicate is the same, a zero-width interval
-            codes, n_clusters = None, None
-            single = ("the items span 1 cluster, so the intervals resample single items "
-                      "instead (too narrow if they correlate)")
-            note = f"{note}; {single}" if note else single
-    # One set of draws for every region and group: one cluster's items fall in several.
-    weights = resample_weights(c.size, n_bootstrap, np.random.default_rng(seed), codes)
-    assigned = per_item[per_item["region"] != UNASSIGNED]
-    by_region = _summaries(assigned, "region", confidence, weights, n_clusters)
-    by_group = _summaries(per_item, "group", confidence, weights, n_clusters)
-    diff = (float("nan"),) * 3
-    amb = assigned.loc[assigned["region"] == AMBIGUOUS, "count"].dropna().to_numpy(float)
-    clr = assigned.loc[assigned["region"] == CLEAR, "count"].dropna().to_numpy(float)
-    if amb.size and clr.size:
-        counts_of = {region: np.where(per_item["region"].to_numpy() == region, c, np.nan)
-                     for region in (AMBIGUOUS, CLEAR)}
-        boot = (_weighted_means(counts_of[AMBIGUOUS], weights)
-                - _weighted_means(counts_of[CLEAR], weights))
-        interval = bootstrap_interval(boot, float(amb.mean() - clr.mean()),
-                                      confidence=confidence, n=amb.size + clr.size,
-                                      n_clusters=n_clusters)
-        diff = (interval.estimate, interval.low, interval.high)
+    codes, n_clusters, fallback = _interval_clusters(clusters, c.size)
+    note = "; ".join(filter(None, (note, fallback))) or None
+    options = {"confidence": confidence, "n_bootstrap": n_bootstrap, "seed": seed}
     return OscillationReport(
         per_item=per_item,
-        by_region=by_region,
-        by_group=by_group,
-        ambiguous_minus_clear=diff,
-        balance_point=centre,
-        radius=radius,
-        n_no_conflict=int(np.sum(~np.isfinite(c))),
-        note=note,
-        n_clusters=n_clusters,
-        axis_unit=axis_unit,
-    )
-
-
+        by_region=_summaries(per_item[regions != UNASSIGNED], "region", codes, **options),
+        by_group=_summaries(per_item, "group", codes, **options),
+        ambiguous_minus_clear=_difference(c, regions, codes, **options),
+        balance_point=centre, radius=radius, n_no_conflict=int(np.sum(~np.isfinite(c))),
+        note=note, n_clusters=n_clusters, axis_unit=axis_unit)

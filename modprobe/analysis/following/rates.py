@@ -147,8 +147,8 @@ def following_rates(
     but excluded. With ``filter_correct`` only items whose text-only and vision-only
     answers are both correct are kept, as in the paper's macro analysis. The Wilson
     interval treats items as independent; given ``clusters`` (items made together,
-    whose outcomes correlate) it is the cluster-adjusted Wilson interval of
-    `modprobe.stats.mean_interval`.
+    whose outcomes correlate) it is the Korn-Graubard interval of
+    `modprobe.stats.mean_interval` (a rate).
 
     Args:
         labels: ``items`` labels from `classify_following`.
@@ -184,7 +184,7 @@ def following_rates(
         if labels.size != lab.size:
             raise ValueError(f"clusters has {labels.size} labels for {lab.size} items")
         interval = mean_interval((lab[in_ratio] == TEXT).astype(float), labels[in_ratio],
-                                 confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+                                 kind="rate", confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
         # One cluster cannot be resampled: the Wilson interval stays (n_clusters None).
         if interval.n_clusters is not None and interval.identified:
             n_clusters = interval.n_clusters

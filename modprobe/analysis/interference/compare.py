@@ -207,7 +207,7 @@ def compare_interference(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str
                             "difference": 0.0, "low": 0.0, "high": 0.0, "p": math.nan,
                             "method": "identical"})
             else:
-                interval = mean_interval(diff, labels, confidence=confidence,
+                interval = mean_interval(diff, labels, kind="paired", confidence=confidence,
                                          n_bootstrap=n_bootstrap, seed=seed)
                 row.update({"n_clusters": interval.n_clusters, "difference": interval.estimate,
                             "low": interval.low, "high": interval.high,

@@ -282,7 +282,7 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         names = [p for p in order if p in names] + [p for p in names if p not in order]
     n_draws = int(table.groupby("id")["draw"].nunique().max())
 
-    def interval(values: Any, rows: pd.DataFrame) -> Interval:
+    def interval(values: Any, rows: pd.DataFrame, kind: str = "rate") -> Interval:
         # Average each item over its draws first: the item (in its cluster) is the unit.
         frame = pd.DataFrame({"id": rows["id"].to_numpy(),
                               "value": np.asarray(values, dtype=float)})
@@ -292,7 +292,8 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
             value=("value", "mean"), **({"cluster": ("cluster", "first")} if cluster else {}))
         return mean_interval(per_item["value"].to_numpy(),
                              per_item["cluster"].to_numpy() if cluster else None,
-                             confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+                             kind=kind, confidence=confidence, n_bootstrap=n_bootstrap,
+                             seed=seed)
 
     results: list[ConditionResult] = []
     per_item: list[pd.DataFrame] = []
@@ -321,7 +322,7 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
         drop = before["correct"].to_numpy(float) - rows["correct"].to_numpy(float)
         results.append(ConditionResult(name, accuracy, interval(flipped, rows),
                                        interval(before["correct"], rows), n_items,
-                                       unreadable, interval(drop, rows)))
+                                       unreadable, interval(drop, rows, "paired")))
     frame = pd.concat(per_item, ignore_index=True) if per_item else pd.DataFrame(
         columns=["id", "perturbation", "draw", "correct", "clean_correct", "flipped"])
     per_draw = _per_draw(table, frame)
@@ -404,7 +405,8 @@ def attention_shift(attention: pd.DataFrame, spans: Mapping[str, str],
                                    "n": len(group)}
             for key, values in (("clean", group[CLEAN]), ("perturbed", group[name]),
                                 ("shift", group[name] - group[CLEAN])):
-                result = mean_interval(values.to_numpy(float), labels, confidence=confidence,
+                result = mean_interval(values.to_numpy(float), labels, kind="continuous",
+                                       confidence=confidence,
                                        n_bootstrap=n_bootstrap, seed=seed)
                 row.update({key: result.estimate, f"{key}_low": result.low,
                             f"{key}_high": result.high})

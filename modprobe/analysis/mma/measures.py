@@ -59,7 +59,8 @@ def accuracy_table(answers: pd.DataFrame, *, confidence: float = 0.95,
     rows = []
     for (condition, ask), part in per_item.groupby(["condition", "ask"], sort=False):
         interval = mean_interval(part["correct"].to_numpy(float), part["cluster"].to_numpy(),
-                                 confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+                                 kind="rate", confidence=confidence, n_bootstrap=n_bootstrap,
+                                 seed=seed)
         row = {"condition": condition, "ask": ask, "accuracy": interval.estimate,
                "low": interval.low, "high": interval.high, "n": interval.n,
                "n_clusters": interval.n_clusters, "draws": int(part["draws"].max()),

@@ -154,7 +154,8 @@ def _clusters_for(frame: pd.DataFrame, complete_clusters: bool) -> Any:
 
 
 def _rate_row(values: pd.Series, clusters: Any, **options: Any) -> dict[str, Any]:
-    interval: Interval = mean_interval(values.to_numpy(np.float64), clusters, **options)
+    interval: Interval = mean_interval(values.to_numpy(np.float64), clusters, kind="rate",
+                                            **options)
     finite = values.dropna()
     return {"count": int(finite.sum()), "n": len(finite), "rate": interval.estimate,
             "low": interval.low, "high": interval.high, "method": interval.method,
