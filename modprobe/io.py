@@ -87,7 +87,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
                  mode: str = "w") -> None:
-    """Open a temporary file, let ``write`` fill it, then move it to ``path``."""
+    """Open a temporary file, let ``write`` fill it, then move it to ``path``.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        write: Called once with the open temporary file; if it raises, the
+            temporary file is deleted and ``path`` is left as it was.
+        mode: The ``open`` mode: ``"w"`` (text, UTF-8) or ``"wb"`` (bytes).
+    """
     with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
         write(handle)
         handle.flush()
@@ -95,7 +103,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path``, atomically."""
+    """Write ``data`` to ``path``, atomically.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        data: The file's whole content.
+    """
     atomic_write(path, lambda f: f.write(data), mode="wb")
 
 
@@ -119,13 +133,27 @@ def json_ready(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented, valid JSON (NaN and infinities become null), atomically."""
+    """Write ``obj`` as indented, valid JSON (NaN and infinities become null), atomically.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        obj: Anything :func:`json_ready` converts; keys are sorted, and objects JSON
+            has no type for (paths, dates) are written as their ``str``.
+    """
     text = json.dumps(json_ready(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
     atomic_write(path, lambda f: f.write(text + "\n"))
 
 
 def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write a DataFrame as CSV (floats round-trip exactly), atomically."""
+    """Write a DataFrame as CSV (floats round-trip exactly), atomically.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        frame: The table; its index is not written (read it back with
+            :func:`read_csv`).
+    """
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
@@ -160,13 +188,26 @@ def table_path(folder: Path, name: str, table_format: str | None = None) -> Path
 
 
 def write_parquet(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write a DataFrame as Parquet (pyarrow; text columns stay text), atomically."""
+    """Write a DataFrame as Parquet (pyarrow; text columns stay text), atomically.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        frame: The table; its index is not written.
+    """
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
 def write_table(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
-    """Write a table in the format its suffix names (``.parquet`` or ``.csv``), atomically."""
+    """Write a table in the format its suffix names (``.parquet`` or ``.csv``), atomically.
+
+    Args:
+        path: The file to write: ``.parquet`` or ``.pq`` is Parquet,
+            any other suffix CSV; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        frame: The table; its index is not written.
+    """
     if Path(path).suffix in (".parquet", ".pq"):
         write_parquet(path, frame)
     else:
@@ -178,6 +219,14 @@ def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataF
 
     Without it pandas would read an id ``0001`` as the number 1 (and ``0001`` and ``1``
     would collide); empty cells are missing values, the strings ``NA`` or ``null`` are not.
+
+    Args:
+        path: The CSV file.
+        text: Columns to read as strings (ids, labels); names the file lacks are
+            ignored.
+
+    Returns:
+        The table, with a default integer index.
     """
     import pandas as pd
 
@@ -187,7 +236,16 @@ def read_csv(path: str | os.PathLike[str], text: Iterable[str] = ()) -> pd.DataF
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write a numeric array as ``.npy`` (read back with ``allow_pickle=False``), atomically."""
+    """Write a numeric array as ``.npy`` (read back with ``allow_pickle=False``), atomically.
+
+    Args:
+        path: The file to write; its folder is created if missing, and an existing
+            file is replaced only once the new one is complete.
+        array: Any shape and non-object dtype (see :func:`read_npy`).
+
+    Raises:
+        TypeError: ``array`` has dtype object (it would need pickle to read back).
+    """
     if array.dtype == object:
         raise TypeError("refusing to write an object array: it would need pickle to read back")
     atomic_write(path, lambda f: np.save(f, array, allow_pickle=False), mode="wb")

@@ -67,6 +67,14 @@ def knockout_by_layer(knockout: pd.DataFrame, clusters: dict[str, Any] | None = 
                       n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Per span and layer: flip rate with its interval, and the mean shift of ``d``.
 
+    Args:
+        knockout: The study's ``knockout`` table, one row per item x span x layer with
+            columns ``id, span, layer, flipped, d_clean, d_knocked``.
+        clusters: Item id -> cluster label (ids not in it are clusters of one); None
+            treats every item as independent.
+        n_bootstrap: Bootstrap replicates for the intervals.
+        seed: Seed of the bootstrap.
+
     Returns:
         Columns ``span, layer, flipped, low, high, n, method, shift`` where ``shift`` is
         the mean of ``d_knocked - d_clean`` (toward the text answer when positive).
@@ -82,7 +90,21 @@ def knockout_by_layer(knockout: pd.DataFrame, clusters: dict[str, Any] | None = 
 def decision_layer(knockout: pd.DataFrame, span: str = "image",
                    clusters: dict[str, Any] | None = None,
                    n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> DecisionLayer | None:
-    """The layer where knocking out ``span`` flips the most answers (None: no rows)."""
+    """The layer where knocking out ``span`` flips the most answers.
+
+    Args:
+        knockout: The study's ``knockout`` table (columns ``id, span, layer, flipped``).
+        span: The span knocked out (``"image"`` or ``"text"``).
+        clusters: Item id -> cluster label (ids not in it are clusters of one); None
+            treats every item as independent.
+        n_bootstrap: Bootstrap replicates for the interval and the stability.
+        seed: Seed of the bootstrap.
+
+    Returns:
+        The decision layer with the interval of its flip rate and its bootstrap
+        stability (ties go to the lowest layer); None when ``knockout`` has no rows
+        for ``span``.
+    """
     part = knockout[knockout["span"] == span]
     if part.empty:
         return None
@@ -105,6 +127,15 @@ def patching_by_layer(patching: pd.DataFrame, clusters: dict[str, Any] | None = 
                       n_bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Per direction, site and layer: mean share of the logit difference restored.
 
+    Args:
+        patching: The study's ``patching`` table, one row per item x direction x site x
+            layer with columns ``id, source, target, site, layer, restored`` (the share
+            of ``d_source - d_target`` the patch restores: 0 = none, 1 = all).
+        clusters: Item id -> cluster label (ids not in it are clusters of one); None
+            treats every item as independent.
+        n_bootstrap: Bootstrap replicates for the intervals.
+        seed: Seed of the bootstrap.
+
     Returns:
         Columns ``source, target, site, layer, restored, low, high, n, method``.
     """
@@ -113,7 +144,17 @@ def patching_by_layer(patching: pd.DataFrame, clusters: dict[str, Any] | None = 
 
 
 def attention_peaks(attention: pd.DataFrame, condition: str = "multi") -> dict[str, int]:
-    """Per span, the layer where the answer position's mean attention mass peaks."""
+    """Per span, the layer where the answer position's mean attention mass peaks.
+
+    Args:
+        attention: Tidy attention masses with columns ``condition, span, layer, mass``
+            (one row per item x head or already averaged; every row weighs the same).
+        condition: The condition whose rows are read.
+
+    Returns:
+        Span name -> layer of the highest mean mass (empty when no row has
+        ``condition``).
+    """
     part = attention[attention["condition"] == condition]
     means = part.groupby(["span", "layer"], observed=True)["mass"].mean().reset_index()
     return {str(s): int(g.loc[g["mass"].idxmax(), "layer"]) for s, g in means.groupby(
@@ -121,7 +162,17 @@ def attention_peaks(attention: pd.DataFrame, condition: str = "multi") -> dict[s
 
 
 def plot_causal(knock: pd.DataFrame, patched: pd.DataFrame, path: Path | None = None) -> Any:
-    """Two panels: knockout flip rate by layer per span; patching share by layer."""
+    """Two panels: knockout flip rate by layer per span; patching share by layer.
+
+    Args:
+        knock: :func:`knockout_by_layer`'s table.
+        patched: :func:`patching_by_layer`'s table.
+        path: Where to save the figure (see
+            :func:`modprobe.analysis.plotting.save_figure`); None only returns it.
+
+    Returns:
+        The matplotlib figure.
+    """
     import seaborn as sns
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

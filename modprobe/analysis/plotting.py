@@ -113,9 +113,17 @@ def save_figure(fig: FigureBase, path: PathLike | Sequence[PathLike] | None) -> 
 
 
 def error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
-    """``2 n`` error-bar lengths, clipped at 0.
+    """Error-bar lengths for matplotlib's ``yerr`` from point estimates and interval bounds.
 
-    A percentile-bootstrap interval need not contain the point estimate.
+    Args:
+        center: The ``n`` point estimates.
+        low: The ``n`` lower bounds.
+        high: The ``n`` upper bounds.
+
+    Returns:
+        A ``2 x n`` array: distances below and above each estimate, clipped at 0 (a
+        percentile-bootstrap interval need not contain its estimate). NaN bounds stay
+        NaN, and matplotlib draws no bar for them.
     """
     c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
     return np.maximum(np.stack([c - lo, hi - c]), 0.0)

@@ -108,7 +108,16 @@ class AVOrganismConfig:
 
 
 def build(config: AVOrganismConfig, out: Path) -> Path:
-    """Save a randomly initialised tiny Omni thinker and its processor into ``out``."""
+    """Save a randomly initialised tiny Omni thinker and its processor into ``out``.
+
+    Args:
+        config: The architecture (text layers and width, mel bins, audio width); the
+            weights come from torch's current seed.
+        out: Folder to save into (created if missing; files there are replaced).
+
+    Returns:
+        ``out``.
+    """
     from transformers import AutoModelForImageTextToText, WhisperFeatureExtractor
 
     from modprobe.testing.families.qwen import qwen2_5_omni_thinker
@@ -222,7 +231,15 @@ def tuning_items(n_clips: int, config: AVOrganismConfig, conflict_share: float =
 
 
 def answer_logits(loaded: Any, items: Sequence[ClipItem]) -> torch.Tensor:
-    """Next-token logits at the answer position of the runner's ``--visual image`` prompt."""
+    """Next-token logits at the answer position of the runner's ``--visual image`` prompt.
+
+    Args:
+        loaded: The organism as :func:`modprobe.loading.load` returns it.
+        items: The questions, encoded as one batch.
+
+    Returns:
+        ``items x vocabulary`` logits, with gradients unless called under ``no_grad``.
+    """
     batch = loaded.encode([it.prompt("image") for it in items])
     model = loaded.module
     inputs = loaded.adapter.model_inputs(batch, model)
@@ -231,7 +248,16 @@ def answer_logits(loaded: Any, items: Sequence[ClipItem]) -> torch.Tensor:
 
 @torch.no_grad()
 def probe_accuracy(loaded: Any, items: Sequence[ClipItem], batch_size: int = 16) -> float:
-    """Share of items whose highest-logit option is the gold one (the runner's reading)."""
+    """Share of items whose highest-logit option is the gold one (the runner's reading).
+
+    Args:
+        loaded: The organism as :func:`modprobe.loading.load` returns it.
+        items: The questions; each option must be one token of the tokenizer.
+        batch_size: Items per forward pass.
+
+    Returns:
+        Accuracy in [0, 1] (0 for no items).
+    """
     tokenizer = loaded.processor.tokenizer
     correct = 0
     for start in range(0, len(items), batch_size):

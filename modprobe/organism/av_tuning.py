@@ -74,7 +74,17 @@ def _complete(run: Path) -> bool:
 
 
 def tune_variant(out: Path, variant: str, plan: TuningPlan) -> Path:
-    """Tune the shortcut organism with one variant's loss into ``out`` (skip if done)."""
+    """Tune the shortcut organism with one variant's loss into ``out`` (skip if done).
+
+    Args:
+        out: The tuning run's folder; a complete run there (``manifest.json`` with
+            status ``complete``) is kept and not retrained.
+        variant: A key of :data:`VARIANTS` (the loss weights).
+        plan: The settings (tuning clips, LoRA rank and recipe, seed, threads).
+
+    Returns:
+        ``out``, holding the tuned adapter.
+    """
     from modprobe.finetune import LoraSettings, LossConfig, TrainConfig
     from modprobe.finetune.clips import train_clips
     from modprobe.loading import load
@@ -93,7 +103,18 @@ def tune_variant(out: Path, variant: str, plan: TuningPlan) -> Path:
 
 
 def mma_run(out: Path, model: str, data: Path, plan: TuningPlan, progress: bool) -> Path:
-    """``aligned`` and ``misaligned`` on the held-out clips (resumed, or skipped if done)."""
+    """``aligned`` and ``misaligned`` on the held-out clips (resumed, or skipped if done).
+
+    Args:
+        out: The MMA run folder; a complete run is kept, a partial one resumed.
+        model: Alias or folder of the model (the base organism or a tuned run).
+        data: Folder of the held-out clips (``clips.jsonl``).
+        plan: The settings (draws of ``misaligned``, seed).
+        progress: Show the run's progress bar.
+
+    Returns:
+        ``out``.
+    """
     from modprobe.study.mma import MmaConfig, run_mma
 
     if not _complete(out):
@@ -106,6 +127,12 @@ def mma_run(out: Path, model: str, data: Path, plan: TuningPlan, progress: bool)
 
 def compare(out: Path, runs: dict[str, Path], seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paired accuracy and the change in d, every tuned model against the base.
+
+    Args:
+        out: The experiment folder the tables and the figure are written to.
+        runs: Model name -> its MMA run folder, :data:`BASE` first (the others are
+            compared with it, on the same held-out items).
+        seed: Seed of the bootstrap intervals.
 
     Returns:
         ``(accuracy, contrast)``, also written to ``out/accuracy_paired.csv`` and

@@ -83,7 +83,19 @@ class Interval:
 
 def not_identified(note: str, *, n: int = 0, n_clusters: int | None = None,
                    confidence: float = 0.95, estimate: float = float("nan")) -> Interval:
-    """An `Interval` that says why the data cannot give one."""
+    """An `Interval` that says why the data cannot give one.
+
+    Args:
+        note: Why there is no interval (shown by ``Interval.text``), e.g. "fewer than
+            two clusters".
+        n: Items behind the estimate.
+        n_clusters: Clusters behind it; None for independent items.
+        confidence: The level the interval would have had.
+        estimate: The point estimate when it exists without an interval; NaN otherwise.
+
+    Returns:
+        An interval with NaN bounds and method ``"none"``.
+    """
     nan = float("nan")
     return Interval(estimate, nan, nan, confidence, "none", n, n_clusters, note)
 
@@ -108,7 +120,15 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     NaN replicates (e.g. a mean over a replicate that drew none of the items) are left
     out; +-inf replicates (e.g. a balance point that a replicate's curve never reaches)
     are kept in order, so a bound may come out infinite (an open interval) but never NaN
-    because of them. NaNs when no replicate is left.
+    because of them.
+
+    Args:
+        values: Bootstrap replicates of one statistic (any shape; flattened).
+        confidence: Coverage level in (0, 1); the bounds are the ``(1 - confidence) / 2``
+            and ``(1 + confidence) / 2`` sample quantiles.
+
+    Returns:
+        ``(low, high)``; both NaN when no replicate is left.
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     values = values[~np.isnan(values)]
@@ -126,7 +146,14 @@ def quantile_mc_error(values: np.ndarray, q: float) -> float:
     replicates is Binomial(B, q), so the order statistics ``sqrt(B q (1 - q))`` ranks
     either side of ``B q`` bracket it with about one standard error each way; half their
     distance is the standard error of the bound (how far it moves with another seed).
-    NaN replicates are left out; an infinite bracket gives inf.
+
+    Args:
+        values: Bootstrap replicates (any shape; flattened; NaNs left out).
+        q: The quantile's level in [0, 1] (e.g. 0.025 for a 95% interval's lower bound).
+
+    Returns:
+        The standard error, in the replicates' units; NaN with fewer than two
+        replicates, inf when either bracketing order statistic is infinite.
     """
     values = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
     values = values[~np.isnan(values)]

@@ -151,7 +151,17 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
 def wilson_intervals(
     successes: Any, trials: Any, confidence: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised `wilson_interval` over arrays of k and n (NaN where n = 0)."""
+    """Vectorised `wilson_interval` over arrays of k and n.
+
+    Args:
+        successes: Success counts k (array-like, broadcast against ``trials``).
+        trials: Trial counts n.
+        confidence: Coverage level.
+
+    Returns:
+        ``(low, high)`` arrays of the broadcast shape, each bound clipped to [0, 1] and
+        never excluding ``k / n``; NaN where n = 0.
+    """
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     z = float(stats.norm.ppf(0.5 + confidence / 2))

@@ -131,6 +131,11 @@ def _p(value: float) -> str:
 def check_same_items(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> None:
     """Refuse two runs that do not hold the same items under the same conditions.
 
+    Args:
+        a: Run A's item table (``id, perturbation`` [+ ``gold``, ``cluster``]).
+        b: Run B's item table, same columns.
+        names: How the runs are named in the error (A's name, B's name).
+
     Raises:
         RunsDifferError: naming the first difference found (conditions, then items,
             then gold answers, then cluster labels).

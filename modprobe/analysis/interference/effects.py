@@ -164,7 +164,13 @@ def analyze_interference(table: pd.DataFrame, cluster: str | None = None,
     n_draws = int(table.groupby("id")["draw"].nunique().max())
 
     def interval(values: Any, rows: pd.DataFrame, kind: str = "rate") -> Interval:
-        # Average each item over its draws first: the item (in its cluster) is the unit.
+        """Interval of a mean over items, each item first averaged over its draws.
+
+        Args:
+            values: One value per row of ``rows`` (a 0/1 outcome or a paired difference).
+            rows: The table rows the values belong to (their ``id`` and cluster).
+            kind: :func:`~modprobe.stats.mean_interval`'s kind of the quantity.
+        """
         frame = pd.DataFrame({"id": rows["id"].to_numpy(),
                               "value": np.asarray(values, dtype=float)})
         if cluster:

@@ -49,9 +49,18 @@ def accuracy_table(answers: pd.DataFrame, *, confidence: float = 0.95,
     one item are not independent evidence), then the mean over items gets an interval
     that resamples whole clips.
 
+    Args:
+        answers: The tidy answers table (:data:`ANSWER_COLUMNS`; see the module docstring).
+        confidence: Nominal coverage of the interval.
+        n_bootstrap: Bootstrap replicates (each draws whole clips).
+        seed: Seed of the bootstrap.
+
     Returns:
         One row per (condition, ask): ``accuracy, low, high, n, n_clusters, draws,
-        method, note``.
+        method, note`` (``draws``: the most draws any item of the cell has).
+
+    Raises:
+        ValueError: ``answers`` lacks one of :data:`ANSWER_COLUMNS`.
     """
     _require(answers, ANSWER_COLUMNS, "answers")
     per_item = (answers.groupby(["condition", "ask", "item", "cluster"], sort=False)
@@ -74,8 +83,16 @@ def cohens_d(visual: Any, audio: Any, hedges: bool = False) -> float:
 
     ``s_p**2 = ((n1 - 1) s1**2 + (n2 - 1) s2**2) / (n1 + n2 - 2)`` (sample variances).
     With ``hedges``, d is multiplied by ``1 - 3 / (4 (n1 + n2) - 9)`` (Hedges' g, the
-    small-sample bias correction). NaN when a group has fewer than two values or the
-    pooled SD is 0.
+    small-sample bias correction).
+
+    Args:
+        visual: The values under the visual prompt (1-D, any array-like).
+        audio: The values under the audio prompt.
+        hedges: Return Hedges' g instead of d.
+
+    Returns:
+        d in pooled-SD units; NaN when a group has fewer than two values or the pooled
+        SD is 0.
     """
     x, y = (np.asarray(v, dtype=np.float64).reshape(1, -1) for v in (visual, audio))
     return float(_weighted_d(x[0], y[0], np.ones_like(x), np.ones_like(y), hedges)[0])
@@ -105,8 +122,19 @@ def d_interval(visual: Any, audio: Any, visual_clusters: Any, audio_clusters: An
     The two groups share clusters (the visual and the audio question of one clip), so a
     replicate draws clips and keeps both questions of each drawn clip.
 
+    Args:
+        visual: Per-item values under the visual prompt (1-D).
+        audio: Per-item values under the audio prompt (1-D).
+        visual_clusters: The clip of each ``visual`` value (same length).
+        audio_clusters: The clip of each ``audio`` value (same length).
+        hedges: Apply Hedges' small-sample correction (:func:`cohens_d`).
+        confidence: Nominal coverage of the interval.
+        n_bootstrap: Bootstrap replicates (each draws whole clips).
+        seed: Seed of the bootstrap.
+
     Returns:
-        A :class:`modprobe.stats.Interval`.
+        A :class:`modprobe.stats.Interval` around :func:`cohens_d`; not identified
+        (NaN bounds, with a note) with fewer than two clips or when d is NaN.
     """
     x, y = np.asarray(visual, float), np.asarray(audio, float)
     estimate = cohens_d(x, y, hedges)
@@ -137,11 +165,22 @@ def attention_contrast(attention: pd.DataFrame, *, hedges: bool = False,
                        seed: int = 0) -> pd.DataFrame:
     """Cohen's d per (condition, layer, span) between visual and audio prompts.
 
+    Args:
+        attention: The tidy attention table (:data:`ATTENTION_COLUMNS`); each item's
+            mass is averaged over its draws first.
+        hedges: Apply Hedges' small-sample correction (:func:`cohens_d`).
+        confidence: Nominal coverage of the interval.
+        n_bootstrap: Bootstrap replicates (each draws whole clips).
+        seed: Seed of the bootstrap.
+
     Returns:
         One row per (condition, layer, span): ``d, low, high, n, n_clusters, method,
         note`` (``d > 0``: the span gets more attention under the visual prompt).
         Conditions with one prompt type only (``audio_removed``, ``frames_zeroed``) have
         no contrast and no rows.
+
+    Raises:
+        ValueError: ``attention`` lacks one of :data:`ATTENTION_COLUMNS`.
     """
     mass = _per_item_mass(attention)
     rows = []
@@ -169,12 +208,21 @@ def contrast_change(before: pd.DataFrame, after: pd.DataFrame, *, hedges: bool =
     give d per cell as :func:`attention_contrast` does; the change gets a paired cluster
     bootstrap: each replicate draws clips once and recomputes both d's on them.
 
+    Args:
+        before: The attention table of the first run (:data:`ATTENTION_COLUMNS`).
+        after: The attention table of the second run, of the same items and clips.
+        hedges: Apply Hedges' small-sample correction (:func:`cohens_d`).
+        confidence: Nominal coverage of the interval.
+        n_bootstrap: Bootstrap replicates (each draws whole clips).
+        seed: Seed of the bootstrap.
+
     Returns:
         One row per (condition, layer, span): ``d_before, d_after, change, low, high,
         n, n_clusters, method, note``.
 
     Raises:
-        ValueError: the tables do not hold the same items in the same clusters.
+        ValueError: a table lacks one of :data:`ATTENTION_COLUMNS`, or the tables do
+            not hold the same items in the same clusters.
     """
     mass = {name: _per_item_mass(table).set_index(["condition", "ask", "item", "cluster",
                                                     "layer", "span"])["mass"]
