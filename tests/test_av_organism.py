@@ -70,6 +70,14 @@ def test_train_av_refuses_a_non_empty_out_before_training(tmp_path: Path, capsys
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("share", ["1.5", "-0.1", "half"])
+def test_train_av_refuses_a_partner_share_outside_0_1_before_writing(
+        tmp_path: Path, capsys, share: str) -> None:
+    assert main(["train-av", "--out", str(tmp_path / "run"), "--partner-share", share]) == 2
+    assert "--partner-share: must be a number from 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_shortcut_alias_loads_the_shipped_shortcut_checkpoint() -> None:
     from modprobe.organism import AV_SHORTCUT_DIR
     from modprobe.organism.av import SHORTCUT_RECIPE
