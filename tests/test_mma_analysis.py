@@ -163,3 +163,24 @@ def test_compare_mma_pairs_items_per_condition_and_prompt_type() -> None:
     assert (acc.drop(index=[("audio", "misaligned")])["method"] == "identical").all()
     with pytest.raises(ValueError, match="aligned"):
         compare_mma(answers[answers["condition"] != "aligned"], after)
+
+
+def test_compare_mma_flips_count_against_the_one_aligned_run() -> None:
+    """MMA runs ``aligned`` once and redraws ``misaligned``: a draw with the aligned answer
+    is no flip, whatever its draw number."""
+    from modprobe.analysis.mma.compare import compare_mma
+
+    rows = [{"item": f"c{clip}:visual", "cluster": f"c{clip}", "ask": "visual",
+             "condition": condition, "draw": draw, "answer": "x", "gold": "x", "correct": 1}
+            for clip in range(12)
+            for condition, draws in (("aligned", 1), ("misaligned", 3))
+            for draw in range(draws)]
+    before = pd.DataFrame(rows)
+    after = before.copy()
+    moved = (after["condition"] == "misaligned") & (after["draw"] == 2) \
+        & after["cluster"].isin(["c0", "c1", "c2"])
+    after.loc[moved, ["answer", "correct"]] = ["y", 0]
+    table = compare_mma(before, after, ("before", "after"), n_bootstrap=200)
+    flips = table[table["measure"] == "flip rate"].set_index("condition").loc["misaligned"]
+    assert flips["a"] == 0.0
+    assert flips["b"] == pytest.approx(3 / 12 / 3)  # 3 of 12 clips flip in 1 of 3 draws

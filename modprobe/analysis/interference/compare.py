@@ -51,7 +51,8 @@ def item_means(table: pd.DataFrame) -> pd.DataFrame:
         table: Rows ``id, perturbation, category, correct`` (+ ``draw``, ``cluster``,
             ``gold``): one row per item, condition (and draw). Without ``draw`` every row
             is draw 0. A perturbed row's flip compares it with the clean row of the same
-            item and draw.
+            item and draw, or with the item's only clean row when the clean input ran
+            once.
 
     Returns:
         One row per (id, perturbation): ``id, perturbation, correct, flipped`` (NaN for
@@ -61,9 +62,14 @@ def item_means(table: pd.DataFrame) -> pd.DataFrame:
     if frame["correct"].dtype == object:  # "True"/"False" read as text
         frame = frame.assign(correct=frame["correct"].astype(str).str.lower().isin(
             ["true", "1", "1.0"]))
-    clean = frame[frame["perturbation"] == CLEAN].set_index(["id", "draw"])["category"]
-    keys = pd.MultiIndex.from_frame(frame[["id", "draw"]])
-    before = clean.reindex(keys).to_numpy()
+    clean_rows = frame[frame["perturbation"] == CLEAN]
+    if clean_rows["id"].is_unique:
+        # The clean input ran once (MMA's aligned clips are not redrawn): every draw's
+        # perturbed answer is compared with that one clean answer.
+        before = clean_rows.set_index("id")["category"].reindex(frame["id"]).to_numpy()
+    else:
+        clean = clean_rows.set_index(["id", "draw"])["category"]
+        before = clean.reindex(pd.MultiIndex.from_frame(frame[["id", "draw"]])).to_numpy()
     flipped = np.where(frame["perturbation"] == CLEAN, np.nan,
                        (frame["category"].to_numpy() != before).astype(float))
     frame = frame.assign(flipped=flipped, correct=frame["correct"].astype(float))
