@@ -83,6 +83,23 @@ def test_bad_options_are_refused_before_anything_is_written(items: list, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
+def test_an_interrupted_tuning_leaves_no_folder_behind(items: list, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """Clip runs do not resume, so a stopped one removes its folder and a rerun can start."""
+    import modprobe.finetune.clips as clips
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clips, "_steps", interrupted)
+    base = modprobe.load("av-organism", device="cpu")
+    config = TrainConfig(out=str(tmp_path / "run"), steps=2, batch_size=4,
+                         lora=LoraSettings(rank=2))
+    with pytest.raises(KeyboardInterrupt):
+        train_clips(base, items, config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_tune_av_command_refuses_an_unknown_variant_before_writing(tmp_path: Path,
                                                                    capsys) -> None:
     from modprobe.organism.__main__ import main

@@ -180,6 +180,7 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
 
     from modprobe.checks import check_out
     from modprobe.finetune.lora import resolve_targets
+    from modprobe.study.runfolder import undo_new_run
 
     _check(loaded, items, config, visual)
     resolve_targets(loaded, config.lora.targets)
@@ -188,18 +189,25 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
     manifest = {"kind": RUN_KIND, "status": "running", "data": "clip items",
                 "options": {"base": base, "visual": visual, "n_items": len(items),
                             **config.options()}}
-    with deterministic_torch(config.seed, config.threads):
-        peft_model = apply_lora(loaded, config.lora, base)
-        loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
-        parameters = trainable_parameters(loaded.module)
-        optimizer = torch.optim.AdamW(parameters.values(), lr=config.learning_rate,
-                                      weight_decay=config.weight_decay)
-        manifest["trainable_parameters"] = sum(p.numel() for p in parameters.values())
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "manifest.json", manifest)
-        log, seconds = _steps(loaded, items, config, visual, optimizer, parameters, progress)
-    loaded.module.eval()
-    save_model(loaded, peft_model, out / MODEL_DIR)
+    created = not out.exists()
+    try:
+        with deterministic_torch(config.seed, config.threads):
+            peft_model = apply_lora(loaded, config.lora, base)
+            loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
+            parameters = trainable_parameters(loaded.module)
+            optimizer = torch.optim.AdamW(parameters.values(), lr=config.learning_rate,
+                                          weight_decay=config.weight_decay)
+            manifest["trainable_parameters"] = sum(p.numel() for p in parameters.values())
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "manifest.json", manifest)
+            log, seconds = _steps(loaded, items, config, visual, optimizer, parameters,
+                                  progress)
+        loaded.module.eval()
+        save_model(loaded, peft_model, out / MODEL_DIR)
+    except BaseException:
+        # Clip runs do not resume: an unfinished folder would only block the rerun.
+        undo_new_run(out, created)
+        raise
     frame = pd.DataFrame(log)
     write_csv(out / LOG_FILE, frame)
     manifest.update({"status": "complete", "steps_done": config.steps,

@@ -49,6 +49,7 @@ from modprobe.finetune.demo_results import (
     wide,
 )
 from modprobe.finetune.lora import LoraSettings
+from modprobe.study.runfolder import is_complete
 
 __all__ = ["CAL_LAYERS", "DEMO_LORA", "EVAL_PERTURB", "EVAL_TEXT_BASELINE", "TRAIN_PERTURB",
            "VARIANTS", "DemoConfig", "evaluate", "interference_folder", "paired_differences",
@@ -126,13 +127,6 @@ class DemoConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _complete(run: Path) -> bool:
-    import json
-
-    manifest = run / "manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text()).get("status") == "complete"
-
-
 def prepare_data(config: DemoConfig) -> dict[str, Path]:
     """Generate the training tasks and the conflict dataset (kept when present).
 
@@ -179,7 +173,7 @@ def train_variant(config: DemoConfig, name: str, data: Path) -> Path:
     from modprobe.finetune.trainer import train
 
     run = Path(config.out) / "runs" / name
-    if not _complete(run):
+    if not is_complete(run):
         loaded = modprobe.load("organism", device="cpu")
         train(loaded, data, TrainConfig(
             out=str(run), steps=config.steps, batch_size=config.batch_size,
@@ -212,7 +206,7 @@ def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -
     folder = Path(config.out) / "eval" / name
     for draw in range(config.draws):
         inter = interference_folder(config, name, draw)
-        if not _complete(inter):
+        if not is_complete(inter):
             run_interference(InterferenceConfig(
                 model=model, data=str(data["heldout"]) if model == "organism" else None,
                 out=str(inter), perturb=list(EVAL_PERTURB), batch_size=32, device="cpu",
@@ -221,7 +215,7 @@ def evaluate(config: DemoConfig, name: str, model: str, data: dict[str, Path]) -
                 # one draw per run: the demo's draws are separate runs (seeds seed + draw)
                 draws=1, resume=inter.exists()), progress=not config.quiet)
     study = folder / "study"
-    if not _complete(study):
+    if not is_complete(study):
         run_study(StudyConfig(model=model, data=str(data["conflicts"]), out=str(study),
                               batch_size=32, device="cpu", seed=config.seed,
                               n_bootstrap=config.n_bootstrap, figures=False,

@@ -25,11 +25,14 @@ the command can be rerun after a kill.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from modprobe.study.runfolder import is_complete
 
 #: The models compared: the base organism, then the tuned variants.
 BASE = "shortcut"
@@ -66,13 +69,6 @@ class TuningPlan:
     variants: tuple[str, ...] = field(default_factory=lambda: tuple(VARIANTS))
 
 
-def _complete(run: Path) -> bool:
-    manifest = run / "manifest.json"
-    if not manifest.is_file():
-        return False
-    return json.loads(manifest.read_text(encoding="utf-8")).get("status") == "complete"
-
-
 def tune_variant(out: Path, variant: str, plan: TuningPlan) -> Path:
     """Tune the shortcut organism with one variant's loss into ``out`` (skip if done).
 
@@ -91,8 +87,12 @@ def tune_variant(out: Path, variant: str, plan: TuningPlan) -> Path:
     from modprobe.organism import AV_SHORTCUT_DIR
     from modprobe.organism.av import SHORTCUT_RECIPE, AVOrganismConfig, tuning_items
 
-    if _complete(out):
+    if is_complete(out):
         return out
+    if out.exists():
+        # A tuning killed outright (no chance to clean up) left its folder inside this
+        # experiment's own folder; clip runs do not resume, so it is retrained.
+        shutil.rmtree(out)
     items = tuning_items(plan.tune_clips, AVOrganismConfig(**SHORTCUT_RECIPE))
     config = TrainConfig(out=str(out), steps=plan.steps, batch_size=plan.batch_size,
                          learning_rate=plan.learning_rate, seed=plan.seed,
@@ -117,7 +117,7 @@ def mma_run(out: Path, model: str, data: Path, plan: TuningPlan, progress: bool)
     """
     from modprobe.study.mma import MmaConfig, run_mma
 
-    if not _complete(out):
+    if not is_complete(out):
         run_mma(MmaConfig(model=model, data=str(data), out=str(out), conditions=list(CONDITIONS),
                           draws=plan.draws, visual="image", device="cpu", dtype="float32",
                           seed=plan.seed, figures=False, resume=out.exists()),
