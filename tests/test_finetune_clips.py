@@ -86,7 +86,7 @@ def test_bad_options_are_refused_before_anything_is_written(items: list, tmp_pat
 def test_an_interrupted_tuning_leaves_no_folder_behind(items: list, tmp_path: Path,
                                                          monkeypatch) -> None:
     """Clip runs do not resume, so a stopped one removes its folder and a rerun can start."""
-    import modprobe.finetune.clips as clips
+    from modprobe.finetune import clips
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
