@@ -137,9 +137,32 @@ def d_interval(visual: Any, audio: Any, visual_clusters: Any, audio_clusters: An
         (NaN bounds, with a note) with fewer than two clips or when d is NaN.
     """
     x, y = np.asarray(visual, float), np.asarray(audio, float)
-    estimate = cohens_d(x, y, hedges)
-    labels = np.concatenate([np.asarray(visual_clusters, object), np.asarray(audio_clusters,
-                                                                              object)])
+    return _clip_bootstrap(visual_clusters, audio_clusters, cohens_d(x, y, hedges),
+                           lambda wv, wa: _weighted_d(x, y, wv, wa, hedges),
+                           confidence=confidence, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _clip_bootstrap(visual_clusters: Any, audio_clusters: Any, estimate: float,
+                    replicate: Any, *, confidence: float, n_bootstrap: int,
+                    seed: int) -> Any:
+    """Cluster-bootstrap interval of a statistic of the visual and the audio group.
+
+    Args:
+        visual_clusters: The clip of each visual-prompt item.
+        audio_clusters: The clip of each audio-prompt item.
+        estimate: The statistic on the data.
+        replicate: ``(visual weights, audio weights) -> replicates``: the statistic under
+            `replicates items` multiplicities (whole clips drawn, both questions kept).
+        confidence: Nominal coverage of the interval.
+        n_bootstrap: Bootstrap replicates.
+        seed: Seed of the bootstrap.
+
+    Returns:
+        A :class:`modprobe.stats.Interval`; not identified (NaN bounds, with a note) with
+        fewer than two clips or a non-finite estimate.
+    """
+    labels = np.concatenate([np.asarray(visual_clusters, object),
+                             np.asarray(audio_clusters, object)])
     codes = cluster_codes(labels, labels.size)
     n_clusters = int(codes.max()) + 1 if codes.size else 0
     if n_clusters < 2 or not np.isfinite(estimate):
@@ -148,7 +171,8 @@ def d_interval(visual: Any, audio: Any, visual_clusters: Any, audio_clusters: An
                               n=labels.size, n_clusters=n_clusters, confidence=confidence,
                               estimate=estimate)
     weights = resample_weights(labels.size, n_bootstrap, np.random.default_rng(seed), codes)
-    reps = _weighted_d(x, y, weights[:, :x.size], weights[:, x.size:], hedges)
+    n_visual = len(visual_clusters)
+    reps = replicate(weights[:, :n_visual], weights[:, n_visual:])
     return bootstrap_interval(reps, estimate, confidence=confidence, method="cluster-bootstrap",
                               n=labels.size, n_clusters=n_clusters)
 
@@ -239,27 +263,19 @@ def contrast_change(before: pd.DataFrame, after: pd.DataFrame, *, hedges: bool =
         if vis.empty or aud.empty:
             continue
         d = {k: cohens_d(vis[k], aud[k], hedges) for k in ("before", "after")}
-        labels = np.concatenate([vis["cluster"].to_numpy(object), aud["cluster"].to_numpy(object)])
-        codes = cluster_codes(labels, labels.size)
-        n_clusters = int(codes.max()) + 1
         row = {"condition": condition, "layer": int(layer), "span": span,
                "d_before": d["before"], "d_after": d["after"]}
-        change = d["after"] - d["before"]
-        if n_clusters < 2 or not np.isfinite(change):
-            interval = not_identified("fewer than two clips, or no spread", n=labels.size,
-                                      n_clusters=n_clusters, confidence=confidence,
-                                      estimate=change)
-        else:
-            weights = resample_weights(labels.size, n_bootstrap, np.random.default_rng(seed),
-                                       codes)
-            wv, wa = weights[:, :len(vis)], weights[:, len(vis):]
-            reps = (_weighted_d(vis["after"].to_numpy(float), aud["after"].to_numpy(float),
-                                wv, wa, hedges)
-                    - _weighted_d(vis["before"].to_numpy(float), aud["before"].to_numpy(float),
-                                  wv, wa, hedges))
-            interval = bootstrap_interval(reps, change, confidence=confidence,
-                                          method="cluster-bootstrap", n=labels.size,
-                                          n_clusters=n_clusters)
+        values = {k: (vis[k].to_numpy(float), aud[k].to_numpy(float))
+                  for k in ("before", "after")}
+
+        def change_replicates(wv: np.ndarray, wa: np.ndarray, values=values) -> np.ndarray:
+            return (_weighted_d(*values["after"], wv, wa, hedges)
+                    - _weighted_d(*values["before"], wv, wa, hedges))
+
+        interval = _clip_bootstrap(vis["cluster"].to_numpy(object),
+                                   aud["cluster"].to_numpy(object), d["after"] - d["before"],
+                                   change_replicates, confidence=confidence,
+                                   n_bootstrap=n_bootstrap, seed=seed)
         row.update({"change": interval.estimate, "low": interval.low, "high": interval.high,
                     "n": interval.n, "n_clusters": interval.n_clusters,
                     "method": interval.method, "note": interval.note})
