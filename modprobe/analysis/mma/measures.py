@@ -269,6 +269,16 @@ def contrast_change(before: pd.DataFrame, after: pd.DataFrame, *, hedges: bool =
                   for k in ("before", "after")}
 
         def change_replicates(wv: np.ndarray, wa: np.ndarray, values=values) -> np.ndarray:
+            """Replicates of d after minus d before.
+
+            Args:
+                wv: `replicates items` weights of the visual-prompt items.
+                wa: The same for the audio-prompt items.
+                values: The before and after (visual, audio) masses.
+
+            Returns:
+                `replicates` changes in d.
+            """
             return (_weighted_d(*values["after"], wv, wa, hedges)
                     - _weighted_d(*values["before"], wv, wa, hedges))
 
