@@ -74,6 +74,22 @@ def _split(path: Path) -> tuple[str, str]:
     return head + BEGIN + "\n", END + rest.split(END)[1]
 
 
+def _options_used(args: argparse.Namespace) -> str:
+    """Every measuring option as given, so the recorded command line reproduces the run."""
+    words = []
+    for name, value in vars(args).items():
+        if name in ("update", "debug") or value is None or value is False:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            words.append(f"{flag} {' '.join(map(str, value))}")
+        else:
+            words.append(f"{flag} {value}")
+    return " ".join(words)
+
+
 @cli.entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure the tables and print them or update a file; returns the exit code."""
@@ -82,18 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _split(args.update)
     start = time.perf_counter()
     block = _tables(args)
-    options_used = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (
-        ("datasets", args.datasets), ("cluster_datasets", args.cluster_datasets),
-        ("oscillation_datasets", args.oscillation_datasets),
-        ("logistic_datasets", args.logistic_datasets),
-        ("logistic_sizes", " ".join(map(str, args.logistic_sizes))), ("bootstrap", args.bootstrap),
-        ("seed", args.seed)))
-    block += ["", (f"(`modprobe coverage-table {options_used}`, "
+    block += ["", (f"(`modprobe coverage-table {_options_used(args)}`, "
               f"{time.perf_counter() - start:.0f} s)")]
     if args.update is None:
         print("\n".join(block))
     else:
+        from modprobe.io import atomic_write
+
         head, tail = _split(args.update)
-        args.update.write_text(head + "\n".join(block) + "\n" + tail, encoding="utf-8")
+        # Replaced only once the whole new text is written: a kill keeps the old file.
+        atomic_write(args.update, lambda f: f.write(head + "\n".join(block) + "\n" + tail))
         print(f"updated {args.update}")
     return cli.EXIT_OK
