@@ -31,6 +31,20 @@ SPAN_LABELS: dict[str, str] = {"context": "context (description)",
                                "text": "text (question, template)"}
 
 
+def span_color(span: str) -> Any:
+    """The color a span gets in every per-span figure (colorblind palette).
+
+    Args:
+        span: A span name (``image``, ``video``, ``audio``, ``context``, ``text``).
+
+    Returns:
+        An RGB tuple; a grey for a span without its own color.
+    """
+    palette = sns.color_palette("colorblind", 10)
+    index = {"image": 0, "video": 1, "audio": 2, "context": 4, "text": 7}.get(span, 9)
+    return palette[index]
+
+
 PathLike = str | Path
 
 

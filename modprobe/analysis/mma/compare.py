@@ -108,13 +108,10 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-    from modprobe.analysis.plotting import SPAN_LABELS, panel_figure, save_figure
+    from modprobe.analysis.plotting import SPAN_LABELS, panel_figure, save_figure, span_color
 
     _require(change, ("condition", "layer", "span", "d_before", "d_after"), "contrast change")
     conditions = list(dict.fromkeys(change["condition"]))
-    palette = sns.color_palette("colorblind", 10)
-    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
-              "context": palette[4], "text": palette[7]}
     fig = panel_figure(fig, 3.8 * len(conditions) + 2.2, 3.4)
     with sns.axes_style("whitegrid"):
         axes = fig.subplots(1, len(conditions), sharey=True, squeeze=False)[0]
@@ -128,7 +125,7 @@ def plot_contrast_change(change: pd.DataFrame, spans: tuple[str, ...] = ("image"
         cell = change[change["condition"] == condition]
         for span in spans:
             label = SPAN_LABELS.get(span, span)
-            color = colors.get(span, palette[9])
+            color = span_color(span)
             first = cell[(cell["span"] == span) & (cell["model"] == models[0])]
             first = first.sort_values("layer")
             ax.plot(first["layer"], first["d_before"], color=color, ls="--", marker="o",

@@ -324,14 +324,11 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
-    from modprobe.analysis.plotting import SPAN_LABELS, panel_figure, save_figure
+    from modprobe.analysis.plotting import SPAN_LABELS, panel_figure, save_figure, span_color
     from modprobe.spans import SPAN_NAMES
 
     _require(contrast, ("condition", "layer", "span", "d", "low", "high"), "contrast")
     conditions = list(dict.fromkeys(contrast["condition"]))
-    palette = sns.color_palette("colorblind", 10)
-    colors = {"image": palette[0], "video": palette[1], "audio": palette[2],
-              "context": palette[4], "text": palette[7]}
     cols = min(3, len(conditions))
     rows = -(-len(conditions) // cols)
     fig = panel_figure(fig, 3.6 * cols + 2.0, 3.2 * rows)
@@ -345,7 +342,7 @@ def plot_d_per_layer(contrast: pd.DataFrame, title: str | None = None,
         cell = contrast[contrast["condition"] == condition]
         for span in spans:
             part = cell[cell["span"] == span].sort_values("layer")
-            color = colors.get(span, palette[9])
+            color = span_color(span)
             ax.fill_between(part["layer"], part["low"], part["high"], color=color, alpha=0.18,
                             lw=0)
             ax.plot(part["layer"], part["d"], color=color, marker="o", ms=3, lw=1.6,
