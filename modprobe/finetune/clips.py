@@ -134,16 +134,14 @@ def draw_rows(n_items: int, size: int, seed: int, step: int) -> np.ndarray:
 def _check(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str) -> None:
     """Every option and the first batch, before anything is written."""
     from modprobe.finetune import check_batch
+    from modprobe.finetune.checks import check_options
 
-    try:
-        config.check()
-    except ValueError as err:
-        raise FinetuneError(str(err)) from None
     if config.mode != "lora":
         raise FinetuneError("clip fine-tuning trains LoRA adapters only (mode='lora')")
     if config.perturbations or config.resume or config.grad_accum != 1:
         raise FinetuneError("clip fine-tuning takes no perturbations, resume or grad_accum: "
                             "put conflicts in the items themselves")
+    check_options(loaded, config)  # the trainer's checks: ranges, LoRA targets
     if not items:
         raise FinetuneError("no clip items to train on")
     first = [items[i] for i in draw_rows(len(items), config.batch_size, config.seed, 0)]
@@ -179,11 +177,9 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
     from nnsight import NNsight
 
     from modprobe.checks import check_out
-    from modprobe.finetune.lora import resolve_targets
     from modprobe.study.runfolder import undo_new_run
 
     _check(loaded, items, config, visual)
-    resolve_targets(loaded, config.lora.targets)
     out = check_out(config.out, what="fine-tuning run")
     base = base_name(loaded)
     manifest = {"kind": RUN_KIND, "status": "running", "data": "clip items",
