@@ -5,13 +5,22 @@ their average over perturbation draws. Its interval is Korn and Graubard's (1998
 Clopper-Pearson interval with an effective sample size:
 
 - ``V``: the CR2 cluster-robust variance of the rate (`modprobe.stats.cluster_mean`);
-- ``n_eff = p (1 - p) / V`` (at most ``n``), shrunk by ``(z / t_nu)^2`` with ``nu``
-  Bell and McCaffrey's degrees of freedom, so that few clusters widen it;
+- ``n_eff = p (1 - p) / V``, at most ``n`` and at most the items of the clusters that
+  saw the rarer outcome (an event when ``p <= 1/2``, a non-event otherwise) plus one
+  per cluster that did not, shrunk by ``(z / t_nu)^2`` with ``nu`` Bell and McCaffrey's
+  degrees of freedom, so that few clusters widen it;
 - the Clopper-Pearson (beta) bounds of ``n_eff p`` successes in ``n_eff`` trials.
 
 Unlike a symmetric or bootstrap interval it stays inside [0, 1], is asymmetric near 0
 and 1, and never collapses when no cluster saw an event, which is what keeps its level
-for rare events with 8 clusters.
+for rare events with 8 clusters. The second cap is for rare events in few clusters:
+when one or two clusters hold every event, ``V`` rests on one or two events and can
+be far too small (a design effect near 1 from a cluster with a single event), while
+a cluster without events cannot show how its items would share them, so the cap
+counts it as one trial, as if its items were all-or-none, and a cluster with events
+as at most its items. It leaves many-item clusters with common events, and
+independent items, as they were. With no event at all (``V = 0``) the size stays
+``n``, the usual convention.
 
 A *paired* difference is the mean of per-item values in [-1, 1] (a flip under B minus a
 flip under A on the same item). It is the difference of two rates, the positive and the
@@ -45,11 +54,17 @@ def _cluster_moments(values: np.ndarray, codes: np.ndarray) -> tuple[float, np.n
     return mean, sizes, np.nan_to_num(scaled)
 
 
-def _korn_graubard(p: float, variance: float, n: int, df: float,
-                   confidence: float) -> tuple[float, float, float]:
-    """``(low, high, n_eff)``: the Clopper-Pearson bounds at the effective size."""
+def _korn_graubard(p: float, variance: float, n: int, df: float, confidence: float,
+                   most: float | None = None) -> tuple[float, float, float]:
+    """``(low, high, n_eff)``: the Clopper-Pearson bounds at the effective size.
+
+    ``most``: a further cap on the effective size when the variance is positive (the
+    items of the clusters that saw the rarer outcome plus one per other cluster;
+    None: none).
+    """
     alpha = 1.0 - confidence
-    n_eff = float(n) if variance <= 0 else min(float(n), p * (1 - p) / variance)
+    n_eff = float(n) if variance <= 0 else min(float(n), p * (1 - p) / variance,
+                                                float(n) if most is None else most)
     n_eff *= (stats.norm.ppf(alpha / 2) / stats.t.ppf(alpha / 2, df)) ** 2
     low = float(stats.beta.ppf(alpha / 2, n_eff * p, n_eff * (1 - p) + 1)) if p > 0 else 0.0
     high = float(stats.beta.ppf(1 - alpha / 2, n_eff * p + 1, n_eff * (1 - p))) if p < 1 \
@@ -71,11 +86,16 @@ def cluster_rate_interval(values: np.ndarray, codes: np.ndarray,
         An `Interval` with method ``"korn-graubard"``.
     """
     p, sizes, _ = _cluster_moments(values, codes)
-    variance = float(cr2_variance(np.bincount(codes, weights=values), sizes))
+    totals = np.bincount(codes, weights=values, minlength=sizes.size)
+    variance = float(cr2_variance(totals, sizes))
     df = bell_mccaffrey_df(sizes)
-    low, high, n_eff = _korn_graubard(p, variance, values.size, df, confidence)
+    # a cluster that never saw the rarer outcome counts as one trial (all-or-none)
+    seen = totals > 0 if p <= 0.5 else totals < sizes * (1 - 1e-12)
+    low, high, n_eff = _korn_graubard(p, variance, values.size, df, confidence,
+                                      most=float(sizes[seen].sum() + (~seen).sum()))
     return Interval(p, low, high, confidence, "korn-graubard", values.size, sizes.size,
-                    note=f"effective sample size {n_eff:.0f}, {df:.1f} degrees of freedom")
+                    note=f"effective sample size {n_eff:.0f} ({int(seen.sum())} clusters saw "
+                    f"the rarer outcome), {df:.1f} degrees of freedom")
 
 
 def paired_rate_interval(values: np.ndarray, codes: np.ndarray,
