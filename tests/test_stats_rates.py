@@ -133,3 +133,27 @@ def test_bell_mccaffrey_degrees_of_freedom_match_the_matrix_form() -> None:
         expected = np.trace(gram) ** 2 / np.sum(gram * gram)
         assert bell_mccaffrey_df(sizes) == pytest.approx(expected, rel=1e-10)
     assert bell_mccaffrey_df(np.full(8, 20.0)) == pytest.approx(7.0)
+
+
+def test_a_mean_over_three_clusters_says_unbounded_not_a_huge_number() -> None:
+    # With 3 clusters 1 bootstrap replicate in 9 draws one cluster three times and has
+    # no spread; the bootstrap-t quantiles then fall among those replicates, and a
+    # bound must read inf (printed as such, null in JSON), not 1e299 (a number a
+    # figure draws and a reader copies).
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(3), [48, 48, 4])
+    values = rng.poisson(0.3, codes.size).astype(float)
+    interval = mean_interval(values, codes, kind="continuous", n_bootstrap=1000, seed=0)
+    assert interval.method == "cluster-bootstrap-t"
+    assert np.isinf(interval.low) and np.isinf(interval.high)
+    assert interval.low < interval.estimate < interval.high
+    # Rounding leaves such a replicate an error of ~1e-17 rather than 0 (t ~ 1e15):
+    # it has no spread all the same (a bound of 3e12 before).
+    values = np.random.default_rng(32).random(codes.size) * 1.7
+    interval = mean_interval(values, codes, kind="continuous", n_bootstrap=1000, seed=0)
+    assert np.isinf(interval.low) and np.isinf(interval.high)
+    # with 12 clusters no such replicate reaches the 2.5% quantiles: bounded
+    codes = np.repeat(np.arange(12), 25)
+    values = rng.poisson(0.3, codes.size).astype(float)
+    interval = mean_interval(values, codes, kind="continuous", n_bootstrap=1000, seed=0)
+    assert np.isfinite(interval.low) and np.isfinite(interval.high)

@@ -81,7 +81,8 @@ def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: flo
 
     Returns:
         An `Interval` with method ``"cluster-bootstrap-t"`` and the Monte Carlo error of
-        its bootstrap bounds.
+        its bootstrap bounds; a bound is infinite when its bootstrap quantile falls among
+        replicates that have no spread (very few clusters).
     """
     n, n_clusters = values.size, int(codes.max()) + 1
     sizes = np.bincount(codes, minlength=n_clusters).astype(np.float64)
@@ -96,13 +97,23 @@ def cluster_t_interval(values: np.ndarray, codes: np.ndarray, *, confidence: flo
         first = np.unique(codes, return_index=True)[1]
         counts = resample_weights(n, n_bootstrap, np.random.default_rng(seed), codes)[:, first]
         boot_mean = (counts @ totals) / (counts @ sizes)
+        boot_se = np.sqrt(cr2_variance(totals, sizes, counts))
+        # Rounding leaves ~1e-17 where clusters share one mean: that is no spread either.
+        boot_se[boot_se <= 1e-9 * se] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            t_star = (boot_mean - estimate) / np.sqrt(cr2_variance(totals, sizes, counts))
+            t_star = (boot_mean - estimate) / boot_se
         # A replicate of identical clusters has no spread: its t is +-inf (kept in order).
         t_star = t_star[~np.isnan(t_star)]
         if t_star.size:
             q_low, q_high = np.quantile(np.clip(t_star, -1e300, 1e300),
                                         [alpha / 2, 1 - alpha / 2])
+            # A quantile that reaches such a replicate leaves its side unbounded (with
+            # 3 clusters 1 replicate in 9 draws one cluster thrice): say inf, not 1e299.
+            finite = t_star[np.isfinite(t_star)]
+            if not finite.size or q_high > finite.max():
+                q_high = math.inf
+            if not finite.size or q_low < finite.min():
+                q_low = -math.inf
             low = min(low, estimate - float(q_high) * se)
             high = max(high, estimate - float(q_low) * se)
             mc = se * max(quantile_mc_error(t_star, alpha / 2),
