@@ -196,3 +196,21 @@ def test_radar_needs_polar_axes() -> None:
         plot_radar({"m": {"clean": 0.9, "MD": 0.5}}, ax=fig.add_subplot())
     polar = fig.add_subplot(projection="polar")
     assert plot_radar({"m": {"clean": 0.9, "MD": 0.5, "UF": 0.7}}, ax=polar) is fig
+
+
+def test_an_unbounded_interval_keeps_its_bar_and_the_axes_their_scale() -> None:
+    # matplotlib leaves out a bar with an infinite end: the point would read as precise
+    from modprobe.analysis.causal import plot_causal
+
+    knock = pd.DataFrame({"span": ["image"] * 2, "layer": [0, 1], "flipped": [0.2, 0.5],
+                          "low": [0.1, 0.0], "high": [0.3, 1.0]})
+    patched = pd.DataFrame({"source": ["text"] * 2, "target": ["multi"] * 2,
+                            "site": ["answer"] * 2, "layer": [0, 1],
+                            "restored": [0.1, 0.9], "low": [-np.inf, 0.7],
+                            "high": [np.inf, 1.1]})
+    right = plot_causal(knock, patched).axes[1]
+    bottom, top = right.get_ylim()
+    assert -1 < bottom and top < 2  # the scale is the finite data's
+    drawn = [np.asarray(line.get_ydata()) for line in right.lines
+             if np.array_equal(np.asarray(line.get_xdata()), [0, 0])]
+    assert any(min(y) <= bottom and max(y) >= top for y in drawn)

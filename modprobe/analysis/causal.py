@@ -177,23 +177,24 @@ def plot_causal(knock: pd.DataFrame, patched: pd.DataFrame, path: Path | None = 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from modprobe.analysis.plotting import error_bars, save_figure
+    from modprobe.analysis.plotting import error_bars, save_figure, unbounded_bars
 
     with sns.axes_style("whitegrid"):
         fig = Figure(figsize=(12, 4), layout="constrained", dpi=110)
         FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2)
-    for span, part in knock.groupby("span", sort=False):
-        left.errorbar(part["layer"], part["flipped"], yerr=error_bars(
-            part["flipped"], part["low"], part["high"]), marker="o", capsize=3,
-            label=f"{span} knocked out")
+    for ax, frame, value, keys, label in (
+            (left, knock, "flipped", ["span"], "{} knocked out"),
+            (right, patched, "restored", ["source", "target", "site"], "{} -> {} ({})")):
+        for key, part in frame.groupby(keys, sort=False):
+            bars = ax.errorbar(part["layer"], part[value], yerr=error_bars(
+                part[value], part["low"], part["high"]), marker="o", capsize=3,
+                label=label.format(*key))
+            unbounded_bars(ax, part["layer"], part[value], part["low"], part["high"],
+                           bars.lines[0].get_color())
     left.set(xlabel="layer", ylabel="answers flipped (share)", ylim=(-0.02, 1.02),
              title="Attention knockout at one layer")
     left.legend()
-    for (source, target, site), part in patched.groupby(["source", "target", "site"], sort=False):
-        right.errorbar(part["layer"], part["restored"], yerr=error_bars(
-            part["restored"], part["low"], part["high"]), marker="o", capsize=3,
-            label=f"{source} -> {target} ({site})")
     right.axhline(0, color="grey", lw=0.8)
     right.axhline(1, color="grey", lw=0.8, ls="--")
     right.set(xlabel="layer", ylabel="share of logit difference restored",

@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, FigureBase
+from matplotlib.lines import Line2D
 
 from modprobe.spans import SPAN_NAMES
 
@@ -137,7 +138,32 @@ def error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
     Returns:
         A ``2 x n`` array: distances below and above each estimate, clipped at 0 (a
         percentile-bootstrap interval need not contain its estimate). NaN bounds stay
-        NaN, and matplotlib draws no bar for them.
+        NaN, and matplotlib draws no bar for them; it draws none for infinite ones
+        either, which `unbounded_bars` then draws.
     """
     c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
     return np.maximum(np.stack([c - lo, hi - c]), 0.0)
+
+
+def unbounded_bars(ax: Axes, x: Any, center: Any, low: Any, high: Any, color: Any) -> None:
+    """Draw the error bars with an infinite bound, which matplotlib leaves out.
+
+    An interval can be unbounded (a bootstrap over very few clusters); without its bar
+    the point would read as a precise estimate. Each such bar runs from its finite
+    bound, or the edge of the axes, to the edge, without a cap, and leaves the axes'
+    limits to the finite data.
+
+    Args:
+        ax: The axes the `errorbar` call drew on.
+        x: The ``n`` positions.
+        center: The ``n`` point estimates.
+        low: The ``n`` lower bounds.
+        high: The ``n`` upper bounds.
+        color: The bars' color.
+    """
+    c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
+    for xi, ci, li, ui in zip(np.asarray(x, dtype=np.float64), c, lo, hi):
+        if np.isfinite(ci) and (np.isinf(li) or np.isinf(ui)):
+            # an artist (not ax.plot) so that autoscaling ignores the 1e300 ends
+            ax.add_artist(Line2D([xi, xi], np.clip([li, ui], -1e300, 1e300), color=color,
+                                 lw=1.5))

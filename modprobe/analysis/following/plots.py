@@ -37,6 +37,7 @@ from modprobe.analysis.plotting import (
     error_bars,
     figure_and_axes,
     save_figure,
+    unbounded_bars,
 )
 
 
@@ -278,6 +279,7 @@ def plot_oscillation(
             color=color,
             label=model or None,
         )
+        unbounded_bars(ax, pos, part["mean"], part["ci_low"], part["ci_high"], color)
         for p, (mean, n) in zip(pos, zip(part["mean"], part["n"])):
             if np.isfinite(mean):
                 ax.annotate(
