@@ -13,6 +13,7 @@ from modprobe.errors import ModprobeError
 from modprobe.finetune import FinetuneError, LoraSettings, LossConfig, TrainConfig, compute_losses
 from modprobe.finetune.clips import clip_batch, draw_rows, relevant_clip_span, train_clips
 from modprobe.organism.av import AVOrganismConfig, tuning_items
+from modprobe.organism.av_tuning import TuningPlan
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,18 @@ def test_tune_av_command_refuses_an_unknown_variant_before_writing(tmp_path: Pat
     err = capsys.readouterr().err
     assert "--variants" in err and "magic" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_tune_av_refuses_an_out_that_is_a_file_from_the_api_too(tmp_path: Path) -> None:
+    from modprobe.organism.av_tuning import run_tuning
+
+    out = tmp_path / "file"
+    out.write_text("mine")
+    with pytest.raises(ModprobeError, match="is a file"):
+        run_tuning(out)
+    with pytest.raises(ModprobeError, match="--variants: unknown magic"):
+        run_tuning(tmp_path / "exp", TuningPlan(variants=("magic",)))
+    assert out.read_text() == "mine" and not (tmp_path / "exp").exists()
 
 
 def test_tune_av_defaults_are_the_plan_defaults() -> None:

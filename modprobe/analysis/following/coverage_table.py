@@ -116,8 +116,7 @@ def logistic_rows(n_datasets: int, sizes: Sequence[int], seed: int) -> list[str]
     return rows
 
 
-def cluster_rows(n_datasets: int, seed: int,
-                 n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
+def cluster_rows(n_datasets: int, seed: int) -> list[str]:
     """Coverage and median width of `mean_interval` with 8 and 12 clusters.
 
     Rows: 0/1 values from beta-binomial clusters of 10-39 items, then paired
@@ -125,9 +124,7 @@ def cluster_rows(n_datasets: int, seed: int,
 
     Args:
         n_datasets: Datasets drawn per row.
-        seed: Seed of the datasets.
-        n_bootstrap: Bootstrap replicates of the 0/1 rows' intervals (the other rows
-            use the default).
+        seed: Seed of the datasets (continuous means use the default replicates).
 
     Returns:
         Markdown lines: header, separator, one row per quantity and number of clusters.
@@ -144,7 +141,7 @@ def cluster_rows(n_datasets: int, seed: int,
                 means = rng.beta(a, b, n_clusters)
                 values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, means)])
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
-                                   kind="rate", n_bootstrap=n_bootstrap, seed=d)
+                                   kind="rate")
                 covered += iv.low <= p <= iv.high
                 widths.append(iv.high - iv.low)
             rows.append(f"| {n_clusters} | rate {p} | 10-39 | {rho} | "
