@@ -237,10 +237,3 @@ def run_demo(config: DemoConfig) -> pd.DataFrame:
     paired_differences(config, list(models)[1:])
     return summarise(config, list(models))
 
-
-if __name__ == "__main__":  # ``python -m modprobe.finetune.demo``: the same as ``modprobe finetune-demo``
-    import sys
-
-    from modprobe.commands.finetune_demo import main
-
-    sys.exit(main())

@@ -167,10 +167,3 @@ def coverage_study(
         unit=unit,
     )
 
-
-if __name__ == "__main__":  # ``python -m modprobe.analysis.following.calibration``: the same as ``modprobe calibration``
-    import sys
-
-    from modprobe.commands.calibration import main
-
-    sys.exit(main())

@@ -18,7 +18,6 @@ two-core machine, ``OMP_NUM_THREADS=1 nice``) rewrites the block between the mar
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -276,8 +275,3 @@ def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
         widths.append(iv.high - iv.low)
     return covered / n_datasets, float(np.median(widths))
 
-
-if __name__ == "__main__":  # ``python -m modprobe.analysis.following.coverage_table`` = ``modprobe coverage-table``
-    from modprobe.commands.coverage_table import main
-
-    sys.exit(main())
