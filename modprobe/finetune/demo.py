@@ -237,3 +237,6 @@ def run_demo(config: DemoConfig) -> pd.DataFrame:
     paired_differences(config, list(models)[1:])
     return summarise(config, list(models))
 
+
+if __name__ == "__main__":  # the command line is `modprobe finetune-demo`; the library never imports it
+    raise SystemExit("run `modprobe finetune-demo` (this module is its library part)")

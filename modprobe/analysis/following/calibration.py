@@ -167,3 +167,6 @@ def coverage_study(
         unit=unit,
     )
 
+
+if __name__ == "__main__":  # the command line is `modprobe calibration`; the library never imports it
+    raise SystemExit("run `modprobe calibration` (this module is its library part)")

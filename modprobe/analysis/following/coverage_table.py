@@ -275,3 +275,6 @@ def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
         widths.append(iv.high - iv.low)
     return covered / n_datasets, float(np.median(widths))
 
+
+if __name__ == "__main__":  # the command line is `modprobe coverage-table`; the library never imports it
+    raise SystemExit("run `modprobe coverage-table` (this module is its library part)")
