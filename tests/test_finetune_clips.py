@@ -13,6 +13,7 @@ from modprobe.errors import ModprobeError
 from modprobe.finetune import FinetuneError, LoraSettings, LossConfig, TrainConfig, compute_losses
 from modprobe.finetune.clips import clip_batch, draw_rows, relevant_clip_span, train_clips
 from modprobe.organism.av import AVOrganismConfig, tuning_items
+from modprobe.organism.av_tuning import TuningPlan
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,12 @@ def test_rows_are_a_function_of_seed_and_step() -> None:
 
 def test_clip_tuning_lowers_the_calibration_loss_and_loads_back(items: list,
                                                                 tmp_path: Path) -> None:
+    from modprobe.fingerprint import model_fingerprint
+    from modprobe.run import load_run
+
     base = modprobe.load("av-organism", device="cpu")
     before = _calibration(base, items)
+    base_print = model_fingerprint(base.module)
     config = TrainConfig(out=str(tmp_path / "run"), steps=10, batch_size=12, learning_rate=3e-3,
                          loss=LossConfig(answer=0.0, calibration=1.0), threads=1,
                          lora=LoraSettings(rank=4))
@@ -59,6 +64,13 @@ def test_clip_tuning_lowers_the_calibration_loss_and_loads_back(items: list,
     assert after < 0.75 * before, (before, after)  # measured: 0.62 -> 0.34
     assert list(result.log["step"]) == list(range(1, 11))
     assert result.trainable > 0
+    # The manifest has every run folder's provenance, and only the options clips use.
+    run = load_run(tmp_path / "run")
+    assert run.manifest["fingerprints"]["model"] == base_print
+    assert {"torch", "transformers", "modprobe"} <= set(run.manifest["versions"])
+    assert run.manifest["options"]["visual"] == "image"
+    assert not {"holdout", "checkpoint_every"} & set(run.manifest["options"])
+    assert run.summary["steps"] == 10
     # Only LoRA weights trained: the run folder holds an adapter that loads onto the base.
     tuned = modprobe.load(str(tmp_path / "run"), device="cpu")
     batch = clip_batch(tuned, items[:2]).batch
@@ -109,6 +121,18 @@ def test_tune_av_command_refuses_an_unknown_variant_before_writing(tmp_path: Pat
     err = capsys.readouterr().err
     assert "--variants" in err and "magic" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_tune_av_refuses_an_out_that_is_a_file_from_the_api_too(tmp_path: Path) -> None:
+    from modprobe.organism.av_tuning import run_tuning
+
+    out = tmp_path / "file"
+    out.write_text("mine")
+    with pytest.raises(ModprobeError, match="is a file"):
+        run_tuning(out)
+    with pytest.raises(ModprobeError, match="--variants: unknown magic"):
+        run_tuning(tmp_path / "exp", TuningPlan(variants=("magic",)))
+    assert out.read_text() == "mine" and not (tmp_path / "exp").exists()
 
 
 def test_tune_av_defaults_are_the_plan_defaults() -> None:

@@ -89,8 +89,9 @@ Sabotage (docs/science.md section 3; docs/sabotage.md; imported from their modul
     write_report(report, out), draw_figures(report_folder, out)  # sabotage_report
 
 Simulation and calibration: `modprobe.analysis.following.simulate` (planted-law tables,
-``simulate_clustered_law``) and ``python -m modprobe.analysis.following.calibration``
-(balance-point interval coverage; ``--clusters N --unit cluster`` for clustered data).
+``simulate_clustered_law``) and `modprobe.analysis.following.calibration`, run by
+``modprobe calibration`` (balance-point interval coverage; ``--clusters N --unit
+cluster`` for clustered data).
 """
 
 from __future__ import annotations

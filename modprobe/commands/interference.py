@@ -252,21 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             attention=not args.no_attention, table_format=args.table_format,
             allow_train_overlap=args.allow_train_overlap,
             text_baseline=args.text_baseline, draws=args.draws)
-        result = run_interference(config, progress=not args.quiet)
+        return options.run_and_report(
+            lambda: run_interference(config, progress=not args.quiet), out)
     except bad_input as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
-              f"plus --resume (run folder: {out})", file=sys.stderr)
-        return 130
-    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
-        return 0
-    print()
-    for line in result.summary_lines():
-        print(line)
-    print(f"\nrun folder: {result.out}")
-    for path in result.figures:
-        print(f"figure: {path}")
-    return 0
 

@@ -19,7 +19,6 @@ run loads back with ``modprobe.load_run(RUN)``.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,16 +100,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed, data_seed=args.data_seed, table_format=args.table_format,
         n_bootstrap=args.bootstrap, figures=not args.no_figures,
         resume=args.resume)
-    try:
-        result = run_mma(config, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
-              f"plus --resume (run folder: {Path(args.out)})", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    print()
-    for line in result.summary["lines"]:
-        print(line)
-    print(f"\nrun folder: {result.out}")
-    for path in result.figures:
-        print(f"figure: {path}")
-    return cli.EXIT_OK
+    return options.run_and_report(lambda: run_mma(config, progress=not args.quiet),
+                                  Path(args.out))

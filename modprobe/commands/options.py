@@ -6,11 +6,16 @@ epilog, ``--debug``) and adds the shared options with the ``add_*`` functions be
 ``--dtype`` read and behave the same everywhere. Nothing here imports torch, pandas or
 the analysis modules: ``modprobe X --help`` must stay fast (the defaults that live in
 those modules are repeated here as constants, and a test checks they agree).
+:func:`run_and_report` is how the commands that run models end: the summary lines, the
+run folder and its figures, or the ``--resume`` hint when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from modprobe import cli
@@ -218,3 +223,31 @@ def add_run_flags(parser: Any, resume: str | None, figures: bool = True,
         parser.add_argument("--no-figures", action="store_true", help="skip the figures")
     if quiet:
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_and_report(run: Callable[[], Any], out: Path) -> int:
+    """Run a resumable model run and print what it found (the commands that run models).
+
+    Args:
+        run: Starts the run and returns its result (None on a data-parallel rank other
+            than 0, which prints nothing).
+        out: The run folder, named when the run is interrupted.
+
+    Returns:
+        The exit code: 0 done, 130 interrupted (the finished chunks are kept).
+    """
+    try:
+        result = run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
+              f"plus --resume (run folder: {out})", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
+        return cli.EXIT_OK
+    print()
+    for line in result.summary_lines():
+        print(line)
+    print(f"\nrun folder: {result.out}")
+    for path in result.figures:
+        print(f"figure: {path}")
+    return cli.EXIT_OK

@@ -110,20 +110,14 @@ def _add_tune_av(sub: argparse._SubParsersAction) -> None:
                       help="LoRA rank (alpha is twice the rank)")
     tune.add_argument("--variants", default=",".join(TUNE_DEFAULTS["variants"]),
                       help="comma-separated losses to tune with: answer, calibration")
-    tune.add_argument("--quiet", action="store_true", help="no progress bars")
+    options.add_run_flags(tune, resume=None, figures=False)
 
 
 def _main_tune_av(args: argparse.Namespace) -> int:
-    from modprobe.organism.av_tuning import VARIANTS, TuningPlan, run_tuning
+    from modprobe.organism.av_tuning import TuningPlan, run_tuning
 
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown or not variants:
-        raise cli.ModprobeError(f"--variants: unknown {', '.join(unknown) or '(none)'}; "
-                                f"choose from {', '.join(VARIANTS)}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise cli.ModprobeError(f"--out {out} is a file; choose a folder")
     plan = TuningPlan(steps=args.steps, tune_clips=args.tune_clips,
                       heldout_clips=args.heldout_clips, draws=args.draws,
                       learning_rate=args.lr, rank=args.rank, variants=variants)

@@ -13,7 +13,6 @@ variant for the bundled organism, the paper's variant otherwise).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,18 +102,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         entropy_floor=args.entropy_floor, balance_estimate=args.estimate,
         all_conflicts=args.all_conflicts, table_format=args.table_format, causal=args.causal,
         lens=args.lens, translators=args.translators, remote=args.remote)
-    try:
-        result = run_study(config, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished chunks are saved. Continue with the same command "
-              f"plus --resume (run folder: {out})", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    if result is None:  # a data-parallel rank other than 0: rank 0 prints the results
-        return cli.EXIT_OK
-    print()
-    for line in result.summary_lines():
-        print(line)
-    print(f"\nrun folder: {result.out}")
-    for path in result.figures:
-        print(f"figure: {path}")
-    return cli.EXIT_OK
+    return options.run_and_report(lambda: run_study(config, progress=not args.quiet), out)

@@ -24,10 +24,12 @@ tuned = modprobe.load("runs/av-tune")        # base + LoRA adapter, for `modprob
 ```
 
 The run folder has the interference trainer's layout (``manifest.json`` of kind
-``finetune``, ``log.csv``, ``model/`` with the adapter and the processor), so
-``modprobe.load(RUN)`` and ``modprobe mma --model RUN`` load the tuned model. Each step's
-rows are a pure function of ``(seed, step)``. Runs are short (minutes on a CPU), so there
-are no intermediate checkpoints and no resume: an interrupted run leaves no ``model/``.
+``finetune`` with the versions and the base model's fingerprint, ``log.csv``, ``model/``
+with the adapter and the processor), so ``modprobe.load(RUN)`` and ``modprobe mma --model
+RUN`` load the tuned model. Each step is the trainer's optimizer step
+(:func:`modprobe.finetune.loop.optimizer_step`) on rows that are a pure function of
+``(seed, step)``. Runs are short (minutes on a CPU), so there are no intermediate
+checkpoints and no resume: an interrupted run removes its folder.
 """
 
 from __future__ import annotations
@@ -44,16 +46,20 @@ import pandas as pd
 import torch
 
 from modprobe.determinism import deterministic_torch
-from modprobe.finetune import FinetuneError, LossConfig, TrainBatch, TrainConfig, compute_losses
+from modprobe.finetune import FinetuneError, TrainBatch, TrainConfig, compute_losses
 from modprobe.finetune.checks import answer_ids
-from modprobe.finetune.loop import learning_rate
+from modprobe.finetune.loop import Optimization, learning_rate, make_accelerator, optimizer_step
 from modprobe.finetune.lora import apply_lora, trainable_parameters
 from modprobe.finetune.trainer import LOG_FILE, MODEL_DIR, RUN_KIND, base_name, save_model
 from modprobe.io import write_csv, write_json
+from modprobe.study.folder_checks import MANIFEST
 
 #: The span a question's answer lives in, per asked modality (``visual`` depends on how
 #: the frames are shown: see :func:`relevant_clip_span`).
 ASKS: tuple[str, ...] = ("visual", "audio")
+#: Trainer options that clip tuning does not use (no held-out split, no checkpoints),
+#: left out of its manifest.
+_NOT_CLIP_OPTIONS = ("holdout", "checkpoint_every", "keep_checkpoints")
 
 
 @dataclass
@@ -162,8 +168,9 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
         items: Training :class:`~modprobe.data.clips_items.ClipItem` rows; their ``gold``
             (the class of the asked modality) is the label.
         config: Steps, batch size, learning rate, LoRA settings, loss weights, seed,
-            threads (``perturbations``, ``holdout``, ``grad_accum`` and ``resume`` are
-            the interference trainer's and must stay at their defaults).
+            threads (``perturbations``, ``grad_accum`` and ``resume`` are the interference
+            trainer's and must stay at their defaults; ``holdout`` and the checkpoint
+            options do not apply).
         visual: How the frames are shown (``"image"`` or ``"video"``).
         progress: Called with each step's log row.
 
@@ -177,27 +184,24 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
     from nnsight import NNsight
 
     from modprobe.checks import check_out
-    from modprobe.study.runfolder import undo_new_run
+    from modprobe.study.runfolder import mark_complete, undo_new_run
 
     _check(loaded, items, config, visual)
     out = check_out(config.out, what="fine-tuning run")
-    base = base_name(loaded)
-    manifest = {"kind": RUN_KIND, "status": "running", "data": "clip items",
-                "options": {"base": base, "visual": visual, "n_items": len(items),
-                            **config.options()}}
     created = not out.exists()
+    accelerator = make_accelerator(config, loaded.device)  # one process, no autocast
     try:
+        manifest = _prepare_folder(loaded, items, config, visual, out)
         with deterministic_torch(config.seed, config.threads):
-            peft_model = apply_lora(loaded, config.lora, base)
+            peft_model = apply_lora(loaded, config.lora, manifest["options"]["base"])
             loaded = dataclasses.replace(loaded, model=NNsight(loaded.module))
             parameters = trainable_parameters(loaded.module)
             optimizer = torch.optim.AdamW(parameters.values(), lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
             manifest["trainable_parameters"] = sum(p.numel() for p in parameters.values())
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "manifest.json", manifest)
-            log, seconds = _steps(loaded, items, config, visual, optimizer, parameters,
-                                  progress)
+            write_json(out / MANIFEST, manifest)
+            opt = Optimization(parameters, optimizer, accelerator)
+            log, seconds = _steps(loaded, items, config, visual, opt, progress)
         loaded.module.eval()
         save_model(loaded, peft_model, out / MODEL_DIR)
     except BaseException:
@@ -206,37 +210,47 @@ def train_clips(loaded: Any, items: Sequence[Any], config: TrainConfig, *,
         raise
     frame = pd.DataFrame(log)
     write_csv(out / LOG_FILE, frame)
-    manifest.update({"status": "complete", "steps_done": config.steps,
-                     "seconds": round(seconds, 1),
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    write_json(out / "manifest.json", manifest)
+    manifest.update({"steps_done": config.steps, "seconds": round(seconds, 1)})
+    mark_complete(out, manifest)
     return ClipTuneResult(out=out, model=loaded, log=frame, seconds=seconds,
                           trainable=int(manifest["trainable_parameters"]))
 
 
+def _prepare_folder(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str,
+                    out: Path) -> dict[str, Any]:
+    """Create the run folder (:func:`modprobe.study.runfolder.prepare_run_folder`).
+
+    The manifest records the versions and the base model's fingerprint like every run
+    folder's, and the options that apply to clip tuning.
+    """
+    from modprobe.study.runfolder import model_fingerprint, prepare_run_folder
+
+    options = {"base": base_name(loaded), "visual": visual, "n_items": len(items),
+               **{k: v for k, v in config.options().items() if k not in _NOT_CLIP_OPTIONS}}
+    manifest = prepare_run_folder(out, options, resume=False, resume_keys=(), kind=RUN_KIND,
+                                  fingerprints={"model": model_fingerprint(loaded.module)})
+    manifest.update({"data": "clip items", "family": loaded.adapter.family})
+    return manifest
+
+
 def _steps(loaded: Any, items: Sequence[Any], config: TrainConfig, visual: str,
-           optimizer: torch.optim.Optimizer, parameters: dict[str, torch.nn.Parameter],
-           progress: Callable[[dict[str, float]], None] | None
+           opt: Optimization, progress: Callable[[dict[str, float]], None] | None
            ) -> tuple[list[dict[str, float]], float]:
-    """The optimizer steps (the trainer's learning-rate schedule)."""
-    loss_config: LossConfig = config.loss
+    """The optimizer steps (the trainer's :func:`~modprobe.finetune.loop.optimizer_step`)."""
     log: list[dict[str, float]] = []
     began = time.perf_counter()
     loaded.module.train()
     cache: dict[str, int] = {}
-    for step in range(config.steps):
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+
+    def _losses(step: int, index: int) -> dict[str, torch.Tensor]:
+        # One micro-batch per step (grad_accum 1): the rows depend on the step alone.
         rows = [items[i] for i in draw_rows(len(items), config.batch_size, config.seed, step)]
-        terms = compute_losses(loaded, clip_batch(loaded, rows, visual, cache), None,
-                               loss_config)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(list(parameters.values()), config.grad_clip)
-        optimizer.step()
-        row = {"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}, "lr": lr}
+        return compute_losses(loaded, clip_batch(loaded, rows, visual, cache), None,
+                              config.loss)
+
+    for step in range(config.steps):
+        row = {"step": step + 1, **optimizer_step(config, opt, step, _losses),
+               "lr": learning_rate(config, step)}
         log.append(row)
         if progress is not None:
             progress(row)

@@ -238,9 +238,5 @@ def run_demo(config: DemoConfig) -> pd.DataFrame:
     return summarise(config, list(models))
 
 
-if __name__ == "__main__":  # ``python -m modprobe.finetune.demo``: the same as ``modprobe finetune-demo``
-    import sys
-
-    from modprobe.commands.finetune_demo import main
-
-    sys.exit(main())
+if __name__ == "__main__":  # the command line is `modprobe finetune-demo`; the library never imports it
+    raise SystemExit("run `modprobe finetune-demo` (this module is its library part)")

@@ -5,12 +5,14 @@ the step, so resuming draws the same ones), computes the losses with
 :func:`modprobe.finetune.compute_losses` under bf16 autocast on GPU, averages gradients
 over processes (``accelerate launch`` runs one per GPU), clips and steps AdamW. The main
 process writes a checkpoint and the log every ``checkpoint_every`` steps.
+:func:`optimizer_step` is the one step of every trainer: clip tuning
+(:mod:`modprobe.finetune.clips`) gives it its own micro-batches.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,14 +114,13 @@ def run_steps(loaded: Any, items: list[Any], config: TrainConfig, opt: Optimizat
 
     main = opt.accelerator.is_main_process
     out = Path(config.out)
-    cache: dict[str, int] = {}
-    options = perturbation_options(loaded)
+    losses = _item_losses(loaded, items, config, opt.accelerator)
     bar = tqdm(total=config.steps, initial=start, desc="modprobe.finetune", unit="step",
                disable=not (progress and main))
     loaded.module.train()
     for step in range(start, config.steps):
         tick = time.perf_counter()
-        sums = _optimizer_step(loaded, items, config, opt, step, cache, options)
+        sums = optimizer_step(config, opt, step, losses)
         row = {"step": step + 1, **{k: sums[k] for k in ("loss", *TERMS) if k in sums},
                "lr": learning_rate(config, step), "seconds": time.perf_counter() - tick}
         log.append(row)
@@ -135,11 +136,42 @@ def run_steps(loaded: Any, items: list[Any], config: TrainConfig, opt: Optimizat
     loaded.module.eval()
 
 
-def _optimizer_step(loaded: Any, items: list[Any], config: TrainConfig, opt: Optimization,
-                    step: int, cache: dict[str, int], options: dict[str, Any]) -> dict[str, float]:
-    """One optimizer step over ``grad_accum`` micro-batches; the mean of each loss term."""
+def _item_losses(loaded: Any, items: list[Any], config: TrainConfig,
+                 accelerator: Any) -> Callable[[int, int], dict[str, torch.Tensor]]:
+    """The loss terms of a task-item micro-batch (clean and perturbed), by step and index."""
     from modprobe.finetune.step import compute_losses
 
+    cache: dict[str, int] = {}
+    options = perturbation_options(loaded)
+
+    def _losses(step: int, index: int) -> dict[str, torch.Tensor]:
+        batch = micro_batch(items, config.batch_size, config.seed, step, index, 0,
+                            config.perturbations, options)
+        clean, perturbed = train_batches(loaded, batch, cache)
+        with accelerator.autocast():
+            return compute_losses(loaded, clean, perturbed, config.loss)
+
+    return _losses
+
+
+def optimizer_step(config: TrainConfig, opt: Optimization, step: int,
+                   losses: Callable[[int, int], dict[str, torch.Tensor]]) -> dict[str, float]:
+    """One optimizer step over ``grad_accum`` micro-batches.
+
+    Sets the step's learning rate, backpropagates each micro-batch's ``loss`` divided by
+    ``grad_accum``, averages gradients over processes, clips them and steps the optimizer.
+
+    Args:
+        config: The run's options (``grad_accum``, ``grad_clip``, the learning rate).
+        opt: The parameters, optimizer and accelerator.
+        step: The optimizer step, counted from 0.
+        losses: Draws and encodes micro-batch ``index`` of ``step`` and returns its loss
+            terms (``"loss"``, the weighted total, is backpropagated): called as
+            ``losses(step, index)``.
+
+    Returns:
+        The mean of each loss term over the step's micro-batches (and processes).
+    """
     accelerator, parameters = opt.accelerator, list(opt.parameters.values())
     for group in opt.optimizer.param_groups:
         group["lr"] = learning_rate(config, step)
@@ -150,13 +182,9 @@ def _optimizer_step(loaded: Any, items: list[Any], config: TrainConfig, opt: Opt
         # by their index alone: N processes with grad_accum A train on the same batches
         # as one process with grad_accum N*A (docs/scale.md).
         index = accelerator.process_index * config.grad_accum + micro
-        batch = micro_batch(items, config.batch_size, config.seed, step, index, 0,
-                            config.perturbations, options)
-        clean, perturbed = train_batches(loaded, batch, cache)
-        with accelerator.autocast():
-            losses = compute_losses(loaded, clean, perturbed, config.loss)
-        accelerator.backward(losses["loss"] / config.grad_accum)
-        for key, value in losses.items():
+        terms = losses(step, index)
+        accelerator.backward(terms["loss"] / config.grad_accum)
+        for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) / config.grad_accum
     if accelerator.num_processes > 1:
         # Averaging gradients by hand keeps the model unwrapped (the capture traces the

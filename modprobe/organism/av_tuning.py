@@ -184,6 +184,8 @@ def _check_plan(out: Path, plan: TuningPlan) -> None:
                 f"{', '.join(str(before.get(k)) for k in differ)}); rerun with those, or "
                 "choose a new --out")
         return
+    if out.exists() and not out.is_dir():
+        raise ModprobeError(f"--out {out} is a file; choose a folder")
     if out.exists() and any(out.iterdir()):
         raise ModprobeError(f"--out {out} is not empty and holds no tuning experiment; "
                             "choose a new folder")
@@ -206,12 +208,14 @@ def run_tuning(out: str | Path, plan: TuningPlan | None = None, *, progress: boo
         The paired accuracy and contrast-change tables.
     """
     from modprobe.data.clips import generate_clips
+    from modprobe.errors import ModprobeError
     from modprobe.organism import AV_SHORTCUT_DIR
 
     plan = plan or TuningPlan()
     unknown = sorted(set(plan.variants) - set(VARIANTS))
     if unknown or not plan.variants:
-        raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+        raise ModprobeError(f"--variants: unknown {', '.join(unknown) or '(none)'}; "
+                            f"choose from {', '.join(VARIANTS)}")
     out = Path(out)
     _check_plan(out, plan)
     heldout = out / "heldout"

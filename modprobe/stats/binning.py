@@ -81,7 +81,8 @@ def binned_rate(
     """Rate of ``y`` per bin of ``x`` with intervals.
 
     ``rate_k = #(y = 1) in bin k / #items in bin k``. Intervals are Wilson intervals, or,
-    given ``clusters``, cluster-bootstrap intervals (`modprobe.stats.mean_interval`).
+    given ``clusters``, Korn-Graubard cluster intervals (`modprobe.stats.mean_interval`
+    with ``kind="rate"``).
     Empty bins are dropped.
 
     Args:
@@ -92,8 +93,9 @@ def binned_rate(
             an int.
         confidence: Interval level.
         clusters: ``items`` cluster labels, or None.
-        n_bootstrap: Replicates of the cluster bootstrap.
-        seed: Its seed.
+        n_bootstrap: Accepted for callers that pass it on; rate intervals draw no
+            bootstrap.
+        seed: Accepted likewise.
 
     Returns:
         One row per non-empty bin: ``x_low, x_high, x_mean, n, n_text, rate, ci_low,

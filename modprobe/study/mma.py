@@ -98,6 +98,10 @@ class MmaResult:
     summary: dict[str, Any]
     figures: list[Path] = field(default_factory=list)
 
+    def summary_lines(self) -> list[str]:
+        """The lines the run printed (accuracy per condition and prompt, d per span)."""
+        return list(self.summary.get("lines", []))
+
 
 def _check_config(config: MmaConfig) -> list[str]:
     """Refuse bad options before anything is written; returns the condition names."""

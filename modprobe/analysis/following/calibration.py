@@ -168,9 +168,5 @@ def coverage_study(
     )
 
 
-if __name__ == "__main__":  # ``python -m modprobe.analysis.following.calibration``: the same as ``modprobe calibration``
-    import sys
-
-    from modprobe.commands.calibration import main
-
-    sys.exit(main())
+if __name__ == "__main__":  # the command line is `modprobe calibration`; the library never imports it
+    raise SystemExit("run `modprobe calibration` (this module is its library part)")

@@ -18,7 +18,6 @@ two-core machine, ``OMP_NUM_THREADS=1 nice``) rewrites the block between the mar
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -116,8 +115,7 @@ def logistic_rows(n_datasets: int, sizes: Sequence[int], seed: int) -> list[str]
     return rows
 
 
-def cluster_rows(n_datasets: int, seed: int,
-                 n_bootstrap: int = DEFAULT_RESAMPLES) -> list[str]:
+def cluster_rows(n_datasets: int, seed: int) -> list[str]:
     """Coverage and median width of `mean_interval` with 8 and 12 clusters.
 
     Rows: 0/1 values from beta-binomial clusters of 10-39 items, then paired
@@ -125,9 +123,7 @@ def cluster_rows(n_datasets: int, seed: int,
 
     Args:
         n_datasets: Datasets drawn per row.
-        seed: Seed of the datasets.
-        n_bootstrap: Bootstrap replicates of the 0/1 rows' intervals (the other rows
-            use the default).
+        seed: Seed of the datasets (continuous means use the default replicates).
 
     Returns:
         Markdown lines: header, separator, one row per quantity and number of clusters.
@@ -144,7 +140,7 @@ def cluster_rows(n_datasets: int, seed: int,
                 means = rng.beta(a, b, n_clusters)
                 values = np.concatenate([rng.random(s) < q for s, q in zip(sizes, means)])
                 iv = mean_interval(values, np.repeat(np.arange(n_clusters), sizes),
-                                   kind="rate", n_bootstrap=n_bootstrap, seed=d)
+                                   kind="rate")
                 covered += iv.low <= p <= iv.high
                 widths.append(iv.high - iv.low)
             rows.append(f"| {n_clusters} | rate {p} | 10-39 | {rho} | "
@@ -280,7 +276,5 @@ def _other_coverage(kind: str, skew: str, n_clusters: int, n_datasets: int,
     return covered / n_datasets, float(np.median(widths))
 
 
-if __name__ == "__main__":  # ``python -m modprobe.analysis.following.coverage_table`` = ``modprobe coverage-table``
-    from modprobe.commands.coverage_table import main
-
-    sys.exit(main())
+if __name__ == "__main__":  # the command line is `modprobe coverage-table`; the library never imports it
+    raise SystemExit("run `modprobe coverage-table` (this module is its library part)")
