@@ -98,3 +98,14 @@ def test_monotone_crossing_is_consistent_on_a_step_law() -> None:
             y = rng.random(n) < np.where(x < 0.5, 0.9, 0.35)
             est.append(fit_isotonic(x, y).crossing(0.5))
         assert abs(np.median(est) - 0.5) < (0.05 if n == 500 else 0.02), (n, np.median(est))
+
+
+def test_trend_test_says_the_smallest_attainable_p_without_rounding_it_down() -> None:
+    # 3 clusters with a clean trend: all 8 sign flips give p = 2/8 = 0.25, the smallest
+    # p attainable; it used to be printed as "p<=0.2".
+    rng = np.random.default_rng(2)
+    x, y, c = simulate_clustered_law(3, 60, 0.0, -6.0, 0.0, rng)
+    test = trend_test(x, y, clusters=c)
+    assert test.p_value == pytest.approx(0.25)
+    assert test.describe().endswith(
+        "p=0.25 by all sign flips over 3 clusters: the smallest p they can give")

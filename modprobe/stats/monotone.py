@@ -265,8 +265,10 @@ class TrendTest:
                  else f"{RANDOM_FLIPS} random sign flips")
         floor = (2.0 / 2**self.n_clusters if self.n_clusters <= EXACT_FLIPS_UP_TO
                  else 1.0 / (RANDOM_FLIPS + 1))
-        p = f"p={self.p_value:.2g}" if self.p_value > floor else f"p<={floor:.1g}"
-        return f"score test t={self.statistic:.2f}, {p} by {flips} over {unit}"
+        # the smallest p the flips can give is said as such (never rounded below it)
+        least = ": the smallest p they can give" if self.p_value <= floor * (1 + 1e-9) else ""
+        return (f"score test t={self.statistic:.2f}, p={self.p_value:.2g} by {flips} over "
+                f"{unit}{least}")
 
 
 def trend_test(x: Any, y: Any, clusters: Any | None = None, alpha: float = 0.05,
