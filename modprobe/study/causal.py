@@ -237,7 +237,7 @@ def analyze_causal_and_tuned(out: Any, tables: dict[str, Any], items: pd.DataFra
     if "layers_tuned.csv" in tables:
         tuned_summary, tuned_figures = analyze_run(
             out / "tuned", items, tables["layers_tuned.csv"], mass, analysis,
-            model_name=model_name, num_layers=mass.shape[2])
+            model_name=f"{model_name} (tuned lens)", num_layers=mass.shape[2])
         osc = [f"tuned lens {line}" for line in tuned_summary.get("lines", [])
                if line.startswith("oscillation")]
         lines += osc
