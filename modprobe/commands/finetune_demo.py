@@ -25,12 +25,9 @@ def build_parser(prog: str = "modprobe finetune-demo") -> argparse.ArgumentParse
               "(each step resumable).")
     options.add_out(parser, "demo folder (resumed when it exists)", required=True)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
-    parser.add_argument("--steps", type=cli.positive_int, default=DEFAULTS["steps"],
-                        help="optimizer steps per variant")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=DEFAULTS["batch_size"],
-                        help="rows per step")
-    parser.add_argument("--lr", type=cli.positive_float, default=DEFAULTS["learning_rate"],
-                        help="LoRA learning rate")
+    options.add_training(parser, DEFAULTS, batch="rows per step",
+                         steps="optimizer steps per variant", lr="LoRA learning rate",
+                         threads="torch threads of training")
     parser.add_argument("--train-groups", type=cli.positive_int,
                         default=DEFAULTS["train_groups"], help="groups of training items")
     parser.add_argument("--draws", type=cli.positive_int, default=DEFAULTS["draws"],
@@ -40,8 +37,6 @@ def build_parser(prog: str = "modprobe finetune-demo") -> argparse.ArgumentParse
                         default=DEFAULTS["conflict_groups"],
                         help="groups of the conflict dataset")
     options.add_bootstrap(parser, default=DEFAULTS["n_bootstrap"])
-    parser.add_argument("--threads", type=cli.positive_int, default=DEFAULTS["threads"],
-                        help="torch threads of training")
     options.add_run_flags(parser, resume=None, figures=False)
     return parser
 

@@ -225,6 +225,35 @@ def add_run_flags(parser: Any, resume: str | None, figures: bool = True,
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+#: Help of ``--threads`` of the commands that train on the CPU.
+THREADS_HELP = "torch CPU threads (results are deterministic per seed and thread count)"
+
+
+def add_training(parser: Any, defaults: dict[str, Any], *, batch: str | None = None,
+                 steps: str = "optimizer steps", lr: str = "peak learning rate",
+                 threads: str | None = THREADS_HELP) -> None:
+    """``--steps``, ``--batch-size``, ``--lr`` and ``--threads`` of the commands that train.
+
+    Args:
+        parser: Parser or argument group.
+        defaults: The command's defaults (``steps``, ``batch_size``, ``learning_rate``,
+            ``threads``).
+        batch: Help of ``--batch-size`` (None: no such option).
+        steps: Help of ``--steps``.
+        lr: Help of ``--lr``.
+        threads: Help of ``--threads`` (None: no such option).
+    """
+    parser.add_argument("--steps", type=cli.positive_int, default=defaults["steps"], help=steps)
+    if batch is not None:
+        parser.add_argument("--batch-size", type=cli.positive_int,
+                            default=defaults["batch_size"], help=batch)
+    parser.add_argument("--lr", type=cli.positive_float, default=defaults["learning_rate"],
+                        help=lr)
+    if threads is not None:
+        parser.add_argument("--threads", type=cli.positive_int, default=defaults["threads"],
+                            help=threads)
+
+
 def run_and_report(run: Callable[[], Any], out: Path) -> int:
     """Run a resumable model run and print what it found (the commands that run models).
 

@@ -38,15 +38,7 @@ def build_parser(prog: str = "modprobe organism") -> argparse.ArgumentParser:
                     required=True,
                     overwrite="write into a non-empty --out, replacing the checkpoint there")
     options.add_seed(train, default=DEFAULTS["seed"])
-    train.add_argument("--steps", type=cli.positive_int, default=DEFAULTS["steps"],
-                       help="optimizer steps")
-    train.add_argument("--batch-size", type=cli.positive_int, default=DEFAULTS["batch_size"],
-                       help="items per step")
-    train.add_argument("--lr", type=cli.positive_float, default=DEFAULTS["learning_rate"],
-                       help="peak learning rate")
-    train.add_argument("--threads", type=cli.positive_int, default=DEFAULTS["threads"],
-                       help="torch CPU threads (results are deterministic per seed and "
-                            "thread count)")
+    options.add_training(train, DEFAULTS, batch="items per step")
     train.add_argument("--eval-every", type=cli.positive_int, default=DEFAULTS["eval_every"],
                        help="steps between held-out evaluations")
     train.add_argument("--probe-items", type=cli.positive_int, default=DEFAULTS["probe_items"],
@@ -65,15 +57,7 @@ def _add_train_av(sub: argparse._SubParsersAction) -> None:
                     required=True,
                     overwrite="write into a non-empty --out, replacing the checkpoint there")
     options.add_seed(train_av, default=AV_DEFAULTS["seed"])
-    train_av.add_argument("--steps", type=cli.positive_int, default=AV_DEFAULTS["steps"],
-                          help="optimizer steps")
-    train_av.add_argument("--batch-size", type=cli.positive_int,
-                          default=AV_DEFAULTS["batch_size"], help="clip questions per step")
-    train_av.add_argument("--lr", type=cli.positive_float,
-                          default=AV_DEFAULTS["learning_rate"], help="peak learning rate")
-    train_av.add_argument("--threads", type=cli.positive_int, default=AV_DEFAULTS["threads"],
-                          help="torch CPU threads (results are deterministic per seed and "
-                               "thread count)")
+    options.add_training(train_av, AV_DEFAULTS, batch="clip questions per step")
     train_av.add_argument("--eval-every", type=cli.positive_int,
                           default=AV_DEFAULTS["eval_every"],
                           help="steps between held-out evaluations")
@@ -95,8 +79,8 @@ def _add_tune_av(sub: argparse._SubParsersAction) -> None:
                         "with the base on held-out clips (docs/mma.md)")
     options.add_out(tune, "experiment folder (created; finished phases are kept, so a rerun "
                           "continues)", required=True)
-    tune.add_argument("--steps", type=cli.positive_int, default=TUNE_DEFAULTS["steps"],
-                      help="optimizer steps per tuned variant")
+    options.add_training(tune, TUNE_DEFAULTS, steps="optimizer steps per tuned variant",
+                         lr="LoRA learning rate", threads=None)
     tune.add_argument("--tune-clips", type=cli.positive_int,
                       default=TUNE_DEFAULTS["tune_clips"],
                       help="tuning clips (two questions each, half of them conflicts)")
@@ -104,8 +88,6 @@ def _add_tune_av(sub: argparse._SubParsersAction) -> None:
                       default=TUNE_DEFAULTS["heldout_clips"], help="held-out clips evaluated")
     tune.add_argument("--draws", type=cli.positive_int, default=TUNE_DEFAULTS["draws"],
                       help="draws of the misaligned condition")
-    tune.add_argument("--lr", type=cli.positive_float, default=TUNE_DEFAULTS["learning_rate"],
-                      help="LoRA learning rate")
     tune.add_argument("--rank", type=cli.positive_int, default=TUNE_DEFAULTS["rank"],
                       help="LoRA rank (alpha is twice the rank)")
     tune.add_argument("--variants", default=",".join(TUNE_DEFAULTS["variants"]),
