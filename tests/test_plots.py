@@ -214,3 +214,17 @@ def test_an_unbounded_interval_keeps_its_bar_and_the_axes_their_scale() -> None:
     drawn = [np.asarray(line.get_ydata()) for line in right.lines
              if np.array_equal(np.asarray(line.get_xdata()), [0, 0])]
     assert any(min(y) <= bottom and max(y) >= top for y in drawn)
+
+
+def test_an_open_balance_point_interval_keeps_its_horizontal_bar() -> None:
+    # a balance-point interval is open (inf) when replicates never cross 0.5
+    from dataclasses import replace
+
+    law = _law(0.0, 0)
+    opened = replace(law, balance_point=replace(law.balance_point, ci_low=-np.inf))
+    ax = plot_following_curve(opened).axes[0]
+    left, right = ax.get_xlim()
+    assert -3 < left and right < 3  # the scale is the finite data's
+    drawn = [np.asarray(line.get_xdata()) for line in ax.lines
+             if np.array_equal(np.asarray(line.get_ydata()), [0.5, 0.5])]
+    assert any(min(x) <= left and max(x) >= law.balance_point.ci_high for x in drawn)

@@ -145,7 +145,8 @@ def error_bars(center: Any, low: Any, high: Any) -> np.ndarray:
     return np.maximum(np.stack([c - lo, hi - c]), 0.0)
 
 
-def unbounded_bars(ax: Axes, x: Any, center: Any, low: Any, high: Any, color: Any) -> None:
+def unbounded_bars(ax: Axes, x: Any, center: Any, low: Any, high: Any, color: Any,
+                   vertical: bool = True) -> None:
     """Draw the error bars with an infinite bound, which matplotlib leaves out.
 
     An interval can be unbounded (a bootstrap over very few clusters); without its bar
@@ -160,10 +161,13 @@ def unbounded_bars(ax: Axes, x: Any, center: Any, low: Any, high: Any, color: An
         low: The ``n`` lower bounds.
         high: The ``n`` upper bounds.
         color: The bars' color.
+        vertical: Bars along y at positions on x (``yerr``); False: along x at
+            positions on y (``xerr``).
     """
     c, lo, hi = (np.asarray(v, dtype=np.float64) for v in (center, low, high))
     for xi, ci, li, ui in zip(np.asarray(x, dtype=np.float64), c, lo, hi):
         if np.isfinite(ci) and (np.isinf(li) or np.isinf(ui)):
+            ends = np.clip([li, ui], -1e300, 1e300)
             # an artist (not ax.plot) so that autoscaling ignores the 1e300 ends
-            ax.add_artist(Line2D([xi, xi], np.clip([li, ui], -1e300, 1e300), color=color,
-                                 lw=1.5))
+            ax.add_artist(Line2D(*(([xi, xi], ends) if vertical else (ends, [xi, xi])),
+                                 color=color, lw=1.5))

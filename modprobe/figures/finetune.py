@@ -32,7 +32,7 @@ from matplotlib.ticker import MaxNLocator
 
 from modprobe.analysis.interference.plots import plot_flip_rates
 from modprobe.analysis.interference.plots import plot_radar as radar
-from modprobe.analysis.plotting import panel_figure, save_figure
+from modprobe.analysis.plotting import panel_figure, save_figure, unbounded_bars
 from modprobe.finetune.data import RELEVANT_SPANS
 from modprobe.finetune.demo import CAL_LAYERS, TRAIN_PERTURB, VARIANTS
 from modprobe.run import load_run
@@ -137,6 +137,7 @@ def plot_following(summary: pd.DataFrame, fig: FigureBase | None = None) -> Figu
         ok = np.isfinite(est)
         ax.errorbar(est[ok], y[ok], xerr=[est[ok] - low[ok], high[ok] - est[ok]], fmt="o",
                     color="black", capsize=3)
+        unbounded_bars(ax, y[ok], est[ok], low[ok], high[ok], "black", vertical=False)
         for j in np.flatnonzero(~ok):
             ax.text(0.02, y[j], "no crossing", va="center", transform=ax.get_yaxis_transform())
         ax.set_yticks(y, models)

@@ -145,6 +145,8 @@ def _draw_balance_points(ax: Axes, law: Law, color: Any, show_isotonic: bool,
                     xerr=error_bars([mono.value], [mono.ci_low], [mono.ci_high]),
                     fmt="o", ms=7, mfc="white", color=color, ecolor=color, elinewidth=1,
                     capsize=3, zorder=4, label=f"{monotone_label} x*={mono.value:.2f}")
+        unbounded_bars(ax, [0.46], [mono.value], [mono.ci_low], [mono.ci_high], color,
+                       vertical=False)
     bp = law.balance_point
     if bp.crosses:
         ax.errorbar(
@@ -161,6 +163,7 @@ def _draw_balance_points(ax: Axes, law: Law, color: Any, show_isotonic: bool,
             capsize=4,
             zorder=5,
         )
+        unbounded_bars(ax, [0.5], [bp.value], [bp.ci_low], [bp.ci_high], color, vertical=False)
 
 
 def plot_uncertainty_distribution(
